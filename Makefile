@@ -1,0 +1,57 @@
+# obs-pipelines: `make demo` runs the main job on the embedded default; `make test` runs the suite.
+# Both set up everything they need on a fresh Debian machine (Python venv, Debian servers for tests).
+
+VENV      := .venv
+BIN       := $(VENV)/bin
+PYTHON    ?= python3
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+TEST_DEBS := prometheus prometheus-alertmanager prometheus-pushgateway
+
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export OBS_CONFIG   ?= $(CURDIR)/obs.yaml
+
+.PHONY: env demo test ui lint format bench servers clean
+
+env: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	ln -sf $(CURDIR)/dagster.yaml $@
+
+demo: env
+	$(BIN)/obs demo
+
+ui: env
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# Servers the tests start on 127.0.0.1 come from Debian; nothing here leaves them running.
+servers:
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
+	    || ! command -v prometheus-alertmanager >/dev/null || ! command -v prometheus-pushgateway >/dev/null; then \
+	  echo "installing $(TEST_DEBS) from Debian"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEST_DEBS) >/dev/null; \
+	fi
+
+test: env servers
+	$(BIN)/pytest
+
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: env
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: env servers
+	$(BIN)/python -m bench.ingest_bench
+
+clean:
+	rm -rf lake .dagster_home bench/work .pytest_cache

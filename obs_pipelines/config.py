@@ -1,0 +1,442 @@
+"""Typed configuration (``obs.yaml``), validated at load.
+
+Every refusal is one line naming the key and the fix. Secrets are never in the file: it names
+the environment variables that hold them, and those are checked at load for every source in use.
+"""
+
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from obs_pipelines.durations import format_duration, parse_duration
+from obs_pipelines.errors import ConfigError
+from obs_pipelines.selectors import parse_selector
+
+DEFAULT_CONFIG_PATH = "obs.yaml"
+CONFIG_ENV_VAR = "OBS_CONFIG"
+
+PILLARS = ("metrics", "logs", "traces", "alerts", "slo")
+DATASETS = (
+    "metric_series",
+    "metric_samples",
+    "log_records",
+    "spans",
+    "alert_events",
+    "alert_rules",
+)
+
+
+def _to_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return parse_duration(value)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+def _to_utc(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    raise ValueError("expected an ISO 8601 time such as 2026-11-01T00:00:00Z")
+
+
+UtcTime = Annotated[datetime, BeforeValidator(_to_utc)]
+
+
+def _check_url(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https"):
+        raise ValueError(f"'{value}' has no http:// or https:// scheme; write it as http://{value}")
+    if not parsed.hostname:
+        raise ValueError(f"'{value}' has no host; write it as http://HOST:PORT")
+    try:
+        _ = parsed.port
+    except ValueError:
+        raise ValueError(f"'{value}' has a port that is not a number from 1 to 65535") from None
+    if parsed.query or parsed.fragment:
+        raise ValueError(f"'{value}' carries a query or fragment; give the base URL only")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, BeforeValidator(_check_url)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BasicAuth(Strict):
+    username_env: str = Field(description="Environment variable holding the user name.")
+    password_env: str = Field(description="Environment variable holding the password.")
+
+
+class HttpAuth(Strict):
+    """Credentials by reference: each field names an environment variable."""
+
+    bearer_token_env: str | None = None
+    basic: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> "HttpAuth":
+        if self.bearer_token_env and self.basic:
+            raise ValueError("give either bearer_token_env or basic, not both")
+        return self
+
+    def env_vars(self) -> list[tuple[str, str]]:
+        """(key, variable) pairs that must be set for this auth to work."""
+        pairs = []
+        if self.bearer_token_env:
+            pairs.append(("bearer_token_env", self.bearer_token_env))
+        if self.basic:
+            pairs += [
+                ("basic.username_env", self.basic.username_env),
+                ("basic.password_env", self.basic.password_env),
+            ]
+        return pairs
+
+
+class Tls(Strict):
+    verify: bool = True
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+
+class PrometheusSourceConfig(Strict):
+    url: HttpUrl
+    selectors: list[str] = Field(min_length=1)
+    timeout: Duration = timedelta(seconds=120)
+    retries: int = Field(default=3, ge=0, le=20)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    # Largest window one request may span; longer windows are split before asking.
+    max_request_window: Duration = timedelta(hours=1)
+    # Prometheus refuses a query loading more than --query.max-samples; windows are halved until
+    # they fit, down to this width.
+    min_request_window: Duration = timedelta(seconds=30)
+    auth: HttpAuth | None = None
+    tls: Tls = Tls()
+
+    @field_validator("selectors")
+    @classmethod
+    def _selectors_parse(cls, selectors: list[str]) -> list[str]:
+        for selector in selectors:
+            parse_selector(selector)
+        if len(set(selectors)) != len(selectors):
+            raise ValueError("a selector is listed twice; its series would be fetched twice")
+        return selectors
+
+
+class SimulatorConfig(Strict):
+    """The built-in Waardhaven telemetry: deterministic, so reruns converge."""
+
+    seed: int = 42
+    scrape_interval: Duration = timedelta(seconds=15)
+    instances_per_service: int = Field(default=2, ge=1, le=50)
+
+
+class SourcesConfig(Strict):
+    metrics: Literal["simulator", "prometheus"] = "simulator"
+    simulator: SimulatorConfig = SimulatorConfig()
+    prometheus: PrometheusSourceConfig | None = None
+
+    @model_validator(mode="after")
+    def _selected_sources_configured(self) -> "SourcesConfig":
+        if self.metrics == "prometheus" and self.prometheus is None:
+            raise ValueError(
+                "metrics come from 'prometheus' but there is no sources.prometheus section; "
+                "add one with url and selectors, or set sources.metrics: simulator"
+            )
+        return self
+
+
+class S3Config(Strict):
+    endpoint_url: HttpUrl | None = None
+    region: str = "us-east-1"
+    access_key_id_env: str | None = "AWS_ACCESS_KEY_ID"
+    secret_access_key_env: str | None = "AWS_SECRET_ACCESS_KEY"
+    session_token_env: str | None = None
+
+
+class LakeConfig(Strict):
+    root: str = "lake"
+    catalog: str = "lake/obs.duckdb"
+    s3: S3Config = S3Config()
+
+    @field_validator("root")
+    @classmethod
+    def _root_form(cls, root: str) -> str:
+        if "://" in root:
+            scheme, _, rest = root.partition("://")
+            if scheme != "s3":
+                raise ValueError(
+                    f"'{root}': the lake lives in a local folder or at s3://bucket/prefix"
+                )
+            bucket = rest.split("/", 1)[0]
+            if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+                raise ValueError(f"'{root}': '{bucket}' is not a valid S3 bucket name")
+        return root.rstrip("/")
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+
+class TierAges(Strict):
+    """Age at which data leaves each tier; ``null`` skips the tier. The last one is deletion."""
+
+    hot: Duration
+    warm: Duration | None = None
+    cold: Duration | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TierAges":
+        ages = [a for a in (self.hot, self.warm, self.cold) if a is not None]
+        if ages != sorted(ages):
+            raise ValueError(
+                "ages must grow from hot to warm to cold (each is the age data leaves that tier)"
+            )
+        return self
+
+
+class RetentionConfig(Strict):
+    metrics: TierAges = TierAges(
+        hot=timedelta(days=2), warm=timedelta(days=30), cold=timedelta(days=365)
+    )
+    logs: TierAges = TierAges(
+        hot=timedelta(days=90), warm=timedelta(days=365), cold=timedelta(days=7 * 365)
+    )
+    traces: TierAges = TierAges(hot=timedelta(days=7))
+    alerts: TierAges = TierAges(
+        hot=timedelta(days=7), warm=timedelta(days=365), cold=timedelta(days=7 * 365)
+    )
+
+
+class ServiceConfig(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    owner: str
+    tier: Literal["critical", "high", "standard", "low"] = "standard"
+    description: str = ""
+    pillars: list[Literal["metrics", "logs", "traces", "alerts", "slo"]] = list(PILLARS)
+
+
+class RatioSli(Strict):
+    type: Literal["ratio"]
+    total: str = Field(description="Counter selector counting every event.")
+    good: str | None = None
+    bad: str | None = None
+
+    @model_validator(mode="after")
+    def _good_or_bad(self) -> "RatioSli":
+        if (self.good is None) == (self.bad is None):
+            raise ValueError("give exactly one of good or bad next to total")
+        for selector in (self.total, self.good, self.bad):
+            if selector is not None:
+                parse_selector(selector)
+        return self
+
+
+class LatencySli(Strict):
+    type: Literal["latency"]
+    histogram: str = Field(description="Selector of the histogram's _bucket series.")
+    threshold_seconds: float = Field(gt=0)
+
+    @field_validator("histogram")
+    @classmethod
+    def _bucket_series(cls, selector: str) -> str:
+        parsed = parse_selector(selector)
+        if not (parsed.metric or "").endswith("_bucket"):
+            raise ValueError(f"'{selector}' must select a histogram's _bucket series")
+        return selector
+
+
+class ThresholdSli(Strict):
+    type: Literal["threshold"]
+    gauge: str
+    max: float | None = None
+    min: float | None = None
+
+    @model_validator(mode="after")
+    def _bound(self) -> "ThresholdSli":
+        parse_selector(self.gauge)
+        if self.max is None and self.min is None:
+            raise ValueError("give max, min or both: the bound the gauge must stay within")
+        return self
+
+
+Sli = Annotated[RatioSli | LatencySli | ThresholdSli, Field(discriminator="type")]
+
+
+class SloConfig(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$")
+    service: str
+    description: str = ""
+    objective: float = Field(gt=0, lt=1, description="Target share of good events, e.g. 0.999.")
+    window: Duration = timedelta(days=30)
+    sli: Sli
+
+
+class IngestConfig(Strict):
+    start: UtcTime = Field(
+        default=datetime(2026, 11, 1, tzinfo=UTC), description="First hourly partition."
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _on_the_hour(cls, start: datetime) -> datetime:
+        if start.minute or start.second or start.microsecond:
+            raise ValueError(f"{start.isoformat()} is not on the hour; partitions are hourly")
+        return start
+
+
+class ObsConfig(Strict):
+    ingest: IngestConfig = IngestConfig()
+    sources: SourcesConfig = SourcesConfig()
+    lake: LakeConfig = LakeConfig()
+    retention: RetentionConfig = RetentionConfig()
+    services: list[ServiceConfig] = []
+    slos: list[SloConfig] = []
+    freshness: dict[Literal[DATASETS], Duration] = {}  # type: ignore[valid-type]
+
+    # Where the file was read from; relative lake paths resolve against its folder.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _references(self) -> "ObsConfig":
+        names = [s.name for s in self.services]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"services: {sorted(duplicates)} listed more than once")
+        for slo in self.slos:
+            if names and slo.service not in names:
+                raise ValueError(
+                    f"slos: '{slo.name}' names service '{slo.service}', which is not under services; "
+                    "add it there or fix the name"
+                )
+        slo_names = [s.name for s in self.slos]
+        if len(set(slo_names)) != len(slo_names):
+            raise ValueError("slos: two SLOs share a name; names must be unique")
+        return self
+
+    def resolve_path(self, path: str) -> str:
+        """A local path from the config, made absolute against the config file's folder."""
+        if "://" in path:
+            return path
+        candidate = Path(path)
+        return str(candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve())
+
+    @property
+    def lake_root(self) -> str:
+        return self.resolve_path(self.lake.root)
+
+    @property
+    def catalog_path(self) -> str:
+        return self.resolve_path(self.lake.catalog)
+
+    def required_env_vars(self) -> list[tuple[str, str]]:
+        """(config key, variable name) for every secret the sources in use need."""
+        required: list[tuple[str, str]] = []
+        prom = self.sources.prometheus
+        if self.sources.metrics == "prometheus" and prom and prom.auth:
+            required += [(f"sources.prometheus.auth.{k}", v) for k, v in prom.auth.env_vars()]
+        if self.lake.is_s3:
+            s3 = self.lake.s3
+            for key in ("access_key_id_env", "secret_access_key_env", "session_token_env"):
+                if getattr(s3, key):
+                    required.append((f"lake.s3.{key}", getattr(s3, key)))
+        return required
+
+
+def secret(variable: str) -> str:
+    """Read a secret named by the config; load_config has already checked it is set."""
+    value = os.environ.get(variable)
+    if value is None:
+        raise ConfigError(f"environment variable {variable} is not set; export it before running")
+    return value
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> ObsConfig:
+    """Read and validate the config from ``path``, ``$OBS_CONFIG`` or ``./obs.yaml``."""
+    config_path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+    if not config_path.is_file():
+        raise ConfigError(
+            f"{config_path}: config file not found; set {CONFIG_ENV_VAR} to its path or copy obs.yaml"
+        )
+    try:
+        raw = yaml.safe_load(config_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{config_path}: {problem}{where}; fix the YAML syntax there") from None
+    return parse_config(raw, source=str(config_path), base_dir=config_path.resolve().parent)
+
+
+def parse_config(raw: Any, source: str = "config", base_dir: Path | None = None) -> ObsConfig:
+    """Validate an already-parsed mapping; errors name ``source`` and the key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of sections (sources, lake, ...)"
+        )
+    try:
+        config = ObsConfig.model_validate({**raw, "base_dir": base_dir or Path(".")})
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
+    for key, variable in config.required_env_vars():
+        if variable not in os.environ:
+            raise ConfigError(
+                f"{source}: {key}: environment variable {variable} is not set; export it or change {key}"
+            )
+    return config
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = _dotted(error["loc"])
+    kind, message = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key; remove it or check its spelling"
+    if kind == "missing":
+        return f"{key}: required key is missing; add it"
+    if kind == "value_error":
+        message = str(error.get("ctx", {}).get("error", message))
+        return f"{key}: {message}" if key else message
+    if kind == "literal_error":
+        return f"{key}: got {error.get('input')!r}; {message[0].lower()}{message[1:]}"
+    got = error.get("input")
+    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    return f"{key}: {message[0].lower()}{message[1:]}{shown}; fix the value"
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{item}]"]
+        elif item in ("ratio", "latency", "threshold", "function-after[_ordered(), TierAges]"):
+            continue
+        else:
+            parts.append(str(item))
+    return ".".join(parts)

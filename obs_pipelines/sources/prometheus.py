@@ -1,0 +1,197 @@
+"""Raw samples from Prometheus, with their exact timestamps.
+
+Each request is an instant query of a range selector (``sel[3600000ms]``), which returns stored
+samples untouched; ``query_range`` would re-sample on a step grid and is never used. The connection
+(auth, TLS, retries with backoff) is prometheus-api-client's; the body is read raw and decoded by
+:mod:`prometheus_decode`. A window that would load more samples than the server's
+``--query.max-samples`` is halved until each request fits.
+"""
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import numpy as np
+import pyarrow as pa
+import requests
+from prometheus_api_client import PrometheusConnect
+from urllib3.util.retry import Retry
+
+from obs_pipelines.config import PrometheusSourceConfig, secret
+from obs_pipelines.errors import SourceError
+from obs_pipelines.schemas import METRIC_SAMPLES
+from obs_pipelines.sources.base import MetricChunk
+from obs_pipelines.sources.prometheus_decode import DecodedMatrix, decode_matrix
+from obs_pipelines.sources.series import series_table
+from obs_pipelines.windows import TimeWindow
+
+RETRY_ON_STATUS = (408, 429, 500, 502, 503, 504)
+
+
+class _TooManySamples(Exception):
+    pass
+
+
+class PrometheusSource:
+    name = "prometheus"
+
+    def __init__(self, config: PrometheusSourceConfig) -> None:
+        self.config = config
+        self.url = config.url
+        self.requests_made = 0
+        self._session = requests.Session()
+        tls = config.tls
+        self._session.verify = str(tls.ca_file) if tls.ca_file else tls.verify
+        if tls.client_cert:
+            self._session.cert = (
+                (str(tls.client_cert), str(tls.client_key))
+                if tls.client_key
+                else str(tls.client_cert)
+            )
+        headers = {"Accept-Encoding": "gzip"}
+        auth = None
+        if config.auth and config.auth.bearer_token_env:
+            headers["Authorization"] = f"Bearer {secret(config.auth.bearer_token_env)}"
+        if config.auth and config.auth.basic:
+            auth = (secret(config.auth.basic.username_env), secret(config.auth.basic.password_env))
+        retry = Retry(
+            total=config.retries,
+            backoff_factor=config.retry_backoff_seconds,
+            status_forcelist=RETRY_ON_STATUS,
+            allowed_methods=None,  # every request here is a read, POST included
+            respect_retry_after_header=True,
+        )
+        self.client = PrometheusConnect(
+            url=config.url,
+            headers=headers,
+            auth=auth,
+            retry=retry,
+            session=self._session,
+            timeout=config.timeout.total_seconds(),
+            method="POST",
+        )
+
+    def read_metrics(self, window: TimeWindow) -> Iterator[MetricChunk]:
+        for selector in self.config.selectors:
+            yield from self._read_selector(selector, window)
+
+    def _read_selector(self, selector: str, window: TimeWindow) -> Iterator[MetricChunk]:
+        pending = list(window.split(self.config.max_request_window))
+        while pending:
+            piece = pending.pop(0)
+            try:
+                decoded = self._query_range_vector(selector, piece)
+            except _TooManySamples:
+                if piece.duration <= self.config.min_request_window:
+                    raise SourceError(
+                        f"Prometheus at {self.url} refuses even {piece.duration} of {selector} as too many samples; "
+                        "narrow the selector or raise Prometheus's --query.max-samples"
+                    ) from None
+                middle = piece.start + timedelta(milliseconds=(piece.end_ms - piece.start_ms) // 2)
+                pending[0:0] = [TimeWindow(piece.start, middle), TimeWindow(middle, piece.end)]
+                continue
+            yield _chunk(decoded, piece)
+
+    def _query_range_vector(self, selector: str, piece: TimeWindow) -> DecodedMatrix:
+        # Evaluate at end - 1 ms over the whole width, then keep [start, end) exactly: this is
+        # right whether range selectors are closed at the left (Prometheus 2) or open (3).
+        width_ms = piece.end_ms - piece.start_ms
+        form = {"query": f"{selector}[{width_ms}ms]", "time": f"{(piece.end_ms - 1) / 1000:.3f}"}
+        body = self._post("/api/v1/query", form, selector)
+        return decode_matrix(body)
+
+    def _post(self, path: str, form: dict[str, str], selector: str) -> bytes:
+        self.requests_made += 1
+        try:
+            response = self._session.post(
+                f"{self.url}{path}",
+                data=form,
+                headers=self.client.headers,
+                auth=self.client.auth,
+                timeout=self.config.timeout.total_seconds(),
+            )
+        except requests.exceptions.RetryError as exc:
+            raise SourceError(
+                f"Prometheus at {self.url} kept failing ({_reason(exc)}) after {self.config.retries} retries; "
+                "check the server's health, then rerun"
+            ) from None
+        except requests.exceptions.SSLError as exc:
+            raise SourceError(
+                f"TLS to Prometheus at {self.url} failed ({_reason(exc)}); check sources.prometheus.tls"
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            if "timed out" in str(exc).lower():
+                raise SourceError(
+                    f"Prometheus at {self.url} did not answer within {self.config.timeout}; "
+                    "raise sources.prometheus.timeout or lower sources.prometheus.max_request_window"
+                ) from None
+            raise SourceError(
+                f"Prometheus at {self.url} is unreachable ({_reason(exc)}); "
+                "check sources.prometheus.url and that the server is running"
+            ) from None
+        if response.status_code == 200:
+            return response.content
+        error = _error_text(response)
+        if response.status_code == 422 and "too many samples" in error:
+            raise _TooManySamples()
+        if response.status_code in (401, 403):
+            raise SourceError(
+                f"Prometheus at {self.url} refused the credentials (HTTP {response.status_code}); "
+                "check sources.prometheus.auth and the variables it names"
+            )
+        if response.status_code == 400:
+            raise SourceError(
+                f"Prometheus refused the selector {selector} ({error}); fix sources.prometheus.selectors"
+            )
+        if response.status_code == 404:
+            raise SourceError(
+                f"{self.url}{path} was not found (HTTP 404); sources.prometheus.url must be the Prometheus base URL"
+            )
+        raise SourceError(
+            f"Prometheus at {self.url} answered HTTP {response.status_code} ({error}); rerun once it is healthy"
+        )
+
+
+def _chunk(decoded: DecodedMatrix, window: TimeWindow) -> MetricChunk:
+    series, ids = series_table(decoded.label_sets)
+    per_sample_series = np.repeat(np.arange(len(ids)), decoded.counts)
+    keep = (decoded.ts_ms >= window.start_ms) & (decoded.ts_ms < window.end_ms)
+    if not keep.all():
+        per_sample_series = per_sample_series[keep]
+        present = np.bincount(per_sample_series, minlength=len(ids)) > 0
+        series = series.filter(pa.array(present))
+    id_column = (
+        np.asarray(ids, dtype=np.uint64)[per_sample_series] if ids else np.empty(0, np.uint64)
+    )
+    samples = pa.table(
+        [
+            pa.array(id_column, pa.uint64()),
+            pa.array(decoded.ts_ms[keep], pa.int64()).cast(pa.timestamp("ms")),
+            pa.array(decoded.values[keep], pa.float64()),
+        ],
+        schema=METRIC_SAMPLES,
+    )
+    return MetricChunk(series=series, samples=samples)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "too many",
+        "timed out",
+        "certificate verify failed",
+    ):
+        if marker in text:
+            start = text.find(marker)
+            return text[start : text.find(")", start) if ")" in text[start:] else None].strip(
+                "'\" "
+            )
+    return text.split(": ", 1)[-1][:160]
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        return str(response.json().get("error", ""))[:300] or response.reason
+    except ValueError:
+        return response.text[:300] or response.reason

@@ -1,0 +1,1 @@
+"""Dagster schedules and sensors: when assets materialize, and what flags stale data."""
