@@ -94,7 +94,9 @@ def _view_statements(lake: Lake) -> list[str]:
            SELECT s.metric, s.labels, s.service, s.job, s.instance, x.series_id, x.ts, x.value
            FROM metric_samples x JOIN metric_series s USING (series_id)""",
     ]
-    statements += [f"CREATE OR REPLACE VIEW {name} AS\n{sql}" for name, sql in report_queries().items()]
+    statements += [
+        f"CREATE OR REPLACE VIEW {name} AS\n{sql}" for name, sql in report_queries().items()
+    ]
     return statements
 
 

@@ -36,8 +36,9 @@ DATASETS = (
     "metric_samples",
     "log_records",
     "spans",
-    "alert_events",
+    "alert_fragments",
     "alert_rules",
+    "alertmanager_alerts",
 )
 
 
@@ -158,18 +159,111 @@ class SimulatorConfig(Strict):
     instances_per_service: int = Field(default=2, ge=1, le=50)
 
 
+class EsAuth(Strict):
+    """Elasticsearch credentials by reference: an API key, or a user and password."""
+
+    api_key_env: str | None = None
+    basic: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> "EsAuth":
+        if bool(self.api_key_env) == bool(self.basic):
+            raise ValueError("give exactly one of api_key_env or basic")
+        return self
+
+    def env_vars(self) -> list[tuple[str, str]]:
+        if self.api_key_env:
+            return [("api_key_env", self.api_key_env)]
+        assert self.basic is not None
+        return [
+            ("basic.username_env", self.basic.username_env),
+            ("basic.password_env", self.basic.password_env),
+        ]
+
+
+class EsFieldMapping(Strict):
+    """Where each log_records column comes from in the documents (ECS names by default)."""
+
+    timestamp: str = "@timestamp"
+    service: str = "service.name"
+    level: str = "log.level"
+    message: str = "message"
+    trace_id: str = "trace.id"
+    span_id: str = "span.id"
+    host: str = "host.name"
+
+
+class ElasticsearchSourceConfig(Strict):
+    url: HttpUrl
+    index: str = "logs-*"
+    fields: EsFieldMapping = EsFieldMapping()
+    page_size: int = Field(default=5000, ge=1, le=10000)
+    slices: int = Field(default=1, ge=1, le=64, description="Parallel sliced exports per window.")
+    keep_alive: Duration = timedelta(minutes=2)
+    timeout: Duration = timedelta(seconds=60)
+    retries: int = Field(default=5, ge=0, le=20)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    # Server major version: "auto" asks the cluster; 8 sends compatible-with=8 media types.
+    server_version: Literal["auto", "8", "9"] = "auto"
+    auth: EsAuth | None = None
+    tls: Tls = Tls()
+
+
+class JaegerSourceConfig(Strict):
+    url: HttpUrl
+    api: Literal["auto", "v3", "v1"] = "auto"
+    services: list[str] | None = Field(
+        default=None, description="Services to export; default: all discovered."
+    )
+    search_depth: int = Field(default=1000, ge=1, le=100_000)
+    min_split_window: Duration = timedelta(seconds=1)
+    timeout: Duration = timedelta(seconds=60)
+    retries: int = Field(default=3, ge=0, le=20)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    auth: HttpAuth | None = None
+    tls: Tls = Tls()
+
+
+class AlertmanagerSourceConfig(Strict):
+    url: HttpUrl
+    timeout: Duration = timedelta(seconds=30)
+    retries: int = Field(default=3, ge=0, le=20)
+    auth: HttpAuth | None = None
+    tls: Tls = Tls()
+
+
+class AlertDerivationConfig(Strict):
+    """How firing intervals are derived from Prometheus's ALERTS series."""
+
+    evaluation_interval: Duration = timedelta(seconds=15)
+    missed_evaluations_tolerated: int = Field(default=1, ge=0, le=10)
+
+
 class SourcesConfig(Strict):
     metrics: Literal["simulator", "prometheus"] = "simulator"
+    logs: Literal["simulator", "elasticsearch"] = "simulator"
+    traces: Literal["simulator", "jaeger"] = "simulator"
+    alerts: Literal["simulator", "prometheus"] = "simulator"
     simulator: SimulatorConfig = SimulatorConfig()
     prometheus: PrometheusSourceConfig | None = None
+    elasticsearch: ElasticsearchSourceConfig | None = None
+    jaeger: JaegerSourceConfig | None = None
+    alertmanager: AlertmanagerSourceConfig | None = None
+    alert_derivation: AlertDerivationConfig = AlertDerivationConfig()
 
     @model_validator(mode="after")
     def _selected_sources_configured(self) -> "SourcesConfig":
-        if self.metrics == "prometheus" and self.prometheus is None:
-            raise ValueError(
-                "metrics come from 'prometheus' but there is no sources.prometheus section; "
-                "add one with url and selectors, or set sources.metrics: simulator"
-            )
+        for pillar, backend in (
+            ("metrics", self.metrics),
+            ("logs", self.logs),
+            ("traces", self.traces),
+            ("alerts", self.alerts),
+        ):
+            if backend != "simulator" and getattr(self, backend) is None:
+                raise ValueError(
+                    f"{pillar} come from '{backend}' but there is no sources.{backend} section; "
+                    f"add one with its url, or set sources.{pillar}: simulator"
+                )
         return self
 
 
@@ -359,9 +453,13 @@ class ObsConfig(Strict):
     def required_env_vars(self) -> list[tuple[str, str]]:
         """(config key, variable name) for every secret the sources in use need."""
         required: list[tuple[str, str]] = []
-        prom = self.sources.prometheus
-        if self.sources.metrics == "prometheus" and prom and prom.auth:
-            required += [(f"sources.prometheus.auth.{k}", v) for k, v in prom.auth.env_vars()]
+        used = {self.sources.metrics, self.sources.logs, self.sources.traces, self.sources.alerts}
+        if self.sources.alerts == "prometheus":
+            used.add("alertmanager")
+        for backend in ("prometheus", "elasticsearch", "jaeger", "alertmanager"):
+            section = getattr(self.sources, backend)
+            if backend in used and section is not None and section.auth is not None:
+                required += [(f"sources.{backend}.auth.{k}", v) for k, v in section.auth.env_vars()]
         if self.lake.is_s3:
             s3 = self.lake.s3
             for key in ("access_key_id_env", "secret_access_key_env", "session_token_env"):

@@ -26,13 +26,129 @@ METRIC_SAMPLES = pa.schema(
     ]
 )
 
+LOG_RECORDS = pa.schema(
+    [
+        pa.field("ts", pa.timestamp("us"), nullable=False),
+        pa.field("service", pa.string()),
+        pa.field(
+            "level", pa.string()
+        ),  # lower-cased: trace, debug, info, warn, error, fatal (or as sent)
+        pa.field("message", pa.string()),
+        pa.field("trace_id", pa.string()),
+        pa.field("span_id", pa.string()),
+        pa.field("host", pa.string()),
+        pa.field("index", pa.string(), nullable=False),
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("attributes", pa.string()),  # JSON object of every unmapped field
+    ]
+)
+
+SPANS = pa.schema(
+    [
+        pa.field("trace_id", pa.string(), nullable=False),  # lower-case hex, 32 chars
+        pa.field("span_id", pa.string(), nullable=False),  # lower-case hex, 16 chars
+        pa.field("parent_span_id", pa.string()),
+        pa.field("service", pa.string()),
+        pa.field("operation", pa.string()),
+        pa.field("start_ts", pa.timestamp("us"), nullable=False),
+        pa.field("duration_us", pa.int64()),
+        pa.field("kind", pa.string()),  # server, client, producer, consumer, internal, unspecified
+        pa.field("status_code", pa.string()),  # unset, ok, error
+        pa.field("is_error", pa.bool_()),
+        pa.field("http_status", pa.int32()),
+        pa.field("peer_service", pa.string()),
+        pa.field("attributes", pa.string()),  # JSON object of the remaining tags/attributes
+    ]
+)
+
+# One firing (or pending) stretch of one alert as seen inside one hourly partition. The catalog's
+# `alert_events` view stitches fragments of consecutive partitions into whole intervals, so the
+# result does not depend on the order partitions were materialized in.
+ALERT_FRAGMENTS = pa.schema(
+    [
+        pa.field(
+            "fingerprint", pa.string(), nullable=False
+        ),  # Alertmanager's label-set fingerprint, hex
+        pa.field("alertname", pa.string(), nullable=False),
+        pa.field("state", pa.string(), nullable=False),  # firing | pending
+        pa.field("severity", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("service", pa.string()),
+        pa.field("labels", LABELS),
+        pa.field("first_sample", pa.timestamp("ms"), nullable=False),
+        pa.field("last_sample", pa.timestamp("ms"), nullable=False),
+        pa.field("samples", pa.int64(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+    ]
+)
+
+ALERT_RULES = pa.schema(
+    [
+        pa.field("snapshot_at", pa.timestamp("ms"), nullable=False),
+        pa.field("group", pa.string(), nullable=False),
+        pa.field("file", pa.string()),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("type", pa.string(), nullable=False),  # alerting | recording
+        pa.field("expr", pa.string(), nullable=False),
+        pa.field("for_seconds", pa.float64()),
+        pa.field("labels", LABELS),
+        pa.field("annotations", LABELS),
+        pa.field("health", pa.string()),
+        pa.field("severity", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("service", pa.string()),
+    ]
+)
+
+ALERTMANAGER_ALERTS = pa.schema(
+    [
+        pa.field("snapshot_at", pa.timestamp("ms"), nullable=False),
+        pa.field("fingerprint", pa.string(), nullable=False),
+        pa.field("alertname", pa.string()),
+        pa.field("severity", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("service", pa.string()),
+        pa.field("labels", LABELS),
+        pa.field("annotations", LABELS),
+        pa.field("starts_at", pa.timestamp("ms")),
+        pa.field("ends_at", pa.timestamp("ms")),
+        pa.field("updated_at", pa.timestamp("ms")),
+        pa.field("state", pa.string()),  # active | suppressed | unprocessed
+        pa.field("silenced_by", pa.list_(pa.string())),
+        pa.field("inhibited_by", pa.list_(pa.string())),
+        pa.field("receivers", pa.list_(pa.string())),
+        pa.field("generator_url", pa.string()),
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "metric_series": METRIC_SERIES,
     "metric_samples": METRIC_SAMPLES,
+    "log_records": LOG_RECORDS,
+    "spans": SPANS,
+    "alert_fragments": ALERT_FRAGMENTS,
+    "alert_rules": ALERT_RULES,
+    "alertmanager_alerts": ALERTMANAGER_ALERTS,
 }
 
 # Sort order inside a partition file: makes files compress well and lets readers skip row groups.
 SORT_KEYS: dict[str, list[str]] = {
     "metric_series": ["series_id"],
     "metric_samples": ["series_id", "ts"],
+    "log_records": ["service", "ts", "doc_id"],
+    "spans": ["trace_id", "start_ts", "span_id"],
+    "alert_fragments": ["alertname", "fingerprint", "state", "first_sample"],
+    "alert_rules": ["group", "name"],
+    "alertmanager_alerts": ["alertname", "fingerprint"],
+}
+
+# The column that places a row in an hourly partition (None: snapshot datasets, stamped by ingest).
+TIME_COLUMN: dict[str, str | None] = {
+    "metric_samples": "ts",
+    "metric_series": None,
+    "log_records": "ts",
+    "spans": "start_ts",
+    "alert_fragments": "first_sample",
+    "alert_rules": "snapshot_at",
+    "alertmanager_alerts": "snapshot_at",
 }

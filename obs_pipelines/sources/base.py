@@ -27,3 +27,15 @@ class MetricSource(Protocol):
     def read_metrics(self, window: TimeWindow) -> Iterator[MetricChunk]:
         """Every raw sample with timestamp in ``[window.start, window.end)``, exactly once."""
         ...
+
+
+class TableSource(Protocol):
+    """A source of one lake dataset other than metrics: yields tables in that dataset's schema
+    (``obs_pipelines.schemas.SCHEMAS[dataset]``) for rows whose time falls in the window."""
+
+    name: str
+    dataset: str
+
+    def read(self, window: TimeWindow) -> Iterator[pa.Table]:
+        """Every row of ``window`` exactly once; raise ``SourceError`` rather than return a partial window."""
+        ...
