@@ -17,7 +17,9 @@ from obs_pipelines.windows import HOUR, TimeWindow, floor_hour, utc
 
 INGEST_JOB = "metrics_ingest_job"
 RUN_PARTITIONS = 24  # hours per run, as the assets' backfill policy
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The run's events are in the instance (and the UI); the terminal gets one line per run.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,8 +160,10 @@ def launch_ingest_runs(config_path: str, window: TimeWindow) -> list[str]:
     Returns one line per failed run (already printed).
     """
     os.environ[CONFIG_ENV_VAR] = config_path
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(DEFAULT_INSTANCE_YAML)
     from dagster import DagsterInstance
 
     from obs_pipelines.definitions import build_definitions

@@ -238,16 +238,22 @@ class SimulatedMetrics:
     def counter(
         self, scrapes: Scrapes, key: int, per_scrape: Callable[[np.ndarray, np.ndarray], np.ndarray]
     ) -> np.ndarray:
-        """Whole-event counter: sum of per-scrape increments since the last reset."""
-        k0 = int(scrapes.reset_k.min()) if scrapes.k.size else 0
-        history_k = np.arange(
-            k0, int(scrapes.k.max()) + 1 if scrapes.k.size else k0, dtype=np.int64
-        )
-        history_ts = history_k * self.interval_ms + scrapes.target.phase_ms
-        increments = per_scrape(history_k, history_ts)
-        running = np.cumsum(increments)
-        at_reset = running[scrapes.reset_k - k0] - increments[scrapes.reset_k - k0]
-        return running[scrapes.k - k0] - at_reset
+        """Whole-event counter: the sum of per-scrape increments since the last restart.
+
+        Each run of the counter is summed from its own restart, so the value at a scrape does not
+        depend on which window asked for it (bit for bit, float sums included).
+        """
+        values = np.empty(scrapes.k.size)
+        if scrapes.k.size == 0:
+            return values
+        k0, k_last = int(scrapes.reset_k.min()), int(scrapes.k.max())
+        history_k = np.arange(k0, k_last + 1, dtype=np.int64)
+        increments = per_scrape(history_k, history_k * self.interval_ms + scrapes.target.phase_ms)
+        for restart in np.unique(scrapes.reset_k):
+            run = np.cumsum(increments[restart - k0 :])
+            selected = scrapes.reset_k == restart
+            values[selected] = run[scrapes.k[selected] - restart]
+        return values
 
     def poisson(self, key: int, k: np.ndarray, mean: np.ndarray) -> np.ndarray:
         """Deterministic event counts with the given mean (normal approximation, clipped at 0)."""
