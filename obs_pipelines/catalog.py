@@ -27,7 +27,12 @@ _DUCKDB_TYPES = {
     pa.string(): "VARCHAR",
     pa.timestamp("ms"): "TIMESTAMP",
     pa.map_(pa.string(), pa.string()): "MAP(VARCHAR, VARCHAR)",
+    pa.timestamp("us"): "TIMESTAMP",
+    pa.int32(): "INTEGER",
+    pa.bool_(): "BOOLEAN",
+    pa.list_(pa.string()): "VARCHAR[]",
 }
+_TIMESTAMPS = (pa.timestamp("ms"), pa.timestamp("us"))
 
 
 def build_catalog(config: ObsConfig) -> Path:
@@ -42,6 +47,7 @@ def build_catalog(config: ObsConfig) -> Path:
             _attach_lake(con, lake)
             for statement in _view_statements(lake):
                 con.execute(statement)
+            _create_report_views(con)
         finally:
             con.close()
         os.replace(staged, target)
@@ -76,6 +82,7 @@ def _attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
 
 
 def _view_statements(lake: Lake) -> list[str]:
+    """Dataset views first (one per lake dataset), then the ``metrics`` join."""
     statements = [
         _dataset_view(
             lake,
@@ -87,17 +94,41 @@ def _view_statements(lake: Lake) -> list[str]:
                FROM {source} GROUP BY series_id""",
             extra_columns={"first_seen_hour": "TIMESTAMP", "last_seen_hour": "TIMESTAMP"},
         ),
-        _dataset_view(
-            lake, "metric_samples", "SELECT series_id, ts::TIMESTAMP AS ts, value FROM {source}"
-        ),
+    ]
+    for dataset, schema in SCHEMAS.items():
+        if dataset != "metric_series":
+            columns = ", ".join(
+                f"{f.name}::{_DUCKDB_TYPES[f.type]} AS {f.name}"
+                if f.type in _TIMESTAMPS
+                else f'"{f.name}"'
+                for f in schema
+            )
+            statements.append(_dataset_view(lake, dataset, f"SELECT {columns} FROM {{source}}"))
+    statements.append(
         """CREATE OR REPLACE VIEW metrics AS
            SELECT s.metric, s.labels, s.service, s.job, s.instance, x.series_id, x.ts, x.value
-           FROM metric_samples x JOIN metric_series s USING (series_id)""",
-    ]
-    statements += [
-        f"CREATE OR REPLACE VIEW {name} AS\n{sql}" for name, sql in report_queries().items()
-    ]
+           FROM metric_samples x JOIN metric_series s USING (series_id)"""
+    )
     return statements
+
+
+def _create_report_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Publish every ``sql/*.sql`` report as a view, dependencies first (whatever their names)."""
+    pending = report_queries()
+    while pending:
+        failed: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        for name, sql in pending.items():
+            try:
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS\n{sql}")
+            except duckdb.CatalogException as exc:
+                failed[name], errors[name] = sql, str(exc).splitlines()[0]
+        if len(failed) == len(pending):
+            name = next(iter(failed))
+            raise LakeError(
+                f"report sql/{name}.sql cannot be published: {errors[name]}; fix the query"
+            )
+        pending = failed
 
 
 def _dataset_view(
@@ -106,6 +137,6 @@ def _dataset_view(
     if lake.hot_partitions(dataset):
         source = f"read_parquet('{lake.glob_url('hot', dataset)}', hive_partitioning = true, hive_types = {{'dt': DATE, 'hour': INTEGER}})"
         return f"CREATE OR REPLACE VIEW {dataset} AS {select.format(source=source)}"
-    columns = [f"CAST(NULL AS {_DUCKDB_TYPES[f.type]}) AS {f.name}" for f in SCHEMAS[dataset]]
+    columns = [f'CAST(NULL AS {_DUCKDB_TYPES[f.type]}) AS "{f.name}"' for f in SCHEMAS[dataset]]
     columns += [f"CAST(NULL AS {kind}) AS {name}" for name, kind in (extra_columns or {}).items()]
     return f"CREATE OR REPLACE VIEW {dataset} AS SELECT {', '.join(columns)} WHERE false"

@@ -12,8 +12,8 @@ import pyarrow as pa
 
 from obs_pipelines.errors import SourceError
 from obs_pipelines.lake import Lake
-from obs_pipelines.schemas import METRIC_SAMPLES, METRIC_SERIES
-from obs_pipelines.sources.base import MetricSource
+from obs_pipelines.schemas import METRIC_SAMPLES, METRIC_SERIES, SCHEMAS, TIME_COLUMN
+from obs_pipelines.sources.base import MetricSource, TableSource
 from obs_pipelines.windows import TimeWindow
 
 
@@ -83,3 +83,31 @@ def _drop_repeated_samples(samples: pa.Table) -> pa.Table:
     repeated = np.zeros(ids.size, dtype=bool)
     repeated[1:] = (ids[1:] == ids[:-1]) & (ts[1:] == ts[:-1])
     return samples.filter(pa.array(~repeated)) if repeated.any() else samples
+
+
+@dataclass(frozen=True)
+class TableIngestResult:
+    dataset: str
+    window: TimeWindow
+    rows: int
+    bytes: int
+
+
+def ingest_table_hour(lake: Lake, source: TableSource, hour: TimeWindow) -> TableIngestResult:
+    """Read ``hour`` of one dataset from ``source`` and replace its hourly partition.
+
+    For snapshot datasets (rules, Alertmanager state) ``hour`` is the hour the snapshot is filed
+    under; a later snapshot in the same hour replaces the earlier one.
+    """
+    schema = SCHEMAS[source.dataset]
+    tables = [t.select(schema.names).cast(schema) for t in source.read(hour)]
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    time_column = TIME_COLUMN[source.dataset]
+    if time_column and table.num_rows:
+        times = table.column(time_column).cast(pa.timestamp("us")).cast(pa.int64()).to_numpy()
+        if times.min() < hour.start_ms * 1000 or times.max() >= hour.end_ms * 1000:
+            raise SourceError(
+                f"{source.name} returned {source.dataset} rows outside {hour}; this is a bug in the source, please report it"
+            )
+    written = lake.write_hot(source.dataset, hour, table, source=source.name)
+    return TableIngestResult(source.dataset, hour, written.rows, written.bytes)
