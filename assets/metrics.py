@@ -9,13 +9,14 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
     multi_asset,
 )
 
+from assets.checks import expectations_result
+from assets.partitions import BACKFILL_POLICY
 from obs_pipelines.catalog import build_catalog
 from obs_pipelines.ingest import MetricsIngestResult, ingest_metrics_hour
 from obs_pipelines.lake import Lake
@@ -23,9 +24,6 @@ from obs_pipelines.quality import ExpectationOutcome, validate_partition
 from obs_pipelines.resources import ObsResource
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow
-
-# A backfill of many hours runs as one run per day of partitions, not one per hour.
-BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=24)
 
 
 def build_metric_ingest(partitions: PartitionsDefinition) -> object:
@@ -108,7 +106,7 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
                 "hours": len(results),
             },
         )
-        yield _check_result("metric_samples", samples_checks)
+        yield expectations_result("metric_samples", samples_checks)
         yield AssetCheckResult(
             asset_key="metric_samples",
             check_name="rows_match_source",
@@ -122,7 +120,7 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
                 ),
             },
         )
-        yield _check_result("metric_series", series_checks)
+        yield expectations_result("metric_series", series_checks)
 
     return ingest_metrics
 
@@ -148,28 +146,6 @@ def _samples_metadata(source: str, results: list[MetricsIngestResult]) -> dict[s
             "| hour | series | samples | bytes |\n|---|---|---|---|\n" + rows
         ),
     }
-
-
-def _check_result(
-    dataset: str, checks: list[tuple[TimeWindow, list[ExpectationOutcome]]]
-) -> AssetCheckResult:
-    failures = [
-        f"- {hour}: {o.expectation}({o.column}) unexpected={o.unexpected}"
-        for hour, outcomes in checks
-        for o in outcomes
-        if not o.success
-    ]
-    return AssetCheckResult(
-        asset_key=dataset,
-        check_name="expectations",
-        passed=not failures,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "partitions validated": len(checks),
-            "expectations per partition": len(checks[0][1]) if checks else 0,
-            "failures": MetadataValue.md("\n".join(failures[:50]) or "none"),
-        },
-    )
 
 
 def _utc(moment: datetime) -> datetime:

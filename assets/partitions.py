@@ -2,9 +2,12 @@
 
 from datetime import datetime
 
-from dagster import HourlyPartitionsDefinition
+from dagster import BackfillPolicy, HourlyPartitionsDefinition
 
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+
+# A backfill of many hours runs as one run per day of partitions, not one per hour.
+BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=24)
 
 
 def hourly_partitions(start: datetime) -> HourlyPartitionsDefinition:

@@ -15,7 +15,8 @@ from obs_pipelines.durations import parse_duration
 from obs_pipelines.errors import ObsError
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour, utc
 
-INGEST_JOB = "metrics_ingest_job"
+INGEST_JOB = "ingest_job"
+SNAPSHOT_JOB = "snapshot_job"
 RUN_PARTITIONS = 24  # hours per run, as the assets' backfill policy
 # The run's events are in the instance (and the UI); the terminal gets one line per run.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -142,7 +143,7 @@ def _demo(args: argparse.Namespace) -> int:
     config_path = _config_path(args)
     end = floor_hour(datetime.now(UTC))
     window = TimeWindow(end - timedelta(days=args.days), end)
-    if launch_ingest_runs(config_path, window):
+    if launch_ingest_runs(config_path, window, snapshot=True):
         return 1
     _print_summary(load_config(config_path))
     return 0
@@ -154,8 +155,9 @@ def _config_path(args: argparse.Namespace) -> str:
     return str(Path(path).resolve())
 
 
-def launch_ingest_runs(config_path: str, window: TimeWindow) -> list[str]:
-    """Run the ingest job over ``window`` on the persistent Dagster instance, a day per run.
+def launch_ingest_runs(config_path: str, window: TimeWindow, snapshot: bool = False) -> list[str]:
+    """Run the ingest job over ``window`` on the persistent Dagster instance, a day per run, and
+    (with ``snapshot``) the rules/Alertmanager snapshot job once.
 
     Returns one line per failed run (already printed).
     """
@@ -174,22 +176,30 @@ def launch_ingest_runs(config_path: str, window: TimeWindow) -> list[str]:
             f"{window.start:%Y-%m-%d %H:%M}Z is before ingest.start ({config.ingest.start:%Y-%m-%d %H:%M}Z); "
             "move ingest.start earlier in the config or ask for a later range"
         )
-    job = build_definitions(config_path).resolve_job_def(INGEST_JOB)
+    defs = build_definitions(config_path)
+    runs = [
+        (
+            defs.resolve_job_def(INGEST_JOB),
+            str(chunk),
+            {
+                "dagster/asset_partition_range_start": f"{chunk.start:%Y-%m-%d-%H:%M}",
+                "dagster/asset_partition_range_end": f"{chunk.end - HOUR:%Y-%m-%d-%H:%M}",
+            },
+        )
+        for chunk in window.split(RUN_PARTITIONS * HOUR)
+    ]
+    if snapshot:
+        runs.append((defs.resolve_job_def(SNAPSHOT_JOB), "rules and Alertmanager snapshot", {}))
     failures = []
     with DagsterInstance.get() as instance:
-        for chunk in window.split(RUN_PARTITIONS * HOUR):
-            first, last = chunk.start, chunk.end - HOUR
-            tags = {
-                "dagster/asset_partition_range_start": f"{first:%Y-%m-%d-%H:%M}",
-                "dagster/asset_partition_range_end": f"{last:%Y-%m-%d-%H:%M}",
-            }
+        for job, what, tags in runs:
             result = job.execute_in_process(
                 instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_RUN_CONFIG
             )
             if result.success:
-                print(f"ingested {chunk} (run {result.run_id[:8]})")
+                print(f"ingested {what} (run {result.run_id[:8]})")
             else:
-                line = f"run {result.run_id[:8]} for {chunk} failed: {_failure_reason(result)}"
+                line = f"run {result.run_id[:8]} for {what} failed: {_failure_reason(result)}"
                 print(f"obs: error: {line}", file=sys.stderr)
                 failures.append(line)
     return failures
@@ -213,12 +223,25 @@ def _print_summary(config: ObsConfig) -> None:
         "SELECT (SELECT count(*) FROM metric_series), count(*), min(ts), max(ts) FROM metric_samples"
     ).fetchone()
     services = con.execute("SELECT count(DISTINCT service) FROM metric_series").fetchone()[0]
+    logs, errors = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE level = 'error') FROM log_records"
+    ).fetchone()
+    spans, traces = con.execute("SELECT count(*), count(DISTINCT trace_id) FROM spans").fetchone()
+    firings, alertnames = con.execute(
+        "SELECT count(*), count(DISTINCT alertname) FROM alert_events"
+    ).fetchone()
+    rules = con.execute(
+        "SELECT count(DISTINCT name) FROM alert_rules WHERE type = 'alerting'"
+    ).fetchone()[0]
     print()
     print(f"Lake:    {config.lake_root}")
     print(f"Catalog: {config.catalog_path}")
     print(
         f"Metrics: {samples:,} raw samples in {series:,} series from {services} services, {first} .. {last} UTC"
     )
+    print(f"Logs:    {logs:,} records ({errors:,} errors)")
+    print(f"Traces:  {spans:,} spans in {traces:,} traces")
+    print(f"Alerts:  {firings:,} firing intervals of {alertnames} alerts; {rules} alerting rules")
     print()
     print("Next:")
     print(
@@ -227,8 +250,9 @@ def _print_summary(config: ObsConfig) -> None:
     print(
         '  .venv/bin/obs query "SELECT service, count(*) AS samples FROM metrics GROUP BY ALL ORDER BY 2 DESC"'
     )
+    print('  .venv/bin/obs query "SELECT alertname, count(*) FROM alert_events GROUP BY ALL"')
     print(
-        f"  duckdb -readonly {config.catalog_path}    # or any DuckDB client: views metrics, metric_series, metric_samples"
+        f"  duckdb -readonly {config.catalog_path}    # any DuckDB client: metrics, log_records, spans, alert_events, ..."
     )
 
 

@@ -77,7 +77,73 @@ def _metric_series_suite(gx: Any, window: TimeWindow) -> list[Any]:
     ]
 
 
-_SUITES = {"metric_samples": _metric_samples_suite, "metric_series": _metric_series_suite}
+LOG_LEVELS = ["trace", "debug", "info", "notice", "warn", "warning", "error", "critical", "fatal", "alert", "emergency"]
+SPAN_KINDS = ["server", "client", "producer", "consumer", "internal", "unspecified"]
+SPAN_STATUSES = ["unset", "ok", "error"]
+
+
+def _time_between(gx: Any, column: str, window: TimeWindow) -> Any:
+    last = (window.end - timedelta(microseconds=1)).replace(tzinfo=None)
+    return gx.expectations.ExpectColumnValuesToBeBetween(column=column, min_value=window.start.replace(tzinfo=None), max_value=last)
+
+
+def _not_null(gx: Any, *columns: str) -> list[Any]:
+    return [gx.expectations.ExpectColumnValuesToNotBeNull(column=c) for c in columns]
+
+
+def _log_records_suite(gx: Any, window: TimeWindow) -> list[Any]:
+    return [
+        *_not_null(gx, "ts", "index", "doc_id"),
+        _time_between(gx, "ts", window),
+        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["index", "doc_id"]),
+        gx.expectations.ExpectColumnValuesToBeInSet(column="level", value_set=LOG_LEVELS),
+    ]
+
+
+def _spans_suite(gx: Any, window: TimeWindow) -> list[Any]:
+    return [
+        *_not_null(gx, "trace_id", "span_id", "start_ts"),
+        _time_between(gx, "start_ts", window),
+        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["trace_id", "span_id"]),
+        gx.expectations.ExpectColumnValuesToBeInSet(column="kind", value_set=SPAN_KINDS),
+        gx.expectations.ExpectColumnValuesToBeInSet(column="status_code", value_set=SPAN_STATUSES),
+    ]
+
+
+def _alert_fragments_suite(gx: Any, window: TimeWindow) -> list[Any]:
+    return [
+        *_not_null(gx, "fingerprint", "alertname", "state", "first_sample", "last_sample"),
+        _time_between(gx, "first_sample", window),
+        _time_between(gx, "last_sample", window),
+        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["fingerprint", "state", "first_sample"]),
+        gx.expectations.ExpectColumnValuesToBeInSet(column="state", value_set=["firing", "pending"]),
+    ]
+
+
+def _alert_rules_suite(gx: Any, window: TimeWindow) -> list[Any]:
+    return [
+        *_not_null(gx, "group", "name", "type", "expr"),
+        gx.expectations.ExpectColumnValuesToBeInSet(column="type", value_set=["alerting", "recording"]),
+    ]
+
+
+def _alertmanager_alerts_suite(gx: Any, window: TimeWindow) -> list[Any]:
+    return [
+        *_not_null(gx, "fingerprint", "snapshot_at"),
+        gx.expectations.ExpectColumnValuesToBeUnique(column="fingerprint"),
+        gx.expectations.ExpectColumnValuesToBeInSet(column="state", value_set=["active", "suppressed", "unprocessed"]),
+    ]
+
+
+_SUITES = {
+    "metric_samples": _metric_samples_suite,
+    "metric_series": _metric_series_suite,
+    "log_records": _log_records_suite,
+    "spans": _spans_suite,
+    "alert_fragments": _alert_fragments_suite,
+    "alert_rules": _alert_rules_suite,
+    "alertmanager_alerts": _alertmanager_alerts_suite,
+}
 
 
 @functools.cache

@@ -50,7 +50,7 @@ def prometheus_section(url: str, **overrides: Any) -> dict[str, Any]:
 
 
 def materialize(config_path: Path, first_hour: str, last_hour: str) -> Any:
-    job = build_definitions(str(config_path)).resolve_job_def("metrics_ingest_job")
+    job = build_definitions(str(config_path)).resolve_job_def("ingest_job")
     return job.execute_in_process(
         instance=DagsterInstance.ephemeral(),
         tags={

@@ -4,7 +4,8 @@ Adding a backend is one new module and one line in :func:`metric_source`.
 """
 
 from obs_pipelines.config import ObsConfig
-from obs_pipelines.sources.base import MetricChunk, MetricSource
+from obs_pipelines.errors import ConfigError
+from obs_pipelines.sources.base import MetricChunk, MetricSource, TableSource
 
 
 def metric_source(config: ObsConfig) -> MetricSource:
@@ -19,4 +20,54 @@ def metric_source(config: ObsConfig) -> MetricSource:
     return SimulatedMetrics(config.sources.simulator)
 
 
-__all__ = ["MetricChunk", "MetricSource", "metric_source"]
+def table_source(config: ObsConfig, dataset: str) -> TableSource | None:
+    """The backend the config selects for ``dataset``; None where nothing provides it
+    (Alertmanager snapshots when no Alertmanager is configured)."""
+    sources, simulator = config.sources, config.sources.simulator
+    if dataset == "log_records":
+        if sources.logs == "elasticsearch":
+            from obs_pipelines.sources.elasticsearch import ElasticsearchLogs
+
+            return ElasticsearchLogs(sources.elasticsearch)
+        from obs_pipelines.sources.simulated_logs import SimulatedLogs
+
+        return SimulatedLogs(simulator)
+    if dataset == "spans":
+        if sources.traces == "jaeger":
+            from obs_pipelines.sources.jaeger import JaegerSpans
+
+            return JaegerSpans(sources.jaeger)
+        from obs_pipelines.sources.simulated_spans import SimulatedSpans
+
+        return SimulatedSpans(simulator)
+    if dataset in ("alert_fragments", "alert_rules", "alertmanager_alerts"):
+        return _alert_source(config, dataset)
+    raise ConfigError(f"no source provides dataset '{dataset}'")
+
+
+def _alert_source(config: ObsConfig, dataset: str) -> TableSource | None:
+    sources = config.sources
+    if sources.alerts == "simulator":
+        from obs_pipelines.sources import simulated_alerts
+
+        simulated = {
+            "alert_fragments": simulated_alerts.SimulatedAlertFragments,
+            "alert_rules": simulated_alerts.SimulatedAlertRules,
+            "alertmanager_alerts": simulated_alerts.SimulatedAlertmanagerAlerts,
+        }[dataset]
+        return simulated(sources.simulator, sources.alert_derivation)
+    from obs_pipelines.sources import alerts
+
+    assert sources.prometheus is not None
+    if dataset == "alert_fragments":
+        return alerts.PrometheusAlertFragments(sources.prometheus, sources.alert_derivation)
+    if dataset == "alert_rules":
+        return alerts.PrometheusAlertRules(sources.prometheus)
+    if sources.alertmanager is None:
+        return None
+    from obs_pipelines.sources.alertmanager import AlertmanagerAlerts
+
+    return AlertmanagerAlerts(sources.alertmanager)
+
+
+__all__ = ["MetricChunk", "MetricSource", "TableSource", "metric_source", "table_source"]
