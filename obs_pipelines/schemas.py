@@ -61,9 +61,14 @@ SPANS = pa.schema(
     ]
 )
 
-# One firing (or pending) stretch of one alert as seen inside one hourly partition. The catalog's
-# `alert_events` view stitches fragments of consecutive partitions into whole intervals, so the
-# result does not depend on the order partitions were materialized in.
+# One firing (or pending) stretch of one alert as seen inside one window (an hourly partition):
+# consecutive ALERTS samples of one label set and state whose gaps stay within `max_gap_ms`. The
+# catalog's `alert_events` view (sql/alert_events.sql) stitches fragments of consecutive windows
+# into whole intervals, so the result depends only on which windows are in the lake, never on the
+# order they were materialized in. The window and the derivation settings travel with each row so
+# that the view needs nothing else: whether a fragment may continue past its window
+# (`window_end - last_sample <= max_gap_ms`) and where an interval ends
+# (`last_sample + evaluation_interval_ms`) are decided from the row alone.
 ALERT_FRAGMENTS = pa.schema(
     [
         pa.field(
@@ -73,15 +78,21 @@ ALERT_FRAGMENTS = pa.schema(
         pa.field("state", pa.string(), nullable=False),  # firing | pending
         pa.field("severity", pa.string()),
         pa.field("category", pa.string()),
-        pa.field("service", pa.string()),
-        pa.field("labels", LABELS),
+        pa.field("service", pa.string()),  # label `service`, else `job`
+        pa.field("labels", LABELS),  # the alert's labels (ALERTS minus __name__ and alertstate)
         pa.field("first_sample", pa.timestamp("ms"), nullable=False),
         pa.field("last_sample", pa.timestamp("ms"), nullable=False),
         pa.field("samples", pa.int64(), nullable=False),
+        pa.field("window_start", pa.timestamp("ms"), nullable=False),
+        pa.field("window_end", pa.timestamp("ms"), nullable=False),
+        pa.field("evaluation_interval_ms", pa.int64(), nullable=False),
+        # Largest gap between samples of one stretch: evaluation_interval x (1 + missed tolerated).
+        pa.field("max_gap_ms", pa.int64(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
     ]
 )
 
+# One rule per snapshot of Prometheus's /api/v1/rules (or of the rule files, simulated).
 ALERT_RULES = pa.schema(
     [
         pa.field("snapshot_at", pa.timestamp("ms"), nullable=False),
@@ -93,13 +104,18 @@ ALERT_RULES = pa.schema(
         pa.field("for_seconds", pa.float64()),
         pa.field("labels", LABELS),
         pa.field("annotations", LABELS),
-        pa.field("health", pa.string()),
+        pa.field("health", pa.string()),  # ok | err | unknown
+        pa.field("state", pa.string()),  # alerting rules: inactive | pending | firing
+        pa.field("last_error", pa.string()),
+        pa.field("group_interval_seconds", pa.float64()),
         pa.field("severity", pa.string()),
         pa.field("category", pa.string()),
         pa.field("service", pa.string()),
     ]
 )
 
+# Alertmanager's view at one moment (GET /api/v2/alerts): Alertmanager keeps no history, so a
+# snapshot describes the moment it was taken (`snapshot_at`), which the source stamps.
 ALERTMANAGER_ALERTS = pa.schema(
     [
         pa.field("snapshot_at", pa.timestamp("ms"), nullable=False),
@@ -149,6 +165,8 @@ TIME_COLUMN: dict[str, str | None] = {
     "log_records": "ts",
     "spans": "start_ts",
     "alert_fragments": "first_sample",
-    "alert_rules": "snapshot_at",
-    "alertmanager_alerts": "snapshot_at",
+    # Snapshots: rows are stamped with snapshot_at, the moment they describe, and belong to the
+    # partition they were taken for (snapshot_at may be that window's end, or just after it).
+    "alert_rules": None,
+    "alertmanager_alerts": None,
 }

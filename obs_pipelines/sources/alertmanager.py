@@ -1,0 +1,194 @@
+"""Alertmanager's alerts as a snapshot: ``GET /api/v2/alerts``, one row per alert.
+
+What only Alertmanager knows: whether an alert is silenced or inhibited (and by what), and which
+receivers it was routed to. It keeps no history, so a snapshot describes the moment it is taken:
+
+- ``snapshot_at`` is that moment (the caller may fix it, e.g. a test or a replay);
+- ``read(window)`` accepts a window only while ``now`` is inside it or at most ``max_lag`` past its
+  end, which is when the hourly schedule runs. An older window is refused rather than filled with
+  today's alerts: Alertmanager cannot say what was silenced last week. The firing history itself
+  comes from Prometheus's ALERTS series (``alert_fragments``), which any hour can be rebuilt from.
+
+Rows join ``alert_fragments``/``alert_events`` on ``fingerprint``, which both sides compute from
+the alert's labels the same way (:mod:`obs_pipelines.fingerprint`).
+"""
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from obs_pipelines.config import AlertmanagerSourceConfig, secret
+from obs_pipelines.errors import SourceError
+from obs_pipelines.schemas import ALERTMANAGER_ALERTS, LABELS
+from obs_pipelines.windows import TimeWindow
+
+RETRY_ON_STATUS = (408, 429, 500, 502, 503, 504)
+ALERTS_PATH = "/api/v2/alerts"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AlertmanagerAlerts:
+    """``alertmanager_alerts``: the alerts Alertmanager holds when the window is materialized."""
+
+    name = "alertmanager"
+    dataset = "alertmanager_alerts"
+
+    def __init__(
+        self,
+        config: AlertmanagerSourceConfig,
+        snapshot_at: datetime | None = None,
+        max_lag: timedelta = timedelta(hours=2),
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.config = config
+        self.url = config.url
+        self.snapshot_at = snapshot_at
+        self.max_lag = max_lag
+        self.clock = clock
+        self._session = _session(config)
+
+    def read(self, window: TimeWindow) -> Iterator[pa.Table]:
+        now = self.clock()
+        if self.snapshot_at is None and not (window.start <= now <= window.end + self.max_lag):
+            raise SourceError(
+                f"Alertmanager keeps no history, so a snapshot taken at {now:%Y-%m-%dT%H:%M:%SZ} "
+                f"cannot describe {window}; materialize alertmanager_alerts only for the hour just "
+                "ended (past alerts come from Prometheus's ALERTS via sources.alerts: prometheus)"
+            )
+        alerts = self._get_alerts()
+        yield alerts_table(alerts, self.snapshot_at or now)
+
+    def _get_alerts(self) -> list[dict[str, Any]]:
+        key = "sources.alertmanager"
+        try:
+            response = self._session.get(
+                f"{self.url}{ALERTS_PATH}", timeout=self.config.timeout.total_seconds()
+            )
+        except requests.exceptions.RetryError:
+            raise SourceError(
+                f"Alertmanager at {self.url} kept failing after {self.config.retries} retries; "
+                "check the server's health, then rerun"
+            ) from None
+        except requests.exceptions.SSLError:
+            raise SourceError(
+                f"TLS to Alertmanager at {self.url} failed; check {key}.tls"
+            ) from None
+        except requests.exceptions.Timeout:
+            raise SourceError(
+                f"Alertmanager at {self.url} did not answer within {self.config.timeout}; "
+                f"raise {key}.timeout"
+            ) from None
+        except requests.exceptions.RequestException:
+            raise SourceError(
+                f"Alertmanager at {self.url} is unreachable; check {key}.url and that the server is running"
+            ) from None
+        status = response.status_code
+        if status in (401, 403):
+            raise SourceError(
+                f"Alertmanager at {self.url} refused the credentials (HTTP {status}); "
+                f"check {key}.auth and the variables it names"
+            )
+        if status == 404:
+            raise SourceError(
+                f"{self.url}{ALERTS_PATH} was not found (HTTP 404); {key}.url must be the "
+                "Alertmanager base URL (Alertmanager 0.16 or later, API v2)"
+            )
+        if status != 200:
+            raise SourceError(
+                f"Alertmanager at {self.url} answered HTTP {status} "
+                f"({response.text[:200].strip()}); rerun once it is healthy"
+            )
+        try:
+            alerts = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            alerts = None
+        if not isinstance(alerts, list):
+            raise SourceError(
+                f"{self.url}{ALERTS_PATH} did not answer a JSON list of alerts; "
+                f"check that {key}.url points at Alertmanager itself"
+            )
+        return alerts
+
+
+def alerts_table(alerts: Sequence[dict[str, Any]], snapshot_at: datetime) -> pa.Table:
+    """``alertmanager_alerts`` rows from the ``/api/v2/alerts`` list (gettableAlerts)."""
+    labels = [a.get("labels") or {} for a in alerts]
+    status = [a.get("status") or {} for a in alerts]
+    stamp = round(snapshot_at.timestamp() * 1000)
+    columns: dict[str, pa.Array] = {
+        "snapshot_at": pa.array([stamp] * len(alerts), pa.int64()).cast(pa.timestamp("ms")),
+        "fingerprint": pa.array([a.get("fingerprint", "") for a in alerts], pa.string()),
+        "alertname": pa.array([x.get("alertname") for x in labels], pa.string()),
+        "severity": pa.array([x.get("severity") for x in labels], pa.string()),
+        "category": pa.array([x.get("category") for x in labels], pa.string()),
+        "service": pa.array([x.get("service") or x.get("job") for x in labels], pa.string()),
+        "labels": pa.array([sorted(x.items()) for x in labels], LABELS),
+        "annotations": pa.array(
+            [sorted((a.get("annotations") or {}).items()) for a in alerts], LABELS
+        ),
+        "starts_at": _iso_times([a.get("startsAt") for a in alerts]),
+        "ends_at": _iso_times([a.get("endsAt") for a in alerts]),
+        "updated_at": _iso_times([a.get("updatedAt") for a in alerts]),
+        "state": pa.array([s.get("state") for s in status], pa.string()),
+        "silenced_by": pa.array([s.get("silencedBy") or [] for s in status], pa.list_(pa.string())),
+        "inhibited_by": pa.array(
+            [s.get("inhibitedBy") or [] for s in status], pa.list_(pa.string())
+        ),
+        "receivers": pa.array(
+            [[r.get("name") for r in a.get("receivers") or []] for a in alerts],
+            pa.list_(pa.string()),
+        ),
+        "generator_url": pa.array([a.get("generatorURL") or None for a in alerts], pa.string()),
+    }
+    return pa.table([columns[f.name] for f in ALERTMANAGER_ALERTS], schema=ALERTMANAGER_ALERTS)
+
+
+def _iso_times(values: list[str | None]) -> pa.Array:
+    """RFC 3339 times (Alertmanager prints up to nanoseconds) as UTC milliseconds."""
+    text = pa.array(values, pa.string())
+    to_ms = pc.replace_substring_regex(text, r"(\.\d{3})\d+", r"\1")
+    try:
+        return to_ms.cast(pa.timestamp("ms", "UTC")).cast(pa.timestamp("ms"))
+    except pa.ArrowInvalid as exc:
+        raise SourceError(
+            f"Alertmanager sent a time that is not RFC 3339 ({exc}); check sources.alertmanager.url "
+            "points at Alertmanager"
+        ) from None
+
+
+def _session(config: AlertmanagerSourceConfig) -> requests.Session:
+    """A session with the configured TLS, credentials and retries (backoff 0.5 s, 1 s, ...)."""
+    session = requests.Session()
+    session.verify = str(config.tls.ca_file) if config.tls.ca_file else config.tls.verify
+    if config.tls.client_cert:
+        session.cert = (
+            (str(config.tls.client_cert), str(config.tls.client_key))
+            if config.tls.client_key
+            else str(config.tls.client_cert)
+        )
+    if config.auth and config.auth.bearer_token_env:
+        session.headers["Authorization"] = f"Bearer {secret(config.auth.bearer_token_env)}"
+    if config.auth and config.auth.basic:
+        session.auth = (
+            secret(config.auth.basic.username_env),
+            secret(config.auth.basic.password_env),
+        )
+    retry = Retry(
+        total=config.retries,
+        backoff_factor=0.5,
+        status_forcelist=RETRY_ON_STATUS,
+        allowed_methods=None,
+        respect_retry_after_header=True,
+    )
+    session.mount(config.url, HTTPAdapter(max_retries=retry))
+    return session

@@ -1,0 +1,297 @@
+"""Alerts from Prometheus: firing/pending fragments from the ``ALERTS`` series, and rule snapshots.
+
+Prometheus writes one ``ALERTS`` sample per active alert per rule evaluation, labelled with the
+alert's labels and ``alertstate`` (pending or firing). Those raw samples are the most faithful
+record of when each alert was active: unlike Alertmanager, Prometheus keeps them for its whole
+retention, so any past hour can be (re)derived. Within a window, consecutive samples of one alert
+and state merge into one *fragment* while the gap between samples stays within
+``evaluation_interval × (1 + missed_evaluations_tolerated)``; ``sql/alert_events.sql`` stitches
+fragments of neighbouring windows into whole intervals with the same rule. Nothing is carried
+from one window to the next, so a window can be materialized alone, twice, or out of order.
+
+The samples come through :class:`PrometheusSource` (same connection, retries, splitting and
+errors as metrics ingest) with the ALERTS selector in place of the configured ones.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import requests
+
+from obs_pipelines.config import AlertDerivationConfig, PrometheusSourceConfig
+from obs_pipelines.durations import format_duration
+from obs_pipelines.errors import SourceError
+from obs_pipelines.fingerprint import fingerprint
+from obs_pipelines.schemas import ALERT_FRAGMENTS, ALERT_RULES, LABELS
+from obs_pipelines.sources.base import MetricChunk
+from obs_pipelines.sources.prometheus import PrometheusSource
+from obs_pipelines.windows import TimeWindow
+
+ALERTS_SELECTOR = 'ALERTS{alertstate=~"firing|pending"}'
+# Labels of the ALERTS series that are not the alert's own: the metric name and the state.
+_NOT_ALERT_LABELS = ("__name__", "alertstate")
+# A fragment's service: the alert's `service` label, else the scrape `job` it came from.
+SERVICE_LABELS = ("service", "job")
+
+
+@dataclass(frozen=True)
+class AlertSamples:
+    """ALERTS samples as columns: the label sets (with ``alertstate``), and for every sample the
+    index of its label set and its timestamp. The shape both Prometheus and the simulator give."""
+
+    label_sets: Sequence[dict[str, str]]
+    series: np.ndarray  # int64 index into label_sets, one per sample
+    ts_ms: np.ndarray  # int64 epoch milliseconds, one per sample
+
+
+def max_gap_ms(derivation: AlertDerivationConfig) -> int:
+    """Largest gap between two samples of one stretch: one evaluation plus the tolerated misses."""
+    interval_ms = round(derivation.evaluation_interval.total_seconds() * 1000)
+    return interval_ms * (1 + derivation.missed_evaluations_tolerated)
+
+
+def build_fragments(
+    samples: AlertSamples, window: TimeWindow, derivation: AlertDerivationConfig, source: str
+) -> pa.Table:
+    """Merge ALERTS samples inside ``window`` into fragments (rows of ``alert_fragments``).
+
+    Work per label set is Python (fingerprints, promoted labels); work per sample is numpy: sort
+    by (alert, state, time), cut where the alert changes or the gap exceeds the tolerance, and
+    read first/last/count off the cut points.
+    """
+    keys, key_of_series = _alert_keys(samples.label_sets)
+    ts = np.asarray(samples.ts_ms, dtype=np.int64)
+    key = key_of_series[np.asarray(samples.series, dtype=np.int64)] if ts.size else ts
+    inside = (ts >= window.start_ms) & (ts < window.end_ms)
+    ts, key = ts[inside], key[inside]
+    order = np.lexsort((ts, key))
+    ts, key = ts[order], key[order]
+    if ts.size > 1:  # the same sample seen twice (overlapping requests) counts once
+        repeated = np.zeros(ts.size, dtype=bool)
+        repeated[1:] = (key[1:] == key[:-1]) & (ts[1:] == ts[:-1])
+        ts, key = ts[~repeated], key[~repeated]
+    gap = max_gap_ms(derivation)
+    same_alert = key[1:] == key[:-1]
+    _check_evaluation_interval(np.diff(ts)[same_alert], gap, derivation)
+    cut = np.ones(ts.size, dtype=bool)
+    cut[1:] = ~same_alert | (np.diff(ts) > gap)
+    starts = np.flatnonzero(cut)
+    ends = np.append(starts[1:], ts.size)[: starts.size] - 1
+    per_fragment = pa.array(key[starts], pa.int64())
+    attributes = keys.take(per_fragment)
+    n = starts.size
+    columns = {
+        **{name: attributes.column(name) for name in attributes.column_names},
+        "first_sample": _timestamps(ts[starts]),
+        "last_sample": _timestamps(ts[ends]),
+        "samples": pa.array(ends - starts + 1, pa.int64()),
+        "window_start": _timestamps(np.full(n, window.start_ms, dtype=np.int64)),
+        "window_end": _timestamps(np.full(n, window.end_ms, dtype=np.int64)),
+        "evaluation_interval_ms": pa.array(
+            np.full(n, round(derivation.evaluation_interval.total_seconds() * 1000)), pa.int64()
+        ),
+        "max_gap_ms": pa.array(np.full(n, gap), pa.int64()),
+        "source": pa.array([source] * n, pa.string()),
+    }
+    return pa.table([columns[f.name] for f in ALERT_FRAGMENTS], schema=ALERT_FRAGMENTS)
+
+
+def _check_evaluation_interval(
+    spacing_ms: np.ndarray, gap_ms: int, derivation: AlertDerivationConfig
+) -> None:
+    """Refuse a configured interval shorter than Prometheus's: every sample would be its own
+    interval. Caught when no two consecutive samples of any alert are within the tolerance."""
+    if spacing_ms.size >= 20 and int(spacing_ms.min()) > gap_ms:
+        raise SourceError(
+            f"ALERTS samples are at least {int(spacing_ms.min()) / 1000:g}s apart but "
+            f"sources.alert_derivation.evaluation_interval is {format_duration(derivation.evaluation_interval)}; "
+            "set it to Prometheus's evaluation_interval"
+        )
+
+
+def _alert_keys(label_sets: Sequence[dict[str, str]]) -> tuple[pa.Table, np.ndarray]:
+    """One row per distinct (alert label set, state) and, per input label set, its row index."""
+    index: dict[tuple[str, str], int] = {}
+    key_of_series = np.empty(len(label_sets), dtype=np.int64)
+    rows: dict[str, list] = {
+        c: [] for c in ("fingerprint", "alertname", "state", "severity", "category", "service")
+    }
+    labels: list[list[tuple[str, str]]] = []
+    for i, label_set in enumerate(label_sets):
+        alert = {k: v for k, v in label_set.items() if k not in _NOT_ALERT_LABELS}
+        state = label_set.get("alertstate", "firing")
+        alert_print = fingerprint(alert)
+        slot = index.setdefault((alert_print, state), len(index))
+        key_of_series[i] = slot
+        if slot < len(labels):
+            continue
+        for column, value in (
+            ("fingerprint", alert_print),
+            ("alertname", alert.get("alertname", "")),
+            ("state", state),
+            ("severity", alert.get("severity")),
+            ("category", alert.get("category")),
+            ("service", next((alert[k] for k in SERVICE_LABELS if alert.get(k)), None)),
+        ):
+            rows[column].append(value)
+        labels.append(sorted(alert.items()))
+    table = pa.table(
+        {
+            **{c: pa.array(v, pa.string()) for c, v in rows.items()},
+            "labels": pa.array(labels, LABELS),
+        }
+    )
+    return table, key_of_series
+
+
+def _timestamps(ms: np.ndarray) -> pa.Array:
+    return pa.array(np.asarray(ms, dtype=np.int64), pa.int64()).cast(pa.timestamp("ms"))
+
+
+def samples_from_chunks(chunks: Sequence[MetricChunk]) -> AlertSamples:
+    """Join metric chunks (series rows + samples by ``series_id``) into :class:`AlertSamples`."""
+    if not chunks:
+        return AlertSamples([], np.empty(0, np.int64), np.empty(0, np.int64))
+    series = pa.concat_tables([c.series for c in chunks])
+    ids = series.column("series_id").to_numpy()
+    unique_ids, first = np.unique(ids, return_index=True)
+    label_column = series.column("labels").take(pa.array(first))
+    label_sets = [dict(entries) for entries in label_column.to_pylist()]
+    samples = pa.concat_tables([c.samples for c in chunks])
+    sample_ids = samples.column("series_id").to_numpy()
+    return AlertSamples(
+        label_sets=label_sets,
+        series=np.searchsorted(unique_ids, sample_ids).astype(np.int64),
+        ts_ms=samples.column("ts").cast(pa.int64()).to_numpy(),
+    )
+
+
+class PrometheusAlertFragments:
+    """``alert_fragments`` for a window, derived from Prometheus's ALERTS raw samples."""
+
+    name = "prometheus"
+    dataset = "alert_fragments"
+
+    def __init__(
+        self,
+        config: PrometheusSourceConfig,
+        derivation: AlertDerivationConfig | None = None,
+    ) -> None:
+        self.derivation = derivation or AlertDerivationConfig()
+        self.prometheus = PrometheusSource(
+            config.model_copy(update={"selectors": [ALERTS_SELECTOR]})
+        )
+
+    def read(self, window: TimeWindow) -> Iterator[pa.Table]:
+        chunks = list(self.prometheus.read_metrics(window))
+        yield build_fragments(samples_from_chunks(chunks), window, self.derivation, self.name)
+
+
+class PrometheusAlertRules:
+    """``alert_rules``: one row per rule of Prometheus's ``/api/v1/rules``, as one snapshot.
+
+    Prometheus keeps no history of its rules, so a snapshot describes the rules loaded when it is
+    taken. It is stamped ``snapshot_at`` = the time given by the caller, else the window's end:
+    the hourly partition then reads "the rules in force at the end of this hour", which is what
+    the coverage report asks (which alerts exist for a service).
+    """
+
+    name = "prometheus"
+    dataset = "alert_rules"
+
+    def __init__(self, config: PrometheusSourceConfig, snapshot_at: datetime | None = None) -> None:
+        self.prometheus = PrometheusSource(config)
+        self.snapshot_at = snapshot_at
+
+    def read(self, window: TimeWindow) -> Iterator[pa.Table]:
+        body = _get(self.prometheus, "/api/v1/rules")
+        try:
+            groups = orjson.loads(body)["data"]["groups"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise SourceError(
+                f"Prometheus at {self.prometheus.url} sent a /api/v1/rules answer that is not rules JSON ({exc}); "
+                "check that sources.prometheus.url points at Prometheus itself"
+            ) from None
+        moment = self.snapshot_at or window.end
+        yield rules_table(groups, moment)
+
+
+def rules_table(groups: Sequence[dict], snapshot_at: datetime) -> pa.Table:
+    """``alert_rules`` rows from ``/api/v1/rules`` groups (the simulator builds the same shape)."""
+    rows: dict[str, list] = {f.name: [] for f in ALERT_RULES if f.name != "snapshot_at"}
+    for group in groups:
+        for rule in group.get("rules") or []:
+            labels = rule.get("labels") or {}
+            alerting = rule.get("type") == "alerting"
+            values = {
+                "group": group.get("name", ""),
+                "file": group.get("file"),
+                "name": rule.get("name", ""),
+                "type": rule.get("type", ""),
+                "expr": rule.get("query", ""),
+                "for_seconds": float(rule.get("duration", 0)) if alerting else None,
+                "labels": sorted(labels.items()),
+                "annotations": sorted((rule.get("annotations") or {}).items()),
+                "health": rule.get("health"),
+                "state": rule.get("state") if alerting else None,
+                "last_error": rule.get("lastError") or None,
+                "group_interval_seconds": group.get("interval"),
+                "severity": labels.get("severity"),
+                "category": labels.get("category"),
+                "service": labels.get("service"),
+            }
+            for column, value in values.items():
+                rows[column].append(value)
+    arrays = {name: pa.array(values, ALERT_RULES.field(name).type) for name, values in rows.items()}
+    stamp = round(snapshot_at.timestamp() * 1000)
+    arrays["snapshot_at"] = _timestamps(np.full(len(rows["name"]), stamp, dtype=np.int64))
+    return pa.table([arrays[f.name] for f in ALERT_RULES], schema=ALERT_RULES)
+
+
+def _get(prometheus: PrometheusSource, path: str) -> bytes:
+    """GET a Prometheus API path through the metrics source's session (auth, TLS, retries)."""
+    # PrometheusSource only exposes POST queries; /api/v1/rules answers GET only.
+    url = prometheus.url
+    try:
+        response = prometheus._session.get(
+            f"{url}{path}",
+            headers=prometheus.client.headers,
+            auth=prometheus.client.auth,
+            timeout=prometheus.config.timeout.total_seconds(),
+        )
+    except requests.exceptions.RetryError:
+        raise SourceError(
+            f"Prometheus at {url} kept failing on {path} after {prometheus.config.retries} retries; "
+            "check the server's health, then rerun"
+        ) from None
+    except requests.exceptions.SSLError:
+        raise SourceError(
+            f"TLS to Prometheus at {url} failed; check sources.prometheus.tls"
+        ) from None
+    except requests.exceptions.RequestException as exc:
+        if "timed out" in str(exc).lower():
+            raise SourceError(
+                f"Prometheus at {url} did not answer {path} within {prometheus.config.timeout}; "
+                "raise sources.prometheus.timeout"
+            ) from None
+        raise SourceError(
+            f"Prometheus at {url} is unreachable; check sources.prometheus.url and that the server is running"
+        ) from None
+    if response.status_code == 200:
+        return response.content
+    if response.status_code in (401, 403):
+        raise SourceError(
+            f"Prometheus at {url} refused the credentials (HTTP {response.status_code}); "
+            "check sources.prometheus.auth and the variables it names"
+        )
+    if response.status_code == 404:
+        raise SourceError(
+            f"{url}{path} was not found (HTTP 404); sources.prometheus.url must be the Prometheus base URL"
+        )
+    raise SourceError(
+        f"Prometheus at {url} answered HTTP {response.status_code} on {path}; rerun once it is healthy"
+    )

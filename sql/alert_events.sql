@@ -1,0 +1,103 @@
+-- alert_events: one row per firing interval of one alert, whole across partition boundaries.
+--
+-- Built from alert_fragments (one stretch of ALERTS samples of one alert and state inside one
+-- hourly window). Fragments of the same alert (fingerprint) and state are put in time order, and
+-- a new interval starts wherever the gap since the previous fragment's last sample exceeds
+-- max_gap_ms (the evaluation interval times one plus the missed evaluations tolerated, the same
+-- rule that cut the fragments inside a window). A missed evaluation on a partition boundary is
+-- therefore tolerated exactly like one inside a window. The result depends only on which
+-- fragments are in the lake, not on the order their partitions were materialized in.
+--
+-- starts_at      the first firing sample (Prometheus's FiredAt, the startsAt Alertmanager gets).
+-- ends_at        last firing sample + one evaluation interval: the evaluation at which the alert
+--                was first seen resolved (Prometheus's ResolvedAt). NULL while still firing: the
+--                last fragment reached the end of its window (window_end - last_sample <=
+--                max_gap_ms) and no later window holds any alert data yet. (Windows with no
+--                alert data at all cannot be told apart from windows not yet ingested; an alert
+--                open at the end of the newest window with alert data stays NULL until a later
+--                window holds some.)
+-- pending_since  start of the pending stretch that led into this firing (Prometheus's activeAt),
+--                NULL when the rule has no `for` or the pending phase is not in the lake.
+-- duration_seconds  ends_at - starts_at; for an alert still firing, the time firing so far (to
+--                its last sample plus one evaluation).
+WITH ordered AS (
+    SELECT
+        *,
+        max(last_sample) OVER (
+            PARTITION BY fingerprint, state
+            ORDER BY first_sample, last_sample
+            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+        ) AS previous_last_sample
+    FROM alert_fragments
+),
+numbered AS (
+    SELECT
+        *,
+        sum(
+            CASE
+                WHEN previous_last_sample IS NULL
+                  OR epoch_ms(first_sample) - epoch_ms(previous_last_sample) > max_gap_ms
+                THEN 1 ELSE 0
+            END
+        ) OVER (
+            PARTITION BY fingerprint, state
+            ORDER BY first_sample, last_sample
+            ROWS UNBOUNDED PRECEDING
+        ) AS interval_number
+    FROM ordered
+),
+intervals AS (
+    SELECT
+        fingerprint,
+        state,
+        interval_number,
+        arg_max(alertname, last_sample)              AS alertname,
+        arg_max(severity, last_sample)               AS severity,
+        arg_max(category, last_sample)               AS category,
+        arg_max(service, last_sample)                AS service,
+        arg_max(labels, last_sample)                 AS labels,
+        arg_max(source, last_sample)                 AS source,
+        min(first_sample)                            AS starts_at,
+        max(last_sample)                             AS last_sample,
+        sum(samples)                                 AS samples,
+        count(*)                                     AS fragments,
+        arg_max(window_end, last_sample)             AS last_window_end,
+        arg_max(max_gap_ms, last_sample)             AS max_gap_ms,
+        arg_max(evaluation_interval_ms, last_sample) AS evaluation_interval_ms
+    FROM numbered
+    GROUP BY fingerprint, state, interval_number
+),
+newest AS (
+    SELECT max(window_end) AS window_end FROM alert_fragments
+),
+firing AS (
+    SELECT
+        i.*,
+        i.last_sample + to_milliseconds(i.evaluation_interval_ms) AS resolved_at,
+        epoch_ms(i.last_window_end) - epoch_ms(i.last_sample) <= i.max_gap_ms
+            AND i.last_window_end >= newest.window_end          AS still_firing
+    FROM intervals AS i, newest
+    WHERE i.state = 'firing'
+)
+SELECT
+    f.fingerprint,
+    f.alertname,
+    f.severity,
+    f.category,
+    f.service,
+    f.labels,
+    f.starts_at::TIMESTAMP                                        AS starts_at,
+    CASE WHEN f.still_firing THEN NULL ELSE f.resolved_at END::TIMESTAMP AS ends_at,
+    f.source,
+    p.starts_at::TIMESTAMP                                        AS pending_since,
+    (epoch_ms(f.resolved_at) - epoch_ms(f.starts_at)) / 1000.0    AS duration_seconds,
+    f.samples::BIGINT                                             AS samples,
+    f.last_sample::TIMESTAMP                                      AS last_sample,
+    f.fragments
+FROM firing AS f
+LEFT JOIN intervals AS p
+    ON  p.fingerprint = f.fingerprint
+    AND p.state = 'pending'
+    AND p.last_sample <= f.starts_at
+    AND epoch_ms(f.starts_at) - epoch_ms(p.last_sample) <= f.max_gap_ms
+ORDER BY f.starts_at, f.alertname, f.fingerprint
