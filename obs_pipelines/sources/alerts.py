@@ -20,7 +20,6 @@ from datetime import datetime
 import numpy as np
 import orjson
 import pyarrow as pa
-import requests
 
 from obs_pipelines.config import AlertDerivationConfig, PrometheusSourceConfig
 from obs_pipelines.durations import format_duration
@@ -208,7 +207,7 @@ class PrometheusAlertRules:
         self.snapshot_at = snapshot_at
 
     def read(self, window: TimeWindow) -> Iterator[pa.Table]:
-        body = _get(self.prometheus, "/api/v1/rules")
+        body = self.prometheus.get("/api/v1/rules")
         try:
             groups = orjson.loads(body)["data"]["groups"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
@@ -250,48 +249,3 @@ def rules_table(groups: Sequence[dict], snapshot_at: datetime) -> pa.Table:
     stamp = round(snapshot_at.timestamp() * 1000)
     arrays["snapshot_at"] = _timestamps(np.full(len(rows["name"]), stamp, dtype=np.int64))
     return pa.table([arrays[f.name] for f in ALERT_RULES], schema=ALERT_RULES)
-
-
-def _get(prometheus: PrometheusSource, path: str) -> bytes:
-    """GET a Prometheus API path through the metrics source's session (auth, TLS, retries)."""
-    # PrometheusSource only exposes POST queries; /api/v1/rules answers GET only.
-    url = prometheus.url
-    try:
-        response = prometheus._session.get(
-            f"{url}{path}",
-            headers=prometheus.client.headers,
-            auth=prometheus.client.auth,
-            timeout=prometheus.config.timeout.total_seconds(),
-        )
-    except requests.exceptions.RetryError:
-        raise SourceError(
-            f"Prometheus at {url} kept failing on {path} after {prometheus.config.retries} retries; "
-            "check the server's health, then rerun"
-        ) from None
-    except requests.exceptions.SSLError:
-        raise SourceError(
-            f"TLS to Prometheus at {url} failed; check sources.prometheus.tls"
-        ) from None
-    except requests.exceptions.RequestException as exc:
-        if "timed out" in str(exc).lower():
-            raise SourceError(
-                f"Prometheus at {url} did not answer {path} within {prometheus.config.timeout}; "
-                "raise sources.prometheus.timeout"
-            ) from None
-        raise SourceError(
-            f"Prometheus at {url} is unreachable; check sources.prometheus.url and that the server is running"
-        ) from None
-    if response.status_code == 200:
-        return response.content
-    if response.status_code in (401, 403):
-        raise SourceError(
-            f"Prometheus at {url} refused the credentials (HTTP {response.status_code}); "
-            "check sources.prometheus.auth and the variables it names"
-        )
-    if response.status_code == 404:
-        raise SourceError(
-            f"{url}{path} was not found (HTTP 404); sources.prometheus.url must be the Prometheus base URL"
-        )
-    raise SourceError(
-        f"Prometheus at {url} answered HTTP {response.status_code} on {path}; rerun once it is healthy"
-    )

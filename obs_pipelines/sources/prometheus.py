@@ -99,10 +99,20 @@ class PrometheusSource:
         body = self._post("/api/v1/query", form, selector)
         return decode_matrix(body)
 
+    def get(self, path: str) -> bytes:
+        """GET an API path (e.g. ``/api/v1/rules``) with this source's auth, TLS and retries."""
+        return self._request("GET", path, None, None)
+
     def _post(self, path: str, form: dict[str, str], selector: str) -> bytes:
+        return self._request("POST", path, form, selector)
+
+    def _request(
+        self, method: str, path: str, form: dict[str, str] | None, selector: str | None
+    ) -> bytes:
         self.requests_made += 1
         try:
-            response = self._session.post(
+            response = self._session.request(
+                method,
                 f"{self.url}{path}",
                 data=form,
                 headers=self.client.headers,
@@ -131,7 +141,7 @@ class PrometheusSource:
         if response.status_code == 200:
             return response.content
         error = _error_text(response)
-        if response.status_code == 422 and "too many samples" in error:
+        if response.status_code == 422 and "too many samples" in error and selector:
             raise _TooManySamples()
         if response.status_code in (401, 403):
             raise SourceError(
