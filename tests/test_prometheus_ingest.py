@@ -278,7 +278,7 @@ def test_a_prometheus_answering_503_is_retried_then_fails_cleanly(
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    config = load_config(write_config(sources=prometheus_section(url, retries=2)))
+    config = load_config(write_config(sources=prometheus_section(url, retries=2, selectors=["up"])))
     try:
         with pytest.raises(SourceError) as error:
             ingest_metrics_hour(
