@@ -5,7 +5,7 @@ VENV      := .venv
 BIN       := $(VENV)/bin
 PYTHON    ?= python3
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-TEST_DEBS := prometheus prometheus-alertmanager prometheus-pushgateway
+TEST_DEBS := prometheus prometheus-alertmanager prometheus-pushgateway postgresql redis-server chromium
 
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export OBS_CONFIG   ?= $(CURDIR)/obs.yaml
@@ -33,7 +33,9 @@ ui: env
 # Servers the tests start on 127.0.0.1 come from Debian; nothing here leaves them running.
 servers:
 	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null \
-	    || ! command -v prometheus-alertmanager >/dev/null || ! command -v prometheus-pushgateway >/dev/null; then \
+	    || ! command -v prometheus-alertmanager >/dev/null || ! command -v prometheus-pushgateway >/dev/null \
+	    || ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null \
+	    || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  echo "installing $(TEST_DEBS) from Debian"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(TEST_DEBS) >/dev/null; \

@@ -26,7 +26,7 @@ from assets.partitions import BACKFILL_POLICY
 from obs_pipelines.catalog import build_catalog
 from obs_pipelines.ingest import TableIngestResult, ingest_table_hour
 from obs_pipelines.lake import Lake
-from obs_pipelines.quality import ExpectationOutcome, validate_partition
+from obs_pipelines.quality import validate_partition, validate_partitions
 from obs_pipelines.resources import ObsResource
 from obs_pipelines.sources import table_source
 from obs_pipelines.windows import TimeWindow, hour_window
@@ -102,15 +102,14 @@ def _hourly_ingest(spec: IngestSpec, partitions: PartitionsDefinition) -> Assets
         source = table_source(config, spec.dataset)
         assert source is not None
         window = context.partition_time_window
+        hours = list(TimeWindow(window.start.astimezone(UTC), window.end.astimezone(UTC)).hours())
         results: list[TableIngestResult] = []
-        checks: list[tuple[TimeWindow, list[ExpectationOutcome]]] = []
-        for hour in TimeWindow(window.start.astimezone(UTC), window.end.astimezone(UTC)).hours():
+        for hour in hours:
             result = ingest_table_hour(lake, source, hour)
             results.append(result)
-            checks.append(
-                (hour, validate_partition(spec.dataset, lake.read_hot(spec.dataset, hour), hour))
-            )
             context.log.info(f"{spec.dataset} {hour}: {result.rows} rows, {result.bytes} bytes")
+        published = ((hour, lake.read_hot(spec.dataset, hour)) for hour in hours)
+        checks = validate_partitions(spec.dataset, published)
         build_catalog(config)
         yield MaterializeResult(metadata=_metadata(source.name, results))
         yield expectations_result(spec.dataset, checks)

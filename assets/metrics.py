@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pyarrow as pa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -20,7 +21,7 @@ from assets.partitions import BACKFILL_POLICY
 from obs_pipelines.catalog import build_catalog
 from obs_pipelines.ingest import MetricsIngestResult, ingest_metrics_hour
 from obs_pipelines.lake import Lake
-from obs_pipelines.quality import ExpectationOutcome, validate_partition
+from obs_pipelines.quality import validate_partitions
 from obs_pipelines.resources import ObsResource
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow
@@ -71,29 +72,31 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
         lake = Lake(config)
         source = metric_source(config)
         window = context.partition_time_window
+        hours = list(TimeWindow(_utc(window.start), _utc(window.end)).hours())
         results: list[MetricsIngestResult] = []
-        samples_checks: list[tuple[TimeWindow, list[ExpectationOutcome]]] = []
-        series_checks: list[tuple[TimeWindow, list[ExpectationOutcome]]] = []
         row_mismatches: list[str] = []
-        for hour in TimeWindow(_utc(window.start), _utc(window.end)).hours():
+        for hour in hours:
             result = ingest_metrics_hour(lake, source, hour)
             results.append(result)
-            published = lake.read_hot("metric_samples", hour)
-            published_rows = published.num_rows if published is not None else 0
-            if published_rows != result.source_samples - result.duplicates_dropped:
-                row_mismatches.append(
-                    f"{hour}: published {published_rows}, source {result.source_samples}"
-                )
-            samples_checks.append((hour, validate_partition("metric_samples", published, hour)))
-            series_checks.append(
-                (
-                    hour,
-                    validate_partition("metric_series", lake.read_hot("metric_series", hour), hour),
-                )
-            )
             context.log.info(
                 f"{hour}: {result.series} series, {result.samples} samples, {result.bytes} bytes"
             )
+
+        def published_samples() -> Iterator[tuple[TimeWindow, pa.Table]]:
+            """Each hour as published, read once for both the row count and the GX suite."""
+            for result in results:
+                table = lake.read_hot("metric_samples", result.window)
+                rows = table.num_rows if table is not None else 0
+                if rows != result.source_samples - result.duplicates_dropped:
+                    row_mismatches.append(
+                        f"{result.window}: published {rows}, source {result.source_samples}"
+                    )
+                yield result.window, table
+
+        samples_checks = validate_partitions("metric_samples", published_samples())
+        series_checks = validate_partitions(
+            "metric_series", ((hour, lake.read_hot("metric_series", hour)) for hour in hours)
+        )
         build_catalog(config)
 
         yield MaterializeResult(

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from dagster import BackfillPolicy, HourlyPartitionsDefinition
+from dagster import BackfillPolicy, DailyPartitionsDefinition, HourlyPartitionsDefinition
 
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 
@@ -15,3 +15,8 @@ def hourly_partitions(start: datetime) -> HourlyPartitionsDefinition:
     return HourlyPartitionsDefinition(
         start_date=start.strftime(PARTITION_KEY_FORMAT), timezone="UTC"
     )
+
+
+def daily_partitions(start: datetime) -> DailyPartitionsDefinition:
+    """Daily UTC partitions for tiering and reports: each day runs once the day has closed."""
+    return DailyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d"), timezone="UTC")

@@ -1,25 +1,54 @@
 """The DuckDB catalog: one file of views over every dataset in the lake, for analysts and reports.
 
-The views hold no data, only globs over the lake, so new partitions show up without a rebuild and
-a query always reads what is published at that moment. The file is rebuilt by writing a fresh copy
-and renaming it over the old one: an analyst who has it open read-only keeps a consistent catalog,
-and the pipeline never waits for their lock.
+Each dataset's view spans every tier (raw ``metric_samples`` from hot and warm, decoded exactly;
+``metric_rollups`` from warm and cold; everything else from all three) and shows each row once,
+whatever moves are under way. The views hold no data, only globs over the lake, so new partitions
+show up without a rebuild and a query always reads what is published at that moment:
+
+* every query lists the dataset's files and keeps those no other file supersedes (the rule of
+  :func:`obs_pipelines.lake.paths.supersedes`, in SQL below): a warm day hides the hot hours it
+  was compacted from, a cold file the warm days it holds, a newer generation an older one. A move
+  publishes its new file before it deletes its sources, so at every instant of a move exactly
+  one copy of each row is current;
+* files in an archive storage class (GLACIER, DEEP_ARCHIVE) cannot be read without a restore:
+  they still hide what they superseded, but their rows are left out; :func:`archived_partitions`
+  names them and :func:`archive_notice` says so for a query that may need them.
+
+A tier enters a view once it holds files, so the catalog is rebuilt after every tiering run (and
+ingest run). The file is rebuilt by writing a fresh copy and renaming it over the old one: an
+analyst who has it open read-only keeps a consistent catalog, and the pipeline never waits for
+their lock. ``lake_partitions`` lists every file with its tier, rows, bytes and storage class, as
+of the build.
 """
 
 import os
+import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from obs_pipelines.config import ObsConfig
+from obs_pipelines import reports
+from obs_pipelines.config import ARCHIVE_STORAGE_CLASSES, TIERS, ObsConfig
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.metric_codec import decode_sql
+from obs_pipelines.lake.paths import (
+    COLD_FILE_RE,
+    HOT_FILE_RE,
+    WARM_FILE_RE,
+    LakeFile,
+    split_visible,
+)
+from obs_pipelines.lake.rollups import METRIC_ROLLUPS
 from obs_pipelines.lake.storage import S3Storage
-from obs_pipelines.reports import report_queries
 from obs_pipelines.schemas import SCHEMAS
 
+ROLLUPS = "metric_rollups"
 _DUCKDB_TYPES = {
     pa.uint64(): "UBIGINT",
     pa.int64(): "BIGINT",
@@ -33,10 +62,13 @@ _DUCKDB_TYPES = {
     pa.list_(pa.string()): "VARCHAR[]",
 }
 _TIMESTAMPS = (pa.timestamp("ms"), pa.timestamp("us"))
+_DATASETS = list(dict.fromkeys([*SCHEMAS, ROLLUPS]))  # rollups are made by tiering, not ingested
+# Which datasets a view name reads, for archive notices.
+_VIEW_DATASETS = {"metrics": ("metric_samples", "metric_series")}
 
 
 def build_catalog(config: ObsConfig) -> Path:
-    """(Re)create the catalog file with a view per dataset and the ``metrics`` join."""
+    """(Re)create the catalog file: a view per dataset, ``metrics``, ``lake_partitions``, reports."""
     lake = Lake(config)
     target = Path(config.catalog_path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -45,9 +77,11 @@ def build_catalog(config: ObsConfig) -> Path:
         con = duckdb.connect(str(staged))
         try:
             _attach_lake(con, lake)
-            for statement in _view_statements(lake):
+            listed = {d: lake.files(d) for d in _DATASETS}
+            for statement in _view_statements(lake, listed):
                 con.execute(statement)
-            _create_report_views(con)
+            _create_partitions_table(con, lake, listed)
+            reports.publish(con, config)
         finally:
             con.close()
         os.replace(staged, target)
@@ -67,8 +101,54 @@ def connect(config: ObsConfig, read_only: bool = True) -> duckdb.DuckDBPyConnect
     return con
 
 
+def archived_partitions(
+    config: ObsConfig,
+    datasets: list[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[LakeFile]:
+    """Current files of ``datasets`` overlapping [start, end) that sit in an archive storage
+    class, so the views leave their rows out until they are restored."""
+    lake = Lake(config)
+    found = []
+    for dataset in datasets or _DATASETS:
+        visible, _ = split_visible(lake.files(dataset))
+        found += [
+            f
+            for f in visible
+            if f.storage_class in ARCHIVE_STORAGE_CLASSES
+            and (start is None or f.end > start)
+            and (end is None or f.start < end)
+        ]
+    return sorted(found, key=lambda f: (f.dataset, f.start))
+
+
+def archive_notice(config: ObsConfig, sql: str) -> str | None:
+    """One sentence for a query that reads datasets with archived partitions, else None.
+
+    The CLI prints it (to stderr) after a query's result, so an analyst knows rows may be
+    missing and how to bring them back.
+    """
+    words = set(re.findall(r"[a-z_]+", sql.lower()))
+    datasets = [d for d in _DATASETS if d in words]
+    datasets += [d for view, ds in _VIEW_DATASETS.items() if view in words for d in ds]
+    archived = archived_partitions(config, sorted(set(datasets))) if datasets else []
+    if not archived:
+        return None
+    lake = Lake(config)
+    shown = ", ".join(f"{f.dataset} {f.partition} ({f.storage_class})" for f in archived[:5])
+    more = f" and {len(archived) - 5} more" if len(archived) > 5 else ""
+    first = lake.file_url(archived[0])
+    return (
+        f"{len(archived)} archived partition(s) are left out of this query: {shown}{more}; "
+        f"restore them (e.g. aws s3api restore-object --restore-request Days=7 for {first}), "
+        "copy them to a readable storage class and run `obs catalog` to include them"
+    )
+
+
 def _attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-    if isinstance(lake.storage, S3Storage):
+    s3 = next((s for s in lake.tiers.values() if isinstance(s, S3Storage)), None)
+    if s3 is not None:
         import duckdb_extension_httpfs
 
         extension = (
@@ -78,32 +158,15 @@ def _attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
             / "httpfs.duckdb_extension"
         )
         con.execute(f"LOAD '{extension}'")
-        con.execute(lake.storage.duckdb_secret_sql())
+        con.execute(s3.duckdb_secret_sql())
 
 
-def _view_statements(lake: Lake) -> list[str]:
+def _view_statements(lake: Lake, listed: dict[str, list[LakeFile]]) -> list[str]:
     """Dataset views first (one per lake dataset), then the ``metrics`` join."""
-    statements = [
-        _dataset_view(
-            lake,
-            "metric_series",
-            """SELECT series_id, any_value(metric) AS metric, any_value(labels) AS labels,
-                   any_value(service) AS service, any_value(job) AS job, any_value(instance) AS instance,
-                   min(dt::TIMESTAMP + hour * INTERVAL 1 HOUR) AS first_seen_hour,
-                   max(dt::TIMESTAMP + hour * INTERVAL 1 HOUR) AS last_seen_hour
-               FROM {source} GROUP BY series_id""",
-            extra_columns={"first_seen_hour": "TIMESTAMP", "last_seen_hour": "TIMESTAMP"},
-        ),
-    ]
-    for dataset, schema in SCHEMAS.items():
+    statements = [_series_view(lake, listed["metric_series"])]
+    for dataset in _DATASETS:
         if dataset != "metric_series":
-            columns = ", ".join(
-                f"{f.name}::{_DUCKDB_TYPES[f.type]} AS {f.name}"
-                if f.type in _TIMESTAMPS
-                else f'"{f.name}"'
-                for f in schema
-            )
-            statements.append(_dataset_view(lake, dataset, f"SELECT {columns} FROM {{source}}"))
+            statements.append(_dataset_view(lake, dataset, listed[dataset]))
     statements.append(
         """CREATE OR REPLACE VIEW metrics AS
            SELECT s.metric, s.labels, s.service, s.job, s.instance, x.series_id, x.ts, x.value
@@ -112,31 +175,196 @@ def _view_statements(lake: Lake) -> list[str]:
     return statements
 
 
-def _create_report_views(con: duckdb.DuckDBPyConnection) -> None:
-    """Publish every ``sql/*.sql`` report as a view, dependencies first (whatever their names)."""
-    pending = report_queries()
-    while pending:
-        failed: dict[str, str] = {}
-        errors: dict[str, str] = {}
-        for name, sql in pending.items():
-            try:
-                con.execute(f"CREATE OR REPLACE VIEW {name} AS\n{sql}")
-            except duckdb.CatalogException as exc:
-                failed[name], errors[name] = sql, str(exc).splitlines()[0]
-        if len(failed) == len(pending):
-            name = next(iter(failed))
-            raise LakeError(
-                f"report sql/{name}.sql cannot be published: {errors[name]}; fix the query"
+def _schema(dataset: str) -> pa.Schema:
+    return METRIC_ROLLUPS if dataset == ROLLUPS else SCHEMAS[dataset]
+
+
+def _columns(schema: pa.Schema) -> str:
+    return ", ".join(
+        f'"{f.name}"::{_DUCKDB_TYPES[f.type]} AS "{f.name}"'
+        if f.type in _TIMESTAMPS
+        else f'"{f.name}"'
+        for f in schema
+    )
+
+
+def _dataset_view(lake: Lake, dataset: str, files: list[LakeFile]) -> str:
+    schema = _schema(dataset)
+    branches = []
+    for tier, relation in _tier_relations(lake, dataset, files):
+        if dataset == "metric_samples" and tier != "hot":
+            branches.append(f"SELECT series_id, ts, value FROM ({decode_sql(relation)})")
+        else:
+            branches.append(f"SELECT {_columns(schema)} FROM {relation}")
+    if not branches:
+        return _empty_view(dataset, schema)
+    return _with_listing(lake, dataset, files, "\nUNION ALL\n".join(branches))
+
+
+def _series_view(lake: Lake, files: list[LakeFile]) -> str:
+    """Series, with the first and last hour each was seen in, over every tier."""
+    attributes = "series_id, metric, labels, service, job, instance"
+    branches = []
+    for tier, relation in _tier_relations(lake, "metric_series", files):
+        if tier == "hot":
+            seen = "dt::TIMESTAMP + hour::INTEGER * INTERVAL 1 HOUR"
+            branches.append(
+                f"SELECT {attributes}, {seen} AS first_seen, {seen} AS last_seen FROM {relation}"
             )
-        pending = failed
+        else:
+            branches.append(
+                f"SELECT {attributes}, first_seen_hour::TIMESTAMP AS first_seen, "
+                f"last_seen_hour::TIMESTAMP AS last_seen FROM {relation}"
+            )
+    if not branches:
+        return _empty_view(
+            "metric_series",
+            SCHEMAS["metric_series"],
+            {"first_seen_hour": "TIMESTAMP", "last_seen_hour": "TIMESTAMP"},
+        )
+    union = "\nUNION ALL\n".join(branches)
+    body = f"""SELECT series_id, any_value(metric) AS metric, any_value(labels) AS labels,
+       any_value(service) AS service, any_value(job) AS job, any_value(instance) AS instance,
+       min(first_seen) AS first_seen_hour, max(last_seen) AS last_seen_hour
+FROM ({union}) GROUP BY series_id"""
+    return _with_listing(lake, "metric_series", files, body)
 
 
-def _dataset_view(
-    lake: Lake, dataset: str, select: str, extra_columns: dict[str, str] | None = None
+def _tier_relations(lake: Lake, dataset: str, files: list[LakeFile]) -> list[tuple[str, str]]:
+    """(tier, relation) for each tier that has readable files of ``dataset``; each relation keeps
+    only current files. Archive tiers are read from an explicit list of their readable files."""
+    relations = []
+    for tier in TIERS:
+        in_tier = [f for f in files if f.tier == tier]
+        if not in_tier:
+            continue
+        hive = (
+            ", hive_partitioning = true, hive_types = {'dt': DATE, 'hour': INTEGER}"
+            if tier == "hot"
+            else ", hive_partitioning = false"
+        )
+        if lake.config.lake.tier(tier).archived:
+            readable = [
+                lake.file_url(f) for f in in_tier if f.storage_class not in ARCHIVE_STORAGE_CLASSES
+            ]
+            if not readable:
+                continue
+            source = "[" + ", ".join(_quote(u) for u in readable) + "]"
+        else:
+            source = _quote(lake.glob_url(tier, dataset))
+        relations.append(
+            (
+                tier,
+                f"(SELECT * FROM read_parquet({source}, filename = true{hive}) "
+                "WHERE filename IN (SELECT file FROM current_files))",
+            )
+        )
+    return relations
+
+
+def _with_listing(lake: Lake, dataset: str, files: list[LakeFile], body: str) -> str:
+    """``CREATE VIEW`` of ``body`` preceded by ``current_files``: the dataset's files, as listed
+    when the query runs, that no other file supersedes."""
+    tiers = [t for t in TIERS if any(f.tier == t for f in files)]
+    ds = re.escape(dataset)
+    listing = "\n    UNION ALL ".join(
+        f"SELECT file, '{t}' AS tier FROM glob({_quote(lake.glob_url(t, dataset))})" for t in tiers
+    )
+    hot_re, warm_re, cold_re = (
+        _quote(p.format(ds=ds)) for p in (HOT_FILE_RE, WARM_FILE_RE, COLD_FILE_RE)
+    )
+    return f"""CREATE OR REPLACE VIEW {dataset} AS
+WITH listed AS MATERIALIZED (
+    SELECT file, tier,
+           regexp_extract(file, {hot_re}, ['dt', 'hour']) AS h,
+           regexp_extract(file, {warm_re}, ['dt', 'res', 'gen']) AS w,
+           regexp_extract(file, {cold_re}, ['month', 'res', 'first', 'last', 'gen']) AS c
+    FROM ({listing})
+),
+spans AS MATERIALIZED (
+    SELECT file,
+           CASE tier WHEN 'hot' THEN 0 WHEN 'warm' THEN 1 ELSE 2 END AS rank,
+           CASE tier WHEN 'hot' THEN '' WHEN 'warm' THEN w.gen ELSE c.gen END AS gen,
+           CASE tier WHEN 'hot' THEN '' WHEN 'warm' THEN w.res ELSE c.res END AS res,
+           CASE tier
+               WHEN 'hot' THEN try_strptime(h.dt || ' ' || h.hour, '%Y-%m-%d %H')
+               WHEN 'warm' THEN try_strptime(w.dt, '%Y-%m-%d')
+               ELSE try_strptime(c.month || '-' || c.first, '%Y-%m-%d')
+           END AS span_start,
+           CASE tier
+               WHEN 'hot' THEN try_strptime(h.dt || ' ' || h.hour, '%Y-%m-%d %H') + INTERVAL 1 HOUR
+               WHEN 'warm' THEN try_strptime(w.dt, '%Y-%m-%d') + INTERVAL 1 DAY
+               ELSE try_strptime(c.month || '-' || c.last, '%Y-%m-%d') + INTERVAL 1 DAY
+           END AS span_end
+    FROM listed
+),
+current_files AS MATERIALIZED (
+    SELECT f.file FROM spans AS f
+    WHERE f.span_start IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM spans AS g
+        WHERE g.span_start IS NOT NULL AND g.file <> f.file AND g.res = f.res
+          AND g.span_start <= f.span_start AND g.span_end >= f.span_end
+          AND (g.rank > f.rank OR (g.rank = f.rank AND g.gen > f.gen))
+    )
+)
+{body}"""
+
+
+def _empty_view(
+    dataset: str, schema: pa.Schema, extra_columns: dict[str, str] | None = None
 ) -> str:
-    if lake.hot_partitions(dataset):
-        source = f"read_parquet('{lake.glob_url('hot', dataset)}', hive_partitioning = true, hive_types = {{'dt': DATE, 'hour': INTEGER}})"
-        return f"CREATE OR REPLACE VIEW {dataset} AS {select.format(source=source)}"
-    columns = [f'CAST(NULL AS {_DUCKDB_TYPES[f.type]}) AS "{f.name}"' for f in SCHEMAS[dataset]]
+    columns = [
+        f'CAST(NULL AS {_DUCKDB_TYPES.get(f.type, "VARCHAR")}) AS "{f.name}"' for f in schema
+    ]
     columns += [f"CAST(NULL AS {kind}) AS {name}" for name, kind in (extra_columns or {}).items()]
     return f"CREATE OR REPLACE VIEW {dataset} AS SELECT {', '.join(columns)} WHERE false"
+
+
+def _create_partitions_table(
+    con: duckdb.DuckDBPyConnection, lake: Lake, listed: dict[str, list[LakeFile]]
+) -> None:
+    """``lake_partitions``: every file of every dataset, with where and how it is stored."""
+    files = [f for fs in listed.values() for f in fs]
+    current = {f.key for fs in listed.values() for f in split_visible(fs)[0]}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        rows = list(pool.map(lambda f: _file_rows(lake, f), files))
+    table = pa.table(
+        {
+            "dataset": pa.array([f.dataset for f in files], pa.string()),
+            "tier": pa.array([f.tier for f in files], pa.string()),
+            "partition": pa.array([f.partition for f in files], pa.string()),
+            "resolution": pa.array([f.resolution for f in files], pa.string()),
+            "span_start": pa.array([f.start for f in files], pa.timestamp("ms")),
+            "span_end": pa.array([f.end for f in files], pa.timestamp("ms")),
+            "rows": pa.array(rows, pa.int64()),
+            "bytes": pa.array([f.size for f in files], pa.int64()),
+            "storage_class": pa.array([f.storage_class for f in files], pa.string()),
+            "written_at": pa.array([f.modified for f in files], pa.timestamp("ms", tz="UTC")),
+            "current": pa.array([f.key in current for f in files], pa.bool_()),
+            "file": pa.array([lake.file_url(f) for f in files], pa.string()),
+        }
+    )
+    con.register("partitions_listing", table)
+    con.execute(
+        """CREATE OR REPLACE TABLE lake_partitions AS
+           SELECT dataset, tier, "partition", resolution, span_start, span_end, "rows", bytes,
+                  storage_class, written_at::TIMESTAMP AS written_at, "current",
+                  storage_class IN ('GLACIER', 'DEEP_ARCHIVE') AS archived, file
+           FROM partitions_listing ORDER BY dataset, span_start, tier"""
+    )
+    con.unregister("partitions_listing")
+
+
+def _file_rows(lake: Lake, file: LakeFile) -> int | None:
+    store = lake.store(file.tier)
+    if file.storage_class in ARCHIVE_STORAGE_CLASSES:
+        return store.object_rows(file.key) if isinstance(store, S3Storage) else None
+    fs, base = store.arrow_filesystem()
+    try:
+        return pq.read_metadata(f"{base}/{file.key}", filesystem=fs).num_rows
+    except (OSError, FileNotFoundError):
+        return None  # deleted since the listing
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,4 +1,4 @@
-"""The ``obs`` command: query the catalog, rebuild it, check config, and launch ingest runs.
+"""The ``obs`` command: query the catalog, report, tier, check config, and launch runs.
 
 Only ``materialize`` and ``demo`` touch Dagster (they launch runs on the local instance, so the
 UI shows them); everything else is the plain engine.
@@ -7,6 +7,7 @@ UI shows them); everything else is the plain engine.
 import argparse
 import os
 import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,9 +16,7 @@ from obs_pipelines.durations import parse_duration
 from obs_pipelines.errors import ObsError
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour, utc
 
-INGEST_JOB = "ingest_job"
-SNAPSHOT_JOB = "snapshot_job"
-RUN_PARTITIONS = 24  # hours per run, as the assets' backfill policy
+RUN_PARTITIONS = 24  # hours per ingest run, as the assets' backfill policy
 # The run's events are in the instance (and the UI); the terminal gets one line per run.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
@@ -53,10 +52,38 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--max-rows", type=int, default=40, help="rows shown by --format table")
     query.set_defaults(handler=_query)
 
+    report = commands.add_parser(
+        "report", help="print the scorecard and write the HTML reliability report"
+    )
+    report.add_argument(
+        "--from", dest="start", help="period start (ISO 8601, UTC; default: 7 days before --to)"
+    )
+    report.add_argument(
+        "--to", dest="end", help="period end, exclusive (default: the end of the newest data)"
+    )
+    report.add_argument(
+        "--output", "-o", default="reports/reliability.html", help="HTML file to write"
+    )
+    report.add_argument(
+        "--push", action="store_true", help="also push the report metrics to operations.pushgateway"
+    )
+    report.set_defaults(handler=_report)
+
     catalog = commands.add_parser(
         "catalog", help="rebuild the DuckDB catalog of views over the lake"
     )
     catalog.set_defaults(handler=_catalog)
+
+    tier = commands.add_parser(
+        "tier", help="move data between hot, warm and cold tiers by age (as the daily asset does)"
+    )
+    tier.add_argument("--now", help="pretend it is this time (ISO 8601, UTC); default: the clock")
+    tier.set_defaults(handler=_tier)
+
+    doctor = commands.add_parser(
+        "doctor", help="check every source, the lake, the catalog and the Dagster instance"
+    )
+    doctor.set_defaults(handler=_doctor)
 
     check = commands.add_parser("check-config", help="validate the config and summarize it")
     check.set_defaults(handler=_check_config)
@@ -73,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     materialize.set_defaults(handler=_materialize)
 
     demo = commands.add_parser(
-        "demo", help="ingest 7 days of simulated telemetry and summarize the lake"
+        "demo", help="ingest, tier and report days of simulated telemetry through Dagster"
     )
     demo.add_argument("--days", type=int, default=7)
     demo.set_defaults(handler=_demo)
@@ -85,18 +112,26 @@ def _config(args: argparse.Namespace) -> ObsConfig:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from obs_pipelines.catalog import connect
+    from obs_pipelines.catalog import archive_notice, connect
 
-    con = connect(_config(args))
+    config = _config(args)
+    con = connect(config)
     try:
         relation = con.sql(args.sql)
     except Exception as exc:  # DuckDB's own errors are already one clear line
         raise ObsError(f"query failed: {str(exc).splitlines()[0]}") from None
-    if relation is None:
-        return 0
-    if args.format == "table":
-        relation.show(max_rows=args.max_rows, max_width=200)
-        return 0
+    if relation is not None:
+        if args.format == "table":
+            relation.show(max_rows=args.max_rows, max_width=200)
+        else:
+            _copy(con, args)
+    notice = archive_notice(config, args.sql)
+    if notice:
+        print(f"obs: note: {notice}", file=sys.stderr)
+    return 0
+
+
+def _copy(con: object, args: argparse.Namespace) -> None:
     if args.format == "parquet" and not args.output:
         raise ObsError("--format parquet needs --output FILE (Parquet is not for a terminal)")
     target = args.output or "/dev/stdout"
@@ -105,9 +140,31 @@ def _query(args: argparse.Namespace) -> int:
         "json": "FORMAT json, ARRAY true",
         "parquet": "FORMAT parquet, COMPRESSION zstd",
     }
-    con.execute(f"COPY ({args.sql}) TO '{target}' ({options[args.format]})")
+    con.execute(f"COPY ({args.sql}) TO '{target}' ({options[args.format]})")  # type: ignore[attr-defined]
     if args.output:
         print(f"wrote {args.output}", file=sys.stderr)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from obs_pipelines.catalog import build_catalog
+    from obs_pipelines.report_html import render_report, scorecard_text
+
+    config = _config(args)
+    start = utc(args.start) if args.start else None
+    end = utc(args.end) if args.end else None
+    build_catalog(config)
+    print(scorecard_text(config, start, end))
+    path = render_report(config, start, end, args.output)
+    print(f"\nreport: {path}")
+    if args.push:
+        from obs_pipelines.report_export import push_reports
+        from obs_pipelines.reports import pin_reports, report_connection
+
+        if config.operations.pushgateway is None:
+            raise ObsError("--push needs operations.pushgateway.url in the config")
+        con = report_connection(config, start, end)
+        pin_reports(con)
+        print(f"pushed {push_reports(config, con)} samples to {config.operations.pushgateway.url}")
     return 0
 
 
@@ -116,6 +173,32 @@ def _catalog(args: argparse.Namespace) -> int:
 
     print(f"catalog rebuilt: {build_catalog(_config(args))}")
     return 0
+
+
+def _tier(args: argparse.Namespace) -> int:
+    from obs_pipelines.catalog import build_catalog
+    from obs_pipelines.tiering import run_tiering
+
+    config = _config(args)
+    result = run_tiering(config, utc(args.now) if args.now else None)
+    build_catalog(config)
+    print(
+        f"tiering as of {result.now:%Y-%m-%d %H:%M}Z: {len(result.moves)} moves, {len(result.deletions)} deletions, "
+        f"{result.bytes_before:,} bytes became {result.bytes_after:,}"
+    )
+    for problem in result.problems:
+        print(f"obs: warning: {problem}", file=sys.stderr)
+    return 1 if result.problems else 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from obs_pipelines.doctor import format_report, run_checks
+
+    config = _config(args)
+    push = config.operations.pushgateway
+    results = run_checks(config, pushgateway_url=push.url if push else None)
+    print(format_report(results))
+    return 1 if any(not r.ok for r in results) else 0
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -135,15 +218,28 @@ def _materialize(args: argparse.Namespace) -> int:
     start = (
         floor_hour(end - parse_duration(args.last)) if args.last else floor_hour(utc(args.start))
     )
-    failures = launch_ingest_runs(config_path, TimeWindow(start, end))
-    return 1 if failures else 0
+    return 1 if launch_runs(config_path, ingest_runs(TimeWindow(start, end))) else 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     config_path = _config_path(args)
     end = floor_hour(datetime.now(UTC))
-    window = TimeWindow(end - timedelta(days=args.days), end)
-    if launch_ingest_runs(config_path, window, snapshot=True):
+    yesterday = (end - timedelta(days=1)).date()
+    runs = [
+        *ingest_runs(TimeWindow(end - timedelta(days=args.days), end)),
+        Run("snapshot_job", "rules and Alertmanager snapshot"),
+        Run(
+            "tiering_job",
+            f"tiering as of the end of {yesterday}",
+            {"dagster/partition": f"{yesterday}"},
+        ),
+        Run(
+            "reports_job",
+            f"reports for the week to {yesterday}",
+            {"dagster/partition": f"{yesterday}"},
+        ),
+    ]
+    if launch_runs(config_path, runs):
         return 1
     _print_summary(load_config(config_path))
     return 0
@@ -155,12 +251,31 @@ def _config_path(args: argparse.Namespace) -> str:
     return str(Path(path).resolve())
 
 
-def launch_ingest_runs(config_path: str, window: TimeWindow, snapshot: bool = False) -> list[str]:
-    """Run the ingest job over ``window`` on the persistent Dagster instance, a day per run, and
-    (with ``snapshot``) the rules/Alertmanager snapshot job once.
+@dataclass(frozen=True)
+class Run:
+    job: str
+    what: str
+    tags: dict[str, str] = field(default_factory=dict)
 
-    Returns one line per failed run (already printed).
-    """
+
+def ingest_runs(window: TimeWindow) -> list[Run]:
+    """The ingest job over ``window``, a day of hourly partitions per run."""
+    return [
+        Run(
+            "ingest_job",
+            f"ingested {chunk}",
+            {
+                "dagster/asset_partition_range_start": f"{chunk.start:%Y-%m-%d-%H:%M}",
+                "dagster/asset_partition_range_end": f"{chunk.end - HOUR:%Y-%m-%d-%H:%M}",
+            },
+        )
+        for chunk in window.split(RUN_PARTITIONS * HOUR)
+    ]
+
+
+def launch_runs(config_path: str, runs: list[Run]) -> list[str]:
+    """Execute ``runs`` in order on the persistent Dagster instance (``$DAGSTER_HOME``, default
+    ``.dagster_home``), so the UI shows them. Returns one line per failed run (already printed)."""
     os.environ[CONFIG_ENV_VAR] = config_path
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
@@ -171,35 +286,24 @@ def launch_ingest_runs(config_path: str, window: TimeWindow, snapshot: bool = Fa
     from obs_pipelines.definitions import build_definitions
 
     config = load_config(config_path)
-    if window.start < config.ingest.start:
-        raise ObsError(
-            f"{window.start:%Y-%m-%d %H:%M}Z is before ingest.start ({config.ingest.start:%Y-%m-%d %H:%M}Z); "
-            "move ingest.start earlier in the config or ask for a later range"
-        )
+    for run in runs:
+        first = run.tags.get("dagster/asset_partition_range_start")
+        if first and utc(first[:10] + "T" + first[11:]) < config.ingest.start:
+            raise ObsError(
+                f"{first} is before ingest.start ({config.ingest.start:%Y-%m-%d %H:%M}Z); "
+                "move ingest.start earlier in the config or ask for a later range"
+            )
     defs = build_definitions(config_path)
-    runs = [
-        (
-            defs.resolve_job_def(INGEST_JOB),
-            str(chunk),
-            {
-                "dagster/asset_partition_range_start": f"{chunk.start:%Y-%m-%d-%H:%M}",
-                "dagster/asset_partition_range_end": f"{chunk.end - HOUR:%Y-%m-%d-%H:%M}",
-            },
-        )
-        for chunk in window.split(RUN_PARTITIONS * HOUR)
-    ]
-    if snapshot:
-        runs.append((defs.resolve_job_def(SNAPSHOT_JOB), "rules and Alertmanager snapshot", {}))
     failures = []
     with DagsterInstance.get() as instance:
-        for job, what, tags in runs:
-            result = job.execute_in_process(
-                instance=instance, tags=tags, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+        for run in runs:
+            result = defs.resolve_job_def(run.job).execute_in_process(
+                instance=instance, tags=run.tags, raise_on_error=False, run_config=QUIET_RUN_CONFIG
             )
             if result.success:
-                print(f"ingested {what} (run {result.run_id[:8]})")
+                print(f"{run.what} (run {result.run_id[:8]})")
             else:
-                line = f"run {result.run_id[:8]} for {what} failed: {_failure_reason(result)}"
+                line = f"run {result.run_id[:8]} ({run.what}) failed: {_failure_reason(result)}"
                 print(f"obs: error: {line}", file=sys.stderr)
                 failures.append(line)
     return failures
@@ -217,6 +321,7 @@ def _failure_reason(result: object) -> str:
 
 def _print_summary(config: ObsConfig) -> None:
     from obs_pipelines.catalog import connect
+    from obs_pipelines.report_html import scorecard_text
 
     con = connect(config)
     series, samples, first, last = con.execute(
@@ -233,8 +338,16 @@ def _print_summary(config: ObsConfig) -> None:
     rules = con.execute(
         "SELECT count(DISTINCT name) FROM alert_rules WHERE type = 'alerting'"
     ).fetchone()[0]
+    tiers = con.execute(
+        "SELECT tier, count(*), sum(bytes) FROM lake_partitions GROUP BY tier ORDER BY list_position(['hot','warm','cold'], tier)"
+    ).fetchall()
+    reports = sorted(Path(config.catalog_path).parent.glob("reports/reliability-*.html"))
     print()
     print(f"Lake:    {config.lake_root}")
+    print(
+        "Tiers:   "
+        + ", ".join(f"{tier} {files} files / {size / 1e6:.1f} MB" for tier, files, size in tiers)
+    )
     print(f"Catalog: {config.catalog_path}")
     print(
         f"Metrics: {samples:,} raw samples in {series:,} series from {services} services, {first} .. {last} UTC"
@@ -242,17 +355,19 @@ def _print_summary(config: ObsConfig) -> None:
     print(f"Logs:    {logs:,} records ({errors:,} errors)")
     print(f"Traces:  {spans:,} spans in {traces:,} traces")
     print(f"Alerts:  {firings:,} firing intervals of {alertnames} alerts; {rules} alerting rules")
+    if reports:
+        print(f"Report:  {reports[-1]}")
+    print()
+    print(scorecard_text(config, None, None))
     print()
     print("Next:")
     print(
         "  make ui                                   # the Dagster UI on http://127.0.0.1:3000 (runs, assets, checks)"
     )
+    print("  .venv/bin/obs query \"SELECT * FROM slo_compliance WHERE scope = 'rolling'\"")
+    print('  .venv/bin/obs query "SELECT alertname, firings, noise_ratio FROM alert_quality"')
     print(
-        '  .venv/bin/obs query "SELECT service, count(*) AS samples FROM metrics GROUP BY ALL ORDER BY 2 DESC"'
-    )
-    print('  .venv/bin/obs query "SELECT alertname, count(*) FROM alert_events GROUP BY ALL"')
-    print(
-        f"  duckdb -readonly {config.catalog_path}    # any DuckDB client: metrics, log_records, spans, alert_events, ..."
+        f"  duckdb -readonly {config.catalog_path}    # any DuckDB client: metrics, log_records, spans, alert_events, reports"
     )
 
 

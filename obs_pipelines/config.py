@@ -138,6 +138,9 @@ class PrometheusSourceConfig(Strict):
     # Prometheus refuses a query loading more than --query.max-samples; windows are halved until
     # they fit, down to this width.
     min_request_window: Duration = timedelta(seconds=30)
+    # gzip shrinks answers ~5x, but Prometheus compresses at ~20 MB/s of JSON per request: a loss
+    # on links faster than ~150 Mbit/s (bench/RESULTS.md). Turn on for slow or metered links.
+    compress: bool = False
     auth: HttpAuth | None = None
     tls: Tls = Tls()
 
@@ -268,6 +271,8 @@ class SourcesConfig(Strict):
 
 
 class S3Config(Strict):
+    """How to reach S3 (shared by every tier that lives in a bucket); credentials by reference."""
+
     endpoint_url: HttpUrl | None = None
     region: str = "us-east-1"
     access_key_id_env: str | None = "AWS_ACCESS_KEY_ID"
@@ -275,28 +280,97 @@ class S3Config(Strict):
     session_token_env: str | None = None
 
 
+TIERS = ("hot", "warm", "cold")
+# S3 storage classes a tier may use. Objects in the archive classes cannot be read until they
+# are restored, so the catalog lists them but leaves them out of query views.
+STORAGE_CLASSES = (
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "REDUCED_REDUNDANCY",
+)
+ARCHIVE_STORAGE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
+# zstd level of each tier unless configured: hot favours write speed, colder tiers size
+# (chosen by measurement, see bench/RESULTS-tiering.md).
+DEFAULT_ZSTD_LEVELS = {"hot": 1, "warm": 12, "cold": 19}
+
+
+def _check_root(root: str) -> str:
+    if "://" in root:
+        scheme, _, rest = root.partition("://")
+        if scheme != "s3":
+            raise ValueError(f"'{root}': the lake lives in a local folder or at s3://bucket/prefix")
+        bucket = rest.split("/", 1)[0]
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+            raise ValueError(f"'{root}': '{bucket}' is not a valid S3 bucket name")
+    return root.rstrip("/")
+
+
+class TierStorage(Strict):
+    """Where one tier lives and how its files are stored.
+
+    ``root`` defaults to ``lake.root``; a tier may live in its own folder or bucket. The tier's
+    files are under ``<root>/<tier>/<dataset>/...`` either way. ``storage_class`` is set on every
+    upload to S3 (ignored for a local folder); ``null`` leaves the bucket's default.
+    """
+
+    root: str | None = None
+    storage_class: Literal[STORAGE_CLASSES] | None = None  # type: ignore[valid-type]
+    zstd_level: int | None = Field(default=None, ge=1, le=22)
+
+    @field_validator("root")
+    @classmethod
+    def _root_form(cls, root: str | None) -> str | None:
+        return None if root is None else _check_root(root)
+
+    @property
+    def archived(self) -> bool:
+        return self.storage_class in ARCHIVE_STORAGE_CLASSES
+
+
 class LakeConfig(Strict):
     root: str = "lake"
     catalog: str = "lake/obs.duckdb"
     s3: S3Config = S3Config()
+    hot: TierStorage = TierStorage()
+    warm: TierStorage = TierStorage()
+    cold: TierStorage = TierStorage()
+    # A file replaced by a tier move (hot hours compacted into a day, an older generation) is
+    # deleted this long after its replacement was published, so a query that listed the lake
+    # just before the move can still read what it listed. 0s deletes in the same run.
+    delete_delay: Duration = timedelta(minutes=5)
+    # A tiering run holds a lock; one whose holder died is taken over after this long.
+    lock_ttl: Duration = timedelta(hours=2)
 
     @field_validator("root")
     @classmethod
     def _root_form(cls, root: str) -> str:
-        if "://" in root:
-            scheme, _, rest = root.partition("://")
-            if scheme != "s3":
+        return _check_root(root)
+
+    @model_validator(mode="after")
+    def _readable_until_cold(self) -> "LakeConfig":
+        for tier in ("hot", "warm"):
+            if getattr(self, tier).archived:
                 raise ValueError(
-                    f"'{root}': the lake lives in a local folder or at s3://bucket/prefix"
+                    f"{tier}.storage_class {getattr(self, tier).storage_class} cannot be read "
+                    "without a restore, so data could never move on from it; use it for cold only"
                 )
-            bucket = rest.split("/", 1)[0]
-            if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
-                raise ValueError(f"'{root}': '{bucket}' is not a valid S3 bucket name")
-        return root.rstrip("/")
+        return self
 
     @property
     def is_s3(self) -> bool:
-        return self.root.startswith("s3://")
+        return any(r.startswith("s3://") for r in self.tier_roots().values())
+
+    def tier(self, name: str) -> TierStorage:
+        return getattr(self, name)
+
+    def tier_roots(self) -> dict[str, str]:
+        """Root of each tier as written in the config (relative folders not yet resolved)."""
+        return {t: self.tier(t).root or self.root for t in TIERS}
 
 
 class TierAges(Strict):
@@ -315,6 +389,47 @@ class TierAges(Strict):
             )
         return self
 
+    def stages(self) -> list[tuple[str, timedelta]]:
+        """(tier, age at which data leaves it) for each tier in use, hot first."""
+        return [
+            (t, a) for t, a in (("hot", self.hot), ("warm", self.warm), ("cold", self.cold)) if a
+        ]
+
+
+class MetricResolutions(Strict):
+    """Age at which each resolution of metric data is deleted (Thanos's retention.resolution-*).
+
+    Raw samples live in hot and warm only; 5-minute and 1-hour rollups are made from them when a
+    day moves to warm and follow the warm and cold tiers. ``null`` means: until the last tier of
+    ``retention.metrics`` ends (raw: until it leaves warm).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    raw: Duration | None = None
+    five_minutes: Duration | None = Field(default=None, alias="5m")
+    one_hour: Duration | None = Field(default=None, alias="1h")
+
+
+# Which retention section governs each dataset (others: by name prefix, or retention.datasets).
+DATASET_PILLARS = {
+    "metric_series": "metrics",
+    "metric_samples": "metrics",
+    "metric_rollups": "metrics",
+    "log_records": "logs",
+    "spans": "traces",
+    "alert_fragments": "alerts",
+    "alert_rules": "alerts",
+    "alertmanager_alerts": "alerts",
+}
+_PILLAR_PREFIXES = (
+    ("metric", "metrics"),
+    ("log", "logs"),
+    ("span", "traces"),
+    ("trace", "traces"),
+    ("alert", "alerts"),
+)
+
 
 class RetentionConfig(Strict):
     metrics: TierAges = TierAges(
@@ -327,6 +442,43 @@ class RetentionConfig(Strict):
     alerts: TierAges = TierAges(
         hot=timedelta(days=7), warm=timedelta(days=365), cold=timedelta(days=7 * 365)
     )
+    metric_resolutions: MetricResolutions = MetricResolutions()
+    # Per-dataset ages that override the pillar's (any dataset name in the lake).
+    datasets: dict[str, TierAges] = {}
+
+    @model_validator(mode="after")
+    def _raw_within_hot_and_warm(self) -> "RetentionConfig":
+        raw = self.metric_resolutions.raw
+        if raw is not None:
+            last = self.metrics.warm or self.metrics.hot
+            if raw < self.metrics.hot or raw > last:
+                raise ValueError(
+                    f"metric_resolutions.raw must lie between metrics.hot and metrics.warm "
+                    f"({format_duration(self.metrics.hot)} .. {format_duration(last)}): raw "
+                    "samples live in hot and warm only"
+                )
+        return self
+
+    def for_dataset(self, dataset: str) -> TierAges | None:
+        """The ages that govern ``dataset``, or None when nothing in the config names it."""
+        if dataset in self.datasets:
+            return self.datasets[dataset]
+        pillar = DATASET_PILLARS.get(dataset) or next(
+            (p for prefix, p in _PILLAR_PREFIXES if dataset.startswith(prefix)), None
+        )
+        return getattr(self, pillar) if pillar else None
+
+    def resolution_age(self, resolution: str) -> timedelta:
+        """Age at which metric data of ``resolution`` ('raw', '5m', '1h') is deleted."""
+        stages = self.metrics.stages()
+        if resolution == "raw":
+            configured = self.metric_resolutions.raw
+            return configured or next(a for t, a in reversed(stages) if t != "cold")
+        configured = {
+            "5m": self.metric_resolutions.five_minutes,
+            "1h": self.metric_resolutions.one_hour,
+        }[resolution]
+        return configured or stages[-1][1]
 
 
 class ServiceConfig(Strict):
@@ -393,6 +545,87 @@ class SloConfig(Strict):
     sli: Sli
 
 
+class BurnRateWindowsConfig(Strict):
+    """One multi-window burn-rate alert: fire when both windows burn faster than ``burn_rate``."""
+
+    name: str | None = None
+    severity: Literal["page", "ticket"] = "page"
+    long_window: Duration
+    short_window: Duration
+    burn_rate: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _short_inside_long(self) -> "BurnRateWindowsConfig":
+        if self.short_window >= self.long_window:
+            raise ValueError("short_window must be shorter than long_window")
+        return self
+
+
+class ReportsConfig(Strict):
+    """How the reliability reports judge the data (defaults: SRE Workbook, the seed's targets)."""
+
+    period: Duration = timedelta(days=7)
+    impact_window: Duration = timedelta(minutes=5)
+    impact_burn_rate: float = Field(default=5.0, gt=0)
+    impact_merge_gap: Duration = timedelta(minutes=5)
+    match_tolerance: Duration = timedelta(minutes=5)
+    transient_alert: Duration = timedelta(minutes=5)
+    flap_high_threshold: float = Field(default=20.0, ge=0, le=100)
+    flap_low_threshold: float = Field(default=5.0, ge=0, le=100)
+    budget_warning: float = Field(default=0.5, gt=0, lt=1)
+    budget_critical: float = Field(default=0.9, gt=0, le=1)
+    uptime_tiers: list[Literal["critical", "high", "standard", "low"]] = ["critical"]
+    burn_rate_policy: list[BurnRateWindowsConfig] | None = None  # None: the SRE Workbook four
+    targets: dict[Literal["uptime", "alert_noise", "mttd", "mttr", "coverage"], float] = {}
+
+    @model_validator(mode="after")
+    def _ordered_thresholds(self) -> "ReportsConfig":
+        if self.flap_low_threshold > self.flap_high_threshold:
+            raise ValueError("flap_low_threshold must not exceed flap_high_threshold")
+        if self.budget_warning >= self.budget_critical:
+            raise ValueError("budget_warning must be below budget_critical")
+        return self
+
+
+class SourceLagRuleConfig(Strict):
+    """A lag gauge in Prometheus that must stay under a bound, like a Prometheus alert rule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="alertname of the breach")
+    pipeline: str
+    gauge: str = Field(description="Selector of the lag gauge, in seconds.")
+    max_seconds: float = Field(gt=0)
+    hold: Duration = Field(default=timedelta(minutes=1), alias="for")
+    severity: Literal["critical", "warning", "info"] = "critical"
+    category: str = "business"
+    runbook: str = ""
+
+    @field_validator("gauge")
+    @classmethod
+    def _gauge_parses(cls, gauge: str) -> str:
+        parse_selector(gauge)
+        return gauge
+
+
+class PushgatewayConfig(Strict):
+    url: HttpUrl
+    job: str = Field(default="obs_pipelines_reports", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout: Duration = timedelta(seconds=30)
+
+
+class OperationsConfig(Strict):
+    """When things run unattended, and where breaches and report metrics go."""
+
+    ingest_minute: int = Field(default=5, ge=0, le=59)
+    tiering_at: str = Field(default="01:15", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    reports_at: str = Field(default="02:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    max_repair_runs_per_tick: int = Field(default=24, ge=1, le=500)
+    gap_lookback: Duration = timedelta(hours=48)
+    source_lag: list[SourceLagRuleConfig] = []
+    pushgateway: PushgatewayConfig | None = None
+
+
 class IngestConfig(Strict):
     start: UtcTime = Field(
         default=datetime(2026, 11, 1, tzinfo=UTC), description="First hourly partition."
@@ -413,6 +646,8 @@ class ObsConfig(Strict):
     retention: RetentionConfig = RetentionConfig()
     services: list[ServiceConfig] = []
     slos: list[SloConfig] = []
+    reports: ReportsConfig = ReportsConfig()
+    operations: OperationsConfig = OperationsConfig()
     freshness: dict[Literal[DATASETS], Duration] = {}  # type: ignore[valid-type]
 
     # Where the file was read from; relative lake paths resolve against its folder.
@@ -483,14 +718,37 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ObsConfig:
         raise ConfigError(
             f"{config_path}: config file not found; set {CONFIG_ENV_VAR} to its path or copy obs.yaml"
         )
+    raw = _read_yaml(config_path, seen=())
+    return parse_config(raw, source=str(config_path), base_dir=config_path.resolve().parent)
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...]) -> Any:
+    """Parse ``path``; a top-level ``extends: other.yaml`` is read first and overlaid (mappings
+    merge key by key, anything else is replaced), so a demo or staging file states only what
+    differs from the main config."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: extends loops back to itself; remove the cycle")
     try:
-        raw = yaml.safe_load(config_path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{config_path}: {problem}{where}; fix the YAML syntax there") from None
-    return parse_config(raw, source=str(config_path), base_dir=config_path.resolve().parent)
+        raise ConfigError(f"{path}: {problem}{where}; fix the YAML syntax there") from None
+    if not isinstance(raw, dict) or "extends" not in raw:
+        return raw
+    base_path = path.parent / str(raw.pop("extends"))
+    if not base_path.is_file():
+        raise ConfigError(
+            f"{path}: extends: {base_path} not found; fix the path (relative to this file)"
+        )
+    return _overlay(_read_yaml(base_path, (*seen, path.resolve())), raw)
+
+
+def _overlay(base: Any, top: Any) -> Any:
+    if isinstance(base, dict) and isinstance(top, dict):
+        return {**base, **{k: _overlay(base.get(k), v) for k, v in top.items()}}
+    return top
 
 
 def parse_config(raw: Any, source: str = "config", base_dir: Path | None = None) -> ObsConfig:

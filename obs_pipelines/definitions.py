@@ -1,17 +1,16 @@
-"""The composition root: assets, checks, jobs, schedules and resources for one ``dagster.Definitions``.
+"""The composition root: assets, checks, jobs, schedules, sensors and resources for one
+``dagster.Definitions``.
 
 ``dagster dev -w workspace.yaml`` loads ``defs`` from here, reading the config named by
-``$OBS_CONFIG`` (default ``obs.yaml``).
+``$OBS_CONFIG`` (default ``obs.yaml``). ``OBS_EXECUTOR=celery`` spreads steps over Celery workers
+(``deploy/README.md``); the default executes in process.
 """
 
 import os
+from pathlib import Path
 
-from dagster import (
-    AssetSelection,
-    Definitions,
-    build_schedule_from_partitioned_job,
-    define_asset_job,
-)
+import yaml
+from dagster import Definitions, ExecutorDefinition
 
 from assets.ingest import (
     HOURLY_DATASETS,
@@ -20,46 +19,99 @@ from assets.ingest import (
     build_snapshot_ingest,
 )
 from assets.metrics import build_metric_ingest
-from assets.partitions import hourly_partitions
+from assets.partitions import daily_partitions, hourly_partitions
+from assets.reports import build_report_assets
+from assets.tiering import build_tiering_assets
 from obs_pipelines.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, load_config
+from obs_pipelines.freshness import LagRule
 from obs_pipelines.resources import ObsResource
+from sensors.freshness import (
+    build_lake_freshness_sensor,
+    build_source_freshness_sensor,
+    with_freshness,
+)
+from sensors.schedules import asset_job, hourly_ingest_schedule, reports_schedule, tiering_schedule
 
 INGEST_JOB = "ingest_job"
 SNAPSHOT_JOB = "snapshot_job"
+TIERING_JOB = "tiering_job"
+REPORTS_JOB = "reports_job"
 HOURLY_INGEST_ASSETS = (
     "metric_series",
     "metric_samples",
     *(spec.dataset for spec in HOURLY_DATASETS),
 )
-INGEST_MINUTE_OF_HOUR = 5  # give late scrapes and remote writes a few minutes to land
+SNAPSHOT_ASSETS = tuple(spec.dataset for spec in SNAPSHOT_DATASETS)
 
-ingest_job = define_asset_job(
+ingest_job = asset_job(
     INGEST_JOB,
-    selection=AssetSelection.assets(*HOURLY_INGEST_ASSETS),
-    description="Ingest one hour (or a range of hours) of metrics, logs, spans and alerts into the hot tier.",
+    HOURLY_INGEST_ASSETS,
+    "Ingest one hour (or a range of hours) of metrics, logs, spans and alerts into the hot tier.",
 )
-snapshot_job = define_asset_job(
+snapshot_job = asset_job(
     SNAPSHOT_JOB,
-    selection=AssetSelection.assets(*(spec.dataset for spec in SNAPSHOT_DATASETS)),
-    description="Snapshot Prometheus's rules and Alertmanager's alerts as of now.",
+    SNAPSHOT_ASSETS,
+    "Snapshot Prometheus's rules and Alertmanager's alerts as of now.",
+)
+tiering_job = asset_job(
+    TIERING_JOB, ["lake_tiering"], "Move the lake's data between hot, warm and cold tiers by age."
+)
+reports_job = asset_job(
+    REPORTS_JOB,
+    ["reliability_report"],
+    "Compute the reliability reports and write the HTML scorecard.",
 )
 
 
 def build_definitions(config_path: str) -> Definitions:
     config = load_config(config_path)
-    partitions = hourly_partitions(config.ingest.start)
+    operations = config.operations
+    hourly = hourly_partitions(config.ingest.start)
+    daily = daily_partitions(config.ingest.start)
     assets = [
-        build_metric_ingest(partitions),
-        *(build_hourly_ingest(spec, partitions) for spec in HOURLY_DATASETS),
+        build_metric_ingest(hourly),
+        *(build_hourly_ingest(spec, hourly) for spec in HOURLY_DATASETS),
         *(build_snapshot_ingest(spec) for spec in SNAPSHOT_DATASETS),
+        *build_tiering_assets(daily, deps=HOURLY_INGEST_ASSETS),
+        *build_report_assets(daily, deps=HOURLY_INGEST_ASSETS),
     ]
     return Definitions(
-        assets=assets,
-        jobs=[ingest_job, snapshot_job],
+        assets=with_freshness(assets, config.freshness),
+        jobs=[ingest_job, snapshot_job, tiering_job, reports_job],
         schedules=[
-            build_schedule_from_partitioned_job(ingest_job, minute_of_hour=INGEST_MINUTE_OF_HOUR)
+            hourly_ingest_schedule(ingest_job, minute_of_hour=operations.ingest_minute),
+            tiering_schedule(tiering_job, partitioned=True, at=_hour_minute(operations.tiering_at)),
+            reports_schedule(reports_job, partitioned=True, at=_hour_minute(operations.reports_at)),
         ],
+        sensors=[
+            build_lake_freshness_sensor(
+                {dataset: ingest_job for dataset in HOURLY_INGEST_ASSETS},
+                max_runs_per_tick=operations.max_repair_runs_per_tick,
+                gap_lookback=operations.gap_lookback,
+            ),
+            build_source_freshness_sensor(
+                [LagRule.from_config(rule) for rule in operations.source_lag]
+            ),
+        ],
+        executor=_executor(),
         resources={"obs": ObsResource(config_path=os.path.abspath(config_path))},
+    )
+
+
+def _hour_minute(text: str) -> tuple[int, int]:
+    hour, minute = text.split(":")
+    return int(hour), int(minute)
+
+
+def _executor() -> ExecutorDefinition | None:
+    """``OBS_EXECUTOR=celery``: Dagster's Celery executor, configured by ``$OBS_CELERY_CONFIG``."""
+    if os.environ.get("OBS_EXECUTOR") != "celery":
+        return None
+    from dagster_celery import celery_executor
+
+    path = Path(os.environ.get("OBS_CELERY_CONFIG", "deploy/celery.yaml"))
+    return celery_executor.configured(
+        yaml.safe_load(path.read_text())["execution"]["config"], name="celery"
     )
 
 

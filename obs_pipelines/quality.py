@@ -7,8 +7,8 @@ progress bars. Each dataset has one suite; the caller gets plain outcomes to rep
 import functools
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -28,27 +28,66 @@ def validate_partition(
     dataset: str, table: pa.Table, window: TimeWindow
 ) -> list[ExpectationOutcome]:
     """Run the suite of ``dataset`` over one partition's rows."""
+    return validate_partitions(dataset, [(window, table)])[0][1]
+
+
+# Rows validated in one GX batch: bounded memory (pandas), few validations per run.
+BATCH_ROWS = 2_000_000
+
+
+def validate_partitions(
+    dataset: str, partitions: Iterable[tuple[TimeWindow, pa.Table]]
+) -> list[tuple[TimeWindow, list[ExpectationOutcome]]]:
+    """Run the suite of ``dataset`` over partitions, each against its own window.
+
+    Partitions are validated in batches of up to ``BATCH_ROWS`` rows (each row carries its
+    window), which costs a few GX validations per run instead of one per hour; only a batch where
+    something fails is validated again partition by partition, to name the hours at fault.
+    ``partitions`` may be a generator: at most one batch is held at a time.
+    """
+    results: list[tuple[TimeWindow, list[ExpectationOutcome]]] = []
+    batch: list[tuple[TimeWindow, pa.Table]] = []
+    rows = 0
+    for window, table in partitions:
+        batch.append((window, table))
+        rows += table.num_rows
+        if rows >= BATCH_ROWS:
+            results += _validate_batch(dataset, batch)
+            batch, rows = [], 0
+    if batch:
+        results += _validate_batch(dataset, batch)
+    return results
+
+
+def _validate_batch(
+    dataset: str, batch: list[tuple[TimeWindow, pa.Table]]
+) -> list[tuple[TimeWindow, list[ExpectationOutcome]]]:
+    outcomes = _validate(dataset, batch)
+    if len(batch) == 1 or all(o.success for o in outcomes):
+        return [(window, outcomes) for window, _ in batch]
+    return [(window, _validate(dataset, [(window, table)])) for window, table in batch]
+
+
+def _validate(
+    dataset: str, partitions: list[tuple[TimeWindow, pa.Table]]
+) -> list[ExpectationOutcome]:
     gx = _gx()
-    context = _context()
-    suite = gx.ExpectationSuite(name=f"{dataset}_partition")
-    for expectation in _SUITES[dataset](gx, window):
+    context = _context()  # GX needs a context before a suite can be built
+    suite = gx.ExpectationSuite(name=f"{dataset}_partitions")
+    expectations = _SUITES[dataset](gx)
+    for expectation in expectations:
         suite.add_expectation(expectation)
-    batch_definition = _batch_definition(context, dataset)
-    frame = (
-        table.to_pandas(timestamp_as_object=False, maps_as_pydicts="strict")
-        if table.num_rows
-        else table.to_pandas()
-    )
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(suite)
+    frame = _frame(partitions, _columns(expectations))
+    batch = _batch_definition(context, dataset).get_batch(batch_parameters={"dataframe": frame})
     outcomes = []
-    for item in result.results:
-        config = item.expectation_config
-        kwargs: dict[str, Any] = config.kwargs
-        column = kwargs.get("column") or ",".join(kwargs.get("column_list", []))
+    for item in batch.validate(suite).results:
+        kwargs: dict[str, Any] = item.expectation_config.kwargs
+        column = kwargs.get("column") or ",".join(
+            kwargs.get("column_list") or [kwargs.get("column_A", ""), kwargs.get("column_B", "")]
+        )
         outcomes.append(
             ExpectationOutcome(
-                expectation=config.type,
+                expectation=item.expectation_config.type,
                 column=column,
                 success=bool(item.success),
                 unexpected=int(item.result.get("unexpected_count") or 0),
@@ -57,81 +96,145 @@ def validate_partition(
     return outcomes
 
 
-def _metric_samples_suite(gx: Any, window: TimeWindow) -> list[Any]:
-    last = (window.end - timedelta(milliseconds=1)).replace(tzinfo=None)
+def _columns(expectations: list[Any]) -> list[str]:
+    names: list[str] = []
+    for expectation in expectations:
+        kwargs = expectation.configuration.kwargs
+        for name in [
+            kwargs.get("column"),
+            kwargs.get("column_A"),
+            kwargs.get("column_B"),
+            *(kwargs.get("column_list") or []),
+        ]:
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def _frame(partitions: list[tuple[TimeWindow, pa.Table]], columns: list[str]) -> Any:
+    """One pandas frame of the columns the suite reads, each row with its partition's window."""
+    tables = []
+    for window, table in partitions:
+        start = pa.scalar(window.start.replace(tzinfo=None), pa.timestamp("us"))
+        end = pa.scalar(window.end.replace(tzinfo=None), pa.timestamp("us"))
+        tables.append(
+            table.append_column(
+                WINDOW_START, pa.array([start] * table.num_rows, pa.timestamp("us"))
+            )
+            .append_column(WINDOW_END, pa.array([end] * table.num_rows, pa.timestamp("us")))
+            .select(columns)
+        )
+    combined = pa.concat_tables(tables, promote_options="permissive")
+    converted = [
+        combined.column(name).cast(pa.timestamp("us"))
+        if pa.types.is_timestamp(combined.schema.field(name).type)
+        else combined.column(name)
+        for name in columns
+    ]
+    return pa.table(converted, names=columns).to_pandas()
+
+
+WINDOW_START = "_window_start"
+WINDOW_END = "_window_end"
+
+
+def _inside_window(gx: Any, column: str) -> list[Any]:
+    """Each row's ``column`` lies in its partition's half-open window."""
     return [
-        gx.expectations.ExpectColumnValuesToNotBeNull(column="series_id"),
-        gx.expectations.ExpectColumnValuesToNotBeNull(column="ts"),
-        gx.expectations.ExpectColumnValuesToBeBetween(
-            column="ts", min_value=window.start.replace(tzinfo=None), max_value=last
+        gx.expectations.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A=column, column_B=WINDOW_START, or_equal=True
         ),
-        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["series_id", "ts"]),
+        gx.expectations.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A=WINDOW_END, column_B=column
+        ),
     ]
-
-
-def _metric_series_suite(gx: Any, window: TimeWindow) -> list[Any]:
-    return [
-        gx.expectations.ExpectColumnValuesToNotBeNull(column="series_id"),
-        gx.expectations.ExpectColumnValuesToBeUnique(column="series_id"),
-        gx.expectations.ExpectColumnValuesToNotBeNull(column="metric"),
-    ]
-
-
-LOG_LEVELS = ["trace", "debug", "info", "notice", "warn", "warning", "error", "critical", "fatal", "alert", "emergency"]
-SPAN_KINDS = ["server", "client", "producer", "consumer", "internal", "unspecified"]
-SPAN_STATUSES = ["unset", "ok", "error"]
-
-
-def _time_between(gx: Any, column: str, window: TimeWindow) -> Any:
-    last = (window.end - timedelta(microseconds=1)).replace(tzinfo=None)
-    return gx.expectations.ExpectColumnValuesToBeBetween(column=column, min_value=window.start.replace(tzinfo=None), max_value=last)
 
 
 def _not_null(gx: Any, *columns: str) -> list[Any]:
     return [gx.expectations.ExpectColumnValuesToNotBeNull(column=c) for c in columns]
 
 
-def _log_records_suite(gx: Any, window: TimeWindow) -> list[Any]:
+def _metric_samples_suite(gx: Any) -> list[Any]:
+    return [
+        *_not_null(gx, "series_id", "ts"),
+        *_inside_window(gx, "ts"),
+        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["series_id", "ts"]),
+    ]
+
+
+def _metric_series_suite(gx: Any) -> list[Any]:
+    return [
+        *_not_null(gx, "series_id", "metric"),
+        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["series_id", WINDOW_START]),
+    ]
+
+
+LOG_LEVELS = [
+    "trace",
+    "debug",
+    "info",
+    "notice",
+    "warn",
+    "warning",
+    "error",
+    "critical",
+    "fatal",
+    "alert",
+    "emergency",
+]
+SPAN_KINDS = ["server", "client", "producer", "consumer", "internal", "unspecified"]
+SPAN_STATUSES = ["unset", "ok", "error"]
+
+
+def _log_records_suite(gx: Any) -> list[Any]:
     return [
         *_not_null(gx, "ts", "index", "doc_id"),
-        _time_between(gx, "ts", window),
+        *_inside_window(gx, "ts"),
         gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["index", "doc_id"]),
         gx.expectations.ExpectColumnValuesToBeInSet(column="level", value_set=LOG_LEVELS),
     ]
 
 
-def _spans_suite(gx: Any, window: TimeWindow) -> list[Any]:
+def _spans_suite(gx: Any) -> list[Any]:
     return [
         *_not_null(gx, "trace_id", "span_id", "start_ts"),
-        _time_between(gx, "start_ts", window),
+        *_inside_window(gx, "start_ts"),
         gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["trace_id", "span_id"]),
         gx.expectations.ExpectColumnValuesToBeInSet(column="kind", value_set=SPAN_KINDS),
         gx.expectations.ExpectColumnValuesToBeInSet(column="status_code", value_set=SPAN_STATUSES),
     ]
 
 
-def _alert_fragments_suite(gx: Any, window: TimeWindow) -> list[Any]:
+def _alert_fragments_suite(gx: Any) -> list[Any]:
     return [
         *_not_null(gx, "fingerprint", "alertname", "state", "first_sample", "last_sample"),
-        _time_between(gx, "first_sample", window),
-        _time_between(gx, "last_sample", window),
-        gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=["fingerprint", "state", "first_sample"]),
-        gx.expectations.ExpectColumnValuesToBeInSet(column="state", value_set=["firing", "pending"]),
+        *_inside_window(gx, "first_sample"),
+        *_inside_window(gx, "last_sample"),
+        gx.expectations.ExpectCompoundColumnsToBeUnique(
+            column_list=["fingerprint", "state", "first_sample"]
+        ),
+        gx.expectations.ExpectColumnValuesToBeInSet(
+            column="state", value_set=["firing", "pending"]
+        ),
     ]
 
 
-def _alert_rules_suite(gx: Any, window: TimeWindow) -> list[Any]:
+def _alert_rules_suite(gx: Any) -> list[Any]:
     return [
         *_not_null(gx, "group", "name", "type", "expr"),
-        gx.expectations.ExpectColumnValuesToBeInSet(column="type", value_set=["alerting", "recording"]),
+        gx.expectations.ExpectColumnValuesToBeInSet(
+            column="type", value_set=["alerting", "recording"]
+        ),
     ]
 
 
-def _alertmanager_alerts_suite(gx: Any, window: TimeWindow) -> list[Any]:
+def _alertmanager_alerts_suite(gx: Any) -> list[Any]:
     return [
         *_not_null(gx, "fingerprint", "snapshot_at"),
         gx.expectations.ExpectColumnValuesToBeUnique(column="fingerprint"),
-        gx.expectations.ExpectColumnValuesToBeInSet(column="state", value_set=["active", "suppressed", "unprocessed"]),
+        gx.expectations.ExpectColumnValuesToBeInSet(
+            column="state", value_set=["active", "suppressed", "unprocessed"]
+        ),
     ]
 
 

@@ -1,13 +1,34 @@
-"""Schedules: each asset family materializes on its own clock, with no one watching."""
+"""Schedules: each asset family materializes on its own clock, with no one watching.
+
+* ingest, hourly: the hour that just closed, a few minutes past the hour so late scrapes and
+  remote writes have landed (``minute_of_hour``);
+* tiering, daily: after the day closed and its last hour was ingested;
+* reports, daily: after tiering, so they read the day in its final place.
+
+The factories take the jobs (or the assets to build them from), so the composition root passes
+each family as its assets appear.
+"""
+
+from collections.abc import Iterable, Sequence
 
 from dagster import (
+    AssetKey,
+    AssetsDefinition,
     AssetSelection,
+    DefaultScheduleStatus,
     ScheduleDefinition,
     build_schedule_from_partitioned_job,
     define_asset_job,
 )
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
 
 INGEST_MINUTE_OF_HOUR = 5  # give late scrapes and remote writes a few minutes to land
+TIERING_TIME = (1, 15)  # 01:15 UTC: yesterday's hours are all ingested by then
+REPORTS_TIME = (2, 30)  # 02:30 UTC: after tiering settled yesterday in the warm tier
+
+AssetsLike = Iterable[AssetsDefinition | str | AssetKey]
 
 metrics_ingest_job = define_asset_job(
     "metrics_ingest_job",
@@ -16,8 +37,100 @@ metrics_ingest_job = define_asset_job(
 )
 
 
-def hourly_ingest_schedule() -> ScheduleDefinition:
-    """Materialize the hour that just closed, a few minutes past the hour."""
+def asset_job(name: str, assets: AssetsLike, description: str) -> UnresolvedAssetJobDefinition:
+    """A job materializing exactly ``assets`` (asset definitions, keys or key strings)."""
+    keys: list[AssetKey] = []
+    for item in assets:
+        if isinstance(item, AssetsDefinition):
+            keys += sorted(item.keys, key=lambda k: k.to_user_string())
+        else:
+            keys.append(AssetKey.from_coercible(item))
+    return define_asset_job(name, selection=AssetSelection.assets(*keys), description=description)
+
+
+def hourly_ingest_schedule(
+    job: UnresolvedAssetJobDefinition = metrics_ingest_job,
+    minute_of_hour: int = INGEST_MINUTE_OF_HOUR,
+    default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
+) -> ScheduleDefinition:
+    """Materialize the hour that just closed, ``minute_of_hour`` minutes past the hour."""
+    _check_minute(minute_of_hour)
     return build_schedule_from_partitioned_job(
-        metrics_ingest_job, minute_of_hour=INGEST_MINUTE_OF_HOUR
+        job,
+        name=f"{job.name}_hourly" if job is not metrics_ingest_job else None,
+        minute_of_hour=minute_of_hour,
+        default_status=default_status,
     )
+
+
+def hourly_ingest_schedules(
+    jobs: Sequence[UnresolvedAssetJobDefinition],
+    minute_of_hour: int = INGEST_MINUTE_OF_HOUR,
+    default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
+) -> list[ScheduleDefinition]:
+    """One hourly schedule per ingest job (metrics, logs, spans, alerts), all at the same offset."""
+    return [hourly_ingest_schedule(job, minute_of_hour, default_status) for job in jobs]
+
+
+def daily_schedule(
+    job: UnresolvedAssetJobDefinition,
+    *,
+    hour: int,
+    minute: int = 0,
+    partitioned: bool,
+    default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
+) -> ScheduleDefinition:
+    """Run ``job`` once a day at ``hour:minute`` UTC.
+
+    A daily-partitioned job gets the day that just closed as its partition; an unpartitioned one
+    (reports over the whole catalog) just runs.
+    """
+    _check_minute(minute)
+    if not 0 <= hour <= 23:
+        raise ValueError(f"hour {hour} is not an hour of the day (0-23)")
+    if partitioned:
+        return build_schedule_from_partitioned_job(
+            job,
+            name=f"{job.name}_daily",
+            hour_of_day=hour,
+            minute_of_hour=minute,
+            default_status=default_status,
+        )
+    return ScheduleDefinition(
+        name=f"{job.name}_daily",
+        job=job,
+        cron_schedule=f"{minute} {hour} * * *",
+        execution_timezone="UTC",
+        default_status=default_status,
+    )
+
+
+def tiering_schedule(
+    job: UnresolvedAssetJobDefinition,
+    *,
+    partitioned: bool = True,
+    at: tuple[int, int] = TIERING_TIME,
+    default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
+) -> ScheduleDefinition:
+    """Daily tiering (hot -> warm -> cold) after the day's last hour was ingested."""
+    return daily_schedule(
+        job, hour=at[0], minute=at[1], partitioned=partitioned, default_status=default_status
+    )
+
+
+def reports_schedule(
+    job: UnresolvedAssetJobDefinition,
+    *,
+    partitioned: bool = False,
+    at: tuple[int, int] = REPORTS_TIME,
+    default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
+) -> ScheduleDefinition:
+    """Daily reports after tiering, so the day just closed is in its final tier."""
+    return daily_schedule(
+        job, hour=at[0], minute=at[1], partitioned=partitioned, default_status=default_status
+    )
+
+
+def _check_minute(minute: int) -> None:
+    if not 0 <= minute <= 59:
+        raise ValueError(f"minute {minute} is not a minute of the hour (0-59)")

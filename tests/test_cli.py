@@ -159,14 +159,11 @@ def test_a_failed_run_is_reported_in_one_line(
     assert len(lines) == 1
     assert lines[0].startswith("obs: error: run ")
     assert lines[0].endswith(
-        f"for [2026-11-18T10:00:00Z, 2026-11-18T11:00:00Z) failed: Prometheus at {url} is unreachable "
+        f"(ingested [2026-11-18T10:00:00Z, 2026-11-18T11:00:00Z)) failed: Prometheus at {url} is unreachable "
         "(Connection refused); check sources.prometheus.url and that the server is running"
     )
-    assert (
-        not any(Path(load_config(path).lake_root).rglob("*.parquet"))
-        if Path(load_config(path).lake_root).exists()
-        else True
-    )
+    metrics_hot = Path(load_config(path).lake_root) / "hot" / "metric_samples"
+    assert not metrics_hot.exists() or not any(metrics_hot.rglob("*.parquet"))
 
 
 def test_dagster_loads_the_definitions_without_deprecation_warnings_from_our_code() -> None:

@@ -53,7 +53,7 @@ class PrometheusSource:
                 if tls.client_key
                 else str(tls.client_cert)
             )
-        headers = {"Accept-Encoding": "gzip"}
+        headers = {"Accept-Encoding": "gzip" if config.compress else "identity"}
         auth = None
         if config.auth and config.auth.bearer_token_env:
             headers["Authorization"] = f"Bearer {secret(config.auth.bearer_token_env)}"

@@ -1,0 +1,83 @@
+"""The daily reliability report: HTML file plus the scorecard and top findings as metadata."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+    MetadataValue,
+    PartitionsDefinition,
+    asset,
+)
+
+from obs_pipelines.catalog import build_catalog
+from obs_pipelines.config import ObsConfig
+from obs_pipelines.report_export import push_reports
+from obs_pipelines.report_html import findings, render_report, scorecard_rows
+from obs_pipelines.reports import ReportSettings, pin_reports, report_connection
+from obs_pipelines.resources import ObsResource
+
+DEFAULT_DEPS = ("metric_samples", "metric_series")
+
+
+def report_path(config: ObsConfig, end: datetime) -> Path:
+    """Where the report for the period ending at ``end`` is written: beside the catalog."""
+    return Path(config.catalog_path).parent / "reports" / f"reliability-{end:%Y-%m-%d}.html"
+
+
+def build_report_assets(
+    partitions: PartitionsDefinition, deps: Sequence[str] = DEFAULT_DEPS
+) -> list[object]:
+    """Assets of the reports group; ``partitions`` should be daily (each run reports the period
+    ending at the end of its day)."""
+
+    @asset(
+        name="reliability_report",
+        group_name="reports",
+        partitions_def=partitions,
+        deps=[AssetKey(d) for d in deps],
+        kinds={"duckdb", "html"},
+    )
+    def reliability_report(context: AssetExecutionContext, obs: ObsResource) -> MaterializeResult:
+        """The seed's Success Metrics scorecard, SLO error budgets, burn rates, alert noise and
+        coverage over the report period ending with this day, as one self-contained HTML file."""
+        config = obs.config
+        end = context.partition_time_window.end.astimezone(UTC)
+        start = end - ReportSettings.from_config(config).period
+        build_catalog(config)
+        path = render_report(config, start, end, report_path(config, end))
+        con = report_connection(config, start, end)
+        try:
+            pin_reports(con)
+            rows = scorecard_rows(con)
+            found = findings(con)
+            pushed = push_reports(config, con)
+        finally:
+            con.close()
+        table = "\n".join(
+            f"| {r.metric} | {r.target} | {r.shown(r.current)} | {r.shown(r.previous)} | "
+            f"{r.change} | {r.status} |"
+            for r in rows
+        )
+        metadata: dict[str, object] = {
+            "report": MetadataValue.path(str(path)),
+            "period": f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
+            "scorecard": MetadataValue.md(
+                "| metric | target | current | previous | change | status |\n"
+                "|---|---|---|---|---|---|\n" + table
+            ),
+            "targets met": sum(r.status == "pass" for r in rows),
+            "targets missed": sum(r.status == "fail" for r in rows),
+            "top findings": MetadataValue.md("\n".join(f"- {f}" for f in found) or "none"),
+            "pushgateway samples": pushed if pushed is not None else "not configured",
+        }
+        for r in rows:
+            if r.current is not None:
+                metadata[r.metric] = MetadataValue.float(float(r.current))
+        context.log.info(f"reliability report for {start:%Y-%m-%d} .. {end:%Y-%m-%d}: {path}")
+        return MaterializeResult(metadata=metadata)
+
+    return [reliability_report]

@@ -1,0 +1,546 @@
+"""``obs doctor``: is everything this deployment depends on reachable and usable, right now?
+
+Each check makes one cheap real request (never a scan), so the command is safe to run against
+production at any time. A result is one line: what was checked, what was found, and for a
+failure, what to do about it. Checks never raise: an exception becomes a failed line.
+
+Areas: every source in use (reachability plus a real API call), the lake (writable, tiers
+listable, S3 storage classes), the catalog (exists, opens read-only, every view binds) and the
+Dagster instance (``DAGSTER_HOME``, ``dagster.yaml``, its storage). Dagster itself is not
+imported: the instance's storage is reached the way Dagster would (SQLite file or PostgreSQL).
+"""
+
+import os
+import sqlite3
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from obs_pipelines.config import HttpAuth, ObsConfig, Tls, secret
+from obs_pipelines.errors import ObsError
+
+DEFAULT_TIMEOUT = 5.0
+TIERS = ("hot", "warm", "cold")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str  # e.g. "source.metrics", "lake.writable"
+    ok: bool
+    detail: str
+    fix: str = ""
+    skipped: bool = False
+
+    def line(self) -> str:
+        status = "skip" if self.skipped else ("ok" if self.ok else "FAIL")
+        text = f"{status:<5} {self.check:<22} {self.detail}"
+        return f"{text} -> {self.fix}" if self.fix and not self.ok else text
+
+
+def run_checks(
+    config: ObsConfig,
+    *,
+    dagster_home: str | None = None,
+    pushgateway_url: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[CheckResult]:
+    """Every check, in the order a person would fix things: sources, lake, catalog, Dagster."""
+    results: list[CheckResult] = []
+    results += _source_checks(config, timeout)
+    if pushgateway_url:
+        results.append(_guard("pushgateway", lambda: _pushgateway(pushgateway_url, timeout)))
+    results += _lake_checks(config)
+    results += _catalog_checks(config)
+    results += _dagster_checks(dagster_home or os.environ.get("DAGSTER_HOME"))
+    return results
+
+
+def format_report(results: list[CheckResult]) -> str:
+    failed = sum(1 for r in results if not r.ok)
+    tail = (
+        f"{failed} of {len(results)} checks failed"
+        if failed
+        else f"all {len(results)} checks passed"
+    )
+    return "\n".join([*(r.line() for r in results), tail])
+
+
+def _guard(check: str, run: Callable[[], CheckResult]) -> CheckResult:
+    """Run one check; an unexpected error is a failed line, never a traceback."""
+    try:
+        return run()
+    except ObsError as exc:
+        return CheckResult(check, False, str(exc))
+    except Exception as exc:  # a doctor reports everything it finds
+        return CheckResult(check, False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+
+
+# --- sources ---------------------------------------------------------------------------------
+
+
+def _source_checks(config: ObsConfig, timeout: float) -> list[CheckResult]:
+    sources = config.sources
+    results = []
+    selected = {
+        "metrics": sources.metrics,
+        "logs": sources.logs,
+        "traces": sources.traces,
+        "alerts": sources.alerts,
+    }
+    for pillar, backend in selected.items():
+        check = f"source.{pillar}"
+        if backend == "simulator":
+            results.append(CheckResult(check, True, "built-in simulator (no server needed)"))
+            continue
+        probe = _PROBES[(pillar, backend)]
+        results.append(_guard(check, lambda c=check, p=probe: p(c, config, timeout)))
+    if sources.alertmanager is not None:
+        results.append(
+            _guard(
+                "source.alertmanager", lambda: _alertmanager("source.alertmanager", config, timeout)
+            )
+        )
+    used = set(selected.values())
+    for backend in ("prometheus", "elasticsearch", "jaeger"):
+        if getattr(sources, backend) is not None and backend not in used:
+            results.append(
+                CheckResult(
+                    f"source.{backend}",
+                    True,
+                    f"configured but not used by any pillar (sources.{backend} is not selected)",
+                    skipped=True,
+                )
+            )
+    return results
+
+
+def _session(auth: HttpAuth | None, tls: Tls, api_key_env: str | None = None) -> requests.Session:
+    """A session with the source's credentials and TLS, and no retries (the doctor answers fast)."""
+    session = requests.Session()
+    session.verify = str(tls.ca_file) if tls.ca_file else tls.verify
+    if tls.client_cert:
+        session.cert = (
+            (str(tls.client_cert), str(tls.client_key)) if tls.client_key else str(tls.client_cert)
+        )
+    if api_key_env:
+        session.headers["Authorization"] = f"ApiKey {secret(api_key_env)}"
+    if auth is not None and getattr(auth, "bearer_token_env", None):
+        session.headers["Authorization"] = f"Bearer {secret(auth.bearer_token_env)}"  # type: ignore[arg-type]
+    if auth is not None and auth.basic:
+        session.auth = (secret(auth.basic.username_env), secret(auth.basic.password_env))
+    return session
+
+
+def _get(
+    session: requests.Session, url: str, what: str, key: str, timeout: float, **kwargs: Any
+) -> requests.Response:
+    """GET with failures turned into one sentence naming the config key to fix."""
+    try:
+        response = session.request(kwargs.pop("method", "GET"), url, timeout=timeout, **kwargs)
+    except requests.exceptions.SSLError:
+        raise ObsError(f"TLS to {what} at {url} failed; check {key}.tls") from None
+    except requests.exceptions.Timeout:
+        raise ObsError(
+            f"{what} at {url} did not answer within {timeout:g}s; check the server's health"
+        ) from None
+    except requests.exceptions.RequestException as exc:
+        reason = "connection refused" if "refused" in str(exc).lower() else type(exc).__name__
+        raise ObsError(
+            f"{what} at {url} is unreachable ({reason}); start it or fix {key}.url"
+        ) from None
+    if response.status_code in (401, 403):
+        raise ObsError(
+            f"{what} at {url} refused the credentials (HTTP {response.status_code}); check {key}.auth "
+            "and the variables it names"
+        )
+    if response.status_code >= 400:
+        raise ObsError(
+            f"{what} answered HTTP {response.status_code} at {url}; check {key}.url is the base URL"
+        )
+    return response
+
+
+def _prometheus(check: str, config: ObsConfig, timeout: float) -> CheckResult:
+    section = config.sources.prometheus
+    assert section is not None
+    session = _session(section.auth, section.tls)
+    key = "sources.prometheus"
+    info = _get(session, f"{section.url}/api/v1/status/buildinfo", "Prometheus", key, timeout)
+    version = info.json().get("data", {}).get("version", "?")
+    selector = section.selectors[0]
+    answer = _get(
+        session,
+        f"{section.url}/api/v1/query",
+        "Prometheus",
+        key,
+        timeout,
+        method="POST",
+        data={"query": f"count(last_over_time({selector}[1h]))"},
+    )
+    result = answer.json()["data"]["result"]
+    count = int(float(result[0]["value"][1])) if result else 0
+    detail = f"Prometheus {version} at {section.url}; {count} series of {selector} in the last hour"
+    if count == 0:
+        return CheckResult(
+            check, False, detail, f"check {key}.selectors against the server's metrics"
+        )
+    return CheckResult(check, True, detail)
+
+
+def _prometheus_rules(check: str, config: ObsConfig, timeout: float) -> CheckResult:
+    section = config.sources.prometheus
+    assert section is not None
+    session = _session(section.auth, section.tls)
+    response = _get(
+        session, f"{section.url}/api/v1/rules", "Prometheus", "sources.prometheus", timeout
+    )
+    groups = response.json().get("data", {}).get("groups", [])
+    rules = sum(len(g.get("rules", [])) for g in groups)
+    return CheckResult(
+        check, True, f"Prometheus at {section.url} serves {rules} rules in {len(groups)} groups"
+    )
+
+
+def _elasticsearch(check: str, config: ObsConfig, timeout: float) -> CheckResult:
+    section = config.sources.elasticsearch
+    assert section is not None
+    auth = section.auth
+    session = _session(
+        HttpAuth(basic=auth.basic) if auth and auth.basic else None,
+        section.tls,
+        api_key_env=auth.api_key_env if auth else None,
+    )
+    key = "sources.elasticsearch"
+    info = _get(session, f"{section.url}/", "Elasticsearch", key, timeout).json()
+    version = info.get("version", {}).get("number", "?")
+    counted = _get(session, f"{section.url}/{section.index}/_count", "Elasticsearch", key, timeout)
+    documents = counted.json().get("count", 0)
+    return CheckResult(
+        check,
+        True,
+        f"Elasticsearch {version} at {section.url}; {documents} documents in {section.index}",
+    )
+
+
+def _jaeger(check: str, config: ObsConfig, timeout: float) -> CheckResult:
+    section = config.sources.jaeger
+    assert section is not None
+    session = _session(section.auth, section.tls)
+    path = "/api/services" if section.api == "v1" else "/api/v3/services"
+    body = _get(session, f"{section.url}{path}", "Jaeger", "sources.jaeger", timeout).json()
+    services = body.get("services") or body.get("data") or []
+    return CheckResult(check, True, f"Jaeger at {section.url}; {len(services)} services")
+
+
+def _alertmanager(check: str, config: ObsConfig, timeout: float) -> CheckResult:
+    section = config.sources.alertmanager
+    assert section is not None
+    session = _session(section.auth, section.tls)
+    key = "sources.alertmanager"
+    status = _get(session, f"{section.url}/api/v2/status", "Alertmanager", key, timeout).json()
+    version = status.get("versionInfo", {}).get("version", "?")
+    alerts = _get(session, f"{section.url}/api/v2/alerts", "Alertmanager", key, timeout).json()
+    return CheckResult(
+        check, True, f"Alertmanager {version} at {section.url}; {len(alerts)} active alerts"
+    )
+
+
+_PROBES: dict[tuple[str, str], Callable[[str, ObsConfig, float], CheckResult]] = {
+    ("metrics", "prometheus"): _prometheus,
+    ("alerts", "prometheus"): _prometheus_rules,
+    ("logs", "elasticsearch"): _elasticsearch,
+    ("traces", "jaeger"): _jaeger,
+}
+
+
+def _pushgateway(url: str, timeout: float) -> CheckResult:
+    session = requests.Session()
+    _get(session, f"{url}/-/ready", "Pushgateway", "the pushgateway", timeout)
+    return CheckResult("pushgateway", True, f"Pushgateway at {url} is ready")
+
+
+# --- lake ------------------------------------------------------------------------------------
+
+
+def _lake_checks(config: ObsConfig) -> list[CheckResult]:
+    from obs_pipelines.lake import Lake
+
+    try:
+        lake = Lake(config)
+    except ObsError as exc:
+        return [CheckResult("lake", False, str(exc), "fix lake.root and lake.s3")]
+    return [
+        _guard("lake.writable", lambda: _lake_writable(lake)),
+        _guard("lake.tiers", lambda: _lake_tiers(lake)),
+        _guard("lake.storage_classes", lambda: _storage_classes(lake)),
+    ]
+
+
+def _distinct_stores(lake: Any) -> dict[str, Any]:
+    """Tier name(s) -> storage, once per distinct storage (tiers may share one root)."""
+    by_root: dict[str, tuple[list[str], Any]] = {}
+    for tier in TIERS:
+        store = lake.store(tier)
+        by_root.setdefault(store.root, ([], store))[0].append(tier)
+    return {"+".join(tiers): store for tiers, store in by_root.values()}
+
+
+def _lake_writable(lake: Any) -> CheckResult:
+    written = []
+    for tiers, store in _distinct_stores(lake).items():
+        key = f"_doctor/probe-{uuid.uuid4().hex}"
+        try:
+            with store.staging(key) as staged:
+                staged.write_bytes(b"obs doctor probe\n")
+                store.publish(staged, key)
+            store.delete([key])
+        except (OSError, ObsError) as exc:
+            return CheckResult(
+                "lake.writable",
+                False,
+                f"cannot write under {store.root} ({tiers}: {str(exc).splitlines()[0][:160]})",
+                "check lake.root, the tier roots, their permissions or the S3 credentials in lake.s3",
+            )
+        written.append(f"{tiers} at {store.root}")
+    return CheckResult("lake.writable", True, "wrote and deleted a probe: " + "; ".join(written))
+
+
+def _sample_objects(store: Any, prefix: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    """Up to ``limit`` objects under ``prefix`` of an S3 store, and whether there are more."""
+    page = store.client.list_objects_v2(
+        Bucket=store.bucket, Prefix=store._key(prefix), MaxKeys=limit
+    )
+    return page.get("Contents", []), bool(page.get("IsTruncated"))
+
+
+def _lake_tiers(lake: Any) -> CheckResult:
+    from obs_pipelines.lake.storage import S3Storage
+
+    found = []
+    for tier in TIERS:
+        store = lake.store(tier)
+        if isinstance(store, S3Storage):
+            objects, more = _sample_objects(store, f"{tier}/", 1000)
+            count = f"{len(objects)}{'+' if more else ''} objects"
+        else:
+            folder = Path(store.root, tier)
+            count = f"{sum(1 for _ in os.scandir(folder)) if folder.is_dir() else 0} entries"
+        found.append(f"{tier}: {count}")
+    return CheckResult("lake.tiers", True, "; ".join(found))
+
+
+def _storage_classes(lake: Any) -> CheckResult:
+    from obs_pipelines.lake.storage import S3Storage
+
+    seen, mismatched = [], []
+    for tier in TIERS:
+        store = lake.store(tier)
+        if not isinstance(store, S3Storage):
+            continue
+        wanted = lake.storage_class(tier) or "STANDARD"
+        objects, _ = _sample_objects(store, f"{tier}/", 200)
+        classes = Counter(item.get("StorageClass", "STANDARD") for item in objects)
+        seen.append(
+            f"{tier} ({wanted}): "
+            + (", ".join(f"{c} x{n}" for c, n in sorted(classes.items())) or "empty")
+        )
+        if any(c != wanted for c in classes):
+            mismatched.append(tier)
+    if not seen:
+        return CheckResult(
+            "lake.storage_classes", True, "local folders (no storage classes)", skipped=True
+        )
+    detail = "; ".join(seen)
+    if mismatched:
+        return CheckResult(
+            "lake.storage_classes",
+            False,
+            f"{detail}: objects of {', '.join(mismatched)} are not in the configured class",
+            "rerun tiering, or change the tier's storage_class under lake if the bucket's lifecycle moved them",
+        )
+    return CheckResult("lake.storage_classes", True, detail)
+
+
+# --- catalog ---------------------------------------------------------------------------------
+
+
+def _catalog_checks(config: ObsConfig) -> list[CheckResult]:
+    path = Path(config.catalog_path)
+    if not path.exists():
+        return [
+            CheckResult(
+                "catalog",
+                False,
+                f"no catalog at {path}",
+                "run `obs catalog` or materialize an asset",
+            )
+        ]
+    return [_guard("catalog", lambda: _catalog_views(config))]
+
+
+def _catalog_views(config: ObsConfig) -> CheckResult:
+    import duckdb
+
+    from obs_pipelines.catalog import connect
+
+    try:
+        con = connect(config, read_only=True)
+    except duckdb.Error as exc:
+        return CheckResult(
+            "catalog",
+            False,
+            f"{config.catalog_path} does not open read-only ({str(exc).splitlines()[0][:160]})",
+            "rebuild it with `obs catalog`",
+        )
+    try:
+        views = [
+            r[0]
+            for r in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name"
+            ).fetchall()
+        ]
+        broken = []
+        for view in views:
+            try:
+                con.execute(f'SELECT * FROM "{view}" LIMIT 0')
+            except duckdb.Error as exc:
+                broken.append(f"{view} ({str(exc).splitlines()[0][:80]})")
+    finally:
+        con.close()
+    if broken:
+        return CheckResult(
+            "catalog",
+            False,
+            f"{len(broken)} of {len(views)} views do not bind: {'; '.join(broken[:3])}",
+            "rebuild the catalog with `obs catalog`; if it persists, fix the report SQL named",
+        )
+    return CheckResult(
+        "catalog", True, f"{config.catalog_path} opens read-only; {len(views)} views bind"
+    )
+
+
+# --- Dagster instance ------------------------------------------------------------------------
+
+
+def _dagster_checks(home: str | None) -> list[CheckResult]:
+    if not home:
+        return [
+            CheckResult(
+                "dagster.home",
+                False,
+                "DAGSTER_HOME is not set",
+                "export DAGSTER_HOME=$PWD/.dagster_home (the Makefile does) and link dagster.yaml there",
+            )
+        ]
+    folder = Path(home)
+    if not folder.is_dir():
+        return [
+            CheckResult(
+                "dagster.home", False, f"DAGSTER_HOME={home} is not a folder", f"mkdir -p {home}"
+            )
+        ]
+    if not os.access(folder, os.W_OK):
+        return [
+            CheckResult(
+                "dagster.home", False, f"DAGSTER_HOME={home} is not writable", "fix its permissions"
+            )
+        ]
+    results = [CheckResult("dagster.home", True, f"DAGSTER_HOME={home}")]
+    settings_file = folder / "dagster.yaml"
+    if not settings_file.exists():
+        results.append(
+            CheckResult(
+                "dagster.yaml",
+                False,
+                f"no dagster.yaml in {home}",
+                "link the repository's dagster.yaml (or deploy/dagster.yaml in production) there",
+            )
+        )
+        return results
+    try:
+        settings = yaml.safe_load(settings_file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        results.append(
+            CheckResult(
+                "dagster.yaml", False, f"{settings_file} is not valid YAML ({exc})", "fix it"
+            )
+        )
+        return results
+    results.append(CheckResult("dagster.yaml", True, f"{settings_file} parses"))
+    results.append(_guard("dagster.storage", lambda: _dagster_storage(settings, folder)))
+    return results
+
+
+def _dagster_storage(settings: dict[str, Any], home: Path) -> CheckResult:
+    storage = settings.get("storage") or {}
+    postgres = storage.get("postgres") if isinstance(storage, dict) else None
+    if postgres is None and isinstance(settings.get("run_storage"), dict):
+        run_storage = settings["run_storage"]
+        if "Postgres" in str(run_storage.get("class", "")):
+            postgres = run_storage.get("config", {})
+    if postgres is not None:
+        return _postgres_storage(postgres)
+    runs = home / "history" / "runs.db"
+    if not runs.exists():
+        return CheckResult(
+            "dagster.storage", True, f"SQLite under {home} (created on the first run)"
+        )
+    with sqlite3.connect(f"file:{runs}?mode=ro", uri=True) as con:
+        count = con.execute("SELECT count(*) FROM runs").fetchone()[0]
+    return CheckResult("dagster.storage", True, f"SQLite {runs}: {count} runs")
+
+
+def _postgres_storage(section: dict[str, Any]) -> CheckResult:
+    import psycopg2
+
+    url = _resolve(section.get("postgres_url"))
+    db = {k: _resolve(v) for k, v in (section.get("postgres_db") or {}).items()}
+    where = (
+        url.split("@")[-1]
+        if url
+        else f"{db.get('hostname')}:{db.get('port', 5432)}/{db.get('db_name')}"
+    )
+    try:
+        con = psycopg2.connect(
+            url
+            or f"host={db.get('hostname')} port={db.get('port', 5432)} dbname={db.get('db_name')} "
+            f"user={db.get('username')} password={db.get('password') or ''}",
+            connect_timeout=5,
+        )
+    except psycopg2.Error as exc:
+        return CheckResult(
+            "dagster.storage",
+            False,
+            f"PostgreSQL {where} refused the connection ({str(exc).strip().splitlines()[0][:160]})",
+            "check storage.postgres in dagster.yaml and the DAGSTER_PG_* variables",
+        )
+    try:
+        with con.cursor() as cursor:
+            cursor.execute("SELECT to_regclass('runs') IS NOT NULL")
+            initialized = cursor.fetchone()[0]
+            runs = 0
+            if initialized:
+                cursor.execute("SELECT count(*) FROM runs")
+                runs = cursor.fetchone()[0]
+    finally:
+        con.close()
+    state = f"{runs} runs" if initialized else "empty (Dagster creates its tables on first use)"
+    return CheckResult("dagster.storage", True, f"PostgreSQL {where}: {state}")
+
+
+def _resolve(value: Any) -> Any:
+    """Dagster's ``{env: NAME}`` indirection, as the instance would resolve it."""
+    if isinstance(value, dict) and "env" in value:
+        name = value["env"]
+        if name not in os.environ:
+            raise ObsError(
+                f"dagster.yaml reads {name} from the environment, but it is not set; export it"
+            )
+        return os.environ[name]
+    return value

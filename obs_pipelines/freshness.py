@@ -1,0 +1,432 @@
+"""Freshness: is the lake keeping up, and are the pipelines it watches keeping up?
+
+Two questions, both answered cheaply enough to ask every sensor tick:
+
+* **Lake freshness** — per dataset, the newest complete hourly partition against now and the
+  configured maximum lag (``freshness:`` in the config). It reads only the partition listing
+  (:meth:`Lake.hot_partitions`), never a data file, so a tick over thousands of partitions costs
+  one listing. Hours that should exist by now but do not are reported as *missing*, so the
+  caller can request runs for exactly those partitions.
+* **Source freshness** — lag gauges the monitored platform exports to Prometheus, such as the
+  seed's ``data_pipeline_lag_seconds{pipeline="market-data"}``: a :class:`LagRule` mirrors a
+  Prometheus alert rule ("over 30 s for 1 minute"), and a :class:`LagObjective` is a
+  threshold SLO ("99% of the time within 5 s over 24 h") evaluated live over its window.
+
+Every result carries what it takes to raise or clear an alert (:meth:`alert`), so the notifier
+and the Dagster sensors stay thin.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import requests
+from prometheus_api_client import PrometheusApiClientException
+
+from obs_pipelines.config import ObsConfig, PrometheusSourceConfig, ThresholdSli
+from obs_pipelines.durations import format_duration
+from obs_pipelines.errors import SourceError
+from obs_pipelines.lake import Lake
+from obs_pipelines.notify import Alert
+from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
+
+DEFAULT_GAP_LOOKBACK = timedelta(hours=48)
+LAKE_ALERTNAME = "ObsLakeDatasetStale"
+CHECK_LABEL = "obs_check"  # every alert we raise carries it, so we resolve only our own
+
+
+@dataclass(frozen=True)
+class DatasetFreshness:
+    """Freshness of one dataset at ``evaluated_at``."""
+
+    dataset: str
+    max_lag: timedelta
+    evaluated_at: datetime
+    newest_end: datetime | None  # end of the newest published hourly partition
+    partitions: int
+    missing: tuple[TimeWindow, ...]  # hours due by now (within the look-back) with no partition
+
+    @property
+    def lag(self) -> timedelta | None:
+        return None if self.newest_end is None else self.evaluated_at - self.newest_end
+
+    @property
+    def breached(self) -> bool:
+        return self.newest_end is None or self.evaluated_at - self.newest_end > self.max_lag
+
+    @property
+    def stale_since(self) -> datetime:
+        """When the breach began: the newest partition's end plus the allowed lag."""
+        base = self.newest_end or (self.evaluated_at - self.max_lag)
+        return base + self.max_lag
+
+    def describe(self) -> str:
+        if self.newest_end is None:
+            return f"{self.dataset}: no partition in the lake (max lag {format_duration(self.max_lag)})"
+        lag = format_duration(timedelta(seconds=int(self.lag.total_seconds())))  # type: ignore[union-attr]
+        state = "STALE" if self.breached else "fresh"
+        gaps = f", {len(self.missing)} hours missing" if self.missing else ""
+        return (
+            f"{self.dataset}: {state}, newest partition ends {self.newest_end:%Y-%m-%d %H:%M}Z, "
+            f"lag {lag} (max {format_duration(self.max_lag)}){gaps}"
+        )
+
+    def alert(self, runbook: str, severity: str = "warning") -> Alert:
+        summary = f"Lake dataset {self.dataset} is stale"
+        return Alert(
+            labels={
+                "alertname": LAKE_ALERTNAME,
+                "dataset": self.dataset,
+                "severity": severity,
+                "category": "infrastructure",
+                CHECK_LABEL: "lake_freshness",
+            },
+            annotations={
+                "summary": summary,
+                "description": (
+                    f"{self.describe()}. The freshness sensor requested runs for the missing "
+                    "hours; check the ingest runs in the Dagster UI and the source they read."
+                ),
+                "runbook": runbook,
+            },
+            starts_at=self.stale_since,
+        )
+
+
+def lake_freshness(
+    lake: Lake,
+    max_lag: Mapping[str, timedelta],
+    now: datetime,
+    *,
+    earliest: datetime,
+    gap_lookback: timedelta = DEFAULT_GAP_LOOKBACK,
+    hot_ages: Mapping[str, timedelta] | None = None,
+) -> list[DatasetFreshness]:
+    """Freshness of every dataset in ``max_lag``, from one listing per dataset.
+
+    An hour is *due* once its end is at least ``max_lag`` in the past (the schedule had its
+    chance); due hours inside the look-back (never before ``earliest``, never older than the
+    dataset's hot-tier age, after which tiering moves them) without a partition are missing.
+    """
+    results = []
+    for dataset, allowed in max_lag.items():
+        listed = lake.hot_partitions(dataset)
+        present = {p.window.start for p in listed}
+        newest_end = max((p.window.end for p in listed), default=None)
+        lookback = gap_lookback
+        if hot_ages and dataset in hot_ages:
+            lookback = min(lookback, hot_ages[dataset])
+        first = max(floor_hour(now - lookback), earliest)
+        last_due_end = floor_hour(now - allowed)
+        missing = tuple(
+            TimeWindow(start, start + HOUR)
+            for start in _hour_starts(first, last_due_end)
+            if start not in present
+        )
+        results.append(DatasetFreshness(dataset, allowed, now, newest_end, len(listed), missing))
+    return results
+
+
+def lake_freshness_from_config(
+    config: ObsConfig, now: datetime, gap_lookback: timedelta = DEFAULT_GAP_LOOKBACK
+) -> list[DatasetFreshness]:
+    """:func:`lake_freshness` for the datasets under ``freshness:`` in the config."""
+    # Older hours may have moved to warm: their absence from the hot listing is not a gap.
+    hot_ages = {}
+    for dataset in config.freshness:
+        ages = config.retention.for_dataset(dataset)
+        if ages is not None:
+            hot_ages[dataset] = ages.hot
+    return lake_freshness(
+        Lake(config),
+        dict(config.freshness),
+        now,
+        earliest=config.ingest.start,
+        gap_lookback=gap_lookback,
+        hot_ages=hot_ages,
+    )
+
+
+def _hour_starts(first: datetime, end: datetime) -> Iterable[datetime]:
+    cursor = first
+    while cursor + HOUR <= end:
+        yield cursor
+        cursor += HOUR
+
+
+# --- repairing gaps: which partitions to request, once ------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One hourly partition of one ingest job to (re)run; ``attempt`` counts requests so far."""
+
+    job: str
+    hour: TimeWindow
+    attempt: int
+    datasets: tuple[str, ...]
+
+    @property
+    def run_key(self) -> str:
+        """Unique per request: Dagster never launches a run key twice for a sensor, and a retry
+        after ``retry_after`` is a new attempt with a new key."""
+        return f"{self.job}:{self.hour.start:%Y-%m-%dT%H}:{self.attempt}"
+
+
+@dataclass
+class RequestLedger:
+    """What was already requested (kept in the sensor cursor): ``job|hour`` -> (attempt, when)."""
+
+    requested: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return orjson.dumps({"requested": self.requested}).decode()
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "RequestLedger":
+        if not text:
+            return cls()
+        raw = orjson.loads(text).get("requested", {})
+        return cls({k: (int(v[0]), float(v[1])) for k, v in raw.items()})
+
+
+def plan_gap_runs(
+    results: Sequence[DatasetFreshness],
+    job_for_dataset: Mapping[str, str],
+    ledger: RequestLedger,
+    now: datetime,
+    *,
+    limit: int,
+    retry_after: timedelta = timedelta(hours=1),
+) -> tuple[list[PlannedRun], RequestLedger]:
+    """Runs to request for missing partitions: newest first (freshness is restored soonest), one
+    per (job, hour) even when a job writes several datasets, at most ``limit``, and never a
+    partition requested less than ``retry_after`` ago. Returns the runs and the new ledger, which
+    forgets partitions no longer missing so the cursor stays small."""
+    missing: dict[tuple[str, datetime], list[str]] = {}
+    for result in results:
+        job = job_for_dataset.get(result.dataset)
+        if job is None:
+            continue
+        for hour in result.missing:
+            missing.setdefault((job, hour.start), []).append(result.dataset)
+    kept: dict[str, tuple[int, float]] = {}
+    planned: list[PlannedRun] = []
+    for (job, start), datasets in sorted(
+        missing.items(), key=lambda item: item[0][1], reverse=True
+    ):
+        key = f"{job}|{start:%Y-%m-%dT%H}"
+        attempt, requested_at = ledger.requested.get(key, (0, 0.0))
+        due = attempt == 0 or now.timestamp() - requested_at >= retry_after.total_seconds()
+        if due and len(planned) < limit:
+            attempt += 1
+            planned.append(
+                PlannedRun(job, TimeWindow(start, start + HOUR), attempt, tuple(datasets))
+            )
+            requested_at = now.timestamp()
+        if attempt:
+            kept[key] = (attempt, requested_at)
+    return planned, RequestLedger(kept)
+
+
+# --- source freshness -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LagRule:
+    """A lag gauge that must stay at or under ``max_seconds``; a breach needs it above for all of
+    ``hold`` (Prometheus's ``for:``). The seed's MarketDataLag is
+    ``LagRule("MarketDataLag", "market-data", 'data_pipeline_lag_seconds{pipeline="market-data"}',
+    30, timedelta(minutes=1))``."""
+
+    name: str
+    pipeline: str
+    gauge: str
+    max_seconds: float
+    hold: timedelta = timedelta(minutes=1)
+    severity: str = "critical"
+    category: str = "business"
+    runbook: str = ""
+
+    @property
+    def query(self) -> str:
+        if self.hold <= timedelta(0):
+            return f"max({self.gauge})"
+        # Above the bound for the whole hold window = its minimum over that window is above it.
+        return f"max(min_over_time({self.gauge}[{_promql_duration(self.hold)}]))"
+
+    @classmethod
+    def from_config(cls, section: Any) -> "LagRule":
+        """From a ``source_lag:`` entry of the config (any object with these attributes)."""
+        return cls(
+            name=section.name,
+            pipeline=section.pipeline,
+            gauge=section.gauge,
+            max_seconds=section.max_seconds,
+            hold=section.hold,
+            severity=section.severity,
+            category=section.category,
+            runbook=section.runbook,
+        )
+
+
+@dataclass(frozen=True)
+class LagObjective:
+    """A threshold SLO on a lag gauge: the share of ``window`` it stays within bounds must reach
+    ``objective`` (the seed's 99% of market data within 5 s over 24 h)."""
+
+    name: str
+    pipeline: str
+    gauge: str
+    objective: float
+    window: timedelta
+    max: float | None = None
+    min: float | None = None
+    step: timedelta = timedelta(seconds=15)
+    severity: str = "warning"
+    category: str = "business"
+    runbook: str = ""
+
+    @property
+    def query(self) -> str:
+        tests = []
+        if self.max is not None:
+            tests.append(f"({self.gauge} <= bool {self.max!r})")
+        if self.min is not None:
+            tests.append(f"({self.gauge} >= bool {self.min!r})")
+        within = " * ".join(tests)
+        window, step = _promql_duration(self.window), _promql_duration(self.step)
+        return f"min(avg_over_time(({within})[{window}:{step}]))"
+
+    @classmethod
+    def from_slo(cls, slo: Any, runbook: str = "") -> "LagObjective":
+        """From a config SLO with a ``threshold`` SLI (``slos:`` in the config)."""
+        sli: ThresholdSli = slo.sli
+        return cls(
+            name=slo.name,
+            pipeline=slo.service,
+            gauge=sli.gauge,
+            objective=slo.objective,
+            window=slo.window,
+            max=sli.max,
+            min=sli.min,
+            runbook=runbook,
+        )
+
+
+@dataclass(frozen=True)
+class SourceFreshness:
+    """One rule or objective evaluated at ``evaluated_at``; ``value`` is None without data."""
+
+    rule: LagRule | LagObjective
+    evaluated_at: datetime
+    value: float | None
+    query: str = field(default="")
+
+    @property
+    def breached(self) -> bool:
+        if self.value is None:
+            return False
+        if isinstance(self.rule, LagRule):
+            return self.value > self.rule.max_seconds
+        return self.value < self.rule.objective
+
+    def describe(self) -> str:
+        rule = self.rule
+        if self.value is None:
+            return f"{rule.name} ({rule.pipeline}): no data for {rule.gauge}"
+        state = "BREACHED" if self.breached else "ok"
+        if isinstance(rule, LagRule):
+            return (
+                f"{rule.name} ({rule.pipeline}): {state}, lag at least {self.value:g}s over the last "
+                f"{format_duration(rule.hold)} (max {rule.max_seconds:g}s)"
+            )
+        return (
+            f"{rule.name} ({rule.pipeline}): {state}, {self.value:.2%} of the last "
+            f"{format_duration(rule.window)} within bounds (objective {rule.objective:.2%})"
+        )
+
+    def alert(self) -> Alert:
+        rule = self.rule
+        if isinstance(rule, LagRule):
+            alertname, summary = (
+                rule.name,
+                f"{rule.pipeline} pipeline lag above {rule.max_seconds:g}s",
+            )
+        else:
+            alertname = "ObsLagObjectiveMissed"
+            summary = f"{rule.pipeline} freshness SLO {rule.name} is below {rule.objective:.2%}"
+        return Alert(
+            labels={
+                "alertname": alertname,
+                "pipeline": rule.pipeline,
+                "severity": rule.severity,
+                "category": rule.category,
+                CHECK_LABEL: "source_lag",
+                **({"slo": rule.name} if isinstance(rule, LagObjective) else {}),
+            },
+            annotations={
+                "summary": summary,
+                "description": f"{self.describe()}. Query: {self.query}",
+                "runbook": rule.runbook,
+            },
+            starts_at=self.evaluated_at,
+        )
+
+
+class PrometheusQuery:
+    """Instant queries through the same connection settings as the metrics source (auth, TLS,
+    retries), with failures turned into one-sentence :class:`SourceError`."""
+
+    def __init__(self, config: PrometheusSourceConfig) -> None:
+        from obs_pipelines.sources.prometheus import PrometheusSource
+
+        self.url = config.url
+        self._source = PrometheusSource(config)
+        self._timeout = int(config.timeout.total_seconds())
+
+    def scalar(self, query: str, at: datetime) -> float | None:
+        """The single value of an aggregated instant query at ``at``; None if it has no series."""
+        try:
+            result = self._source.client.custom_query(
+                query, params={"time": f"{at.timestamp():.3f}"}, timeout=self._timeout
+            )
+        except PrometheusApiClientException as exc:
+            raise SourceError(
+                f"Prometheus at {self.url} refused the freshness query {query} ({str(exc)[:200]}); "
+                "fix the gauge selector in the config"
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise SourceError(
+                f"Prometheus at {self.url} is unreachable ({type(exc).__name__}); "
+                "check sources.prometheus.url and that the server is running"
+            ) from None
+        if not result:
+            return None
+        return float(result[0]["value"][1])
+
+
+def source_freshness(
+    prometheus: PrometheusQuery, rules: Sequence[LagRule | LagObjective], at: datetime
+) -> list[SourceFreshness]:
+    """Evaluate every rule and objective at ``at`` (one instant query each)."""
+    return [
+        SourceFreshness(rule, at, prometheus.scalar(rule.query, at), rule.query) for rule in rules
+    ]
+
+
+def lag_objectives_from_config(config: ObsConfig, runbook: str = "") -> list[LagObjective]:
+    """Every threshold SLO in the config (the seed's ``data_freshness``) as a live objective."""
+    return [
+        LagObjective.from_slo(slo, runbook) for slo in config.slos if slo.sli.type == "threshold"
+    ]
+
+
+def _promql_duration(delta: timedelta) -> str:
+    return format_duration(delta)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

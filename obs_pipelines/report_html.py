@@ -1,0 +1,556 @@
+"""The reliability report as one self-contained HTML file, and the scorecard as a terminal table.
+
+Everything is drawn here as inline SVG from the catalog's report views: no script, no stylesheet
+or font from elsewhere, no network, so the file opens the same on a laptop on a plane, in a mail
+attachment or in a Dagster run's metadata. Each chart is an ``<svg class="chart" data-chart=...>``
+whose marks carry classes (``bar``, ``cell``, ``budget-line``...), so tests and curious readers can
+count what was drawn.
+"""
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from obs_pipelines.config import ObsConfig
+from obs_pipelines.reports import pin_reports, report_connection
+
+WIDTH = 860
+PALETTE = {
+    "ink": "#1f2933",
+    "muted": "#7b8794",
+    "grid": "#e4e7eb",
+    "ok": "#2f9e44",
+    "bad": "#e03131",
+    "warn": "#f08c00",
+    "line": "#1c7ed6",
+    "impact": "#ffc9c9",
+    "alert": "#845ef7",
+    "neutral": "#ced4da",
+}
+PILLARS = ("metrics", "up", "logs", "traces", "alerts", "slo")
+
+
+@dataclass(frozen=True)
+class ScorecardRow:
+    metric: str
+    target: str
+    current: float | None
+    previous: float | None
+    unit: str
+    status: str
+
+    def shown(self, value: float | None) -> str:
+        if value is None:
+            return "-"
+        return f"{value * 100:.3f}%" if self.unit == "ratio" else f"{value:.1f} min"
+
+    @property
+    def change(self) -> str:
+        if self.current is None or self.previous is None:
+            return "-"
+        delta = self.current - self.previous
+        return f"{delta * 100:+.3f} pp" if self.unit == "ratio" else f"{delta:+.1f} min"
+
+
+def render_report(
+    config: ObsConfig, start: datetime | None, end: datetime | None, path: str | Path
+) -> Path:
+    """Write the reliability report for ``[start, end)`` (UTC) to ``path``; returns the path.
+
+    ``None`` bounds take the default period (the week ending with the newest data).
+    """
+    con = report_connection(config, start, end)
+    try:
+        pin_reports(con)
+        document = _document(con)
+    finally:
+        con.close()
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(document, encoding="utf-8")
+    return target
+
+
+def scorecard_text(config: ObsConfig, start: datetime | None, end: datetime | None) -> str:
+    """The Success Metrics table for ``[start, end)`` as aligned plain text."""
+    con = report_connection(config, start, end)
+    try:
+        pin_reports(con)
+        rows = scorecard_rows(con)
+        period_start, period_end = con.execute(
+            "SELECT period_start, period_end FROM report_period"
+        ).fetchone()
+    finally:
+        con.close()
+    table = [("Metric", "Target", "Current", "Previous", "Change", "Status")]
+    table += [
+        (r.metric, r.target, r.shown(r.current), r.shown(r.previous), r.change, r.status.upper())
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = [f"Scorecard {period_start:%Y-%m-%d %H:%M} .. {period_end:%Y-%m-%d %H:%M} UTC"]
+    for n, row in enumerate(table):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+def scorecard_rows(con: duckdb.DuckDBPyConnection) -> list[ScorecardRow]:
+    return [
+        ScorecardRow(*row)
+        for row in con.execute(
+            """SELECT metric, target, current_value, previous_value, unit, status
+               FROM scorecard ORDER BY metric_order"""
+        ).fetchall()
+    ]
+
+
+def findings(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[str]:
+    """The few things a lead should read first, most severe first."""
+    found: list[str] = []
+    for slo, status, remaining in con.execute(
+        """SELECT slo_name, status, error_budget_remaining FROM slo_compliance
+           WHERE scope = 'rolling' AND status IN ('breached', 'critical', 'warning')
+             AND window_end = (SELECT max(window_end) FROM slo_compliance)
+           ORDER BY error_budget_remaining"""
+    ).fetchall():
+        found.append(f"SLO {slo} is {status}: {remaining * 100:.0f}% of its error budget left")
+    for service, started, minutes in con.execute(
+        """SELECT service, started_at, time_to_resolve_minutes FROM incidents
+           WHERE period = 'current' AND NOT detected ORDER BY started_at"""
+    ).fetchall():
+        found.append(
+            f"Undetected incident on {service} at {started:%Y-%m-%d %H:%M} UTC "
+            f"({minutes:.0f} min of SLO impact, no alert)"
+        )
+    for alert, firings, noise, flapping in con.execute(
+        """SELECT alertname, firings, noise_ratio, flapping FROM alert_quality
+           WHERE period = 'current' AND scope = 'alert' AND (noise_ratio > 0.5 OR flapping)
+           ORDER BY firings * noise_ratio DESC, alertname"""
+    ).fetchall():
+        what = "flapping, " if flapping else ""
+        found.append(
+            f"Alert {alert}: {what}{firings} firings, {noise * 100:.0f}% matched no impact"
+        )
+    for service, pillars in con.execute(
+        """SELECT service, string_agg(pillar, ', ' ORDER BY pillar) FROM coverage
+           WHERE period = 'current' AND in_catalog AND status = 'missing'
+           GROUP BY service ORDER BY service"""
+    ).fetchall():
+        found.append(f"{service} lacks required {pillars}")
+    return found[:limit]
+
+
+# -- the document ---------------------------------------------------------------------------------
+
+
+def _document(con: duckdb.DuckDBPyConnection) -> str:
+    period_start, period_end = con.execute(
+        "SELECT period_start, period_end FROM report_period"
+    ).fetchone()
+    slos = con.execute(
+        "SELECT slo_name, service, slo_target, window_minutes FROM slo_definitions ORDER BY slo_name"
+    ).fetchall()
+    sections = [
+        _section("Scorecard", _scorecard_table(scorecard_rows(con))),
+        _section("Top findings", _list(findings(con)) or "<p>Nothing stands out.</p>"),
+        _section(
+            "Error budget burn-down",
+            "<p>Error budget left over each SLO's own window, hour by hour.</p>"
+            + "".join(_burn_down_chart(con, slo) for slo in slos),
+        ),
+        _section(
+            "Burn rate, impact and alerts",
+            "<p>1-hour burn rate (log scale); shaded: SLO-impact episodes of the service; "
+            "violet bars: the service's alerts that actually fired.</p>"
+            + "".join(_burn_rate_chart(con, slo, period_start, period_end) for slo in slos),
+        ),
+        _section("Alert noise", _noise_chart(con)),
+        _section("Monitoring coverage", _coverage_heatmap(con)),
+        _section("SLO compliance at period end", _compliance_table(con)),
+        _section("Incidents", _incident_table(con)),
+    ]
+    title = f"Reliability report {period_start:%Y-%m-%d} to {period_end:%Y-%m-%d}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{_e(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; color: {PALETTE["ink"]}; margin: 24px auto; max-width: {WIDTH + 40}px; }}
+h1 {{ font-size: 22px; }} h2 {{ font-size: 17px; margin-top: 32px; border-bottom: 1px solid {PALETTE["grid"]}; }}
+table {{ border-collapse: collapse; font-size: 13px; }}
+td, th {{ padding: 4px 10px; border-bottom: 1px solid {PALETTE["grid"]}; text-align: left; }}
+.pass {{ color: {PALETTE["ok"]}; font-weight: 600; }} .fail {{ color: {PALETTE["bad"]}; font-weight: 600; }}
+.nodata {{ color: {PALETTE["muted"]}; }}
+svg text {{ font-size: 11px; fill: {PALETTE["ink"]}; }}
+</style>
+</head>
+<body>
+<h1>{_e(title)}</h1>
+<p>Period {period_start:%Y-%m-%d %H:%M} to {period_end:%Y-%m-%d %H:%M} UTC, compared with the same
+length before it. Computed from the lake's catalog views (slo_compliance, alert_quality, coverage,
+incidents, scorecard).</p>
+{"".join(sections)}
+</body>
+</html>
+"""
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{_e(title)}</h2>\n{body}\n</section>\n"
+
+
+def _list(items: Sequence[str]) -> str:
+    return "<ul>" + "".join(f"<li>{_e(i)}</li>" for i in items) + "</ul>" if items else ""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _scorecard_table(rows: list[ScorecardRow]) -> str:
+    body = "".join(
+        f"<tr><td>{_e(r.metric)}</td><td>{_e(r.target)}</td><td>{_e(r.shown(r.current))}</td>"
+        f"<td>{_e(r.shown(r.previous))}</td><td>{_e(r.change)}</td>"
+        f'<td class="{"nodata" if r.status == "no data" else r.status}">{_e(r.status.upper())}</td></tr>'
+        for r in rows
+    )
+    return (
+        '<table class="scorecard"><tr><th>Metric</th><th>Target</th><th>Current</th>'
+        f"<th>Previous</th><th>Change</th><th>Status</th></tr>{body}</table>"
+    )
+
+
+def _compliance_table(con: duckdb.DuckDBPyConnection) -> str:
+    rows = con.execute(
+        """SELECT slo_name, sli_measurement, slo_target, error_budget_remaining,
+                  error_budget_remaining_minutes, status
+           FROM slo_compliance
+           WHERE scope = 'rolling' AND window_end = (SELECT max(window_end) FROM slo_compliance)
+           ORDER BY slo_name"""
+    ).fetchall()
+    body = "".join(
+        f"<tr><td>{_e(name)}</td><td>{_pct(sli)}</td><td>{_pct(target)}</td>"
+        f"<td>{_pct(remaining)}</td><td>{_num(minutes)}</td><td>{_e(status)}</td></tr>"
+        for name, sli, target, remaining, minutes, status in rows
+    )
+    return (
+        "<table><tr><th>SLO</th><th>SLI</th><th>Objective</th><th>Budget left</th>"
+        f"<th>Budget left (min)</th><th>Status</th></tr>{body}</table>"
+    )
+
+
+def _incident_table(con: duckdb.DuckDBPyConnection) -> str:
+    rows = con.execute(
+        """SELECT service, started_at, resolved_at, first_alert, time_to_detect_minutes,
+                  time_to_resolve_minutes, slo_names
+           FROM incidents WHERE period = 'current' ORDER BY started_at"""
+    ).fetchall()
+    if not rows:
+        return "<p>No SLO-impact episodes in the period.</p>"
+    body = "".join(
+        f"<tr><td>{_e(service)}</td><td>{start:%Y-%m-%d %H:%M}</td><td>{end:%H:%M}</td>"
+        f"<td>{_e(alert or 'none (undetected)')}</td><td>{_num(ttd)}</td><td>{_num(ttr)}</td>"
+        f"<td>{_e(', '.join(slos))}</td></tr>"
+        for service, start, end, alert, ttd, ttr, slos in rows
+    )
+    return (
+        "<table><tr><th>Service</th><th>Start (UTC)</th><th>End</th><th>First alert</th>"
+        f"<th>TTD (min)</th><th>TTR (min)</th><th>SLOs</th></tr>{body}</table>"
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.3f}%"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+# -- charts ---------------------------------------------------------------------------------------
+
+
+def _svg(chart: str, height: int, body: str, **data: str) -> str:
+    attributes = "".join(f' data-{k.replace("_", "-")}="{_e(v)}"' for k, v in data.items())
+    return (
+        f'<svg class="chart" data-chart="{chart}"{attributes} width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" role="img">{body}</svg>\n'
+    )
+
+
+def _burn_down_chart(con: duckdb.DuckDBPyConnection, slo: tuple[Any, ...]) -> str:
+    name, service, target, window_minutes = slo
+    points = con.execute(
+        """WITH hourly AS (
+               SELECT date_trunc('hour', minute) AS hour, sum(bad_events) AS bad,
+                      sum(total_events) AS total
+               FROM slo_events WHERE slo_name = ? GROUP BY 1
+           ),
+           ends AS (
+               SELECT unnest(generate_series(period_start + INTERVAL 1 HOUR, period_end,
+                                             INTERVAL 1 HOUR)) AS at
+               FROM report_period
+           )
+           SELECT e.at, sum(h.bad) / nullif(sum(h.total), 0) AS bad_share
+           FROM ends AS e
+           LEFT JOIN hourly AS h ON h.hour >= e.at - to_minutes(?) AND h.hour < e.at
+           GROUP BY e.at ORDER BY e.at""",
+        [name, window_minutes],
+    ).fetchall()
+    budget = 1 - target
+    series = [(at, None if share is None else 1 - share / budget) for at, share in points]
+    height, top, bottom, left, right = 180, 24, 30, 56, 16
+    values = [v for _, v in series if v is not None]
+    low = min([0.0, *values])
+    span_y = 1 - low or 1
+    x = _time_axis(
+        series[0][0] if series else datetime(1970, 1, 1),
+        series[-1][0] if series else datetime(1970, 1, 2),
+        left,
+        WIDTH - right,
+    )
+
+    def y(value: float) -> float:
+        return top + (1 - value) / span_y * (height - top - bottom)
+
+    known = [(at, v) for at, v in series if v is not None]
+    path = _path(
+        [(x(at), y(v)) for at, v in known], _gaps([at for at, _ in known], timedelta(hours=1))
+    )
+    grid = "".join(
+        f'<line x1="{left}" x2="{WIDTH - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+        f'stroke="{PALETTE["grid"]}"/><text x="{left - 6}" y="{y(v) + 4:.1f}" '
+        f'text-anchor="end">{v * 100:.0f}%</text>'
+        for v in _ticks(low, 1.0)
+    )
+    zero = (
+        f'<line class="zero" x1="{left}" x2="{WIDTH - right}" y1="{y(0):.1f}" y2="{y(0):.1f}" '
+        f'stroke="{PALETTE["bad"]}" stroke-dasharray="4 3"/>'
+    )
+    line = (
+        f'<path class="budget-line" d="{path}" fill="none" stroke="{PALETTE["line"]}" stroke-width="2"/>'
+        if path
+        else '<text class="empty" x="60" y="90">no events in the period</text>'
+    )
+    title = f'<text x="{left}" y="14" font-weight="600">{_e(name)} ({_e(service)}), objective {target * 100:g}%</text>'
+    return _svg(
+        "burn-down",
+        height,
+        title + grid + zero + line + _time_labels(series, x, height - 10),
+        slo=name,
+        points=str(len(values)),
+    )
+
+
+def _burn_rate_chart(
+    con: duckdb.DuckDBPyConnection, slo: tuple[Any, ...], start: datetime, end: datetime
+) -> str:
+    name, service, _, _ = slo
+    rates = con.execute(
+        """SELECT time_bucket(INTERVAL 5 MINUTE, evaluated_at - INTERVAL 1 MINUTE) AS at,
+                  max(burn_rate) AS burn_rate
+           FROM slo_burn_rates
+           WHERE slo_name = ? AND window_minutes = 60
+             AND evaluated_at > (SELECT period_start FROM report_period)
+             AND evaluated_at <= (SELECT period_end FROM report_period)
+           GROUP BY 1 ORDER BY 1""",
+        [name],
+    ).fetchall()
+    episodes = con.execute(
+        """SELECT started_at, ended_at FROM impact_episodes
+           WHERE period = 'current' AND list_contains(slo_names, ?) ORDER BY started_at""",
+        [name],
+    ).fetchall()
+    alerts = con.execute(
+        """SELECT alertname, starts_at, effective_end FROM alert_firings
+           WHERE period = 'current' AND service = ? ORDER BY starts_at""",
+        [service],
+    ).fetchall()
+    height, top, lane, left, right = 220, 22, 26, 56, 16
+    plot_bottom = height - lane - 26
+    x = _time_axis(start, end, left, WIDTH - right)
+    low, high = -1.0, 3.0  # log10 of 0.1x .. 1000x
+
+    def y(rate: float) -> float:
+        value = min(max(math.log10(max(rate, 1e-9)), low), high)
+        return top + (high - value) / (high - low) * (plot_bottom - top)
+
+    shaded = "".join(
+        f'<rect class="impact" x="{x(a):.1f}" y="{top}" width="{max(x(b) - x(a), 1.5):.1f}" '
+        f'height="{plot_bottom - top}" fill="{PALETTE["impact"]}"><title>impact '
+        f"{a:%Y-%m-%d %H:%M} to {b:%H:%M}</title></rect>"
+        for a, b in episodes
+    )
+    fired = "".join(
+        f'<rect class="alert" x="{x(a):.1f}" y="{plot_bottom + 8}" width="{max(x(b) - x(a), 1.5):.1f}" '
+        f'height="{lane - 12}" fill="{PALETTE["alert"]}"><title>{_e(alert)} '
+        f"{a:%Y-%m-%d %H:%M} to {b:%H:%M}</title></rect>"
+        for alert, a, b in alerts
+    )
+    grid = "".join(
+        f'<line x1="{left}" x2="{WIDTH - right}" y1="{y(r):.1f}" y2="{y(r):.1f}" '
+        f'stroke="{PALETTE["warn"] if r in (1, 14.4) else PALETTE["grid"]}"/>'
+        f'<text x="{left - 6}" y="{y(r) + 4:.1f}" text-anchor="end">{r:g}x</text>'
+        for r in (0.1, 1, 14.4, 100, 1000)
+    )
+    known = [(at, rate) for at, rate in rates if rate is not None]
+    path = _path(
+        [(x(at), y(rate)) for at, rate in known],
+        _gaps([at for at, _ in known], timedelta(minutes=5)),
+    )
+    line = (
+        f'<path class="burn-line" d="{path}" fill="none" stroke="{PALETTE["line"]}" stroke-width="1.5"/>'
+        if path
+        else ""
+    )
+    title = f'<text x="{left}" y="14" font-weight="600">{_e(name)}: 1h burn rate</text>'
+    lane_label = f'<text x="{left - 6}" y="{plot_bottom + 20}" text-anchor="end">alerts</text>'
+    ticks = _time_labels([(start, None), (end, None)], x, height - 6, count=8)
+    return _svg(
+        "burn-rate",
+        height,
+        title + shaded + grid + line + fired + lane_label + ticks,
+        slo=name,
+        impact_episodes=str(len(episodes)),
+        alerts=str(len(alerts)),
+    )
+
+
+def _noise_chart(con: duckdb.DuckDBPyConnection) -> str:
+    rows = con.execute(
+        """SELECT alertname, matched_firings, firings - matched_firings AS unmatched, flapping
+           FROM alert_quality WHERE period = 'current' AND scope = 'alert'
+           ORDER BY firings DESC, alertname"""
+    ).fetchall()
+    if not rows:
+        return _svg(
+            "alert-noise",
+            40,
+            '<text x="10" y="24">No alert fired in the period.</text>',
+            alerts="0",
+        )
+    row_height, left, right, top = 24, 250, 60, 10
+    height = top + row_height * len(rows) + 30
+    most = max(m + u for _, m, u, _ in rows) or 1
+    scale = (WIDTH - left - right) / most
+    marks = []
+    for i, (alert, matched, unmatched, flapping) in enumerate(rows):
+        y = top + i * row_height
+        label = f"{alert}{' (flapping)' if flapping else ''}"
+        marks.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{_e(label)}</text>')
+        marks.append(
+            f'<rect class="bar matched" x="{left}" y="{y + 3}" width="{matched * scale:.1f}" '
+            f'height="{row_height - 8}" fill="{PALETTE["ok"]}"><title>{matched} matched an impact</title></rect>'
+        )
+        marks.append(
+            f'<rect class="bar noise" x="{left + matched * scale:.1f}" y="{y + 3}" '
+            f'width="{unmatched * scale:.1f}" height="{row_height - 8}" fill="{PALETTE["bad"]}">'
+            f"<title>{unmatched} matched no impact</title></rect>"
+        )
+        marks.append(
+            f'<text x="{left + (matched + unmatched) * scale + 6:.1f}" y="{y + 15}">'
+            f"{matched + unmatched}</text>"
+        )
+    legend = (
+        f'<text x="{left}" y="{height - 8}">green: firings that matched an SLO impact; '
+        "red: firings that matched none (noise)</text>"
+    )
+    return _svg("alert-noise", height, "".join(marks) + legend, alerts=str(len(rows)))
+
+
+def _coverage_heatmap(con: duckdb.DuckDBPyConnection) -> str:
+    rows = con.execute(
+        """SELECT service, in_catalog, pillar, status FROM coverage
+           WHERE period = 'current' ORDER BY NOT in_catalog, service"""
+    ).fetchall()
+    services: list[tuple[str, bool]] = []
+    status: dict[tuple[str, str], str] = {}
+    for service, in_catalog, pillar, state in rows:
+        if (service, in_catalog) not in services:
+            services.append((service, in_catalog))
+        status[service, pillar] = state
+    cell_w, cell_h, left, top = 90, 22, 230, 28
+    height = top + cell_h * len(services) + 30
+    fill = {"present": PALETTE["ok"], "missing": PALETTE["bad"], "not required": PALETTE["neutral"]}
+    marks = [
+        f'<text x="{left + i * cell_w + cell_w / 2}" y="{top - 8}" text-anchor="middle">{p}</text>'
+        for i, p in enumerate(PILLARS)
+    ]
+    for r, (service, in_catalog) in enumerate(services):
+        y = top + r * cell_h
+        label = service if in_catalog else f"{service} (not in catalog)"
+        marks.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{_e(label)}</text>')
+        for c, pillar in enumerate(PILLARS):
+            state = status.get((service, pillar), "not required")
+            marks.append(
+                f'<rect class="cell {state.replace(" ", "-")}" x="{left + c * cell_w + 1}" y="{y + 1}" '
+                f'width="{cell_w - 2}" height="{cell_h - 2}" fill="{fill[state]}">'
+                f"<title>{_e(service)} / {pillar}: {state}</title></rect>"
+            )
+    legend = f'<text x="{left}" y="{height - 8}">green: present; red: required but missing; grey: not required and absent</text>'
+    return _svg(
+        "coverage",
+        height,
+        "".join(marks) + legend,
+        services=str(len(services)),
+        pillars=str(len(PILLARS)),
+    )
+
+
+# -- chart helpers --------------------------------------------------------------------------------
+
+
+def _time_axis(start: datetime, end: datetime, x0: float, x1: float) -> Any:
+    span = (end - start).total_seconds() or 1.0
+
+    def x(moment: datetime) -> float:
+        return x0 + (moment - start).total_seconds() / span * (x1 - x0)
+
+    return x
+
+
+def _time_labels(
+    series: Sequence[tuple[datetime, Any]], x: Any, baseline: float, count: int = 7
+) -> str:
+    if not series:
+        return ""
+    first, last = series[0][0], series[-1][0]
+    step = (last - first) / max(count - 1, 1)
+    moments = [first + step * i for i in range(count)] if step > timedelta(0) else [first]
+    return "".join(
+        f'<text x="{x(m):.1f}" y="{baseline}" text-anchor="middle" fill="{PALETTE["muted"]}">'
+        f"{m:%m-%d %H:%M}</text>"
+        for m in moments
+    )
+
+
+def _ticks(low: float, high: float) -> list[float]:
+    """At most about six round ticks from ``low`` to ``high``."""
+    raw = (high - low) / 5 or 0.25
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.floor(low / step) * step
+    return [first + step * i for i in range(int((high - first) / step) + 1)]
+
+
+def _path(points: list[tuple[float, float]], breaks: set[int] | None = None) -> str:
+    """An SVG path through ``points``, lifting the pen before each index in ``breaks``."""
+    breaks = breaks or set()
+    return " ".join(
+        f"{'M' if i == 0 or i in breaks else 'L'}{px:.1f},{py:.1f}"
+        for i, (px, py) in enumerate(points)
+    )
+
+
+def _gaps(moments: list[datetime], step: timedelta) -> set[int]:
+    """Indexes whose point is more than one ``step`` after the previous one (missing data)."""
+    return {i for i in range(1, len(moments)) if moments[i] - moments[i - 1] > step}

@@ -1,0 +1,38 @@
+-- alert_firings: every alert firing that started in the current or previous report period, with
+-- what the quality reports need to judge it.
+-- Built on alert_events (one row per firing interval, stitched across partitions).
+--
+-- period            'current' or 'previous' (by starts_at)
+-- firing_id         fingerprint@starts_at: one firing of one alert (label set)
+-- fingerprint, alertname, severity, category   as in alert_events
+-- service           the alert's `service` label, else its `job`; NULL when it has neither
+-- mapped            true when the alert names a service at all; unmapped alerts are kept, never dropped
+-- in_catalog        true when that service is in the service catalog (obs.yaml `services`)
+-- starts_at         when it started firing
+-- ends_at           when it resolved; NULL while still firing
+-- effective_end     ends_at, or the end of the report period for an alert still firing
+-- firing_minutes    effective_end - starts_at
+-- transient         resolved within `transient_alert_seconds` (report_settings)
+WITH period AS (
+    SELECT * FROM report_period
+)
+SELECT
+    CASE WHEN a.starts_at >= p.period_start THEN 'current' ELSE 'previous' END AS period,
+    a.fingerprint || '@' || strftime(a.starts_at, '%Y-%m-%dT%H:%M:%S.%gZ')     AS firing_id,
+    a.fingerprint,
+    a.alertname,
+    a.severity,
+    a.category,
+    a.service,
+    a.service IS NOT NULL                                                      AS mapped,
+    coalesce(a.service IN (SELECT service FROM services), false)               AS in_catalog,
+    a.starts_at,
+    a.ends_at,
+    coalesce(a.ends_at, greatest(p.period_end, a.starts_at))                   AS effective_end,
+    (epoch(coalesce(a.ends_at, greatest(p.period_end, a.starts_at))) - epoch(a.starts_at)) / 60.0
+                                                                               AS firing_minutes,
+    coalesce(epoch(a.ends_at) - epoch(a.starts_at) < s.transient_alert_seconds, false)
+                                                                               AS transient
+FROM alert_events AS a, period AS p, report_settings AS s
+WHERE a.starts_at >= p.previous_start AND a.starts_at < p.period_end
+ORDER BY a.starts_at, a.alertname, a.fingerprint

@@ -1,0 +1,34 @@
+-- alert_impact_matches: which alert firings relate to which SLO-impact episodes.
+-- A firing and an episode are related when they are of the same service and their intervals
+-- overlap once each is widened by `match_tolerance_seconds` (report_settings) on both sides, so an
+-- alert that fires a little before the impact is measurable, or resolves a little after it, still
+-- counts. One row per related (firing, episode) pair.
+--
+-- firing_id, alertname, fingerprint, service       the firing (see alert_firings)
+-- episode_id, episode_period                        the episode (see impact_episodes)
+-- firing_period                                     the firing's period
+-- starts_at, effective_end                          the firing's interval
+-- episode_started_at, episode_ended_at              the episode's interval
+-- detection_minutes   starts_at - episode_started_at, floored at 0 (an alert already firing
+--                     when impact starts detects it at once)
+-- reset_minutes       effective_end - episode_ended_at: how long the alert kept firing after the
+--                     impact ended (negative: it resolved before the impact did)
+SELECT
+    f.firing_id,
+    f.alertname,
+    f.fingerprint,
+    f.service,
+    f.period                                                           AS firing_period,
+    e.episode_id,
+    e.period                                                           AS episode_period,
+    f.starts_at,
+    f.effective_end,
+    e.started_at                                                       AS episode_started_at,
+    e.ended_at                                                         AS episode_ended_at,
+    greatest(epoch(f.starts_at) - epoch(e.started_at), 0) / 60.0       AS detection_minutes,
+    (epoch(f.effective_end) - epoch(e.ended_at)) / 60.0                AS reset_minutes
+FROM alert_firings AS f
+JOIN impact_episodes AS e ON e.service = f.service
+CROSS JOIN report_settings AS s
+WHERE f.starts_at < e.ended_at + to_seconds(s.match_tolerance_seconds)
+  AND f.effective_end > e.started_at - to_seconds(s.match_tolerance_seconds)

@@ -1,0 +1,145 @@
+-- coverage: is every service monitored the way the catalog says it must be?
+-- One row per period, service and pillar. Services are the catalog's (obs.yaml `services`) plus
+-- every service seen in the data but missing from the catalog (in_catalog = false). A pillar is
+-- present when the period holds:
+--   metrics  a metric sample of a series whose service (label service, app or job) is the service
+--   up       a sample of an `up` series of the service (its targets are scraped)
+--   logs     a log record of the service
+--   traces   a span of the service's own
+--   alerts   an alerting rule, in the period's latest rule snapshot (else the nearest later one),
+--            whose `service` or `job` label is the service or whose expression names it in quotes
+--            (job="postgresql")
+--   slo      an SLO of the service in obs.yaml
+-- Required pillars are the service's `pillars` in the catalog (all by default), `up` wherever
+-- metrics are required.
+--
+-- period             'current' or 'previous'
+-- service, tier      the service and its catalog tier (NULL when not in the catalog)
+-- in_catalog         false for services seen in data only
+-- pillar             metrics, up, logs, traces, alerts or slo
+-- required           the catalog requires the pillar for this service
+-- present            the period holds it (see above)
+-- status             'present', 'missing' (required, absent) or 'not required' (absent, optional)
+-- service_coverage   share of the service's required pillars that are present
+-- service_covered    every required pillar of this catalog service is present
+-- pillar_coverage    share of catalog services requiring this pillar that have it
+-- overall_coverage   share of catalog services with every required pillar present (the seed's
+--                    "monitoring coverage")
+WITH period AS (
+    SELECT * FROM report_period
+),
+rule_snapshots AS (
+    -- The rules in force in a period: its latest rule snapshot, else the nearest later one.
+    -- Prometheus keeps no history of its rules, and they change rarely: the nearest snapshot is
+    -- the best evidence for a period that had none of its own.
+    SELECT p.period,
+           coalesce(
+               (SELECT max(r.snapshot_at) FROM alert_rules AS r
+                WHERE r.snapshot_at > p.starts_at AND r.snapshot_at <= p.ends_at),
+               (SELECT min(r.snapshot_at) FROM alert_rules AS r WHERE r.snapshot_at > p.ends_at)
+           ) AS snapshot_at
+    FROM report_periods AS p
+),
+samples_by_period AS (
+    SELECT DISTINCT
+           CASE WHEN x.ts >= p.period_start THEN 'current' ELSE 'previous' END AS period,
+           x.series_id
+    FROM metric_samples AS x, period AS p
+    WHERE x.ts >= p.previous_start AND x.ts < p.period_end
+),
+presence AS (
+    SELECT DISTINCT s.period, m.service, 'metrics' AS pillar
+    FROM samples_by_period AS s JOIN metric_series AS m USING (series_id)
+    WHERE m.service IS NOT NULL
+    UNION
+    SELECT DISTINCT s.period, m.service, 'up'
+    FROM samples_by_period AS s JOIN metric_series AS m USING (series_id)
+    WHERE m.service IS NOT NULL AND m.metric = 'up'
+    UNION
+    SELECT DISTINCT CASE WHEN l.ts >= p.period_start THEN 'current' ELSE 'previous' END,
+           l.service, 'logs'
+    FROM log_records AS l, period AS p
+    WHERE l.ts >= p.previous_start AND l.ts < p.period_end AND l.service IS NOT NULL
+    UNION
+    SELECT DISTINCT CASE WHEN t.start_ts >= p.period_start THEN 'current' ELSE 'previous' END,
+           t.service, 'traces'
+    FROM spans AS t, period AS p
+    WHERE t.start_ts >= p.previous_start AND t.start_ts < p.period_end AND t.service IS NOT NULL
+    UNION
+    SELECT DISTINCT s.period, c.service, 'alerts'
+    FROM rule_snapshots AS s
+    JOIN alert_rules AS r ON r.snapshot_at = s.snapshot_at,
+         (SELECT service FROM services
+          UNION SELECT DISTINCT coalesce(service, labels['service'], labels['job']) FROM alert_rules) AS c
+    WHERE r.type = 'alerting'
+      AND c.service IS NOT NULL
+      AND (r.service = c.service
+           OR r.labels['service'] = c.service
+           OR r.labels['job'] = c.service
+           OR strpos(r.expr, '"' || c.service || '"') > 0)
+    UNION
+    SELECT p.period, d.service, 'slo'
+    FROM slo_definitions AS d, report_periods AS p
+),
+known_services AS (
+    SELECT service, true AS in_catalog, tier, required_pillars FROM services
+    UNION ALL
+    SELECT DISTINCT service, false, CAST(NULL AS VARCHAR), CAST([] AS VARCHAR[])
+    FROM presence
+    WHERE service NOT IN (SELECT service FROM services)
+),
+pillars AS (
+    SELECT * FROM (VALUES (1, 'metrics'), (2, 'up'), (3, 'logs'), (4, 'traces'), (5, 'alerts'), (6, 'slo'))
+        AS t(pillar_order, pillar)
+),
+cells AS (
+    SELECT p.period, s.service, s.tier, s.in_catalog, l.pillar, l.pillar_order,
+           list_contains(s.required_pillars, l.pillar) AS required,
+           x.service IS NOT NULL AS present
+    FROM report_periods AS p
+    CROSS JOIN known_services AS s
+    CROSS JOIN pillars AS l
+    LEFT JOIN presence AS x ON x.period = p.period AND x.service = s.service AND x.pillar = l.pillar
+),
+per_service AS (
+    SELECT period, service,
+           count(*) FILTER (WHERE required) AS required_pillars,
+           count(*) FILTER (WHERE required AND present) AS present_pillars
+    FROM cells
+    GROUP BY period, service
+),
+per_pillar AS (
+    SELECT period, pillar,
+           count(*) FILTER (WHERE in_catalog AND required AND present)
+               / nullif(count(*) FILTER (WHERE in_catalog AND required), 0) AS pillar_coverage
+    FROM cells
+    GROUP BY period, pillar
+),
+overall AS (
+    SELECT s.period,
+           count(*) FILTER (WHERE s.present_pillars = s.required_pillars) / nullif(count(*), 0)
+               AS overall_coverage
+    FROM per_service AS s
+    WHERE s.service IN (SELECT service FROM services)
+    GROUP BY s.period
+)
+SELECT
+    c.period,
+    c.service,
+    c.tier,
+    c.in_catalog,
+    c.pillar,
+    c.required,
+    c.present,
+    CASE WHEN c.present THEN 'present' WHEN c.required THEN 'missing' ELSE 'not required' END
+                                                                        AS status,
+    CASE WHEN s.required_pillars > 0 THEN s.present_pillars / s.required_pillars
+         WHEN c.in_catalog THEN 1.0 END                                 AS service_coverage,
+    c.in_catalog AND s.present_pillars = s.required_pillars             AS service_covered,
+    g.pillar_coverage,
+    o.overall_coverage
+FROM cells AS c
+JOIN per_service AS s USING (period, service)
+JOIN per_pillar AS g USING (period, pillar)
+LEFT JOIN overall AS o USING (period)
+ORDER BY c.period, NOT c.in_catalog, c.service, c.pillar_order

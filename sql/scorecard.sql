@@ -1,0 +1,86 @@
+-- scorecard: the seed's Success Metrics table, filled in from the lake.
+-- One row per success metric (targets in `scorecard_targets`, from the seed by default): its
+-- target, the value over the report period, the value over the previous period, the change, and
+-- whether the target is met. Targets are strict: a value exactly at the target does not pass
+-- ("> 99.9%" needs more than 99.9%). Value and target are rounded to 9 decimals before the comparison,
+-- so floating-point dust cannot decide a boundary.
+--
+-- metric_order, metric   the row and its name, as in the seed
+-- target                 the target as the seed writes it, e.g. '> 99.9%'
+-- current_value          the value over the report period (ratio 0..1, or minutes)
+-- previous_value         the value over the previous period
+-- change                 current_value - previous_value
+-- unit                   ratio or minutes
+-- passed                 true / false; NULL when there is nothing to measure (e.g. no incidents)
+-- status                 'pass', 'fail' or 'no data'
+-- definition             how the value is measured:
+--   System uptime            share of `up` scrapes equal to 1 over every target of the catalog's
+--                            services whose tier is in report_settings.uptime_tiers (critical)
+--   Alert noise ratio        alert_quality, all alerts: firings that matched no impact / firings
+--   Mean time to detection   incident_summary, all services: mean time to detect
+--   Mean time to resolution  incident_summary, all services: mean impact duration
+--   Monitoring coverage      coverage: share of catalog services with every required pillar present
+-- period_start, period_end the report period
+WITH period AS (
+    SELECT * FROM report_period
+),
+incident_totals AS MATERIALIZED (
+    SELECT * FROM incident_summary WHERE scope = 'all services'
+),
+uptime AS (
+    SELECT CASE WHEN x.ts >= p.period_start THEN 'current' ELSE 'previous' END AS period,
+           avg(CASE WHEN x.value = 1 THEN 1.0 ELSE 0.0 END) AS value
+    FROM metric_samples AS x
+    JOIN metric_series AS m USING (series_id)
+    CROSS JOIN period AS p
+    WHERE m.metric = 'up'
+      AND m.service IN (
+          SELECT c.service FROM services AS c, report_settings AS s
+          WHERE list_contains(s.uptime_tiers, c.tier)
+      )
+      AND x.ts >= p.previous_start AND x.ts < p.period_end
+    GROUP BY 1
+),
+measured AS (
+    SELECT 'uptime' AS metric_key, period, value FROM uptime
+    UNION ALL
+    SELECT 'alert_noise', period, noise_ratio FROM alert_quality WHERE scope = 'all alerts'
+    UNION ALL
+    SELECT 'mttd', period, mttd_minutes FROM incident_totals
+    UNION ALL
+    SELECT 'mttr', period, mttr_minutes FROM incident_totals
+    UNION ALL
+    SELECT DISTINCT 'coverage', period, overall_coverage FROM coverage
+),
+values_by_period AS (
+    SELECT metric_key,
+           max(value) FILTER (WHERE period = 'current') AS current_value,
+           max(value) FILTER (WHERE period = 'previous') AS previous_value
+    FROM measured
+    GROUP BY metric_key
+),
+judged AS (
+    SELECT t.*, v.current_value, v.previous_value,
+           CASE
+               WHEN v.current_value IS NULL THEN NULL
+               WHEN t.comparator = '>' THEN round(v.current_value, 9) > round(t.target_value, 9)
+               ELSE round(v.current_value, 9) < round(t.target_value, 9)
+           END AS passed
+    FROM scorecard_targets AS t
+    LEFT JOIN values_by_period AS v USING (metric_key)
+)
+SELECT
+    j.metric_order,
+    j.metric,
+    j.target,
+    j.current_value,
+    j.previous_value,
+    j.current_value - j.previous_value                                   AS change,
+    j.unit,
+    j.passed,
+    CASE WHEN j.passed THEN 'pass' WHEN NOT j.passed THEN 'fail' ELSE 'no data' END AS status,
+    j.definition,
+    p.period_start,
+    p.period_end
+FROM judged AS j, period AS p
+ORDER BY j.metric_order

@@ -1,0 +1,106 @@
+-- slo_compliance: is each SLO met, and how much of its error budget is left?
+-- One row per SLO, per UTC day of the report period (scope 'day': that day alone) and per day-end
+-- over the SLO's own window (scope 'rolling': the SLO window ending at that day's end, or at the
+-- period end for the last day). The rolling row of the last day is the SLO's status at the end of
+-- the report period; the rolling rows together are its error-budget burn-down.
+-- Column names follow google/slo-generator's report where they fit.
+--
+-- slo_name                        the SLO (obs.yaml `slos`)
+-- service, sli_type               its service and SLI type (ratio, latency, threshold)
+-- scope                           'day' or 'rolling' (see above)
+-- window_start, window_end        the measured window [start, end), UTC
+-- window_minutes                  its length in minutes
+-- good_events_count               good events in the window (exact; see slo_events)
+-- bad_events_count                bad events in the window
+-- events_count                    all events in the window
+-- sli_measurement                 good_events_count / events_count
+-- slo_target                      the objective, e.g. 0.999
+-- gap                             sli_measurement - slo_target (negative: the SLO is missed)
+-- error_budget_target             1 - slo_target: the share of events allowed to be bad
+-- error_budget_measurement        1 - sli_measurement: the share that was bad
+-- error_budget_burn_rate          error_budget_measurement / error_budget_target
+-- error_budget_consumed           share of the window's error budget spent (= the burn rate over the window)
+-- error_budget_remaining          1 - error_budget_consumed (negative once the SLO is breached)
+-- error_budget_target_minutes     the window's budget in minutes (window_minutes x error_budget_target)
+-- error_budget_minutes            budget minutes spent (window_minutes x error_budget_measurement)
+-- error_budget_remaining_minutes  error_budget_target_minutes - error_budget_minutes
+-- data_coverage                   share of the window's minutes that hold events (1 = no gaps)
+-- status                          'breached' (SLI below target), 'critical' (>= 90% of the budget
+--                                 consumed), 'warning' (>= 50%), 'ok', or 'no data'
+WITH period AS (
+    SELECT * FROM report_period
+),
+report_days AS (
+    SELECT unnest(generate_series(
+        date_trunc('day', period_start), period_end - INTERVAL 1 MICROSECOND, INTERVAL 1 DAY
+    )) AS day
+    FROM period
+),
+measured_windows AS (
+    SELECT d.slo_name, 'day' AS scope,
+           greatest(r.day, p.period_start) AS window_start,
+           least(r.day + INTERVAL 1 DAY, p.period_end) AS window_end
+    FROM slo_definitions AS d, report_days AS r, period AS p
+    UNION ALL
+    SELECT d.slo_name, 'rolling' AS scope,
+           least(r.day + INTERVAL 1 DAY, p.period_end) - to_minutes(d.window_minutes) AS window_start,
+           least(r.day + INTERVAL 1 DAY, p.period_end) AS window_end
+    FROM slo_definitions AS d, report_days AS r, period AS p
+),
+window_events AS (
+    SELECT w.slo_name, w.scope, w.window_start, w.window_end,
+           coalesce(sum(e.good_events), 0) AS good_events_count,
+           coalesce(sum(e.bad_events), 0) AS bad_events_count,
+           coalesce(sum(e.total_events), 0) AS events_count,
+           count(e.minute) FILTER (WHERE e.total_events > 0) AS minutes_with_events
+    FROM measured_windows AS w
+    LEFT JOIN slo_events AS e
+        ON e.slo_name = w.slo_name AND e.minute >= w.window_start AND e.minute < w.window_end
+    GROUP BY ALL
+),
+measured AS (
+    SELECT e.*, d.service, d.sli_type, d.slo_target, d.error_budget_target,
+           (epoch(e.window_end) - epoch(e.window_start)) / 60.0 AS window_minutes,
+           CASE WHEN e.events_count > 0 THEN e.good_events_count / e.events_count END AS sli_measurement
+    FROM window_events AS e
+    JOIN slo_definitions AS d USING (slo_name)
+),
+budget AS (
+    SELECT m.*,
+           1 - m.sli_measurement AS error_budget_measurement,
+           (1 - m.sli_measurement) / m.error_budget_target AS error_budget_burn_rate
+    FROM measured AS m
+)
+SELECT
+    b.slo_name,
+    b.service,
+    b.sli_type,
+    b.scope,
+    b.window_start,
+    b.window_end,
+    b.window_minutes,
+    b.good_events_count,
+    b.bad_events_count,
+    b.events_count,
+    b.sli_measurement,
+    b.slo_target,
+    b.sli_measurement - b.slo_target                                AS gap,
+    b.error_budget_target,
+    b.error_budget_measurement,
+    b.error_budget_burn_rate,
+    b.error_budget_burn_rate                                        AS error_budget_consumed,
+    1 - b.error_budget_burn_rate                                    AS error_budget_remaining,
+    b.window_minutes * b.error_budget_target                        AS error_budget_target_minutes,
+    b.window_minutes * b.error_budget_measurement                   AS error_budget_minutes,
+    b.window_minutes * (b.error_budget_target - b.error_budget_measurement)
+                                                                    AS error_budget_remaining_minutes,
+    b.minutes_with_events / b.window_minutes                        AS data_coverage,
+    CASE
+        WHEN b.events_count = 0 THEN 'no data'
+        WHEN b.sli_measurement < b.slo_target THEN 'breached'
+        WHEN b.error_budget_burn_rate >= s.budget_critical THEN 'critical'
+        WHEN b.error_budget_burn_rate >= s.budget_warning THEN 'warning'
+        ELSE 'ok'
+    END                                                             AS status
+FROM budget AS b, report_settings AS s
+ORDER BY b.slo_name, b.scope, b.window_end

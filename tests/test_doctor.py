@@ -1,0 +1,126 @@
+"""``obs doctor`` checks: a healthy simulator deployment passes every line; an unreachable
+Prometheus, a missing catalog or a missing DAGSTER_HOME fail with what to do about it."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from obs_pipelines.catalog import build_catalog
+from obs_pipelines.config import load_config
+from obs_pipelines.doctor import format_report, run_checks
+from obs_pipelines.ingest import ingest_metrics_hour
+from obs_pipelines.lake import Lake
+from obs_pipelines.sources import metric_source
+from obs_pipelines.windows import hour_window
+from tests import ops_servers
+from tests.servers import free_port
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return home
+
+
+def test_healthy_simulator_setup_passes_every_check(
+    write_config: Callable[..., Path], dagster_home: Path, tmp_path: Path
+) -> None:
+    with ops_servers.alertmanager(tmp_path / "am") as alertmanager:
+        config = load_config(write_config(sources={"alertmanager": {"url": alertmanager}}))
+        lake = Lake(config)
+        ingest_metrics_hour(
+            lake, metric_source(config), hour_window(datetime(2026, 1, 1, 3, tzinfo=UTC))
+        )
+        build_catalog(config)
+
+        results = run_checks(config, dagster_home=str(dagster_home))
+
+    report = format_report(results)
+    assert all(r.ok for r in results), report
+    by_check = {r.check: r for r in results}
+    assert set(by_check) >= {
+        "source.metrics",
+        "source.alertmanager",
+        "lake.writable",
+        "lake.tiers",
+        "catalog",
+        "dagster.home",
+        "dagster.yaml",
+        "dagster.storage",
+    }
+    assert "simulator" in by_check["source.metrics"].detail
+    assert "Alertmanager 0.25" in by_check["source.alertmanager"].detail
+    assert "hot: 2 entries" in by_check["lake.tiers"].detail  # metric_series, metric_samples
+    assert "views bind" in by_check["catalog"].detail
+    assert report.splitlines()[-1] == f"all {len(results)} checks passed"
+    assert not list(Path(lake.storage.root).rglob("*probe*"))
+
+
+def test_unreachable_prometheus_fails_with_the_fix(
+    write_config: Callable[..., Path], dagster_home: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    config = load_config(
+        write_config(
+            sources={"metrics": "prometheus", "prometheus": {"url": url, "selectors": ["up"]}}
+        )
+    )
+    build_catalog(config)
+
+    results = run_checks(config, dagster_home=str(dagster_home), timeout=2)
+
+    failed = [r for r in results if not r.ok]
+    assert [r.check for r in failed] == ["source.metrics"]
+    line = failed[0].line()
+    assert line.startswith("FAIL  source.metrics")
+    assert (
+        f"Prometheus at {url}/api/v1/status/buildinfo is unreachable (connection refused)" in line
+    )
+    assert "start it or fix sources.prometheus.url" in line
+    assert format_report(results).endswith(f"1 of {len(results)} checks failed")
+
+
+@pytest.mark.prometheus
+def test_reachable_prometheus_answers_a_real_query(
+    write_config: Callable[..., Path], dagster_home: Path, tmp_path: Path
+) -> None:
+    from tests import servers
+    from tests.servers import Sample, Series
+
+    now_ms = int(datetime.now(UTC).timestamp() * 1000) - 600_000
+    data = tmp_path / "tsdb"
+    servers.backfill(
+        data,
+        [
+            Series("up", {"job": "api", "instance": f"i{i}"}, [Sample(now_ms, 1.0)])
+            for i in range(3)
+        ],
+    )
+    with servers.prometheus(data) as url:
+        config = load_config(
+            write_config(
+                sources={"metrics": "prometheus", "prometheus": {"url": url, "selectors": ["up"]}}
+            )
+        )
+        result = next(
+            r
+            for r in run_checks(config, dagster_home=str(dagster_home))
+            if r.check == "source.metrics"
+        )
+    assert result.ok, result.line()
+    assert "Prometheus 2." in result.detail and "3 series of up in the last hour" in result.detail
+
+
+def test_missing_catalog_and_dagster_home_say_what_to_do(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = load_config(write_config())
+
+    results = {r.check: r for r in run_checks(config, dagster_home=str(tmp_path / "nowhere"))}
+
+    assert not results["catalog"].ok and "run `obs catalog`" in results["catalog"].line()
+    assert not results["dagster.home"].ok and "mkdir -p" in results["dagster.home"].line()

@@ -1,0 +1,228 @@
+"""The HTML report opened in a real headless Chromium: every chart drawn, no request made.
+
+Two simulated hours around Wednesday's api-outage feed it (metrics, alerts, rules). Chromium loads
+the file with every host name unresolvable and a proxy that counts connection attempts; the DOM it
+builds is compared with what the report views say should be drawn.
+"""
+
+import re
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from obs_pipelines.catalog import build_catalog
+from obs_pipelines.config import ObsConfig, load_config
+from obs_pipelines.ingest import ingest_metrics_hour, ingest_table_hour
+from obs_pipelines.lake import Lake
+from obs_pipelines.report_html import render_report, scorecard_text
+from obs_pipelines.reports import report_connection
+from obs_pipelines.sources import metric_source, table_source
+from obs_pipelines.windows import TimeWindow, utc
+
+REPO = Path(__file__).resolve().parent.parent
+START, END = utc("2026-11-04T00:00:00Z"), utc("2026-11-05T00:00:00Z")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
+    root = tmp_path_factory.mktemp("html")
+    raw = yaml.safe_load((REPO / "obs.yaml").read_text())
+    raw["lake"] = {"root": str(root / "lake"), "catalog": str(root / "lake" / "obs.duckdb")}
+    (root / "obs.yaml").write_text(yaml.safe_dump(raw))
+    config = load_config(root / "obs.yaml")
+    lake = Lake(config)
+    for hour in TimeWindow(utc("2026-11-04T14:00:00Z"), utc("2026-11-04T16:00:00Z")).hours():
+        ingest_metrics_hour(lake, metric_source(config), hour)
+        for dataset in ("alert_fragments", "alert_rules"):
+            source = table_source(config, dataset)
+            assert source is not None
+            ingest_table_hour(lake, source, hour)
+    build_catalog(config)
+    return config
+
+
+@pytest.fixture(scope="module")
+def report(config: ObsConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render_report(config, START, END, tmp_path_factory.mktemp("out") / "report.html")
+
+
+class ConnectionCounter:
+    """A TCP listener standing in for a proxy: it only counts who tries to connect."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.attempts = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.attempts += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def rendered(report: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """(DOM after load, connection attempts) from headless Chromium."""
+    if CHROMIUM is None:
+        pytest.skip(
+            "chromium is not installed; apt-get install -y --no-install-recommends chromium"
+        )
+    counter = ConnectionCounter()
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    try:
+        done = subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--host-resolver-rules=MAP * ~NOTFOUND",
+                f"--proxy-server=127.0.0.1:{counter.port}",
+                "--proxy-bypass-list=<-loopback>",
+                "--virtual-time-budget=2000",
+                "--dump-dom",
+                report.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=True,
+        )
+        yield done.stdout, counter.attempts
+    finally:
+        counter.close()
+
+
+class Marks(HTMLParser):
+    """Every SVG chart in a DOM and the classes of the marks drawn in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.charts: list[dict[str, object]] = []
+        self.inside = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "svg":
+            self.inside = True
+            self.charts.append({"attrs": attributes, "marks": []})
+        elif self.inside:
+            for cls in (attributes.get("class") or "").split():
+                self.charts[-1]["marks"].append(f"{tag}.{cls}")  # type: ignore[union-attr]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "svg":
+            self.inside = False
+
+
+def charts(dom: str, kind: str) -> list[dict[str, object]]:
+    parser = Marks()
+    parser.feed(dom)
+    return [c for c in parser.charts if c["attrs"]["data-chart"] == kind]  # type: ignore[index]
+
+
+def count(chart: dict[str, object], mark: str) -> int:
+    return chart["marks"].count(mark)  # type: ignore[union-attr]
+
+
+def test_the_report_file_references_nothing_outside_itself(report: Path) -> None:
+    text = report.read_text()
+
+    assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", text, re.IGNORECASE)
+    assert not re.search(
+        r"<(script|link|img|iframe|object)\b|\bsrc=|url\(|@import", text, re.IGNORECASE
+    )
+
+
+def test_chromium_loads_the_report_without_any_network_request(rendered: tuple[str, int]) -> None:
+    dom, attempts = rendered
+
+    assert attempts == 0
+    assert "Reliability report 2026-11-04 to 2026-11-05" in dom
+
+
+def test_every_chart_is_drawn_with_the_marks_the_data_calls_for(
+    rendered: tuple[str, int], config: ObsConfig
+) -> None:
+    dom, _ = rendered
+    con = report_connection(config, START, END)
+    slos = [
+        name
+        for (name,) in con.execute("SELECT slo_name FROM slo_definitions ORDER BY 1").fetchall()
+    ]
+    alerts = con.execute(
+        "SELECT count(*) FROM alert_quality WHERE period = 'current' AND scope = 'alert'"
+    ).fetchone()[0]
+    services = con.execute(
+        "SELECT count(DISTINCT service) FROM coverage WHERE period = 'current'"
+    ).fetchone()[0]
+    api_firings = con.execute(
+        "SELECT count(*) FROM alert_firings WHERE period = 'current' AND service = 'waardhaven-api'"
+    ).fetchone()[0]
+    con.close()
+
+    burn_down = charts(dom, "burn-down")
+    assert [c["attrs"]["data-slo"] for c in burn_down] == slos  # type: ignore[index]
+    assert all(count(c, "path.budget-line") == 1 for c in burn_down)
+    burn_rate = {c["attrs"]["data-slo"]: c for c in charts(dom, "burn-rate")}  # type: ignore[index]
+    availability = burn_rate["api_availability"]
+    assert (count(availability, "rect.impact"), count(availability, "path.burn-line")) == (1, 1)
+    assert count(availability, "rect.alert") == api_firings == 3
+    noise = charts(dom, "alert-noise")[0]
+    assert count(noise, "rect.bar") == 2 * alerts and alerts == 2
+    heatmap = charts(dom, "coverage")[0]
+    assert count(heatmap, "rect.cell") == 6 * services
+    assert count(heatmap, "rect.missing") > 0
+
+
+def test_scorecard_text_is_an_aligned_table_of_the_five_success_metrics(config: ObsConfig) -> None:
+    text = scorecard_text(config, START, END)
+
+    lines = text.splitlines()
+    assert lines[0] == "Scorecard 2026-11-04 00:00 .. 2026-11-05 00:00 UTC"
+    assert lines[1].split() == ["Metric", "Target", "Current", "Previous", "Change", "Status"]
+    assert [line.split("  ")[0] for line in lines[3:]] == [
+        "System uptime",
+        "Alert noise ratio",
+        "Mean time to detection",
+        "Mean time to resolution",
+        "Monitoring coverage",
+    ]
+    target_column = lines[1].index("Target")
+    assert [line[target_column:].split("  ")[0] for line in lines[3:]] == [
+        "> 99.9%",
+        "< 5%",
+        "< 5 minutes",
+        "< 30 minutes",
+        "> 95%",
+    ]
+    assert lines[5].endswith("PASS") and "min" in lines[5]

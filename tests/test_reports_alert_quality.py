@@ -1,0 +1,279 @@
+"""Alert quality, incidents and the burn-rate backtest on hand-built cases with known answers.
+
+The checkout service serves 100 requests every 15 s from 10:00 to 16:00 with no errors, except in
+two outages where half of them fail (a burn rate of 50x on a 99% SLO):
+- A, 11:00 to 11:20: CheckoutErrors fires at 11:02 (detected after 2 min, resolves 5 min after
+  the impact ends) and CheckoutSlow at 11:08 (a late detection: 8 min, resolves 10 min after);
+- B, 13:00 to 13:10: nothing fires (a missed incident).
+Noise: CheckoutFlap fires for one minute every other minute from 14:00 to 14:20 (flapping, every
+firing transient), DiskBlip fires 90 s at 15:00 (transient), NodeHot fires at 10:30 with no
+service label (unmapped).
+"""
+
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from obs_pipelines.catalog import build_catalog
+from obs_pipelines.config import ObsConfig
+from obs_pipelines.lake import Lake
+from obs_pipelines.reports import DEFAULT_TARGETS, ReportSettings, publish, report_connection
+from obs_pipelines.windows import utc
+from tests.report_fixtures import (
+    MINUTE_MS,
+    SCRAPE_MS,
+    Firing,
+    MetricSeries,
+    make_config,
+    ms,
+    write_alerts,
+    write_metrics,
+)
+
+DAY = "2026-11-10"
+OUTAGES = [
+    (ms(f"{DAY}T11:00:00Z"), ms(f"{DAY}T11:20:00Z")),
+    (ms(f"{DAY}T13:00:00Z"), ms(f"{DAY}T13:10:00Z")),
+]
+CHECKOUT = {"service": "checkout", "severity": "critical"}
+
+
+def traffic() -> list[MetricSeries]:
+    ok, failed = [], []
+    good = bad = 0
+    ts = ms(f"{DAY}T10:00:05Z")
+    while ts < ms(f"{DAY}T16:00:00Z"):
+        failing = any(a <= ts < b for a, b in OUTAGES)
+        good += 50 if failing else 100
+        bad += 50 if failing else 0
+        ok.append((ts, float(good)))
+        failed.append((ts, float(bad)))
+        ts += SCRAPE_MS
+    return [
+        MetricSeries("requests_total", {"service": "checkout", "code": "200"}, ok),
+        MetricSeries("requests_total", {"service": "checkout", "code": "500"}, failed),
+    ]
+
+
+def at(hhmm: str) -> int:
+    return ms(f"{DAY}T{hhmm}:00Z")
+
+
+FIRINGS = [
+    Firing("CheckoutErrors", CHECKOUT, at("11:02"), at("11:25")),
+    Firing("CheckoutSlow", CHECKOUT, at("11:08"), at("11:30")),
+    *[
+        Firing(
+            "CheckoutFlap",
+            {"service": "checkout", "severity": "warning"},
+            at(f"14:{m:02d}"),
+            at(f"14:{m:02d}") + MINUTE_MS,
+        )
+        for m in range(0, 20, 2)
+    ],
+    Firing(
+        "DiskBlip", {"job": "checkout", "severity": "warning"}, at("15:00"), at("15:01") + 30_000
+    ),
+    Firing("NodeHot", {"instance": "node-1:9100", "severity": "warning"}, at("10:30"), at("10:45")),
+]
+
+
+PERIOD = (utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
+    root: Path = tmp_path_factory.mktemp("quality")
+    config = make_config(
+        root,
+        services=[{"name": "checkout", "owner": "team"}],
+        slos=[
+            {
+                "name": "checkout_availability",
+                "service": "checkout",
+                "objective": 0.99,
+                "window": "1d",
+                "sli": {
+                    "type": "ratio",
+                    "bad": 'requests_total{code="500"}',
+                    "total": "requests_total",
+                },
+            }
+        ],
+    )
+    lake = Lake(config)
+    write_metrics(lake, traffic())
+    write_alerts(lake, FIRINGS)
+    build_catalog(config)
+    return config
+
+
+@pytest.fixture(scope="module")
+def con(config: ObsConfig) -> duckdb.DuckDBPyConnection:
+    return report_connection(config, *PERIOD)
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    result = con.execute(sql)
+    names = [d[0] for d in result.description]
+    return [dict(zip(names, r, strict=True)) for r in result.fetchall()]
+
+
+def quality(con: duckdb.DuckDBPyConnection) -> dict[str | None, dict[str, Any]]:
+    return {
+        r["alertname"]: r for r in rows(con, "SELECT * FROM alert_quality WHERE period = 'current'")
+    }
+
+
+def test_impact_episodes_are_exactly_the_outages(con: duckdb.DuckDBPyConnection) -> None:
+    episodes = rows(con, "SELECT service, started_at, ended_at, slo_names FROM impact_episodes")
+
+    assert [
+        (e["started_at"].strftime("%H:%M"), e["ended_at"].strftime("%H:%M")) for e in episodes
+    ] == [
+        ("11:00", "11:20"),
+        ("13:00", "13:10"),
+    ]
+    assert {e["service"] for e in episodes} == {"checkout"}
+    assert episodes[0]["slo_names"] == ["checkout_availability"]
+
+
+def test_a_true_positive_and_a_late_detection(con: duckdb.DuckDBPyConnection) -> None:
+    by_alert = quality(con)
+
+    errors, slow = by_alert["CheckoutErrors"], by_alert["CheckoutSlow"]
+    assert (errors["firings"], errors["matched_firings"], errors["precision"]) == (1, 1, 1.0)
+    assert (errors["impact_episodes"], errors["detected_episodes"], errors["recall"]) == (2, 1, 0.5)
+    assert (errors["mean_detection_minutes"], errors["mean_reset_minutes"]) == (2.0, 5.0)
+    assert (slow["precision"], slow["recall"]) == (1.0, 0.5)
+    assert (slow["mean_detection_minutes"], slow["mean_reset_minutes"]) == (8.0, 10.0)
+    assert errors["transient_firings"] == 0 and not errors["flapping"]
+
+
+def test_a_flapping_alert_is_detected_the_nagios_way(con: duckdb.DuckDBPyConnection) -> None:
+    flap = quality(con)["CheckoutFlap"]
+
+    assert flap["flapping"]
+    # 20 state changes in a row reach 100%; the flap starts when the weighted share first
+    # reaches 20% (the 4th change, 14:03) and ends when it falls to 5% (14:38).
+    assert flap["max_state_change_pct"] == 100.0
+    assert (flap["flap_starts"], flap["flapping_minutes"]) == (1, 35)
+    assert (flap["firings"], flap["transient_firings"], flap["transient_share"]) == (10, 10, 1.0)
+    assert (flap["precision"], flap["noise_ratio"]) == (0.0, 1.0)
+
+
+def test_a_transient_alert_and_an_unmapped_alert_are_noise(con: duckdb.DuckDBPyConnection) -> None:
+    by_alert = quality(con)
+
+    blip, node = by_alert["DiskBlip"], by_alert["NodeHot"]
+    assert (blip["firings"], blip["transient_firings"], blip["noise_ratio"]) == (1, 1, 1.0)
+    assert blip["services"] == ["checkout"]
+    assert (node["firings"], node["unmapped_firings"], node["services"]) == (1, 1, [])
+    assert (node["impact_episodes"], node["recall"], node["noise_ratio"]) == (0, None, 1.0)
+
+
+def test_overall_precision_recall_detection_and_reset(con: duckdb.DuckDBPyConnection) -> None:
+    overall = quality(con)[None]
+
+    assert overall["scope"] == "all alerts"
+    assert (overall["firings"], overall["matched_firings"], overall["unmapped_firings"]) == (
+        14,
+        2,
+        1,
+    )
+    assert overall["precision"] == pytest.approx(2 / 14)
+    assert overall["noise_ratio"] == pytest.approx(12 / 14)
+    assert (overall["impact_episodes"], overall["detected_episodes"], overall["recall"]) == (
+        2,
+        1,
+        0.5,
+    )
+    # The earliest related alert detects A after 2 min; the last one resolves 10 min after it.
+    assert (overall["mean_detection_minutes"], overall["mean_reset_minutes"]) == (2.0, 10.0)
+
+
+def test_incidents_report_detection_resolution_mttd_and_mttr(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    incidents = rows(con, "SELECT * FROM incidents WHERE period = 'current'")
+    summary = rows(
+        con, "SELECT * FROM incident_summary WHERE period = 'current' AND scope = 'all services'"
+    )[0]
+
+    assert [
+        (i["detected"], i["first_alert"], i["time_to_detect_minutes"], i["time_to_resolve_minutes"])
+        for i in incidents
+    ] == [
+        (True, "CheckoutErrors", 2.0, 20.0),
+        (False, None, None, 10.0),
+    ]
+    assert incidents[0]["alerts"] == ["CheckoutErrors", "CheckoutSlow"]
+    assert (summary["incidents"], summary["detected"], summary["undetected"]) == (2, 1, 1)
+    assert (summary["mttd_minutes"], summary["mttr_minutes"], summary["median_ttr_minutes"]) == (
+        2.0,
+        15.0,
+        15.0,
+    )
+    assert summary["p90_ttr_minutes"] == pytest.approx(19.0)
+
+
+def test_burn_rate_policy_replay_and_backtest(con: duckdb.DuckDBPyConnection) -> None:
+    episodes = rows(
+        con, "SELECT * FROM slo_burn_episodes WHERE policy_name = 'page_1h_5m' ORDER BY started_at"
+    )
+    backtest = rows(
+        con,
+        "SELECT * FROM alert_policy_backtest WHERE policy_name = 'page_1h_5m' ORDER BY policy_started_at",
+    )
+
+    # Each failing minute has 50% errors: a burn rate of 50x. The 1 h window needs more than
+    # 14.4 / 50 * 60 = 17.28 failing minutes (from 11:18); the 5 min window more than 1.44 (until
+    # 11:23, whose window still holds 11:18 and 11:19). Outage B (10 min) never pages.
+    assert [
+        (e["started_at"].strftime("%H:%M"), e["ended_at"].strftime("%H:%M")) for e in episodes
+    ] == [("11:18", "11:24")]
+    assert episodes[0]["peak_long_burn_rate"] == pytest.approx(20 * 0.5 / 60 / 0.01)
+    assert backtest[0]["row_kind"] == "policy and alerts"
+    assert backtest[0]["alertnames"] == ["CheckoutErrors", "CheckoutSlow"]
+    # The real alerts fired 16 minutes before the policy would have paged.
+    assert backtest[0]["lead_minutes"] == -16.0
+    assert backtest[0]["alert_overlap_minutes"] == 6.0
+
+
+def test_scorecard_targets_are_strict_for_noise_mttd_and_mttr(
+    config: ObsConfig, tmp_path: Path
+) -> None:
+    # A copy of the catalog (the module's read-only connection keeps the original open).
+    copy = tmp_path / "obs.duckdb"
+    shutil.copy(config.catalog_path, copy)
+    config = config.model_copy(
+        update={"lake": config.lake.model_copy(update={"catalog": str(copy)})}
+    )
+
+    def judged(**targets: float) -> list[bool]:
+        settings = ReportSettings(
+            targets=tuple(
+                dataclasses.replace(t, target=targets.get(t.key, t.target)) for t in DEFAULT_TARGETS
+            )
+        )
+        writable = duckdb.connect(config.catalog_path)
+        try:
+            publish(writable, config, settings)
+        finally:
+            writable.close()
+        con = report_connection(config, *PERIOD)
+        passed = dict(con.execute("SELECT metric, passed FROM scorecard").fetchall())
+        con.close()
+        return [
+            passed[m]
+            for m in ("Alert noise ratio", "Mean time to detection", "Mean time to resolution")
+        ]
+
+    # Noise is 12/14, MTTD 2 min, MTTR 15 min: "< target" fails at the target, passes just above.
+    assert judged(alert_noise=12 / 14, mttd=2.0, mttr=15.0) == [False, False, False]
+    assert judged(alert_noise=0.8572, mttd=2.001, mttr=15.001) == [True, True, True]
+    assert judged() == [False, True, True]

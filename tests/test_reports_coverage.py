@@ -1,0 +1,210 @@
+"""Coverage on a catalog with known gaps, and the scorecard's pass/fail boundaries."""
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from obs_pipelines.catalog import build_catalog
+from obs_pipelines.config import ObsConfig
+from obs_pipelines.lake import Lake
+from obs_pipelines.reports import DEFAULT_TARGETS, ReportSettings, publish, report_connection
+from obs_pipelines.schemas import SCHEMAS
+from obs_pipelines.windows import utc
+from tests.report_fixtures import SCRAPE_MS, MetricSeries, hour_of, make_config, ms, write_metrics
+
+DAY = "2026-11-10"
+T0 = ms(f"{DAY}T10:00:05Z")
+SERVICES = [
+    {"name": "api", "owner": "web", "tier": "critical"},
+    {"name": "db", "owner": "dba", "tier": "critical", "pillars": ["metrics", "alerts"]},
+    {"name": "cache", "owner": "web", "tier": "high", "pillars": ["metrics", "logs"]},
+    {"name": "feed", "owner": "data"},
+]
+SLOS = [
+    {
+        "name": "api_availability",
+        "service": "api",
+        "objective": 0.99,
+        "sli": {"type": "ratio", "bad": 'requests_total{code="500"}', "total": "requests_total"},
+    }
+]
+
+
+def up(job: str, values: list[float]) -> MetricSeries:
+    return MetricSeries(
+        "up",
+        {"job": job, "instance": f"{job}-0:9100"},
+        [(T0 + i * SCRAPE_MS, v) for i, v in enumerate(values)],
+    )
+
+
+def table(dataset: str, **columns: list[Any]) -> pa.Table:
+    schema = SCHEMAS[dataset]
+    n = len(next(iter(columns.values())))
+    return pa.table(
+        {f.name: pa.array(columns.get(f.name, [None] * n), f.type) for f in schema}, schema=schema
+    )
+
+
+def stamps(*values: int) -> list[Any]:
+    return [pa.scalar(v, pa.int64()).cast(pa.timestamp("ms")).as_py() for v in values]
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
+    root: Path = tmp_path_factory.mktemp("coverage")
+    config = make_config(root, services=SERVICES, slos=SLOS)
+    lake = Lake(config)
+    # 1000 api scrapes with one failure, 1000 perfect db scrapes: critical uptime 1999/2000.
+    write_metrics(
+        lake,
+        [
+            up("api", [1.0] * 499 + [0.0] + [1.0] * 500),
+            up("db", [1.0] * 1000),
+            MetricSeries(
+                "requests_total", {"job": "api", "code": "200"}, [(T0, 1.0), (T0 + SCRAPE_MS, 2.0)]
+            ),
+            MetricSeries("cache_hits_total", {"job": "cache"}, [(T0, 1.0)]),
+            MetricSeries("jobs_total", {"job": "batch"}, [(T0, 1.0)]),
+        ],
+    )
+    hour = hour_of(T0)
+    lake.write_hot(
+        "log_records",
+        hour,
+        table(
+            "log_records",
+            ts=stamps(T0, T0),
+            service=["api", "batch"],
+            index=["logs", "logs"],
+            doc_id=["1", "2"],
+        ),
+    )
+    lake.write_hot(
+        "spans",
+        hour,
+        table(
+            "spans", trace_id=["a" * 32], span_id=["b" * 16], service=["api"], start_ts=stamps(T0)
+        ),
+    )
+    rules = {
+        "snapshot_at": stamps(hour.end_ms, hour.end_ms, hour.end_ms),
+        "group": ["g", "g", "g"],
+        "name": ["ApiDown", "DbSlow", "Rec"],
+        "type": ["alerting", "alerting", "recording"],
+        "expr": ['up{job="api"} == 0', 'pg_latency{job="db"} > 1', 'sum(rate(x{job="feed"}[5m]))'],
+        "labels": [[("service", "api")], [], []],
+    }
+    lake.write_hot("alert_rules", hour, table("alert_rules", **rules))
+    build_catalog(config)
+    return config
+
+
+def coverage(config: ObsConfig) -> dict[tuple[str, str], dict[str, Any]]:
+    con = report_connection(config, utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
+    result = con.execute("SELECT * FROM coverage WHERE period = 'current'")
+    names = [d[0] for d in result.description]
+    return {(r[1], r[4]): dict(zip(names, r, strict=True)) for r in result.fetchall()}
+
+
+def test_coverage_marks_each_required_pillar_present_or_missing(config: ObsConfig) -> None:
+    cells = coverage(config)
+
+    status = {(s, p): c["status"] for (s, p), c in cells.items()}
+    assert [status["api", p] for p in ("metrics", "up", "logs", "traces", "alerts", "slo")] == [
+        "present"
+    ] * 6
+    assert [status["db", p] for p in ("metrics", "up", "alerts", "logs")] == [
+        "present",
+        "present",
+        "present",
+        "not required",
+    ]
+    assert [status["cache", p] for p in ("metrics", "up", "logs", "alerts")] == [
+        "present",
+        "missing",
+        "missing",
+        "not required",
+    ]
+    # A recording rule naming feed is not an alert.
+    assert {status["feed", p] for p in ("metrics", "up", "logs", "traces", "alerts", "slo")} == {
+        "missing"
+    }
+
+
+def test_coverage_percentages_per_service_per_pillar_and_overall(config: ObsConfig) -> None:
+    cells = coverage(config)
+
+    assert {s: cells[s, "metrics"]["service_coverage"] for s in ("api", "db", "cache", "feed")} == {
+        "api": 1.0,
+        "db": 1.0,
+        "cache": 1 / 3,
+        "feed": 0.0,
+    }
+    assert {
+        p: cells["api", p]["pillar_coverage"]
+        for p in ("metrics", "up", "logs", "traces", "alerts", "slo")
+    } == {
+        "metrics": 0.75,
+        "up": 0.5,
+        "logs": 1 / 3,
+        "traces": 0.5,
+        "alerts": 2 / 3,
+        "slo": 0.5,
+    }
+    assert cells["api", "metrics"]["overall_coverage"] == 0.5
+
+
+def test_services_seen_only_in_data_are_listed_as_not_in_catalog(config: ObsConfig) -> None:
+    cells = coverage(config)
+
+    batch = {p: c for (s, p), c in cells.items() if s == "batch"}
+    assert {p for p, c in batch.items() if c["present"]} == {"metrics", "logs"}
+    assert not any(c["in_catalog"] or c["required"] for c in batch.values())
+
+
+def scorecard(config: ObsConfig, **targets: float) -> dict[str, dict[str, Any]]:
+    """The scorecard with some targets moved (published into the catalog, then read)."""
+    settings = ReportSettings(
+        targets=tuple(
+            dataclasses.replace(t, target=targets.get(t.key, t.target)) for t in DEFAULT_TARGETS
+        )
+    )
+    writable = duckdb.connect(config.catalog_path)
+    try:
+        publish(writable, config, settings)
+    finally:
+        writable.close()
+    con = report_connection(config, utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
+    result = con.execute("SELECT metric, current_value, passed, status FROM scorecard")
+    keys = [t.key for t in DEFAULT_TARGETS]
+    return {
+        k: dict(zip(("metric", "value", "passed", "status"), r, strict=True))
+        for k, r in zip(keys, result.fetchall(), strict=True)
+    }
+
+
+def test_scorecard_values_and_default_targets(config: ObsConfig) -> None:
+    card = scorecard(config)
+
+    assert card["uptime"]["value"] == 1999 / 2000
+    assert (card["uptime"]["status"], card["coverage"]["value"], card["coverage"]["status"]) == (
+        "pass",
+        0.5,
+        "fail",
+    )
+    # No alert fired and no incident happened: nothing to measure.
+    assert [card[k]["status"] for k in ("alert_noise", "mttd", "mttr")] == ["no data"] * 3
+    assert card["uptime"]["metric"] == "System uptime"
+
+
+def test_a_value_exactly_at_its_target_fails_and_just_past_it_passes(config: ObsConfig) -> None:
+    at_target = scorecard(config, uptime=0.9995, coverage=0.5)
+    past_target = scorecard(config, uptime=0.99949, coverage=0.49)
+
+    assert (at_target["uptime"]["passed"], at_target["coverage"]["passed"]) == (False, False)
+    assert (past_target["uptime"]["passed"], past_target["coverage"]["passed"]) == (True, True)

@@ -1,0 +1,261 @@
+"""SLIs computed in DuckDB equal the exact event counts of hand-built data, resets included."""
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from obs_pipelines.catalog import build_catalog
+from obs_pipelines.errors import ConfigError
+from obs_pipelines.lake import Lake
+from obs_pipelines.reports import report_connection
+from obs_pipelines.windows import utc
+from tests.report_fixtures import HOUR_MS, SCRAPE_MS, MetricSeries, make_config, ms, write_metrics
+
+DAY = "2026-11-10"
+START_MS = ms(f"{DAY}T00:00:00Z")
+HOURS = 4
+RESET_MS = ms(f"{DAY}T01:30:00Z")
+
+
+def scrapes(phase_ms: int) -> list[int]:
+    return [START_MS + phase_ms + k * SCRAPE_MS for k in range(HOURS * HOUR_MS // SCRAPE_MS)]
+
+
+def counter(
+    phase_ms: int, increments: list[int], reset_ms: int | None = None
+) -> list[tuple[int, float]]:
+    """Cumulative values; at ``reset_ms`` the counter restarts from zero."""
+    value, out, reset_done = 0, [], False
+    for ts, inc in zip(scrapes(phase_ms), increments, strict=True):
+        if reset_ms is not None and ts >= reset_ms and not reset_done:
+            value, reset_done = 0, True
+        value += inc
+        out.append((ts, float(value)))
+    return out
+
+
+class Truth:
+    """What each SLI must count: the increments of every sample after a series' first."""
+
+    def __init__(self) -> None:
+        rng = random.Random(11)
+        n = HOURS * HOUR_MS // SCRAPE_MS
+        self.ok_a = [rng.randint(0, 20) for _ in range(n)]
+        self.ok_b = [rng.randint(0, 30) for _ in range(n)]
+        self.err_a = [rng.randint(0, 2) for _ in range(n)]
+        self.fast = [rng.randint(0, 10) for _ in range(n)]
+        self.slow = [rng.randint(0, 3) for _ in range(n)]
+        self.lag = [rng.choice([0.5, 1.0, 4.99, 5.0, 5.01, 12.0, math.nan]) for _ in range(n)]
+
+    def series(self) -> list[MetricSeries]:
+        under = list(self.fast)
+        total = [f + s for f, s in zip(self.fast, self.slow, strict=True)]
+        return [
+            MetricSeries(
+                "http_requests_total",
+                {"service": "shop", "code": "200", "instance": "a"},
+                counter(5_000, self.ok_a, reset_ms=RESET_MS),
+            ),
+            MetricSeries(
+                "http_requests_total",
+                {"service": "shop", "code": "200", "instance": "b"},
+                counter(9_000, self.ok_b),
+            ),
+            MetricSeries(
+                "http_requests_total",
+                {"service": "shop", "code": "503", "instance": "a"},
+                counter(5_000, self.err_a, reset_ms=RESET_MS),
+            ),
+            MetricSeries(
+                "latency_seconds_bucket",
+                {"service": "shop", "le": "0.1"},
+                counter(7_000, [0] * len(under)),
+            ),
+            MetricSeries(
+                "latency_seconds_bucket",
+                {"service": "shop", "le": "0.5"},
+                counter(7_000, under, RESET_MS),
+            ),
+            MetricSeries(
+                "latency_seconds_bucket",
+                {"service": "shop", "le": "+Inf"},
+                counter(7_000, total, RESET_MS),
+            ),
+            MetricSeries(
+                "queue_lag_seconds",
+                {"service": "shop", "pipeline": "orders"},
+                list(zip(scrapes(3_000), self.lag, strict=True)),
+            ),
+        ]
+
+
+SLOS = [
+    {
+        "name": "availability",
+        "service": "shop",
+        "objective": 0.99,
+        "window": "1d",
+        "sli": {
+            "type": "ratio",
+            "bad": 'http_requests_total{code=~"5.."}',
+            "total": "http_requests_total",
+        },
+    },
+    {
+        "name": "latency",
+        "service": "shop",
+        "objective": 0.9,
+        "window": "1d",
+        "sli": {"type": "latency", "histogram": "latency_seconds_bucket", "threshold_seconds": 0.5},
+    },
+    {
+        "name": "freshness",
+        "service": "shop",
+        "objective": 0.8,
+        "window": "1d",
+        "sli": {"type": "threshold", "gauge": 'queue_lag_seconds{pipeline="orders"}', "max": 5},
+    },
+]
+SERVICES = [{"name": "shop", "owner": "team"}]
+
+
+@pytest.fixture(scope="module")
+def truth() -> Truth:
+    return Truth()
+
+
+@pytest.fixture(scope="module")
+def lake_dir(tmp_path_factory: pytest.TempPathFactory, truth: Truth) -> Path:
+    root = tmp_path_factory.mktemp("slo")
+    config = make_config(root, services=SERVICES, slos=SLOS)
+    write_metrics(Lake(config), truth.series())
+    return root
+
+
+def day_rows(root: Path, slos: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    config = make_config(root, services=SERVICES, slos=slos or SLOS)
+    build_catalog(config)
+    con = report_connection(config, utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
+    rows = con.execute(
+        "SELECT * FROM slo_compliance WHERE scope = 'day' ORDER BY slo_name"
+    ).fetchall()
+    names = [d[0] for d in con.description]
+    con.close()
+    return {r[0]: dict(zip(names, r, strict=True)) for r in rows}
+
+
+def test_ratio_sli_counts_every_event_exactly_across_a_counter_reset(
+    lake_dir: Path, truth: Truth
+) -> None:
+    rows = day_rows(lake_dir)
+
+    row = rows["availability"]
+    bad = sum(truth.err_a[1:])
+    total = sum(truth.ok_a[1:]) + sum(truth.ok_b[1:]) + bad
+    assert (row["bad_events_count"], row["events_count"]) == (bad, total)
+    assert row["good_events_count"] == total - bad
+    assert row["sli_measurement"] == pytest.approx((total - bad) / total, rel=1e-12)
+    assert row["error_budget_burn_rate"] == pytest.approx(bad / total / 0.01, rel=1e-9)
+    assert row["window_minutes"] == 24 * 60
+    assert row["error_budget_target_minutes"] == pytest.approx(24 * 60 * 0.01)
+
+
+def test_latency_sli_counts_the_threshold_bucket_against_the_inf_bucket(
+    lake_dir: Path, truth: Truth
+) -> None:
+    rows = day_rows(lake_dir)
+
+    row = rows["latency"]
+    assert row["good_events_count"] == sum(truth.fast[1:])
+    assert row["events_count"] == sum(truth.fast[1:]) + sum(truth.slow[1:])
+
+
+def test_threshold_sli_counts_samples_within_bounds_and_nan_as_bad(
+    lake_dir: Path, truth: Truth
+) -> None:
+    rows = day_rows(lake_dir)
+
+    row = rows["freshness"]
+    good = sum(1 for v in truth.lag if not math.isnan(v) and v <= 5)
+    assert (row["good_events_count"], row["events_count"]) == (good, len(truth.lag))
+    # 80% objective: the day's own budget is 20% of samples, so the status follows from the SLI.
+    consumed = (1 - good / len(truth.lag)) / 0.2
+    expected = (
+        "breached"
+        if consumed > 1
+        else "critical"
+        if consumed >= 0.9
+        else "warning"
+        if consumed >= 0.5
+        else "ok"
+    )
+    assert row["status"] == expected
+    assert row["error_budget_burn_rate"] == pytest.approx(consumed)
+
+
+def test_events_land_in_the_minute_of_the_later_sample(lake_dir: Path, truth: Truth) -> None:
+    config = make_config(lake_dir, services=SERVICES, slos=SLOS)
+    build_catalog(config)
+    con = report_connection(config, utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
+
+    hourly = con.execute(
+        """SELECT hour(minute), sum(bad_events) FROM slo_events
+           WHERE slo_name = 'availability' GROUP BY 1 ORDER BY 1"""
+    ).fetchall()
+
+    per_scrape = list(zip(counter(5_000, truth.err_a), truth.err_a, strict=True))
+    expected = [
+        (h, float(sum(inc for (ts, _), inc in per_scrape[1:] if (ts - START_MS) // HOUR_MS == h)))
+        for h in range(HOURS)
+    ]
+    assert hourly == expected
+
+
+def test_changing_an_slo_in_config_recomputes_its_history(lake_dir: Path, truth: Truth) -> None:
+    changed = [
+        {
+            **SLOS[0],
+            "sli": {
+                "type": "ratio",
+                "good": 'http_requests_total{instance="b"}',
+                "total": "http_requests_total",
+            },
+        }
+    ]
+
+    row = day_rows(lake_dir, changed)["availability"]
+
+    assert row["good_events_count"] == sum(truth.ok_b[1:])
+
+
+def test_a_latency_threshold_that_is_not_a_bucket_bound_is_refused(lake_dir: Path) -> None:
+    wrong = [SLOS[0], {**SLOS[1], "sli": {**SLOS[1]["sli"], "threshold_seconds": 0.3}}]
+    config = make_config(lake_dir, services=SERVICES, slos=wrong)
+
+    with pytest.raises(ConfigError) as refused:
+        build_catalog(config)
+
+    assert str(refused.value) == (
+        "slos[1].sli.threshold_seconds: 0.3 is not a bucket bound of latency_seconds_bucket "
+        "(le = 0.1, 0.5, +Inf); set it to one of those bounds"
+    )
+
+
+def test_report_period_defaults_to_the_week_ending_with_the_newest_hour(lake_dir: Path) -> None:
+    config = make_config(lake_dir, services=SERVICES, slos=SLOS)
+    build_catalog(config)
+
+    con = duckdb.connect(config.catalog_path, read_only=True)
+    start, end, previous = con.execute(
+        "SELECT period_start, period_end, previous_start FROM report_period"
+    ).fetchone()
+
+    assert (start.isoformat(), end.isoformat(), previous.isoformat()) == (
+        "2026-11-03T04:00:00",
+        "2026-11-10T04:00:00",
+        "2026-10-27T04:00:00",
+    )

@@ -1,0 +1,332 @@
+"""Freshness sensors: gaps in the lake are repaired once, breaches reach a real Alertmanager and
+are resolved when freshness returns; source lag in a real Prometheus raises and clears alerts."""
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, Definitions, build_sensor_context
+
+from assets.metrics import build_metric_ingest
+from assets.partitions import hourly_partitions
+from obs_pipelines.config import load_config
+from obs_pipelines.freshness import LagRule
+from obs_pipelines.lake import Lake
+from obs_pipelines.lake import paths as lake_paths
+from obs_pipelines.notify import Alertmanager
+from obs_pipelines.resources import ObsResource
+from obs_pipelines.schemas import SCHEMAS
+from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
+from sensors.freshness import (
+    build_lake_freshness_sensor,
+    build_source_freshness_sensor,
+    with_freshness,
+)
+from sensors.schedules import metrics_ingest_job
+from tests import ops_servers, servers
+from tests.servers import Sample, Series
+
+METRIC_DATASETS = ("metric_series", "metric_samples")
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Iterator[tuple[str, list[dict]]]:
+    with ops_servers.webhook_receiver() as hook:
+        yield hook
+
+
+@pytest.fixture(scope="module")
+def alertmanager_url(
+    tmp_path_factory: pytest.TempPathFactory, webhook: tuple[str, list[dict]]
+) -> Iterator[str]:
+    with ops_servers.alertmanager(tmp_path_factory.mktemp("am"), webhook_url=webhook[0]) as url:
+        yield url
+
+
+def _write_hours(lake: Lake, hours: list[TimeWindow]) -> None:
+    for dataset in METRIC_DATASETS:
+        for hour in hours:
+            lake.write_hot(dataset, hour, SCHEMAS[dataset].empty_table())
+
+
+def _hours(first: datetime, count: int) -> list[TimeWindow]:
+    return [TimeWindow(first + i * HOUR, first + (i + 1) * HOUR) for i in range(count)]
+
+
+def _tick(sensor, config_path: Path, cursor: str | None, instance: DagsterInstance):
+    partitions = hourly_partitions(load_config(config_path).ingest.start)
+    obs = ObsResource(config_path=str(config_path))
+    defs = Definitions(
+        assets=[build_metric_ingest(partitions)],
+        jobs=[metrics_ingest_job],
+        sensors=[sensor],
+        resources={"obs": obs},
+    )
+    context = build_sensor_context(
+        instance=instance, cursor=cursor, resources={"obs": obs}, definitions=defs
+    )
+    return sensor(context)
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_lake_gap_is_requested_once_and_breach_raised_then_resolved(
+    write_config: Callable[..., Path],
+    alertmanager_url: str,
+    webhook: tuple[str, list[dict]],
+) -> None:
+    now = datetime.now(UTC)
+    current = floor_hour(now)
+    config_path = write_config(
+        ingest={"start": (current - timedelta(days=2)).isoformat()},
+        freshness={"metric_samples": "2h", "metric_series": "2h"},
+        sources={"alertmanager": {"url": alertmanager_url}},
+    )
+    lake = Lake(load_config(config_path))
+    # Hours current-12h .. current-4h are published except current-8h: a hole and a stale tail.
+    published = [h for h in _hours(current - 12 * HOUR, 8) if h.start != current - 8 * HOUR]
+    _write_hours(lake, published)
+    sensor = build_lake_freshness_sensor(
+        {d: metrics_ingest_job for d in METRIC_DATASETS}, gap_lookback=timedelta(hours=12)
+    )
+    instance = DagsterInstance.ephemeral()
+
+    first = _tick(sensor, config_path, None, instance)
+
+    # Due by now (the hour ended 2h ago at least), newest first: the stale tail, then the hole.
+    expected = [current - 3 * HOUR, current - 4 * HOUR, current - 8 * HOUR]
+    assert [r.partition_key for r in first.run_requests] == [
+        f"{h:%Y-%m-%d-%H:%M}" for h in expected
+    ]
+    assert {r.job_name for r in first.run_requests} == {"metrics_ingest_job"}
+    assert len({r.run_key for r in first.run_requests}) == 3
+    stale = Alertmanager(alertmanager_url).active({"obs_check": "lake_freshness"})
+    assert sorted(a["labels"]["dataset"] for a in stale) == sorted(METRIC_DATASETS)
+    assert {a["labels"]["alertname"] for a in stale} == {"ObsLakeDatasetStale"}
+    assert all(a["annotations"]["runbook"] and a["annotations"]["summary"] for a in stale)
+
+    second = _tick(sensor, config_path, first.cursor, instance)
+    assert second.run_requests == []
+    assert len(Alertmanager(alertmanager_url).active({"obs_check": "lake_freshness"})) == 2
+
+    # The requested runs (and the schedule) fill the lake up to the last closed hour.
+    _write_hours(lake, [TimeWindow(h, h + HOUR) for h in expected])
+    _write_hours(lake, _hours(current - 2 * HOUR, 2))
+    third = _tick(sensor, config_path, second.cursor, instance)
+
+    assert third.run_requests == []
+    assert Alertmanager(alertmanager_url).active({"obs_check": "lake_freshness"}) == []
+    _wait_for(
+        lambda: any(
+            a["status"] == "resolved" and a["labels"].get("dataset") == "metric_samples"
+            for body in webhook[1]
+            for a in body["alerts"]
+        )
+    )
+    resolved = [a for body in webhook[1] for a in body["alerts"] if a["status"] == "resolved"]
+    assert all(a["endsAt"] and not a["endsAt"].startswith("0001") for a in resolved)
+
+
+def test_long_gap_is_requested_in_bounded_ticks_newest_first(
+    write_config: Callable[..., Path],
+) -> None:
+    current = floor_hour(datetime.now(UTC))
+    config_path = write_config(
+        ingest={"start": (current - timedelta(hours=40)).isoformat()},
+        freshness={"metric_samples": "1h"},
+    )
+    sensor = build_lake_freshness_sensor(
+        {"metric_samples": metrics_ingest_job}, max_runs_per_tick=24
+    )
+    instance = DagsterInstance.ephemeral()
+    cursor = None
+    requested: list[str] = []
+    for _ in range(3):
+        result = _tick(sensor, config_path, cursor, instance)
+        requested.append([r.partition_key for r in result.run_requests])
+        cursor = result.cursor
+    # Due hours: ingest.start .. current-1h, i.e. 39 of them; 24, then 15, then none.
+    assert [len(batch) for batch in requested] == [24, 15, 0]
+    flat = [key for batch in requested for key in batch]
+    assert flat == sorted(flat, reverse=True)
+    assert len(set(flat)) == 39
+    assert flat[0] == f"{current - 2 * HOUR:%Y-%m-%d-%H:%M}"
+
+
+def test_tick_over_5000_partitions_reads_only_the_listing(
+    write_config: Callable[..., Path],
+) -> None:
+    current = floor_hour(datetime.now(UTC))
+    count = 5000
+    first = current - count * HOUR
+    config_path = write_config(
+        ingest={"start": first.isoformat()},
+        freshness={"metric_samples": "2h"},
+        retention={"metrics": {"hot": "400d", "warm": "500d", "cold": "900d"}},
+    )
+    lake = Lake(load_config(config_path))
+    lake.write_hot(
+        "metric_samples", TimeWindow(first, first + HOUR), SCHEMAS["metric_samples"].empty_table()
+    )
+    root = Path(lake.storage.root)
+    source = root / lake_paths.hot_file("metric_samples", TimeWindow(first, first + HOUR))
+    hole = current - 100 * HOUR
+    for hour in _hours(first + HOUR, count - 1):
+        if hour.start == hole:
+            continue
+        target = root / lake_paths.hot_file("metric_samples", hour)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)  # the listing never opens a file; links keep the test fast
+    sensor = build_lake_freshness_sensor(
+        {"metric_samples": metrics_ingest_job}, gap_lookback=timedelta(days=400)
+    )
+    instance = DagsterInstance.ephemeral()
+    _tick(sensor, config_path, None, instance)  # warm the imports and the file system cache
+
+    started = time.perf_counter()
+    result = _tick(sensor, config_path, None, instance)
+    elapsed = time.perf_counter() - started
+
+    assert [r.partition_key for r in result.run_requests] == [f"{hole:%Y-%m-%d-%H:%M}"]
+    assert elapsed < 2.0, f"a tick over {count} partitions took {elapsed:.2f}s"
+
+
+def test_freshness_policy_attached_from_config() -> None:
+    partitions = hourly_partitions(datetime(2026, 1, 1, tzinfo=UTC))
+    [assets_def] = with_freshness(
+        [build_metric_ingest(partitions)], {"metric_samples": timedelta(hours=2)}
+    )
+    policies = {spec.key.to_user_string(): spec.freshness_policy for spec in assets_def.specs}
+    assert policies["metric_series"] is None
+    policy = policies["metric_samples"]
+    assert policy.fail_window.to_timedelta() == timedelta(hours=2)
+    assert policy.warn_window.to_timedelta() == timedelta(minutes=90)
+
+
+# --- source lag in a real Prometheus ----------------------------------------------------------
+
+START = floor_hour(datetime.now(UTC)) - timedelta(hours=72)
+SLOW = (START + timedelta(hours=6), START + timedelta(hours=6, minutes=30))  # lag 12 s
+SPIKE = (START + timedelta(hours=30), START + timedelta(hours=30, minutes=3))  # lag 45 s
+END = START + timedelta(hours=60)
+MARKET_DATA_LAG = LagRule(
+    name="MarketDataLag",
+    pipeline="market-data",
+    gauge='data_pipeline_lag_seconds{pipeline="market-data"}',
+    max_seconds=30,
+    hold=timedelta(minutes=1),
+    runbook="https://runbooks.example/market-data-lag",
+)
+
+
+def _lag_at(moment: datetime) -> float:
+    if SPIKE[0] <= moment < SPIKE[1]:
+        return 45.0
+    if SLOW[0] <= moment < SLOW[1]:
+        return 12.0
+    return 1.5 + (moment.minute % 3) * 0.5
+
+
+@pytest.fixture(scope="module")
+def lag_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    step = timedelta(seconds=15)
+    samples, moment = [], START
+    while moment < END:
+        samples.append(Sample(int(moment.timestamp() * 1000), _lag_at(moment)))
+        moment += step
+    data = tmp_path_factory.mktemp("lag") / "data"
+    servers.backfill(
+        data,
+        [
+            Series(
+                "data_pipeline_lag_seconds",
+                {"pipeline": "market-data", "source": "polygon"},
+                samples,
+            ),
+            Series(
+                "data_pipeline_lag_seconds",
+                {"pipeline": "news-feed", "source": "rss"},
+                [Sample(s.ts_ms, 99.0) for s in samples],
+            ),
+        ],
+    )
+    with servers.prometheus(data) as url:
+        yield url
+
+
+@pytest.mark.prometheus
+def test_source_lag_breach_raises_then_clears(
+    write_config: Callable[..., Path], lag_prometheus: str, alertmanager_url: str
+) -> None:
+    config_path = write_config(
+        sources={
+            "metrics": "prometheus",
+            "prometheus": {"url": lag_prometheus, "selectors": ["data_pipeline_lag_seconds"]},
+            "alertmanager": {"url": alertmanager_url},
+        },
+        slos=[
+            {
+                "name": "data_freshness",
+                "service": "market-data",
+                "objective": 0.99,
+                "window": "24h",
+                "sli": {
+                    "type": "threshold",
+                    "gauge": 'data_pipeline_lag_seconds{pipeline="market-data"}',
+                    "max": 5,
+                },
+            }
+        ],
+    )
+    instant = {"at": SPIKE[0] + timedelta(minutes=2)}
+    sensor = build_source_freshness_sensor([MARKET_DATA_LAG], evaluate_at=lambda: instant["at"])
+    instance = DagsterInstance.ephemeral()
+    am = Alertmanager(alertmanager_url)
+
+    during = _tick(sensor, config_path, None, instance)
+
+    firing = {a["labels"]["alertname"]: a for a in am.active({"obs_check": "source_lag"})}
+    assert set(firing) == {"MarketDataLag", "ObsLagObjectiveMissed"}
+    lag = firing["MarketDataLag"]
+    assert lag["labels"]["pipeline"] == "market-data"
+    assert lag["labels"]["severity"] == "critical" and lag["labels"]["category"] == "business"
+    assert "45" in lag["annotations"]["description"]
+    assert "97." in firing["ObsLagObjectiveMissed"]["annotations"]["description"]
+    assert "BREACHED" in during.skip_message
+
+    # 7 h later the spike is over and the slow half hour has left the 24 h window.
+    instant["at"] = SPIKE[0] + timedelta(hours=7)
+    after = _tick(sensor, config_path, None, instance)
+
+    assert am.active({"obs_check": "source_lag"}) == []
+    assert "BREACHED" not in after.skip_message
+
+
+@pytest.mark.prometheus
+def test_lag_rule_needs_the_whole_hold_window(
+    write_config: Callable[..., Path], lag_prometheus: str
+) -> None:
+    from obs_pipelines.freshness import PrometheusQuery, source_freshness
+
+    config = load_config(
+        write_config(
+            sources={"prometheus": {"url": lag_prometheus, "selectors": ["up"]}},
+        )
+    )
+    query = PrometheusQuery(config.sources.prometheus)
+    early, held = (
+        source_freshness(query, [MARKET_DATA_LAG], SPIKE[0] + timedelta(seconds=30))[0],
+        source_freshness(query, [MARKET_DATA_LAG], SPIKE[0] + timedelta(seconds=75))[0],
+    )
+    assert not early.breached  # above 30 s for only 30 s
+    assert held.breached and held.value == 45.0
