@@ -9,6 +9,8 @@ TEST_DEBS := prometheus prometheus-alertmanager prometheus-pushgateway postgresq
 
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export OBS_CONFIG   ?= $(CURDIR)/obs.yaml
+# The demo: obs.yaml with tier ages short enough that a week of data reaches all three tiers.
+DEMO_CONFIG := $(CURDIR)/obs.demo.yaml
 
 .PHONY: env demo test ui lint format bench servers clean
 
@@ -25,10 +27,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	ln -sf $(CURDIR)/dagster.yaml $@
 
 demo: env
-	$(BIN)/obs demo
+	$(BIN)/obs --config $(DEMO_CONFIG) demo
 
 ui: env
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	OBS_CONFIG=$(DEMO_CONFIG) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # Servers the tests start on 127.0.0.1 come from Debian; nothing here leaves them running.
 servers:

@@ -110,7 +110,6 @@ def _hourly_ingest(spec: IngestSpec, partitions: PartitionsDefinition) -> Assets
             context.log.info(f"{spec.dataset} {hour}: {result.rows} rows, {result.bytes} bytes")
         published = ((hour, lake.read_hot(spec.dataset, hour)) for hour in hours)
         checks = validate_partitions(spec.dataset, published)
-        build_catalog(config)
         yield MaterializeResult(metadata=_metadata(source.name, results))
         yield expectations_result(spec.dataset, checks)
 

@@ -18,7 +18,6 @@ from dagster import (
 
 from assets.checks import expectations_result
 from assets.partitions import BACKFILL_POLICY
-from obs_pipelines.catalog import build_catalog
 from obs_pipelines.ingest import MetricsIngestResult, ingest_metrics_hour
 from obs_pipelines.lake import Lake
 from obs_pipelines.quality import validate_partitions
@@ -97,7 +96,6 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
         series_checks = validate_partitions(
             "metric_series", ((hour, lake.read_hot("metric_series", hour)) for hour in hours)
         )
-        build_catalog(config)
 
         yield MaterializeResult(
             asset_key="metric_samples", metadata=_samples_metadata(source.name, results)

@@ -285,14 +285,14 @@ def repeat(reps: int, run_once: Callable[[], dict[str, float]]) -> list[dict[str
     return runs
 
 
-def child_ours(spec: dict[str, Any], variant: str = "shipped") -> dict[str, Any]:
-    """The real path, ``ingest_metrics_hour`` into a local lake; ``variant`` selects a prototype
-    of a proposed change (see :func:`proposed_source`), never shipped code."""
+def child_ours(spec: dict[str, Any]) -> dict[str, Any]:
+    """The real path: ``ingest_metrics_hour`` with the shipped ``PrometheusSource`` into a local lake."""
     from obs_pipelines.config import parse_config
     from obs_pipelines.ingest import ingest_metrics_hour
     from obs_pipelines.lake import Lake
+    from obs_pipelines.sources.prometheus import PrometheusSource
 
-    lake_root = Path(spec["work"]) / f"lake-{variant}"
+    lake_root = Path(spec["work"]) / "lake-ours"
     config = parse_config(
         {
             "ingest": {"start": spec["hours"][0]},
@@ -315,11 +315,11 @@ def child_ours(spec: dict[str, Any], variant: str = "shipped") -> dict[str, Any]
         started = time.perf_counter()
         samples = 0
         for window, expected in zip(windows, spec["samples_per_hour"], strict=True):
-            source = proposed_source(config.sources.prometheus, variant)
+            source = PrometheusSource(config.sources.prometheus)
             result = ingest_metrics_hour(Lake(config), source, window)
             if result.samples != expected:
                 raise SystemExit(
-                    f"{variant} wrote {result.samples} samples for {window}, expected {expected}"
+                    f"ours wrote {result.samples} samples for {window}, expected {expected}"
                 )
             samples += result.samples
         return {"seconds": time.perf_counter() - started, "samples": samples}
@@ -331,39 +331,6 @@ def child_ours(spec: dict[str, Any], variant: str = "shipped") -> dict[str, Any]
         "baseline_rss_mb": baseline,
         "note": f"{parquet / 2**20:.1f} MiB of Parquet per hour",
     }
-
-
-def proposed_source(config: Any, variant: str) -> Any:
-    """``PrometheusSource`` as shipped, or a prototype of a change proposed in RESULTS.md.
-
-    ``identity``: ask for an uncompressed body (Prometheus gzips at ~20 MB/s of JSON, one core
-    per request, which costs more than our whole decode on a fast network). ``pipelined``: that,
-    plus the next selectors' requests in flight (two at a time) while the current body is decoded,
-    so Prometheus encodes while we decode. The prototype skips the too-many-samples halving.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from obs_pipelines.sources.prometheus import PrometheusSource, _chunk
-    from obs_pipelines.sources.prometheus_decode import decode_matrix
-
-    class PipelinedPrometheusSource(PrometheusSource):
-        def read_metrics(self, window: Any) -> Any:
-            width = window.end_ms - window.start_ms
-            form = {"time": f"{(window.end_ms - 1) / 1000:.3f}"}
-
-            def fetch(selector: str) -> bytes:
-                return self._post(
-                    "/api/v1/query", {"query": f"{selector}[{width}ms]", **form}, selector
-                )
-
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                for body in pool.map(fetch, self.config.selectors):
-                    yield _chunk(decode_matrix(body), window)
-
-    source = (PipelinedPrometheusSource if variant == "pipelined" else PrometheusSource)(config)
-    if variant != "shipped":
-        source.client.headers["Accept-Encoding"] = "identity"
-    return source
 
 
 def fetch_bodies(spec: dict[str, Any], window: Any, encoding: str) -> list[bytes]:
@@ -505,11 +472,9 @@ def child_profile(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "floor": lambda spec: child_floor(spec, "gzip"),
-    "floor_identity": lambda spec: child_floor(spec, "identity"),
+    "floor": lambda spec: child_floor(spec, "identity"),
+    "floor_gzip": lambda spec: child_floor(spec, "gzip"),
     "ours": child_ours,
-    "ours_identity": lambda spec: child_ours(spec, "identity"),
-    "ours_pipelined": lambda spec: child_ours(spec, "pipelined"),
     "decode": child_decode,
     "client_range": lambda spec: child_client(spec, "range"),
     "client_raw": lambda spec: child_client(spec, "raw"),
@@ -518,11 +483,9 @@ CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 LABELS = {
-    "floor": "bare fetch, same queries as ours (requests, gzip, body read and discarded)",
-    "floor_identity": "bare fetch without gzip (Accept-Encoding: identity)",
+    "floor": "the floor: bare fetch of the same requests as ours (requests, body read and discarded)",
+    "floor_gzip": "the same bare fetch asking for gzip (what `sources.prometheus.compress: true` costs)",
     "ours": "**ours**: `ingest_metrics_hour` (fetch + decode + sort + Parquet)",
-    "ours_identity": "prototype: ours asking `Accept-Encoding: identity`",
-    "ours_pipelined": "prototype: ours, identity + 2 requests in flight while decoding",
     "decode": "`decode_matrix` alone on captured bodies (1 hour)",
     "client_range": "prometheus-api-client: `custom_query_range(step=15s)` -> `MetricRangeDataFrame` -> `to_parquet`",
     "client_raw": "prometheus-api-client: `get_metric_range_data` -> `MetricRangeDataFrame` -> `to_parquet`",
@@ -609,8 +572,8 @@ def ratios(by: dict[str, dict[str, Any]]) -> str:
     """The goals: ours >= 10x the samples/s of the MetricRangeDataFrame path, and at most 1.5x the
     time of a bare fetch of the same requests."""
     lines = [
-        "| ours variant | x client range path | x client raw path | time / bare fetch of the same requests | time / bare fetch, identity |",
-        "|---|---:|---:|---:|---:|",
+        "| | x client range path | x client raw path | time / bare fetch of the same requests |",
+        "|---|---:|---:|---:|",
     ]
 
     def speedup(ours: dict[str, Any], other: str) -> str:
@@ -625,14 +588,12 @@ def ratios(by: dict[str, dict[str, Any]]) -> str:
         x = by[floor]["rate"] / ours["rate"]
         return f"{x:.2f}x" + ((" ok" if x <= 1.5 else " MISS") if goal else "")
 
-    for variant in ("ours", "ours_identity", "ours_pipelined"):
-        if variant in by:
-            ours = by[variant]
-            same = "floor" if variant == "ours" else "floor_identity"
-            lines.append(
-                f"| {variant} | {speedup(ours, 'client_range')} | {speedup(ours, 'client_raw')} | "
-                f"{slowdown(ours, same, True)} | {slowdown(ours, 'floor_identity', False)} |"
-            )
+    if "ours" in by:
+        ours = by["ours"]
+        lines.append(
+            f"| ours | {speedup(ours, 'client_range')} | {speedup(ours, 'client_raw')} | "
+            f"{slowdown(ours, 'floor', True)} |"
+        )
     if "decode" in by:
         lines.append(
             f"\n`decode_matrix` alone: {by['decode']['rate'] / 1e6:.2f} M samples/s ({by['decode']['note']})."

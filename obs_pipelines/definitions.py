@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from dagster import Definitions, ExecutorDefinition
 
+from assets.catalog import build_catalog_asset
 from assets.ingest import (
     HOURLY_DATASETS,
     SNAPSHOT_DATASETS,
@@ -45,7 +46,7 @@ SNAPSHOT_ASSETS = tuple(spec.dataset for spec in SNAPSHOT_DATASETS)
 
 ingest_job = asset_job(
     INGEST_JOB,
-    HOURLY_INGEST_ASSETS,
+    [*HOURLY_INGEST_ASSETS, "lake_catalog"],
     "Ingest one hour (or a range of hours) of metrics, logs, spans and alerts into the hot tier.",
 )
 snapshot_job = asset_job(
@@ -72,6 +73,7 @@ def build_definitions(config_path: str) -> Definitions:
         build_metric_ingest(hourly),
         *(build_hourly_ingest(spec, hourly) for spec in HOURLY_DATASETS),
         *(build_snapshot_ingest(spec) for spec in SNAPSHOT_DATASETS),
+        build_catalog_asset(hourly, deps=HOURLY_INGEST_ASSETS),
         *build_tiering_assets(daily, deps=HOURLY_INGEST_ASSETS),
         *build_report_assets(daily, deps=HOURLY_INGEST_ASSETS),
     ]

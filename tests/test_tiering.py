@@ -341,4 +341,5 @@ def test_warm_metric_samples_take_under_one_and_a_half_bytes_each(tmp_path: Path
 
     (move,) = [m for m in result.moves if m.dataset == "metric_samples"]
     assert move.bytes_after / move.rows < 1.5
-    assert move.bytes_before / move.bytes_after > 1.8
+    assert move.bytes_before / move.rows > 1.7, "hot files favour write speed over size"
+    assert move.bytes_before / move.bytes_after > 1.4

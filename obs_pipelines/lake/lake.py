@@ -1,6 +1,6 @@
 """The lake as the rest of the engine sees it: datasets, partitions and tiers, not keys."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import pyarrow as pa
@@ -14,6 +14,10 @@ from obs_pipelines.lake.storage import LocalStorage, S3Storage, open_storage
 from obs_pipelines.lake.writer import HOT, WrittenPartition, write_partition
 from obs_pipelines.schemas import SCHEMAS, SORT_KEYS
 from obs_pipelines.windows import TimeWindow
+
+# Raw samples: a dictionary pays off for series_id only; on timestamps and values it costs write
+# time and bytes (measured in bench/: 2x faster writes, 18% smaller hot files).
+HOT_SAMPLES = replace(HOT, use_dictionary=("series_id",))
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class Lake:
             paths.hot_file(dataset, hour),
             schema,
             ordered,
-            encoding=HOT,
+            encoding=HOT_SAMPLES if dataset == "metric_samples" else HOT,
             metadata={
                 "dataset": dataset,
                 "window_start": hour.start.isoformat(),
