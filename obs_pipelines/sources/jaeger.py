@@ -47,6 +47,7 @@ from urllib3.util.retry import Retry
 from obs_pipelines.config import JaegerSourceConfig, secret
 from obs_pipelines.errors import SourceError
 from obs_pipelines.schemas import SPANS
+from obs_pipelines.sources.http import failure_reason
 from obs_pipelines.windows import TimeWindow
 
 RETRY_ON_STATUS = (408, 429, 500, 502, 503, 504)
@@ -267,11 +268,11 @@ class JaegerSpans:
             )
         except requests.exceptions.SSLError as exc:
             raise SourceError(
-                f"TLS to Jaeger at {self.url} failed ({_reason(exc)}); check sources.jaeger.tls"
+                f"TLS to Jaeger at {self.url} failed ({failure_reason(exc)}); check sources.jaeger.tls"
             ) from None
         except requests.exceptions.RetryError as exc:
             raise SourceError(
-                f"Jaeger at {self.url} kept failing ({_reason(exc)}) after"
+                f"Jaeger at {self.url} kept failing ({failure_reason(exc)}) after"
                 f" {self.config.retries} retries; check the server's health, then rerun"
             ) from None
         except requests.exceptions.RequestException as exc:
@@ -281,7 +282,7 @@ class JaegerSpans:
                     " raise sources.jaeger.timeout or lower sources.jaeger.search_depth"
                 ) from None
             raise SourceError(
-                f"Jaeger at {self.url} is unreachable ({_reason(exc)}); check"
+                f"Jaeger at {self.url} is unreachable ({failure_reason(exc)}); check"
                 " sources.jaeger.url and that the query service is running"
             ) from None
 
@@ -656,19 +657,3 @@ def _v1_error_text(body: dict[str, Any]) -> str:
     errors = body.get("errors") or []
     first = errors[0] if isinstance(errors[0], dict) else {"msg": errors[0]}
     return str(first.get("msg", first))[:300]
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    for marker in (
-        "Connection refused",
-        "Name or service not known",
-        "too many",
-        "timed out",
-        "certificate verify failed",
-    ):
-        if marker in text:
-            start = text.find(marker)
-            end = text.find(")", start)
-            return text[start : end if end != -1 else None].strip("'\" ")
-    return text.split(": ", 1)[-1][:160]

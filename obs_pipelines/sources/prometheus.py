@@ -23,6 +23,7 @@ from obs_pipelines.config import PrometheusSourceConfig, secret
 from obs_pipelines.errors import SourceError
 from obs_pipelines.schemas import METRIC_SAMPLES
 from obs_pipelines.sources.base import MetricChunk
+from obs_pipelines.sources.http import failure_reason
 from obs_pipelines.sources.prometheus_decode import DecodedMatrix, decode_matrix
 from obs_pipelines.sources.series import series_table
 from obs_pipelines.windows import TimeWindow
@@ -156,12 +157,12 @@ class PrometheusSource:
                 return b"".join(response.iter_content(1 << 20))
         except requests.exceptions.RetryError as exc:
             raise SourceError(
-                f"Prometheus at {self.url} kept failing ({_reason(exc)}) after {self.config.retries} retries; "
+                f"Prometheus at {self.url} kept failing ({failure_reason(exc)}) after {self.config.retries} retries; "
                 "check the server's health, then rerun"
             ) from None
         except requests.exceptions.SSLError as exc:
             raise SourceError(
-                f"TLS to Prometheus at {self.url} failed ({_reason(exc)}); check sources.prometheus.tls"
+                f"TLS to Prometheus at {self.url} failed ({failure_reason(exc)}); check sources.prometheus.tls"
             ) from None
         except requests.exceptions.RequestException as exc:
             if "timed out" in str(exc).lower():
@@ -170,7 +171,7 @@ class PrometheusSource:
                     "raise sources.prometheus.timeout or lower sources.prometheus.max_request_window"
                 ) from None
             raise SourceError(
-                f"Prometheus at {self.url} is unreachable ({_reason(exc)}); "
+                f"Prometheus at {self.url} is unreachable ({failure_reason(exc)}); "
                 "check sources.prometheus.url and that the server is running"
             ) from None
         error = _error_text(response)
@@ -214,23 +215,6 @@ def _chunk(decoded: DecodedMatrix, window: TimeWindow) -> MetricChunk:
         schema=METRIC_SAMPLES,
     )
     return MetricChunk(series=series, samples=samples)
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    for marker in (
-        "Connection refused",
-        "Name or service not known",
-        "too many",
-        "timed out",
-        "certificate verify failed",
-    ):
-        if marker in text:
-            start = text.find(marker)
-            return text[start : text.find(")", start) if ")" in text[start:] else None].strip(
-                "'\" "
-            )
-    return text.split(": ", 1)[-1][:160]
 
 
 def _error_text(response: requests.Response) -> str:
