@@ -190,3 +190,49 @@ def test_dagster_loads_the_definitions_without_deprecation_warnings_from_our_cod
         and any(part in line for part in ("/obs_pipelines/", "/assets/", "/sensors/"))
     ]
     assert ours == []
+
+
+def test_report_prints_the_scorecard_and_writes_a_self_contained_html(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_config(extends=str(REPO / "obs.yaml"))
+    config = load_config(path)
+    lake = Lake(config)
+    for hour in TimeWindow(HOUR.start.replace(hour=12), HOUR.end.replace(hour=17)).hours():
+        ingest_metrics_hour(lake, metric_source(config), hour)
+    html = tmp_path / "report.html"
+
+    done = obs("--config", str(path), "report", "--to", "2026-11-18T17:00:00Z", "-o", str(html))
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "Scorecard 2026-11-11 17:00 .. 2026-11-18 17:00 UTC"
+    assert [line.split("  ")[0] for line in lines[3:8]] == [
+        "System uptime",
+        "Alert noise ratio",
+        "Mean time to detection",
+        "Mean time to resolution",
+        "Monitoring coverage",
+    ]
+    page = html.read_text()
+    assert page.count("<svg") >= 4 and "http://" not in page and "https://" not in page
+    assert lines[-1] == f"report: {html}"
+
+
+def test_doctor_names_the_unreachable_source_and_exits_1(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{servers.free_port()}"
+    path = write_config(
+        sources={
+            "metrics": "prometheus",
+            "prometheus": {"url": url, "selectors": ["up"], "retries": 0},
+        }
+    )
+
+    done = obs("--config", str(path), "doctor", env={"DAGSTER_HOME": str(tmp_path / "home")})
+
+    assert done.returncode == 1
+    failing = [line for line in done.stdout.splitlines() if "FAIL" in line]
+    assert any("prometheus" in line and url in line for line in failing), done.stdout
+    assert done.stdout.splitlines()[-1].endswith("checks failed")
