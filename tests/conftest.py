@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from obs_pipelines.config import ObsConfig, load_config
-from tests import servers
+from tests import ops_servers, servers
 
 
 @pytest.fixture
@@ -77,6 +77,22 @@ def s3_lake(s3_endpoint: str, s3_bucket: str, tmp_path: Path) -> dict[str, Any]:
             "secret_access_key_env": "OBS_TEST_S3_SECRET",
         },
     }
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Iterator[tuple[str, list[dict]]]:
+    """A webhook receiver: its URL and the JSON bodies posted to it (one list per test module)."""
+    with ops_servers.webhook_receiver() as hook:
+        yield hook
+
+
+@pytest.fixture(scope="module")
+def webhook_alertmanager(
+    tmp_path_factory: pytest.TempPathFactory, webhook: tuple[str, list[dict]]
+) -> Iterator[str]:
+    """A real Alertmanager routing every alert to ``webhook``; yields its base URL."""
+    with ops_servers.alertmanager(tmp_path_factory.mktemp("am"), webhook_url=webhook[0]) as url:
+        yield url
 
 
 def pytest_configure(config: pytest.Config) -> None:

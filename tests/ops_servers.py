@@ -1,121 +1,97 @@
 """Operations servers for tests: Alertmanager, Pushgateway, a scraping Prometheus, PostgreSQL and
 Redis, all from Debian packages, on 127.0.0.1 with free ports, stopped firmly afterwards.
 
-Each is a context manager yielding where to reach it; nothing is left running when it exits.
+Each is a context manager yielding where to reach it; nothing is left running when it exits. They
+start, wait and stop through ``tests.servers`` (one implementation of each).
 """
 
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import free_port, stop, wait_until_ready
+from tests.servers import (
+    free_port,
+    prometheus,
+    require,
+    running,
+    serving_http,
+    wait_for_port,
+    wait_until,
+)
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
-def _require(binary: str, package: str) -> str:
-    path = shutil.which(binary) or (str(PG_BIN / binary) if (PG_BIN / binary).exists() else None)
-    if path is None:
-        raise RuntimeError(
-            f"{binary} is not installed; run `make servers` (Debian package {package})"
-        )
-    return path
-
-
 @contextmanager
-def alertmanager(workdir: Path, webhook_url: str | None = None) -> Iterator[str]:
-    """A real Alertmanager; yields its base URL. Alerts route to ``webhook_url`` if given."""
-    binary = _require("prometheus-alertmanager", "prometheus-alertmanager")
+def alertmanager(
+    workdir: Path, webhook_url: str | None = None, config: str | None = None
+) -> Iterator[str]:
+    """A real Alertmanager; yields its base URL.
+
+    Alerts route to ``webhook_url`` if given; ``config`` replaces the whole alertmanager.yml (for
+    tests that need routes or inhibit rules of their own)."""
+    if webhook_url is not None and config is not None:
+        raise ValueError("give either webhook_url or config, not both")
+    binary = require("prometheus-alertmanager", "prometheus-alertmanager")
     workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "alertmanager.yml"
+    path.write_text(config if config is not None else _webhook_config(webhook_url))
+    port = free_port()
+    command = [
+        binary,
+        f"--config.file={path}",
+        f"--storage.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    with serving_http(command, port) as url:
+        yield url
+
+
+def _webhook_config(webhook_url: str | None) -> str:
+    """One receiver, ``hook``, posting to ``webhook_url`` (or nowhere), grouped within a second."""
     receiver = (
         f"  - name: hook\n    webhook_configs:\n      - url: {webhook_url}\n        send_resolved: true\n"
         if webhook_url
         else "  - name: hook\n"
     )
-    config = workdir / "alertmanager.yml"
-    config.write_text(
+    return (
         "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n"
         "  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n" + receiver
     )
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(f"{url}/-/ready", process)
-        yield url
-    finally:
-        stop(process)
 
 
 @contextmanager
 def pushgateway(workdir: Path) -> Iterator[str]:
     """A real Prometheus Pushgateway; yields its base URL."""
-    binary = _require("prometheus-pushgateway", "prometheus-pushgateway")
+    binary = require("prometheus-pushgateway", "prometheus-pushgateway")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    process = subprocess.Popen(
-        [binary, f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(f"{url}/-/ready", process)
+    with serving_http([binary, f"--web.listen-address=127.0.0.1:{port}"], port) as url:
         yield url
-    finally:
-        stop(process)
 
 
 @contextmanager
 def prometheus_scraping(workdir: Path, target_url: str, interval: str = "1s") -> Iterator[str]:
     """A real Prometheus scraping ``target_url`` (a Pushgateway) with ``honor_labels: true``."""
-    binary = _require("prometheus", "prometheus")
-    workdir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "prometheus.yml"
     target = target_url.split("://", 1)[-1]
-    config.write_text(
-        f"global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n"
-        "scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n"
-        f"    static_configs:\n      - targets: ['{target}']\n"
-    )
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(f"{url}/-/ready", process)
+    scrape = {
+        "job_name": "pushgateway",
+        "honor_labels": True,
+        "static_configs": [{"targets": [target]}],
+    }
+    with prometheus(
+        workdir / "data",
+        scrape_interval=interval,
+        evaluation_interval=interval,
+        scrape_configs=[scrape],
+    ) as url:
         yield url
-    finally:
-        stop(process)
 
 
 @dataclass(frozen=True)
@@ -135,10 +111,11 @@ def postgres() -> Iterator[Postgres]:
     """A throwaway PostgreSQL 15 cluster owned by the ``postgres`` user (the server refuses root).
 
     Its data and socket live in a private temporary folder (pytest's tmp_path is not readable by
-    another user); authentication is ``trust`` on 127.0.0.1 only; fsync is off.
+    another user); authentication is ``trust`` on 127.0.0.1 only; fsync is off. It is stopped with
+    SIGINT, PostgreSQL's fast shutdown (SIGTERM would wait for every client to leave).
     """
-    initdb = _require("initdb", "postgresql")
-    server = _require("postgres", "postgresql")
+    initdb = require("initdb", "postgresql", PG_BIN / "initdb")
+    server = require("postgres", "postgresql", PG_BIN / "postgres")
     root = Path(tempfile.mkdtemp(prefix="obs-pg-"))
     shutil.chown(root, "postgres", "postgres")
     data = root / "data"
@@ -149,141 +126,78 @@ def postgres() -> Iterator[Postgres]:
         user="postgres",
     )
     port = free_port()
-    process = subprocess.Popen(
-        [
-            server,
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-k",
-            str(root),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-            "-c",
-            "full_page_writes=off",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        user="postgres",
-    )
+    command = [
+        server,
+        "-D",
+        str(data),
+        "-p",
+        str(port),
+        "-k",
+        str(root),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "fsync=off",
+        "-c",
+        "full_page_writes=off",
+    ]
     try:
-        _wait_for_postgres(port, process)
-        subprocess.run(
-            [
-                str(PG_BIN / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "postgres",
-                "dagster",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        yield Postgres("127.0.0.1", port, "postgres", "dagster")
+        with running(
+            command,
+            lambda process: _wait_for_postgres(port, process),
+            first=signal.SIGINT,
+            grace=10,
+            user="postgres",
+        ):
+            subprocess.run(
+                [
+                    str(PG_BIN / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-U",
+                    "postgres",
+                    "dagster",
+                ],
+                check=True,
+                capture_output=True,
+            )
+            yield Postgres("127.0.0.1", port, "postgres", "dagster")
     finally:
-        _stop_postgres(process)
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait_for_postgres(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"postgres on port {port} exited with {process.returncode}")
-        ready = subprocess.run(
-            [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
-            capture_output=True,
-        )
-        if ready.returncode == 0:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"postgres on port {port} not ready after {timeout}s")
-
-
-def _stop_postgres(process: subprocess.Popen) -> None:
-    """SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for every client to leave)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+def _wait_for_postgres(port: int, process: subprocess.Popen) -> None:
+    isready = [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+    wait_until(
+        lambda: subprocess.run(isready, capture_output=True).returncode == 0,
+        process,
+        f"postgres on port {port}",
+        interval=0.1,
+    )
 
 
 @contextmanager
 def redis() -> Iterator[str]:
     """A real Redis without persistence; yields ``redis://127.0.0.1:PORT``."""
-    binary = _require("redis-server", "redis-server")
+    binary = require("redis-server", "redis-server")
     port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        _wait_for_port(port, process, probe=b"PING\r\n", expect=b"+PONG")
+    command = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    with running(
+        command, lambda process: wait_for_port(port, process, probe=b"PING\r\n", expect=b"+PONG")
+    ):
         yield f"redis://127.0.0.1:{port}"
-    finally:
-        stop(process)
-
-
-def _wait_for_port(
-    port: int,
-    process: subprocess.Popen,
-    probe: bytes | None = None,
-    expect: bytes = b"",
-    timeout: float = 30.0,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server on port {port} exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                if probe is None:
-                    return
-                sock.sendall(probe)
-                if sock.recv(64).startswith(expect):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"server on port {port} not ready after {timeout}s")
-
-
-def stop_process_group(process: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM the whole group, then SIGKILL what is left after ``grace`` seconds (dagster dev
-    and the webserver can ignore SIGTERM for a long while)."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
 
 
 @contextmanager

@@ -2,6 +2,10 @@
 
 Prometheus comes from Debian (the Makefile installs it); history is backfilled with promtool, as
 an operator would. S3 is moto's server over real HTTP.
+
+Every server here and in ``tests/ops_servers.py`` starts through ``running`` (its own process
+group, so ``stop`` reaches whatever it forks) and waits with ``wait_until`` (fails fast when the
+process exits instead of waiting out the timeout).
 """
 
 import math
@@ -12,12 +16,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
+import yaml
 
 
 def free_port() -> int:
@@ -26,28 +32,120 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_until(
+    ready: Callable[[], bool],
+    process: subprocess.Popen,
+    what: str,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+) -> None:
+    """Poll ``ready`` until it is true; raise at once if ``process`` dies (its exit code says more
+    than a timeout would), or after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server for {url} exited with {process.returncode}")
-        try:
-            if requests.get(url, timeout=1).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} not ready after {timeout}s")
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        if ready():
+            return
+        time.sleep(interval)
+    raise RuntimeError(f"{what} not ready after {timeout}s")
 
 
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Wait until ``url`` answers with anything but a server error."""
+    wait_until(lambda: _answers(url), process, f"server for {url}", timeout)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code < 500
+    except requests.RequestException:
+        return False
+
+
+def wait_for_port(
+    port: int,
+    process: subprocess.Popen,
+    probe: bytes | None = None,
+    expect: bytes = b"",
+    timeout: float = 30.0,
+) -> None:
+    """Wait until 127.0.0.1:``port`` accepts a connection (and, with ``probe``, answers it with
+    bytes starting with ``expect``): for servers that do not speak HTTP."""
+    wait_until(
+        lambda: _port_answers(port, probe, expect), process, f"server on port {port}", timeout
+    )
+
+
+def _port_answers(port: int, probe: bytes | None, expect: bytes) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            if probe is None:
+                return True
+            sock.sendall(probe)
+            return sock.recv(64).startswith(expect)
+    except OSError:
+        return False
+
+
+def stop(process: subprocess.Popen, first: int = signal.SIGTERM, grace: float = 5.0) -> None:
+    """Send ``first`` to the whole process group, then SIGKILL what is left of the group after
+    ``grace`` seconds (dagster dev and the webserver can ignore SIGTERM for a long while; children
+    that outlive their parent are killed too)."""
+    if process.poll() is not None:
+        return
+    try:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, first)
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+        process.wait(timeout=5)
+
+
+@contextmanager
+def running(
+    command: Sequence[str],
+    ready: Callable[[subprocess.Popen], None],
+    first: int = signal.SIGTERM,
+    grace: float = 5.0,
+    **popen: Any,
+) -> Iterator[subprocess.Popen]:
+    """Start ``command`` in its own process group (output discarded unless ``popen`` says
+    otherwise), wait for ``ready(process)``, and ``stop`` it on exit whatever happens."""
+    options: dict[str, Any] = {
+        "stdout": subprocess.DEVNULL,
+        "stderr": subprocess.DEVNULL,
+        **popen,
+        "start_new_session": True,
+    }
+    process = subprocess.Popen(list(command), **options)
+    try:
+        ready(process)
+        yield process
+    finally:
+        stop(process, first, grace)
+
+
+@contextmanager
+def serving_http(command: Sequence[str], port: int, ready_path: str = "/-/ready") -> Iterator[str]:
+    """``running`` for an HTTP server listening on 127.0.0.1:``port``; yields its base URL."""
+    url = f"http://127.0.0.1:{port}"
+    with running(command, lambda process: wait_until_ready(f"{url}{ready_path}", process)):
+        yield url
+
+
+def require(binary: str, package: str, fallback: Path | None = None) -> str:
+    """The path of ``binary`` (or ``fallback`` if it exists), or a message saying what to install."""
+    path = shutil.which(binary) or (str(fallback) if fallback and fallback.exists() else None)
+    if path is None:
+        raise RuntimeError(
+            f"{binary} is not installed; run `make servers` (Debian package {package})"
+        )
+    return path
 
 
 @dataclass(frozen=True)
@@ -115,34 +213,40 @@ def backfill(data_dir: Path, series: Iterable[Series]) -> None:
 
 
 @contextmanager
-def prometheus(data_dir: Path, *extra_args: str) -> Iterator[str]:
-    """Run a real Prometheus over ``data_dir``; yields its base URL."""
-    if shutil.which("prometheus") is None:
-        raise RuntimeError(
-            "prometheus is not installed; run `make servers` (Debian package prometheus)"
-        )
-    port = free_port()
+def prometheus(
+    data_dir: Path,
+    *extra_args: str,
+    scrape_interval: str = "15s",
+    evaluation_interval: str | None = None,
+    rule_files: Iterable[str | Path] = (),
+    scrape_configs: Sequence[dict[str, Any]] = (),
+) -> Iterator[str]:
+    """Run a real Prometheus over ``data_dir``; yields its base URL.
+
+    ``rule_files`` (globs allowed) are loaded and evaluated every ``evaluation_interval``;
+    ``scrape_configs`` are Prometheus' own ``scrape_configs`` entries."""
+    binary = require("prometheus", "prometheus")
+    settings: dict[str, Any] = {"global": {"scrape_interval": scrape_interval}}
+    if evaluation_interval is not None:
+        settings["global"]["evaluation_interval"] = evaluation_interval
+    if rule_files := [str(path) for path in rule_files]:
+        settings["rule_files"] = rule_files
+    if scrape_configs:
+        settings["scrape_configs"] = list(scrape_configs)
     config = data_dir.parent / f"{data_dir.name}-prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 15s\n")
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={data_dir}",
-            "--storage.tsdb.retention.time=3650d",
-            f"--web.listen-address=127.0.0.1:{port}",
-            *extra_args,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(f"{url}/-/ready", process)
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    port = free_port()
+    command = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={data_dir}",
+        "--storage.tsdb.retention.time=3650d",
+        f"--web.listen-address=127.0.0.1:{port}",
+        *extra_args,
+    ]
+    with serving_http(command, port) as url:
         yield url
-    finally:
-        stop(process)
 
 
 @contextmanager
@@ -150,15 +254,6 @@ def moto_s3() -> Iterator[str]:
     """moto's S3 server on 127.0.0.1; yields the endpoint URL."""
     port = free_port()
     binary = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen(
-        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(f"{url}/moto-api/", process)
+    command = [str(binary), "-H", "127.0.0.1", "-p", str(port)]
+    with serving_http(command, port, ready_path="/moto-api/") as url:
         yield url
-    finally:
-        stop(process)

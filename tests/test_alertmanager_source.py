@@ -1,10 +1,7 @@
 """Alertmanager snapshots against a real Alertmanager (Debian's prometheus-alertmanager)."""
 
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +15,7 @@ from obs_pipelines.errors import SourceError
 from obs_pipelines.fingerprint import fingerprint, fingerprint_int
 from obs_pipelines.sources.alertmanager import AlertmanagerAlerts
 from obs_pipelines.windows import TimeWindow
-from tests import servers
+from tests import ops_servers, servers
 
 AM_CONFIG = """
 route:
@@ -37,37 +34,9 @@ inhibit_rules:
 """
 
 
-@contextmanager
-def alertmanager(workdir: Path) -> Iterator[str]:
-    """A real Alertmanager on 127.0.0.1 (no cluster listener); yields its base URL."""
-    if shutil.which("prometheus-alertmanager") is None:
-        raise RuntimeError("prometheus-alertmanager is not installed; run `make servers`")
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "am.yml").write_text(AM_CONFIG)
-    port = servers.free_port()
-    process = subprocess.Popen(
-        [
-            "prometheus-alertmanager",
-            f"--config.file={workdir / 'am.yml'}",
-            f"--storage.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        servers.wait_until_ready(f"{url}/-/ready", process)
-        yield url
-    finally:
-        servers.stop(process)
-
-
 @pytest.fixture
 def alertmanager_url(tmp_path: Path) -> Iterator[str]:
-    with alertmanager(tmp_path / "alertmanager") as url:
+    with ops_servers.alertmanager(tmp_path / "alertmanager", config=AM_CONFIG) as url:
         yield url
 
 

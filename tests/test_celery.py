@@ -16,7 +16,7 @@ from dagster import DagsterInstance, in_process_executor
 from obs_pipelines.config import load_config
 from obs_pipelines.lake import Lake
 from obs_pipelines.windows import TimeWindow
-from tests import ops_servers
+from tests import ops_servers, servers
 from tests.celery_job import CELERY_JOB, celery_definitions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def celery_setup(
             yield config_path, executor, instance
         finally:
             for worker in workers:
-                ops_servers.stop_process_group(worker)
+                servers.stop(worker)
 
 
 def _wait_for_workers(broker: str, workers: list[subprocess.Popen], count: int) -> None:
@@ -136,7 +136,7 @@ def test_celery_backfill_matches_in_process_run(
             outcomes.append((success == "True", run_id or err[-500:]))
     finally:
         for process in runs:
-            ops_servers.stop_process_group(process)
+            servers.stop(process)
     elapsed = time.monotonic() - started
     assert all(ok for ok, _ in outcomes), outcomes
 

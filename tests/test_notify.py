@@ -1,31 +1,20 @@
 """Alerts raised and resolved in a real Alertmanager, routed to a webhook receiver."""
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from obs_pipelines.notify import Alert, Alertmanager, NotifyError
-from tests import ops_servers
 from tests.servers import free_port
 
 SCOPE = {"obs_check": "lake_freshness"}
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[tuple[str, list[dict]]]:
-    with ops_servers.webhook_receiver() as hook:
-        yield hook
-
-
-@pytest.fixture(scope="module")
-def am(
-    tmp_path_factory: pytest.TempPathFactory, receiver: tuple[str, list[dict]]
-) -> Iterator[Alertmanager]:
-    with ops_servers.alertmanager(tmp_path_factory.mktemp("am"), webhook_url=receiver[0]) as url:
-        yield Alertmanager(url, timeout=5)
+def am(webhook_alertmanager: str) -> Alertmanager:
+    return Alertmanager(webhook_alertmanager, timeout=5)
 
 
 def _stale(dataset: str, **extra: str) -> Alert:
@@ -61,7 +50,7 @@ def _notifications(
 
 
 def test_reconcile_raises_then_resolves_and_the_receiver_hears_both(
-    am: Alertmanager, receiver: tuple[str, list[dict]]
+    am: Alertmanager, webhook: tuple[str, list[dict]]
 ) -> None:
     now = datetime.now(UTC)
     first = am.reconcile([_stale("spans"), _stale("log_records")], SCOPE, now)
@@ -70,14 +59,14 @@ def test_reconcile_raises_then_resolves_and_the_receiver_hears_both(
     active = am.active(SCOPE)
     assert sorted(a["labels"]["dataset"] for a in active) == ["log_records", "spans"]
     assert all(a["status"]["state"] == "active" for a in active)
-    firing = _notifications(receiver[1], "firing", "spans")
+    firing = _notifications(webhook[1], "firing", "spans")
     assert firing[0]["annotations"]["runbook"] == "https://r"
 
     second = am.reconcile([_stale("log_records")], SCOPE, datetime.now(UTC))
 
     assert [labels["dataset"] for labels in second.resolved] == ["spans"]
     assert [a["labels"]["dataset"] for a in am.active(SCOPE)] == ["log_records"]
-    resolved = _notifications(receiver[1], "resolved", "spans")
+    resolved = _notifications(webhook[1], "resolved", "spans")
     ends_at = datetime.fromisoformat(resolved[0]["endsAt"].replace("Z", "+00:00"))
     assert abs((ends_at - datetime.now(UTC)).total_seconds()) < 30
     am.reconcile([], SCOPE, datetime.now(UTC))

@@ -1,10 +1,8 @@
 """The seed's alert rules (rules/*.yml): valid for promtool, loaded by a real Prometheus, listed by
 the alert_rules snapshot, and mapped to the service catalog."""
 
-import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,44 +34,14 @@ def rules_in_files() -> dict[str, dict[str, Any]]:
     return rules
 
 
-@contextmanager
-def prometheus_with_rules(workdir: Path) -> Iterator[str]:
-    """A real Prometheus whose config loads rules/*.yml (evaluated every 15 s)."""
-    if shutil.which("prometheus") is None:
-        raise RuntimeError("prometheus is not installed; run `make servers`")
-    workdir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"evaluation_interval": "15s"},
-                "rule_files": [str(RULES_DIR / "*.yml")],
-            }
-        )
-    )
-    port = servers.free_port()
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        servers.wait_until_ready(f"{url}/-/ready", process)
-        yield url
-    finally:
-        servers.stop(process)
-
-
 @pytest.fixture(scope="module")
 def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with prometheus_with_rules(tmp_path_factory.mktemp("rules-prometheus")) as url:
+    """A real Prometheus whose config loads rules/*.yml (evaluated every 15 s)."""
+    with servers.prometheus(
+        tmp_path_factory.mktemp("rules-prometheus") / "data",
+        evaluation_interval="15s",
+        rule_files=[RULES_DIR / "*.yml"],
+    ) as url:
         yield url
 
 

@@ -26,24 +26,10 @@ from sensors.freshness import (
     with_freshness,
 )
 from sensors.schedules import metrics_ingest_job
-from tests import ops_servers, servers
+from tests import servers
 from tests.servers import Sample, Series
 
 METRIC_DATASETS = ("metric_series", "metric_samples")
-
-
-@pytest.fixture(scope="module")
-def webhook() -> Iterator[tuple[str, list[dict]]]:
-    with ops_servers.webhook_receiver() as hook:
-        yield hook
-
-
-@pytest.fixture(scope="module")
-def alertmanager_url(
-    tmp_path_factory: pytest.TempPathFactory, webhook: tuple[str, list[dict]]
-) -> Iterator[str]:
-    with ops_servers.alertmanager(tmp_path_factory.mktemp("am"), webhook_url=webhook[0]) as url:
-        yield url
 
 
 def _write_hours(lake: Lake, hours: list[TimeWindow]) -> None:
@@ -82,7 +68,7 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 
 def test_lake_gap_is_requested_once_and_breach_raised_then_resolved(
     write_config: Callable[..., Path],
-    alertmanager_url: str,
+    webhook_alertmanager: str,
     webhook: tuple[str, list[dict]],
 ) -> None:
     now = datetime.now(UTC)
@@ -90,7 +76,7 @@ def test_lake_gap_is_requested_once_and_breach_raised_then_resolved(
     config_path = write_config(
         ingest={"start": (current - timedelta(days=2)).isoformat()},
         freshness={"metric_samples": "2h", "metric_series": "2h"},
-        sources={"alertmanager": {"url": alertmanager_url}},
+        sources={"alertmanager": {"url": webhook_alertmanager}},
     )
     lake = Lake(load_config(config_path))
     # Hours current-12h .. current-4h are published except current-8h: a hole and a stale tail.
@@ -110,14 +96,14 @@ def test_lake_gap_is_requested_once_and_breach_raised_then_resolved(
     ]
     assert {r.job_name for r in first.run_requests} == {"metrics_ingest_job"}
     assert len({r.run_key for r in first.run_requests}) == 3
-    stale = Alertmanager(alertmanager_url).active({"obs_check": "lake_freshness"})
+    stale = Alertmanager(webhook_alertmanager).active({"obs_check": "lake_freshness"})
     assert sorted(a["labels"]["dataset"] for a in stale) == sorted(METRIC_DATASETS)
     assert {a["labels"]["alertname"] for a in stale} == {"ObsLakeDatasetStale"}
     assert all(a["annotations"]["runbook"] and a["annotations"]["summary"] for a in stale)
 
     second = _tick(sensor, config_path, first.cursor, instance)
     assert second.run_requests == []
-    assert len(Alertmanager(alertmanager_url).active({"obs_check": "lake_freshness"})) == 2
+    assert len(Alertmanager(webhook_alertmanager).active({"obs_check": "lake_freshness"})) == 2
 
     # The requested runs (and the schedule) fill the lake up to the last closed hour.
     _write_hours(lake, [TimeWindow(h, h + HOUR) for h in expected])
@@ -125,7 +111,7 @@ def test_lake_gap_is_requested_once_and_breach_raised_then_resolved(
     third = _tick(sensor, config_path, second.cursor, instance)
 
     assert third.run_requests == []
-    assert Alertmanager(alertmanager_url).active({"obs_check": "lake_freshness"}) == []
+    assert Alertmanager(webhook_alertmanager).active({"obs_check": "lake_freshness"}) == []
     _wait_for(
         lambda: any(
             a["status"] == "resolved" and a["labels"].get("dataset") == "metric_samples"
@@ -266,13 +252,13 @@ def lag_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.mark.prometheus
 def test_source_lag_breach_raises_then_clears(
-    write_config: Callable[..., Path], lag_prometheus: str, alertmanager_url: str
+    write_config: Callable[..., Path], lag_prometheus: str, webhook_alertmanager: str
 ) -> None:
     config_path = write_config(
         sources={
             "metrics": "prometheus",
             "prometheus": {"url": lag_prometheus, "selectors": ["data_pipeline_lag_seconds"]},
-            "alertmanager": {"url": alertmanager_url},
+            "alertmanager": {"url": webhook_alertmanager},
         },
         slos=[
             {
@@ -291,7 +277,7 @@ def test_source_lag_breach_raises_then_clears(
     instant = {"at": SPIKE[0] + timedelta(minutes=2)}
     sensor = build_source_freshness_sensor([MARKET_DATA_LAG], evaluate_at=lambda: instant["at"])
     instance = DagsterInstance.ephemeral()
-    am = Alertmanager(alertmanager_url)
+    am = Alertmanager(webhook_alertmanager)
 
     during = _tick(sensor, config_path, None, instance)
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from obs_pipelines.definitions import build_definitions
-from tests import ops_servers
+from tests import servers
 from tests.servers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,28 +56,25 @@ def webserver(
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     port = free_port()
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("dagster-webserver")),
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
+    url = f"http://127.0.0.1:{port}"
+    log = work / "webserver.log"
+    command = [
+        str(Path(sys.executable).with_name("dagster-webserver")),
+        "-w",
+        "workspace.yaml",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    with servers.running(
+        command,
+        lambda process: _wait_for_location(url, process, log),
         cwd=REPO,
         env={**os.environ, "OBS_CONFIG": str(config_path), "DAGSTER_HOME": str(home)},
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "webserver.log").open("w"),
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_location(url, process, work / "webserver.log")
+        stderr=log.open("w"),
+    ) as process:
         yield url, process, config_path
-    finally:
-        ops_servers.stop_process_group(process)
 
 
 def _graphql(url: str, query: str) -> dict:
@@ -138,7 +135,7 @@ def test_ui_serves_every_asset_check_schedule_and_sensor(
 
 def test_webserver_stops_firmly(webserver: tuple[str, subprocess.Popen, Path]) -> None:
     url, process, _ = webserver
-    ops_servers.stop_process_group(process, grace=5)
+    servers.stop(process, grace=5)
     assert process.poll() is not None
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/server_info", timeout=2)
