@@ -166,6 +166,8 @@ def test_tick_over_5000_partitions_reads_only_the_listing(
     )
     root = Path(lake.storage.root)
     source = root / lake_paths.hot_file("metric_samples", TimeWindow(first, first + HOUR))
+    # Not Parquet at all: a tick that opened any partition file would fail on it.
+    source.write_bytes(b"not a parquet file")
     hole = current - 100 * HOUR
     for hour in _hours(first + HOUR, count - 1):
         if hour.start == hole:
@@ -177,14 +179,12 @@ def test_tick_over_5000_partitions_reads_only_the_listing(
         {"metric_samples": metrics_ingest_job}, gap_lookback=timedelta(days=400)
     )
     instance = DagsterInstance.ephemeral()
-    _tick(sensor, config_path, None, instance)  # warm the imports and the file system cache
 
-    started = time.perf_counter()
     result = _tick(sensor, config_path, None, instance)
-    elapsed = time.perf_counter() - started
 
+    # The one hole among 5,000 hours is found from the listing alone (the cost of a tick as the
+    # lake grows is measured by bench/freshness_bench.py, not here).
     assert [r.partition_key for r in result.run_requests] == [f"{hole:%Y-%m-%d-%H:%M}"]
-    assert elapsed < 2.0, f"a tick over {count} partitions took {elapsed:.2f}s"
 
 
 def test_freshness_policy_attached_from_config() -> None:
