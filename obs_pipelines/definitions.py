@@ -54,6 +54,23 @@ snapshot_job = asset_job(
     SNAPSHOT_ASSETS,
     "Snapshot Prometheus's rules and Alertmanager's alerts as of now.",
 )
+# Repairs of one dataset's missing hours re-run only that dataset (and the catalog), not every one.
+repair_jobs = {
+    "metric_series": asset_job(
+        "repair_metrics_job",
+        ["metric_series", "metric_samples", "lake_catalog"],
+        "Re-ingest missing hours of metrics.",
+    ),
+    **{
+        spec.dataset: asset_job(
+            f"repair_{spec.dataset}_job",
+            [spec.dataset, "lake_catalog"],
+            f"Re-ingest missing hours of {spec.dataset}.",
+        )
+        for spec in HOURLY_DATASETS
+    },
+}
+repair_jobs["metric_samples"] = repair_jobs["metric_series"]
 tiering_job = asset_job(
     TIERING_JOB, ["lake_tiering"], "Move the lake's data between hot, warm and cold tiers by age."
 )
@@ -79,7 +96,13 @@ def build_definitions(config_path: str) -> Definitions:
     ]
     return Definitions(
         assets=with_freshness(assets, config.freshness),
-        jobs=[ingest_job, snapshot_job, tiering_job, reports_job],
+        jobs=[
+            ingest_job,
+            snapshot_job,
+            tiering_job,
+            reports_job,
+            *{job.name: job for job in repair_jobs.values()}.values(),
+        ],
         schedules=[
             hourly_ingest_schedule(ingest_job, minute_of_hour=operations.ingest_minute),
             tiering_schedule(tiering_job, partitioned=True, at=_hour_minute(operations.tiering_at)),
@@ -87,7 +110,7 @@ def build_definitions(config_path: str) -> Definitions:
         ],
         sensors=[
             build_lake_freshness_sensor(
-                {dataset: ingest_job for dataset in HOURLY_INGEST_ASSETS},
+                repair_jobs,
                 max_runs_per_tick=operations.max_repair_runs_per_tick,
                 gap_lookback=operations.gap_lookback,
             ),

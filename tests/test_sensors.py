@@ -316,3 +316,33 @@ def test_lag_rule_needs_the_whole_hold_window(
     )
     assert not early.breached  # above 30 s for only 30 s
     assert held.breached and held.value == 45.0
+
+
+def test_the_deployed_sensor_repairs_a_gap_with_that_datasets_job_only(
+    write_config: Callable[..., Path],
+) -> None:
+    from obs_pipelines.definitions import build_definitions
+
+    current = floor_hour(datetime.now(UTC))
+    first = current - 6 * HOUR
+    config_path = write_config(
+        ingest={"start": first.isoformat()}, freshness={"metric_samples": "2h", "log_records": "2h"}
+    )
+    lake = Lake(load_config(config_path))
+    hole = current - 4 * HOUR
+    for hour in _hours(first, 6):
+        lake.write_hot("metric_samples", hour, SCHEMAS["metric_samples"].empty_table())
+        if hour.start != hole:
+            lake.write_hot("log_records", hour, SCHEMAS["log_records"].empty_table())
+    defs = build_definitions(str(config_path))
+    sensor = defs.resolve_sensor_def("lake_freshness_sensor")
+    obs = ObsResource(config_path=str(config_path))
+    context = build_sensor_context(
+        instance=DagsterInstance.ephemeral(), resources={"obs": obs}, definitions=defs
+    )
+
+    result = sensor(context)
+
+    assert [(r.job_name, r.partition_key) for r in result.run_requests] == [
+        ("repair_log_records_job", f"{hole:%Y-%m-%d-%H:%M}")
+    ]
