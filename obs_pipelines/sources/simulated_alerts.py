@@ -364,11 +364,10 @@ class AlertSimulation:
 # -- the three table sources ----------------------------------------------------------------------
 
 
-class SimulatedAlertFragments:
-    """``alert_fragments`` from the simulated rule manager (the embedded default)."""
+class _SimulatedAlertSource:
+    """What the three simulated alert datasets share: one simulated rule manager."""
 
     name = "simulator"
-    dataset = "alert_fragments"
 
     def __init__(
         self,
@@ -377,29 +376,26 @@ class SimulatedAlertFragments:
         rules_dir: Path = RULES_DIR,
     ) -> None:
         self.simulation = AlertSimulation(config, derivation, rules_dir)
+
+
+class SimulatedAlertFragments(_SimulatedAlertSource):
+    """``alert_fragments`` from the simulated rule manager (the embedded default)."""
+
+    dataset = "alert_fragments"
 
     def read(self, window: TimeWindow) -> Iterator[pa.Table]:
         sim = self.simulation
         yield build_fragments(sim.samples(window), window, sim.derivation, self.name)
 
 
-class SimulatedAlertRules:
+class SimulatedAlertRules(_SimulatedAlertSource):
     """``alert_rules``: the rule files as a Prometheus loaded with them would list them.
 
     Stamped like :class:`alerts.PrometheusAlertRules`: ``snapshot_at`` = the window's end, and each
     alerting rule's ``state`` is the simulated state at that moment.
     """
 
-    name = "simulator"
     dataset = "alert_rules"
-
-    def __init__(
-        self,
-        config: SimulatorConfig,
-        derivation: AlertDerivationConfig | None = None,
-        rules_dir: Path = RULES_DIR,
-    ) -> None:
-        self.simulation = AlertSimulation(config, derivation, rules_dir)
 
     def read(self, window: TimeWindow) -> Iterator[pa.Table]:
         states = self.simulation.rule_states(window.end_ms)
@@ -416,7 +412,7 @@ class SimulatedAlertRules:
         yield rules_table(groups, window.end)
 
 
-class SimulatedAlertmanagerAlerts:
+class SimulatedAlertmanagerAlerts(_SimulatedAlertSource):
     """``alertmanager_alerts``: what Alertmanager would list at the window's end.
 
     The firing alerts at the last evaluation before ``window.end``, as Prometheus sends them
@@ -424,16 +420,7 @@ class SimulatedAlertmanagerAlerts:
     routed to a receiver by severity. ``snapshot_at`` is the window's end.
     """
 
-    name = "simulator"
     dataset = "alertmanager_alerts"
-
-    def __init__(
-        self,
-        config: SimulatorConfig,
-        derivation: AlertDerivationConfig | None = None,
-        rules_dir: Path = RULES_DIR,
-    ) -> None:
-        self.simulation = AlertSimulation(config, derivation, rules_dir)
 
     def read(self, window: TimeWindow) -> Iterator[pa.Table]:
         sim = self.simulation
