@@ -3,30 +3,16 @@
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from dagster import DagsterInstance
 from elasticsearch import Elasticsearch, helpers
 
 from obs_pipelines.catalog import connect
 from obs_pipelines.config import load_config
-from obs_pipelines.definitions import build_definitions
 from tests import fake_elasticsearch, fake_jaeger
+from tests.dagster_runs import run_ingest
 
 HOUR_START = datetime(2026, 11, 18, 14, 0, tzinfo=UTC)  # the simulator's weekly api-outage
 HOUR_NS = int(HOUR_START.timestamp()) * 10**9
-
-
-def run_ingest(config_path: Path, first: str, last: str) -> Any:
-    job = build_definitions(str(config_path)).resolve_job_def("ingest_job")
-    return job.execute_in_process(
-        instance=DagsterInstance.ephemeral(),
-        tags={
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        },
-        raise_on_error=False,
-    )
 
 
 def test_the_simulated_default_fills_every_dataset_and_passes_every_check(

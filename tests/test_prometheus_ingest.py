@@ -10,17 +10,16 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from dagster import DagsterInstance
 
 from obs_pipelines.catalog import connect
 from obs_pipelines.config import load_config
-from obs_pipelines.definitions import build_definitions
 from obs_pipelines.errors import SourceError
 from obs_pipelines.ingest import ingest_metrics_hour
 from obs_pipelines.lake import Lake
 from obs_pipelines.sources.prometheus import PrometheusSource
 from obs_pipelines.windows import TimeWindow
 from tests import servers
+from tests.dagster_runs import run_ingest
 from tests.history import HOUR_MS, START, START_MS, history, samples_in
 
 pytestmark = pytest.mark.prometheus
@@ -47,18 +46,6 @@ def prometheus_section(url: str, **overrides: Any) -> dict[str, Any]:
         "metrics": "prometheus",
         "prometheus": {"url": url, "selectors": SELECTORS, "retry_backoff_seconds": 0, **overrides},
     }
-
-
-def materialize(config_path: Path, first_hour: str, last_hour: str) -> Any:
-    job = build_definitions(str(config_path)).resolve_job_def("ingest_job")
-    return job.execute_in_process(
-        instance=DagsterInstance.ephemeral(),
-        tags={
-            "dagster/asset_partition_range_start": first_hour,
-            "dagster/asset_partition_range_end": last_hour,
-        },
-        raise_on_error=False,
-    )
 
 
 def lake_samples(
@@ -102,7 +89,7 @@ def test_materialized_partitions_hold_exactly_the_backfilled_samples(
 ) -> None:
     config_path = write_config(sources=prometheus_section(prometheus_url))
 
-    result = materialize(config_path, "2026-11-10-00:00", "2026-11-10-01:00")
+    result = run_ingest(config_path, "2026-11-10-00:00", "2026-11-10-01:00")
 
     assert result.success
     con = connect(load_config(config_path))
@@ -126,12 +113,12 @@ def test_rerunning_a_partition_leaves_the_same_rows(
 ) -> None:
     config_path = write_config(sources=prometheus_section(prometheus_url))
     config = load_config(config_path)
-    assert materialize(config_path, "2026-11-10-01:00", "2026-11-10-01:00").success
+    assert run_ingest(config_path, "2026-11-10-01:00", "2026-11-10-01:00").success
     first = pq.read_table(
         Path(config.lake_root) / "hot/metric_samples/dt=2026-11-10/hour=01/part-00000.parquet"
     )
 
-    assert materialize(config_path, "2026-11-10-01:00", "2026-11-10-01:00").success
+    assert run_ingest(config_path, "2026-11-10-01:00", "2026-11-10-01:00").success
 
     partition = Path(config.lake_root) / "hot/metric_samples/dt=2026-11-10/hour=01"
     assert sorted(p.name for p in partition.iterdir()) == ["part-00000.parquet"]
@@ -147,7 +134,7 @@ def test_asset_checks_pass_and_report_what_the_source_returned(
 ) -> None:
     config_path = write_config(sources=prometheus_section(prometheus_url))
 
-    result = materialize(config_path, "2026-11-10-02:00", "2026-11-10-02:00")
+    result = run_ingest(config_path, "2026-11-10-02:00", "2026-11-10-02:00")
 
     evaluations = {
         (e.asset_key.to_user_string(), e.check_name): e
@@ -199,7 +186,7 @@ def test_the_same_ingest_works_with_the_lake_on_s3(
 ) -> None:
     config_path = write_config(sources=prometheus_section(prometheus_url), lake=s3_lake)
 
-    result = materialize(config_path, "2026-11-10-00:00", "2026-11-10-01:00")
+    result = run_ingest(config_path, "2026-11-10-00:00", "2026-11-10-01:00")
 
     assert result.success
     config = load_config(config_path)
