@@ -24,18 +24,18 @@ of the build.
 import os
 import re
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from obs_pipelines import reports
 from obs_pipelines.config import ARCHIVE_STORAGE_CLASSES, TIERS, ObsConfig
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.integrity import repair_listing_faults
+from obs_pipelines.lake.inventory import INVENTORY
 from obs_pipelines.lake.metric_codec import decode_sql
 from obs_pipelines.lake.paths import (
     COLD_FILE_RE,
@@ -47,6 +47,7 @@ from obs_pipelines.lake.paths import (
 from obs_pipelines.lake.rollups import METRIC_ROLLUPS
 from obs_pipelines.lake.storage import S3Storage
 from obs_pipelines.schemas import SCHEMAS
+from obs_pipelines.tiering import stored_schema
 
 ROLLUPS = "metric_rollups"
 _DUCKDB_TYPES = {
@@ -62,6 +63,10 @@ _DUCKDB_TYPES = {
     pa.list_(pa.string()): "VARCHAR[]",
 }
 _TIMESTAMPS = (pa.timestamp("ms"), pa.timestamp("us"))
+# The names the lake gives files in each tier (paths.py); anything else is never read.
+_FILE_GLOBS = {"hot": "part-00000.parquet", "warm": "part-g*.parquet", "cold": "part-*.parquet"}
+_BUILD_SUFFIX = ".tmp"
+ABANDONED_BUILD_AGE = timedelta(hours=1)
 _DATASETS = list(dict.fromkeys([*SCHEMAS, ROLLUPS]))  # rollups are made by tiering, not ingested
 # Which datasets a view name reads, for archive notices.
 _VIEW_DATASETS = {"metrics": ("metric_samples", "metric_series")}
@@ -70,9 +75,13 @@ _VIEW_DATASETS = {"metrics": ("metric_samples", "metric_series")}
 def build_catalog(config: ObsConfig) -> Path:
     """(Re)create the catalog file: a view per dataset, ``metrics``, ``lake_partitions``, reports."""
     lake = Lake(config)
+    lake.adopt()
+    lake.ensure_anchors()
+    repair_listing_faults(lake)
     target = Path(config.catalog_path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    _sweep_abandoned_builds(target)
+    staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_BUILD_SUFFIX}")
     try:
         con = duckdb.connect(str(staged))
         try:
@@ -81,6 +90,10 @@ def build_catalog(config: ObsConfig) -> Path:
             for statement in _view_statements(lake, listed):
                 con.execute(statement)
             _create_partitions_table(con, lake, listed)
+            con.execute(
+                "CREATE TABLE catalog_info AS SELECT ? AS lake_root, now() AS built_at",
+                [_lake_identity(lake)],
+            )
             reports.publish(con, config)
         finally:
             con.close()
@@ -91,14 +104,49 @@ def build_catalog(config: ObsConfig) -> Path:
     return target
 
 
+def _lake_identity(lake: Lake) -> str:
+    """Where the views read from: every tier's root (views hold absolute paths)."""
+    return " ".join(f"{tier}={lake.tiers[tier].root}" for tier in TIERS)
+
+
+def _sweep_abandoned_builds(target: Path) -> None:
+    """Remove what a build killed mid-way left beside the catalog (its staged copy and WAL);
+    a build in progress elsewhere is younger than the horizon and left alone."""
+    horizon = datetime.now(UTC) - ABANDONED_BUILD_AGE
+    for leftover in target.parent.glob(f".{target.name}.*{_BUILD_SUFFIX}*"):
+        try:
+            if datetime.fromtimestamp(leftover.stat().st_mtime, UTC) < horizon:
+                leftover.unlink()
+        except FileNotFoundError:
+            pass
+
+
 def connect(config: ObsConfig, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     """Open the catalog, ready to query the lake wherever it lives (S3 credentials from the env)."""
     path = Path(config.catalog_path)
     if not path.exists():
         raise LakeError(f"no catalog at {path}; run `obs catalog` (or materialize an asset) first")
     con = duckdb.connect(str(path), read_only=read_only)
-    _attach_lake(con, Lake(config))
+    lake = Lake(config)
+    built_for = catalog_lake_root(con)
+    if built_for is not None and built_for != _lake_identity(lake):
+        con.close()
+        raise LakeError(
+            f"the catalog {path} reads the lake at {built_for}, not at the configured "
+            f"{_lake_identity(lake)} (was the lake moved or restored elsewhere?); run `obs catalog`"
+        )
+    _attach_lake(con, lake)
     return con
+
+
+def catalog_lake_root(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The tier roots an open catalog was built to read (None for a catalog built before
+    this was recorded)."""
+    try:
+        row = con.execute("SELECT lake_root FROM catalog_info").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
 
 
 def archived_partitions(
@@ -207,7 +255,10 @@ def _series_view(lake: Lake, files: list[LakeFile]) -> str:
     branches = []
     for tier, relation in _tier_relations(lake, "metric_series", files):
         if tier == "hot":
-            seen = "dt::TIMESTAMP + hour::INTEGER * INTERVAL 1 HOUR"
+            seen = (
+                "strptime(regexp_extract(filename, 'dt=([0-9-]+)/hour=([0-9]+)/', 1) || ' ' || "
+                "regexp_extract(filename, 'dt=([0-9-]+)/hour=([0-9]+)/', 2), '%Y-%m-%d %H')"
+            )
             branches.append(
                 f"SELECT {attributes}, {seen} AS first_seen, {seen} AS last_seen FROM {relation}"
             )
@@ -231,31 +282,30 @@ FROM ({union}) GROUP BY series_id"""
 
 
 def _tier_relations(lake: Lake, dataset: str, files: list[LakeFile]) -> list[tuple[str, str]]:
-    """(tier, relation) for each tier that has readable files of ``dataset``; each relation keeps
-    only current files. Archive tiers are read from an explicit list of their readable files."""
+    """(tier, relation) for every tier ``dataset`` can live in, whether or not it holds files
+    now: a view built before data reached a tier must still read it there (an analyst may hold
+    this catalog open across tiering runs). Each glob matches only the names the lake writes and
+    always matches the tier's anchor, so it is never empty; each relation keeps only current,
+    published files. Archive tiers are read from an explicit list of their readable files."""
     relations = []
     for tier in TIERS:
-        in_tier = [f for f in files if f.tier == tier]
-        if not in_tier:
+        if stored_schema(dataset, tier) is None:
             continue
-        hive = (
-            ", hive_partitioning = true, hive_types = {'dt': DATE, 'hour': INTEGER}"
-            if tier == "hot"
-            else ", hive_partitioning = false"
-        )
         if lake.config.lake.tier(tier).archived:
             readable = [
-                lake.file_url(f) for f in in_tier if f.storage_class not in ARCHIVE_STORAGE_CLASSES
+                lake.file_url(f)
+                for f in files
+                if f.tier == tier and f.storage_class not in ARCHIVE_STORAGE_CLASSES
             ]
             if not readable:
                 continue
             source = "[" + ", ".join(_quote(u) for u in readable) + "]"
         else:
-            source = _quote(lake.glob_url(tier, dataset))
+            source = _quote(lake.tiers[tier].url(f"{tier}/{dataset}/**/{_FILE_GLOBS[tier]}"))
         relations.append(
             (
                 tier,
-                f"(SELECT * FROM read_parquet({source}, filename = true{hive}) "
+                f"(SELECT * FROM read_parquet({source}, filename = true, hive_partitioning = false) "
                 "WHERE filename IN (SELECT file FROM current_files))",
             )
         )
@@ -263,19 +313,21 @@ def _tier_relations(lake: Lake, dataset: str, files: list[LakeFile]) -> list[tup
 
 
 def _with_listing(lake: Lake, dataset: str, files: list[LakeFile], body: str) -> str:
-    """``CREATE VIEW`` of ``body`` preceded by ``current_files``: the dataset's files, as listed
-    when the query runs, that no other file supersedes."""
-    tiers = [t for t in TIERS if any(f.tier == t for f in files)]
+    """``CREATE VIEW`` of ``body`` preceded by ``current_files``: the dataset's files that the
+    inventory lists as published when the query runs, less those another file supersedes."""
     ds = re.escape(dataset)
     listing = "\n    UNION ALL ".join(
-        f"SELECT file, '{t}' AS tier FROM glob({_quote(lake.glob_url(t, dataset))})" for t in tiers
+        f"SELECT regexp_replace(file, '/{INVENTORY}/(.+)/[^/]+$', '/\\1') AS file, '{t}' AS tier "
+        f"FROM glob({_quote(lake.tiers[t].url(f'{INVENTORY}/{t}/{dataset}/**'))})"
+        for t in TIERS
+        if stored_schema(dataset, t) is not None
     )
     hot_re, warm_re, cold_re = (
         _quote(p.format(ds=ds)) for p in (HOT_FILE_RE, WARM_FILE_RE, COLD_FILE_RE)
     )
     return f"""CREATE OR REPLACE VIEW {dataset} AS
 WITH listed AS MATERIALIZED (
-    SELECT file, tier,
+    SELECT DISTINCT file, tier,
            regexp_extract(file, {hot_re}, ['dt', 'hour']) AS h,
            regexp_extract(file, {warm_re}, ['dt', 'res', 'gen']) AS w,
            regexp_extract(file, {cold_re}, ['month', 'res', 'first', 'last', 'gen']) AS c
@@ -326,8 +378,7 @@ def _create_partitions_table(
     """``lake_partitions``: every file of every dataset, with where and how it is stored."""
     files = [f for fs in listed.values() for f in fs]
     current = {f.key for fs in listed.values() for f in split_visible(fs)[0]}
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        rows = list(pool.map(lambda f: _file_rows(lake, f), files))
+    rows = [f.rows for f in files]  # from the inventory: no file is opened
     table = pa.table(
         {
             "dataset": pa.array([f.dataset for f in files], pa.string()),
@@ -353,17 +404,6 @@ def _create_partitions_table(
            FROM partitions_listing ORDER BY dataset, span_start, tier"""
     )
     con.unregister("partitions_listing")
-
-
-def _file_rows(lake: Lake, file: LakeFile) -> int | None:
-    store = lake.store(file.tier)
-    if file.storage_class in ARCHIVE_STORAGE_CLASSES:
-        return store.object_rows(file.key) if isinstance(store, S3Storage) else None
-    fs, base = store.arrow_filesystem()
-    try:
-        return pq.read_metadata(f"{base}/{file.key}", filesystem=fs).num_rows
-    except (OSError, FileNotFoundError):
-        return None  # deleted since the listing
 
 
 def _quote(text: str) -> str:

@@ -44,12 +44,24 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     query = commands.add_parser(
-        "query", help="run SQL over the catalog and print or write the result"
+        "query",
+        help="run SQL over the catalog and print or write the result",
+        description=(
+            "Run SQL over the catalog in a read-only session that can open the lake and nothing "
+            "else. Statements run once each, in order; the last one's result is printed or "
+            "written. SET VARIABLE name = value keeps values for getvariable('name'). Exits 2 "
+            "on an error, 141 (like any Unix filter) when the reader of its output goes away."
+        ),
     )
     query.add_argument("sql")
     query.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     query.add_argument("--output", "-o", help="write to this file instead of standard output")
     query.add_argument("--max-rows", type=int, default=40, help="rows shown by --format table")
+    query.add_argument(
+        "--allow-write-to",
+        metavar="DIR",
+        help="let COPY ... TO write files inside DIR, a folder outside the lake (nothing else)",
+    )
     query.set_defaults(handler=_query)
 
     report = commands.add_parser(
@@ -83,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser(
         "doctor", help="check every source, the lake, the catalog and the Dagster instance"
     )
+    doctor.add_argument(
+        "--no-checksums",
+        dest="checksums",
+        action="store_false",
+        help="verify files from listings and footers only (skip reading every byte to hash it)",
+    )
     doctor.set_defaults(handler=_doctor)
 
     check = commands.add_parser("check-config", help="validate the config and summarize it")
@@ -112,37 +130,29 @@ def _config(args: argparse.Namespace) -> ObsConfig:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from obs_pipelines.catalog import archive_notice, connect
+    """Check the SQL, run it once in the sandboxed session, write the last result; a reader
+    that closes the pipe early (``| head``) ends it quietly with 141."""
+    from obs_pipelines import query
+    from obs_pipelines.catalog import archive_notice
 
     config = _config(args)
-    con = connect(config)
+    box = query.sandbox(config, args.allow_write_to)
+    output = query.output_file(box, args.output) if args.output else None
+    statements = query.read_statements(args.sql, box.write_dir)
+    con = query.connect_sandboxed(config, box)
     try:
-        relation = con.sql(args.sql)
-    except Exception as exc:  # DuckDB's own errors are already one clear line
-        raise ObsError(f"query failed: {str(exc).splitlines()[0]}") from None
-    if relation is not None:
-        if args.format == "table":
-            relation.show(max_rows=args.max_rows, max_width=200)
-        else:
-            _copy(con, args)
+        query.run(con, statements, args.format, output, args.max_rows)
+    except BrokenPipeError:
+        query.silence_stdout()
+        return query.BROKEN_PIPE_EXIT
+    finally:
+        con.close()
+    if output:
+        print(f"wrote {output}", file=sys.stderr)
     notice = archive_notice(config, args.sql)
     if notice:
         print(f"obs: note: {notice}", file=sys.stderr)
     return 0
-
-
-def _copy(con: object, args: argparse.Namespace) -> None:
-    if args.format == "parquet" and not args.output:
-        raise ObsError("--format parquet needs --output FILE (Parquet is not for a terminal)")
-    target = args.output or "/dev/stdout"
-    options = {
-        "csv": "FORMAT csv, HEADER true",
-        "json": "FORMAT json, ARRAY true",
-        "parquet": "FORMAT parquet, COMPRESSION zstd",
-    }
-    con.execute(f"COPY ({args.sql}) TO '{target}' ({options[args.format]})")  # type: ignore[attr-defined]
-    if args.output:
-        print(f"wrote {args.output}", file=sys.stderr)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -186,6 +196,8 @@ def _tier(args: argparse.Namespace) -> int:
         f"tiering as of {result.now:%Y-%m-%d %H:%M}Z: {len(result.moves)} moves, {len(result.deletions)} deletions, "
         f"{result.bytes_before:,} bytes became {result.bytes_after:,}"
     )
+    for note in result.notes:
+        print(f"obs: note: {note}", file=sys.stderr)
     for problem in result.problems:
         print(f"obs: warning: {problem}", file=sys.stderr)
     return 1 if result.problems else 0
@@ -196,7 +208,9 @@ def _doctor(args: argparse.Namespace) -> int:
 
     config = _config(args)
     push = config.operations.pushgateway
-    results = run_checks(config, pushgateway_url=push.url if push else None)
+    results = run_checks(
+        config, pushgateway_url=push.url if push else None, checksums=args.checksums
+    )
     print(format_report(results))
     return 1 if any(not r.ok for r in results) else 0
 
@@ -315,6 +329,8 @@ def _failure_reason(result: object) -> str:
             error = event.step_failure_data.error
             while error.cause is not None:
                 error = error.cause
+            if "Interrupted" in (error.cls_name or ""):
+                return "interrupted (terminated or Ctrl-C); rerun the same command to finish it"
             return error.message.strip().split(": ", 1)[-1].splitlines()[0]
     return "see the run in the Dagster UI"
 

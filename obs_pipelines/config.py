@@ -4,6 +4,7 @@ Every refusal is one line naming the key and the fix. Secrets are never in the f
 the environment variables that hold them, and those are checked at load for every source in use.
 """
 
+import math
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from pydantic import (
 
 from obs_pipelines.durations import format_duration, parse_duration
 from obs_pipelines.errors import ConfigError
+from obs_pipelines.redact import redact_url
 from obs_pipelines.selectors import parse_selector
 
 DEFAULT_CONFIG_PATH = "obs.yaml"
@@ -42,18 +44,67 @@ DATASETS = (
 )
 
 
+_MAX_SECONDS = 1000 * 365 * 86400
+
+
 def _to_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or abs(value) > _MAX_SECONDS:
+            raise ValueError(f"{value!r} is not a duration; write one such as 90s, 15m, 2h or 7d")
         return timedelta(seconds=value)
     return parse_duration(value)
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, timedelta):
+        return "-" + format_duration(-value) if value < timedelta(0) else format_duration(value)
+    return repr(value)
+
+
+def _duration_at_least(minimum: timedelta, requirement: str) -> BeforeValidator:
+    """A duration refused below ``minimum``, showing the value as the user wrote it."""
+
+    def validate(value: Any) -> timedelta:
+        negative = isinstance(value, str) and value.strip().startswith("-")  # '-1h'
+        duration = timedelta(-1) if negative else _to_duration(value)
+        if duration < minimum:
+            raise ValueError(f"{requirement} (got {_shown(value)})")
+        return duration
+
+    return BeforeValidator(validate)
+
+
+_SERIALIZED = PlainSerializer(format_duration, return_type=str)
+# Zero is meaningful (e.g. lake.delete_delay: 0s deletes in the same run); negative never is.
 Duration = Annotated[
     timedelta,
-    BeforeValidator(_to_duration),
-    PlainSerializer(format_duration, return_type=str),
+    _duration_at_least(
+        timedelta(0), "must not be negative; write a duration such as 0s, 30s or 5m"
+    ),
+    _SERIALIZED,
+]
+# Timeouts, windows, ages, intervals: zero would hang, split forever or delete everything.
+PositiveDuration = Annotated[
+    timedelta,
+    _duration_at_least(timedelta(milliseconds=1), "must be a positive duration such as 30s or 5m"),
+    _SERIALIZED,
+]
+# The simulator sums every scrape since a target's last restart (up to a day of them): below 1s
+# a window takes hours and all memory, and below 1ms the scrape grid divides by zero.
+ScrapeInterval = Annotated[
+    timedelta,
+    _duration_at_least(timedelta(seconds=1), "must be at least 1s, such as 15s"),
+    _SERIALIZED,
+]
+# Dagster refuses a freshness policy shorter than a minute, when the code location loads.
+FreshnessLag = Annotated[
+    timedelta,
+    _duration_at_least(
+        timedelta(minutes=1), "must be at least 1m (Dagster's freshness limit), such as 2h"
+    ),
+    _SERIALIZED,
 ]
 
 
@@ -68,7 +119,20 @@ def _to_utc(value: Any) -> datetime:
 UtcTime = Annotated[datetime, BeforeValidator(_to_utc)]
 
 
-def _check_url(value: str) -> str:
+def _has_userinfo(root: str) -> bool:
+    """Whether a lake root carries ``key:secret@`` (a secret may hold '/', an S3 key '@')."""
+    rest = root.split("://", 1)[1] if "://" in root else root
+    return "@" in re.split(r"[/?#]", rest, maxsplit=1)[0] or ":" in rest.rpartition("@")[0]
+
+
+def _check_url(value: Any, fix: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a URL such as http://HOST:PORT")
+    if "@" in value:  # a base URL has no other use for it; a password may hold '/' or '@'
+        raise ValueError(
+            "credentials in the URL are not allowed (they would be logged); "
+            f"remove the user and password before '@' and {fix}"
+        )
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https"):
         raise ValueError(f"'{value}' has no http:// or https:// scheme; write it as http://{value}")
@@ -83,7 +147,17 @@ def _check_url(value: str) -> str:
     return value.rstrip("/")
 
 
-HttpUrl = Annotated[str, BeforeValidator(_check_url)]
+def _url(fix: str) -> BeforeValidator:
+    return BeforeValidator(lambda value: _check_url(value, fix))
+
+
+_S3_CREDENTIALS_FIX = "set lake.s3.access_key_id_env and lake.s3.secret_access_key_env instead"
+# A source URL: credentials go in the section's auth, by environment variable.
+HttpUrl = Annotated[
+    str, _url("set auth.basic.username_env and auth.basic.password_env in this section instead")
+]
+PushgatewayUrl = Annotated[str, _url("give the plain URL: reports are pushed without credentials")]
+S3EndpointUrl = Annotated[str, _url(_S3_CREDENTIALS_FIX)]
 
 
 class Strict(BaseModel):
@@ -130,14 +204,14 @@ class Tls(Strict):
 class PrometheusSourceConfig(Strict):
     url: HttpUrl
     selectors: list[str] = Field(min_length=1)
-    timeout: Duration = timedelta(seconds=120)
+    timeout: PositiveDuration = timedelta(seconds=120)
     retries: int = Field(default=3, ge=0, le=20)
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
     # Largest window one request may span; longer windows are split before asking.
-    max_request_window: Duration = timedelta(hours=1)
+    max_request_window: PositiveDuration = timedelta(hours=1)
     # Prometheus refuses a query loading more than --query.max-samples; windows are halved until
     # they fit, down to this width.
-    min_request_window: Duration = timedelta(seconds=30)
+    min_request_window: PositiveDuration = timedelta(seconds=30)
     # gzip shrinks answers ~5x, but Prometheus compresses at ~20 MB/s of JSON per request: a loss
     # on links faster than ~150 Mbit/s (bench/RESULTS.md). Turn on for slow or metered links.
     compress: bool = False
@@ -153,12 +227,22 @@ class PrometheusSourceConfig(Strict):
             raise ValueError("a selector is listed twice; its series would be fetched twice")
         return selectors
 
+    @model_validator(mode="after")
+    def _windows_ordered(self) -> "PrometheusSourceConfig":
+        if self.max_request_window < self.min_request_window:
+            raise ValueError(
+                f"max_request_window ({format_duration(self.max_request_window)}) is shorter than "
+                f"min_request_window ({format_duration(self.min_request_window)}); raise it or "
+                "lower min_request_window"
+            )
+        return self
+
 
 class SimulatorConfig(Strict):
     """The built-in Waardhaven telemetry: deterministic, so reruns converge."""
 
     seed: int = 42
-    scrape_interval: Duration = timedelta(seconds=15)
+    scrape_interval: ScrapeInterval = timedelta(seconds=15)
     instances_per_service: int = Field(default=2, ge=1, le=50)
 
 
@@ -202,8 +286,8 @@ class ElasticsearchSourceConfig(Strict):
     fields: EsFieldMapping = EsFieldMapping()
     page_size: int = Field(default=5000, ge=1, le=10000)
     slices: int = Field(default=1, ge=1, le=64, description="Parallel sliced exports per window.")
-    keep_alive: Duration = timedelta(minutes=2)
-    timeout: Duration = timedelta(seconds=60)
+    keep_alive: PositiveDuration = timedelta(minutes=2)
+    timeout: PositiveDuration = timedelta(seconds=60)
     retries: int = Field(default=5, ge=0, le=20)
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
     # Server major version: "auto" asks the cluster; 8 sends compatible-with=8 media types.
@@ -219,8 +303,8 @@ class JaegerSourceConfig(Strict):
         default=None, description="Services to export; default: all discovered."
     )
     search_depth: int = Field(default=1000, ge=1, le=100_000)
-    min_split_window: Duration = timedelta(seconds=1)
-    timeout: Duration = timedelta(seconds=60)
+    min_split_window: PositiveDuration = timedelta(seconds=1)
+    timeout: PositiveDuration = timedelta(seconds=60)
     retries: int = Field(default=3, ge=0, le=20)
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
     auth: HttpAuth | None = None
@@ -229,7 +313,7 @@ class JaegerSourceConfig(Strict):
 
 class AlertmanagerSourceConfig(Strict):
     url: HttpUrl
-    timeout: Duration = timedelta(seconds=30)
+    timeout: PositiveDuration = timedelta(seconds=30)
     retries: int = Field(default=3, ge=0, le=20)
     auth: HttpAuth | None = None
     tls: Tls = Tls()
@@ -238,7 +322,7 @@ class AlertmanagerSourceConfig(Strict):
 class AlertDerivationConfig(Strict):
     """How firing intervals are derived from Prometheus's ALERTS series."""
 
-    evaluation_interval: Duration = timedelta(seconds=15)
+    evaluation_interval: PositiveDuration = timedelta(seconds=15)
     missed_evaluations_tolerated: int = Field(default=1, ge=0, le=10)
 
 
@@ -273,7 +357,7 @@ class SourcesConfig(Strict):
 class S3Config(Strict):
     """How to reach S3 (shared by every tier that lives in a bucket); credentials by reference."""
 
-    endpoint_url: HttpUrl | None = None
+    endpoint_url: S3EndpointUrl | None = None
     region: str = "us-east-1"
     access_key_id_env: str | None = "AWS_ACCESS_KEY_ID"
     secret_access_key_env: str | None = "AWS_SECRET_ACCESS_KEY"
@@ -300,8 +384,17 @@ DEFAULT_ZSTD_LEVELS = {"hot": 1, "warm": 12, "cold": 19}
 
 
 def _check_root(root: str) -> str:
+    if not root.strip():
+        raise ValueError(
+            "must not be empty; give a local folder such as lake, or s3://bucket/prefix"
+        )
     if "://" in root:
         scheme, _, rest = root.partition("://")
+        if _has_userinfo(root):
+            raise ValueError(
+                "credentials in the lake root are not allowed (they would be logged); "
+                f"remove the part before '@' and {_S3_CREDENTIALS_FIX}"
+            )
         if scheme != "s3":
             raise ValueError(f"'{root}': the lake lives in a local folder or at s3://bucket/prefix")
         bucket = rest.split("/", 1)[0]
@@ -344,12 +437,25 @@ class LakeConfig(Strict):
     # just before the move can still read what it listed. 0s deletes in the same run.
     delete_delay: Duration = timedelta(minutes=5)
     # A tiering run holds a lock; one whose holder died is taken over after this long.
-    lock_ttl: Duration = timedelta(hours=2)
+    lock_ttl: PositiveDuration = timedelta(hours=2)
 
     @field_validator("root")
     @classmethod
     def _root_form(cls, root: str) -> str:
         return _check_root(root)
+
+    @field_validator("catalog")
+    @classmethod
+    def _catalog_form(cls, catalog: str) -> str:
+        if not catalog.strip():
+            raise ValueError(
+                "must not be empty; give the catalog's file path, such as lake/obs.duckdb"
+            )
+        if "://" in catalog:
+            raise ValueError(
+                "the catalog is a local DuckDB file; give a local path such as lake/obs.duckdb"
+            )
+        return catalog
 
     @model_validator(mode="after")
     def _readable_until_cold(self) -> "LakeConfig":
@@ -376,9 +482,9 @@ class LakeConfig(Strict):
 class TierAges(Strict):
     """Age at which data leaves each tier; ``null`` skips the tier. The last one is deletion."""
 
-    hot: Duration
-    warm: Duration | None = None
-    cold: Duration | None = None
+    hot: PositiveDuration
+    warm: PositiveDuration | None = None
+    cold: PositiveDuration | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> "TierAges":
@@ -406,9 +512,9 @@ class MetricResolutions(Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    raw: Duration | None = None
-    five_minutes: Duration | None = Field(default=None, alias="5m")
-    one_hour: Duration | None = Field(default=None, alias="1h")
+    raw: PositiveDuration | None = None
+    five_minutes: PositiveDuration | None = Field(default=None, alias="5m")
+    one_hour: PositiveDuration | None = Field(default=None, alias="1h")
 
 
 # Which retention section governs each dataset (others: by name prefix, or retention.datasets).
@@ -541,7 +647,7 @@ class SloConfig(Strict):
     service: str
     description: str = ""
     objective: float = Field(gt=0, lt=1, description="Target share of good events, e.g. 0.999.")
-    window: Duration = timedelta(days=30)
+    window: PositiveDuration = timedelta(days=30)
     sli: Sli
 
 
@@ -550,8 +656,8 @@ class BurnRateWindowsConfig(Strict):
 
     name: str | None = None
     severity: Literal["page", "ticket"] = "page"
-    long_window: Duration
-    short_window: Duration
+    long_window: PositiveDuration
+    short_window: PositiveDuration
     burn_rate: float = Field(gt=0)
 
     @model_validator(mode="after")
@@ -564,8 +670,8 @@ class BurnRateWindowsConfig(Strict):
 class ReportsConfig(Strict):
     """How the reliability reports judge the data (defaults: SRE Workbook, the seed's targets)."""
 
-    period: Duration = timedelta(days=7)
-    impact_window: Duration = timedelta(minutes=5)
+    period: PositiveDuration = timedelta(days=7)
+    impact_window: PositiveDuration = timedelta(minutes=5)
     impact_burn_rate: float = Field(default=5.0, gt=0)
     impact_merge_gap: Duration = timedelta(minutes=5)
     match_tolerance: Duration = timedelta(minutes=5)
@@ -609,9 +715,9 @@ class SourceLagRuleConfig(Strict):
 
 
 class PushgatewayConfig(Strict):
-    url: HttpUrl
+    url: PushgatewayUrl
     job: str = Field(default="obs_pipelines_reports", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    timeout: Duration = timedelta(seconds=30)
+    timeout: PositiveDuration = timedelta(seconds=30)
 
 
 class OperationsConfig(Strict):
@@ -621,7 +727,7 @@ class OperationsConfig(Strict):
     tiering_at: str = Field(default="01:15", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     reports_at: str = Field(default="02:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     max_repair_runs_per_tick: int = Field(default=24, ge=1, le=500)
-    gap_lookback: Duration = timedelta(hours=48)
+    gap_lookback: PositiveDuration = timedelta(hours=48)
     source_lag: list[SourceLagRuleConfig] = []
     pushgateway: PushgatewayConfig | None = None
 
@@ -648,7 +754,7 @@ class ObsConfig(Strict):
     slos: list[SloConfig] = []
     reports: ReportsConfig = ReportsConfig()
     operations: OperationsConfig = OperationsConfig()
-    freshness: dict[Literal[DATASETS], Duration] = {}  # type: ignore[valid-type]
+    freshness: dict[Literal[DATASETS], FreshnessLag] = {}  # type: ignore[valid-type]
 
     # Where the file was read from; relative lake paths resolve against its folder.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -729,12 +835,20 @@ def _read_yaml(path: Path, seen: tuple[Path, ...]) -> Any:
     if path.resolve() in seen:
         raise ConfigError(f"{path}: extends loops back to itself; remove the cycle")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            redact_url(f"{path}: duplicate key {exc.key!r} at line {exc.line}; remove one of them")
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}: {problem}{where}; fix the YAML syntax there") from None
+        raise ConfigError(
+            redact_url(f"{path}: {problem}{where}; fix the YAML syntax there")
+        ) from None
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty; start from the obs.yaml in the repository")
     if not isinstance(raw, dict) or "extends" not in raw:
         return raw
     base_path = path.parent / str(raw.pop("extends"))
@@ -743,6 +857,33 @@ def _read_yaml(path: Path, seen: tuple[Path, ...]) -> Any:
             f"{path}: extends: {base_path} not found; fix the path (relative to this file)"
         )
     return _overlay(_read_yaml(base_path, (*seen, path.resolve())), raw)
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(f"duplicate key {key!r} at line {line}")
+        self.key, self.line = key, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last silently,
+    so the first, perhaps the one reviewed, would be ignored). Keys from ``<<`` merges may be
+    overridden, as YAML intends."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable: the base class names that problem
+                continue
+            if duplicate:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _overlay(base: Any, top: Any) -> Any:
@@ -766,10 +907,71 @@ def parse_config(raw: Any, source: str = "config", base_dir: Path | None = None)
             raise ConfigError(
                 f"{source}: {key}: environment variable {variable} is not set; export it or change {key}"
             )
+    _check_local_paths(config, source)
     return config
 
 
+def _check_local_paths(config: ObsConfig, source: str) -> None:
+    """Refuse a local lake folder or catalog that cannot be written now, not as a traceback in
+    the middle of a run (S3 roots are reached at run time; ``obs doctor`` checks them)."""
+    folders: dict[str, str] = {}
+    for tier in TIERS:
+        own = config.lake.tier(tier).root
+        root = own or config.lake.root
+        if "://" not in root:
+            folders.setdefault(
+                config.resolve_path(root), f"lake.{tier}.root" if own else "lake.root"
+            )
+    for folder, key in folders.items():
+        problem = _folder_problem(Path(folder))
+        if problem:
+            raise ConfigError(f"{source}: {key}: {problem}")
+    catalog = Path(config.catalog_path)
+    if catalog.is_dir():
+        raise ConfigError(
+            f"{source}: lake.catalog: {catalog} is a folder; give a file path such as "
+            f"{catalog / 'obs.duckdb'}"
+        )
+    if catalog.exists() and not os.access(catalog, os.W_OK):
+        raise ConfigError(
+            f"{source}: lake.catalog: {catalog} is not writable; fix its permissions or choose "
+            "another path"
+        )
+    problem = _folder_problem(catalog.parent)
+    if problem:
+        raise ConfigError(f"{source}: lake.catalog: {problem}")
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot hold lake files, or None when it exists writable or can be made."""
+    try:
+        if folder.exists():
+            if not folder.is_dir():
+                return (
+                    f"{folder} is a file, not a folder; move the file away or choose another folder"
+                )
+            if not os.access(folder, os.W_OK | os.X_OK):
+                return f"{folder} is not writable; fix its permissions or choose another folder"
+            return None
+        ancestor = next((p for p in folder.parents if p.exists()), Path(folder.anchor))
+    except OSError as exc:
+        return f"{folder} cannot be reached ({exc.strerror}); fix its permissions or choose another folder"
+    if not ancestor.is_dir():
+        return f"{folder} cannot be created: {ancestor} is a file; choose another folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return (
+            f"{folder} cannot be created: {ancestor} is not writable; fix its permissions or "
+            "choose another folder"
+        )
+    return None
+
+
 def _describe(error: dict[str, Any]) -> str:
+    """One line for one pydantic error; every URL's userinfo is masked in what it echoes."""
+    return redact_url(_describe_unredacted(error))
+
+
+def _describe_unredacted(error: dict[str, Any]) -> str:
     key = _dotted(error["loc"])
     kind, message = error["type"], error["msg"]
     if kind == "extra_forbidden":

@@ -22,8 +22,17 @@ from typing import Any
 import requests
 import yaml
 
-from obs_pipelines.config import HttpAuth, ObsConfig, Tls, secret
+from obs_pipelines.config import HttpAuth, ObsConfig, Tls
 from obs_pipelines.errors import ObsError
+from obs_pipelines.redact import redact_url
+from obs_pipelines.sources.http import (
+    DeadlineExceeded,
+    basic_credentials,
+    bounded_request,
+    credential,
+    deadline_session,
+    scrub,
+)
 
 DEFAULT_TIMEOUT = 5.0
 TIERS = ("hot", "warm", "cold")
@@ -49,13 +58,14 @@ def run_checks(
     dagster_home: str | None = None,
     pushgateway_url: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    checksums: bool = True,
 ) -> list[CheckResult]:
     """Every check, in the order a person would fix things: sources, lake, catalog, Dagster."""
     results: list[CheckResult] = []
     results += _source_checks(config, timeout)
     if pushgateway_url:
         results.append(_guard("pushgateway", lambda: _pushgateway(pushgateway_url, timeout)))
-    results += _lake_checks(config)
+    results += _lake_checks(config, checksums)
     results += _catalog_checks(config)
     results += _dagster_checks(dagster_home or os.environ.get("DAGSTER_HOME"))
     return results
@@ -76,9 +86,10 @@ def _guard(check: str, run: Callable[[], CheckResult]) -> CheckResult:
     try:
         return run()
     except ObsError as exc:
-        return CheckResult(check, False, str(exc))
+        return CheckResult(check, False, scrub(str(exc)))
     except Exception as exc:  # a doctor reports everything it finds
-        return CheckResult(check, False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        text = (scrub(str(exc)).splitlines() or [""])[0][:200]
+        return CheckResult(check, False, f"{type(exc).__name__}: {text}")
 
 
 # --- sources ---------------------------------------------------------------------------------
@@ -122,46 +133,48 @@ def _source_checks(config: ObsConfig, timeout: float) -> list[CheckResult]:
 
 def _session(auth: HttpAuth | None, tls: Tls, api_key_env: str | None = None) -> requests.Session:
     """A session with the source's credentials and TLS, and no retries (the doctor answers fast)."""
-    session = requests.Session()
+    session = deadline_session()
     session.verify = str(tls.ca_file) if tls.ca_file else tls.verify
     if tls.client_cert:
         session.cert = (
             (str(tls.client_cert), str(tls.client_key)) if tls.client_key else str(tls.client_cert)
         )
     if api_key_env:
-        session.headers["Authorization"] = f"ApiKey {secret(api_key_env)}"
+        session.headers["Authorization"] = f"ApiKey {credential(api_key_env)}"
     if auth is not None and getattr(auth, "bearer_token_env", None):
-        session.headers["Authorization"] = f"Bearer {secret(auth.bearer_token_env)}"  # type: ignore[arg-type]
+        session.headers["Authorization"] = f"Bearer {credential(auth.bearer_token_env)}"  # type: ignore[arg-type]
     if auth is not None and auth.basic:
-        session.auth = (secret(auth.basic.username_env), secret(auth.basic.password_env))
+        session.auth = basic_credentials(auth.basic.username_env, auth.basic.password_env)
     return session
 
 
 def _get(
     session: requests.Session, url: str, what: str, key: str, timeout: float, **kwargs: Any
 ) -> requests.Response:
-    """GET with failures turned into one sentence naming the config key to fix."""
+    """GET with failures turned into one sentence naming the config key to fix; ``timeout``
+    bounds the whole request, body included."""
+    where = scrub(url)
     try:
-        response = session.request(kwargs.pop("method", "GET"), url, timeout=timeout, **kwargs)
+        response = bounded_request(session, kwargs.pop("method", "GET"), url, timeout, **kwargs)
     except requests.exceptions.SSLError:
-        raise ObsError(f"TLS to {what} at {url} failed; check {key}.tls") from None
-    except requests.exceptions.Timeout:
+        raise ObsError(f"TLS to {what} at {where} failed; check {key}.tls") from None
+    except (DeadlineExceeded, requests.exceptions.Timeout):
         raise ObsError(
-            f"{what} at {url} did not answer within {timeout:g}s; check the server's health"
+            f"{what} at {where} did not finish answering within {timeout:g}s; check the server's health"
         ) from None
     except requests.exceptions.RequestException as exc:
         reason = "connection refused" if "refused" in str(exc).lower() else type(exc).__name__
         raise ObsError(
-            f"{what} at {url} is unreachable ({reason}); start it or fix {key}.url"
+            f"{what} at {where} is unreachable ({reason}); start it or fix {key}.url"
         ) from None
     if response.status_code in (401, 403):
         raise ObsError(
-            f"{what} at {url} refused the credentials (HTTP {response.status_code}); check {key}.auth "
+            f"{what} at {where} refused the credentials (HTTP {response.status_code}); check {key}.auth "
             "and the variables it names"
         )
     if response.status_code >= 400:
         raise ObsError(
-            f"{what} answered HTTP {response.status_code} at {url}; check {key}.url is the base URL"
+            f"{what} answered HTTP {response.status_code} at {where}; check {key}.url is the base URL"
         )
     return response
 
@@ -185,7 +198,7 @@ def _prometheus(check: str, config: ObsConfig, timeout: float) -> CheckResult:
     )
     result = answer.json()["data"]["result"]
     count = int(float(result[0]["value"][1])) if result else 0
-    detail = f"Prometheus {version} at {section.url}; {count} series of {selector} in the last hour"
+    detail = f"Prometheus {version} at {scrub(section.url)}; {count} series of {selector} in the last hour"
     if count == 0:
         return CheckResult(
             check, False, detail, f"check {key}.selectors against the server's metrics"
@@ -203,7 +216,9 @@ def _prometheus_rules(check: str, config: ObsConfig, timeout: float) -> CheckRes
     groups = response.json().get("data", {}).get("groups", [])
     rules = sum(len(g.get("rules", [])) for g in groups)
     return CheckResult(
-        check, True, f"Prometheus at {section.url} serves {rules} rules in {len(groups)} groups"
+        check,
+        True,
+        f"Prometheus at {scrub(section.url)} serves {rules} rules in {len(groups)} groups",
     )
 
 
@@ -224,7 +239,7 @@ def _elasticsearch(check: str, config: ObsConfig, timeout: float) -> CheckResult
     return CheckResult(
         check,
         True,
-        f"Elasticsearch {version} at {section.url}; {documents} documents in {section.index}",
+        f"Elasticsearch {version} at {scrub(section.url)}; {documents} documents in {section.index}",
     )
 
 
@@ -235,7 +250,7 @@ def _jaeger(check: str, config: ObsConfig, timeout: float) -> CheckResult:
     path = "/api/services" if section.api == "v1" else "/api/v3/services"
     body = _get(session, f"{section.url}{path}", "Jaeger", "sources.jaeger", timeout).json()
     services = body.get("services") or body.get("data") or []
-    return CheckResult(check, True, f"Jaeger at {section.url}; {len(services)} services")
+    return CheckResult(check, True, f"Jaeger at {scrub(section.url)}; {len(services)} services")
 
 
 def _alertmanager(check: str, config: ObsConfig, timeout: float) -> CheckResult:
@@ -247,7 +262,9 @@ def _alertmanager(check: str, config: ObsConfig, timeout: float) -> CheckResult:
     version = status.get("versionInfo", {}).get("version", "?")
     alerts = _get(session, f"{section.url}/api/v2/alerts", "Alertmanager", key, timeout).json()
     return CheckResult(
-        check, True, f"Alertmanager {version} at {section.url}; {len(alerts)} active alerts"
+        check,
+        True,
+        f"Alertmanager {version} at {scrub(section.url)}; {len(alerts)} active alerts",
     )
 
 
@@ -260,15 +277,14 @@ _PROBES: dict[tuple[str, str], Callable[[str, ObsConfig, float], CheckResult]] =
 
 
 def _pushgateway(url: str, timeout: float) -> CheckResult:
-    session = requests.Session()
-    _get(session, f"{url}/-/ready", "Pushgateway", "the pushgateway", timeout)
-    return CheckResult("pushgateway", True, f"Pushgateway at {url} is ready")
+    _get(deadline_session(), f"{url}/-/ready", "Pushgateway", "the pushgateway", timeout)
+    return CheckResult("pushgateway", True, f"Pushgateway at {scrub(url)} is ready")
 
 
 # --- lake ------------------------------------------------------------------------------------
 
 
-def _lake_checks(config: ObsConfig) -> list[CheckResult]:
+def _lake_checks(config: ObsConfig, checksums: bool = True) -> list[CheckResult]:
     from obs_pipelines.lake import Lake
 
     try:
@@ -279,7 +295,56 @@ def _lake_checks(config: ObsConfig) -> list[CheckResult]:
         _guard("lake.writable", lambda: _lake_writable(lake)),
         _guard("lake.tiers", lambda: _lake_tiers(lake)),
         _guard("lake.storage_classes", lambda: _storage_classes(lake)),
+        *_lake_integrity(lake, checksums),
     ]
+
+
+def _lake_integrity(lake: Any, checksums: bool) -> list[CheckResult]:
+    """Every published file against the inventory: present, of its published size, a footer
+    that opens with the published row count and (``checksums``) the published SHA-256. What
+    fails is quarantined, one line each with the partition and the fix; the rest of the lake
+    stays readable."""
+    from obs_pipelines.lake.integrity import repair_listing_faults, verify_published
+
+    try:
+        lake.adopt()
+        findings = repair_listing_faults(lake)
+        verified, damaged = verify_published(lake, checksum=checksums)
+    except ObsError as exc:
+        return [CheckResult("lake.integrity", False, str(exc), "check lake.root and lake.s3")]
+    findings += damaged
+    results = [
+        CheckResult(f"lake.{f.kind}", f.kind == "stray", f.describe(lake), "") for f in findings
+    ]
+    held = [(reason, key) for reason, _, key in lake.quarantined() if reason == "damaged"]
+    unrepaired = [key for _, key in held if _unrepaired(lake, key)]
+    if held:
+        results.append(
+            CheckResult(
+                "lake.quarantine",
+                not unrepaired,
+                f"{len(held)} damaged files are held under _quarantine/damaged/; "
+                + (
+                    f"{len(unrepaired)} not yet replaced (first: {unrepaired[0]})"
+                    if unrepaired
+                    else "each partition has been written again; delete them when done"
+                ),
+                "re-ingest (obs materialize --from/--to) or restore the partitions named",
+            )
+        )
+    what = "footers, row counts and checksums" if checksums else "footers and row counts"
+    problems = [f for f in findings if f.kind != "stray"]
+    results.insert(
+        0,
+        CheckResult(
+            "lake.integrity",
+            not problems,
+            f"verified {what} of {verified} published files; "
+            + (f"{len(problems)} damaged or missing (below)" if problems else "all match"),
+            "re-ingest or restore each partition named below" if problems else "",
+        ),
+    )
+    return results
 
 
 def _distinct_stores(lake: Any) -> dict[str, Any]:
@@ -289,6 +354,18 @@ def _distinct_stores(lake: Any) -> dict[str, Any]:
         store = lake.store(tier)
         by_root.setdefault(store.root, ([], store))[0].append(tier)
     return {"+".join(tiers): store for tiers, store in by_root.values()}
+
+
+def _unrepaired(lake: Any, key: str) -> bool:
+    """Whether the partition of a quarantined data file has no published file again."""
+    from obs_pipelines.lake.inventory import INVENTORY
+
+    parts = key.split("/")
+    if key.startswith(f"{INVENTORY}/") or len(parts) < 4:
+        return False
+    tier, dataset = parts[0], parts[1]
+    folder = key.rsplit("/", 1)[0]
+    return not any(f.key.startswith(f"{folder}/") for f in lake.files(dataset, (tier,)))
 
 
 def _lake_writable(lake: Any) -> CheckResult:
@@ -320,18 +397,13 @@ def _sample_objects(store: Any, prefix: str, limit: int) -> tuple[list[dict[str,
 
 
 def _lake_tiers(lake: Any) -> CheckResult:
-    from obs_pipelines.lake.storage import S3Storage
+    """How many published files each tier holds (listings only)."""
+    from obs_pipelines.lake.lake import LAKE_DATASETS
 
     found = []
     for tier in TIERS:
-        store = lake.store(tier)
-        if isinstance(store, S3Storage):
-            objects, more = _sample_objects(store, f"{tier}/", 1000)
-            count = f"{len(objects)}{'+' if more else ''} objects"
-        else:
-            folder = Path(store.root, tier)
-            count = f"{sum(1 for _ in os.scandir(folder)) if folder.is_dir() else 0} entries"
-        found.append(f"{tier}: {count}")
+        count = sum(len(lake.files(dataset, (tier,))) for dataset in LAKE_DATASETS)
+        found.append(f"{tier}: {count} published files")
     return CheckResult("lake.tiers", True, "; ".join(found))
 
 
@@ -517,7 +589,8 @@ def _postgres_storage(section: dict[str, Any]) -> CheckResult:
         return CheckResult(
             "dagster.storage",
             False,
-            f"PostgreSQL {where} refused the connection ({str(exc).strip().splitlines()[0][:160]})",
+            f"PostgreSQL {where} refused the connection "
+            f"({redact_url(str(exc)).strip().splitlines()[0][:160]})",
             "check storage.postgres in dagster.yaml and the DAGSTER_PG_* variables",
         )
     try:

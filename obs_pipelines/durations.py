@@ -20,7 +20,10 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(
             f"'{text}' is not a duration; write a number and a unit such as 90s, 15m, 2h, 7d, 1w or 1y"
         )
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"'{text}' is too long a duration; write at most 1000y") from None
 
 
 def format_duration(delta: timedelta) -> str:

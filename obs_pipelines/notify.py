@@ -16,8 +16,19 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import requests
 
-from obs_pipelines.config import AlertmanagerSourceConfig, secret
+from obs_pipelines.config import AlertmanagerSourceConfig
 from obs_pipelines.errors import ObsError
+from obs_pipelines.sources.http import (
+    DeadlineExceeded,
+    basic_credentials,
+    bounded_request,
+    credential,
+    deadline_session,
+    remember_basic_auth,
+    remember_secret,
+    scrub,
+    server_words,
+)
 
 # An alert we stop re-posting (the sensor died) expires after this, as Prometheus's do (it uses
 # four evaluation intervals); a sensor ticking every 30 s re-posts it long before.
@@ -72,20 +83,26 @@ class Alertmanager:
         verify: bool | str = True,
     ) -> None:
         self.url = url.rstrip("/")
-        self.timeout = timeout
-        self._session = requests.Session()
+        self.timeout = timeout  # a total deadline per request, not only per socket read
+        self._where = scrub(self.url)
+        self._session = deadline_session()
         self._session.headers.update({"Content-Type": "application/json", **(headers or {})})
         self._session.auth = auth
         self._session.verify = verify
+        for name, value in (headers or {}).items():
+            if name.lower() == "authorization":
+                remember_secret(value.split(" ", 1)[-1])
+        if auth is not None:
+            remember_basic_auth(*auth)
 
     @classmethod
     def from_config(cls, config: AlertmanagerSourceConfig) -> "Alertmanager":
         """The Alertmanager of ``sources.alertmanager``: the one whose routing reaches people."""
         headers, auth = {}, None
         if config.auth and config.auth.bearer_token_env:
-            headers["Authorization"] = f"Bearer {secret(config.auth.bearer_token_env)}"
+            headers["Authorization"] = f"Bearer {credential(config.auth.bearer_token_env)}"
         if config.auth and config.auth.basic:
-            auth = (secret(config.auth.basic.username_env), secret(config.auth.basic.password_env))
+            auth = basic_credentials(config.auth.basic.username_env, config.auth.basic.password_env)
         tls = config.tls
         return cls(
             config.url,
@@ -103,8 +120,8 @@ class Alertmanager:
         response = self._request("POST", "/api/v2/alerts", data=body)
         if response.status_code != 200:
             raise NotifyError(
-                f"Alertmanager at {self.url} refused {len(alerts)} alerts (HTTP {response.status_code}: "
-                f"{response.text[:200].strip()}); check the labels and the Alertmanager version (API v2 needed)"
+                f"Alertmanager at {self._where} refused {len(alerts)} alerts (HTTP {response.status_code}: "
+                f"{server_words(response.text, 200)}); check the labels and the Alertmanager version (API v2 needed)"
             )
 
     def active(self, matchers: Mapping[str, str]) -> list[dict[str, object]]:
@@ -114,7 +131,7 @@ class Alertmanager:
         response = self._request("GET", "/api/v2/alerts", params=params)
         if response.status_code != 200:
             raise NotifyError(
-                f"Alertmanager at {self.url} refused to list alerts (HTTP {response.status_code}); "
+                f"Alertmanager at {self._where} refused to list alerts (HTTP {response.status_code}); "
                 "check sources.alertmanager.url"
             )
         return orjson.loads(response.content)
@@ -165,22 +182,28 @@ class Alertmanager:
         response = self._request("GET", "/api/v2/status")
         if response.status_code != 200:
             raise NotifyError(
-                f"Alertmanager at {self.url} answered HTTP {response.status_code} to /api/v2/status; "
+                f"Alertmanager at {self._where} answered HTTP {response.status_code} to /api/v2/status; "
                 "check sources.alertmanager.url (the base URL, without /api)"
             )
         return str(orjson.loads(response.content).get("versionInfo", {}).get("version", "unknown"))
 
     def _request(self, method: str, path: str, **kwargs: object) -> requests.Response:
         try:
-            return self._session.request(
+            return bounded_request(
+                self._session,
                 method,
                 f"{self.url}{path}",
-                timeout=self.timeout,
-                **kwargs,  # type: ignore[arg-type]
+                self.timeout,
+                **kwargs,
             )
+        except (DeadlineExceeded, requests.exceptions.ReadTimeout):
+            raise NotifyError(
+                f"Alertmanager at {self._where} did not finish answering within {self.timeout:g}s "
+                "(sources.alertmanager.timeout); check its health or raise the timeout"
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise NotifyError(
-                f"Alertmanager at {self.url} is unreachable ({type(exc).__name__}); "
+                f"Alertmanager at {self._where} is unreachable ({type(exc).__name__}); "
                 "check sources.alertmanager.url and that Alertmanager is running"
             ) from None
 

@@ -22,6 +22,13 @@ from urllib.parse import quote
 import requests
 
 from obs_pipelines.errors import ObsError
+from obs_pipelines.sources.http import (
+    DeadlineExceeded,
+    bounded_request,
+    deadline_session,
+    scrub,
+    server_words,
+)
 
 DEFAULT_JOB = "obs_pipelines_reports"
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -144,7 +151,9 @@ def push(
 ) -> int:
     """Replace the group ``job`` (+ ``grouping``) on the Pushgateway at ``url`` with ``metrics``.
 
-    Returns the number of samples pushed (the timestamp included).
+    Returns the number of samples pushed (the timestamp included). ``timeout`` bounds the whole
+    push, not each socket read; a ``session`` of your own must come from
+    :func:`obs_pipelines.sources.http.deadline_session` for the bound to hold.
     """
     body = exposition(metrics)
     path = f"/metrics/job/{quote(job, safe='')}"
@@ -152,23 +161,31 @@ def push(
         if not _LABEL_NAME.match(key):
             raise ValueError(f"grouping label {key!r} is not a valid Prometheus label name")
         path += f"/{key}/{quote(value, safe='')}"
-    http = session or requests
+    where = scrub(url)
     try:
-        response = http.put(
+        response = bounded_request(
+            session or deadline_session(),
+            "PUT",
             f"{url.rstrip('/')}{path}",
+            timeout,
             data=body.encode(),
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
-            timeout=timeout,
         )
+    except (DeadlineExceeded, requests.exceptions.ReadTimeout):
+        raise PushError(
+            f"Pushgateway at {where} did not finish answering within {timeout:g}s; check its "
+            "health or raise operations.pushgateway.timeout"
+        ) from None
     except requests.exceptions.RequestException as exc:
         raise PushError(
-            f"Pushgateway at {url} is unreachable ({type(exc).__name__}); check the pushgateway "
+            f"Pushgateway at {where} is unreachable ({type(exc).__name__}); check the pushgateway "
             "url in the config and that the Pushgateway is running"
         ) from None
     if response.status_code not in (200, 202):
         raise PushError(
-            f"Pushgateway at {url} refused the report metrics (HTTP {response.status_code}: "
-            f"{response.text[:200].strip()}); a metric pushed by another job may clash in type"
+            f"Pushgateway at {where} refused the report metrics (HTTP {response.status_code}: "
+            f"{server_words(response.text, 200)}); a metric pushed by another job "
+            "may clash in type"
         )
     return len(metrics) + 1
 

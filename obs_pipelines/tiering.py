@@ -44,7 +44,9 @@ from obs_pipelines.config import ARCHIVE_STORAGE_CLASSES, DEFAULT_ZSTD_LEVELS, O
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.checksum import EMPTY, Checksum, table_checksum
+from obs_pipelines.lake.integrity import quarantine_damaged, repair_listing_faults
 from obs_pipelines.lake.metric_codec import (
+    WARM_SAMPLES,
     decode_samples,
     encode_samples,
     warm_samples_encoding,
@@ -192,6 +194,7 @@ class TieringResult:
     deletions: list[Deletion] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. stray files moved aside
 
     @property
     def bytes_before(self) -> int:
@@ -222,9 +225,13 @@ def run_tiering(
     with _lake_lock(lake, config):
         for tier in ("warm", "cold"):
             lake.store(tier).sweep_staging(f"{tier}/")
+        lake.adopt()
+        for finding in repair_listing_faults(lake):
+            target = result.notes if finding.kind == "stray" else result.problems
+            target.append(finding.describe(lake))
         runner = _Runner(lake, config, now, hook or (lambda step, move: None), result)
         for _ in range(MAX_PASSES):
-            if not any([runner.advance(stream) for stream in planned]):
+            if not any([runner.run(stream) for stream in planned]):
                 break
         else:
             result.problems.append(f"tiering did not settle after {MAX_PASSES} passes; rerun")
@@ -254,6 +261,16 @@ class _Runner:
         self._cache: dict[tuple[str, str | None], pa.Table] = {}
 
     # -- planning ---------------------------------------------------------------------------
+
+    def run(self, stream: Stream) -> bool:
+        """:meth:`advance`, except that a file found damaged on the way is quarantined and
+        reported (the stream is planned again without it) instead of failing every run."""
+        try:
+            return self.advance(stream)
+        except _Damaged as damaged:
+            finding = quarantine_damaged(self.lake, damaged.file, damaged.problem)
+            self.result.problems.append(finding.describe(self.lake))
+            return True
 
     def advance(self, stream: Stream) -> bool:
         """Do the first kind of work the stream needs; False when it needs none."""
@@ -488,7 +505,12 @@ class _Runner:
         return cached
 
     def _read_logical(self, file: LakeFile) -> pa.Table:
-        table = _decode(file.dataset, self.lake.read_file(file))
+        try:
+            table = _decode(file.dataset, self.lake.read_file(file))
+        except (LakeError, pa.ArrowException, OSError) as exc:
+            raise _Damaged(file, f"unreadable ({str(exc).splitlines()[0][:160]})") from None
+        if file.rows is not None and table.num_rows != file.rows:
+            raise _Damaged(file, f"{table.num_rows} rows where {file.rows} were published")
         if file.tier != "hot":
             return table
         if file.dataset == "metric_series":
@@ -512,7 +534,7 @@ class _Runner:
         return table_checksum(theirs.filter(inside)) == table_checksum(mine)
 
     def _delete(self, file: LakeFile, reason: str) -> None:
-        if self.lake.store(file.tier).delete_if_unchanged(file.key, file.etag):
+        if self.lake.store(file.tier).delete_if_unchanged(file.key, file.etag, file.markers):
             self.result.deletions.append(
                 Deletion(file.dataset, file.tier, file.key, file.size, reason)
             )
@@ -520,6 +542,14 @@ class _Runner:
             self.result.problems.append(
                 f"{file.dataset}: {file.key} changed while tiering ran; left for the next run"
             )
+
+
+class _Damaged(Exception):
+    """A file a move needed could not be read as published."""
+
+    def __init__(self, file: LakeFile, problem: str) -> None:
+        super().__init__(problem)
+        self.file, self.problem = file, problem
 
 
 @dataclass(frozen=True)
@@ -579,14 +609,15 @@ def _time_column(dataset: str) -> str:
 
 
 def _rows_within(table: pa.Table, dataset: str, windows: list) -> pa.Array:
-    """Mask of rows whose time falls in any of ``windows``."""
-    times = np.asarray(
-        table.column(_time_column(dataset)).cast(pa.timestamp("ms")).cast(pa.int64())
-    )
-    inside = np.zeros(times.size, dtype=bool)
+    """Mask of rows whose time falls in any of ``windows``, compared in the column's own unit
+    (spans and logs carry microseconds: a cast to ms would refuse or round them)."""
+    column = table.column(_time_column(dataset))
+    inside = pa.array(np.zeros(len(column), dtype=bool))
     for w in windows:
-        inside |= (times >= w.start_ms) & (times < w.end_ms)
-    return pa.array(inside)
+        start = pa.scalar(w.start, column.type)
+        end = pa.scalar(w.end, column.type)
+        inside = pc.or_(inside, pc.and_(pc.greater_equal(column, start), pc.less(column, end)))
+    return inside.combine_chunks() if isinstance(inside, pa.ChunkedArray) else inside
 
 
 def _merge(
@@ -612,6 +643,23 @@ def _merge(
     return table, expected
 
 
+def stored_schema(dataset: str, tier: str) -> pa.Schema | None:
+    """The schema of ``dataset``'s files in ``tier`` as written (None: it never lives there)."""
+    if tier == "hot":
+        return SCHEMAS.get(dataset)
+    if dataset == "metric_samples":
+        return WARM_SAMPLES
+    if dataset == "metric_series":
+        return _series_schema()
+    return _logical_schema(dataset)
+
+
+def _series_schema() -> pa.Schema:
+    return METRIC_SERIES.append(pa.field(SERIES_SEEN[0], pa.timestamp("ms"))).append(
+        pa.field(SERIES_SEEN[1], pa.timestamp("ms"))
+    )
+
+
 def _logical_schema(dataset: str) -> pa.Schema:
     if dataset == ROLLUPS:
         return METRIC_ROLLUPS
@@ -626,9 +674,7 @@ def _logical_schema(dataset: str) -> pa.Schema:
 def _collapse_series(tables: list[pa.Table]) -> pa.Table:
     """One row per series with the first and last hour it was seen in (series never change:
     the id is a hash of the metric and labels)."""
-    schema = METRIC_SERIES.append(pa.field(SERIES_SEEN[0], pa.timestamp("ms"))).append(
-        pa.field(SERIES_SEEN[1], pa.timestamp("ms"))
-    )
+    schema = _series_schema()
     tables = [t.select(schema.names).cast(schema) for t in tables if t.num_rows]
     if not tables:
         return schema.empty_table()

@@ -54,7 +54,7 @@ def test_healthy_simulator_setup_passes_every_check(
     }
     assert "simulator" in by_check["source.metrics"].detail
     assert "Alertmanager 0.25" in by_check["source.alertmanager"].detail
-    assert "hot: 2 entries" in by_check["lake.tiers"].detail  # metric_series, metric_samples
+    assert "hot: 2 published files" in by_check["lake.tiers"].detail  # series and samples
     assert "views bind" in by_check["catalog"].detail
     assert report.splitlines()[-1] == f"all {len(results)} checks passed"
     assert not list(Path(lake.storage.root).rglob("*probe*"))

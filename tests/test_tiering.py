@@ -55,11 +55,16 @@ def local_config(tmp_path: Path, **lake: Any) -> ObsConfig:
 
 
 def files_on_disk(config: ObsConfig) -> list[str]:
+    """Every data file and inventory marker (not the lock, the anchors or the inventory's
+    version stamp, which a lake keeps while empty)."""
     root = Path(config.lake_root)
     return sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
-        if p.is_file() and "_locks" not in p.parts
+        if p.is_file()
+        and "_locks" not in p.parts
+        and "_anchor" not in p.parts
+        and p.relative_to(root).as_posix() != "_inventory/VERSION"
     )
 
 

@@ -1,6 +1,7 @@
 """The lake as the rest of the engine sees it: datasets, partitions and tiers, not keys."""
 
-from dataclasses import dataclass, replace
+import hashlib
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import pyarrow as pa
@@ -8,16 +9,30 @@ import pyarrow.parquet as pq
 
 from obs_pipelines.config import TIERS, ObsConfig
 from obs_pipelines.errors import LakeError
-from obs_pipelines.lake import paths
+from obs_pipelines.lake import inventory, paths
 from obs_pipelines.lake.paths import LakeFile
-from obs_pipelines.lake.storage import LocalStorage, S3Storage, open_storage
+from obs_pipelines.lake.storage import LocalStorage, S3Storage, StoredObject, open_storage
 from obs_pipelines.lake.writer import HOT, WrittenPartition, write_partition
 from obs_pipelines.schemas import SCHEMAS, SORT_KEYS
 from obs_pipelines.windows import TimeWindow
 
+# Every dataset with files in the lake: rollups are made by tiering, never ingested.
+LAKE_DATASETS = (*SCHEMAS, "metric_rollups")
+
 # Raw samples: a dictionary pays off for series_id only; on timestamps and values it costs write
 # time and bytes (measured in bench/: 2x faster writes, 18% smaller hot files).
 HOT_SAMPLES = replace(HOT, use_dictionary=("series_id",))
+
+
+@dataclass
+class Survey:
+    """A dataset's files as listed, sorted by what the inventory says of them."""
+
+    published: list[LakeFile] = field(default_factory=list)
+    # A file whose markers name another size: truncated, or replaced by hand.
+    mismatched: list[tuple[StoredObject, list[inventory.Marker]]] = field(default_factory=list)
+    strays: list[tuple[str, StoredObject]] = field(default_factory=list)  # (tier, object)
+    missing: list[tuple[str, inventory.Marker]] = field(default_factory=list)  # published, gone
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class Lake:
                 by_root[resolved] = open_storage(config.lake, resolved)
             self.tiers[tier] = by_root[resolved]
         self.storage = self.tiers["hot"]
+        self._inventoried: dict[str, bool] = {}
 
     def store(self, tier: str) -> LocalStorage | S3Storage:
         return self.tiers[tier]
@@ -95,16 +111,148 @@ class Lake:
         ]
 
     def files(self, dataset: str, tiers: tuple[str, ...] = TIERS) -> list[LakeFile]:
-        """Every published file of ``dataset`` in ``tiers``, visible or superseded, from listings."""
-        found = []
+        """Every published file of ``dataset`` in ``tiers``, visible or superseded, from listings:
+        a file counts only if the inventory has a marker of its size (in a store that predates
+        the inventory, every well-named file counts)."""
+        return self.survey(dataset, tiers).published
+
+    def survey(self, dataset: str, tiers: tuple[str, ...] = TIERS) -> "Survey":
+        """Listings of ``dataset``'s files and inventory markers, matched against each other."""
+        survey = Survey()
         for tier in tiers:
-            for obj in self.tiers[tier].list_objects(f"{tier}/{dataset}/"):
+            store = self.tiers[tier]
+            inventoried = self.has_inventory(store)
+            markers: dict[str, list[inventory.Marker]] = {}
+            if inventoried:
+                for obj in store.list_objects(inventory.marker_prefix(f"{tier}/{dataset}")):
+                    marker = inventory.parse_marker(obj.key)
+                    if marker is not None:
+                        markers.setdefault(marker.file_key, []).append(marker)
+            for obj in store.list_objects(f"{tier}/{dataset}/"):
+                if inventory.is_anchor(obj.key):
+                    continue
                 parsed = paths.parse_file(
                     dataset, tier, obj.key, obj.size, obj.modified, obj.storage_class, obj.etag
                 )
-                if parsed is not None:
-                    found.append(parsed)
+                if not inventoried:
+                    if parsed is not None:
+                        survey.published.append(parsed)
+                    continue
+                own = markers.pop(obj.key, [])
+                match = next((m for m in own if m.bytes == obj.size), None)
+                if parsed is not None and match is not None:
+                    survey.published.append(
+                        replace(
+                            parsed,
+                            rows=match.rows,
+                            sha256=match.sha256,
+                            markers=tuple(m.key for m in own),
+                        )
+                    )
+                elif own:
+                    survey.mismatched.append((obj, own))
+                else:
+                    survey.strays.append((tier, obj))
+            survey.missing += [(tier, m) for ms in markers.values() for m in ms]
+        return survey
+
+    def has_inventory(self, store: LocalStorage | S3Storage) -> bool:
+        """Whether ``store`` keeps the published inventory (it was adopted or begun empty)."""
+        known = self._inventoried.get(store.root)
+        if known is None:
+            known = self._inventoried[store.root] = bool(store.list_objects(inventory.VERSION_KEY))
+        return known
+
+    def adopt(self) -> list[str]:
+        """Start the inventory in every store that has none: each well-named file already there
+        is published as it is (the lake wrote it before markers existed). Returns one line per
+        store adopted."""
+        done = []
+        for store in self._distinct_stores():
+            if self.has_inventory(store):
+                continue
+            adopted = 0
+            for tier in TIERS:
+                if self.tiers[tier] is not store:
+                    continue
+                for dataset in LAKE_DATASETS:
+                    for f in self.survey(dataset, (tier,)).published:
+                        if not store.list_objects(inventory.marker_prefix(f.key)):
+                            rows, size, sha = self._fingerprint(f)
+                            store.put_empty(inventory.marker_key(f.key, rows, size, sha))
+                            adopted += 1
+            store.put_empty(inventory.VERSION_KEY)
+            self._inventoried[store.root] = True
+            if adopted:
+                done.append(f"{store.root}: {adopted} existing files entered the inventory")
+        return done
+
+    def ensure_anchors(self) -> None:
+        """An empty file per tier and dataset that each of the catalog's globs always matches,
+        so a view never fails on a tier that holds no data yet (or any more)."""
+        for tier in TIERS:
+            store = self.tiers[tier]
+            present = {o.key for o in store.list_objects(f"{tier}/") if inventory.is_anchor(o.key)}
+            for dataset in LAKE_DATASETS:
+                key = paths.anchor_file(tier, dataset)
+                if key not in present:
+                    from obs_pipelines.tiering import stored_schema
+
+                    schema = stored_schema(dataset, tier)
+                    if schema is not None:
+                        with store.staging(key) as staged:
+                            pq.write_table(schema.empty_table(), staged)
+                            store.publish(staged, key)
+
+    def quarantine(self, tier: str, key: str, reason: str, markers: tuple[str, ...]) -> str:
+        """Move a file (and its markers) out of the dataset to ``_quarantine/<reason>/``; the
+        rest of the dataset stays readable. Returns where it went."""
+        store = self.tiers[tier]
+        target = inventory.quarantine_key(reason, key)
+        store.move(key, target)
+        for marker in markers:
+            store.move(marker, inventory.quarantine_key(reason, marker))
+        return store.url(target)
+
+    def quarantined(self) -> list[tuple[str, str, str]]:
+        """(reason, tier root, original key) of every file or marker in quarantine."""
+        found = []
+        for store in self._distinct_stores():
+            for obj in store.list_objects(f"{inventory.QUARANTINE}/"):
+                _, reason, key = obj.key.split("/", 2)
+                found.append((reason, store.root, key))
         return found
+
+    def verify(self, file: LakeFile, *, checksum: bool = True) -> str | None:
+        """What is wrong with a published file, or None: its footer must open and hold the
+        published row count, and (``checksum``) its bytes must hash to the published SHA-256."""
+        store = self.tiers[file.tier]
+        fs, base = store.arrow_filesystem()
+        try:
+            rows = pq.read_metadata(f"{base}/{file.key}", filesystem=fs).num_rows
+        except (OSError, pa.ArrowException) as exc:
+            return f"unreadable footer ({str(exc).splitlines()[0][:120]})"
+        if file.rows is not None and rows != file.rows:
+            return f"{rows} rows where {file.rows} were published"
+        if checksum and file.sha256 is not None and self._sha256(file) != file.sha256:
+            return "content differs from what was published (checksum mismatch)"
+        return None
+
+    def _fingerprint(self, file: LakeFile) -> tuple[int, int, str]:
+        fs, base = self.tiers[file.tier].arrow_filesystem()
+        rows = pq.read_metadata(f"{base}/{file.key}", filesystem=fs).num_rows
+        return rows, file.size, self._sha256(file)
+
+    def _sha256(self, file: LakeFile) -> str:
+        fs, base = self.tiers[file.tier].arrow_filesystem()
+        digest = hashlib.sha256()
+        with fs.open_input_stream(f"{base}/{file.key}") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def _distinct_stores(self) -> list[LocalStorage | S3Storage]:
+        return list({id(s): s for s in self.tiers.values()}.values())
 
     def read_file(self, file: LakeFile) -> pa.Table:
         """The stored table of one file (warm metric samples still encoded)."""

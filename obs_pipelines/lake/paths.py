@@ -88,6 +88,10 @@ class LakeFile:
     modified: datetime
     storage_class: str | None = None
     etag: str | None = None
+    # From the published inventory (None in a store that predates it).
+    rows: int | None = None
+    sha256: str | None = None
+    markers: tuple[str, ...] = ()
 
     @property
     def rank(self) -> int:
@@ -159,6 +163,12 @@ def parse_file(
     return LakeFile(
         dataset, tier, key, start, end, generation, resolution, size, modified, storage_class, etag
     )
+
+
+def anchor_file(tier: str, dataset: str) -> str:
+    """The empty file that keeps ``tier``'s glob of ``dataset`` non-empty (see the catalog)."""
+    name = {"hot": PART_FILE, "warm": "part-g0.parquet", "cold": "part-00-00-g0.parquet"}[tier]
+    return f"{tier}/{dataset}/_anchor/{name}"
 
 
 def day_of(moment: datetime) -> date:

@@ -27,6 +27,7 @@ import pyarrow.fs as pafs
 
 from obs_pipelines.config import LakeConfig, secret
 from obs_pipelines.errors import LakeError
+from obs_pipelines.lake import inventory
 
 STAGING_SUFFIX = ".tmp"
 
@@ -73,7 +74,13 @@ class Storage(Protocol):
         self, staged: Path, key: str, storage_class: str | None = None, rows: int | None = None
     ) -> int: ...
 
-    def delete_if_unchanged(self, key: str, etag: str | None) -> bool: ...
+    def delete_if_unchanged(
+        self, key: str, etag: str | None, markers: tuple[str, ...] = ()
+    ) -> bool: ...
+
+    def put_empty(self, key: str) -> None: ...
+
+    def move(self, source: str, target: str) -> None: ...
 
     def acquire_lock(self, name: str, owner: str, ttl_seconds: float) -> HeldLock: ...
 
@@ -120,9 +127,12 @@ class LocalStorage:
         with open(staged, "rb") as handle:
             os.fsync(handle.fileno())
         size = staged.stat().st_size
+        sha = inventory.file_sha256(staged) if inventory.is_data_key(key) else ""
         os.replace(staged, target)
         _fsync_dir(target.parent)
         self._sweep_stale_staging(target.parent)
+        if sha:
+            _record(self, key, rows, size, sha)
         return size
 
     def list_objects(self, prefix: str) -> list[StoredObject]:
@@ -145,24 +155,51 @@ class LocalStorage:
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            path = self._path(key)
+            path.unlink(missing_ok=True)
+            if key.startswith(f"{inventory.INVENTORY}/"):
+                self._remove_empty_folders(path.parent, keep=2)
 
-    def delete_if_unchanged(self, key: str, etag: str | None) -> bool:
-        """Delete ``key`` only if it is still the version ``etag`` names; True if it is gone.
+    def put_empty(self, key: str) -> None:
+        """Create an empty object (an inventory marker) at ``key``, durably."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        _fsync_dir(path.parent)
+
+    def move(self, source: str, target: str) -> None:
+        """Rename ``source`` to ``target`` (quarantine); a missing source is not an error."""
+        destination = self._path(target)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(self._path(source), destination)
+        except FileNotFoundError:
+            return
+        _fsync_dir(destination.parent)
+        self._remove_empty_folders(self._path(source).parent)
+
+    def delete_if_unchanged(
+        self, key: str, etag: str | None, markers: tuple[str, ...] = ()
+    ) -> bool:
+        """Delete ``key`` (and the inventory ``markers`` it was listed with) only if it is still
+        the version ``etag`` names; True if it is gone.
 
         The file is first renamed aside (atomic), so a writer replacing it at the same moment
-        lands its new version under the key and is never deleted by mistake.
+        lands its new version under the key (with a marker of its own) and is never deleted by
+        mistake.
         """
         path = self._path(key)
         aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.deleting")
         try:
             os.rename(path, aside)
         except FileNotFoundError:
+            self.delete(list(markers))
             return True
         if etag is None or _local_etag(aside.stat()) == etag:
             aside.unlink()
             _fsync_dir(path.parent)
             self._remove_empty_folders(path.parent)
+            self.delete(list(markers))
             return True
         with contextlib.suppress(FileExistsError):  # a newer version already took the key
             os.link(aside, path)
@@ -218,10 +255,11 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         return Path(self.root, key)
 
-    def _remove_empty_folders(self, folder: Path) -> None:
-        """Drop partition folders a move emptied, up to the tier's dataset folder."""
+    def _remove_empty_folders(self, folder: Path, keep: int = 2) -> None:
+        """Drop partition folders a move emptied, up to the tier's dataset folder (``keep``
+        levels under the root stay)."""
         root = Path(self.root)
-        while folder != root and len(folder.relative_to(root).parts) > 2:
+        while folder != root and len(folder.relative_to(root).parts) > keep:
             try:
                 folder.rmdir()
             except OSError:
@@ -241,7 +279,17 @@ class LocalStorage:
 
 
 class S3Storage:
-    """The lake under ``s3://bucket/prefix`` on AWS or any S3-compatible endpoint."""
+    """The lake under ``s3://bucket/prefix`` on AWS or any S3-compatible endpoint.
+
+    Every S3 call is bounded, through boto3 and pyarrow alike: 10 s to connect, 60 s at most
+    waiting on a silent connection, and 5 attempts in all (the "standard" retry mode: backoff
+    with jitter on throttling, 5xx answers and connection errors), so a stalled endpoint fails a
+    run within minutes instead of hanging it.
+    """
+
+    CONNECT_TIMEOUT_SECONDS = 10.0
+    READ_TIMEOUT_SECONDS = 60.0
+    MAX_ATTEMPTS = 5
 
     def __init__(self, root: str, config: LakeConfig) -> None:
         import boto3
@@ -266,7 +314,11 @@ class S3Storage:
             aws_access_key_id=self._access_key,
             aws_secret_access_key=self._secret_key,
             aws_session_token=self._token,
-            config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}),
+            config=BotoConfig(
+                connect_timeout=self.CONNECT_TIMEOUT_SECONDS,
+                read_timeout=self.READ_TIMEOUT_SECONDS,
+                retries={"max_attempts": self.MAX_ATTEMPTS, "mode": "standard"},
+            ),
         )
 
     @contextmanager
@@ -287,6 +339,7 @@ class S3Storage:
         """Upload ``staged`` as ``key`` in ``storage_class``; the row count goes into the object's
         metadata so the catalog can list archived objects it cannot open."""
         size = staged.stat().st_size
+        sha = inventory.file_sha256(staged) if inventory.is_data_key(key) else ""
         extra: dict[str, object] = {}
         if storage_class:
             extra["StorageClass"] = storage_class
@@ -296,6 +349,8 @@ class S3Storage:
             self.client.upload_file(
                 str(staged), self.bucket, self._key(key), ExtraArgs=extra or None
             )
+        if sha:
+            _record(self, key, rows, size, sha)
         return size
 
     def list_objects(self, prefix: str) -> list[StoredObject]:
@@ -316,8 +371,11 @@ class S3Storage:
                     )
         return sorted(found, key=lambda o: o.key)
 
-    def delete_if_unchanged(self, key: str, etag: str | None) -> bool:
-        """Delete ``key`` only if its ETag is still ``etag`` (a conditional DELETE)."""
+    def delete_if_unchanged(
+        self, key: str, etag: str | None, markers: tuple[str, ...] = ()
+    ) -> bool:
+        """Delete ``key`` only if its ETag is still ``etag`` (a conditional DELETE), then the
+        inventory ``markers`` it was listed with."""
         from botocore.exceptions import ClientError
 
         args: dict[str, str] = {"Bucket": self.bucket, "Key": self._key(key)}
@@ -329,12 +387,34 @@ class S3Storage:
             code = exc.response.get("Error", {}).get("Code")
             if code == "PreconditionFailed":
                 return False
-            if code in ("NoSuchKey", "404"):
-                return True
-            raise LakeError(
-                f"could not delete s3://{self.bucket}/{self._key(key)}: {code}; check lake.s3"
-            ) from None
+            if code not in ("NoSuchKey", "404"):
+                raise LakeError(
+                    f"could not delete s3://{self.bucket}/{self._key(key)}: {code}; check lake.s3"
+                ) from None
+        self.delete(list(markers))
         return True
+
+    def put_empty(self, key: str) -> None:
+        with self._errors(f"write s3://{self.bucket}/{self._key(key)}"):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=b"")
+
+    def move(self, source: str, target: str) -> None:
+        """Copy ``source`` to ``target`` and delete it (quarantine); a missing source is fine."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=self._key(target),
+                CopySource={"Bucket": self.bucket, "Key": self._key(source)},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return
+            raise LakeError(
+                f"could not move s3://{self.bucket}/{self._key(source)} aside: {exc}"
+            ) from None
+        self.delete([source])
 
     def object_rows(self, key: str) -> int | None:
         """Rows recorded in the object's metadata at upload (None if it was not recorded)."""
@@ -416,6 +496,9 @@ class S3Storage:
             region=self._region,
             endpoint_override=endpoint.split("://", 1)[-1] or None,
             scheme="http" if endpoint.startswith("http://") else "https",
+            connect_timeout=self.CONNECT_TIMEOUT_SECONDS,
+            request_timeout=self.READ_TIMEOUT_SECONDS,
+            retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=self.MAX_ATTEMPTS),
         )
         return fs, f"{self.bucket}/{self.prefix}".rstrip("/")
 
@@ -456,6 +539,18 @@ class S3Storage:
             raise LakeError(
                 f"could not {action}: {exc}; check lake.s3.endpoint_url and the network"
             ) from None
+
+
+def _record(store: "LocalStorage | S3Storage", key: str, rows: int | None, size: int, sha: str) -> None:
+    """Publish ``key`` in the inventory: its new marker first, then its older markers go."""
+    if rows is None:
+        raise LakeError(f"publishing {key} needs its row count for the inventory; this is a bug")
+    marker = inventory.marker_key(key, rows, size, sha)
+    store.put_empty(marker)
+    stale = [
+        o.key for o in store.list_objects(inventory.marker_prefix(key)) if o.key != marker
+    ]
+    store.delete(stale)
 
 
 def _local_etag(stat: os.stat_result) -> str:

@@ -21,12 +21,20 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from obs_pipelines.config import AlertmanagerSourceConfig, secret
+from obs_pipelines.config import AlertmanagerSourceConfig
 from obs_pipelines.errors import SourceError
 from obs_pipelines.schemas import ALERTMANAGER_ALERTS, LABELS
+from obs_pipelines.sources.http import (
+    DeadlineAdapter,
+    DeadlineExceeded,
+    DeadlineRetry,
+    basic_credentials,
+    bounded_request,
+    credential,
+    scrub,
+    server_words,
+)
 from obs_pipelines.windows import TimeWindow
 
 RETRY_ON_STATUS = (408, 429, 500, 502, 503, 504)
@@ -51,7 +59,7 @@ class AlertmanagerAlerts:
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.config = config
-        self.url = config.url
+        self.url = scrub(config.url)  # for messages; requests go to config.url
         self.snapshot_at = snapshot_at
         self.max_lag = max_lag
         self.clock = clock
@@ -70,10 +78,13 @@ class AlertmanagerAlerts:
 
     def _get_alerts(self) -> list[dict[str, Any]]:
         key = "sources.alertmanager"
+        seconds = self.config.timeout.total_seconds()
         try:
-            response = self._session.get(
-                f"{self.url}{ALERTS_PATH}", timeout=self.config.timeout.total_seconds()
+            response = bounded_request(
+                self._session, "GET", f"{self.config.url}{ALERTS_PATH}", seconds
             )
+        except DeadlineExceeded:
+            raise self._too_slow() from None
         except requests.exceptions.RetryError:
             raise SourceError(
                 f"Alertmanager at {self.url} kept failing after {self.config.retries} retries; "
@@ -84,10 +95,7 @@ class AlertmanagerAlerts:
                 f"TLS to Alertmanager at {self.url} failed; check {key}.tls"
             ) from None
         except requests.exceptions.Timeout:
-            raise SourceError(
-                f"Alertmanager at {self.url} did not answer within {self.config.timeout}; "
-                f"raise {key}.timeout"
-            ) from None
+            raise self._too_slow() from None
         except requests.exceptions.RequestException:
             raise SourceError(
                 f"Alertmanager at {self.url} is unreachable; check {key}.url and that the server is running"
@@ -106,7 +114,7 @@ class AlertmanagerAlerts:
         if status != 200:
             raise SourceError(
                 f"Alertmanager at {self.url} answered HTTP {status} "
-                f"({response.text[:200].strip()}); rerun once it is healthy"
+                f"({server_words(response.text, 200)}); rerun once it is healthy"
             )
         try:
             alerts = orjson.loads(response.content)
@@ -118,6 +126,13 @@ class AlertmanagerAlerts:
                 f"check that {key}.url points at Alertmanager itself"
             )
         return alerts
+
+    def _too_slow(self) -> SourceError:
+        return SourceError(
+            f"Alertmanager at {self.url} did not finish answering within "
+            f"{self.config.timeout.total_seconds():g}s (sources.alertmanager.timeout); check the "
+            "server's health or raise the timeout"
+        )
 
 
 def alerts_table(alerts: Sequence[dict[str, Any]], snapshot_at: datetime) -> pa.Table:
@@ -177,18 +192,19 @@ def _session(config: AlertmanagerSourceConfig) -> requests.Session:
             else str(config.tls.client_cert)
         )
     if config.auth and config.auth.bearer_token_env:
-        session.headers["Authorization"] = f"Bearer {secret(config.auth.bearer_token_env)}"
+        session.headers["Authorization"] = f"Bearer {credential(config.auth.bearer_token_env)}"
     if config.auth and config.auth.basic:
-        session.auth = (
-            secret(config.auth.basic.username_env),
-            secret(config.auth.basic.password_env),
+        session.auth = basic_credentials(
+            config.auth.basic.username_env, config.auth.basic.password_env
         )
-    retry = Retry(
+    retry = DeadlineRetry(
         total=config.retries,
         backoff_factor=0.5,
         status_forcelist=RETRY_ON_STATUS,
         allowed_methods=None,
         respect_retry_after_header=True,
     )
-    session.mount(config.url, HTTPAdapter(max_retries=retry))
+    adapter = DeadlineAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session

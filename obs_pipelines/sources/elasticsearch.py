@@ -35,16 +35,34 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from elastic_transport import ConnectionError as TransportConnectionError
-from elastic_transport import ConnectionTimeout, SerializationError, TlsError
+from elastic_transport import (
+    ConnectionTimeout,
+    NodeConfig,
+    SerializationError,
+    TlsError,
+    Urllib3HttpNode,
+)
 from elasticsearch import ApiError, Elasticsearch, UnsupportedProductError
 from elasticsearch.serializer import OrjsonSerializer
 
-from obs_pipelines.config import ElasticsearchSourceConfig, EsFieldMapping, secret
+from obs_pipelines.config import ElasticsearchSourceConfig, EsFieldMapping
 from obs_pipelines.errors import SourceError
 from obs_pipelines.schemas import LOG_RECORDS
+from obs_pipelines.sources.http import (
+    Deadline,
+    DeadlineExceeded,
+    InFlight,
+    ScrubbedLogs,
+    basic_credentials,
+    credential,
+    scrub,
+    with_deadline,
+)
 from obs_pipelines.windows import TimeWindow
 
 log = logging.getLogger(__name__)
+for _name in ("elastic_transport.node", "elastic_transport.transport", "elasticsearch"):
+    logging.getLogger(_name).addFilter(ScrubbedLogs())  # they quote answers at DEBUG
 
 DATE_FORMAT = "strict_date_optional_time_nanos"
 SUPPORTED_MAJORS = (8, 9)
@@ -87,7 +105,8 @@ class ElasticsearchLogs:
 
     def __init__(self, config: ElasticsearchSourceConfig) -> None:
         self.config = config
-        self.url = config.url
+        self.url = scrub(config.url)  # for messages; the client gets config.url
+        self._in_flight = InFlight()
         self._major: int | None = (
             None if config.server_version == "auto" else int(config.server_version)
         )
@@ -178,7 +197,12 @@ class ElasticsearchLogs:
                 )
                 for number in range(count)
             ]
-            wait(futures, return_when=FIRST_EXCEPTION)
+            try:
+                wait(futures, return_when=FIRST_EXCEPTION)
+            except BaseException:  # a terminated run: end the slices' requests, not wait for them
+                cancel.set()
+                self._in_flight.abort()
+                raise
             if any(f.done() and f.exception() is not None for f in futures):
                 cancel.set()
                 wait(futures)
@@ -253,7 +277,7 @@ class ElasticsearchLogs:
             reason = failure.get("reason") or {}
             raise _Transient(
                 f"failed on {shards['failed']} of {shards.get('total')} shards "
-                f"({failure.get('index')}: {_one_line(reason.get('type'))}: "
+                f"({_one_line(failure.get('index'))}: {_one_line(reason.get('type'))}: "
                 f"{_one_line(reason.get('reason'))})",
                 "rerun once every shard of sources.elasticsearch.index is available",
             )
@@ -296,14 +320,15 @@ class ElasticsearchLogs:
         """Best effort: a PIT left open only holds resources until its keep_alive runs out."""
         for pit_id in pit_ids:
             try:
-                self._client.perform_request(
-                    "DELETE", "/_pit", headers=_headers(major, body=True), body={"id": pit_id}
-                )
+                with self._deadline():
+                    self._client.perform_request(
+                        "DELETE", "/_pit", headers=_headers(major, body=True), body={"id": pit_id}
+                    )
             except ApiError as exc:
                 if exc.meta.status != 404:  # 404: already expired or closed
-                    log.warning("could not close point in time at %s: %s", self.url, exc)
+                    log.warning("could not close point in time at %s: %s", self.url, _one_line(exc))
             except Exception as exc:  # never mask the export's own outcome
-                log.warning("could not close point in time at %s: %s", self.url, exc)
+                log.warning("could not close point in time at %s: %s", self.url, _one_line(exc))
 
     # --- server version ---
 
@@ -317,7 +342,10 @@ class ElasticsearchLogs:
         # compatible-with=8 is accepted by 8.x (current) and 9.x (previous major) alike, and the
         # body names the real version.
         try:
-            response = self._client.perform_request("GET", "/", headers=_headers(8, body=False))
+            with self._deadline():
+                response = self._client.perform_request("GET", "/", headers=_headers(8, body=False))
+        except DeadlineExceeded as exc:
+            raise self._translate(exc, "read the cluster version", 8) from None
         except ApiError as exc:
             refused = _MAJOR_IN_REFUSAL.search(_cause_reason(exc.body))
             if exc.meta.status == 400 and refused:
@@ -355,14 +383,21 @@ class ElasticsearchLogs:
         body: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         try:
-            response = self._client.perform_request(
-                method,
-                path,
-                params=params,
-                headers=_headers(major, body=body is not None),
-                body=body,
-            )
-        except (ApiError, TransportConnectionError, ConnectionTimeout, SerializationError) as exc:
+            with self._deadline():
+                response = self._client.perform_request(
+                    method,
+                    path,
+                    params=params,
+                    headers=_headers(major, body=body is not None),
+                    body=body,
+                )
+        except (
+            DeadlineExceeded,
+            ApiError,
+            TransportConnectionError,
+            ConnectionTimeout,
+            SerializationError,
+        ) as exc:
             raise self._translate(exc, what, major) from None
         if not isinstance(response.body, dict):
             raise SourceError(
@@ -370,6 +405,11 @@ class ElasticsearchLogs:
                 "than a JSON object; check sources.elasticsearch.url"
             )
         return response.body
+
+    def _deadline(self) -> Deadline:
+        """Each request, body included, must be done within sources.elasticsearch.timeout (the
+        client's request_timeout bounds each socket read only)."""
+        return self._in_flight.deadline(self.config.timeout.total_seconds())
 
     def _retrying(self, attempt: Callable[[], T], what: str, cancel: threading.Event | None) -> T:
         """Run ``attempt``, retrying transient failures with exponential backoff."""
@@ -403,10 +443,11 @@ class ElasticsearchLogs:
     def _translate(self, exc: Exception, what: str, major: int) -> Exception:
         """Our exception for a client exception: transient, PIT expiry, or a one-line SourceError."""
         config = "sources.elasticsearch"
-        if isinstance(exc, ConnectionTimeout):
+        if isinstance(exc, DeadlineExceeded | ConnectionTimeout):
             return _Transient(
-                f"did not answer within {self.config.timeout}",
-                f"raise {config}.timeout or lower {config}.page_size",
+                f"did not finish answering within {self.config.timeout.total_seconds():g}s "
+                f"({config}.timeout)",
+                f"check the cluster's health or raise the timeout (or lower {config}.page_size)",
             )
         if isinstance(exc, TlsError):
             return SourceError(
@@ -569,6 +610,7 @@ def _timestamps(values: list[Any]) -> pa.Array:
 def _client(config: ElasticsearchSourceConfig) -> Elasticsearch:
     """The official client, with retries left to us (they span shard failures and PIT expiry)."""
     options: dict[str, Any] = {
+        "node_class": _DeadlineNode,
         "request_timeout": config.timeout.total_seconds(),
         "max_retries": 0,
         "retry_on_status": (),
@@ -577,11 +619,10 @@ def _client(config: ElasticsearchSourceConfig) -> Elasticsearch:
         "serializer": OrjsonSerializer(),
     }
     if config.auth and config.auth.api_key_env:
-        options["api_key"] = secret(config.auth.api_key_env)
+        options["api_key"] = credential(config.auth.api_key_env)
     elif config.auth and config.auth.basic:
-        options["basic_auth"] = (
-            secret(config.auth.basic.username_env),
-            secret(config.auth.basic.password_env),
+        options["basic_auth"] = basic_credentials(
+            config.auth.basic.username_env, config.auth.basic.password_env
         )
     if config.url.startswith("https://"):
         tls = config.tls
@@ -595,6 +636,14 @@ def _client(config: ElasticsearchSourceConfig) -> Elasticsearch:
         if tls.client_key:
             options["client_key"] = str(tls.client_key)
     return Elasticsearch(config.url, **options)
+
+
+class _DeadlineNode(Urllib3HttpNode):
+    """elastic_transport's urllib3 node, with connections that obey the request's deadline."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        super().__init__(config)
+        self.pool.ConnectionCls = with_deadline(self.pool.ConnectionCls)
 
 
 def _headers(major: int, *, body: bool) -> dict[str, str]:
@@ -628,14 +677,15 @@ def _micros(moment: datetime) -> int:
 
 
 def _one_line(text: Any, limit: int = 160) -> str:
-    flat = " ".join(str(text).split())
+    """Server or client text for a message: one line, short, without credentials."""
+    flat = " ".join(scrub(str(text)).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _error_type(body: Any) -> str:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
-        return str(error.get("type", "error"))
+        return _one_line(error.get("type", "error"))
     return "error"
 
 

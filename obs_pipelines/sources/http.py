@@ -1,4 +1,38 @@
-"""What the HTTP-based sources share: turning a transport failure into the phrase a user needs."""
+"""What the HTTP clients share: a total deadline per request, and failure text fit to print.
+
+A socket timeout (requests' ``timeout=``, urllib3's, elastic_transport's ``request_timeout``)
+bounds each read, so a server trickling one byte a second never times out. A :class:`Deadline`
+bounds the whole exchange instead (connect, retries and their waits, headers, body): connections
+made by a :class:`DeadlineAdapter` (or a pool using :data:`POOL_CLASSES`) register their socket
+with the deadline active in the calling thread, and one watchdog thread shuts those sockets down
+when it passes, which ends any blocked read at once. The same shutdown lets a caller that stops
+waiting (a run being terminated) end requests still running on worker threads
+(:meth:`InFlight.abort`), so no thread keeps the process alive.
+
+Secrets read through :func:`credential` are remembered, and :func:`scrub` masks them, and the
+userinfo of any URL, in text about to go into an error message.
+"""
+
+import base64
+import contextlib
+import functools
+import heapq
+import itertools
+import logging
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.util.retry import Retry
+
+from obs_pipelines.config import secret
+from obs_pipelines.redact import redact_url
 
 _MARKERS = (
     "Connection refused",
@@ -7,12 +41,352 @@ _MARKERS = (
     "timed out",
     "certificate verify failed",
 )
+_SHORTEST_MASKED = 4  # masking "a" or "ab" everywhere would garble messages beyond use
+_secrets: tuple[str, ...] = ()  # longest first; replaced whole, so readers need no lock
+_secrets_lock = threading.Lock()
 
 
-def failure_reason(exc: Exception) -> str:
+class DeadlineExceeded(Exception):
+    """A request was still running at its deadline (or was aborted); its sockets are shut."""
+
+
+class Deadline:
+    """The time by which everything inside ``with Deadline(seconds):`` must be done.
+
+    Leaving the block after the deadline passed raises :class:`DeadlineExceeded`, whatever the
+    request raised or returned meanwhile (a body cut short by the shutdown can look complete).
+    """
+
+    def __init__(self, seconds: float, group: "InFlight | None" = None) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self._group = group
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._expired = threading.Event()
+        self._finished = False
+        self._outer: Deadline | None = None
+
+    @property
+    def expired(self) -> bool:
+        return self._expired.is_set()
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def __enter__(self) -> "Deadline":
+        self._outer = getattr(_active, "deadline", None)
+        _active.deadline = self
+        if self._group is not None:
+            self._group._add(self)
+        _WATCHDOG.add(self)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> bool:
+        _active.deadline = self._outer
+        with self._lock:
+            self._finished = True
+            self._sockets.clear()
+        if self._group is not None:
+            self._group._discard(self)
+        if kind is not None and not issubclass(kind, Exception):
+            return False  # KeyboardInterrupt, SystemExit: let them through untouched
+        if self.expired and kind is not DeadlineExceeded:
+            raise DeadlineExceeded(f"not done within {self.seconds:g}s") from None
+        return False
+
+    def check(self) -> None:
+        """Raise if the deadline has passed (before starting anything new)."""
+        if self.expired or self.remaining() <= 0:
+            self.expire()
+            raise DeadlineExceeded(f"not done within {self.seconds:g}s")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (a retry's backoff); raise at once if that would outlast the deadline."""
+        if seconds <= 0:
+            return self.check()
+        if seconds >= self.remaining():
+            self.expire()
+        elif not self._expired.wait(seconds):
+            return None
+        raise DeadlineExceeded(f"not done within {self.seconds:g}s")
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down when the deadline passes (at once if it already has)."""
+        with self._lock:
+            if self._finished:
+                return
+            if not any(s is sock for s in self._sockets):
+                self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shut(sock)
+
+    def expire(self) -> None:
+        """End the request now: blocked reads on its sockets return, waits are cut short."""
+        with self._lock:
+            if self._finished or self.expired:
+                return
+            self._expired.set()
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+class InFlight:
+    """The deadlines of requests running on worker threads, so a caller that stops waiting for
+    them (an error elsewhere, a terminated run) can end them instead of joining hung threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[Deadline] = set()
+
+    def deadline(self, seconds: float) -> Deadline:
+        return Deadline(seconds, group=self)
+
+    def abort(self) -> None:
+        with self._lock:
+            live = list(self._live)
+        for deadline in live:
+            deadline.expire()
+
+    def _add(self, deadline: Deadline) -> None:
+        with self._lock:
+            self._live.add(deadline)
+
+    def _discard(self, deadline: Deadline) -> None:
+        with self._lock:
+            self._live.discard(deadline)
+
+
+def current_deadline() -> Deadline | None:
+    return getattr(_active, "deadline", None)
+
+
+_active = threading.local()
+
+
+def _shut(sock: socket.socket) -> None:
+    # The plain socket's shutdown, also for TLS: SSLSocket.shutdown would drop its TLS state under
+    # the feet of the thread reading it. OSError: already closed, or detached by a TLS wrap (the
+    # wrapped socket is watched too).
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One daemon thread expiring deadlines in time order (a thread per request would cost more
+    than many requests)."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: Deadline) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
+            if self._thread is None or not self._thread.is_alive():  # also after a fork
+                self._thread = threading.Thread(target=self._run, name="obs-deadlines", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while True:
+                    while self._heap and self._heap[0][2]._finished:
+                        heapq.heappop(self._heap)
+                    if not self._heap:
+                        self._wake.wait()
+                        continue
+                    wait = self._heap[0][0] - time.monotonic()
+                    if wait <= 0:
+                        due = heapq.heappop(self._heap)[2]
+                        break
+                    self._wake.wait(wait)
+            due.expire()
+
+
+_WATCHDOG = _Watchdog()
+
+
+class _DeadlineConnectionMixin:
+    """Registers its socket with the thread's deadline on connect and before each response, and
+    keeps socket timeouts within what is left of it."""
+
+    timeout: Any
+    sock: socket.socket | None
+
+    def _new_conn(self) -> socket.socket:
+        deadline = current_deadline()
+        if deadline is not None:
+            deadline.check()
+            self.timeout = _capped(self.timeout, deadline.remaining())
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        if deadline is not None:
+            deadline.watch(sock)
+        return sock
+
+    def getresponse(self) -> Any:
+        deadline = current_deadline()
+        if deadline is not None:
+            deadline.check()
+            self.timeout = _capped(self.timeout, deadline.remaining())
+            if self.sock is not None:
+                deadline.watch(self.sock)
+        return super().getresponse()  # type: ignore[misc]
+
+
+def _capped(timeout: Any, remaining: float) -> float:
+    remaining = max(remaining, 0.001)
+    return min(timeout, remaining) if isinstance(timeout, int | float) else remaining
+
+
+@functools.cache
+def with_deadline(connection_class: type[HTTPConnection]) -> type[HTTPConnection]:
+    """``connection_class`` (a urllib3 connection, e.g. a client library's own subclass) made to
+    obey the calling thread's :class:`Deadline`; set it as a pool's ``ConnectionCls``. It keeps
+    the class name, which urllib3 puts in its error messages."""
+    if issubclass(connection_class, _DeadlineConnectionMixin):
+        return connection_class
+    return type(connection_class.__name__, (_DeadlineConnectionMixin, connection_class), {})
+
+
+DeadlineHTTPConnection = with_deadline(HTTPConnection)
+DeadlineHTTPSConnection = with_deadline(HTTPSConnection)
+
+
+class DeadlineHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = DeadlineHTTPConnection
+
+
+class DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = DeadlineHTTPSConnection
+
+
+POOL_CLASSES = {"http": DeadlineHTTPConnectionPool, "https": DeadlineHTTPSConnectionPool}
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter, with connections that obey the calling thread's :class:`Deadline`."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = POOL_CLASSES
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if set(manager.pool_classes_by_scheme.values()) <= {
+            HTTPConnectionPool,
+            HTTPSConnectionPool,
+        }:  # not SOCKS, whose pools are its own
+            manager.pool_classes_by_scheme = POOL_CLASSES
+        return manager
+
+
+class DeadlineRetry(Retry):
+    """urllib3's Retry, whose waits (backoff, ``Retry-After``) end with the request's deadline."""
+
+    def sleep(self, response: Any = None) -> None:
+        deadline = current_deadline()
+        if deadline is None:
+            return super().sleep(response)
+        wait = None
+        if self.respect_retry_after_header and response:
+            wait = self.get_retry_after(response)
+        deadline.sleep(self.get_backoff_time() if wait is None else wait)
+        return None
+
+
+def deadline_session(retry: Retry | int = 0) -> requests.Session:
+    """A session whose requests obey :class:`Deadline` (for http:// and https://)."""
+    session = requests.Session()
+    adapter = DeadlineAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def bounded_request(
+    session: requests.Session, method: str, url: str, timeout: float, **kwargs: Any
+) -> requests.Response:
+    """``session.request`` with its body read, all within ``timeout`` seconds in total (raises
+    :class:`DeadlineExceeded`); the session must use a :class:`DeadlineAdapter`."""
+    with Deadline(timeout):
+        return session.request(method, url, timeout=timeout, **kwargs)
+
+
+# --- text fit to print ---------------------------------------------------------------------
+
+
+def credential(variable: str) -> str:
+    """The secret in environment variable ``variable``, remembered so :func:`scrub` masks it."""
+    value = secret(variable)
+    remember_secret(value)
+    return value
+
+
+def basic_credentials(username_variable: str, password_variable: str) -> tuple[str, str]:
+    """(user, password) for HTTP basic auth; the password, and the header that carries it, are
+    remembered for :func:`scrub`."""
+    user, password = secret(username_variable), secret(password_variable)
+    remember_basic_auth(user, password)
+    return user, password
+
+
+def remember_secret(value: str) -> None:
+    """Have :func:`scrub` mask ``value`` (a secret that did not come through :func:`credential`)."""
+    global _secrets
+    if len(value) >= _SHORTEST_MASKED:
+        with _secrets_lock:
+            if value not in _secrets:
+                _secrets = tuple(sorted((*_secrets, value), key=len, reverse=True))
+
+
+def remember_basic_auth(user: str, password: str) -> None:
+    """Have :func:`scrub` mask ``password`` and the basic auth header value that carries it."""
+    remember_secret(password)
+    remember_secret(base64.b64encode(f"{user}:{password}".encode()).decode())
+
+
+def scrub(text: str) -> str:
+    """``text`` without credentials: URL userinfo and every remembered secret become ``***``."""
+    for value in _secrets:
+        if value in text:
+            text = text.replace(value, "***")
+    return redact_url(text)
+
+
+class ScrubbedLogs(logging.Filter):
+    """For a library's logger that may quote what a server sent back (elastic_transport logs
+    whole answers at DEBUG): each record is scrubbed before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def server_words(text: str, limit: int = 300) -> str:
+    """A server's own text for a message: on one line, scrubbed, and only then shortened (a
+    secret cut in half would escape the scrub)."""
+    flat = " ".join(scrub(text[: 30 * limit]).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def failure_reason(exc: BaseException) -> str:
     """The telling part of a requests/urllib3 error ("Connection refused", "too many 503 error
-    responses"), not its nested repr."""
-    text = str(exc)
+    responses"), not its nested repr; scrubbed of credentials."""
+    text = scrub(str(exc))
     for marker in _MARKERS:
         if marker in text:
             start = text.find(marker)

@@ -41,13 +41,21 @@ from typing import Any, NamedTuple, NoReturn
 import orjson
 import pyarrow as pa
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from obs_pipelines.config import JaegerSourceConfig, secret
+from obs_pipelines.config import JaegerSourceConfig
 from obs_pipelines.errors import SourceError
 from obs_pipelines.schemas import SPANS
-from obs_pipelines.sources.http import failure_reason
+from obs_pipelines.sources.http import (
+    DeadlineExceeded,
+    DeadlineRetry,
+    basic_credentials,
+    bounded_request,
+    credential,
+    deadline_session,
+    failure_reason,
+    scrub,
+    server_words,
+)
 from obs_pipelines.windows import TimeWindow
 
 RETRY_ON_STATUS = (408, 429, 500, 502, 503, 504)
@@ -103,7 +111,7 @@ class JaegerSpans:
 
     def __init__(self, config: JaegerSourceConfig) -> None:
         self.config = config
-        self.url = config.url
+        self.url = scrub(config.url)  # for messages; requests go to config.url
         self.requests_made = 0
         self.api: str | None = None if config.api == "auto" else config.api
         self._session = _session(config)
@@ -224,7 +232,7 @@ class JaegerSpans:
             return decode_v3(response.content)
         except _StreamError as exc:
             raise SourceError(
-                f"Jaeger at {self.url} failed the search for service '{service}' ({exc});"
+                f"Jaeger at {self.url} failed the search for service '{service}' ({server_words(str(exc))});"
                 " rerun once it is healthy"
             ) from None
 
@@ -262,10 +270,13 @@ class JaegerSpans:
 
     def _get(self, path: str, params: dict[str, str]) -> requests.Response:
         self.requests_made += 1
+        seconds = self.config.timeout.total_seconds()
         try:
-            return self._session.get(
-                f"{self.url}{path}", params=params, timeout=self.config.timeout.total_seconds()
+            return bounded_request(
+                self._session, "GET", f"{self.config.url}{path}", seconds, params=params
             )
+        except DeadlineExceeded:
+            raise self._too_slow(path) from None
         except requests.exceptions.SSLError as exc:
             raise SourceError(
                 f"TLS to Jaeger at {self.url} failed ({failure_reason(exc)}); check sources.jaeger.tls"
@@ -277,14 +288,18 @@ class JaegerSpans:
             ) from None
         except requests.exceptions.RequestException as exc:
             if "timed out" in str(exc).lower():
-                raise SourceError(
-                    f"Jaeger at {self.url} did not answer {path} within {self.config.timeout};"
-                    " raise sources.jaeger.timeout or lower sources.jaeger.search_depth"
-                ) from None
+                raise self._too_slow(path) from None
             raise SourceError(
                 f"Jaeger at {self.url} is unreachable ({failure_reason(exc)}); check"
                 " sources.jaeger.url and that the query service is running"
             ) from None
+
+    def _too_slow(self, path: str) -> SourceError:
+        return SourceError(
+            f"Jaeger at {self.url} did not finish answering {path} within"
+            f" {self.config.timeout.total_seconds():g}s (sources.jaeger.timeout); check the"
+            " server's health or raise the timeout (or lower sources.jaeger.search_depth)"
+        )
 
     def _raise_for(self, response: requests.Response, path: str, service: str = "") -> NoReturn:
         status, message = response.status_code, _server_message(response)
@@ -590,8 +605,7 @@ def _session(config: JaegerSourceConfig) -> requests.Session:
 
     ``raise_on_status=False`` hands back the last answer after the retries, so its message can
     be quoted in the error."""
-    session = requests.Session()
-    retry = Retry(
+    retry = DeadlineRetry(
         total=config.retries,
         backoff_factor=config.retry_backoff_seconds,
         status_forcelist=RETRY_ON_STATUS,
@@ -599,9 +613,7 @@ def _session(config: JaegerSourceConfig) -> requests.Session:
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
+    session = deadline_session(retry)
     session.headers["Accept"] = "application/json"
     tls = config.tls
     session.verify = str(tls.ca_file) if tls.ca_file else tls.verify
@@ -610,11 +622,10 @@ def _session(config: JaegerSourceConfig) -> requests.Session:
             (str(tls.client_cert), str(tls.client_key)) if tls.client_key else str(tls.client_cert)
         )
     if config.auth and config.auth.bearer_token_env:
-        session.headers["Authorization"] = f"Bearer {secret(config.auth.bearer_token_env)}"
+        session.headers["Authorization"] = f"Bearer {credential(config.auth.bearer_token_env)}"
     if config.auth and config.auth.basic:
-        session.auth = (
-            secret(config.auth.basic.username_env),
-            secret(config.auth.basic.password_env),
+        session.auth = basic_credentials(
+            config.auth.basic.username_env, config.auth.basic.password_env
         )
     return session
 
@@ -642,18 +653,19 @@ def _json_or_none(response: requests.Response) -> Any:
 
 
 def _server_message(response: requests.Response) -> str:
-    """The server's own words: v3 ``error.message``, v1 ``errors[].msg``, else the text."""
+    """The server's own words: v3 ``error.message``, v1 ``errors[].msg``, else the text (one
+    line, without credentials)."""
     body = _json_or_none(response)
     if isinstance(body, dict):
         if isinstance(body.get("error"), dict) and body["error"].get("message"):
-            return str(body["error"]["message"])[:300]
+            return server_words(str(body["error"]["message"]))
         if body.get("errors"):
             return _v1_error_text(body)
     text = response.text.strip().splitlines()
-    return (text[0][:300] if text else "") or response.reason or "no message"
+    return server_words(text[0] if text else "") or response.reason or "no message"
 
 
 def _v1_error_text(body: dict[str, Any]) -> str:
     errors = body.get("errors") or []
     first = errors[0] if isinstance(errors[0], dict) else {"msg": errors[0]}
-    return str(first.get("msg", first))[:300]
+    return server_words(str(first.get("msg", first)))

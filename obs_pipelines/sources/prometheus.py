@@ -2,9 +2,10 @@
 
 Each request is an instant query of a range selector (``sel[3600000ms]``), which returns stored
 samples untouched; ``query_range`` would re-sample on a step grid and is never used. The connection
-(auth, TLS, retries with backoff) is prometheus-api-client's; the body is read raw and decoded by
-:mod:`prometheus_decode`. A window that would load more samples than the server's
-``--query.max-samples`` is halved until each request fits.
+(auth, TLS, retries with backoff) is prometheus-api-client's, with connections that obey a total
+deadline per request (``sources.prometheus.timeout``, retries included; see :mod:`http`); the
+body is read raw and decoded by :mod:`prometheus_decode`. A window that would load more samples
+than the server's ``--query.max-samples`` is halved until each request fits.
 """
 
 import threading
@@ -17,13 +18,23 @@ import numpy as np
 import pyarrow as pa
 import requests
 from prometheus_api_client import PrometheusConnect
-from urllib3.util.retry import Retry
 
-from obs_pipelines.config import PrometheusSourceConfig, secret
+from obs_pipelines.config import PrometheusSourceConfig
 from obs_pipelines.errors import SourceError
 from obs_pipelines.schemas import METRIC_SAMPLES
 from obs_pipelines.sources.base import MetricChunk
-from obs_pipelines.sources.http import failure_reason
+from obs_pipelines.sources.http import (
+    DeadlineAdapter,
+    DeadlineExceeded,
+    DeadlineRetry,
+    InFlight,
+    basic_credentials,
+    credential,
+    deadline_session,
+    failure_reason,
+    scrub,
+    server_words,
+)
 from obs_pipelines.sources.prometheus_decode import DecodedMatrix, decode_matrix
 from obs_pipelines.sources.series import series_table
 from obs_pipelines.windows import TimeWindow
@@ -42,10 +53,11 @@ class PrometheusSource:
 
     def __init__(self, config: PrometheusSourceConfig) -> None:
         self.config = config
-        self.url = config.url
+        self.url = scrub(config.url)  # for messages; requests go to config.url
         self.requests_made = 0
         self._count_lock = threading.Lock()
-        self._session = requests.Session()
+        self._in_flight = InFlight()
+        self._session = deadline_session()  # redirects elsewhere obey the deadline too
         tls = config.tls
         self._session.verify = str(tls.ca_file) if tls.ca_file else tls.verify
         if tls.client_cert:
@@ -57,10 +69,10 @@ class PrometheusSource:
         headers = {"Accept-Encoding": "gzip" if config.compress else "identity"}
         auth = None
         if config.auth and config.auth.bearer_token_env:
-            headers["Authorization"] = f"Bearer {secret(config.auth.bearer_token_env)}"
+            headers["Authorization"] = f"Bearer {credential(config.auth.bearer_token_env)}"
         if config.auth and config.auth.basic:
-            auth = (secret(config.auth.basic.username_env), secret(config.auth.basic.password_env))
-        retry = Retry(
+            auth = basic_credentials(config.auth.basic.username_env, config.auth.basic.password_env)
+        retry = DeadlineRetry(
             total=config.retries,
             backoff_factor=config.retry_backoff_seconds,
             status_forcelist=RETRY_ON_STATUS,
@@ -76,6 +88,7 @@ class PrometheusSource:
             timeout=config.timeout.total_seconds(),
             method="POST",
         )
+        self._session.mount(config.url, DeadlineAdapter(max_retries=retry))  # replaces its adapter
 
     def read_metrics(self, window: TimeWindow) -> Iterator[MetricChunk]:
         """Fetch every (selector, piece) with up to ``REQUESTS_IN_FLIGHT`` requests waiting on the
@@ -113,6 +126,8 @@ class PrometheusSource:
             finally:
                 for _, _, answer in in_flight:
                     answer.cancel()
+                if in_flight:  # stopped early (an error, a terminated run): end them, not wait
+                    self._in_flight.abort()
 
     def _halves(self, selector: str, piece: TimeWindow) -> tuple[TimeWindow, TimeWindow]:
         if piece.duration <= self.config.min_request_window:
@@ -142,19 +157,24 @@ class PrometheusSource:
     ) -> bytes:
         with self._count_lock:
             self.requests_made += 1
+        seconds = self.config.timeout.total_seconds()
         try:
-            response = self._session.request(
-                method,
-                f"{self.url}{path}",
-                data=form,
-                headers=self.client.headers,
-                auth=self.client.auth,
-                timeout=self.config.timeout.total_seconds(),
-                stream=True,
-            )
-            if response.status_code == 200:
-                # Large reads: requests' default 10 KiB chunks cost more CPU than the decode.
-                return b"".join(response.iter_content(1 << 20))
+            with self._in_flight.deadline(seconds):
+                response = self._session.request(
+                    method,
+                    f"{self.config.url}{path}",
+                    data=form,
+                    headers=self.client.headers,
+                    auth=self.client.auth,
+                    timeout=seconds,
+                    stream=True,
+                )
+                if response.status_code == 200:
+                    # Large reads: requests' default 10 KiB chunks cost more CPU than the decode.
+                    return b"".join(response.iter_content(1 << 20))
+                error = _error_text(response)
+        except DeadlineExceeded:
+            raise self._too_slow() from None
         except requests.exceptions.RetryError as exc:
             raise SourceError(
                 f"Prometheus at {self.url} kept failing ({failure_reason(exc)}) after {self.config.retries} retries; "
@@ -166,15 +186,11 @@ class PrometheusSource:
             ) from None
         except requests.exceptions.RequestException as exc:
             if "timed out" in str(exc).lower():
-                raise SourceError(
-                    f"Prometheus at {self.url} did not answer within {self.config.timeout}; "
-                    "raise sources.prometheus.timeout or lower sources.prometheus.max_request_window"
-                ) from None
+                raise self._too_slow() from None
             raise SourceError(
                 f"Prometheus at {self.url} is unreachable ({failure_reason(exc)}); "
                 "check sources.prometheus.url and that the server is running"
             ) from None
-        error = _error_text(response)
         if response.status_code == 422 and "too many samples" in error and selector:
             raise _TooManySamples()
         if response.status_code in (401, 403):
@@ -192,6 +208,13 @@ class PrometheusSource:
             )
         raise SourceError(
             f"Prometheus at {self.url} answered HTTP {response.status_code} ({error}); rerun once it is healthy"
+        )
+
+    def _too_slow(self) -> SourceError:
+        return SourceError(
+            f"Prometheus at {self.url} did not finish answering within "
+            f"{self.config.timeout.total_seconds():g}s (sources.prometheus.timeout); check the "
+            "server's health or raise the timeout (or lower sources.prometheus.max_request_window)"
         )
 
 
@@ -218,7 +241,9 @@ def _chunk(decoded: DecodedMatrix, window: TimeWindow) -> MetricChunk:
 
 
 def _error_text(response: requests.Response) -> str:
+    """The server's own words on a failure, on one line and without credentials."""
     try:
-        return str(response.json().get("error", ""))[:300] or response.reason
+        text = str(response.json().get("error", "")) or response.reason
     except ValueError:
-        return response.text[:300] or response.reason
+        text = response.text or response.reason
+    return server_words(str(text or ""))

@@ -1,0 +1,568 @@
+"""``obs query``: an analyst's SQL over the catalog, in a session that reads the lake and no more.
+
+Two walls stand between the SQL and the lake or the machine:
+
+* DuckDB's own. Once the lake is attached (httpfs loaded, S3 secret made), the session may open
+  only the lake's tier roots (``allowed_directories``: local folders or ``s3://`` prefixes)
+  and no other file or URL, loads and installs no extension, and its configuration is
+  locked so SQL cannot undo any of it.
+* Ours. DuckDB lets a session write wherever it may read, so before anything runs every
+  statement is inspected (``duckdb.extract_statements`` and the tokenizer) and only reads pass:
+  SELECT (and DESCRIBE, SHOW, SUMMARIZE, PIVOT, PRAGMAs that read), EXPLAIN of those, and
+  ``SET VARIABLE`` / ``RESET VARIABLE``. Functions that write files or run SQL from a string are
+  refused by name. ``COPY ... TO`` passes only with ``--allow-write-to DIR``, into DIR (a folder
+  outside the lake that DuckDB is then also allowed to open), with options that cannot name
+  files elsewhere.
+
+Statements run once each, in order. The last one's result is written here, not by DuckDB's
+COPY: streamed from Arrow batches to standard output (never reopened, so ``>>`` appends) or to a
+file that replaces ``--output`` only once it is whole. A reader that leaves early (``| head``)
+ends the command quietly with exit status 141, as it would any Unix filter.
+"""
+
+import base64
+import contextlib
+import io
+import itertools
+import os
+import re
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from obs_pipelines.catalog import connect
+from obs_pipelines.config import ObsConfig
+from obs_pipelines.errors import ObsError
+from obs_pipelines.lake import Lake
+from obs_pipelines.lake.storage import LocalStorage
+
+BATCH_ROWS = 100_000
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what any Unix filter reports when its reader went away
+TABLE_WIDTH = 200
+
+_LOCKDOWN = (
+    "SET enable_external_access = false",
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "SET allow_community_extensions = false",
+    "SET lock_configuration = true",
+)
+# Table and scalar functions that write files or change the session despite the locked
+# configuration, or run SQL built from a string (which could name any of them).
+_REFUSED_FUNCTIONS = {
+    "enable_logging": "it writes a log wherever it is told",
+    "disable_logging": "it changes the session's logging",
+    "truncate_duckdb_logs": "it changes the session's logging",
+    "write_log": "it writes to the session's log",
+    "enable_profiling": "it writes profiles wherever it is told",
+    "disable_profiling": "it changes the session's profiling",
+    "checkpoint": "it writes the database file",
+    "force_checkpoint": "it writes the database file",
+    "query": "it runs SQL from a string, which obs query cannot inspect",
+    "json_execute_serialized_sql": "it runs SQL from a string, which obs query cannot inspect",
+}
+# COPY options that write nowhere but the target (a file, or a folder of partitions).
+_COPY_OPTIONS = frozenset(
+    {
+        "format", "header", "delimiter", "delim", "sep", "quote", "escape", "null", "nullstr",
+        "force_quote", "dateformat", "date_format", "timestampformat", "timestamp_format",
+        "prefix", "suffix", "array", "compression", "codec", "compression_level",
+        "row_group_size", "row_group_size_bytes", "row_groups_per_file", "parquet_version",
+        "field_ids", "kv_metadata", "dictionary_size_limit", "string_dictionary_page_size_limit",
+        "partition_by", "write_partition_columns", "per_thread_output", "file_size_bytes",
+        "overwrite", "overwrite_or_ignore", "append", "preserve_order",
+    }
+)  # fmt: skip
+_WRITE_RESULT = "write the result with --format csv|json|parquet --output FILE"
+_HINTS = {
+    duckdb.StatementType.COPY: (
+        f"{_WRITE_RESULT}, or let COPY ... TO write into a folder with --allow-write-to DIR"
+    ),
+    duckdb.StatementType.EXPORT: _WRITE_RESULT,
+    duckdb.StatementType.ATTACH: "open other databases with duckdb itself",
+    duckdb.StatementType.DETACH: "open other databases with duckdb itself",
+    duckdb.StatementType.LOAD: "use duckdb itself for other extensions",
+    duckdb.StatementType.SET: (
+        "keep values of your own with SET VARIABLE name = value and getvariable('name')"
+    ),
+    duckdb.StatementType.PRAGMA: "PRAGMAs that read (table_info, show_tables, version) work",
+    duckdb.StatementType.CALL: "use SELECT * FROM function(...) instead",
+    duckdb.StatementType.TRANSACTION: "leave it out: each obs query runs alone, read-only",
+    duckdb.StatementType.PREPARE: "use SET VARIABLE name = value and getvariable('name')",
+    duckdb.StatementType.EXECUTE: "use SET VARIABLE name = value and getvariable('name')",
+}
+_READ_ONLY_HINT = (
+    "use a CTE (WITH name AS (...)) or SET VARIABLE instead of tables, and duckdb itself "
+    "to change a database"
+)
+_WORD = re.compile(r'"(?:[^"]|"")*"|[^\s"\'(),;.\[\]{}:]+')
+_STRING = re.compile(r"'(?:[^']|'')*'")
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """What an analyst's session may open, and what nothing in ``obs query`` may write."""
+
+    readable: tuple[str, ...]  # the lake's tier roots, local or s3://, each ending in /
+    protected: tuple[Path, ...]  # local tier roots and the catalog file
+    write_dir: Path | None = None  # where COPY ... TO may write (--allow-write-to)
+
+
+def sandbox(config: ObsConfig, allow_write_to: str | None = None) -> Sandbox:
+    """The sandbox for ``config``'s lake, refusing a ``--allow-write-to`` folder that is not a
+    folder or overlaps the lake or holds the catalog."""
+    lake = Lake(config)
+    readable = tuple(dict.fromkeys(_folder(s.url("")) for s in lake.tiers.values()))
+    roots = {Path(s.root) for s in lake.tiers.values() if isinstance(s, LocalStorage)}
+    protected = (*sorted(roots), Path(config.catalog_path).resolve())
+    if allow_write_to is None:
+        return Sandbox(readable, protected)
+    folder = Path(allow_write_to).expanduser().resolve()
+    if not folder.is_dir():
+        raise ObsError(
+            f"--allow-write-to {allow_write_to} is not a folder; create it first, outside the lake"
+        )
+    for kept in protected:
+        if kept.is_relative_to(folder) or folder.is_relative_to(kept):
+            raise ObsError(
+                f"--allow-write-to {folder} overlaps the lake at {kept}; "
+                "pick a folder outside the lake that does not contain it or the catalog"
+            )
+    return Sandbox(readable, protected, folder)
+
+
+def output_file(box: Sandbox, output: str) -> Path:
+    """``--output`` as a path, refused if it is remote or would land in the lake."""
+    if "://" in output:
+        raise ObsError(
+            f"--output {output}: obs query writes local files only; write a local file and "
+            "upload it yourself"
+        )
+    path = Path(output).expanduser().resolve()
+    for kept in box.protected:
+        if path.is_relative_to(kept):
+            raise ObsError(
+                f"--output {output} would write into the lake or its catalog ({kept}); "
+                "write the result outside the lake"
+            )
+    return path
+
+
+def read_statements(sql: str, write_dir: Path | None = None) -> list[duckdb.Statement]:
+    """The statements of ``sql`` in order, once each is known to only read (or to COPY into
+    ``write_dir``); the first that would do more is refused with an ObsError naming it."""
+    statements = []
+    for text in _split(sql):
+        statements += _checked(text, write_dir)
+    if not statements:
+        raise ObsError("no SQL to run; pass a statement, e.g. obs query 'SELECT 42'")
+    return statements
+
+
+def connect_sandboxed(config: ObsConfig, box: Sandbox) -> duckdb.DuckDBPyConnection:
+    """The catalog, read-only, with the lake attached and then everything else shut."""
+    con = connect(config)
+    try:
+        folders = [*box.readable, *([_folder(str(box.write_dir))] if box.write_dir else [])]
+        con.execute(f"SET allowed_directories = [{', '.join(_quote(f) for f in folders)}]")
+        for statement in _LOCKDOWN:
+            con.execute(statement)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def run(
+    con: duckdb.DuckDBPyConnection,
+    statements: list[duckdb.Statement],
+    fmt: str,
+    output: Path | None = None,
+    max_rows: int = 40,
+) -> None:
+    """Execute ``statements`` once each, in order, and write the last one's result (if it has
+    one) to ``output`` or standard output. A broken pipe on stdout propagates."""
+    if fmt == "parquet" and output is None:
+        raise ObsError("--format parquet needs --output FILE (Parquet is not for a terminal)")
+    last = statements[-1]
+    try:
+        for statement in statements[:-1]:
+            con.execute(statement)
+        result = con.sql(last)
+        if result is None:  # e.g. a SET VARIABLE: nothing to show
+            return
+        if fmt == "table":
+            text = _table(result, max_rows, last.type == duckdb.StatementType.EXPLAIN)
+            with _sink(output) as sink:
+                sink.write(text.encode())
+            return
+        reader = result.to_arrow_reader(BATCH_ROWS)
+    except duckdb.Error as exc:
+        raise _failed(exc) from None
+    try:
+        with _sink(output) as sink:
+            _WRITERS[fmt](_batches(reader), reader.schema, sink)
+    except (pa.ArrowException, orjson.JSONEncodeError) as exc:
+        raise ObsError(
+            f"cannot write the result as {fmt}: {str(exc).strip().splitlines()[0]}; "
+            "cast that column to another type (e.g. col::VARCHAR)"
+        ) from None
+
+
+def silence_stdout() -> None:
+    """After the reader of stdout went away (``obs query ... | head``): point stdout at
+    /dev/null, so Python's last flush has nothing to complain about."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+# Inspection ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Token:
+    start: int
+    kind: str  # word (identifier or keyword), string, numeric_const or operator
+    text: str  # a word unquoted and lower-cased, a string as written, an operator's first char
+
+
+def _tokens(sql: str) -> list[_Token]:
+    raw = duckdb.tokenize(sql)
+    found = []
+    ends = [start for start, _ in raw[1:]] + [len(sql)]
+    for (start, kind), end in zip(raw, ends, strict=False):
+        piece = sql[start:end]
+        if kind.name in ("identifier", "keyword"):
+            match = _WORD.match(piece)
+            word = match.group() if match else piece[:1]
+            if word.startswith('"'):
+                word = word[1:-1].replace('""', '"')
+            found.append(_Token(start, "word", word.lower()))
+        elif kind.name == "string_const":
+            match = _STRING.match(piece)
+            found.append(_Token(start, "string", match.group() if match else ""))
+        else:
+            found.append(_Token(start, kind.name, piece[:1]))
+    return found
+
+
+def _split(sql: str) -> list[str]:
+    """The text of each statement, cut at the semicolons the tokenizer sees (not in strings or
+    comments); blank pieces dropped."""
+    pieces, begin = [], 0
+    cuts = [t.start for t in _tokens(sql) if t.kind == "operator" and t.text == ";"]
+    for cut in [*cuts, len(sql)]:
+        piece = sql[begin:cut]
+        begin = cut + 1
+        if _tokens(piece):
+            pieces.append(piece)
+    return pieces
+
+
+def _checked(text: str, write_dir: Path | None) -> list[duckdb.Statement]:
+    """``text``'s statements (one, or a PIVOT with the enum types it makes), or an ObsError."""
+    tokens = _tokens(text)
+    _refuse_functions(tokens)
+    try:
+        statements = duckdb.extract_statements(text)
+    except duckdb.Error as exc:
+        raise _failed(exc) from None
+    if not statements:
+        return []
+    *made, main = statements
+    pivot_types = any(t.text in ("pivot", "unpivot") for t in tokens if t.kind == "word") and all(
+        s.type == duckdb.StatementType.CREATE and not s.query.strip() for s in made
+    )
+    if made and not pivot_types:
+        raise ObsError("cannot tell the statements of this SQL apart; end each one with ';'")
+    if main.query.strip():
+        _refuse_functions(_tokens(main.query))  # a PRAGMA comes back as the SELECT it runs
+    kind = main.type
+    if kind == duckdb.StatementType.SELECT:
+        return statements
+    if kind == duckdb.StatementType.EXPLAIN:
+        _checked(_explained(text, tokens), write_dir)
+        return statements
+    if kind == duckdb.StatementType.SET and _is_variable(tokens):
+        return statements
+    if kind == duckdb.StatementType.COPY and write_dir is not None:
+        _check_copy(text, tokens, write_dir)
+        return statements
+    raise ObsError(_refusal(kind, tokens))
+
+
+def _refuse_functions(tokens: list[_Token]) -> None:
+    for word, after in itertools.pairwise(tokens):
+        if word.kind == "word" and after.text == "(" and word.text in _REFUSED_FUNCTIONS:
+            raise ObsError(
+                f"{word.text}() is not allowed in obs query: {_REFUSED_FUNCTIONS[word.text]}; "
+                "leave it out (or use duckdb itself)"
+            )
+
+
+def _is_variable(tokens: list[_Token]) -> bool:
+    words = [t.text for t in tokens[:2] if t.kind == "word"]
+    return len(words) == 2 and words[0] in ("set", "reset") and words[1] == "variable"
+
+
+def _explained(text: str, tokens: list[_Token]) -> str:
+    """The statement an EXPLAIN [ANALYZE | (options)] shows (and, with ANALYZE, runs)."""
+    at = 1
+    if at < len(tokens) and tokens[at].text in ("analyze", "analyse"):
+        at += 1
+    elif at < len(tokens) and tokens[at].text == "(":
+        at = _closing(tokens, at) + 1
+    if at >= len(tokens):
+        raise ObsError("EXPLAIN of nothing; write EXPLAIN SELECT ...")
+    return text[tokens[at].start :]
+
+
+def _check_copy(text: str, tokens: list[_Token], write_dir: Path) -> None:
+    """COPY (query) | name TO 'path' [options], with the query a read and the path in
+    ``write_dir``."""
+    at = 1
+    if at < len(tokens) and tokens[at].text == "(":
+        end = _closing(tokens, at)
+        inner = text[tokens[at].start + 1 : tokens[end].start]
+        if _checked(inner, None)[-1].type != duckdb.StatementType.SELECT:
+            raise ObsError(f"COPY ({inner.strip()[:40]}...) copies no query; COPY a SELECT")
+        at = end + 1
+    while at < len(tokens) and tokens[at].text not in ("to", "from"):
+        at = _closing(tokens, at) + 1 if tokens[at].text == "(" else at + 1
+    if at >= len(tokens) or tokens[at].text != "to":
+        raise ObsError(
+            "COPY ... FROM is not allowed in obs query, which only reads; "
+            "read files in the --allow-write-to folder with read_csv or read_parquet instead"
+        )
+    target = tokens[at + 1] if at + 1 < len(tokens) else None
+    if target is None or target.kind != "string" or not target.text:
+        raise ObsError("COPY ... TO needs its target as a quoted path, e.g. TO 'out/result.csv'")
+    path = target.text[1:-1].replace("''", "'")
+    resolved = Path(os.path.expanduser(path)).resolve() if "://" not in path else None
+    if resolved is None or not resolved.is_relative_to(write_dir):
+        raise ObsError(
+            f"COPY ... TO '{path}' is outside {write_dir}, the only folder --allow-write-to "
+            f"lets COPY write to; copy into {write_dir}/ or pass another --allow-write-to"
+        )
+    _check_copy_options(tokens[at + 2 :], write_dir)
+
+
+def _check_copy_options(tokens: list[_Token], write_dir: Path) -> None:
+    """[WITH] (name value, ...), every name one that keeps the files under the target
+    (FILENAME_PATTERN or FILE_EXTENSION, say, could point them anywhere)."""
+    at = 1 if tokens and tokens[0].text == "with" else 0
+    if at == len(tokens):
+        return
+    if tokens[at].text != "(" or _closing(tokens, at) != len(tokens) - 1:
+        raise ObsError("write COPY options in parentheses, e.g. TO 'out/x.csv' (FORMAT csv)")
+    depth, previous = 0, ""
+    for token in tokens[at:]:
+        named = token.kind == "word" and depth == 1 and previous in ("(", ",")
+        if named and token.text not in _COPY_OPTIONS:
+            raise ObsError(
+                f"COPY option {token.text.upper()} is not allowed in obs query, which lets "
+                f"COPY write only under {write_dir}; leave it out"
+            )
+        if token.kind == "operator":
+            depth += {"(": 1, ")": -1}.get(token.text, 0)
+        previous = token.text if token.kind == "operator" else ""
+
+
+def _closing(tokens: list[_Token], at: int) -> int:
+    depth = 0
+    for index in range(at, len(tokens)):
+        if tokens[index].kind == "operator" and tokens[index].text in ("(", ")"):
+            depth += 1 if tokens[index].text == "(" else -1
+            if depth == 0:
+                return index
+    raise ObsError("unbalanced parentheses; close every '(' with ')'")
+
+
+def _refusal(kind: duckdb.StatementType, tokens: list[_Token]) -> str:
+    words = [t.text for t in tokens[:2] if t.kind == "word"]
+    what = words[0].upper() if words else kind.name
+    if words and words[0] in ("set", "reset", "pragma") and len(words) > 1:
+        what += f" {words[1]}"
+    elif words and words[0] in ("export", "force") and len(words) > 1:
+        what += f" {words[1].upper()}"
+    hint = _HINTS.get(kind, _READ_ONLY_HINT)
+    return f"{what} is not allowed in obs query, which only reads the lake; {hint}"
+
+
+def _failed(exc: BaseException) -> ObsError:
+    lines = str(exc).strip().splitlines()
+    return ObsError(f"query failed: {lines[0] if lines else type(exc).__name__}")
+
+
+def _folder(path: str) -> str:
+    return path.rstrip("/") + "/"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# Writing ---------------------------------------------------------------------------------------
+
+
+def _table(result: duckdb.DuckDBPyRelation, max_rows: int, explain: bool) -> str:
+    if explain:  # the plan as DuckDB drew it, not squeezed into a table cell
+        return "".join(f"{row[-1].rstrip()}\n" for row in result.fetchall())
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):
+        result.show(max_rows=max_rows, max_width=TABLE_WIDTH)
+    return shown.getvalue()
+
+
+def _batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """The result's batches; an error DuckDB meets while producing one is a failed query."""
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            raise _failed(exc) from None
+        yield batch
+
+
+@contextlib.contextmanager
+def _sink(output: Path | None) -> Iterator[_Sink]:
+    """Standard output as it is (a file opened for appending stays so), or a staged file that
+    replaces ``output`` once the result is whole."""
+    if output is None:
+        sys.stdout.flush()
+        yield _Stdout()
+        sys.stdout.buffer.flush()
+        return
+    staged = output.with_name(f".{output.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        handle = open(staged, "wb")  # noqa: SIM115 - closed below, before the rename
+    except OSError as exc:
+        raise ObsError(
+            f"cannot write {output} ({exc.strerror}); check that its folder exists and is writable"
+        ) from None
+    try:
+        with handle:
+            yield handle
+        os.replace(staged, output)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+class _Stdout:
+    """``sys.stdout.buffer`` writing every byte it is given: a buffered write into a pipe whose
+    reader has gone can return short instead of raising, and then the next write raises."""
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            written = sys.stdout.buffer.write(view)
+            if not written:
+                raise BrokenPipeError("standard output takes no more")
+            view = view[written:]
+        return len(data)
+
+
+def _write_csv(batches: Iterator[pa.RecordBatch], schema: pa.Schema, sink: _Sink) -> None:
+    header = True
+    for batch in batches:
+        if batch.num_rows:
+            sink.write(_csv(batch, header))
+            header = False
+    if header:
+        sink.write(_csv(pa.RecordBatch.from_pylist([], schema=schema), True))
+
+
+def _csv(batch: pa.RecordBatch, header: bool) -> bytes:
+    """One batch as CSV; lists, structs and maps as JSON text, intervals in ISO 8601."""
+    columns = [
+        pa.array([_cell(v) for v in column.to_pylist(maps_as_pydicts="lossy")], pa.string())
+        if pa.types.is_nested(column.type) or pa.types.is_interval(column.type)
+        else column
+        for column in batch.columns
+    ]
+    out = pa.BufferOutputStream()
+    pacsv.write_csv(
+        pa.RecordBatch.from_arrays(columns, names=batch.schema.names),
+        out,
+        pacsv.WriteOptions(include_header=header),
+    )
+    return out.getvalue().to_pybytes()
+
+
+def _cell(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, pa.MonthDayNano):
+        return _duration(value.months, value.days, value.nanoseconds)
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _write_json(batches: Iterator[pa.RecordBatch], schema: pa.Schema, sink: _Sink) -> None:
+    """A JSON array of one object per row, written a batch at a time."""
+    sink.write(b"[")
+    first = True
+    for batch in batches:
+        rows = batch.to_pylist(maps_as_pydicts="lossy")
+        if rows:
+            sink.write(b"\n" if first else b",\n")
+            sink.write(
+                b",\n".join(
+                    orjson.dumps(r, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+                    for r in rows
+                )
+            )
+            first = False
+    sink.write(b"]\n" if first else b"\n]\n")
+
+
+def _json_default(value: Any) -> Any:
+    """What orjson cannot write itself: decimals as exact numbers, intervals and durations in
+    ISO 8601, blobs in base64."""
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))
+    if isinstance(value, pa.MonthDayNano):
+        return _duration(value.months, value.days, value.nanoseconds)
+    if isinstance(value, timedelta):
+        return _duration(0, 0, round(value / timedelta(microseconds=1)) * 1000)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return str(value)
+
+
+def _duration(months: int, days: int, nanos: int) -> str:
+    seconds = Decimal(nanos) / Decimal(10**9)
+    text = "P" + (f"{months}M" if months else "") + (f"{days}D" if days else "")
+    if seconds or text == "P":
+        text += f"T{seconds.normalize():f}S"
+    return text
+
+
+def _write_parquet(batches: Iterator[pa.RecordBatch], schema: pa.Schema, sink: _Sink) -> None:
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+
+
+_WRITERS: dict[str, Callable[[Iterator[pa.RecordBatch], pa.Schema, _Sink], None]] = {
+    "csv": _write_csv,
+    "json": _write_json,
+    "parquet": _write_parquet,
+}

@@ -1,0 +1,454 @@
+"""`obs query` as an analyst runs it: it reads the lake and nothing else, writes only where it is
+told, and prints results (or one line of error) the way a shell expects."""
+
+import csv
+import io
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+
+from obs_pipelines import query
+from obs_pipelines.catalog import build_catalog
+from obs_pipelines.config import load_config
+from obs_pipelines.errors import ObsError
+from obs_pipelines.ingest import ingest_metrics_hour
+from obs_pipelines.lake import Lake
+from obs_pipelines.sources import metric_source
+from obs_pipelines.tiering import run_tiering
+from obs_pipelines.windows import TimeWindow, utc
+from tests.tiering_data import day, some_hours, write_hours
+
+REPO = Path(__file__).resolve().parent.parent
+OBS = REPO / ".venv" / "bin" / "obs"
+HOUR = TimeWindow(utc("2026-11-18T14:00:00Z"), utc("2026-11-18T15:00:00Z"))
+PARTITION = "hot/metric_samples/dt=2026-11-18/hour=14/part-00000.parquet"
+
+
+def obs(config: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "obs_pipelines.cli", "--config", str(config), "query", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or REPO,
+        timeout=300,
+    )
+
+
+def shell(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``command`` through bash, for redirections and pipes as a user types them."""
+    return subprocess.run(
+        ["bash", "-c", command], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("obs: error: "), done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stderr.strip()
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local lake with one hour of simulated metrics and its catalog, shared by the tests
+    (none may change it: that is the point); returns the config path."""
+    folder = tmp_path_factory.mktemp("query")
+    path = folder / "obs.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "ingest": {"start": "2026-01-01T00:00:00Z"},
+                "lake": {"root": str(folder / "lake"), "catalog": str(folder / "obs.duckdb")},
+            }
+        )
+    )
+    config = load_config(path)
+    ingest_metrics_hour(Lake(config), metric_source(config), HOUR)
+    build_catalog(config)
+    return path
+
+
+def lake_root(config_path: Path) -> Path:
+    return Path(load_config(config_path).lake_root)
+
+
+def test_copy_onto_a_lake_partition_is_refused_and_the_partition_is_unchanged(
+    lake: Path, tmp_path: Path
+) -> None:
+    partition = lake_root(lake) / PARTITION
+    before = partition.read_bytes()
+    exports = tmp_path / "exports"
+    exports.mkdir()
+
+    plain = obs(lake, f"COPY (SELECT 1 AS x) TO '{partition}' (FORMAT parquet)")
+    allowed_elsewhere = obs(
+        lake,
+        f"COPY (SELECT 1 AS x) TO '{partition}' (FORMAT parquet)",
+        "--allow-write-to",
+        str(exports),
+    )
+    explained = obs(lake, f"EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{partition}'")
+
+    assert one_error_line(plain).startswith("obs: error: COPY is not allowed in obs query")
+    assert "--allow-write-to DIR" in plain.stderr
+    assert f"is outside {exports}" in one_error_line(allowed_elsewhere)
+    assert one_error_line(explained).startswith("obs: error: COPY is not allowed")
+    assert partition.read_bytes() == before
+
+
+def test_the_session_itself_reads_only_the_lake_and_cannot_be_unlocked(
+    lake: Path, tmp_path: Path
+) -> None:
+    """DuckDB's own wall, under the statement check: even SQL that got past the check could
+    open nothing outside the lake, load nothing and change no setting."""
+    config = load_config(lake)
+    con = query.connect_sandboxed(config, query.sandbox(config))
+    outside = tmp_path / "outside.csv"
+    try:
+        assert con.execute("SELECT count(*) FROM metrics").fetchone() == (49440,)
+        with pytest.raises(duckdb.PermissionException):
+            con.execute(f"COPY (SELECT 1) TO '{outside}'")
+        with pytest.raises(duckdb.PermissionException):
+            con.execute("SELECT * FROM read_text('/etc/passwd')")
+        with pytest.raises(duckdb.InvalidInputException, match="locked"):
+            con.execute("SET enable_external_access = true")
+        with pytest.raises(duckdb.InvalidInputException, match="locked"):
+            con.execute("SET allowed_directories = ['/']")
+        with pytest.raises(duckdb.Error):
+            con.execute("INSTALL spatial")
+    finally:
+        con.close()
+    assert not outside.exists()
+
+
+@pytest.mark.parametrize(
+    ("sql", "error"),
+    [
+        ("SELECT * FROM read_text('/etc/passwd')", "query failed: Permission Error"),
+        ("SELECT * FROM glob('/root/**')", "query failed: Permission Error"),
+        ("SELECT * FROM read_csv('https://example.com/x.csv')", "query failed: Permission Error"),
+        ("ATTACH '{tmp}/other.duckdb' AS other", "ATTACH is not allowed in obs query"),
+        ("LOAD httpfs", "LOAD is not allowed in obs query"),
+        ("INSTALL spatial", "INSTALL is not allowed in obs query"),
+        ("SET threads = 1", "SET threads is not allowed in obs query"),
+        ("RESET enable_external_access", "RESET enable_external_access is not allowed"),
+        ("PRAGMA enable_profiling", "PRAGMA enable_profiling is not allowed"),
+        ("EXPORT DATABASE '{tmp}/export'", "EXPORT DATABASE is not allowed in obs query"),
+        ("CREATE TEMP TABLE t AS SELECT 1", "CREATE is not allowed in obs query"),
+        (
+            "SELECT * FROM enable_logging(storage = 'file', storage_path = '{lake}/hot/logs')",
+            "enable_logging() is not allowed in obs query",
+        ),
+        (
+            "SELECT * FROM enable_profiling(save_location = '{lake}/hot/profile.json')",
+            "enable_profiling() is not allowed in obs query",
+        ),
+        (
+            "SET VARIABLE q = 'SELECT 1'; SELECT * FROM query(getvariable('q'))",
+            "query() is not allowed in obs query",
+        ),
+    ],
+)
+def test_what_could_touch_the_machine_or_the_lake_fails_in_one_line(
+    lake: Path, tmp_path: Path, sql: str, error: str
+) -> None:
+    root = lake_root(lake)
+    before = sorted(p for p in root.rglob("*") if p.name != "obs.duckdb")
+
+    done = obs(lake, sql.format(tmp=tmp_path, lake=root))
+
+    assert error in one_error_line(done)
+    assert sorted(p for p in root.rglob("*") if p.name != "obs.duckdb") == before
+    assert not (tmp_path / "other.duckdb").exists() and not (tmp_path / "export").exists()
+
+
+def test_allow_write_to_lets_copy_write_inside_that_folder_only(lake: Path, tmp_path: Path) -> None:
+    exports = tmp_path / "exports"
+    exports.mkdir()
+
+    inside = obs(
+        lake,
+        "COPY (SELECT service, count(*) AS n FROM metrics GROUP BY ALL ORDER BY 1) "
+        "TO 'exports/by_service.csv'",
+        "--allow-write-to",
+        "exports",
+        cwd=tmp_path,
+    )
+    escaping = obs(
+        lake,
+        "COPY (SELECT 1) TO 'exports/../escaped.csv'",
+        "--allow-write-to",
+        "exports",
+        cwd=tmp_path,
+    )
+    partitioned = obs(
+        lake,
+        "COPY (SELECT service, count(*) AS n FROM metrics GROUP BY ALL) "
+        "TO 'exports/by_service' (FORMAT parquet, PARTITION_BY (service))",
+        "--allow-write-to",
+        "exports",
+        cwd=tmp_path,
+    )
+    named_into_the_lake = obs(
+        lake,
+        "COPY (SELECT 1 AS x) TO 'exports/p' "
+        "(FORMAT csv, PER_THREAD_OUTPUT true, FILENAME_PATTERN "
+        f"'{os.path.relpath(lake_root(lake) / 'hot', exports / 'p')}/x_{{i}}')",
+        "--allow-write-to",
+        "exports",
+        cwd=tmp_path,
+    )
+    into_the_lake = obs(lake, "SELECT 1", "--allow-write-to", str(lake_root(lake) / "hot"))
+    holding_the_lake = obs(lake, "SELECT 1", "--allow-write-to", str(lake_root(lake).parent))
+
+    assert inside.returncode == 0, inside.stderr
+    rows = list(csv.DictReader(io.StringIO((exports / "by_service.csv").read_text())))
+    assert len(rows) == 8 and rows[0] == {"service": "auth-service", "n": "1920"}
+    assert "is outside" in one_error_line(escaping)
+    assert not (tmp_path / "escaped.csv").exists()
+    assert partitioned.returncode == 0, partitioned.stderr
+    assert len(list((exports / "by_service").glob("service=*/*.parquet"))) == 8
+    assert "COPY option FILENAME_PATTERN is not allowed" in one_error_line(named_into_the_lake)
+    assert not list(lake_root(lake).glob("hot/x_*"))
+    assert "overlaps the lake" in one_error_line(into_the_lake)
+    assert "overlaps the lake" in one_error_line(holding_the_lake)
+
+
+def test_output_is_written_by_obs_and_never_into_the_lake(lake: Path, tmp_path: Path) -> None:
+    partition = lake_root(lake) / PARTITION
+    before = partition.read_bytes()
+
+    refused = obs(lake, "SELECT 1 AS x", "--format", "parquet", "-o", str(partition))
+    written = obs(lake, "SELECT 1 AS x", "--format", "csv", "-o", str(tmp_path / "x.csv"))
+
+    assert "would write into the lake" in one_error_line(refused)
+    assert partition.read_bytes() == before
+    assert written.returncode == 0, written.stderr
+    assert (tmp_path / "x.csv").read_text() == '"x"\n1\n'
+
+
+def test_results_appended_to_a_file_with_shell_redirection_keep_what_was_there(
+    lake: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "results.txt"
+    log.write_text("earlier content\n")
+    run = f"{OBS} --config {shlex.quote(str(lake))} query"
+
+    done = shell(
+        f"{run} 'SELECT 1 AS a' --format csv >> results.txt && "
+        f"{run} 'SELECT 2 AS b' --format json >> results.txt",
+        tmp_path,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert log.read_text() == 'earlier content\n"a"\n1\n[\n{"b":2}\n]\n'
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT 42 AS answer;", [{"answer": 42}]),
+        ("SELECT 42 AS answer ; ; ", [{"answer": 42}]),
+        ("SET VARIABLE x = 1; SELECT getvariable('x') AS x", [{"x": 1}]),
+        (
+            "DESCRIBE SELECT 1 AS one",
+            [
+                {
+                    "column_name": "one",
+                    "column_type": "INTEGER",
+                    "null": "YES",
+                    "key": None,
+                    "default": None,
+                    "extra": None,
+                }
+            ],
+        ),
+        (
+            "SELECT name FROM pragma_table_info('metric_series') WHERE pk OR name = 'metric'",
+            [{"name": "metric"}],
+        ),
+    ],
+)
+def test_statements_an_analyst_types_run(lake: Path, sql: str, expected: list[dict]) -> None:
+    done = obs(lake, sql, "--format", "json")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert json.loads(done.stdout) == expected
+
+
+def test_a_report_window_set_in_a_variable_selects_like_a_literal(lake: Path) -> None:
+    count = "SELECT count(*) AS samples FROM metrics WHERE ts >= {start}"
+    literal = obs(lake, count.format(start="TIMESTAMP '2026-11-18 14:30:00'"), "--format", "csv")
+    variable = obs(
+        lake,
+        "SET VARIABLE report_start = TIMESTAMP '2026-11-18 14:30:00';\n"
+        + count.format(start="getvariable('report_start')"),
+        "--format",
+        "csv",
+    )
+
+    assert variable.returncode == 0, variable.stderr
+    assert variable.stdout == literal.stdout
+    assert 0 < int(variable.stdout.splitlines()[1]) < 49440
+
+
+def test_json_keeps_maps_as_objects_and_timestamps_in_iso_8601(lake: Path) -> None:
+    done = obs(
+        lake,
+        "SELECT labels, ts, INTERVAL 90 MINUTE AS took FROM metrics "
+        "WHERE metric = 'up' ORDER BY ts, series_id LIMIT 1",
+        "--format",
+        "json",
+    )
+
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(done.stdout)
+    assert isinstance(row["labels"], dict) and "instance" in row["labels"]
+    assert row["ts"].startswith("2026-11-18T14:00:")
+    assert row["took"] == "PT5400S"
+
+
+def test_a_table_shows_the_last_result(lake: Path) -> None:
+    done = obs(lake, "SET VARIABLE n = 3; SELECT range AS i FROM range(getvariable('n'))")
+
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stdout.splitlines() if line.startswith("│")][2:] == [
+        "│     0 │",
+        "│     1 │",
+        "│     2 │",
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_a_runtime_error_is_one_line(lake: Path, fmt: str) -> None:
+    done = obs(lake, "SELECT CAST('x' AS INTEGER) AS n", "--format", fmt)
+
+    assert one_error_line(done) == (
+        "obs: error: query failed: Conversion Error: Could not convert string 'x' to INT32"
+    )
+
+
+def test_an_error_met_while_streaming_is_one_line(lake: Path) -> None:
+    done = obs(
+        lake,
+        "SELECT CASE WHEN i < 250000 THEN i ELSE CAST('x' || i AS INTEGER) END AS i "
+        "FROM range(300000) t(i)",
+        "--format",
+        "csv",
+    )
+
+    assert one_error_line(done).startswith("obs: error: query failed: Conversion Error")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "table"])
+def test_a_reader_that_stops_early_ends_the_query_quietly(
+    lake: Path, tmp_path: Path, fmt: str
+) -> None:
+    done = shell(
+        f"{OBS} --config {shlex.quote(str(lake))} query 'SELECT * FROM range(300000)' "
+        f"--format {fmt} --max-rows 300000 2>stderr.txt | head -1; "
+        'echo "exit ${PIPESTATUS[0]}" >&2',
+        tmp_path,
+    )
+
+    assert done.stdout.count("\n") == 1
+    assert done.stdout.startswith({"csv": '"range"', "json": "[", "table": "┌"}[fmt])
+    assert done.stderr == f"exit {query.BROKEN_PIPE_EXIT}\n"
+    assert (tmp_path / "stderr.txt").read_text() == ""
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_the_sql_runs_once(lake: Path, fmt: str) -> None:
+    """Each statement runs once, the last one included: a counter kept in a variable counts
+    one run, and the random draw shown is the first after the seed."""
+    first_draw = duckdb.sql("SELECT setseed(0.25); SELECT random()").fetchone()
+    assert first_draw is not None
+
+    done = obs(
+        lake,
+        "SET VARIABLE runs = coalesce(getvariable('runs'), 0) + 1; SELECT setseed(0.25); "
+        "SELECT getvariable('runs') AS runs, random() AS draw",
+        "--format",
+        fmt,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert str(first_draw[0]) in done.stdout
+    if fmt == "csv":
+        assert list(csv.DictReader(io.StringIO(done.stdout))) == [
+            {"runs": "1", "draw": str(first_draw[0])}
+        ]
+    elif fmt == "json":
+        assert json.loads(done.stdout) == [{"runs": 1, "draw": first_draw[0]}]
+
+
+RETENTION = {
+    "metrics": {"hot": "1d", "warm": "3d", "cold": "20d"},
+    "logs": {"hot": "1d", "warm": "3d", "cold": "20d"},
+    "alerts": {"hot": "1d", "warm": "3d", "cold": "20d"},
+}
+
+
+def test_an_s3_lake_with_a_local_warm_tier_is_still_read_and_still_fenced(
+    write_config: Callable[..., Path], s3_lake: dict[str, Any], tmp_path: Path
+) -> None:
+    warm = tmp_path / "warm-tier"
+    path = write_config(
+        lake={**s3_lake, "warm": {"root": str(warm)}, "delete_delay": "0s"}, retention=RETENTION
+    )
+    config = load_config(path)
+    days = [day("2026-03-30"), day("2026-03-31")]
+    write_hours(Lake(config), some_hours(days, (0, 23)))
+    run_tiering(config, days[0] + timedelta(days=2))  # 03-30 to the local warm tier
+    build_catalog(config)
+    bucket_root = s3_lake["root"]
+
+    tiers = obs(
+        path,
+        "SELECT tier, count(*) AS files FROM lake_partitions "
+        "WHERE dataset = 'log_records' GROUP BY ALL ORDER BY ALL",
+        "--format",
+        "json",
+    )
+    logs = obs(
+        path,
+        "SELECT count(*) AS n, count(DISTINCT ts::DATE) AS days FROM log_records",
+        "--format",
+        "csv",
+    )
+    outside_the_prefix = obs(path, f"SELECT * FROM glob('{bucket_root.rsplit('/', 1)[0]}/**')")
+    onto_the_bucket = obs(path, f"COPY (SELECT 1) TO '{bucket_root}/hot/x.parquet'")
+
+    assert tiers.returncode == 0, tiers.stderr
+    assert json.loads(tiers.stdout) == [{"tier": "hot", "files": 2}, {"tier": "warm", "files": 1}]
+    assert logs.returncode == 0, logs.stderr
+    assert list(csv.DictReader(io.StringIO(logs.stdout))) == [{"n": "200", "days": "2"}]
+    assert "Permission Error" in one_error_line(outside_the_prefix)
+    assert "COPY is not allowed" in one_error_line(onto_the_bucket)
+
+
+def test_statements_are_checked_before_anything_runs() -> None:
+    """The statement check alone: refusals name the statement and never need a lake."""
+    with pytest.raises(ObsError, match=r"^COPY is not allowed"):
+        query.read_statements("SELECT 1; COPY (SELECT 1) TO '/tmp/x.csv'")
+    with pytest.raises(ObsError, match=r"^checkpoint\(\) is not allowed"):
+        query.read_statements('SELECT * FROM main."CHECKPOINT" /* */ ()')
+    with pytest.raises(ObsError, match="no SQL to run"):
+        query.read_statements(" ; -- nothing\n")
+    pivot = query.read_statements("PIVOT (SELECT 'a' AS k, 1 AS v) ON k USING sum(v)")
+    assert pivot[-1].type == duckdb.StatementType.SELECT
+    assert [s.type for s in query.read_statements("SET VARIABLE a = 1; RESET VARIABLE a")] == [
+        duckdb.StatementType.SET,
+        duckdb.StatementType.SET,
+    ]
