@@ -29,8 +29,15 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: env
 	$(BIN)/obs --config $(DEMO_CONFIG) demo
 
+# The webserver and the daemon (schedules, sensors) on the demo's instance: what `dagster dev`
+# starts, as two processes, because `dagster dev` is superseded and warns that ./dagster.yaml is
+# unused (it is: $(DAGSTER_HOME)/dagster.yaml links to it). Ctrl-C stops both; UI_PORT=3001 moves it.
+ui: UI_PORT ?= 3000
 ui: env
-	OBS_CONFIG=$(DEMO_CONFIG) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@export OBS_CONFIG=$(DEMO_CONFIG); \
+	$(BIN)/dagster-daemon run -w workspace.yaml & daemon=$$!; \
+	trap 'kill $$daemon 2>/dev/null; wait $$daemon' EXIT; trap 'exit 130' INT TERM; \
+	$(BIN)/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 # Servers the tests start on 127.0.0.1 come from Debian; nothing here leaves them running.
 servers:

@@ -139,6 +139,20 @@ def connect(config: ObsConfig, read_only: bool = True) -> duckdb.DuckDBPyConnect
     return con
 
 
+def lake_connection(config: ObsConfig) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with a view per dataset (no reports, no catalog file): what the
+    engine reads the lake through when it needs SQL over partitions of several tiers."""
+    lake = Lake(config)
+    lake.adopt()
+    lake.ensure_anchors()
+    con = duckdb.connect()
+    _attach_lake(con, lake)
+    listed = {d: lake.files(d) for d in _DATASETS}
+    for statement in _view_statements(lake, listed):
+        con.execute(statement)
+    return con
+
+
 def catalog_lake_root(con: duckdb.DuckDBPyConnection) -> str | None:
     """The tier roots an open catalog was built to read (None for a catalog built before
     this was recorded)."""
@@ -378,7 +392,7 @@ def _create_partitions_table(
     """``lake_partitions``: every file of every dataset, with where and how it is stored."""
     files = [f for fs in listed.values() for f in fs]
     current = {f.key for fs in listed.values() for f in split_visible(fs)[0]}
-    rows = [f.rows for f in files]  # from the inventory: no file is opened
+    row_counts = [f.rows for f in files]  # from the inventory: no file is opened
     table = pa.table(
         {
             "dataset": pa.array([f.dataset for f in files], pa.string()),
@@ -387,7 +401,7 @@ def _create_partitions_table(
             "resolution": pa.array([f.resolution for f in files], pa.string()),
             "span_start": pa.array([f.start for f in files], pa.timestamp("ms")),
             "span_end": pa.array([f.end for f in files], pa.timestamp("ms")),
-            "rows": pa.array(rows, pa.int64()),
+            "row_count": pa.array(row_counts, pa.int64()),
             "bytes": pa.array([f.size for f in files], pa.int64()),
             "storage_class": pa.array([f.storage_class for f in files], pa.string()),
             "written_at": pa.array([f.modified for f in files], pa.timestamp("ms", tz="UTC")),
@@ -398,7 +412,7 @@ def _create_partitions_table(
     con.register("partitions_listing", table)
     con.execute(
         """CREATE OR REPLACE TABLE lake_partitions AS
-           SELECT dataset, tier, "partition", resolution, span_start, span_end, "rows", bytes,
+           SELECT dataset, tier, "partition", resolution, span_start, span_end, row_count, bytes,
                   storage_class, written_at::TIMESTAMP AS written_at, "current",
                   storage_class IN ('GLACIER', 'DEEP_ARCHIVE') AS archived, file
            FROM partitions_listing ORDER BY dataset, span_start, tier"""

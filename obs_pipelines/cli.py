@@ -49,11 +49,22 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Run SQL over the catalog in a read-only session that can open the lake and nothing "
             "else. Statements run once each, in order; the last one's result is printed or "
-            "written. SET VARIABLE name = value keeps values for getvariable('name'). Exits 2 "
-            "on an error, 141 (like any Unix filter) when the reader of its output goes away."
+            "written. SET VARIABLE name = value keeps values for getvariable('name'); --from and "
+            "--to set the report views' window (report_start, report_end). Exits 2 on an error, "
+            "141 (like any Unix filter) when the reader of its output goes away."
         ),
     )
     query.add_argument("sql")
+    query.add_argument(
+        "--from",
+        dest="start",
+        help="report period start for the report views (ISO 8601, UTC; as obs report --from)",
+    )
+    query.add_argument(
+        "--to",
+        dest="end",
+        help="report period end, exclusive (ISO 8601, UTC; default: the end of the newest data)",
+    )
     query.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     query.add_argument("--output", "-o", help="write to this file instead of standard output")
     query.add_argument("--max-rows", type=int, default=40, help="rows shown by --format table")
@@ -117,6 +128,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     materialize.set_defaults(handler=_materialize)
 
+    slo = commands.add_parser("slo", help="SLO history: recompute SLI minutes after an SLO changed")
+    slo_commands = slo.add_subparsers(required=True, metavar="ACTION")
+    recompute = slo_commands.add_parser(
+        "recompute",
+        help="recompute SLI minutes from raw samples where they exist and rollups where they do not",
+    )
+    recompute.add_argument(
+        "--slo", action="append", dest="slos", help="an SLO to recompute (repeat; default: all)"
+    )
+    recompute.add_argument(
+        "--from", dest="start", help="first hour (ISO 8601, UTC; default: the oldest metric data)"
+    )
+    recompute.add_argument(
+        "--to", dest="end", help="end of the range, exclusive (default: the current hour)"
+    )
+    recompute.set_defaults(handler=_slo_recompute)
+
     demo = commands.add_parser(
         "demo", help="ingest, tier and report days of simulated telemetry through Dagster"
     )
@@ -136,11 +164,13 @@ def _query(args: argparse.Namespace) -> int:
     from obs_pipelines.catalog import archive_notice
 
     config = _config(args)
+    start, end = query.report_window(args.start, args.end)
     box = query.sandbox(config, args.allow_write_to)
     output = query.output_file(box, args.output) if args.output else None
     statements = query.read_statements(args.sql, box.write_dir)
     con = query.connect_sandboxed(config, box)
     try:
+        query.set_report_window(con, start, end)
         query.run(con, statements, args.format, output, args.max_rows)
     except BrokenPipeError:
         query.silence_stdout()
@@ -235,6 +265,46 @@ def _materialize(args: argparse.Namespace) -> int:
     return 1 if launch_runs(config_path, ingest_runs(TimeWindow(start, end))) else 0
 
 
+def _slo_recompute(args: argparse.Namespace) -> int:
+    """A backfill of the ``sli_minutes`` asset over the range, for the SLOs named."""
+    config_path = _config_path(args)
+    config = load_config(config_path)
+    if args.slos:
+        unknown = sorted(set(args.slos) - {s.name for s in config.slos})
+        if unknown:
+            raise ObsError(
+                f"no SLO named {', '.join(unknown)} in the config; choose from "
+                f"{', '.join(s.name for s in config.slos) or '(none configured)'}"
+            )
+    end = floor_hour(utc(args.end)) if args.end else floor_hour(datetime.now(UTC))
+    start = floor_hour(utc(args.start)) if args.start else _oldest_metric_hour(config)
+    if start is None or start >= end:
+        raise ObsError("no metric data to recompute in that range; check --from and --to")
+    start = max(start, config.ingest.start)
+    # Every SLO: every derived dataset too (a lake written before they existed needs them all).
+    job = "slo_recompute_job" if args.slos else "derive_job"
+    run_config = {"ops": {"derive_sli_minutes": {"config": {"slos": args.slos or []}}}}
+    names = ", ".join(args.slos or ["every SLO and the inventories"])
+    runs = [
+        Run(
+            job,
+            run.what.replace("ingested", f"recomputed {names} for"),
+            run.tags,
+            run_config,
+        )
+        for run in ingest_runs(TimeWindow(start, end))
+    ]
+    return 1 if launch_runs(config_path, runs) else 0
+
+
+def _oldest_metric_hour(config: ObsConfig) -> datetime | None:
+    from obs_pipelines.lake import Lake
+
+    lake = Lake(config)
+    starts = [f.start for d in ("metric_samples", "metric_rollups") for f in lake.files(d)]
+    return floor_hour(min(starts)) if starts else None
+
+
 def _demo(args: argparse.Namespace) -> int:
     config_path = _config_path(args)
     end = floor_hour(datetime.now(UTC))
@@ -270,6 +340,7 @@ class Run:
     job: str
     what: str
     tags: dict[str, str] = field(default_factory=dict)
+    config: dict[str, object] = field(default_factory=dict)
 
 
 def ingest_runs(window: TimeWindow) -> list[Run]:
@@ -312,7 +383,10 @@ def launch_runs(config_path: str, runs: list[Run]) -> list[str]:
     with DagsterInstance.get() as instance:
         for run in runs:
             result = defs.resolve_job_def(run.job).execute_in_process(
-                instance=instance, tags=run.tags, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+                instance=instance,
+                tags=run.tags,
+                raise_on_error=False,
+                run_config={**QUIET_RUN_CONFIG, **run.config},
             )
             if result.success:
                 print(f"{run.what} (run {result.run_id[:8]})")
@@ -383,7 +457,7 @@ def _print_summary(config: ObsConfig) -> None:
     print("  .venv/bin/obs query \"SELECT * FROM slo_compliance WHERE scope = 'rolling'\"")
     print('  .venv/bin/obs query "SELECT alertname, firings, noise_ratio FROM alert_quality"')
     print(
-        f"  duckdb -readonly {config.catalog_path}    # any DuckDB client: metrics, log_records, spans, alert_events, reports"
+        f"  .venv/bin/duckdb -readonly {config.catalog_path}    # or any DuckDB client: metrics, log_records, spans, alert_events, reports"
     )
 
 

@@ -527,6 +527,10 @@ DATASET_PILLARS = {
     "alert_fragments": "alerts",
     "alert_rules": "alerts",
     "alertmanager_alerts": "alerts",
+    # Derived from metrics; tiering keeps them until the longest retention of any dataset ends.
+    "sli_minutes": "metrics",
+    "up_minutes": "metrics",
+    "series_inventory": "metrics",
 }
 _PILLAR_PREFIXES = (
     ("metric", "metrics"),

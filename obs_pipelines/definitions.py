@@ -13,6 +13,7 @@ import yaml
 from dagster import Definitions, ExecutorDefinition
 
 from assets.catalog import build_catalog_asset
+from assets.derived import build_metric_inventory, build_sli_minutes
 from assets.ingest import (
     HOURLY_DATASETS,
     SNAPSHOT_DATASETS,
@@ -43,11 +44,27 @@ HOURLY_INGEST_ASSETS = (
     *(spec.dataset for spec in HOURLY_DATASETS),
 )
 SNAPSHOT_ASSETS = tuple(spec.dataset for spec in SNAPSHOT_DATASETS)
+DERIVED_ASSETS = ("sli_minutes", "up_minutes", "series_inventory")
+SLO_RECOMPUTE_JOB = "slo_recompute_job"
 
 ingest_job = asset_job(
     INGEST_JOB,
-    [*HOURLY_INGEST_ASSETS, "lake_catalog"],
-    "Ingest one hour (or a range of hours) of metrics, logs, spans and alerts into the hot tier.",
+    [*HOURLY_INGEST_ASSETS, *DERIVED_ASSETS, "lake_catalog"],
+    "Ingest one hour (or a range of hours) of metrics, logs, spans and alerts into the hot tier, "
+    "and derive what the reports read from it.",
+)
+derive_job = asset_job(
+    "derive_job",
+    [*DERIVED_ASSETS, "lake_catalog"],
+    "Recompute every derived dataset (SLI minutes, up minutes, the series inventory) from raw "
+    "samples where they exist and from rollups where they do not, e.g. for a lake written "
+    "before they existed.",
+)
+slo_recompute_job = asset_job(
+    SLO_RECOMPUTE_JOB,
+    ["sli_minutes", "lake_catalog"],
+    "Recompute SLI minutes (all SLOs, or those named in the run config) from raw samples where "
+    "they exist and from rollups where they do not.",
 )
 snapshot_job = asset_job(
     SNAPSHOT_JOB,
@@ -58,7 +75,7 @@ snapshot_job = asset_job(
 repair_jobs = {
     "metric_series": asset_job(
         "repair_metrics_job",
-        ["metric_series", "metric_samples", "lake_catalog"],
+        ["metric_series", "metric_samples", *DERIVED_ASSETS, "lake_catalog"],
         "Re-ingest missing hours of metrics.",
     ),
     **{
@@ -90,7 +107,9 @@ def build_definitions(config_path: str) -> Definitions:
         build_metric_ingest(hourly),
         *(build_hourly_ingest(spec, hourly) for spec in HOURLY_DATASETS),
         *(build_snapshot_ingest(spec) for spec in SNAPSHOT_DATASETS),
-        build_catalog_asset(hourly, deps=HOURLY_INGEST_ASSETS),
+        build_sli_minutes(hourly, config),
+        build_metric_inventory(hourly),
+        build_catalog_asset(hourly, deps=(*HOURLY_INGEST_ASSETS, *DERIVED_ASSETS)),
         *build_tiering_assets(daily, deps=HOURLY_INGEST_ASSETS),
         *build_report_assets(daily, deps=HOURLY_INGEST_ASSETS),
     ]
@@ -98,6 +117,8 @@ def build_definitions(config_path: str) -> Definitions:
         assets=with_freshness(assets, config.freshness),
         jobs=[
             ingest_job,
+            derive_job,
+            slo_recompute_job,
             snapshot_job,
             tiering_job,
             reports_job,

@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,14 @@ class CheckResult:
     detail: str
     fix: str = ""
     skipped: bool = False
+    warn: bool = False  # passed (not counted as failed), but worth a look: printed "warn"
 
     def line(self) -> str:
-        status = "skip" if self.skipped else ("ok" if self.ok else "FAIL")
+        status = (
+            "skip" if self.skipped else ("warn" if self.warn else ("ok" if self.ok else "FAIL"))
+        )
         text = f"{status:<5} {self.check:<22} {self.detail}"
-        return f"{text} -> {self.fix}" if self.fix and not self.ok else text
+        return f"{text} -> {self.fix}" if self.fix and (self.warn or not self.ok) else text
 
 
 def run_checks(
@@ -73,11 +77,14 @@ def run_checks(
 
 def format_report(results: list[CheckResult]) -> str:
     failed = sum(1 for r in results if not r.ok)
+    warned = sum(1 for r in results if r.ok and r.warn)
     tail = (
         f"{failed} of {len(results)} checks failed"
         if failed
         else f"all {len(results)} checks passed"
     )
+    if warned:
+        tail += f" ({warned} with a warning)"
     return "\n".join([*(r.line() for r in results), tail])
 
 
@@ -180,30 +187,93 @@ def _get(
 
 
 def _prometheus(check: str, config: ObsConfig, timeout: float) -> CheckResult:
+    """Series of the first selector in the last hour; when there are none, whether the server
+    is live (then the selector is wrong) or holds only older data (historical or backfilled:
+    a warning that says how old, not a failure)."""
     section = config.sources.prometheus
     assert section is not None
     session = _session(section.auth, section.tls)
     key = "sources.prometheus"
     info = _get(session, f"{section.url}/api/v1/status/buildinfo", "Prometheus", key, timeout)
     version = info.json().get("data", {}).get("version", "?")
+    where = f"Prometheus {version} at {scrub(section.url)}"
     selector = section.selectors[0]
+    count = _series_in_hour(session, section.url, selector, timeout)
+    if count:
+        return CheckResult(check, True, f"{where}; {count} series of {selector} in the last hour")
+    live_but_unmatched = CheckResult(
+        check,
+        False,
+        f"{where}; 0 series of {selector} in the last hour",
+        f"check {key}.selectors against the server's metrics",
+    )
+    try:
+        newest = _newest_sample(session, section.url, timeout)
+    except (ObsError, KeyError, TypeError, ValueError):  # no TSDB status: not Prometheus itself
+        return live_but_unmatched
+    if newest is None:
+        return CheckResult(
+            check,
+            False,
+            f"{where} holds no samples at all",
+            f"check {key}.url is the server with the data",
+        )
+    now = datetime.now(UTC)
+    if now - newest <= timedelta(hours=1):
+        return live_but_unmatched
+    age = f"newest sample {newest:%Y-%m-%d %H:%M}Z ({_age(now - newest)} ago: a historical or backfilled server?)"
+    then = _series_in_hour(session, section.url, selector, timeout, at=newest)
+    detail = f"{where}; {age}; {then} series of {selector} in the hour before it"
+    if not then:
+        return CheckResult(check, False, detail, live_but_unmatched.fix)
+    end = (newest + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    return CheckResult(
+        check,
+        True,
+        detail,
+        f"if it should be live, check what it scrapes; else ingest its history with "
+        f"obs materialize --from <start> --to {end:%Y-%m-%dT%H:%M:%SZ}",
+        warn=True,
+    )
+
+
+def _series_in_hour(
+    session: requests.Session, url: str, selector: str, timeout: float, at: datetime | None = None
+) -> int:
+    """How many series of ``selector`` have a sample in the hour up to ``at`` (default: now)."""
+    form = {"query": f"count(last_over_time({selector}[1h]))"}
+    if at is not None:
+        form["time"] = f"{at.timestamp():.3f}"
     answer = _get(
         session,
-        f"{section.url}/api/v1/query",
+        f"{url}/api/v1/query",
         "Prometheus",
-        key,
+        "sources.prometheus",
         timeout,
         method="POST",
-        data={"query": f"count(last_over_time({selector}[1h]))"},
+        data=form,
     )
     result = answer.json()["data"]["result"]
-    count = int(float(result[0]["value"][1])) if result else 0
-    detail = f"Prometheus {version} at {scrub(section.url)}; {count} series of {selector} in the last hour"
-    if count == 0:
-        return CheckResult(
-            check, False, detail, f"check {key}.selectors against the server's metrics"
-        )
-    return CheckResult(check, True, detail)
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def _newest_sample(session: requests.Session, url: str, timeout: float) -> datetime | None:
+    """The time of the newest sample the server holds, from its TSDB status (one cheap call, no
+    scan): the head block's ``maxTime``. With an empty head (only persisted blocks, as after a
+    promtool backfill) Prometheus sets it to the newest block's end. None if it holds nothing
+    (the head's bounds are then the int64 extremes, max below min)."""
+    status = _get(session, f"{url}/api/v1/status/tsdb", "Prometheus", "sources.prometheus", timeout)
+    head = status.json()["data"]["headStats"]
+    low, high = int(head["minTime"]), int(head["maxTime"])
+    if high < low:
+        return None
+    return datetime.fromtimestamp(high / 1000, UTC)
+
+
+def _age(delta: timedelta) -> str:
+    hours = delta / timedelta(hours=1)
+    count, unit = (round(hours), "hour") if hours < 47.5 else (round(hours / 24), "day")
+    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 def _prometheus_rules(check: str, config: ObsConfig, timeout: float) -> CheckResult:

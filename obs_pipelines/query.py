@@ -30,7 +30,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +46,7 @@ from obs_pipelines.config import ObsConfig
 from obs_pipelines.errors import ObsError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.storage import LocalStorage
+from obs_pipelines.windows import utc
 
 BATCH_ROWS = 100_000
 BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what any Unix filter reports when its reader went away
@@ -186,6 +187,34 @@ def connect_sandboxed(config: ObsConfig, box: Sandbox) -> duckdb.DuckDBPyConnect
         con.close()
         raise
     return con
+
+
+def report_window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+    """``--from``/``--to`` as UTC times, refused in one line if unreadable or out of order."""
+    moments: list[datetime | None] = []
+    for option, text in (("--from", start), ("--to", end)):
+        try:
+            moments.append(utc(text) if text else None)
+        except ValueError:
+            raise ObsError(
+                f"{option} {text!r} is not an ISO 8601 time; write e.g. 2026-11-01 or "
+                "2026-11-01T00:00:00Z (UTC)"
+            ) from None
+    first, last = moments
+    if first is not None and last is not None and first >= last:
+        raise ObsError(f"--from {start} is not before --to {end}; swap them or widen the window")
+    return first, last
+
+
+def set_report_window(
+    con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None
+) -> None:
+    """Set ``report_start``/``report_end``, which the report views (``report_period``) read,
+    as ``obs report --from/--to`` does; a bound not given keeps its default."""
+    for name, moment in (("report_start", start), ("report_end", end)):
+        if moment is not None:
+            naive = moment.astimezone(UTC).replace(tzinfo=None)  # the lake's timestamps are UTC
+            con.execute(f"SET VARIABLE {name} = ?::TIMESTAMP", [naive])
 
 
 def run(

@@ -13,8 +13,11 @@ another period with ``SET VARIABLE report_start = TIMESTAMP '...'`` and ``report
 (:func:`report_connection` does this).
 """
 
+import importlib.resources
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from importlib.resources.abc import Traversable
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +27,43 @@ import pyarrow as pa
 from obs_pipelines.config import LatencySli, ObsConfig, RatioSli, ThresholdSli
 from obs_pipelines.durations import format_duration, parse_duration
 from obs_pipelines.errors import LakeError
-from obs_pipelines.slo import check_latency_buckets, slo_events_sql
+from obs_pipelines.slo import check_latency_buckets, slo_version
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# The reports ship inside the package: the repository's top-level sql/ is installed as the
+# package obs_pipelines.sql (pyproject's package-dir), so a wheel has them as well as a checkout.
+SQL_PACKAGE = "obs_pipelines.sql"
+# None: the installed package's reports; tests may pass another folder instead.
+SQL_DIR: Path | None = None
 
 
-def report_queries(sql_dir: Path = SQL_DIR) -> dict[str, str]:
-    """Report name (the file stem) -> its SELECT, in name order."""
-    return {
-        path.stem: path.read_text().strip().rstrip(";") for path in sorted(sql_dir.glob("*.sql"))
+def report_queries(sql_dir: Path | Traversable | None = SQL_DIR) -> dict[str, str]:
+    """Report name (the file stem) -> its SELECT, in name order.
+
+    Finding none is an error, never an empty result: a package installed without its SQL would
+    otherwise build a catalog with no reports and say nothing.
+    """
+    folder = _installed_sql() if sql_dir is None else sql_dir
+    queries = {
+        path.name.removesuffix(".sql"): path.read_text().strip().rstrip(";")
+        for path in sorted(
+            folder.iterdir() if folder and folder.is_dir() else [], key=attrgetter("name")
+        )
+        if path.name.endswith(".sql") and path.is_file()
     }
+    if queries:
+        return queries
+    if sql_dir is None:
+        raise LakeError(
+            f"no report SQL found in the installed package ({SQL_PACKAGE}); reinstall obs-pipelines"
+        )
+    raise LakeError(f"no report SQL (*.sql) found in {sql_dir}; put the reports there")
+
+
+def _installed_sql() -> Traversable | None:
+    try:
+        return importlib.resources.files(SQL_PACKAGE)
+    except ModuleNotFoundError:  # installed without it
+        return None
 
 
 # -- settings -------------------------------------------------------------------------------------
@@ -225,11 +255,21 @@ def publish(
     _create_config_tables(con, config, settings)
     check_latency_buckets(con, config)
     con.execute(f"CREATE OR REPLACE VIEW report_period AS\n{report_period_sql(config, settings)}")
-    with_rollups = relation_exists(con, "metric_rollups")
-    con.execute(
-        f"CREATE OR REPLACE VIEW slo_events AS\n{slo_events_sql(config.slos, with_rollups)}"
-    )
+    con.execute(f"CREATE OR REPLACE VIEW slo_events AS\n{SLO_EVENTS_SQL}")
     create_report_views(con)
+
+
+# Reports read SLO events from the derived sli_minutes (obs_pipelines/derived.py), never from raw
+# samples: the numbers stay the same after raw samples age out, and reports stay fast.
+SLO_EVENTS_SQL = """-- slo_events: per SLO and UTC minute, the SLI's good, bad and total events, from sli_minutes
+-- (made at ingest; see obs_pipelines/derived.py). Only minutes computed with the SLO's current
+-- definition count: after an SLO changes, `obs slo recompute --slo NAME` recomputes its history.
+-- resolution: raw, or the rollup (5m, 1h) the minute came from once raw samples aged out;
+-- uncertain_events: threshold SLIs from rollups, samples of buckets partly within the bounds.
+SELECT m.slo_name, m.minute, m.good_events, m.bad_events, m.total_events, m.uncertain_events,
+       m.resolution
+FROM sli_minutes AS m
+JOIN slo_definitions AS d ON d.slo_name = m.slo_name AND d.slo_version = m.slo_version"""
 
 
 def create_report_views(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> None:
@@ -284,9 +324,13 @@ def report_period_sql(config: ObsConfig, settings: ReportSettings) -> str:
     return f"""-- report_period: the window reports describe, the one before it (for the scorecard's change),
 -- and the horizon they read from (reaching back by the longest SLO or burn-rate window).
 -- Default: the last {format_duration(settings.period)} ending at the end of the newest hour holding
--- metric samples. Another period: SET VARIABLE report_start = TIMESTAMP '...' (and report_end).
+-- metric data (raw samples or rollups, from the derived datasets). Another period: SET VARIABLE report_start = TIMESTAMP '...' (and report_end).
 WITH newest AS (
-    SELECT date_trunc('hour', max(ts)) + INTERVAL 1 HOUR AS data_end FROM metric_samples
+    SELECT date_trunc('hour', greatest(
+               (SELECT max(last_ts) FROM series_inventory),
+               (SELECT max(minute) FROM sli_minutes),
+               (SELECT max(minute) FROM up_minutes)
+           )) + INTERVAL 1 HOUR AS data_end
 ),
 bounds AS (
     SELECT
@@ -370,10 +414,12 @@ def _slo_table(config: ObsConfig) -> pa.Table:
             "threshold_seconds",
             "gauge_min",
             "gauge_max",
+            "slo_version",
         )
     }
     for slo in config.slos:
         sli = slo.sli
+        rows["slo_version"].append(slo_version(slo))
         rows["slo_name"].append(slo.name)
         rows["service"].append(slo.service)
         rows["description"].append(slo.description)

@@ -137,6 +137,51 @@ ALERTMANAGER_ALERTS = pa.schema(
     ]
 )
 
+# Derived datasets: what the reports need from raw samples, made at ingest and kept for as long
+# as the lake keeps anything (raw samples age out long before). See obs_pipelines/derived.py.
+RESOLUTION = pa.field("resolution", pa.string(), nullable=False)  # raw | 5m | 1h
+
+SLI_MINUTES = pa.schema(
+    [
+        pa.field("slo_name", pa.string(), nullable=False),
+        pa.field("minute", pa.timestamp("ms"), nullable=False),
+        pa.field("good_events", pa.float64(), nullable=False),
+        pa.field("bad_events", pa.float64(), nullable=False),
+        pa.field("total_events", pa.float64(), nullable=False),
+        # Threshold SLIs from rollups: samples of buckets neither wholly within nor outside bounds.
+        pa.field("uncertain_events", pa.float64(), nullable=False),
+        RESOLUTION,
+        pa.field("slo_version", pa.string(), nullable=False),
+    ]
+)
+
+UP_MINUTES = pa.schema(
+    [
+        pa.field("service", pa.string()),
+        pa.field("minute", pa.timestamp("ms"), nullable=False),
+        pa.field("up_samples", pa.int64(), nullable=False),
+        pa.field("up_ok_samples", pa.int64(), nullable=False),
+        RESOLUTION,
+    ]
+)
+
+SERIES_INVENTORY = pa.schema(
+    [
+        pa.field("series_id", pa.uint64(), nullable=False),
+        pa.field("hour", pa.timestamp("ms"), nullable=False),
+        pa.field("samples", pa.int64(), nullable=False),
+        pa.field("first_ts", pa.timestamp("ms"), nullable=False),
+        pa.field("last_ts", pa.timestamp("ms"), nullable=False),
+        RESOLUTION,
+    ]
+)
+
+DERIVED_SCHEMAS: dict[str, pa.Schema] = {
+    "sli_minutes": SLI_MINUTES,
+    "up_minutes": UP_MINUTES,
+    "series_inventory": SERIES_INVENTORY,
+}
+
 SCHEMAS: dict[str, pa.Schema] = {
     "metric_series": METRIC_SERIES,
     "metric_samples": METRIC_SAMPLES,
@@ -145,6 +190,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "alert_fragments": ALERT_FRAGMENTS,
     "alert_rules": ALERT_RULES,
     "alertmanager_alerts": ALERTMANAGER_ALERTS,
+    **DERIVED_SCHEMAS,
 }
 
 # Sort order inside a partition file: makes files compress well and lets readers skip row groups.
@@ -156,6 +202,9 @@ SORT_KEYS: dict[str, list[str]] = {
     "alert_fragments": ["alertname", "fingerprint", "state", "first_sample"],
     "alert_rules": ["group", "name"],
     "alertmanager_alerts": ["alertname", "fingerprint"],
+    "sli_minutes": ["slo_name", "minute"],
+    "up_minutes": ["service", "minute"],
+    "series_inventory": ["series_id", "hour"],
 }
 
 # The column that places a row in an hourly partition (None: snapshot datasets, stamped by ingest).
@@ -169,4 +218,7 @@ TIME_COLUMN: dict[str, str | None] = {
     # partition they were taken for (snapshot_at may be that window's end, or just after it).
     "alert_rules": None,
     "alertmanager_alerts": None,
+    "sli_minutes": "minute",
+    "up_minutes": "minute",
+    "series_inventory": "hour",
 }

@@ -22,10 +22,12 @@ Rows are limited to the report horizon (``report_period.horizon_start`` to ``per
 reaches back far enough for the longest SLO window and burn-rate window of the report period.
 """
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import duckdb
+import orjson
 
 from obs_pipelines.config import LatencySli, ObsConfig, RatioSli, SloConfig, ThresholdSli
 from obs_pipelines.errors import ConfigError
@@ -108,7 +110,7 @@ def _gauge_good(sli: ThresholdSli) -> str:
     return " AND ".join(bounds)
 
 
-def _slo_select(slo: SloConfig) -> str:
+def _slo_select(slo: SloConfig, samples: str = "metric_samples") -> str:
     """One SLO's per-minute good/bad/total from the per-role event counts."""
     sli, name = slo.sli, sql_string(slo.name)
     if isinstance(sli, ThresholdSli):
@@ -116,7 +118,7 @@ def _slo_select(slo: SloConfig) -> str:
            count(*) FILTER (WHERE {_gauge_good(sli)})::DOUBLE AS good_events,
            count(*) FILTER (WHERE NOT ({_gauge_good(sli)}))::DOUBLE AS bad_events,
            count(*)::DOUBLE AS total_events
-    FROM metric_samples AS x
+    FROM {samples} AS x
     JOIN slo_series AS s ON s.series_id = x.series_id AND s.slo_name = {name} AND s.role = 'gauge'
     WHERE x.ts >= (SELECT horizon_start FROM report_period)
       AND x.ts < (SELECT period_end FROM report_period)
@@ -134,7 +136,9 @@ def _slo_select(slo: SloConfig) -> str:
     GROUP BY slo_name, minute"""
 
 
-def slo_events_sql(slos: Iterable[SloConfig], with_rollups: bool = False) -> str:
+def slo_events_sql(
+    slos: Iterable[SloConfig], with_rollups: bool = False, samples: str = "metric_samples"
+) -> str:
     """The SELECT behind the ``slo_events`` view (see the module docstring for the semantics).
 
     ``with_rollups``: also count increases from ``metric_rollups`` (``counter_increase``) for
@@ -186,7 +190,7 @@ first_raw_sample AS (
         if with_rollups
         else ""
     )
-    per_slo = "\n    UNION ALL\n".join(_slo_select(slo) for slo in slos)
+    per_slo = "\n    UNION ALL\n".join(_slo_select(slo, samples) for slo in slos)
     return f"""{header}WITH slo_series AS (
 {series_union}
 ),
@@ -196,7 +200,7 @@ counter_series AS (
 counter_samples AS (
     SELECT x.series_id, x.ts, x.value,
            lag(x.value) OVER (PARTITION BY x.series_id ORDER BY x.ts) AS previous_value
-    FROM metric_samples AS x
+    FROM {samples} AS x
     WHERE x.series_id IN (SELECT series_id FROM counter_series)
       AND x.ts >= (SELECT horizon_start FROM report_period)
       AND x.ts < (SELECT period_end FROM report_period)
@@ -221,6 +225,19 @@ events AS (
 {per_slo}
 )
 SELECT slo_name, minute, good_events, bad_events, total_events FROM events"""
+
+
+def slo_version(slo: SloConfig) -> str:
+    """A digest of everything that decides an SLO's events (not its description)."""
+    body = slo.model_dump(mode="json", exclude={"description"})
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def slos_version(slos: Iterable[SloConfig]) -> str:
+    """One digest of every SLO: the ``sli_minutes`` asset's code version in Dagster, so a changed
+    SLO shows its partitions as stale."""
+    joined = ",".join(f"{s.name}={slo_version(s)}" for s in sorted(slos, key=lambda s: s.name))
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
 def check_latency_buckets(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:

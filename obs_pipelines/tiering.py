@@ -63,7 +63,14 @@ from obs_pipelines.lake.paths import (
 )
 from obs_pipelines.lake.rollups import METRIC_ROLLUPS, RESOLUTIONS, compute_rollups, last_samples
 from obs_pipelines.lake.writer import Encoding
-from obs_pipelines.schemas import METRIC_SAMPLES, METRIC_SERIES, SCHEMAS, SORT_KEYS, TIME_COLUMN
+from obs_pipelines.schemas import (
+    DERIVED_SCHEMAS,
+    METRIC_SAMPLES,
+    METRIC_SERIES,
+    SCHEMAS,
+    SORT_KEYS,
+    TIME_COLUMN,
+)
 
 ROLLUPS = "metric_rollups"
 HOUR_COLUMN = "_hour"  # source hour of rows of datasets without a time column, in warm and cold
@@ -126,6 +133,8 @@ def streams(config: ObsConfig) -> tuple[list[Stream], list[str]]:
         elif dataset == "metric_series":  # series outlive every sample and rollup that names them
             last = max([stages[-1][1]] + [retention.resolution_age(r) for r in RESOLUTIONS])
             stages = [*stages[:-1], (stages[-1][0], last)]
+        elif dataset in DERIVED_SCHEMAS and dataset not in retention.datasets:
+            stages = [*stages[:-1], (stages[-1][0], longest_retention(config))]
         found.append(Stream(dataset, None, tuple(stages)))
     if metrics.warm and retention.resolution_age("raw") > metrics.hot:
         for resolution in RESOLUTIONS:
@@ -135,6 +144,19 @@ def streams(config: ObsConfig) -> tuple[list[Stream], list[str]]:
                 stages.append(("cold", age))
             found.append(Stream(ROLLUPS, resolution, tuple(stages)))
     return found, skipped
+
+
+def longest_retention(config: ObsConfig) -> timedelta:
+    """The age at which the lake's longest-kept data is deleted: derived datasets (SLI minutes,
+    up minutes, the series inventory) are kept that long, so reports outlive raw data."""
+    retention = config.retention
+    ages = [
+        ages.stages()[-1][1]
+        for ages in (retention.metrics, retention.logs, retention.traces, retention.alerts)
+    ]
+    ages += [a.stages()[-1][1] for a in retention.datasets.values()]
+    ages += [retention.resolution_age(r) for r in RESOLUTIONS]
+    return max(ages)
 
 
 @dataclass
@@ -235,6 +257,26 @@ def run_tiering(
                 break
         else:
             result.problems.append(f"tiering did not settle after {MAX_PASSES} passes; rerun")
+    return result
+
+
+def merge_rewritten(config: ObsConfig, datasets: tuple[str, ...]) -> TieringResult:
+    """Fold hot hours of ``datasets`` written after their day moved to warm or cold (a
+    recomputed SLO's minutes) into the file that holds their day now, instead of at the next
+    tiering run: until then the colder file hides them. Nothing moves by age."""
+    lake = Lake(config)
+    result = TieringResult(datetime.now(UTC))
+    planned = [s for s in streams(config)[0] if s.dataset in datasets]
+    with _lake_lock(lake, config):
+        runner = _Runner(lake, config, result.now, lambda step, move: None, result)
+        for _ in range(MAX_PASSES):
+            acted = False
+            for stream in planned:
+                files = runner._files(stream)
+                visible, hidden = split_visible(files)
+                acted = runner._settle_superseded(stream, files, visible, hidden) or acted
+            if not acted:
+                break
     return result
 
 

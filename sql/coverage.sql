@@ -41,11 +41,13 @@ rule_snapshots AS (
     FROM report_periods AS p
 ),
 samples_by_period AS (
+    -- From the series inventory (per series and hour, derived at ingest), so coverage holds
+    -- after raw samples age out; exact for periods that start and end on the hour.
     SELECT DISTINCT
-           CASE WHEN x.ts >= p.period_start THEN 'current' ELSE 'previous' END AS period,
-           x.series_id
-    FROM metric_samples AS x, period AS p
-    WHERE x.ts >= p.previous_start AND x.ts < p.period_end
+           CASE WHEN i.last_ts >= p.period_start THEN 'current' ELSE 'previous' END AS period,
+           i.series_id
+    FROM series_inventory AS i, period AS p
+    WHERE i.last_ts >= p.previous_start AND i.first_ts < p.period_end
 ),
 presence AS (
     SELECT DISTINCT s.period, m.service, 'metrics' AS pillar

@@ -8,7 +8,8 @@
 -- metric_order, metric   the row and its name, as in the seed
 -- target                 the target as the seed writes it, e.g. '> 99.9%'
 -- current_value          the value over the report period (ratio 0..1, or minutes)
--- previous_value         the value over the previous period
+-- previous_value         the value over the previous period; NULL when it has nothing to measure,
+--                        as current_value (for coverage: no metric sample, log record or span)
 -- change                 current_value - previous_value
 -- unit                   ratio or minutes
 -- passed                 true / false; NULL when there is nothing to measure (e.g. no incidents)
@@ -27,18 +28,20 @@ WITH period AS (
 incident_totals AS MATERIALIZED (
     SELECT * FROM incident_summary WHERE scope = 'all services'
 ),
+coverage_cells AS MATERIALIZED (
+    SELECT period, pillar, present, overall_coverage FROM coverage
+),
 uptime AS (
-    SELECT CASE WHEN x.ts >= p.period_start THEN 'current' ELSE 'previous' END AS period,
-           avg(CASE WHEN x.value = 1 THEN 1.0 ELSE 0.0 END) AS value
-    FROM metric_samples AS x
-    JOIN metric_series AS m USING (series_id)
+    -- From up_minutes (derived at ingest): the same share once raw samples have aged out.
+    SELECT CASE WHEN u.minute >= p.period_start THEN 'current' ELSE 'previous' END AS period,
+           sum(u.up_ok_samples)::DOUBLE / sum(u.up_samples) AS value
+    FROM up_minutes AS u
     CROSS JOIN period AS p
-    WHERE m.metric = 'up'
-      AND m.service IN (
+    WHERE u.service IN (
           SELECT c.service FROM services AS c, report_settings AS s
           WHERE list_contains(s.uptime_tiers, c.tier)
       )
-      AND x.ts >= p.previous_start AND x.ts < p.period_end
+      AND u.minute >= p.previous_start AND u.minute < p.period_end
     GROUP BY 1
 ),
 measured AS (
@@ -50,7 +53,14 @@ measured AS (
     UNION ALL
     SELECT 'mttr', period, mttr_minutes FROM incident_totals
     UNION ALL
-    SELECT DISTINCT 'coverage', period, overall_coverage FROM coverage
+    -- Coverage counts catalog services, so a period without any telemetry would score 0%: for the
+    -- previous period that means no data (a lake younger than two periods), not 0% covered.
+    SELECT DISTINCT 'coverage', period, overall_coverage FROM coverage_cells
+    WHERE period = 'current'
+       OR period IN (
+           SELECT period FROM coverage_cells
+           WHERE present AND pillar IN ('metrics', 'logs', 'traces')
+       )
 ),
 values_by_period AS (
     SELECT metric_key,

@@ -11,8 +11,10 @@ import pyarrow as pa
 import yaml
 
 from obs_pipelines.config import ObsConfig, load_config
+from obs_pipelines.derived import derive
 from obs_pipelines.fingerprint import fingerprint
 from obs_pipelines.lake import Lake
+from obs_pipelines.reports import report_queries
 from obs_pipelines.schemas import ALERT_FRAGMENTS, LABELS, METRIC_SAMPLES
 from obs_pipelines.sources.series import series_id, series_table
 from obs_pipelines.windows import TimeWindow
@@ -69,6 +71,8 @@ def write_metrics(lake: Lake, series: Iterable[MetricSeries]) -> None:
         )
         lake.write_hot("metric_series", hour, table)
         lake.write_hot("metric_samples", hour, samples_table)
+    if by_hour:  # as the derived assets do after each ingest run
+        derive(lake.config, TimeWindow(min(h.start for h in by_hour), max(h.end for h in by_hour)))
 
 
 @dataclass(frozen=True)
@@ -129,3 +133,9 @@ def make_config(tmp_path: Path, **sections: Any) -> ObsConfig:
     path = tmp_path / "obs.yaml"
     path.write_text(yaml.safe_dump(body))
     return load_config(path)
+
+
+def every_report(con: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every report view (and the generated ones), in a stable order."""
+    names = ["report_period", "slo_events", *report_queries()]
+    return {name: con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall() for name in names}

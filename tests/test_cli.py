@@ -14,6 +14,7 @@ import pytest
 
 from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import load_config
+from obs_pipelines.derived import derive
 from obs_pipelines.ingest import ingest_metrics_hour
 from obs_pipelines.lake import Lake
 from obs_pipelines.sources import metric_source
@@ -198,8 +199,10 @@ def test_report_prints_the_scorecard_and_writes_a_self_contained_html(
     path = write_config(extends=str(REPO / "obs.yaml"))
     config = load_config(path)
     lake = Lake(config)
-    for hour in TimeWindow(HOUR.start.replace(hour=12), HOUR.end.replace(hour=17)).hours():
+    hours = TimeWindow(HOUR.start.replace(hour=12), HOUR.end.replace(hour=17))
+    for hour in hours.hours():
         ingest_metrics_hour(lake, metric_source(config), hour)
+    derive(config, hours)
     html = tmp_path / "report.html"
 
     done = obs("--config", str(path), "report", "--to", "2026-11-18T17:00:00Z", "-o", str(html))

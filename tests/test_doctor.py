@@ -2,14 +2,14 @@
 Prometheus, a missing catalog or a missing DAGSTER_HOME fail with what to do about it."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import load_config
-from obs_pipelines.doctor import format_report, run_checks
+from obs_pipelines.doctor import CheckResult, format_report, run_checks
 from obs_pipelines.ingest import ingest_metrics_hour
 from obs_pipelines.lake import Lake
 from obs_pipelines.sources import metric_source
@@ -113,6 +113,85 @@ def test_reachable_prometheus_answers_a_real_query(
         )
     assert result.ok, result.line()
     assert "Prometheus 2." in result.detail and "3 series of up in the last hour" in result.detail
+
+
+def _metrics_probe(results: list[CheckResult]) -> CheckResult:
+    return next(r for r in results if r.check == "source.metrics")
+
+
+@pytest.mark.prometheus
+def test_a_backfilled_prometheus_with_only_old_data_warns_with_its_age(
+    write_config: Callable[..., Path], dagster_home: Path, tmp_path: Path
+) -> None:
+    from tests import servers
+    from tests.servers import Sample, Series
+
+    newest = datetime.now(UTC).replace(second=30, microsecond=0) - timedelta(days=3)
+    newest_ms = int(newest.timestamp() * 1000)
+    data = tmp_path / "tsdb"
+    servers.backfill(
+        data,
+        [
+            Series(
+                "up",
+                {"job": "api", "instance": f"i{i}"},
+                [Sample(newest_ms - k * 15_000, 1.0) for k in range(240)],
+            )
+            for i in range(3)
+        ],
+    )
+    with servers.prometheus(data) as url:
+        path = write_config(
+            sources={"metrics": "prometheus", "prometheus": {"url": url, "selectors": ["up"]}}
+        )
+        build_catalog(load_config(path))
+        results = run_checks(load_config(path), dagster_home=str(dagster_home))
+
+    result, report = _metrics_probe(results), format_report(results)
+
+    line = result.line()
+    assert result.ok and result.warn, line
+    assert line.startswith("warn  source.metrics")
+    assert (
+        f"newest sample {newest:%Y-%m-%d %H:%M}Z (3 days ago: a historical or backfilled server?)"
+        in line
+    )
+    assert "3 series of up in the hour before it" in line
+    end = newest.replace(minute=0, second=0) + timedelta(hours=1)
+    assert line.endswith(f"obs materialize --from <start> --to {end:%Y-%m-%dT%H:%M:%SZ}")
+    assert "\n" not in line
+    assert report.splitlines()[-1] == f"all {len(results)} checks passed (1 with a warning)", report
+
+
+@pytest.mark.prometheus
+def test_a_live_prometheus_without_the_selector_or_without_data_fails(
+    write_config: Callable[..., Path], dagster_home: Path, tmp_path: Path
+) -> None:
+    from tests import servers
+    from tests.servers import Sample, Series
+
+    recent_ms = int(datetime.now(UTC).timestamp() * 1000) - 600_000
+    recent = tmp_path / "recent"
+    servers.backfill(recent, [Series("up", {"job": "api"}, [Sample(recent_ms, 1.0)])])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    probes = {}
+    for name, data in (("recent", recent), ("empty", empty)):
+        with servers.prometheus(data) as url:
+            config = {"url": url, "selectors": ["missing_metric"]}
+            path = write_config(sources={"metrics": "prometheus", "prometheus": config})
+            results = run_checks(load_config(path), dagster_home=str(dagster_home))
+            probes[name] = _metrics_probe(results).line()
+
+    assert probes["recent"].startswith("FAIL  source.metrics"), probes
+    assert probes["recent"].endswith(
+        "0 series of missing_metric in the last hour -> check sources.prometheus.selectors "
+        "against the server's metrics"
+    )
+    assert probes["empty"].startswith("FAIL  source.metrics"), probes
+    assert probes["empty"].endswith(
+        "holds no samples at all -> check sources.prometheus.url is the server with the data"
+    )
 
 
 def test_missing_catalog_and_dagster_home_say_what_to_do(

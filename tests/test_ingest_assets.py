@@ -30,6 +30,8 @@ def test_the_simulated_default_fills_every_dataset_and_passes_every_check(
         "log_records",
         "spans",
         "alert_fragments",
+        "sli_minutes",
+        "series_inventory",
     }
     assert [e for e in evaluations if not e.passed] == []
     con = connect(load_config(config_path))

@@ -303,6 +303,32 @@ def test_a_report_window_set_in_a_variable_selects_like_a_literal(lake: Path) ->
     assert 0 < int(variable.stdout.splitlines()[1]) < 49440
 
 
+PERIOD = "SELECT period_start, period_end FROM report_period"
+WEEK = ["2026-11-01 00:00:00.000000,2026-11-08 00:00:00.000000"]  # as CSV
+
+
+def test_from_and_to_set_the_report_window_the_views_describe(lake: Path) -> None:
+    chosen = obs(lake, PERIOD, "--from", "2026-11-01T00:00:00Z", "--to", "2026-11-08T00:00:00Z")
+    as_csv = obs(lake, PERIOD, "--from", "2026-11-01", "--to", "2026-11-08", "--format", "csv")
+    end_only = obs(lake, PERIOD, "--to", "2026-11-08T01:00:00+01:00", "--format", "csv")
+
+    assert chosen.returncode == 0, chosen.stderr
+    assert "2026-11-01 00:00:00" in chosen.stdout and "2026-11-08 00:00:00" in chosen.stdout
+    assert as_csv.stdout.splitlines()[1:] == WEEK
+    assert end_only.stdout.splitlines()[1:] == WEEK
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--from", "last week"), "--from 'last week' is not an ISO 8601 time; write e.g."),
+        (("--from", "2026-11-08", "--to", "2026-11-01"), "is not before --to 2026-11-01; swap"),
+    ],
+)
+def test_an_unusable_window_is_one_line(lake: Path, args: tuple[str, ...], message: str) -> None:
+    assert message in one_error_line(obs(lake, PERIOD, *args))
+
+
 def test_json_keeps_maps_as_objects_and_timestamps_in_iso_8601(lake: Path) -> None:
     done = obs(
         lake,

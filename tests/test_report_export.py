@@ -8,6 +8,7 @@ import requests
 
 from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import load_config
+from obs_pipelines.derived import derive
 from obs_pipelines.ingest import ingest_metrics_hour, ingest_table_hour
 from obs_pipelines.lake import Lake
 from obs_pipelines.report_export import push_reports, report_metrics
@@ -34,6 +35,7 @@ def test_the_pushgateway_serves_the_reports_values(
         for hour in HOURS.hours():
             ingest_metrics_hour(lake, metric_source(config), hour)
             ingest_table_hour(lake, table_source(config, "alert_fragments"), hour)
+        derive(config, HOURS)
         build_catalog(config)
         con = report_connection(config, HOURS.end - timedelta(days=7), HOURS.end)
         pin_reports(con)

@@ -19,6 +19,7 @@ import yaml
 
 from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import ObsConfig, load_config
+from obs_pipelines.derived import derive
 from obs_pipelines.ingest import ingest_metrics_hour, ingest_table_hour
 from obs_pipelines.lake import Lake
 from obs_pipelines.report_html import render_report, scorecard_text
@@ -45,6 +46,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
             source = table_source(config, dataset)
             assert source is not None
             ingest_table_hour(lake, source, hour)
+    derive(config, TimeWindow(utc("2026-11-04T14:00:00Z"), utc("2026-11-04T16:00:00Z")))
     build_catalog(config)
     return config
 

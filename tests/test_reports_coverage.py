@@ -1,6 +1,7 @@
 """Coverage on a catalog with known gaps, and the scorecard's pass/fail boundaries."""
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.lake import Lake
+from obs_pipelines.report_html import render_report, scorecard_text
 from obs_pipelines.reports import DEFAULT_TARGETS, ReportSettings, publish, report_connection
 from obs_pipelines.schemas import SCHEMAS
 from obs_pipelines.windows import utc
@@ -208,3 +210,30 @@ def test_a_value_exactly_at_its_target_fails_and_just_past_it_passes(config: Obs
 
     assert (at_target["uptime"]["passed"], at_target["coverage"]["passed"]) == (False, False)
     assert (past_target["uptime"]["passed"], past_target["coverage"]["passed"]) == (True, True)
+
+
+def test_a_previous_period_without_telemetry_is_no_data_not_zero_coverage(
+    config: ObsConfig, tmp_path: Path
+) -> None:
+    """The lake holds one day, so the week before the report week has no data: its coverage
+    is unknown (shown as '-'), not 0%; with telemetry in the previous period it is measured."""
+    start, end = utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z")
+    con = report_connection(config, start, end)
+    rows = con.execute(
+        "SELECT metric, current_value, previous_value, change FROM scorecard"
+    ).fetchall()
+    text = scorecard_text(config, start, end)
+    page = render_report(config, start, end, tmp_path / "report.html").read_text()
+    earlier = report_connection(config, utc(f"{DAY}T12:00:00Z"), utc(f"{DAY}T14:00:00Z"))
+    previous = earlier.execute(
+        "SELECT previous_value FROM scorecard WHERE metric = 'Monitoring coverage'"
+    ).fetchone()[0]
+
+    assert [(r[0], r[2], r[3]) for r in rows if r[2] is not None or r[3] is not None] == []
+    assert {r[0]: r[1] for r in rows}["Monitoring coverage"] == 0.5
+    line = next(x for x in text.splitlines() if x.startswith("Monitoring coverage"))
+    assert re.split(r"\s{2,}", line)[2:5] == ["50.000%", "-", "-"]
+    assert re.search(
+        r"<td>Monitoring coverage</td><td>[^<]*</td><td>50.000%</td><td>-</td><td>-</td>", page
+    )
+    assert previous == 0.5  # 10:00-12:00 holds every pillar the whole day does

@@ -13,18 +13,22 @@ largest single-scrape increase per series.
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from obs_pipelines.catalog import build_catalog
+from obs_pipelines.config import ObsConfig
+from obs_pipelines.derived import derive
 from obs_pipelines.ingest import ingest_metrics_hour
 from obs_pipelines.lake import Lake
 from obs_pipelines.reports import report_connection
 from obs_pipelines.sources.prometheus import PrometheusSource
+from obs_pipelines.tiering import run_tiering
 from obs_pipelines.windows import TimeWindow, utc
 from tests import servers
-from tests.report_fixtures import HOUR_MS, SCRAPE_MS, make_config, ms
+from tests.report_fixtures import HOUR_MS, SCRAPE_MS, every_report, make_config, ms
 
 pytestmark = pytest.mark.prometheus
 START_MS = ms("2026-11-10T00:00:00Z")
@@ -74,7 +78,24 @@ def hourly_from_lake(
     prometheus_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[int, dict[str, float]]:
     root: Path = tmp_path_factory.mktemp("lake")
-    config = make_config(
+    config = prometheus_config(root, prometheus_url)
+    lake, source = Lake(config), PrometheusSource(config.sources.prometheus)
+    start = utc("2026-11-10T00:00:00Z")
+    for hour in TimeWindow(start, utc("2026-11-10T03:00:00Z")).hours():
+        ingest_metrics_hour(lake, source, hour)
+    derive(config, TimeWindow(start, utc("2026-11-10T03:00:00Z")))
+    build_catalog(config)
+    con = report_connection(config, start, utc("2026-11-10T03:00:00Z"))
+    rows = con.execute(
+        """SELECT hour(minute), sum(total_events), sum(bad_events) FROM slo_events
+           GROUP BY 1 ORDER BY 1"""
+    ).fetchall()
+    con.close()
+    return {h: {"total": total, "bad": bad} for h, total, bad in rows}
+
+
+def prometheus_config(root: Path, prometheus_url: str, **extra: Any) -> ObsConfig:
+    return make_config(
         root,
         sources={
             "metrics": "prometheus",
@@ -97,19 +118,8 @@ def hourly_from_lake(
                 },
             }
         ],
+        **extra,
     )
-    lake, source = Lake(config), PrometheusSource(config.sources.prometheus)
-    start = utc("2026-11-10T00:00:00Z")
-    for hour in TimeWindow(start, utc("2026-11-10T03:00:00Z")).hours():
-        ingest_metrics_hour(lake, source, hour)
-    build_catalog(config)
-    con = report_connection(config, start, utc("2026-11-10T03:00:00Z"))
-    rows = con.execute(
-        """SELECT hour(minute), sum(total_events), sum(bad_events) FROM slo_events
-           GROUP BY 1 ORDER BY 1"""
-    ).fetchall()
-    con.close()
-    return {h: {"total": total, "bad": bad} for h, total, bad in rows}
 
 
 def promql(url: str, query: str, at_ms: int) -> float:
@@ -151,3 +161,42 @@ def test_lake_increase_agrees_with_promql_increase_within_one_scrape_per_edge(
     assert abs(hourly_from_lake[hour]["bad"] - bad) <= 2 * MAX_INCREMENT["500"]
     # The difference is the edges only: both see the reset at 01:20 the same way.
     assert hourly_from_lake[hour]["total"] == pytest.approx(total, rel=0.02)
+
+
+def test_every_report_from_a_real_prometheus_is_unchanged_after_raw_samples_age_out(
+    prometheus_url: str, tmp_path: Path
+) -> None:
+    lake_section = {
+        "root": str(tmp_path / "lake"),
+        "catalog": str(tmp_path / "lake" / "obs.duckdb"),
+        "delete_delay": "0s",
+    }
+    ages = {"hot": "1d", "warm": "2d", "cold": "60d"}
+    config = prometheus_config(
+        tmp_path,
+        prometheus_url,
+        lake=lake_section,
+        retention={"metrics": ages, "alerts": ages, "logs": ages, "traces": ages},
+    )
+    lake, source = Lake(config), PrometheusSource(config.sources.prometheus)
+    window = TimeWindow(utc("2026-11-10T00:00:00Z"), utc("2026-11-10T03:00:00Z"))
+    for hour in window.hours():
+        ingest_metrics_hour(lake, source, hour)
+    derive(config, window)
+    build_catalog(config)
+    con = report_connection(config)
+    before = every_report(con)
+    con.close()
+
+    run_tiering(config, utc("2026-11-13T00:00:00Z"))
+    build_catalog(config)
+    con = report_connection(config)
+    after = every_report(con)
+    raw_left = con.execute("SELECT count(*) FROM metric_samples").fetchone()[0]
+    con.close()
+
+    assert raw_left == 0
+    assert sum(row[4] for row in before["slo_events"]) == exact(0, ("200", "500", "404")) + exact(
+        1, ("200", "500", "404")
+    ) + exact(2, ("200", "500", "404"))
+    assert {k: v for k, v in after.items() if v != before[k]} == {}

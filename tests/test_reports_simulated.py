@@ -17,6 +17,7 @@ from dagster import DagsterInstance, DailyPartitionsDefinition, materialize
 from assets.reports import build_report_assets
 from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import load_config
+from obs_pipelines.derived import derive
 from obs_pipelines.ingest import ingest_metrics_hour, ingest_table_hour
 from obs_pipelines.lake import Lake
 from obs_pipelines.reports import report_connection
@@ -50,6 +51,8 @@ def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for source in tables:
             assert source is not None
             ingest_table_hour(lake, source, hour)
+    for a, b in STRETCHES:
+        derive(config, TimeWindow(utc(a), utc(b)))
     build_catalog(config)
     return path
 

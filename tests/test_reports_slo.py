@@ -9,10 +9,11 @@ import duckdb
 import pytest
 
 from obs_pipelines.catalog import build_catalog
+from obs_pipelines.derived import derive
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake
 from obs_pipelines.reports import report_connection
-from obs_pipelines.windows import utc
+from obs_pipelines.windows import TimeWindow, utc
 from tests.report_fixtures import HOUR_MS, SCRAPE_MS, MetricSeries, make_config, ms, write_metrics
 
 DAY = "2026-11-10"
@@ -215,7 +216,9 @@ def test_events_land_in_the_minute_of_the_later_sample(lake_dir: Path, truth: Tr
     assert hourly == expected
 
 
-def test_changing_an_slo_in_config_recomputes_its_history(lake_dir: Path, truth: Truth) -> None:
+def test_a_changed_slo_counts_nothing_until_its_history_is_recomputed(
+    lake_dir: Path, truth: Truth
+) -> None:
     changed = [
         {
             **SLOS[0],
@@ -226,10 +229,16 @@ def test_changing_an_slo_in_config_recomputes_its_history(lake_dir: Path, truth:
             },
         }
     ]
+    day = TimeWindow(utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
 
+    stale = day_rows(lake_dir, changed)["availability"]
+    derive(make_config(lake_dir, services=SERVICES, slos=changed), day, slo_names=["availability"])
     row = day_rows(lake_dir, changed)["availability"]
+    derive(make_config(lake_dir, services=SERVICES, slos=SLOS), day, slo_names=["availability"])
 
+    assert stale["events_count"] == 0  # minutes of the old definition are not mixed in
     assert row["good_events_count"] == sum(truth.ok_b[1:])
+    assert day_rows(lake_dir)["latency"]["good_events_count"] == sum(truth.fast[1:])
 
 
 def test_a_latency_threshold_that_is_not_a_bucket_bound_is_refused(lake_dir: Path) -> None:

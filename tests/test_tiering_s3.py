@@ -104,7 +104,7 @@ def test_archived_cold_partitions_are_listed_but_left_out_of_queries_with_a_noti
     build_catalog(config)
     con = connect(config)
     assert con.execute(
-        "SELECT rows, archived FROM lake_partitions WHERE dataset = 'log_records' AND tier = 'cold'"
+        "SELECT row_count, archived FROM lake_partitions WHERE dataset = 'log_records' AND tier = 'cold'"
     ).fetchall() == [(100, True)]
     con.close()
 

@@ -192,10 +192,9 @@ class Lake:
         so a view never fails on a tier that holds no data yet (or any more)."""
         for tier in TIERS:
             store = self.tiers[tier]
-            present = {o.key for o in store.list_objects(f"{tier}/") if inventory.is_anchor(o.key)}
             for dataset in LAKE_DATASETS:
                 key = paths.anchor_file(tier, dataset)
-                if key not in present:
+                if not store.list_objects(key.rsplit("/", 1)[0] + "/"):
                     from obs_pipelines.tiering import stored_schema
 
                     schema = stored_schema(dataset, tier)

@@ -23,11 +23,14 @@ samples, turned into fragments by the same :func:`alerts.build_fragments` as rea
 window can be produced on its own and hourly windows stitch into the same intervals as one long one.
 """
 
+import importlib.resources
 import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from importlib.resources.abc import Traversable
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -45,7 +48,11 @@ from obs_pipelines.sources.alerts import AlertSamples, build_fragments, rules_ta
 from obs_pipelines.sources.simulator import DAY_MS, INCIDENTS, WEEK_MS, hash_int
 from obs_pipelines.windows import TimeWindow
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+# The seed's rule files ship inside the package: the repository's top-level rules/ is installed as
+# the package obs_pipelines.rules (pyproject's package-dir), so a wheel has them too.
+RULES_PACKAGE = "obs_pipelines.rules"
+# None: the installed package's rule files; tests may pass another folder instead.
+RULES_DIR: Path | None = None
 # 1970-01-01 was a Thursday; weekly schedules count from Monday 00:00 UTC (as the incidents do).
 _MONDAY_MS = 4 * DAY_MS
 MINUTE_MS = 60_000
@@ -57,13 +64,42 @@ GENERATOR_HOST = "http://prometheus.simulated:9090"
 # -- rules ----------------------------------------------------------------------------------------
 
 
-def load_rule_groups(rules_dir: Path, interval: timedelta) -> list[dict[str, Any]]:
-    """The rule files as Prometheus's ``/api/v1/rules`` would list them (groups of rules)."""
-    files = sorted(rules_dir.glob("*.yml"))
-    if not files:
+def rule_files(rules_dir: Path | Traversable | None = RULES_DIR) -> list[Traversable]:
+    """The ``*.yml`` rule files, in name order; none is an error (the simulated alerts, rules and
+    Alertmanager snapshot are all built from them)."""
+    folder = _installed_rules() if rules_dir is None else rules_dir
+    files = sorted(
+        (
+            path
+            for path in (folder.iterdir() if folder and folder.is_dir() else [])
+            if path.name.endswith(".yml") and path.is_file()
+        ),
+        key=attrgetter("name"),
+    )
+    if files:
+        return files
+    if rules_dir is None:
         raise SourceError(
-            f"no alert rule files (*.yml) in {rules_dir}; the simulated alerts are built from them"
+            f"no alert rule files (*.yml) found in the installed package ({RULES_PACKAGE}); "
+            "reinstall obs-pipelines"
         )
+    raise SourceError(
+        f"no alert rule files (*.yml) in {rules_dir}; the simulated alerts are built from them"
+    )
+
+
+def _installed_rules() -> Traversable | None:
+    try:
+        return importlib.resources.files(RULES_PACKAGE)
+    except ModuleNotFoundError:  # installed without it
+        return None
+
+
+def load_rule_groups(
+    rules_dir: Path | Traversable | None, interval: timedelta
+) -> list[dict[str, Any]]:
+    """The rule files as Prometheus's ``/api/v1/rules`` would list them (groups of rules)."""
+    files = rule_files(rules_dir)
     groups = []
     for path in files:
         for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
@@ -88,7 +124,7 @@ def load_rule_groups(rules_dir: Path, interval: timedelta) -> list[dict[str, Any
             groups.append(
                 {
                     "name": group["name"],
-                    "file": f"{rules_dir.name}/{path.name}",
+                    "file": f"rules/{path.name}",
                     "interval": interval.total_seconds(),
                     "rules": rules,
                 }
@@ -270,7 +306,7 @@ class AlertSimulation:
         self,
         config: SimulatorConfig,
         derivation: AlertDerivationConfig | None = None,
-        rules_dir: Path = RULES_DIR,
+        rules_dir: Path | Traversable | None = RULES_DIR,
     ) -> None:
         self.config = config
         self.derivation = derivation or AlertDerivationConfig()
@@ -292,8 +328,9 @@ class AlertSimulation:
         missing = sorted({a.alertname for a in self.alerts} - set(self.rules))
         if missing:
             raise SourceError(
-                f"the rule files in {rules_dir} lack the alert rules {missing} the simulator uses; "
-                "restore them from the repository's rules/ folder"
+                f"the rule files in {rules_dir or RULES_PACKAGE} lack the alert rules {missing} "
+                "the simulator uses; restore them from the repository's rules/ folder and "
+                "reinstall obs-pipelines"
             )
 
     def phase_ms(self, group: str) -> int:
@@ -373,7 +410,7 @@ class _SimulatedAlertSource:
         self,
         config: SimulatorConfig,
         derivation: AlertDerivationConfig | None = None,
-        rules_dir: Path = RULES_DIR,
+        rules_dir: Path | Traversable | None = RULES_DIR,
     ) -> None:
         self.simulation = AlertSimulation(config, derivation, rules_dir)
 
