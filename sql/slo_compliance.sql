@@ -25,6 +25,11 @@
 -- error_budget_minutes            budget minutes spent (window_minutes x error_budget_measurement)
 -- error_budget_remaining_minutes  error_budget_target_minutes - error_budget_minutes
 -- data_coverage                   share of the window's minutes that hold events (1 = no gaps)
+-- uncertain_events_count          threshold SLIs whose raw samples aged out: samples of rollup
+--                                 buckets partly within the bounds (counted in events_count,
+--                                 not as good: the SLI is then a lower bound)
+-- resolution                      where the window's events came from: 'raw', or the coarsest
+--                                 rollup that any of its minutes came from ('5m', '1h')
 -- status                          'breached' (SLI below target), 'critical' (>= 90% of the budget
 --                                 consumed), 'warning' (>= 50%), 'ok', or 'no data'
 WITH period AS (
@@ -52,7 +57,11 @@ window_events AS (
            coalesce(sum(e.good_events), 0) AS good_events_count,
            coalesce(sum(e.bad_events), 0) AS bad_events_count,
            coalesce(sum(e.total_events), 0) AS events_count,
-           count(e.minute) FILTER (WHERE e.total_events > 0) AS minutes_with_events
+           count(e.minute) FILTER (WHERE e.total_events > 0) AS minutes_with_events,
+           coalesce(sum(e.uncertain_events), 0) AS uncertain_events_count,
+           CASE WHEN bool_or(e.resolution = '1h') THEN '1h'
+                WHEN bool_or(e.resolution = '5m') THEN '5m'
+                WHEN count(e.minute) > 0 THEN 'raw' END AS resolution
     FROM measured_windows AS w
     LEFT JOIN slo_events AS e
         ON e.slo_name = w.slo_name AND e.minute >= w.window_start AND e.minute < w.window_end
@@ -95,6 +104,8 @@ SELECT
     b.window_minutes * (b.error_budget_target - b.error_budget_measurement)
                                                                     AS error_budget_remaining_minutes,
     b.minutes_with_events / b.window_minutes                        AS data_coverage,
+    b.uncertain_events_count,
+    b.resolution,
     CASE
         WHEN b.events_count = 0 THEN 'no data'
         WHEN b.sli_measurement < b.slo_target THEN 'breached'

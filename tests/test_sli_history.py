@@ -314,3 +314,14 @@ def test_obs_slo_recompute_backfills_a_changed_slo_through_dagster(tmp_path: Pat
     unknown = obs("--config", str(config_file), "slo", "recompute", "--slo", "nope")
     assert unknown.returncode == 2 and "no SLO named nope" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1
+
+
+def test_compliance_says_how_exact_each_window_is(simulated: Path) -> None:
+    config = load_config(simulated)
+    build_catalog(config)
+    con = report_connection(config)
+    rows = con.execute(
+        "SELECT DISTINCT resolution, uncertain_events_count FROM slo_compliance WHERE scope = 'day'"
+    ).fetchall()
+    con.close()
+    assert rows == [("raw", 0.0)]
