@@ -88,14 +88,7 @@ def build_sli_minutes(partitions: PartitionsDefinition, config: ObsConfig) -> ob
             obs.config, window, slo_names=config.slos or None, datasets=("sli_minutes",)
         )
         yield MaterializeResult(asset_key="sli_minutes", metadata=_metadata(result))
-        faults = _sli_faults(obs.config, window)
-        yield AssetCheckResult(
-            asset_key="sli_minutes",
-            check_name="events_add_up",
-            passed=not faults,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={"faults": MetadataValue.md("\n".join(faults[:50]) or "none")},
-        )
+        yield _check("sli_minutes", "events_add_up", _sli_faults(obs.config, window))
 
     return derive_sli_minutes
 
@@ -137,16 +130,22 @@ def build_metric_inventory(partitions: PartitionsDefinition) -> object:
         result = derive(obs.config, window, datasets=("up_minutes", "series_inventory"))
         yield MaterializeResult(asset_key="up_minutes", metadata=_metadata(result))
         yield MaterializeResult(asset_key="series_inventory", metadata=_metadata(result))
-        mismatches = _inventory_mismatches(obs.config, window)
-        yield AssetCheckResult(
-            asset_key="series_inventory",
-            check_name="samples_match_lake",
-            passed=not mismatches,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={"mismatches": MetadataValue.md("\n".join(mismatches[:50]) or "none")},
+        yield _check(
+            "series_inventory", "samples_match_lake", _inventory_mismatches(obs.config, window)
         )
 
     return derive_metric_inventory
+
+
+def _check(asset: str, name: str, faults: list[str]) -> AssetCheckResult:
+    """A check that passes when ``faults`` is empty, listing the first 50 otherwise."""
+    return AssetCheckResult(
+        asset_key=asset,
+        check_name=name,
+        passed=not faults,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"faults": MetadataValue.md("\n".join(faults[:50]) or "none")},
+    )
 
 
 def _window(context: AssetExecutionContext) -> TimeWindow:
