@@ -325,3 +325,21 @@ def test_compliance_says_how_exact_each_window_is(simulated: Path) -> None:
     ).fetchall()
     con.close()
     assert rows == [("raw", 0.0)]
+
+
+def test_a_long_slo_list_is_derived_in_one_pass(tmp_path: Path) -> None:
+    """Twelve SLOs of the simulated platform in one derivation: each has events every minute."""
+    raw = yaml.safe_load((REPO / "obs.yaml").read_text())
+    raw["lake"] = {"root": str(tmp_path / "lake"), "catalog": str(tmp_path / "obs.duckdb")}
+    raw["slos"] = [{**s, "name": f"{s['name']}_{i}"} for i in range(4) for s in raw["slos"]]
+    (tmp_path / "obs.yaml").write_text(yaml.safe_dump(raw))
+    config = load_config(tmp_path / "obs.yaml")
+    window = TimeWindow(utc("2026-11-10T00:00:00Z"), utc("2026-11-10T02:00:00Z"))
+    lake, metrics = Lake(config), metric_source(config)
+    for hour in window.hours():
+        ingest_metrics_hour(lake, metrics, hour)
+
+    result = derive(config, window)
+
+    assert len(config.slos) == 12
+    assert result.rows["sli_minutes"] == 12 * 120  # every SLO has events in every minute
