@@ -14,12 +14,9 @@ What it measures:
 
 1. ingest: each hour's ``metric_series`` and ``metric_samples`` written with ``Lake.write_hot``
    (generation not timed). Derived datasets per day (24 h windows, as the ingest runs do):
-   ``up_minutes`` + ``series_inventory`` every day, with the shipped code; ``sli_minutes`` with the
-   shipped code cannot run at this size (see ``hang_check``), so it is timed (a) on the first day
-   with only the hang worked around (``--shipped-timeout``), (b) on the first, the
-   ``--first-days``-th and the last day with the hang worked around and ``metric_series``
-   materialized once per call (``bench_derive``); the other days are filled by one multi-day call
-   of (b) per phase, so the reports have the whole month;
+   ``up_minutes`` + ``series_inventory`` every day; ``sli_minutes`` alone on the first, the
+   ``--first-days``-th and the last day (each in a child process, ``--derive-timeout``), the other
+   days in one call per range, so the reports have the whole month;
 2. ``build_catalog`` after ``--first-days`` (10) days and after all of them;
 3. with the derived datasets: ``SELECT *`` of ``report_period``, ``slo_events`` and every view of
    ``sql/``, each in its own process (``--view-timeout``), then what ``obs report`` runs after its
@@ -49,7 +46,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -60,9 +56,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-import obs_pipelines.derived as derived_module
 import obs_pipelines.report_html as report_html
-from obs_pipelines.catalog import build_catalog, connect, lake_connection
+from obs_pipelines.catalog import build_catalog, connect
 from obs_pipelines.config import ObsConfig, SimulatorConfig, parse_config
 from obs_pipelines.derived import derive
 from obs_pipelines.ingest import ingest_metrics_hour
@@ -108,11 +103,14 @@ INSTANCES = 2
 SUITE_GOAL_S = 5.0
 DERIVED_GOAL = 0.10
 KEEP_ROWS = 200_000  # results up to this size are kept to compare the two paths
-HANG_CHECK_SLOS = 12
 GOOD_EVENTS = "SELECT coalesce(sum(good_events_count), 0) FROM slo_compliance"
 
 
+PEAK_LOAD = [0.0]  # the highest 1-minute load average seen at a log line
+
+
 def log(message: str) -> None:
+    PEAK_LOAD[0] = max(PEAK_LOAD[0], os.getloadavg()[0])
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
@@ -307,42 +305,6 @@ def day_window(day: int, days: int = 1) -> TimeWindow:
     return TimeWindow(START + day * 24 * HOUR, START + (day + days) * 24 * HOUR)
 
 
-# -- derive variants ------------------------------------------------------------------------------
-
-
-def _materialized_query(con: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema) -> pa.Table:
-    """derived._query, computing the result into a temporary table before fetching it: DuckDB
-    1.5.5 hangs (every thread parked, interrupt ignored) fetching sli_minutes' query straight to
-    Arrow or Python once it has about 9 SLOs or more; CREATE TABLE AS, or an ORDER BY, does not."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE bench_derived_result AS {sql}")
-    table = con.execute("SELECT * FROM bench_derived_result").to_arrow_table()
-    con.execute("DROP TABLE bench_derived_result")
-    return table.select(schema.names).cast(schema)
-
-
-def _series_once(config: ObsConfig) -> duckdb.DuckDBPyConnection:
-    """lake_connection with metric_series read once into a temporary table of the same name (the
-    same rows): sli_minutes' query reads the view once per SLO selector otherwise."""
-    con = lake_connection(config)
-    con.execute("CREATE TEMP TABLE metric_series AS SELECT * FROM main.metric_series")
-    return con
-
-
-@contextmanager
-def derive_variant(variant: str) -> Iterator[None]:
-    """shipped: derive as it is; materialized: with the hang worked around; bench: that, and
-    metric_series read once per call."""
-    saved = derived_module._query, derived_module.lake_connection
-    if variant in ("materialized", "bench"):
-        derived_module._query = _materialized_query
-    if variant == "bench":
-        derived_module.lake_connection = _series_once
-    try:
-        yield
-    finally:
-        derived_module._query, derived_module.lake_connection = saved
-
-
 # -- child processes: every query that may hang or run long ---------------------------------------
 
 
@@ -350,18 +312,15 @@ def child_main(spec: dict[str, Any]) -> None:
     config = bench_config(spec["services"], spec["days"])
     kind, out = spec["kind"], {}
     if kind == "derive":
-        names = [s.name for s in config.slos][: spec["slos"]] if spec.get("slos") else None
-        with derive_variant(spec["variant"]):
-            seconds, result = timed(
-                lambda: derive(
-                    config, day_window(spec["day"]), slo_names=names, datasets=("sli_minutes",)
-                )
-            )
+        window = day_window(spec["day"], spec["days"])
+        seconds, result = timed(lambda: derive(config, window, datasets=("sli_minutes",)))
         out = {"seconds": seconds, "rows": result.rows.get("sli_minutes")}
     elif kind == "view":
         con = report_connection(config)
         if spec["old"]:
-            shadow_with(con, old_definitions(config))
+            # Only what the view reads: binding the old slo_events takes seconds.
+            old = old_definitions(config)
+            shadow_with(con, {n: sql for n, sql in old.items() if n in spec["shadow"]})
         seconds, table = timed(lambda: select_all(con, spec["name"]))
         con.close()
         if table.num_rows <= KEEP_ROWS:
@@ -523,7 +482,8 @@ class Day:
     write_s: float
     samples: int
     inventory_s: float
-    sli_s: float | None = None  # bench variant, measured per day on sample days
+    sli_s: float | None = None  # sli_minutes of the day alone, on sample days
+    sli_error: "ChildResult | None" = None
 
 
 @dataclass
@@ -531,9 +491,6 @@ class Figures:
     days: list[Day] = field(default_factory=list)
     fills: list[dict[str, Any]] = field(default_factory=list)
     builds: list[dict[str, Any]] = field(default_factory=list)
-    shipped: ChildResult | None = None
-    materialized_day0: ChildResult | None = None
-    hang: ChildResult | None = None
     kept_hours: list[tuple[TimeWindow, pa.Table]] = field(default_factory=list)
 
     @property
@@ -569,24 +526,28 @@ def write_day(config: ObsConfig, history: History, day: int, figures: Figures) -
     return record
 
 
-def sli_day(config: ObsConfig, record: Day) -> None:
-    with derive_variant("bench"):
-        record.sli_s, _ = timed(
-            lambda: derive(config, day_window(record.day), datasets=("sli_minutes",))
-        )
-    log(f"  sli_minutes of day {record.day + 1} (bench variant): {record.sli_s:.1f} s")
-
-
-def fill(config: ObsConfig, first: int, last: int, figures: Figures) -> None:
-    """sli_minutes of days [first, last) in one call (bench variant)."""
-    if last <= first:
+def sli_days(
+    args: argparse.Namespace, figures: Figures, first: int, days: int, record: Day | None
+) -> None:
+    """sli_minutes of ``days`` days from ``first``, as shipped, in a child process: per day on
+    sample days (``record``), else in one call for the whole range (filling the lake)."""
+    if days <= 0:
         return
-    with derive_variant("bench"):
-        seconds, _ = timed(
-            lambda: derive(config, day_window(first, last - first), datasets=("sli_minutes",))
+    spec = {**base_spec(args), "kind": "derive", "day": first, "days": days}
+    result = run_child(spec, args.derive_timeout * (1 if record else 3))
+    seconds = result.out["seconds"] if result.out else None
+    label = f"day {first + 1}" if days == 1 else f"days {first + 1}-{first + days}"
+    if result.out is None:
+        log(
+            f"  sli_minutes of {label}: no result after {result.wall_s:.0f} s ({result.error}, "
+            f"{result.cpu_s} s of CPU)"
         )
-    figures.fills.append({"first": first, "last": last, "seconds": seconds})
-    log(f"  sli_minutes of days {first + 1}-{last} in one call: {seconds:.1f} s")
+    else:
+        log(f"  sli_minutes of {label}: {seconds:.1f} s")
+    if record is not None:
+        record.sli_s, record.sli_error = seconds, result
+    else:
+        figures.fills.append({"first": first, "last": first + days, "result": result})
 
 
 def measure_build(config: ObsConfig, figures: Figures, days: int, reps: int) -> None:
@@ -663,7 +624,11 @@ def ingest_baselines(history: History, figures: Figures, sim_hours: int) -> dict
 
 
 def run_views(
-    args: argparse.Namespace, names: list[str], old: bool, skip: dict[str, str]
+    args: argparse.Namespace,
+    names: list[str],
+    old: bool,
+    skip: dict[str, str],
+    closure: dict[str, set[str]],
 ) -> dict[str, dict[str, Any]]:
     tag = "old" if old else "new"
     (WORK / "results" / tag).mkdir(parents=True, exist_ok=True)
@@ -674,7 +639,14 @@ def run_views(
             continue
         keep = WORK / "results" / tag / f"{name}.arrow"
         timeout = args.old_timeout if old and name == "slo_events" else args.view_timeout
-        spec = {**base_spec(args), "kind": "view", "name": name, "old": old, "keep": str(keep)}
+        spec = {
+            **base_spec(args),
+            "kind": "view",
+            "name": name,
+            "old": old,
+            "keep": str(keep),
+            "shadow": sorted(({name} | closure.get(name, set())) & set(CHANGED)),
+        }
         result = run_child(spec, timeout)
         if result.out is None:
             found[name] = {"timeout": timeout, "error": result.error}
@@ -764,7 +736,7 @@ def write_results(ctx: dict[str, Any]) -> str:
     base = ctx["baselines"]
     first, last = f.builds[0], f.builds[-1]
     per_day_write = f.write_s / len(f.days)
-    sampled = [d for d in f.days if d.sli_s is not None]
+    sampled = [d for d in f.days if d.sli_s is not None] or f.days[:1]
 
     def lower(entries: dict[str, dict[str, Any]]) -> tuple[float, bool]:
         total, exact = 0.0, True
@@ -787,14 +759,15 @@ def write_results(ctx: dict[str, Any]) -> str:
     mem, sim = base["memory"], base["simulator"]
     mem_day = mem["seconds"] / mem["hours"] * 24
     last_day = sampled[-1]
-    derived_last = last_day.inventory_s + last_day.sli_s
+    derived_last = last_day.inventory_s + (last_day.sli_s or 0.0)  # 0: no sample day finished
     lines = [
         "# Reports over a month of history: derived datasets vs query-time computation (issue 10)",
         "",
         f"Reproduce (~{ctx['runtime'] / 60:.0f} min here): `{ctx['command']}`",
         "",
         f"Machine: {machine()}. Load average before: {ctx['load_before']}; after: "
-        f"{ctx['load_after']}. Run of {ctx['when']}.",
+        f"{ctx['load_after']}; highest seen during the run: {PEAK_LOAD[0]:.2f} (other work "
+        f"shared the machine when above ~2). Run of {ctx['when']}.",
         "",
         f"History: {history.services} services x {INSTANCES} instances, {history.series_count} "
         "series (ratio counters, histogram buckets le 0.1/0.5/+Inf, a lag gauge and `up` per "
@@ -828,8 +801,8 @@ def write_results(ctx: dict[str, Any]) -> str:
         f"| derived datasets / ingest write, per day at day {last_day.day + 1} | "
         f"**{derived_last / last_day.write_s * 100:,.0f} %** | <= {DERIVED_GOAL * 100:g} % "
         f"| {verdict(derived_last <= DERIVED_GOAL * last_day.write_s)} | up_minutes + "
-        f"series_inventory {last_day.inventory_s:.1f} s + sli_minutes {last_day.sli_s:.1f} s "
-        f"(bench variant, see below) vs write_hot {last_day.write_s:.2f} s |",
+        f"series_inventory {last_day.inventory_s:.1f} s + sli_minutes {last_day.sli_s or 0:.1f} s "
+        f"vs write_hot {last_day.write_s:.2f} s |",
         f"| derived datasets / real ingest code (memory source), day {last_day.day + 1} | "
         f"{derived_last / mem_day * 100:,.0f} % | <= {DERIVED_GOAL * 100:g} % "
         f"| {verdict(derived_last <= DERIVED_GOAL * mem_day)} | ingest_metrics_hour over the "
@@ -854,58 +827,51 @@ def write_results(ctx: dict[str, Any]) -> str:
         "## Derived datasets",
         "",
     ]
-    hang = f.hang
     lines += [
-        f"* **As shipped, `sli_minutes` does not finish.** `derive(config, day 1, slo_names="
-        f"<first {HANG_CHECK_SLOS}>)` gave no result in {hang.wall_s:.0f} s, with "
-        f"{hang.cpu_s if hang.cpu_s is not None else float('nan'):.1f} s of CPU: "
-        "DuckDB 1.5.5 parks every thread fetching the query's result straight to Arrow "
-        "(`_query`'s `to_arrow_table()`; `fetchall()` too) and ignores `interrupt()`; `SELECT "
-        "count(*)` over the same query, `CREATE TABLE AS` or an `ORDER BY` finish. It starts at "
-        "about 9 SLOs (8 finish in under 1 s; seen while writing this bench, 5 services x 1 day). "
-        "Like duckdb/duckdb#24961 (a window over a UNION "
-        "with an IN-subquery arm)."
-        if hang is not None and hang.out is None
-        else f"* The hang check finished: {hang.out if hang else 'not run'}.",
-    ]
-    shipped = f.shipped
-    lines += [
-        "* With only that worked around (`_query` computing into a temporary table first), "
-        "`sli_minutes` of day 1 with the lake holding 1 day took "
-        + (
-            f"**{shipped.out['seconds']:.1f} s**"
-            if shipped and shipped.out
-            else f"more than {shipped.wall_s:.0f} s (killed)"
-            if shipped
-            else "(not run)"
-        )
-        + " against "
-        f"{f.days[0].write_s:.2f} s to write that day: each of the "
-        f"{ctx['selectors']} SLO selectors reads the `metric_series` view again (every partition "
-        "of every hour), and each threshold SLO scans `metric_samples` again.",
-        "* The bench variant (the same, plus `metric_series` read once per call into a temporary "
-        "table of that name) is what filled `sli_minutes`; per day it still grows with the lake, as "
-        "every threshold SLO scans the whole `metric_samples` view:",
+        "`derive(config, day, ...)` as the tree has it, per day on sample days (each in its own "
+        "process; `sli_minutes` alone, then `up_minutes` + `series_inventory`, as the two Dagster "
+        "assets call it). Every day's `up_minutes` + `series_inventory` was timed; the other days' "
+        "`sli_minutes` were filled by one call per range (below).",
         "",
-        "| day | days in lake | write s | up_minutes + series_inventory s | sli_minutes s (bench) "
+        "| day | days in lake | write s | up_minutes + series_inventory s | sli_minutes s "
         "| derived / write |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
-    for d in sampled:
+    for d in (d for d in f.days if d.sli_error is not None):
+        if d.sli_s is None:
+            shown, ratio = f"> {d.sli_error.wall_s:.0f} ({d.sli_error.error})", "-"
+        else:
+            shown = f"{d.sli_s:.1f}"
+            ratio = f"{(d.inventory_s + d.sli_s) / d.write_s * 100:,.0f} %"
         lines.append(
-            f"| {d.day + 1} | {d.day + 1} | {d.write_s:.2f} | {d.inventory_s:.2f} | {d.sli_s:.1f} "
-            f"| {(d.inventory_s + d.sli_s) / d.write_s * 100:,.0f} % |"
+            f"| {d.day + 1} | {d.day + 1} | {d.write_s:.2f} | {d.inventory_s:.2f} | {shown} "
+            f"| {ratio} |"
         )
     inv = [d.inventory_s for d in f.days]
     lines += [
         "",
         f"Over all {len(f.days)} days: write {f.write_s:.1f} s ({per_day_write:.2f} s per day); "
         f"up_minutes + series_inventory {sum(inv):.1f} s (day 1 {inv[0]:.2f} s, day "
-        f"{len(inv)} {inv[-1]:.2f} s), as shipped. Other days' sli_minutes in one call per phase "
-        "(bench variant): "
-        + "; ".join(f"days {x['first'] + 1}-{x['last']}: {x['seconds']:.1f} s" for x in f.fills)
-        + ". In Dagster these are two assets per hourly partition, run per day by the backfill "
-        "policy.",
+        f"{len(inv)} {inv[-1]:.2f} s). Other days' sli_minutes, one call per range: "
+        + "; ".join(
+            f"days {x['first'] + 1}-{x['last']}: "
+            + (
+                f"{x['result'].out['seconds']:.1f} s"
+                if x["result"].out
+                else f"> {x['result'].wall_s:.0f} s ({x['result'].error})"
+            )
+            for x in f.fills
+        )
+        + ". In Dagster the derived datasets are hourly partitions run a day at a time by the "
+        "backfill policy.",
+        "",
+        "While this bench was written, `sli_minutes` as then shipped never finished: DuckDB 1.5.5 "
+        "parked every thread fetching its query straight to Arrow (`fetchall()` too) once the "
+        "config had about 9 SLOs, and ignored `interrupt()`; `count(*)` over the same query, "
+        "`CREATE TABLE AS` or an `ORDER BY` finished (like duckdb/duckdb#24961, a window over a "
+        "UNION with an IN-subquery arm). `derived._query` now computes into a temporary table "
+        "first. The old `slo_events` fetched straight to Arrow hangs the same way (5 services, 3 "
+        "days), hence `select_all` here. A derive that does not finish shows above as a timeout.",
         "",
         "## Catalog rebuild",
         "",
@@ -962,6 +928,8 @@ def write_results(ctx: dict[str, Any]) -> str:
             before = f"{old_report.out[key]:.1f}"
         elif old_slo_s is not None:
             before = f">= {old_slo_s:.0f} (not run: pins the old slo_events, {old_slo_s:.0f} s)"
+        elif "timeout" in old_slo:
+            before = f"> {old_slo['timeout']:.0f} (not run: pins the old slo_events)"
         else:
             before = "not run"
         lines.append(f"| {label} | {shown} | {before} |")
@@ -1010,9 +978,10 @@ def main() -> None:
     parser.add_argument("--build-reps", type=int, default=2)
     parser.add_argument("--view-timeout", type=float, default=30, help="s per view")
     parser.add_argument("--report-timeout", type=float, default=300, help="s for obs report")
-    parser.add_argument("--old-timeout", type=float, default=480, help="s for old slo_events")
-    parser.add_argument("--shipped-timeout", type=float, default=200)
-    parser.add_argument("--hang-timeout", type=float, default=30)
+    parser.add_argument("--old-timeout", type=float, default=720, help="s for old slo_events")
+    parser.add_argument(
+        "--derive-timeout", type=float, default=300, help="s per day of sli_minutes (x3 to fill)"
+    )
     parser.add_argument("--old-full", action="store_true", help="run every old view (hours)")
     parser.add_argument("--sim-hours", type=int, default=6)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -1034,32 +1003,21 @@ def main() -> None:
         for day in range(first, last):
             record = write_day(config, history, day, figures)
             if day == 0:
-                figures.hang = run_child(
-                    {
-                        **base,
-                        "kind": "derive",
-                        "variant": "shipped",
-                        "day": 0,
-                        "slos": HANG_CHECK_SLOS,
-                    },
-                    args.hang_timeout,
-                )
-                log(f"  shipped derive, {HANG_CHECK_SLOS} SLOs: {figures.hang}")
-                figures.shipped = run_child(
-                    {**base, "kind": "derive", "variant": "materialized", "day": 0},
-                    args.shipped_timeout,
-                )
-                log(f"  derive with the hang worked around, all SLOs: {figures.shipped}")
-                sli_day(config, record)
-        sli_day(config, figures.days[-1])
-        fill(config, max(first, 1), last - 1, figures)
+                sli_days(args, figures, 0, 1, record)
+        if last - 1 > 0:
+            sli_days(args, figures, last - 1, 1, figures.days[-1])
+        fill_from = max(first, 1)
+        sli_days(args, figures, fill_from, last - 1 - fill_from, None)
         measure_build(config, figures, last, args.build_reps)
     log(f"ingest: write {figures.write_s:.1f} s, {figures.samples:,} samples")
 
     queries = report_queries()
     names = ["report_period", "slo_events", *queries]
     log("report suite with derived datasets")
-    new_views = run_views(args, names, False, {})
+    # What each view reads, by the old definitions where they changed (the old slo_events reads
+    # report_period): which old views a view's session shadows, and which read slo_events.
+    closure = reads({**queries, **old_definitions(config)})
+    new_views = run_views(args, names, False, {}, closure)
     new_report = run_child(
         {**base, "kind": "report", "old": False, "html": str(WORK / "report.html")},
         args.report_timeout,
@@ -1070,7 +1028,6 @@ def main() -> None:
 
     shadow_check = check_shadowing(config)
     log(f"shadowing: {shadow_check}")
-    closure = reads({"report_period": "", "slo_events": "", **queries})
     skip = {}
     if not args.old_full:
         skip = {
@@ -1079,7 +1036,7 @@ def main() -> None:
             if "slo_events" in closure.get(n, set())
         }
     log("report suite with the query-time computation (before)")
-    old_views = run_views(args, names, True, skip)
+    old_views = run_views(args, names, True, skip, closure)
     old_report = None
     if args.old_full:
         old_report = run_child(

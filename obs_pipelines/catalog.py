@@ -47,7 +47,7 @@ from obs_pipelines.lake.paths import (
 from obs_pipelines.lake.rollups import METRIC_ROLLUPS
 from obs_pipelines.lake.storage import S3Storage
 from obs_pipelines.schemas import SCHEMAS
-from obs_pipelines.tiering import stored_schema
+from obs_pipelines.tiering import SOURCE_KEY, stored_schema
 
 ROLLUPS = "metric_rollups"
 _DUCKDB_TYPES = {
@@ -90,6 +90,7 @@ def build_catalog(config: ObsConfig) -> Path:
             for statement in _view_statements(lake, listed):
                 con.execute(statement)
             _create_partitions_table(con, lake, listed)
+            con.execute(_partition_sources_view(lake, listed))
             con.execute(
                 "CREATE TABLE catalog_info AS SELECT ? AS lake_root, now() AS built_at",
                 [_lake_identity(lake)],
@@ -418,6 +419,57 @@ def _create_partitions_table(
            FROM partitions_listing ORDER BY dataset, span_start, tier"""
     )
     con.unregister("partitions_listing")
+
+
+def _partition_sources_view(lake: Lake, listed: dict[str, list[LakeFile]]) -> str:
+    """``lake_partition_sources``: each file of ``lake_partitions`` with the source that wrote
+    it, as recorded in its Parquet footer (``obs.source``: ingest writes the source's name into
+    every hot partition; a warm or cold file records the sources of the files it was made from,
+    comma-separated). A view, so the build opens no file: the footers are read when it is
+    queried (one small read per file, through DuckDB's ``parquet_kv_metadata``)."""
+    branches = []
+    for dataset in _DATASETS:
+        for tier, source in _tier_sources(lake, dataset, listed[dataset]):
+            branches.append(
+                f"SELECT '{dataset}' AS dataset, '{tier}' AS tier, file_name AS file, "
+                f"decode(value) AS source FROM parquet_kv_metadata({source}) "
+                f"WHERE decode(key) = '{SOURCE_KEY.decode()}'"
+            )
+    recorded = "\n    UNION ALL ".join(branches) or (
+        "SELECT NULL::VARCHAR AS dataset, NULL::VARCHAR AS tier, NULL::VARCHAR AS file, "
+        "NULL::VARCHAR AS source WHERE false"
+    )
+    return f"""CREATE OR REPLACE VIEW lake_partition_sources AS
+SELECT p.dataset, p.tier, p."partition", p.resolution, p.span_start, p.span_end, p."current",
+       r.source, p.file
+FROM lake_partitions AS p
+LEFT JOIN (
+    {recorded}
+) AS r ON r.dataset = p.dataset AND r.tier = p.tier AND r.file = p.file
+ORDER BY p.dataset, p.span_start, p.tier"""
+
+
+def _tier_sources(lake: Lake, dataset: str, files: list[LakeFile]) -> list[tuple[str, str]]:
+    """(tier, file list or glob) to read ``dataset``'s footers from: the globs of
+    :func:`_tier_relations` (each matches at least the tier's anchor), or for an archive tier
+    the files still readable."""
+    found = []
+    for tier in TIERS:
+        if stored_schema(dataset, tier) is None:
+            continue
+        if lake.config.lake.tier(tier).archived:
+            readable = [
+                lake.file_url(f)
+                for f in files
+                if f.tier == tier and f.storage_class not in ARCHIVE_STORAGE_CLASSES
+            ]
+            if readable:
+                found.append((tier, "[" + ", ".join(_quote(u) for u in readable) + "]"))
+            continue
+        found.append(
+            (tier, _quote(lake.tiers[tier].url(f"{tier}/{dataset}/**/{_FILE_GLOBS[tier]}")))
+        )
+    return found
 
 
 def _quote(text: str) -> str:

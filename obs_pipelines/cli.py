@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from obs_pipelines.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, ObsConfig, load_config
+from obs_pipelines.config import (
+    CONFIG_ENV_VAR,
+    DEFAULT_CONFIG_PATH,
+    NO_SOURCE,
+    SOURCE_PILLARS,
+    ObsConfig,
+    load_config,
+)
 from obs_pipelines.durations import parse_duration
 from obs_pipelines.errors import ObsError
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour, utc
@@ -248,12 +255,23 @@ def _doctor(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     config = _config(args)
     print(
-        f"config OK: metrics from {config.sources.metrics}; lake at {config.lake_root}; catalog {config.catalog_path}"
+        f"config OK: {_pillar_sources(config)}; lake at {config.lake_root}; catalog {config.catalog_path}"
     )
     print(
         f"  {len(config.services)} services, {len(config.slos)} SLOs, ingest from {config.ingest.start:%Y-%m-%d %H:%M}Z"
     )
     return 0
+
+
+def _pillar_sources(config: ObsConfig) -> str:
+    """'metrics from prometheus, logs none, ...': what feeds each pillar."""
+    sources = config.sources
+    return ", ".join(
+        f"{pillar} none"
+        if sources.backend(pillar) == NO_SOURCE
+        else f"{pillar} from {sources.backend(pillar)}"
+        for pillar in SOURCE_PILLARS
+    )
 
 
 def _materialize(args: argparse.Namespace) -> int:
@@ -309,9 +327,10 @@ def _demo(args: argparse.Namespace) -> int:
     config_path = _config_path(args)
     end = floor_hour(datetime.now(UTC))
     yesterday = (end - timedelta(days=1)).date()
+    snapshot = load_config(config_path).sources.ingests("alert_rules")
     runs = [
         *ingest_runs(TimeWindow(end - timedelta(days=args.days), end)),
-        Run("snapshot_job", "rules and Alertmanager snapshot"),
+        *([Run("snapshot_job", "rules and Alertmanager snapshot")] if snapshot else []),
         Run(
             "tiering_job",
             f"tiering as of the end of {yesterday}",
@@ -358,6 +377,10 @@ def ingest_runs(window: TimeWindow) -> list[Run]:
     ]
 
 
+# Jobs that exist only while a pillar has a source (obs_pipelines/definitions.py).
+_JOB_PILLAR = {"snapshot_job": "alerts", "derive_job": "metrics", "slo_recompute_job": "metrics"}
+
+
 def launch_runs(config_path: str, runs: list[Run]) -> list[str]:
     """Execute ``runs`` in order on the persistent Dagster instance (``$DAGSTER_HOME``, default
     ``.dagster_home``), so the UI shows them. Returns one line per failed run (already printed)."""
@@ -379,6 +402,14 @@ def launch_runs(config_path: str, runs: list[Run]) -> list[str]:
                 "move ingest.start earlier in the config or ask for a later range"
             )
     defs = build_definitions(config_path)
+    defined = {job.name for job in defs.resolve_all_job_defs()}
+    for run in runs:
+        if run.job not in defined:
+            pillar = _JOB_PILLAR.get(run.job, "metrics")
+            raise ObsError(
+                f"{run.job} is not defined: sources.{pillar} is none, so nothing feeds it; "
+                f"set sources.{pillar} to a backend (or simulator) in the config"
+            )
     failures = []
     with DagsterInstance.get() as instance:
         for run in runs:

@@ -326,32 +326,77 @@ class AlertDerivationConfig(Strict):
     missed_evaluations_tolerated: int = Field(default=1, ge=0, le=10)
 
 
+# The pillars a source feeds, and the datasets each pillar's source writes into the lake.
+SOURCE_PILLARS = ("metrics", "logs", "traces", "alerts")
+PILLAR_DATASETS: dict[str, tuple[str, ...]] = {
+    "metrics": ("metric_series", "metric_samples"),
+    "logs": ("log_records",),
+    "traces": ("spans",),
+    "alerts": ("alert_fragments", "alert_rules", "alertmanager_alerts"),
+}
+# Not ingested at all: the pillar's assets are not defined and nothing is written.
+NO_SOURCE = "none"
+
+
 class SourcesConfig(Strict):
-    metrics: Literal["simulator", "prometheus"] = "simulator"
-    logs: Literal["simulator", "elasticsearch"] = "simulator"
-    traces: Literal["simulator", "jaeger"] = "simulator"
-    alerts: Literal["simulator", "prometheus"] = "simulator"
+    """Which backend feeds each pillar: a real server, the built-in ``simulator``, or ``none``.
+
+    Simulated data never mixes with real data unless asked for: a pillar left unset is
+    ``simulator`` only while no pillar names a real backend (the embedded demo, everything
+    simulated). As soon as one pillar names a real backend, every pillar left unset is ``none``;
+    ``simulator`` beside a real backend must be written explicitly.
+    """
+
+    metrics: Literal["simulator", "prometheus", "none"] = "simulator"
+    logs: Literal["simulator", "elasticsearch", "none"] = "simulator"
+    traces: Literal["simulator", "jaeger", "none"] = "simulator"
+    alerts: Literal["simulator", "prometheus", "none"] = "simulator"
     simulator: SimulatorConfig = SimulatorConfig()
     prometheus: PrometheusSourceConfig | None = None
     elasticsearch: ElasticsearchSourceConfig | None = None
     jaeger: JaegerSourceConfig | None = None
     alertmanager: AlertmanagerSourceConfig | None = None
     alert_derivation: AlertDerivationConfig = AlertDerivationConfig()
+    # Prometheus rule files (globs allowed), relative to the config file: their alerting rules are
+    # published as the catalog table configured_alert_rules and count for coverage's alerts pillar.
+    alert_rule_files: list[str] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_pillars_beside_a_real_backend_are_none(cls, data: Any) -> Any:
+        """The keys present in the input are what the user set (``model_fields_set`` of the
+        result); an unset pillar beside a real backend becomes ``none``, not ``simulator``."""
+        if not isinstance(data, dict):
+            return data
+        real = [p for p in SOURCE_PILLARS if data.get(p) not in (None, "simulator", NO_SOURCE)]
+        if not real:
+            return data
+        return {**{p: NO_SOURCE for p in SOURCE_PILLARS if p not in data}, **data}
 
     @model_validator(mode="after")
     def _selected_sources_configured(self) -> "SourcesConfig":
-        for pillar, backend in (
-            ("metrics", self.metrics),
-            ("logs", self.logs),
-            ("traces", self.traces),
-            ("alerts", self.alerts),
-        ):
-            if backend != "simulator" and getattr(self, backend) is None:
+        for pillar in SOURCE_PILLARS:
+            backend = self.backend(pillar)
+            if backend not in ("simulator", NO_SOURCE) and getattr(self, backend) is None:
                 raise ValueError(
                     f"{pillar} come from '{backend}' but there is no sources.{backend} section; "
                     f"add one with its url, or set sources.{pillar}: simulator"
                 )
         return self
+
+    def backend(self, pillar: str) -> str:
+        """What feeds ``pillar``: a backend name, ``simulator`` or ``none``."""
+        return str(getattr(self, pillar))
+
+    def pillar_of(self, dataset: str) -> str | None:
+        """The pillar whose source writes ``dataset`` (None for derived datasets)."""
+        return next((p for p, ds in PILLAR_DATASETS.items() if dataset in ds), None)
+
+    def ingests(self, dataset: str) -> bool:
+        """Whether ingest writes ``dataset`` (its pillar's source is not ``none``); derived
+        datasets follow metrics, which they are computed from."""
+        pillar = self.pillar_of(dataset) or "metrics"
+        return self.backend(pillar) != NO_SOURCE
 
 
 class S3Config(Strict):
@@ -671,13 +716,64 @@ class BurnRateWindowsConfig(Strict):
         return self
 
 
+class ImpactWindowConfig(Strict):
+    """One window length the impact episodes test every minute (see ``sql/impact_episodes.sql``)."""
+
+    window: PositiveDuration = Field(
+        description="Window length, e.g. 5m or 6h; rounded to whole minutes, each length once."
+    )
+    burn_rate: float | None = Field(
+        default=None,
+        gt=1,
+        description="Burn rate (bad events / those the objective allows) a window of this length "
+        "must reach to be impact, above 1; unset: reports.impact_burn_rate.",
+    )
+
+
+# Short windows catch sharp failures with minute-exact bounds, long ones slow burns as one episode.
+DEFAULT_IMPACT_WINDOWS = (
+    ImpactWindowConfig(window=timedelta(minutes=5)),
+    ImpactWindowConfig(window=timedelta(hours=1), burn_rate=2.0),
+    ImpactWindowConfig(window=timedelta(hours=6), burn_rate=1.5),
+    ImpactWindowConfig(window=timedelta(days=1), burn_rate=1.5),
+)
+
+
 class ReportsConfig(Strict):
     """How the reliability reports judge the data (defaults: SRE Workbook, the seed's targets)."""
 
     period: PositiveDuration = timedelta(days=7)
-    impact_window: PositiveDuration = timedelta(minutes=5)
-    impact_burn_rate: float = Field(default=5.0, gt=0)
-    impact_merge_gap: Duration = timedelta(minutes=5)
+    # SLO-impact episodes, the ground truth of alert quality and incidents (sql/impact_episodes.sql).
+    impact_windows: list[ImpactWindowConfig] = Field(
+        default=list(DEFAULT_IMPACT_WINDOWS),
+        min_length=1,
+        description="Windows tested every minute for bad events the objective makes "
+        "improbable: short ones bound sharp failures to the minute, long ones catch slow burns.",
+    )
+    impact_burn_rate: float = Field(
+        default=5.0,
+        gt=1,
+        description="Burn-rate floor of every impact window that sets no burn_rate of its own.",
+    )
+    impact_significance: float = Field(
+        default=1e-5,
+        gt=0,
+        lt=1,
+        description="A window (or stretch) is impact only when at least as many bad events as "
+        "it holds would happen with a probability below this if the SLI failed at exactly the "
+        "budget rate (one-sided Poisson test); also how clean a gap must provably be to split "
+        "an impact.",
+    )
+    impact_min_bad_events: int = Field(
+        default=5,
+        ge=0,
+        description="Fewest bad events a window, a stretch, or a stretch's extension beyond "
+        "shorter windows' impact needs to be impact.",
+    )
+    impact_merge_gap: Duration = Field(
+        default=timedelta(minutes=5),
+        description="Impacted minutes of a service at most this far apart form one episode.",
+    )
     match_tolerance: Duration = timedelta(minutes=5)
     transient_alert: Duration = timedelta(minutes=5)
     flap_high_threshold: float = Field(default=20.0, ge=0, le=100)
@@ -688,12 +784,27 @@ class ReportsConfig(Strict):
     burn_rate_policy: list[BurnRateWindowsConfig] | None = None  # None: the SRE Workbook four
     targets: dict[Literal["uptime", "alert_noise", "mttd", "mttr", "coverage"], float] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _impact_window_was_replaced(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "impact_window" in data:
+            raise ValueError(
+                "impact_window was replaced by impact_windows, a list of windows with their burn "
+                "rate; write impact_windows: [{window: 5m}, {window: 6h, burn_rate: 1.5}]"
+            )
+        return data
+
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> "ReportsConfig":
         if self.flap_low_threshold > self.flap_high_threshold:
             raise ValueError("flap_low_threshold must not exceed flap_high_threshold")
         if self.budget_warning >= self.budget_critical:
             raise ValueError("budget_warning must be below budget_critical")
+        minutes = [round(w.window.total_seconds() / 60) for w in self.impact_windows]
+        if min(minutes) < 1 or len(set(minutes)) < len(minutes):
+            raise ValueError(
+                "impact_windows must be at least a minute long and differ in whole minutes"
+            )
         return self
 
 
@@ -912,7 +1023,20 @@ def parse_config(raw: Any, source: str = "config", base_dir: Path | None = None)
                 f"{source}: {key}: environment variable {variable} is not set; export it or change {key}"
             )
     _check_local_paths(config, source)
+    _check_rule_files(config, source)
     return config
+
+
+def _check_rule_files(config: ObsConfig, source: str) -> None:
+    """Each of ``sources.alert_rule_files`` exists and parses as Prometheus rule groups."""
+    if not config.sources.alert_rule_files:
+        return
+    from obs_pipelines.rule_files import check_rule_files
+
+    try:
+        check_rule_files(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _check_local_paths(config: ObsConfig, source: str) -> None:

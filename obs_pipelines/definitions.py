@@ -11,12 +11,16 @@ from pathlib import Path
 
 import yaml
 from dagster import Definitions, ExecutorDefinition
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
 
 from assets.catalog import build_catalog_asset
 from assets.derived import build_metric_inventory, build_sli_minutes
 from assets.ingest import (
     HOURLY_DATASETS,
     SNAPSHOT_DATASETS,
+    IngestSpec,
     build_hourly_ingest,
     build_snapshot_ingest,
 )
@@ -38,88 +42,86 @@ INGEST_JOB = "ingest_job"
 SNAPSHOT_JOB = "snapshot_job"
 TIERING_JOB = "tiering_job"
 REPORTS_JOB = "reports_job"
-HOURLY_INGEST_ASSETS = (
-    "metric_series",
-    "metric_samples",
-    *(spec.dataset for spec in HOURLY_DATASETS),
-)
+DERIVE_JOB = "derive_job"
+METRIC_ASSETS = ("metric_series", "metric_samples")
+# Every ingest asset a config can define; a pillar whose source is `none` defines none of its own.
+HOURLY_INGEST_ASSETS = (*METRIC_ASSETS, *(spec.dataset for spec in HOURLY_DATASETS))
 SNAPSHOT_ASSETS = tuple(spec.dataset for spec in SNAPSHOT_DATASETS)
 DERIVED_ASSETS = ("sli_minutes", "up_minutes", "series_inventory")
 SLO_RECOMPUTE_JOB = "slo_recompute_job"
 
-ingest_job = asset_job(
-    INGEST_JOB,
-    [*HOURLY_INGEST_ASSETS, *DERIVED_ASSETS, "lake_catalog"],
-    "Ingest one hour (or a range of hours) of metrics, logs, spans and alerts into the hot tier, "
-    "and derive what the reports read from it.",
-)
-derive_job = asset_job(
-    "derive_job",
-    [*DERIVED_ASSETS, "lake_catalog"],
-    "Recompute every derived dataset (SLI minutes, up minutes, the series inventory) from raw "
-    "samples where they exist and from rollups where they do not, e.g. for a lake written "
-    "before they existed.",
-)
-slo_recompute_job = asset_job(
-    SLO_RECOMPUTE_JOB,
-    ["sli_minutes", "lake_catalog"],
-    "Recompute SLI minutes (all SLOs, or those named in the run config) from raw samples where "
-    "they exist and from rollups where they do not.",
-)
-snapshot_job = asset_job(
-    SNAPSHOT_JOB,
-    SNAPSHOT_ASSETS,
-    "Snapshot Prometheus's rules and Alertmanager's alerts as of now.",
-)
-# Repairs of one dataset's missing hours re-run only that dataset (and the catalog), not every one.
-repair_jobs = {
-    "metric_series": asset_job(
-        "repair_metrics_job",
-        ["metric_series", "metric_samples", *DERIVED_ASSETS, "lake_catalog"],
-        "Re-ingest missing hours of metrics.",
-    ),
-    **{
-        spec.dataset: asset_job(
-            f"repair_{spec.dataset}_job",
-            [spec.dataset, "lake_catalog"],
-            f"Re-ingest missing hours of {spec.dataset}.",
-        )
-        for spec in HOURLY_DATASETS
-    },
-}
-repair_jobs["metric_samples"] = repair_jobs["metric_series"]
-tiering_job = asset_job(
-    TIERING_JOB, ["lake_tiering"], "Move the lake's data between hot, warm and cold tiers by age."
-)
-reports_job = asset_job(
-    REPORTS_JOB,
-    ["reliability_report"],
-    "Compute the reliability reports and write the HTML scorecard.",
-)
-
 
 def build_definitions(config_path: str) -> Definitions:
+    """Assets, jobs, schedules and sensors for the config at ``config_path``.
+
+    A pillar whose source is ``none`` is not ingested: its assets are left out (no phantom
+    assets in the UI, nothing written), and every job selects only assets that are defined.
+    Derived datasets are computed from metrics, so they go with them."""
     config = load_config(config_path)
     operations = config.operations
     hourly = hourly_partitions(config.ingest.start)
     daily = daily_partitions(config.ingest.start)
+    ingested = config.sources.ingests
+    metrics = ingested("metric_samples")
+    hourly_specs = [spec for spec in HOURLY_DATASETS if ingested(spec.dataset)]
+    snapshot_specs = [spec for spec in SNAPSHOT_DATASETS if ingested(spec.dataset)]
+    raw = (*(METRIC_ASSETS if metrics else ()), *(spec.dataset for spec in hourly_specs))
+    derived = DERIVED_ASSETS if metrics else ()
     assets = [
-        build_metric_ingest(hourly),
-        *(build_hourly_ingest(spec, hourly) for spec in HOURLY_DATASETS),
-        *(build_snapshot_ingest(spec) for spec in SNAPSHOT_DATASETS),
-        build_sli_minutes(hourly, config),
-        build_metric_inventory(hourly),
-        build_catalog_asset(hourly, deps=(*HOURLY_INGEST_ASSETS, *DERIVED_ASSETS)),
-        *build_tiering_assets(daily, deps=HOURLY_INGEST_ASSETS),
-        *build_report_assets(daily, deps=HOURLY_INGEST_ASSETS),
+        *([build_metric_ingest(hourly)] if metrics else []),
+        *(build_hourly_ingest(spec, hourly) for spec in hourly_specs),
+        *(build_snapshot_ingest(spec) for spec in snapshot_specs),
+        *([build_sli_minutes(hourly, config), build_metric_inventory(hourly)] if metrics else []),
+        build_catalog_asset(hourly, deps=(*raw, *derived)),
+        *build_tiering_assets(daily, deps=raw),
+        *build_report_assets(daily, deps=raw),
     ]
+    ingest_job = asset_job(
+        INGEST_JOB,
+        [*raw, *derived, "lake_catalog"],
+        "Ingest one hour (or a range of hours) of every pillar with a source (metrics, logs, "
+        "spans, alerts) into the hot tier, and derive what the reports read from it.",
+    )
+    jobs = [ingest_job]
+    if metrics:
+        jobs += [
+            asset_job(
+                DERIVE_JOB,
+                [*DERIVED_ASSETS, "lake_catalog"],
+                "Recompute every derived dataset (SLI minutes, up minutes, the series inventory) "
+                "from raw samples where they exist and from rollups where they do not, e.g. for "
+                "a lake written before they existed.",
+            ),
+            asset_job(
+                SLO_RECOMPUTE_JOB,
+                ["sli_minutes", "lake_catalog"],
+                "Recompute SLI minutes (all SLOs, or those named in the run config) from raw "
+                "samples where they exist and from rollups where they do not.",
+            ),
+        ]
+    if snapshot_specs:
+        jobs.append(
+            asset_job(
+                SNAPSHOT_JOB,
+                [spec.dataset for spec in snapshot_specs],
+                "Snapshot Prometheus's rules and Alertmanager's alerts as of now.",
+            )
+        )
+    tiering_job = asset_job(
+        TIERING_JOB,
+        ["lake_tiering"],
+        "Move the lake's data between hot, warm and cold tiers by age.",
+    )
+    reports_job = asset_job(
+        REPORTS_JOB,
+        ["reliability_report"],
+        "Compute the reliability reports and write the HTML scorecard.",
+    )
+    repair_jobs = _repair_jobs(metrics, hourly_specs)
     return Definitions(
         assets=with_freshness(assets, config.freshness),
         jobs=[
-            ingest_job,
-            derive_job,
-            slo_recompute_job,
-            snapshot_job,
+            *jobs,
             tiering_job,
             reports_job,
             *{job.name: job for job in repair_jobs.values()}.values(),
@@ -142,6 +144,27 @@ def build_definitions(config_path: str) -> Definitions:
         executor=_executor(),
         resources={"obs": ObsResource(config_path=os.path.abspath(config_path))},
     )
+
+
+def _repair_jobs(
+    metrics: bool, hourly_specs: list[IngestSpec]
+) -> dict[str, UnresolvedAssetJobDefinition]:
+    """Repairs of one dataset's missing hours re-run only that dataset (and the catalog), not
+    every one; datasets that are not ingested have no repair job."""
+    jobs: dict[str, UnresolvedAssetJobDefinition] = {}
+    if metrics:
+        jobs["metric_series"] = jobs["metric_samples"] = asset_job(
+            "repair_metrics_job",
+            [*METRIC_ASSETS, *DERIVED_ASSETS, "lake_catalog"],
+            "Re-ingest missing hours of metrics.",
+        )
+    for spec in hourly_specs:
+        jobs[spec.dataset] = asset_job(
+            f"repair_{spec.dataset}_job",
+            [spec.dataset, "lake_catalog"],
+            f"Re-ingest missing hours of {spec.dataset}.",
+        )
+    return jobs
 
 
 def _hour_minute(text: str) -> tuple[int, int]:

@@ -116,6 +116,14 @@ def _source_checks(config: ObsConfig, timeout: float) -> list[CheckResult]:
         if backend == "simulator":
             results.append(CheckResult(check, True, "built-in simulator (no server needed)"))
             continue
+        if backend == "none":
+            hint = (
+                "; set sources.alerts: prometheus to ingest the ALERTS of sources.prometheus"
+                if pillar == "alerts" and sources.prometheus is not None
+                else ""
+            )
+            results.append(CheckResult(check, True, f"none (not ingested){hint}", skipped=True))
+            continue
         probe = _PROBES[(pillar, backend)]
         results.append(_guard(check, lambda c=check, p=probe: p(c, config, timeout)))
     if sources.alertmanager is not None:
@@ -523,7 +531,66 @@ def _catalog_checks(config: ObsConfig) -> list[CheckResult]:
                 "run `obs catalog` or materialize an asset",
             )
         ]
-    return [_guard("catalog", lambda: _catalog_views(config))]
+    return [
+        _guard("catalog", lambda: _catalog_views(config)),
+        _guard("lake.sources", lambda: _lake_sources(config)),
+    ]
+
+
+# What each backend records as the source of the partitions it writes (sources/*.py ``name``).
+_RECORDED_AS = {"alertmanager_alerts": {"prometheus": "alertmanager"}}
+
+
+def _lake_sources(config: ObsConfig) -> CheckResult:
+    """Whether the lake holds data from sources the config does not use (simulated data in a
+    lake fed by real servers, or any data of a pillar set to ``none``): such partitions count in
+    the reports. Reads each file's recorded source (``lake_partition_sources``)."""
+    import duckdb
+
+    from obs_pipelines.catalog import connect
+
+    con = connect(config, read_only=True)
+    try:
+        rows = con.execute(
+            """SELECT dataset, source, count(*) FROM lake_partition_sources
+               WHERE "current" AND source IS NOT NULL GROUP BY ALL ORDER BY ALL"""
+        ).fetchall()
+    except duckdb.CatalogException:
+        return CheckResult(
+            "lake.sources",
+            True,
+            "the catalog predates lake_partition_sources",
+            "run `obs catalog`",
+            warn=True,
+        )
+    finally:
+        con.close()
+    sources = config.sources
+    foreign = []
+    for dataset, recorded, count in rows:
+        pillar = sources.pillar_of(dataset) or "metrics"
+        backend = sources.backend(pillar)
+        expected = _RECORDED_AS.get(dataset, {}).get(backend, backend)
+        others = sorted(set(recorded.split(",")) - {expected, "unknown"})
+        if others:
+            foreign.append(
+                f"{count} of {dataset} from {'+'.join(others)} (sources.{pillar}: {backend})"
+            )
+    if not foreign:
+        written = sorted({r[1] for r in rows} - {None})
+        return CheckResult(
+            "lake.sources",
+            True,
+            f"every partition comes from a configured source ({', '.join(written) or 'none yet'})",
+        )
+    return CheckResult(
+        "lake.sources",
+        True,
+        "files written by sources not in use count in the reports: " + "; ".join(foreign[:4]),
+        "delete those partitions (SELECT file FROM lake_partition_sources) if they do not "
+        "belong in this lake, then run `obs catalog`",
+        warn=True,
+    )
 
 
 def _catalog_views(config: ObsConfig) -> CheckResult:

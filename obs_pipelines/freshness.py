@@ -132,16 +132,18 @@ def lake_freshness(
 def lake_freshness_from_config(
     config: ObsConfig, now: datetime, gap_lookback: timedelta = DEFAULT_GAP_LOOKBACK
 ) -> list[DatasetFreshness]:
-    """:func:`lake_freshness` for the datasets under ``freshness:`` in the config."""
+    """:func:`lake_freshness` for the datasets under ``freshness:`` in the config that are
+    ingested (a dataset whose source is ``none`` is never written, so it cannot be stale)."""
+    watched = {d: lag for d, lag in config.freshness.items() if config.sources.ingests(d)}
     # Older hours may have moved to warm: their absence from the hot listing is not a gap.
     hot_ages = {}
-    for dataset in config.freshness:
+    for dataset in watched:
         ages = config.retention.for_dataset(dataset)
         if ages is not None:
             hot_ages[dataset] = ages.hot
     return lake_freshness(
         Lake(config),
-        dict(config.freshness),
+        watched,
         now,
         earliest=config.ingest.start,
         gap_lookback=gap_lookback,

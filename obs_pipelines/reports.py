@@ -2,7 +2,8 @@
 
 A report reads only catalog views (never files), so it works whatever tier the data sits in.
 What reports need from config is written into the catalog by :func:`publish` as small tables
-(``services``, ``slo_definitions``, ``alert_policy``, ``report_settings``, ``scorecard_targets``)
+(``services``, ``slo_definitions``, ``alert_policy``, ``impact_windows``, ``report_settings``,
+``scorecard_targets``)
 and generated views (``report_period``, ``slo_events``), so every report is plain SQL an analyst can
 read and rerun, and a changed SLO or policy recomputes history on the next catalog build.
 
@@ -24,9 +25,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from obs_pipelines.config import DEFAULT_IMPACT_WINDOWS as CONFIG_IMPACT_WINDOWS
 from obs_pipelines.config import LatencySli, ObsConfig, RatioSli, ThresholdSli
 from obs_pipelines.durations import format_duration, parse_duration
 from obs_pipelines.errors import LakeError
+from obs_pipelines.rule_files import create_configured_rules_table
 from obs_pipelines.slo import check_latency_buckets, slo_version
 
 # The reports ship inside the package: the repository's top-level sql/ is installed as the
@@ -90,6 +93,22 @@ DEFAULT_BURN_RATE_POLICY = (
     BurnRateWindows("ticket_1d_2h", "ticket", timedelta(days=1), timedelta(hours=2), 3.0),
     BurnRateWindows("ticket_3d_6h", "ticket", timedelta(days=3), timedelta(hours=6), 1.0),
 )
+
+
+@dataclass(frozen=True)
+class ImpactWindow:
+    """One window length the SLO-impact episodes test every minute (``sql/impact_episodes.sql``).
+
+    A window is impact when its bad events are improbable under the objective and its burn rate
+    reaches ``burn_rate`` (None: the settings' ``impact_burn_rate``).
+    """
+
+    window: timedelta
+    burn_rate: float | None = None
+
+
+# The config's defaults (reports.impact_windows), mirrored.
+DEFAULT_IMPACT_WINDOWS = tuple(ImpactWindow(w.window, w.burn_rate) for w in CONFIG_IMPACT_WINDOWS)
 
 
 @dataclass(frozen=True)
@@ -163,11 +182,17 @@ class ReportSettings:
     """
 
     period: timedelta = timedelta(days=7)
-    # SLO-impact episodes (the ground truth for alert quality and incidents): a minute is impacted
-    # when its own burn rate and the burn rate of some `impact_window` containing it both exceed
-    # `impact_burn_rate`; impacted minutes closer than `impact_merge_gap` form one episode.
-    impact_window: timedelta = timedelta(minutes=5)
+    # SLO-impact episodes (the ground truth for alert quality and incidents; the definition is in
+    # sql/impact_episodes.sql): every minute, each of `impact_windows` is significant when its bad
+    # events are at least `impact_min_bad_events`, burn at least the window's burn rate
+    # (`impact_burn_rate` when it sets none) and are less likely than `impact_significance` at
+    # the budget rate (one-sided Poisson test); a CUSUM places the impact inside significant
+    # windows, longer windows add only minutes with bad events of their own, and impacted
+    # minutes at most `impact_merge_gap` apart form one episode.
+    impact_windows: tuple[ImpactWindow, ...] = DEFAULT_IMPACT_WINDOWS
     impact_burn_rate: float = 5.0
+    impact_significance: float = 1e-5
+    impact_min_bad_events: int = 5
     impact_merge_gap: timedelta = timedelta(minutes=5)
     # An alert and an episode of the same service are related when their intervals overlap once
     # each is widened by this much on both sides.
@@ -182,6 +207,30 @@ class ReportSettings:
     burn_rate_policy: tuple[BurnRateWindows, ...] = DEFAULT_BURN_RATE_POLICY
     targets: tuple[ScorecardTarget, ...] = field(default=DEFAULT_TARGETS)
 
+    def __post_init__(self) -> None:
+        # The same rules as the config's (ReportsConfig), for settings made in code.
+        minutes = [round(w.window.total_seconds() / 60) for w in self.impact_windows]
+        if not minutes or min(minutes) < 1 or len(set(minutes)) < len(minutes):
+            raise ValueError(
+                "impact_windows: give windows of at least a minute, each a different length"
+            )
+        if any(rate <= 1 for rate in self.impact_burn_rates):
+            raise ValueError("impact burn rates must be above 1 (the budget rate)")
+        if not 0 < self.impact_significance < 1:
+            raise ValueError("impact_significance must be between 0 and 1")
+        if self.impact_min_bad_events < 0:
+            raise ValueError("impact_min_bad_events must not be negative")
+        if self.impact_merge_gap < timedelta(0):
+            raise ValueError("impact_merge_gap must not be negative")
+
+    @property
+    def impact_burn_rates(self) -> tuple[float, ...]:
+        """The burn-rate floor of each of ``impact_windows``."""
+        return tuple(
+            self.impact_burn_rate if w.burn_rate is None else w.burn_rate
+            for w in self.impact_windows
+        )
+
     @classmethod
     def from_config(cls, config: ObsConfig) -> "ReportSettings":
         section = getattr(config, "reports", None)
@@ -195,6 +244,8 @@ class ReportSettings:
                 continue
             if key == "burn_rate_policy":
                 value = tuple(_burn_rate_windows(item) for item in value)
+            elif key == "impact_windows":
+                value = tuple(_impact_window(item) for item in value)
             elif key == "targets":
                 value = _targets(value)
             elif key == "uptime_tiers":
@@ -221,6 +272,18 @@ def _burn_rate_windows(item: Any) -> BurnRateWindows:
     )
     return BurnRateWindows(
         name, item.get("severity", "page"), long_window, short_window, float(item["burn_rate"])
+    )
+
+
+def _impact_window(item: Any) -> ImpactWindow:
+    if isinstance(item, ImpactWindow):
+        return item
+    item = dict(item)
+    window = item["window"]
+    burn_rate = item.get("burn_rate")
+    return ImpactWindow(
+        window if isinstance(window, timedelta) else parse_duration(str(window)),
+        None if burn_rate is None else float(burn_rate),
     )
 
 
@@ -253,10 +316,54 @@ def publish(
     """
     settings = settings or ReportSettings.from_config(config)
     _create_config_tables(con, config, settings)
+    create_configured_rules_table(con, config)
     check_latency_buckets(con, config)
     con.execute(f"CREATE OR REPLACE VIEW report_period AS\n{report_period_sql(config, settings)}")
     con.execute(f"CREATE OR REPLACE VIEW slo_events AS\n{SLO_EVENTS_SQL}")
+    for macro in POISSON_TAIL_SQL:
+        con.execute(macro)
     create_report_views(con)
+
+
+# The statistical tests of impact_episodes (sql/impact_episodes.sql): macros in the catalog, so
+# that the report, and anyone in a DuckDB client, can call them.
+POISSON_TAIL_SQL = (
+    """-- poisson_upper_tail(k, mean): P(X >= k) for X ~ Poisson(mean), k and mean any real numbers.
+-- The regularized lower incomplete gamma function P(k, mean) as its series,
+-- pmf(k) x sum_j mean^j / ((k+1)...(k+j)), 32 terms, plus a geometric bound on the terms left out:
+-- exact to rounding when k is clearly above the mean, a slightly larger value (never a smaller
+-- one) as k nears the mean, and 1 when k is more than 32 below it (an upper bound there too).
+CREATE OR REPLACE MACRO poisson_upper_tail(k, mean) AS
+    CASE
+        WHEN k <= 0 THEN 1.0
+        WHEN mean <= 0 THEN 0.0
+        WHEN k + 33 <= mean THEN 1.0
+        ELSE least(1.0, exp(k * ln(mean) - mean - lgamma(k + 1)) * (
+            list_sum(list_transform(range(32), lambda j:
+                exp(j * ln(mean) - lgamma(k + 1 + j) + lgamma(k + 1))))
+            + exp(32 * ln(mean) - lgamma(k + 33) + lgamma(k + 1)) * (k + 33) / (k + 33 - mean)
+        ))
+    END""",
+    """-- poisson_lower_tail(k, mean): P(X <= k) for X ~ Poisson(mean) (k rounded down to a whole
+-- number). pmf(k) x sum_i k(k-1)...(k-i+1) / mean^i, 32 terms plus a geometric bound on the rest:
+-- exact to rounding when k is clearly below the mean, never smaller than the true value, and 1
+-- when k is not below the mean (the test is one-sided).
+CREATE OR REPLACE MACRO poisson_lower_tail(k, mean) AS
+    CASE
+        WHEN mean <= 0 OR floor(k) >= mean THEN 1.0
+        WHEN k < 0 THEN 0.0
+        ELSE least(1.0, exp(floor(k) * ln(mean) - mean - lgamma(floor(k) + 1)) * (
+            list_sum(list_transform(range(32), lambda i:
+                CASE WHEN i <= floor(k)
+                     THEN exp(lgamma(floor(k) + 1) - lgamma(floor(k) + 1 - i) - i * ln(mean))
+                     ELSE 0 END))
+            + CASE WHEN floor(k) >= 32
+                   THEN exp(lgamma(floor(k) + 1) - lgamma(floor(k) - 31) - 32 * ln(mean))
+                        * mean / (mean - floor(k) + 32)
+                   ELSE 0 END
+        ))
+    END""",
+)
 
 
 # Reports read SLO events from the derived sli_minutes (obs_pipelines/derived.py), never from raw
@@ -314,7 +421,7 @@ def lookback(config: ObsConfig, settings: ReportSettings) -> timedelta:
     """How far before the previous period the reports read: the longest window they evaluate."""
     windows = [slo.window for slo in config.slos]
     windows += [w.long_window for w in settings.burn_rate_policy]
-    windows += [settings.impact_window, timedelta(days=1)]
+    windows += [w.window for w in settings.impact_windows] + [timedelta(days=1)]
     return max(windows)
 
 
@@ -362,6 +469,7 @@ def _create_config_tables(
         "services": _services_table(config),
         "slo_definitions": _slo_table(config),
         "alert_policy": _policy_table(settings),
+        "impact_windows": _impact_windows_table(settings),
         "report_settings": _settings_table(settings),
         "scorecard_targets": _targets_table(settings),
     }
@@ -467,12 +575,24 @@ def _policy_table(settings: ReportSettings) -> pa.Table:
     )
 
 
+def _impact_windows_table(settings: ReportSettings) -> pa.Table:
+    """The windows impact_episodes tests, each with its burn-rate floor resolved."""
+    windows = settings.impact_windows
+    return pa.table(
+        {
+            "window_minutes": pa.array([_minutes(w.window) for w in windows], pa.int64()),
+            "burn_rate_threshold": pa.array(settings.impact_burn_rates, pa.float64()),
+        }
+    )
+
+
 def _settings_table(settings: ReportSettings) -> pa.Table:
     return pa.table(
         {
             "period_minutes": pa.array([_minutes(settings.period)], pa.int64()),
-            "impact_window_minutes": pa.array([_minutes(settings.impact_window)], pa.int64()),
             "impact_burn_rate": pa.array([settings.impact_burn_rate], pa.float64()),
+            "impact_significance": pa.array([settings.impact_significance], pa.float64()),
+            "impact_min_bad_events": pa.array([settings.impact_min_bad_events], pa.int64()),
             "impact_merge_gap_minutes": pa.array(
                 [round(settings.impact_merge_gap.total_seconds() / 60)], pa.int64()
             ),

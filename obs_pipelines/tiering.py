@@ -73,6 +73,8 @@ from obs_pipelines.schemas import (
 )
 
 ROLLUPS = "metric_rollups"
+# Footer key of the source that wrote a file's rows (ingest writes it into every hot partition).
+SOURCE_KEY = b"obs.source"
 HOUR_COLUMN = "_hour"  # source hour of rows of datasets without a time column, in warm and cold
 SERIES_SEEN = ("first_seen_hour", "last_seen_hour")
 LOCK_NAME = "tiering.lock"
@@ -301,6 +303,8 @@ class _Runner:
         self.delay = config.lake.delete_delay
         self.refused: set[str] = set()
         self._cache: dict[tuple[str, str | None], pa.Table] = {}
+        # The source each file read records (footer key obs.source), carried into its successor.
+        self._sources: dict[tuple[str, str | None], str | None] = {}
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -317,6 +321,7 @@ class _Runner:
     def advance(self, stream: Stream) -> bool:
         """Do the first kind of work the stream needs; False when it needs none."""
         self._cache.clear()
+        self._sources.clear()
         files = self._files(stream)
         visible, hidden = split_visible(files)
         return (
@@ -458,13 +463,19 @@ class _Runner:
         sources = [self._logical(f) for f in move.sources]
         merged, expected = _merge(dataset, existing, sources, [s.window for s in move.sources])
         generation = new_generation()  # the real clock: generations must grow across runs
-        outputs = [self._output(move, merged, expected, generation, None)]
+        written_by = combined_sources(
+            [self._sources.get((f.key, f.etag)) for f in move.sources + move.existing]
+        )
+        outputs = [self._output(move, merged, expected, generation, None, written_by)]
         if dataset == "metric_samples" and move.tier == "warm":
             previous = _previous_samples([self._logical(f) for f in move.previous])
             for resolution in RESOLUTIONS:
                 rollups = compute_rollups(merged, resolution, previous)
                 outputs.insert(
-                    0, self._output(move, rollups, table_checksum(rollups), generation, resolution)
+                    0,
+                    self._output(
+                        move, rollups, table_checksum(rollups), generation, resolution, written_by
+                    ),
                 )
         with ExitStack() as stack:
             staged = [
@@ -516,6 +527,7 @@ class _Runner:
         expected: Checksum,
         generation: str,
         resolution: str | None,
+        written_by: str | None = None,
     ) -> "_Output":
         dataset = ROLLUPS if resolution else move.stream.dataset
         res = resolution or move.stream.resolution
@@ -525,7 +537,14 @@ class _Runner:
             key = cold_file(dataset, move.start.date(), (move.end - DAY).date(), generation, res)
         level = self.config.lake.tier(move.tier).zstd_level or DEFAULT_ZSTD_LEVELS[move.tier]
         return _Output(
-            dataset, key, table, expected, _encoding(dataset, level), move.start, move.end
+            dataset,
+            key,
+            table,
+            expected,
+            _encoding(dataset, level),
+            move.start,
+            move.end,
+            written_by,
         )
 
     def _verify(self, path: Path, output: "_Output", move: Move) -> None:
@@ -548,7 +567,9 @@ class _Runner:
 
     def _read_logical(self, file: LakeFile) -> pa.Table:
         try:
-            table = _decode(file.dataset, self.lake.read_file(file))
+            stored = self.lake.read_file(file)
+            self._sources[(file.key, file.etag)] = recorded_source(stored.schema.metadata)
+            table = _decode(file.dataset, stored)
         except (LakeError, pa.ArrowException, OSError) as exc:
             raise _Damaged(file, f"unreadable ({str(exc).splitlines()[0][:160]})") from None
         if file.rows is not None and table.num_rows != file.rows:
@@ -603,6 +624,26 @@ class _Output:
     encoding: Encoding
     start: datetime
     end: datetime
+    written_by: str | None = None  # obs.source: the sources of the files it was made from
+
+
+def recorded_source(metadata: dict[bytes, bytes] | None) -> str | None:
+    """The source a lake file records in its footer (``obs.source``), if any."""
+    value = (metadata or {}).get(SOURCE_KEY)
+    return value.decode() if value else None
+
+
+def combined_sources(recorded: list[str | None]) -> str | None:
+    """What a file made from files that recorded ``recorded`` records: their distinct sources,
+    sorted and comma-separated (``prometheus``, or ``prometheus,simulator`` when sources were
+    mixed), with ``unknown`` for inputs that recorded none; None when none recorded any (derived
+    datasets, or a lake written before sources were recorded)."""
+    names = {n for r in recorded if r for n in r.split(",")}
+    if not names:
+        return None
+    if any(r is None for r in recorded):
+        names.add("unknown")
+    return ",".join(sorted(names))
 
 
 def _write(path: Path, output: _Output) -> None:
@@ -612,6 +653,7 @@ def _write(path: Path, output: _Output) -> None:
         b"obs.window_start": output.start.isoformat().encode(),
         b"obs.window_end": output.end.isoformat().encode(),
         b"obs.written_at": datetime.now(UTC).isoformat().encode(),
+        **({SOURCE_KEY: output.written_by.encode()} if output.written_by else {}),
     }
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     options = output.encoding.for_schema(table.schema).writer_options()

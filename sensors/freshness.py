@@ -168,8 +168,13 @@ def build_source_freshness_sensor(
     def source_freshness_sensor(context: SensorEvaluationContext, obs: ObsResource) -> SkipReason:
         config = obs.config
         if config.sources.prometheus is None or config.sources.metrics != "prometheus":
+            origin = (
+                "are not ingested"
+                if config.sources.metrics == "none"
+                else "come from the simulator"
+            )
             return SkipReason(
-                "metrics come from the simulator: no live Prometheus lag to watch "
+                f"metrics {origin}: no live Prometheus lag to watch "
                 "(set sources.metrics: prometheus)"
             )
         rules = [*lag_rules]

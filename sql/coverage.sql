@@ -6,9 +6,18 @@
 --   up       a sample of an `up` series of the service (its targets are scraped)
 --   logs     a log record of the service
 --   traces   a span of the service's own
---   alerts   an alerting rule, in the period's latest rule snapshot (else the nearest later one),
---            whose `service` or `job` label is the service or whose expression names it in quotes
---            (job="postgresql")
+--   alerts   any of:
+--            - an alerting rule naming the service: its `service` or `job` label is the service,
+--              or its expression names it in quotes (job="postgresql"); rules come from the
+--              period's latest rule snapshot (alert_rules, else the nearest later snapshot) and
+--              from the rule files in `sources.alert_rule_files` (configured_alert_rules, as
+--              they are now, for both periods);
+--            - an alert of the service seen firing or pending in the period: an ALERTS fragment
+--              (alert_fragments, the stretches alert_events stitches) or an Alertmanager
+--              snapshot (alertmanager_alerts: from its startsAt to the snapshot). An alert's
+--              service is its `service` label, else `job`.
+--            So a lake with no rule snapshot (`obs materialize` takes none) still counts the
+--            alerts it saw.
 --   slo      an SLO of the service in obs.yaml
 -- Required pillars are the service's `pillars` in the catalog (all by default), `up` wherever
 -- metrics are required.
@@ -40,6 +49,33 @@ rule_snapshots AS (
            ) AS snapshot_at
     FROM report_periods AS p
 ),
+alerting_rules AS (
+    -- Alerting rules in force per period: the period's rule snapshot, and the configured rule
+    -- files (no history: the files as they are now stand for both periods, as the nearest later
+    -- snapshot does for a period without one).
+    SELECT s.period, r.service, r.labels, r.expr
+    FROM rule_snapshots AS s
+    JOIN alert_rules AS r ON r.snapshot_at = s.snapshot_at
+    WHERE r.type = 'alerting'
+    UNION ALL
+    SELECT p.period, f.service, f.labels, f.expr
+    FROM configured_alert_rules AS f, report_periods AS p
+),
+alerts_seen AS (
+    -- Services with an alert firing or pending in the period, from ALERTS fragments (pending
+    -- included, which alert_events leaves out) and Alertmanager snapshots (an alert there has
+    -- been active from its startsAt until the snapshot, or its endsAt if that came first).
+    SELECT DISTINCT p.period, f.service
+    FROM alert_fragments AS f, report_periods AS p
+    WHERE f.service IS NOT NULL
+      AND f.first_sample < p.ends_at AND f.last_sample >= p.starts_at
+    UNION
+    SELECT DISTINCT p.period, a.service
+    FROM alertmanager_alerts AS a, report_periods AS p
+    WHERE a.service IS NOT NULL
+      AND coalesce(a.starts_at, a.snapshot_at) < p.ends_at
+      AND least(a.snapshot_at, coalesce(a.ends_at, a.snapshot_at)) >= p.starts_at
+),
 samples_by_period AS (
     -- From the series inventory (per series and hour, derived at ingest), so coverage holds
     -- after raw samples age out; exact for periods that start and end on the hour.
@@ -68,17 +104,17 @@ presence AS (
     FROM spans AS t, period AS p
     WHERE t.start_ts >= p.previous_start AND t.start_ts < p.period_end AND t.service IS NOT NULL
     UNION
-    SELECT DISTINCT s.period, c.service, 'alerts'
-    FROM rule_snapshots AS s
-    JOIN alert_rules AS r ON r.snapshot_at = s.snapshot_at,
+    SELECT DISTINCT r.period, c.service, 'alerts'
+    FROM alerting_rules AS r,
          (SELECT service FROM services
-          UNION SELECT DISTINCT coalesce(service, labels['service'], labels['job']) FROM alert_rules) AS c
-    WHERE r.type = 'alerting'
-      AND c.service IS NOT NULL
+          UNION SELECT DISTINCT coalesce(service, labels['service'], labels['job']) FROM alerting_rules) AS c
+    WHERE c.service IS NOT NULL
       AND (r.service = c.service
            OR r.labels['service'] = c.service
            OR r.labels['job'] = c.service
            OR strpos(r.expr, '"' || c.service || '"') > 0)
+    UNION
+    SELECT period, service, 'alerts' FROM alerts_seen
     UNION
     SELECT p.period, d.service, 'slo'
     FROM slo_definitions AS d, report_periods AS p

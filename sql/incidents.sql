@@ -15,7 +15,7 @@
 -- time_to_detect_minutes   detected_at - started_at (floored at 0); NULL when undetected
 -- time_to_resolve_minutes  resolved_at - started_at
 -- detected              true when an alert related
--- peak_burn_rate        highest impact-window burn rate during the episode
+-- peak_burn_rate        highest burn rate of a stretch impacting the episode (impact_episodes)
 -- ongoing               true when impact continued to the end of the report period
 WITH episodes AS MATERIALIZED (
     SELECT * FROM impact_episodes

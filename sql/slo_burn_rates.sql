@@ -24,7 +24,7 @@ evaluation_windows AS (
     UNION
     SELECT short_window_minutes FROM alert_policy
     UNION
-    SELECT impact_window_minutes FROM report_settings
+    SELECT window_minutes FROM impact_windows
     UNION
     SELECT 1
 ),

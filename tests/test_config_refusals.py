@@ -32,6 +32,7 @@ CONTEXT: dict[str, dict[str, Any]] = {
     "operations.pushgateway": {"operations": {"pushgateway": {"url": "http://pg:9091"}}},
     "slos[0]": {"slos": [SLO]},
     "reports.burn_rate_policy[0]": {"reports": {"burn_rate_policy": [POLICY]}},
+    "reports.impact_windows[0]": {"reports": {"impact_windows": [{"window": "5m"}]}},
 }
 POSITIVE = [
     "retention.logs.hot",
@@ -53,7 +54,7 @@ POSITIVE = [
     "lake.lock_ttl",
     "slos[0].window",
     "reports.period",
-    "reports.impact_window",
+    "reports.impact_windows[0].window",
     "reports.burn_rate_policy[0].short_window",
 ]
 ZERO_ALLOWED = [

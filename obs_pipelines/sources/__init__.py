@@ -3,13 +3,14 @@
 Adding a backend is one new module and one line in :func:`metric_source`.
 """
 
-from obs_pipelines.config import ObsConfig
+from obs_pipelines.config import NO_SOURCE, ObsConfig
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.sources.base import MetricChunk, MetricSource, TableSource
 
 
 def metric_source(config: ObsConfig) -> MetricSource:
     """The metrics backend the config selects."""
+    _refuse_none(config, "metric_samples")
     if config.sources.metrics == "prometheus":
         from obs_pipelines.sources.prometheus import PrometheusSource
 
@@ -23,6 +24,7 @@ def metric_source(config: ObsConfig) -> MetricSource:
 def table_source(config: ObsConfig, dataset: str) -> TableSource | None:
     """The backend the config selects for ``dataset``; None where nothing provides it
     (Alertmanager snapshots when no Alertmanager is configured)."""
+    _refuse_none(config, dataset)
     sources, simulator = config.sources, config.sources.simulator
     if dataset == "log_records":
         if sources.logs == "elasticsearch":
@@ -43,6 +45,17 @@ def table_source(config: ObsConfig, dataset: str) -> TableSource | None:
     if dataset in ("alert_fragments", "alert_rules", "alertmanager_alerts"):
         return _alert_source(config, dataset)
     raise ConfigError(f"no source provides dataset '{dataset}'")
+
+
+def _refuse_none(config: ObsConfig, dataset: str) -> None:
+    """A pillar set to ``none`` is not ingested: its assets are not defined, and asking for its
+    source is a mistake worth one clear line."""
+    pillar = config.sources.pillar_of(dataset)
+    if pillar is not None and config.sources.backend(pillar) == NO_SOURCE:
+        raise ConfigError(
+            f"sources.{pillar} is none, so {dataset} is not ingested; set sources.{pillar} to a "
+            "backend (or simulator) to ingest it"
+        )
 
 
 def _alert_source(config: ObsConfig, dataset: str) -> TableSource | None:
