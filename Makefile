@@ -12,7 +12,7 @@ export OBS_CONFIG   ?= $(CURDIR)/obs.yaml
 # The demo: obs.yaml with tier ages short enough that a week of data reaches all three tiers.
 DEMO_CONFIG := $(CURDIR)/obs.demo.yaml
 
-.PHONY: env demo test ui lint format bench servers clean
+.PHONY: env demo test unit ui lint format bench servers clean
 
 env: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
@@ -52,6 +52,11 @@ servers:
 
 test: env servers
 	$(BIN)/pytest
+
+# The fast unit tests only: none starts a server, a browser or the CLI in a subprocess
+# (tests/conftest.py marks those `integration`); a few still call promtool.
+unit: env servers
+	$(BIN)/pytest -m "not integration"
 
 lint: env
 	$(BIN)/ruff check .

@@ -17,7 +17,8 @@ from dagster import (
 )
 
 from assets.checks import expectations_result
-from assets.partitions import BACKFILL_POLICY
+from assets.partitions import BACKFILL_POLICY, group_of
+from obs_pipelines.datasets import DATASETS, names
 from obs_pipelines.ingest import MetricsIngestResult, ingest_metrics_hour
 from obs_pipelines.lake import Lake
 from obs_pipelines.quality import validate_partitions
@@ -25,23 +26,21 @@ from obs_pipelines.resources import ObsResource
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow
 
+# The datasets one read of the metrics source writes (series and samples).
+METRIC_DATASETS = [DATASETS[n] for n in names(pillar="metrics", cadence="hourly")]
+
 
 def build_metric_ingest(partitions: PartitionsDefinition) -> object:
     @multi_asset(
         name="ingest_metrics",
         specs=[
             AssetSpec(
-                "metric_series",
-                group_name="ingest",
-                description="One row per Prometheus series seen in the hour: series_id, metric, labels, service, job, instance.",
-                kinds={"parquet", "prometheus"},
-            ),
-            AssetSpec(
-                "metric_samples",
-                group_name="ingest",
-                description="Raw samples with their exact timestamps (series_id, ts, value), sorted by series and time.",
-                kinds={"parquet", "prometheus"},
-            ),
+                d.name,
+                group_name=group_of(d),
+                description=d.description,
+                kinds={"parquet", d.origin},
+            )
+            for d in METRIC_DATASETS
         ],
         check_specs=[
             AssetCheckSpec(
@@ -52,7 +51,10 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
             AssetCheckSpec(
                 "rows_match_source",
                 asset="metric_samples",
-                description="Rows published equal the samples the source returned.",
+                description=(
+                    "Rows published equal the distinct samples the source returned (a sample "
+                    "returned twice through overlapping selectors counts once)."
+                ),
             ),
             AssetCheckSpec(
                 "expectations",
@@ -86,9 +88,10 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
             for result in results:
                 table = lake.read_hot("metric_samples", result.window)
                 rows = table.num_rows if table is not None else 0
-                if rows != result.source_samples - result.duplicates_dropped:
+                if rows != result.source_distinct:
                     row_mismatches.append(
-                        f"{result.window}: published {rows}, source {result.source_samples}"
+                        f"{result.window}: published {rows}, the source returned "
+                        f"{result.source_distinct} distinct of {result.source_samples}"
                     )
                 yield result.window, table
 
@@ -115,6 +118,7 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
             severity=AssetCheckSeverity.ERROR,
             metadata={
                 "source samples": sum(r.source_samples for r in results),
+                "distinct source samples": sum(r.source_distinct for r in results),
                 "duplicates dropped": sum(r.duplicates_dropped for r in results),
                 "mismatches": MetadataValue.md(
                     "\n".join(f"- {m}" for m in row_mismatches) or "none"

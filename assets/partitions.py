@@ -4,7 +4,24 @@ from datetime import datetime
 
 from dagster import BackfillPolicy, DailyPartitionsDefinition, HourlyPartitionsDefinition
 
+from obs_pipelines.datasets import Dataset
+
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+
+# Asset groups: the jobs select these, so a group holds exactly what its job materializes.
+INGEST_GROUP = "ingest"  # hourly: every ingested dataset's partition and the catalog after them
+DERIVED_GROUP = "derived"  # hourly, in ingest runs: what reports need from raw samples
+SNAPSHOT_GROUP = "snapshots"  # unpartitioned: a source's state as of now
+TIERING_GROUP = "tiering"  # daily
+REPORTS_GROUP = "reports"  # daily, after tiering
+
+
+def group_of(dataset: Dataset) -> str:
+    """The asset group of a dataset's asset, from its cadence in the registry."""
+    return {"hourly": INGEST_GROUP, "snapshot": SNAPSHOT_GROUP, "derived": DERIVED_GROUP}[
+        dataset.cadence
+    ]
+
 
 # A backfill of many hours runs as one run per day of partitions, not one per hour.
 BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=24)

@@ -13,14 +13,15 @@ from dagster import (
     asset,
 )
 
-from obs_pipelines.catalog import build_catalog
+from assets.partitions import REPORTS_GROUP
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.report_export import push_reports
 from obs_pipelines.report_html import findings, render_report, scorecard_rows
-from obs_pipelines.reports import ReportSettings, pin_reports, report_connection
+from obs_pipelines.reports import pin_reports, report_connection
 from obs_pipelines.resources import ObsResource
 
-DEFAULT_DEPS = ("metric_samples", "metric_series")
+# The report reads the catalog (its views and report SQL), which ingest and tiering rebuild.
+DEFAULT_DEPS = ("lake_catalog",)
 
 
 def report_path(config: ObsConfig, end: datetime) -> Path:
@@ -36,7 +37,7 @@ def build_report_assets(
 
     @asset(
         name="reliability_report",
-        group_name="reports",
+        group_name=REPORTS_GROUP,
         partitions_def=partitions,
         deps=[AssetKey(d) for d in deps],
         kinds={"duckdb", "html"},
@@ -46,8 +47,7 @@ def build_report_assets(
         coverage over the report period ending with this day, as one self-contained HTML file."""
         config = obs.config
         end = context.partition_time_window.end.astimezone(UTC)
-        start = end - ReportSettings.from_config(config).period
-        build_catalog(config)
+        start = end - config.reports.period
         path = render_report(config, start, end, report_path(config, end))
         con = report_connection(config, start, end)
         try:

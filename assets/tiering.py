@@ -15,11 +15,15 @@ from dagster import (
     asset,
 )
 
+from assets.partitions import TIERING_GROUP
 from obs_pipelines.catalog import build_catalog
+from obs_pipelines.datasets import dataset as dataset_of
+from obs_pipelines.datasets import names
 from obs_pipelines.resources import ObsResource
 from obs_pipelines.tiering import TieringResult, run_tiering
 
-DEFAULT_DEPS = ("metric_samples", "metric_series")
+# Tiering moves what ingest wrote; by default, the hourly metric datasets.
+DEFAULT_DEPS = names(pillar="metrics", cadence="hourly")
 
 
 def build_tiering_assets(
@@ -30,7 +34,7 @@ def build_tiering_assets(
 
     @asset(
         name="lake_tiering",
-        group_name="tiering",
+        group_name=TIERING_GROUP,
         partitions_def=partitions,
         deps=[AssetKey(d) for d in deps],
         kinds={"parquet", "duckdb"},
@@ -79,7 +83,7 @@ def tiering_metadata(result: TieringResult) -> dict[str, object]:
         f"{(m.bytes_before / m.bytes_after if m.bytes_after else 0):.2f} | {m.storage_class or '-'} | {m.reason} |"
         for m in result.moves[:100]
     )
-    samples = [m for m in result.moves if m.dataset == "metric_samples" and m.tier == "warm"]
+    samples = [m for m in result.moves if dataset_of(m.dataset).rollups and m.tier == "warm"]
     sample_rows = sum(m.rows for m in samples)
     ratio = result.compression_ratio
     return {

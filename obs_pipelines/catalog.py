@@ -32,8 +32,12 @@ import pyarrow as pa
 
 from obs_pipelines import reports
 from obs_pipelines.config import ARCHIVE_STORAGE_CLASSES, TIERS, ObsConfig
-from obs_pipelines.errors import LakeError
+from obs_pipelines.datasets import ALL, names
+from obs_pipelines.datasets import dataset as dataset_of
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.attach import attach_lake, lake_identity
+from obs_pipelines.lake.attach import catalog_lake_root as catalog_lake_root
+from obs_pipelines.lake.attach import connect as connect
 from obs_pipelines.lake.integrity import repair_listing_faults
 from obs_pipelines.lake.inventory import INVENTORY
 from obs_pipelines.lake.metric_codec import decode_sql
@@ -44,12 +48,8 @@ from obs_pipelines.lake.paths import (
     LakeFile,
     split_visible,
 )
-from obs_pipelines.lake.rollups import METRIC_ROLLUPS
-from obs_pipelines.lake.storage import S3Storage
-from obs_pipelines.schemas import SCHEMAS
 from obs_pipelines.tiering import SOURCE_KEY, stored_schema
 
-ROLLUPS = "metric_rollups"
 _DUCKDB_TYPES = {
     pa.uint64(): "UBIGINT",
     pa.int64(): "BIGINT",
@@ -67,9 +67,9 @@ _TIMESTAMPS = (pa.timestamp("ms"), pa.timestamp("us"))
 _FILE_GLOBS = {"hot": "part-00000.parquet", "warm": "part-g*.parquet", "cold": "part-*.parquet"}
 _BUILD_SUFFIX = ".tmp"
 ABANDONED_BUILD_AGE = timedelta(hours=1)
-_DATASETS = list(dict.fromkeys([*SCHEMAS, ROLLUPS]))  # rollups are made by tiering, not ingested
-# Which datasets a view name reads, for archive notices.
-_VIEW_DATASETS = {"metrics": ("metric_samples", "metric_series")}
+_DATASETS = ALL
+# Which datasets a view name reads, for archive notices: `metrics` joins the hourly metric ones.
+_VIEW_DATASETS = {"metrics": names(pillar="metrics", cadence="hourly")}
 
 
 def build_catalog(config: ObsConfig) -> Path:
@@ -85,7 +85,7 @@ def build_catalog(config: ObsConfig) -> Path:
     try:
         con = duckdb.connect(str(staged))
         try:
-            _attach_lake(con, lake)
+            attach_lake(con, lake)
             listed = {d: lake.files(d) for d in _DATASETS}
             for statement in _view_statements(lake, listed):
                 con.execute(statement)
@@ -93,7 +93,7 @@ def build_catalog(config: ObsConfig) -> Path:
             con.execute(_partition_sources_view(lake, listed))
             con.execute(
                 "CREATE TABLE catalog_info AS SELECT ? AS lake_root, now() AS built_at",
-                [_lake_identity(lake)],
+                [lake_identity(lake)],
             )
             reports.publish(con, config)
         finally:
@@ -103,11 +103,6 @@ def build_catalog(config: ObsConfig) -> Path:
         staged.unlink(missing_ok=True)
         Path(f"{staged}.wal").unlink(missing_ok=True)
     return target
-
-
-def _lake_identity(lake: Lake) -> str:
-    """Where the views read from: every tier's root (views hold absolute paths)."""
-    return " ".join(f"{tier}={lake.tiers[tier].root}" for tier in TIERS)
 
 
 def _sweep_abandoned_builds(target: Path) -> None:
@@ -122,24 +117,6 @@ def _sweep_abandoned_builds(target: Path) -> None:
             pass
 
 
-def connect(config: ObsConfig, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open the catalog, ready to query the lake wherever it lives (S3 credentials from the env)."""
-    path = Path(config.catalog_path)
-    if not path.exists():
-        raise LakeError(f"no catalog at {path}; run `obs catalog` (or materialize an asset) first")
-    con = duckdb.connect(str(path), read_only=read_only)
-    lake = Lake(config)
-    built_for = catalog_lake_root(con)
-    if built_for is not None and built_for != _lake_identity(lake):
-        con.close()
-        raise LakeError(
-            f"the catalog {path} reads the lake at {built_for}, not at the configured "
-            f"{_lake_identity(lake)} (was the lake moved or restored elsewhere?); run `obs catalog`"
-        )
-    _attach_lake(con, lake)
-    return con
-
-
 def lake_connection(config: ObsConfig) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a view per dataset (no reports, no catalog file): what the
     engine reads the lake through when it needs SQL over partitions of several tiers."""
@@ -147,21 +124,11 @@ def lake_connection(config: ObsConfig) -> duckdb.DuckDBPyConnection:
     lake.adopt()
     lake.ensure_anchors()
     con = duckdb.connect()
-    _attach_lake(con, lake)
+    attach_lake(con, lake)
     listed = {d: lake.files(d) for d in _DATASETS}
     for statement in _view_statements(lake, listed):
         con.execute(statement)
     return con
-
-
-def catalog_lake_root(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The tier roots an open catalog was built to read (None for a catalog built before
-    this was recorded)."""
-    try:
-        row = con.execute("SELECT lake_root FROM catalog_info").fetchone()
-    except duckdb.CatalogException:
-        return None
-    return row[0] if row else None
 
 
 def archived_partitions(
@@ -209,37 +176,20 @@ def archive_notice(config: ObsConfig, sql: str) -> str | None:
     )
 
 
-def _attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-    s3 = next((s for s in lake.tiers.values() if isinstance(s, S3Storage)), None)
-    if s3 is not None:
-        import duckdb_extension_httpfs
-
-        extension = (
-            Path(duckdb_extension_httpfs.__file__).parent
-            / "extensions"
-            / f"v{duckdb.__version__}"
-            / "httpfs.duckdb_extension"
-        )
-        con.execute(f"LOAD '{extension}'")
-        con.execute(s3.duckdb_secret_sql())
-
-
 def _view_statements(lake: Lake, listed: dict[str, list[LakeFile]]) -> list[str]:
     """Dataset views first (one per lake dataset), then the ``metrics`` join."""
-    statements = [_series_view(lake, listed["metric_series"])]
-    for dataset in _DATASETS:
-        if dataset != "metric_series":
-            statements.append(_dataset_view(lake, dataset, listed[dataset]))
+    statements = [
+        _series_view(lake, listed[name])
+        if dataset_of(name).collapse_series
+        else _dataset_view(lake, name, listed[name])
+        for name in _DATASETS
+    ]
     statements.append(
         """CREATE OR REPLACE VIEW metrics AS
            SELECT s.metric, s.labels, s.service, s.job, s.instance, x.series_id, x.ts, x.value
            FROM metric_samples x JOIN metric_series s USING (series_id)"""
     )
     return statements
-
-
-def _schema(dataset: str) -> pa.Schema:
-    return METRIC_ROLLUPS if dataset == ROLLUPS else SCHEMAS[dataset]
 
 
 def _columns(schema: pa.Schema) -> str:
@@ -251,17 +201,18 @@ def _columns(schema: pa.Schema) -> str:
     )
 
 
-def _dataset_view(lake: Lake, dataset: str, files: list[LakeFile]) -> str:
-    schema = _schema(dataset)
+def _dataset_view(lake: Lake, name: str, files: list[LakeFile]) -> str:
+    registered = dataset_of(name)
+    schema = registered.schema
     branches = []
-    for tier, relation in _tier_relations(lake, dataset, files):
-        if dataset == "metric_samples" and tier != "hot":
+    for tier, relation in _tier_relations(lake, name, files):
+        if registered.codec == "samples" and tier != "hot":
             branches.append(f"SELECT series_id, ts, value FROM ({decode_sql(relation)})")
         else:
             branches.append(f"SELECT {_columns(schema)} FROM {relation}")
     if not branches:
-        return _empty_view(dataset, schema)
-    return _with_listing(lake, dataset, files, "\nUNION ALL\n".join(branches))
+        return _empty_view(name, schema)
+    return _with_listing(lake, name, files, "\nUNION ALL\n".join(branches))
 
 
 def _series_view(lake: Lake, files: list[LakeFile]) -> str:
@@ -285,7 +236,7 @@ def _series_view(lake: Lake, files: list[LakeFile]) -> str:
     if not branches:
         return _empty_view(
             "metric_series",
-            SCHEMAS["metric_series"],
+            dataset_of("metric_series").schema,
             {"first_seen_hour": "TIMESTAMP", "last_seen_hour": "TIMESTAMP"},
         )
     union = "\nUNION ALL\n".join(branches)

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from obs_pipelines.datasets import DATASETS as REGISTERED
+from obs_pipelines.datasets import INGESTED, PILLAR_DATASETS, SOURCE_PILLARS
 from obs_pipelines.durations import format_duration, parse_duration
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.redact import redact_url
@@ -33,15 +35,8 @@ DEFAULT_CONFIG_PATH = "obs.yaml"
 CONFIG_ENV_VAR = "OBS_CONFIG"
 
 PILLARS = ("metrics", "logs", "traces", "alerts", "slo")
-DATASETS = (
-    "metric_series",
-    "metric_samples",
-    "log_records",
-    "spans",
-    "alert_fragments",
-    "alert_rules",
-    "alertmanager_alerts",
-)
+# Datasets ingest writes, which `freshness:` may name (obs_pipelines/datasets.py).
+DATASETS = INGESTED
 
 
 _MAX_SECONDS = 1000 * 365 * 86400
@@ -261,7 +256,8 @@ class EsAuth(Strict):
     def env_vars(self) -> list[tuple[str, str]]:
         if self.api_key_env:
             return [("api_key_env", self.api_key_env)]
-        assert self.basic is not None
+        if self.basic is None:  # unreachable: _one_scheme requires one of the two
+            raise ConfigError("auth: give exactly one of api_key_env or basic")
         return [
             ("basic.username_env", self.basic.username_env),
             ("basic.password_env", self.basic.password_env),
@@ -319,6 +315,62 @@ class AlertmanagerSourceConfig(Strict):
     tls: Tls = Tls()
 
 
+def _https_only(value: Any) -> str:
+    url = _check_url(value, "name the token's variable in token_env instead")
+    if not url.startswith("https://"):
+        raise ValueError(
+            f"'{url}': the official PagerDuty client talks HTTPS only; write https://{url.split('://', 1)[1]}"
+        )
+    return url
+
+
+class PagerDutySourceConfig(Strict):
+    """PagerDuty's REST API v2 (``GET /incidents`` and each incident's log entries), read through
+    the official ``pagerduty`` client. Only incidents of the mapped services are kept."""
+
+    url: Annotated[str, BeforeValidator(_https_only)] = "https://api.pagerduty.com"
+    token_env: str = Field(description="Environment variable holding a REST API token.")
+    services: dict[str, str] = Field(
+        min_length=1,
+        description="PagerDuty service id or name -> our service name; others are skipped.",
+    )
+    # Incidents created this far back are fetched again at every run, so one resolved days after
+    # it started is updated; PagerDuty allows at most 6 months between since and until.
+    since: PositiveDuration = timedelta(days=30)
+    page_size: int = Field(default=100, ge=1, le=100)
+    timeout: PositiveDuration = timedelta(seconds=60)
+    retries: int = Field(default=2, ge=0, le=20)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    tls: Tls = Tls()
+
+    @field_validator("since")
+    @classmethod
+    def _within_six_months(cls, since: timedelta) -> timedelta:
+        if since > timedelta(days=180):
+            raise ValueError("PagerDuty searches at most 6 months at once; write 180d or less")
+        return since
+
+
+class IncidentsSourceConfig(Strict):
+    """Incident records, the ground truth of MTTD, MTTR and alert recall where they exist:
+    postmortems from a file, and/or PagerDuty incidents."""
+
+    postmortems: str | None = Field(
+        default=None,
+        description="CSV or YAML file of postmortems, relative to the config file.",
+    )
+    pagerduty: PagerDutySourceConfig | None = None
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> "IncidentsSourceConfig":
+        if self.postmortems is None and self.pagerduty is None:
+            raise ValueError(
+                "give postmortems (a CSV or YAML file), pagerduty, or both; or remove "
+                "sources.incidents"
+            )
+        return self
+
+
 class AlertDerivationConfig(Strict):
     """How firing intervals are derived from Prometheus's ALERTS series."""
 
@@ -326,14 +378,6 @@ class AlertDerivationConfig(Strict):
     missed_evaluations_tolerated: int = Field(default=1, ge=0, le=10)
 
 
-# The pillars a source feeds, and the datasets each pillar's source writes into the lake.
-SOURCE_PILLARS = ("metrics", "logs", "traces", "alerts")
-PILLAR_DATASETS: dict[str, tuple[str, ...]] = {
-    "metrics": ("metric_series", "metric_samples"),
-    "logs": ("log_records",),
-    "traces": ("spans",),
-    "alerts": ("alert_fragments", "alert_rules", "alertmanager_alerts"),
-}
 # Not ingested at all: the pillar's assets are not defined and nothing is written.
 NO_SOURCE = "none"
 
@@ -360,6 +404,8 @@ class SourcesConfig(Strict):
     # Prometheus rule files (globs allowed), relative to the config file: their alerting rules are
     # published as the catalog table configured_alert_rules and count for coverage's alerts pillar.
     alert_rule_files: list[str] = []
+    # Incident records (postmortems, PagerDuty): absent means none, and reports use impact episodes.
+    incidents: IncidentsSourceConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -395,6 +441,8 @@ class SourcesConfig(Strict):
     def ingests(self, dataset: str) -> bool:
         """Whether ingest writes ``dataset`` (its pillar's source is not ``none``); derived
         datasets follow metrics, which they are computed from."""
+        if dataset == "incident_records":
+            return self.incidents is not None
         pillar = self.pillar_of(dataset) or "metrics"
         return self.backend(pillar) != NO_SOURCE
 
@@ -563,20 +611,7 @@ class MetricResolutions(Strict):
 
 
 # Which retention section governs each dataset (others: by name prefix, or retention.datasets).
-DATASET_PILLARS = {
-    "metric_series": "metrics",
-    "metric_samples": "metrics",
-    "metric_rollups": "metrics",
-    "log_records": "logs",
-    "spans": "traces",
-    "alert_fragments": "alerts",
-    "alert_rules": "alerts",
-    "alertmanager_alerts": "alerts",
-    # Derived from metrics; tiering keeps them until the longest retention of any dataset ends.
-    "sli_minutes": "metrics",
-    "up_minutes": "metrics",
-    "series_inventory": "metrics",
-}
+DATASET_PILLARS = {d.name: d.retention_pillar for d in REGISTERED.values()}
 _PILLAR_PREFIXES = (
     ("metric", "metrics"),
     ("log", "logs"),
@@ -715,6 +750,46 @@ class BurnRateWindowsConfig(Strict):
             raise ValueError("short_window must be shorter than long_window")
         return self
 
+    @property
+    def policy_name(self) -> str:
+        """``name``, or one made from the windows (``page_1h_5m``) so every line is named."""
+        short, long = format_duration(self.short_window), format_duration(self.long_window)
+        return self.name or f"{self.severity}_{long}_{short}"
+
+
+# The SRE Workbook's four (ch. 5; Sloth's defaults): 2% of a 30-day budget in 1h, 5% in 6h, 10% in
+# 1d and 10% in 3d.
+DEFAULT_BURN_RATE_POLICY = (
+    BurnRateWindowsConfig(
+        name="page_1h_5m",
+        severity="page",
+        long_window=timedelta(hours=1),
+        short_window=timedelta(minutes=5),
+        burn_rate=14.4,
+    ),
+    BurnRateWindowsConfig(
+        name="page_6h_30m",
+        severity="page",
+        long_window=timedelta(hours=6),
+        short_window=timedelta(minutes=30),
+        burn_rate=6.0,
+    ),
+    BurnRateWindowsConfig(
+        name="ticket_1d_2h",
+        severity="ticket",
+        long_window=timedelta(days=1),
+        short_window=timedelta(hours=2),
+        burn_rate=3.0,
+    ),
+    BurnRateWindowsConfig(
+        name="ticket_3d_6h",
+        severity="ticket",
+        long_window=timedelta(days=3),
+        short_window=timedelta(hours=6),
+        burn_rate=1.0,
+    ),
+)
+
 
 class ImpactWindowConfig(Strict):
     """One window length the impact episodes test every minute (see ``sql/impact_episodes.sql``)."""
@@ -739,8 +814,28 @@ DEFAULT_IMPACT_WINDOWS = (
 )
 
 
+class ScorecardTargetsConfig(Strict):
+    """The seed's Success Metrics targets; a metric passes only strictly beyond its target."""
+
+    uptime: float = Field(default=0.999, ge=0, le=1, description="System uptime above this share.")
+    alert_noise: float = Field(
+        default=0.05, ge=0, le=1, description="Alert noise ratio below this share."
+    )
+    mttd: float = Field(default=5.0, ge=0, description="Mean time to detection below, in minutes.")
+    mttr: float = Field(
+        default=30.0, ge=0, description="Mean time to resolution below, in minutes."
+    )
+    coverage: float = Field(
+        default=0.95, ge=0, le=1, description="Monitoring coverage above this share."
+    )
+
+
 class ReportsConfig(Strict):
-    """How the reliability reports judge the data (defaults: SRE Workbook, the seed's targets)."""
+    """How the reliability reports judge the data (defaults: SRE Workbook, the seed's targets).
+
+    Code and tests pass a ``ReportsConfig(...)`` of their own where a report should judge
+    differently; it validates exactly as the file's ``reports:`` section does.
+    """
 
     period: PositiveDuration = timedelta(days=7)
     # SLO-impact episodes, the ground truth of alert quality and incidents (sql/impact_episodes.sql).
@@ -774,15 +869,20 @@ class ReportsConfig(Strict):
         default=timedelta(minutes=5),
         description="Impacted minutes of a service at most this far apart form one episode.",
     )
-    match_tolerance: Duration = timedelta(minutes=5)
+    match_tolerance: Duration = Field(
+        default=timedelta(minutes=5),
+        description="An alert and an episode of the same service are related when their "
+        "intervals overlap once each is widened by this much on both sides.",
+    )
     transient_alert: Duration = timedelta(minutes=5)
+    # Nagios flap detection: weighted state-change percentage over the last 21 states.
     flap_high_threshold: float = Field(default=20.0, ge=0, le=100)
     flap_low_threshold: float = Field(default=5.0, ge=0, le=100)
     budget_warning: float = Field(default=0.5, gt=0, lt=1)
     budget_critical: float = Field(default=0.9, gt=0, le=1)
     uptime_tiers: list[Literal["critical", "high", "standard", "low"]] = ["critical"]
     burn_rate_policy: list[BurnRateWindowsConfig] | None = None  # None: the SRE Workbook four
-    targets: dict[Literal["uptime", "alert_noise", "mttd", "mttr", "coverage"], float] = {}
+    targets: ScorecardTargetsConfig = ScorecardTargetsConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -806,6 +906,22 @@ class ReportsConfig(Strict):
                 "impact_windows must be at least a minute long and differ in whole minutes"
             )
         return self
+
+    @property
+    def resolved_burn_rate_policy(self) -> tuple[BurnRateWindowsConfig, ...]:
+        """The multi-window burn-rate policy in force: ``burn_rate_policy``, or the SRE Workbook
+        four when it is unset."""
+        if self.burn_rate_policy is None:
+            return DEFAULT_BURN_RATE_POLICY
+        return tuple(self.burn_rate_policy)
+
+    @property
+    def impact_burn_rates(self) -> tuple[float, ...]:
+        """The burn-rate floor of each of ``impact_windows`` (its own, or ``impact_burn_rate``)."""
+        return tuple(
+            self.impact_burn_rate if w.burn_rate is None else w.burn_rate
+            for w in self.impact_windows
+        )
 
 
 class SourceLagRuleConfig(Strict):
@@ -838,13 +954,47 @@ class PushgatewayConfig(Strict):
 class OperationsConfig(Strict):
     """When things run unattended, and where breaches and report metrics go."""
 
-    ingest_minute: int = Field(default=5, ge=0, le=59)
-    tiering_at: str = Field(default="01:15", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-    reports_at: str = Field(default="02:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    ingest_minute: int = Field(
+        default=5,
+        ge=0,
+        le=59,
+        description="Minute past the hour the hourly ingest runs, so late scrapes and remote "
+        "writes have landed.",
+    )
+    tiering_at: str = Field(
+        default="01:15",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="UTC time of the daily tiering: yesterday's hours are all ingested by then.",
+    )
+    reports_at: str = Field(
+        default="02:30",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="UTC time of the daily reports: after tiering settled yesterday.",
+    )
     max_repair_runs_per_tick: int = Field(default=24, ge=1, le=500)
     gap_lookback: PositiveDuration = timedelta(hours=48)
     source_lag: list[SourceLagRuleConfig] = []
     pushgateway: PushgatewayConfig | None = None
+
+    @property
+    def tiering_time(self) -> tuple[int, int]:
+        """``tiering_at`` as (hour, minute)."""
+        return _hour_minute(self.tiering_at)
+
+    @property
+    def reports_time(self) -> tuple[int, int]:
+        """``reports_at`` as (hour, minute)."""
+        return _hour_minute(self.reports_at)
+
+
+def _hour_minute(text: str) -> tuple[int, int]:
+    hour, minute = text.split(":")
+    return int(hour), int(minute)
+
+
+# The defaults of the operations section, for code that runs without a config (schedules and
+# sensors built directly): read from here so they are written once.
+DEFAULT_OPERATIONS = OperationsConfig()
 
 
 class IngestConfig(Strict):
@@ -916,6 +1066,11 @@ class ObsConfig(Strict):
             section = getattr(self.sources, backend)
             if backend in used and section is not None and section.auth is not None:
                 required += [(f"sources.{backend}.auth.{k}", v) for k, v in section.auth.env_vars()]
+        incidents = self.sources.incidents
+        if incidents is not None and incidents.pagerduty is not None:
+            required.append(
+                ("sources.incidents.pagerduty.token_env", incidents.pagerduty.token_env)
+            )
         if self.lake.is_s3:
             s3 = self.lake.s3
             for key in ("access_key_id_env", "secret_access_key_env", "session_token_env"):
@@ -1024,7 +1179,20 @@ def parse_config(raw: Any, source: str = "config", base_dir: Path | None = None)
             )
     _check_local_paths(config, source)
     _check_rule_files(config, source)
+    _check_incident_files(config, source)
     return config
+
+
+def _check_incident_files(config: ObsConfig, source: str) -> None:
+    """The postmortems file parses, row by row, and every service named exists in the catalog."""
+    if config.sources.incidents is None:
+        return
+    from obs_pipelines.sources.incidents import check_incident_config
+
+    try:
+        check_incident_config(config)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _check_rule_files(config: ObsConfig, source: str) -> None:

@@ -10,44 +10,56 @@ import os
 from pathlib import Path
 
 import yaml
-from dagster import Definitions, ExecutorDefinition
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
+from dagster import AssetSelection, Definitions, ExecutorDefinition
 
 from assets.catalog import build_catalog_asset
 from assets.derived import build_metric_inventory, build_sli_minutes
+from assets.incidents import build_incident_records, incidents_job, incidents_schedule
 from assets.ingest import (
     HOURLY_DATASETS,
     SNAPSHOT_DATASETS,
-    IngestSpec,
     build_hourly_ingest,
     build_snapshot_ingest,
 )
 from assets.metrics import build_metric_ingest
-from assets.partitions import daily_partitions, hourly_partitions
+from assets.partitions import (
+    DERIVED_GROUP,
+    INGEST_GROUP,
+    REPORTS_GROUP,
+    SNAPSHOT_GROUP,
+    TIERING_GROUP,
+    daily_partitions,
+    hourly_partitions,
+)
 from assets.reports import build_report_assets
 from assets.tiering import build_tiering_assets
 from obs_pipelines.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, load_config
-from obs_pipelines.freshness import LagRule
+from obs_pipelines.datasets import Dataset, names
 from obs_pipelines.resources import ObsResource
 from sensors.freshness import (
     build_lake_freshness_sensor,
     build_source_freshness_sensor,
     with_freshness,
 )
-from sensors.schedules import asset_job, hourly_ingest_schedule, reports_schedule, tiering_schedule
+from sensors.schedules import (
+    AssetJob,
+    asset_job,
+    hourly_ingest_schedule,
+    reports_schedule,
+    tiering_schedule,
+)
 
 INGEST_JOB = "ingest_job"
 SNAPSHOT_JOB = "snapshot_job"
 TIERING_JOB = "tiering_job"
 REPORTS_JOB = "reports_job"
 DERIVE_JOB = "derive_job"
-METRIC_ASSETS = ("metric_series", "metric_samples")
+METRIC_ASSETS = names(pillar="metrics", cadence="hourly")
 # Every ingest asset a config can define; a pillar whose source is `none` defines none of its own.
-HOURLY_INGEST_ASSETS = (*METRIC_ASSETS, *(spec.dataset for spec in HOURLY_DATASETS))
-SNAPSHOT_ASSETS = tuple(spec.dataset for spec in SNAPSHOT_DATASETS)
-DERIVED_ASSETS = ("sli_minutes", "up_minutes", "series_inventory")
+HOURLY_INGEST_ASSETS = (*METRIC_ASSETS, *(spec.name for spec in HOURLY_DATASETS))
+SNAPSHOT_ASSETS = tuple(spec.name for spec in SNAPSHOT_DATASETS)
+DERIVED_ASSETS = names(cadence="derived")
+CATALOG = AssetSelection.assets("lake_catalog")
 SLO_RECOMPUTE_JOB = "slo_recompute_job"
 
 
@@ -63,9 +75,10 @@ def build_definitions(config_path: str) -> Definitions:
     daily = daily_partitions(config.ingest.start)
     ingested = config.sources.ingests
     metrics = ingested("metric_samples")
-    hourly_specs = [spec for spec in HOURLY_DATASETS if ingested(spec.dataset)]
-    snapshot_specs = [spec for spec in SNAPSHOT_DATASETS if ingested(spec.dataset)]
-    raw = (*(METRIC_ASSETS if metrics else ()), *(spec.dataset for spec in hourly_specs))
+    incidents = ingested("incident_records")
+    hourly_specs = [spec for spec in HOURLY_DATASETS if ingested(spec.name)]
+    snapshot_specs = [spec for spec in SNAPSHOT_DATASETS if ingested(spec.name)]
+    raw = (*(METRIC_ASSETS if metrics else ()), *(spec.name for spec in hourly_specs))
     derived = DERIVED_ASSETS if metrics else ()
     assets = [
         *([build_metric_ingest(hourly)] if metrics else []),
@@ -74,20 +87,25 @@ def build_definitions(config_path: str) -> Definitions:
         *([build_sli_minutes(hourly, config), build_metric_inventory(hourly)] if metrics else []),
         build_catalog_asset(hourly, deps=(*raw, *derived)),
         *build_tiering_assets(daily, deps=raw),
-        *build_report_assets(daily, deps=raw),
+        *build_report_assets(daily),
+        *([build_incident_records()] if incidents else []),
     ]
     ingest_job = asset_job(
         INGEST_JOB,
-        [*raw, *derived, "lake_catalog"],
+        AssetSelection.groups(INGEST_GROUP, DERIVED_GROUP),
         "Ingest one hour (or a range of hours) of every pillar with a source (metrics, logs, "
         "spans, alerts) into the hot tier, and derive what the reports read from it.",
     )
     jobs = [ingest_job]
+    extra_schedules = []
+    if incidents:  # sources.incidents: a snapshot each hour (assets/incidents.py says why)
+        jobs.append(incidents_job())
+        extra_schedules.append(incidents_schedule(jobs[-1], operations.ingest_minute))
     if metrics:
         jobs += [
             asset_job(
                 DERIVE_JOB,
-                [*DERIVED_ASSETS, "lake_catalog"],
+                AssetSelection.groups(DERIVED_GROUP) | CATALOG,
                 "Recompute every derived dataset (SLI minutes, up minutes, the series inventory) "
                 "from raw samples where they exist and from rollups where they do not, e.g. for "
                 "a lake written before they existed.",
@@ -99,22 +117,23 @@ def build_definitions(config_path: str) -> Definitions:
                 "samples where they exist and from rollups where they do not.",
             ),
         ]
-    if snapshot_specs:
+    if snapshot_specs or incidents:
         jobs.append(
             asset_job(
                 SNAPSHOT_JOB,
-                [spec.dataset for spec in snapshot_specs],
-                "Snapshot Prometheus's rules and Alertmanager's alerts as of now.",
+                AssetSelection.groups(SNAPSHOT_GROUP),
+                "Snapshot Prometheus's rules, Alertmanager's alerts and the incident records "
+                "(those configured) as of now.",
             )
         )
     tiering_job = asset_job(
         TIERING_JOB,
-        ["lake_tiering"],
+        AssetSelection.groups(TIERING_GROUP),
         "Move the lake's data between hot, warm and cold tiers by age.",
     )
     reports_job = asset_job(
         REPORTS_JOB,
-        ["reliability_report"],
+        AssetSelection.groups(REPORTS_GROUP),
         "Compute the reliability reports and write the HTML scorecard.",
     )
     repair_jobs = _repair_jobs(metrics, hourly_specs)
@@ -128,8 +147,9 @@ def build_definitions(config_path: str) -> Definitions:
         ],
         schedules=[
             hourly_ingest_schedule(ingest_job, minute_of_hour=operations.ingest_minute),
-            tiering_schedule(tiering_job, partitioned=True, at=_hour_minute(operations.tiering_at)),
-            reports_schedule(reports_job, partitioned=True, at=_hour_minute(operations.reports_at)),
+            tiering_schedule(tiering_job, partitioned=True, at=operations.tiering_time),
+            reports_schedule(reports_job, partitioned=True, at=operations.reports_time),
+            *extra_schedules,
         ],
         sensors=[
             build_lake_freshness_sensor(
@@ -137,39 +157,31 @@ def build_definitions(config_path: str) -> Definitions:
                 max_runs_per_tick=operations.max_repair_runs_per_tick,
                 gap_lookback=operations.gap_lookback,
             ),
-            build_source_freshness_sensor(
-                [LagRule.from_config(rule) for rule in operations.source_lag]
-            ),
+            build_source_freshness_sensor(operations.source_lag),
         ],
         executor=_executor(),
         resources={"obs": ObsResource(config_path=os.path.abspath(config_path))},
     )
 
 
-def _repair_jobs(
-    metrics: bool, hourly_specs: list[IngestSpec]
-) -> dict[str, UnresolvedAssetJobDefinition]:
+def _repair_jobs(metrics: bool, hourly_specs: list[Dataset]) -> dict[str, AssetJob]:
     """Repairs of one dataset's missing hours re-run only that dataset (and the catalog), not
     every one; datasets that are not ingested have no repair job."""
-    jobs: dict[str, UnresolvedAssetJobDefinition] = {}
+    jobs: dict[str, AssetJob] = {}
     if metrics:
-        jobs["metric_series"] = jobs["metric_samples"] = asset_job(
+        repair = asset_job(
             "repair_metrics_job",
-            [*METRIC_ASSETS, *DERIVED_ASSETS, "lake_catalog"],
+            AssetSelection.assets(*METRIC_ASSETS) | AssetSelection.groups(DERIVED_GROUP) | CATALOG,
             "Re-ingest missing hours of metrics.",
         )
+        jobs.update(dict.fromkeys(METRIC_ASSETS, repair))
     for spec in hourly_specs:
-        jobs[spec.dataset] = asset_job(
-            f"repair_{spec.dataset}_job",
-            [spec.dataset, "lake_catalog"],
-            f"Re-ingest missing hours of {spec.dataset}.",
+        jobs[spec.name] = asset_job(
+            f"repair_{spec.name}_job",
+            AssetSelection.assets(spec.name) | CATALOG,
+            f"Re-ingest missing hours of {spec.name}.",
         )
     return jobs
-
-
-def _hour_minute(text: str) -> tuple[int, int]:
-    hour, minute = text.split(":")
-    return int(hour), int(minute)
 
 
 def _executor() -> ExecutorDefinition | None:

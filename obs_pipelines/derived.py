@@ -7,9 +7,10 @@ and kept long after raw samples age out (retention: as long as the lake keeps an
 * ``series_inventory``: per series and hour, the samples, the first and the last timestamp.
 
 From raw samples the numbers are exactly those :mod:`obs_pipelines.slo` defines, and a counter's
-increase across the boundary of an hour is exact: each hour reads the hour before it for every
-series' last sample. Where raw samples are gone, an hour is computed from the finest rollup kept
-(``resolution`` says which, so a report knows how exact a window is):
+increase across the boundary of an hour is exact: each hour starts from every series' last
+sample before it (the hour before the window is read for that, and within the window the last
+sample carries over any hour without one). Where raw samples are gone, an hour is computed from
+the finest rollup kept (``resolution`` says which, so a report knows how exact a window is):
 
 * counters: the bucket's ``counter_increase`` (exact over the bucket) lands on its first minute;
 * threshold SLIs: a bucket's samples are good when its min and max are both within the bounds,
@@ -19,27 +20,48 @@ series' last sample. Where raw samples are gone, an hour is computed from the fi
 
 At the boundary where rollups give way to raw samples, the last value of the rollup bucket before
 the first raw sample is that sample's predecessor, so no increase is lost or counted twice.
+
+Cost: deriving must stay a small fraction of ingest (issue 10), so nothing here builds views over
+the lake. The files of the window's hours are found by listing only the day (and month) folders
+those hours live in, checked against the published inventory, and read whole with Arrow; every
+SLO selector is matched once against the hours' series (:func:`obs_pipelines.slo.match_roles`);
+the hours are then reduced with numpy, one pass over each hour's samples for all SLOs at once.
 """
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
-import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from obs_pipelines.catalog import lake_connection
-from obs_pipelines.config import ObsConfig, SloConfig, ThresholdSli
+from obs_pipelines.config import (
+    ARCHIVE_STORAGE_CLASSES,
+    TIERS,
+    ObsConfig,
+    RatioSli,
+    SloConfig,
+    ThresholdSli,
+)
+from obs_pipelines.datasets import dataset as dataset_of
+from obs_pipelines.datasets import names
 from obs_pipelines.errors import ConfigError
-from obs_pipelines.lake import Lake, LockBusy
+from obs_pipelines.lake import Lake, LockBusy, inventory, paths
+from obs_pipelines.lake.metric_codec import decode_samples
+from obs_pipelines.lake.paths import LakeFile, split_visible
 from obs_pipelines.lake.rollups import RESOLUTIONS
-from obs_pipelines.schemas import DERIVED_SCHEMAS, SLI_MINUTES, TIME_COLUMN
-from obs_pipelines.slo import series_roles, slo_events_sql, slo_version, sql_string
+from obs_pipelines.schemas import SERIES_INVENTORY, SLI_MINUTES, UP_MINUTES
+from obs_pipelines.slo import match_roles, series_roles, slo_version
 from obs_pipelines.tiering import merge_rewritten
 from obs_pipelines.windows import HOUR, TimeWindow
 
-DERIVED = tuple(DERIVED_SCHEMAS)
+DERIVED = names(cadence="derived")
 RAW = "raw"
+MINUTE_MS = 60_000
+MINUTES = 60
+COUNTER_ROLES = {"total": 0, "good": 1, "bad": 2}
+SERIES_COLUMNS = ["series_id", "metric", "labels", "service"]
 
 
 @dataclass
@@ -64,39 +86,32 @@ def derive(
     """
     slos = _selected(config, slo_names)
     lake = Lake(config)
-    sources = hour_sources(lake, window)
-    con = lake_connection(config)
-    try:
-        _register_sources(con, window, sources)
-        # Every SLO selector reads metric_series: once, not once per selector over every file.
-        con.execute("CREATE TEMP TABLE metric_series AS SELECT * FROM main.metric_series")
-        tables = {
-            "sli_minutes": lambda: _sli_minutes(con, slos),
-            "up_minutes": lambda: _query(con, UP_SQL, DERIVED_SCHEMAS["up_minutes"]),
-            "series_inventory": lambda: _query(
-                con, INVENTORY_SQL, DERIVED_SCHEMAS["series_inventory"]
-            ),
-        }
-        computed = {d: tables[d]() for d in datasets}
-        if slo_names is not None and "sli_minutes" in computed:
-            computed["sli_minutes"] = _keep_other_slos(
-                con, computed["sli_minutes"], [s.name for s in slos], window
-            )
-    finally:
-        con.close()
+    hours = LakeHours(lake, window)
     result = DerivedResult(window)
-    for resolution in sources.values():
+    for resolution in hours.sources.values():
         if resolution:
             result.hours_by_resolution[resolution] = (
                 result.hours_by_resolution.get(resolution, 0) + 1
             )
+    kept = (
+        _current_rows(hours, "sli_minutes", window)
+        if slo_names is not None and "sli_minutes" in datasets
+        else None
+    )
+    if kept is not None:
+        recomputed = pa.array([s.name for s in slos], pa.string())
+        kept = kept.filter(pc.invert(pc.is_in(kept.column("slo_name"), recomputed)))
+    colder = {d: [f.window for f in hours.listing.files(d, ("warm", "cold"))] for d in datasets}
     late: list[str] = []
-    for dataset, table in computed.items():
-        result.rows[dataset] = table.num_rows
-        colder = [f.window for f in lake.files(dataset, ("warm", "cold"))]
-        for hour in window.hours():
-            lake.write_hot(dataset, hour, _within(table, TIME_COLUMN[dataset], hour))
-            if dataset not in late and any(w.start <= hour.start < w.end for w in colder):
+    deriver = HourDeriver(hours, slos, datasets)
+    for hour, tables in deriver.hours():
+        for dataset in datasets:
+            table = tables[dataset]
+            if dataset == "sli_minutes" and kept is not None:
+                table = pa.concat_tables([_within(kept, "minute", hour), table])
+            result.rows[dataset] = result.rows.get(dataset, 0) + table.num_rows
+            lake.write_hot(dataset, hour, table, sort=kept is not None and dataset == "sli_minutes")
+            if dataset not in late and any(w.start <= hour.start < w.end for w in colder[dataset]):
                 late.append(dataset)
     if late:
         try:
@@ -110,26 +125,7 @@ def derive(
 def hour_sources(lake: Lake, window: TimeWindow) -> dict[datetime, str | None]:
     """For every hour of ``window`` and the one before it: ``raw`` where raw samples are in the
     lake, else the finest rollup resolution kept, else None."""
-    raw = [f.window for f in lake.files("metric_samples")]
-    rollups = [(f.resolution, f.window) for f in lake.files("metric_rollups")]
-    found: dict[datetime, str | None] = {}
-    hour = window.start - HOUR
-    while hour < window.end:
-        span = TimeWindow(hour, hour + HOUR)
-        if any(w.start <= span.start and w.end >= span.end for w in raw):
-            found[hour] = RAW
-        else:
-            found[hour] = next(
-                (
-                    res
-                    for res in RESOLUTIONS
-                    for r, w in rollups
-                    if r == res and w.start <= span.start and w.end >= span.end
-                ),
-                None,
-            )
-        hour += HOUR
-    return found
+    return LakeHours(lake, window).sources
 
 
 def _selected(config: ObsConfig, names: list[str] | None) -> list[SloConfig]:
@@ -145,184 +141,183 @@ def _selected(config: ObsConfig, names: list[str] | None) -> list[SloConfig]:
     return [known[n] for n in names]
 
 
-def _register_sources(
-    con: duckdb.DuckDBPyConnection, window: TimeWindow, sources: dict[datetime, str | None]
-) -> None:
-    """``derive_hours`` (hour, resolution), the window, ``raw_samples`` of raw hours and
-    ``derive_samples``: raw samples plus each rollup bucket's last value as a sample at the
-    bucket's end, so the first raw sample after rollup-only hours has its predecessor."""
-    hours = pa.table(
-        {
-            "hour": pa.array([h.replace(tzinfo=None) for h in sources], pa.timestamp("ms")),
-            "resolution": pa.array(list(sources.values()), pa.string()),
-        }
-    )
-    con.register("derive_hours_arrow", hours)
-    con.execute("CREATE TEMP TABLE derive_hours AS SELECT * FROM derive_hours_arrow")
-    con.unregister("derive_hours_arrow")
-    start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
-    con.execute(
-        "CREATE TEMP TABLE derive_window AS SELECT ?::TIMESTAMP AS window_start, "
-        "?::TIMESTAMP AS window_end, ?::TIMESTAMP - INTERVAL 1 HOUR AS read_start",
-        [start, end, start],
-    )
-    con.execute(
-        """CREATE TEMP VIEW raw_samples AS
-           SELECT x.series_id, x.ts, x.value FROM metric_samples AS x
-           WHERE x.ts >= (SELECT read_start FROM derive_window)
-             AND x.ts < (SELECT window_end FROM derive_window)
-             AND date_trunc('hour', x.ts) IN (SELECT hour FROM derive_hours WHERE resolution = 'raw')"""
-    )
-    con.execute(
-        """CREATE TEMP VIEW rollup_buckets AS
-           SELECT r.* FROM metric_rollups AS r
-           JOIN derive_hours AS h ON h.hour = date_trunc('hour', r.ts) AND h.resolution = r.resolution"""
-    )
-    widths = " ".join(f"WHEN '{r}' THEN {ms}" for r, ms in RESOLUTIONS.items())
-    con.execute(
-        f"""CREATE TEMP VIEW derive_samples AS
-            SELECT series_id, ts, value FROM raw_samples
-            UNION ALL
-            SELECT series_id, ts + to_milliseconds(CASE resolution {widths} END - 1) AS ts,
-                   "last" AS value
-            FROM rollup_buckets"""
-    )
-    # slo_events_sql reads its horizon from report_period.
-    con.execute(
-        """CREATE TEMP VIEW report_period AS
-           SELECT read_start AS horizon_start, window_end AS period_end FROM derive_window"""
-    )
+# -- finding and reading the window's files --------------------------------------------------------
 
 
-def _sli_minutes(con: duckdb.DuckDBPyConnection, slos: list[SloConfig]) -> pa.Table:
-    if not slos:
-        return SLI_MINUTES.empty_table()
-    versions = " ".join(
-        f"WHEN {sql_string(s.name)} THEN {sql_string(slo_version(s))}" for s in slos
-    )
-    raw = f"""SELECT e.slo_name, e.minute, e.good_events, e.bad_events, e.total_events,
-       0::DOUBLE AS uncertain_events, 'raw' AS resolution
-FROM ({slo_events_sql(slos, samples="derive_samples")}) AS e
-WHERE e.minute >= (SELECT window_start FROM derive_window)
-  AND date_trunc('hour', e.minute) IN (SELECT hour FROM derive_hours WHERE resolution = 'raw')"""
-    sql = f"""SELECT slo_name, minute, good_events, bad_events, total_events, uncertain_events,
-       resolution, CASE slo_name {versions} END AS slo_version
-FROM ({raw} UNION ALL {_rollup_sli_sql(slos)})
-WHERE total_events > 0 OR good_events > 0 OR bad_events > 0"""
-    return _query(con, sql, SLI_MINUTES)
+class Listing:
+    """Published files of datasets in the folders of the days ``span`` touches (and the months,
+    for cold), as the inventory lists them: a derivation never lists a whole dataset."""
 
+    def __init__(self, lake: Lake, span: TimeWindow) -> None:
+        self.lake = lake
+        first, last = span.start.date(), (span.end - timedelta(milliseconds=1)).date()
+        self.days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        self.months = sorted({(d.year, d.month) for d in self.days})
+        self._found: dict[tuple[str, tuple[str, ...]], list[LakeFile]] = {}
+        self._shown: dict[str, list[LakeFile]] = {}
 
-def _rollup_sli_sql(slos: list[SloConfig]) -> str:
-    """Per SLO and bucket start, events from the rollups of rollup-only hours."""
-    roles = [r for slo in slos for r in series_roles(slo)]
-    series_union = " UNION ALL ".join(
-        f"SELECT series_id, {sql_string(r.slo)} AS slo_name, '{r.role}' AS role "
-        f"FROM metric_series WHERE {r.predicate}"
-        for r in roles
-    )
-    per_slo = []
-    for slo in slos:
-        name = sql_string(slo.name)
-        if isinstance(slo.sli, ThresholdSli):
-            within, outside = _bucket_bounds(slo.sli)
-            per_slo.append(
-                f"""SELECT {name} AS slo_name, b.ts AS minute,
-       coalesce(sum(b.count) FILTER (WHERE {within}), 0)::DOUBLE AS good_events,
-       coalesce(sum(b.count) FILTER (WHERE {outside}), 0)::DOUBLE AS bad_events,
-       sum(b.count)::DOUBLE AS total_events,
-       coalesce(sum(b.count) FILTER (WHERE NOT ({within}) AND NOT ({outside})), 0)::DOUBLE
-           AS uncertain_events,
-       b.resolution
-FROM rollup_hour_buckets AS b JOIN slo_series AS s
-  ON s.series_id = b.series_id AND s.slo_name = {name} AND s.role = 'gauge'
-GROUP BY ALL"""
-            )
-            continue
-        total = "coalesce(sum(events) FILTER (WHERE role = 'total'), 0)"
-        if getattr(slo.sli, "bad", None) is not None:
-            bad = "coalesce(sum(events) FILTER (WHERE role = 'bad'), 0)"
-            good = f"{total} - {bad}"
+    def files(self, dataset: str, tiers: tuple[str, ...] = TIERS) -> list[LakeFile]:
+        key = (dataset, tiers)
+        if key not in self._found:
+            found: list[LakeFile] = []
+            for tier in tiers:
+                for folder in self._folders(dataset, tier):
+                    found += _published(self.lake, dataset, tier, folder)
+            self._found[key] = found
+        return self._found[key]
+
+    def visible(self, dataset: str, span: TimeWindow) -> list[LakeFile]:
+        """The files a catalog view would read rows of ``span`` from: overlapping it, hidden by
+        no other file, and not in an archive storage class."""
+        if dataset not in self._shown:
+            self._shown[dataset] = split_visible(self.files(dataset))[0]
+        return [
+            f
+            for f in self._shown[dataset]
+            if f.start < span.end
+            and f.end > span.start
+            and f.storage_class not in ARCHIVE_STORAGE_CLASSES
+        ]
+
+    def _folders(self, dataset: str, tier: str) -> Iterator[str]:
+        if tier == "cold":
+            yield from (f"cold/{dataset}/month={y:04d}-{m:02d}" for y, m in self.months)
         else:
-            good = "coalesce(sum(events) FILTER (WHERE role = 'good'), 0)"
-            bad = f"{total} - {good}"
-        per_slo.append(
-            f"""SELECT slo_name, minute, {good} AS good_events, {bad} AS bad_events,
-       {total} AS total_events, 0::DOUBLE AS uncertain_events, resolution
-FROM counter_bucket_events WHERE slo_name = {name} GROUP BY slo_name, minute, resolution"""
-        )
-    return f"""(WITH slo_series AS ({series_union}),
-rollup_hour_buckets AS (
-    SELECT * FROM rollup_buckets
-    WHERE ts >= (SELECT window_start FROM derive_window)
-      AND ts < (SELECT window_end FROM derive_window)
-),
-counter_bucket_events AS (
-    SELECT s.slo_name, s.role, b.ts AS minute, b.resolution, sum(b.counter_increase) AS events
-    FROM rollup_hour_buckets AS b
-    JOIN slo_series AS s ON s.series_id = b.series_id AND s.role IN ('total', 'good', 'bad')
-    GROUP BY ALL
-)
-{" UNION ALL ".join(per_slo)})"""
+            yield from (f"{tier}/{dataset}/dt={d:%Y-%m-%d}" for d in self.days)
 
 
-def _bucket_bounds(sli: ThresholdSli) -> tuple[str, str]:
-    """(every sample of the bucket within the bounds, every sample outside them)."""
-    within = ["NOT isnan(b.min)", "NOT isnan(b.max)"]
-    outside = []
-    if sli.min is not None:
-        within.append(f"b.min >= {sli.min!r}")
-        outside.append(f"b.max < {sli.min!r}")
-    if sli.max is not None:
-        within.append(f"b.max <= {sli.max!r}")
-        outside.append(f"b.min > {sli.max!r}")
-    return " AND ".join(within), "(" + " OR ".join(outside) + ")"
+def _published(lake: Lake, dataset: str, tier: str, folder: str) -> list[LakeFile]:
+    """The files under ``folder`` that count as published (:meth:`Lake.survey`'s rule, for one
+    folder): a marker of the same size, or every well-named file in a store before the
+    inventory."""
+    store = lake.store(tier)
+    objects = store.list_objects(f"{folder}/")
+    parsed = [
+        (o, paths.parse_file(dataset, tier, o.key, o.size, o.modified, o.storage_class, o.etag))
+        for o in objects
+    ]
+    if not lake.has_inventory(store):
+        return [f for _, f in parsed if f is not None]
+    markers: dict[str, list[inventory.Marker]] = {}
+    if objects:
+        for obj in store.list_objects(inventory.marker_prefix(folder)):
+            marker = inventory.parse_marker(obj.key)
+            if marker is not None:
+                markers.setdefault(marker.file_key, []).append(marker)
+    found = []
+    for obj, file in parsed:
+        own = markers.get(obj.key, [])
+        match = next((m for m in own if m.bytes == obj.size), None)
+        if file is not None and match is not None:
+            found.append(
+                replace(
+                    file, rows=match.rows, sha256=match.sha256, markers=tuple(m.key for m in own)
+                )
+            )
+    return found
 
 
-UP_SQL = """
-SELECT s.service, date_trunc('minute', x.ts) AS minute, count(*) AS up_samples,
-       count(*) FILTER (WHERE x.value = 1) AS up_ok_samples, 'raw' AS resolution
-FROM raw_samples AS x JOIN metric_series AS s USING (series_id)
-WHERE s.metric = 'up' AND x.ts >= (SELECT window_start FROM derive_window)
-GROUP BY ALL
-UNION ALL
-SELECT s.service, b.ts AS minute, sum(b.count)::BIGINT AS up_samples,
-       sum(b.sum)::BIGINT AS up_ok_samples, b.resolution
-FROM rollup_buckets AS b JOIN metric_series AS s USING (series_id)
-WHERE s.metric = 'up' AND b.ts >= (SELECT window_start FROM derive_window)
-GROUP BY ALL
-"""
+class LakeHours:
+    """The hours a derivation of ``window`` reads (the window and the hour before it), where
+    each hour's samples come from, and their contents one hour at a time."""
 
-INVENTORY_SQL = """
-SELECT series_id, date_trunc('hour', ts) AS hour, count(*) AS samples, min(ts) AS first_ts,
-       max(ts) AS last_ts, 'raw' AS resolution
-FROM raw_samples WHERE ts >= (SELECT window_start FROM derive_window)
-GROUP BY ALL
-UNION ALL
-SELECT series_id, date_trunc('hour', ts) AS hour, sum(count)::BIGINT AS samples, min(ts) AS first_ts,
-       max(ts) AS last_ts, resolution
-FROM rollup_buckets WHERE ts >= (SELECT window_start FROM derive_window)
-GROUP BY ALL
-"""
+    def __init__(self, lake: Lake, window: TimeWindow) -> None:
+        self.lake, self.window = lake, window
+        self.span = TimeWindow(window.start - HOUR, window.end)
+        self.listing = Listing(lake, self.span)
+        raw = self.listing.files("metric_samples")
+        rollups = self.listing.files("metric_rollups", ("warm", "cold"))
+        self.sources: dict[datetime, str | None] = {}
+        for hour in self.span.hours():
+            if any(f.start <= hour.start and f.end >= hour.end for f in raw):
+                self.sources[hour.start] = RAW
+            else:
+                self.sources[hour.start] = next(
+                    (
+                        res
+                        for res in RESOLUTIONS
+                        for f in rollups
+                        if f.resolution == res and f.start <= hour.start and f.end >= hour.end
+                    ),
+                    None,
+                )
+        self._cache: dict[str, pa.Table] = {}
+        self._held: dict[str, LakeFile] = {}
+
+    def samples(self, hour: TimeWindow) -> pa.Table:
+        """Raw samples of ``hour`` (series_id, ts, value), sorted by series and time."""
+        return _sorted(self._rows("metric_samples", hour), ["series_id", "ts"])
+
+    def buckets(self, hour: TimeWindow, resolution: str) -> pa.Table:
+        """Rollup buckets of ``hour`` at ``resolution``, sorted by series and bucket."""
+        table = self._rows("metric_rollups", hour)
+        table = table.filter(pc.equal(table.column("resolution"), resolution))
+        return _sorted(table, ["series_id", "ts"])
+
+    def series(self, hour: TimeWindow | None) -> pa.Table:
+        """Every series seen in ``hour`` (the metric_series files covering it); None: every
+        series of the lake (only for a series missing from its own hour, which ingest never
+        writes)."""
+        if hour is None:
+            files, _ = split_visible(self.lake.files("metric_series"))
+            files = [f for f in files if f.storage_class not in ARCHIVE_STORAGE_CLASSES]
+        else:
+            files = self.listing.visible("metric_series", hour)
+        tables = [self.lake.read_file(f).select(SERIES_COLUMNS) for f in files]
+        return pa.concat_tables(tables) if tables else _empty_series()
+
+    def _rows(self, dataset: str, hour: TimeWindow) -> pa.Table:
+        schema = dataset_of(dataset).schema
+        tables = []
+        for f in self.listing.visible(dataset, hour):
+            table = self._read(f).select(schema.names).cast(schema)
+            if f.start != hour.start or f.end != hour.end:
+                table = _within(table, "ts", hour)
+            tables.append(table)
+        # A file covering later hours stays cached; one that ends here is done with.
+        for key in [k for k, f in self._held.items() if f.end <= hour.end]:
+            self._cache.pop(key, None)
+            self._held.pop(key)
+        if not tables:
+            return schema.empty_table()
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+    def _read(self, file: LakeFile) -> pa.Table:
+        if file.key not in self._cache:
+            table = self.lake.read_file(file)
+            if "ts_base" in table.column_names:  # warm raw samples are stored encoded
+                table = decode_samples(table)
+            self._cache[file.key] = table.replace_schema_metadata(None)
+            self._held[file.key] = file
+        return self._cache[file.key]
 
 
-def _query(con: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema) -> pa.Table:
-    """The rows of ``sql``, computed into a temporary table first: fetched straight to Arrow, a
-    window over these unions parks DuckDB 1.5.5's threads once an SLO list is long (about 9)."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE derive_result AS {sql}")
-    table = con.execute("SELECT * FROM derive_result").to_arrow_table()
-    con.execute("DROP TABLE derive_result")
-    return table.select(schema.names).cast(schema)
+def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
+    """``table`` sorted by ``keys`` (series_id, ts): as written it already is, checked in one
+    vectorized pass."""
+    if table.num_rows < 2:
+        return table
+    sid = _ids(table)
+    ts = _millis(table.column(keys[1]))
+    same = sid[1:] == sid[:-1]
+    if np.all((sid[1:] > sid[:-1]) | (same & (ts[1:] >= ts[:-1]))):
+        return table
+    return table.sort_by([(k, "ascending") for k in keys])
 
 
-def _keep_other_slos(
-    con: duckdb.DuckDBPyConnection, fresh: pa.Table, names: list[str], window: TimeWindow
-) -> pa.Table:
-    """The window's current rows of the SLOs not recomputed, plus ``fresh``."""
-    kept = con.execute(
-        "SELECT * FROM sli_minutes WHERE minute >= ? AND minute < ? AND NOT list_contains(?, slo_name)",
-        [window.start.replace(tzinfo=None), window.end.replace(tzinfo=None), names],
-    ).to_arrow_table()
-    return pa.concat_tables([kept.select(SLI_MINUTES.names).cast(SLI_MINUTES), fresh])
+def _empty_series() -> pa.Table:
+    return dataset_of("metric_series").schema.empty_table().select(SERIES_COLUMNS)
+
+
+def _current_rows(hours: LakeHours, dataset: str, window: TimeWindow) -> pa.Table:
+    """The rows ``dataset`` holds for ``window`` now, from the files a view would read."""
+    schema = dataset_of(dataset).schema
+    time_column = dataset_of(dataset).time_column or "hour"
+    tables = [
+        _within(hours.lake.read_file(f), time_column, window).select(schema.names).cast(schema)
+        for f in hours.listing.visible(dataset, window)
+    ]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def _within(table: pa.Table, column: str, hour: TimeWindow) -> pa.Table:
@@ -330,3 +325,420 @@ def _within(table: pa.Table, column: str, hour: TimeWindow) -> pa.Table:
     start = pa.scalar(hour.start, times.type)
     end = pa.scalar(hour.end, times.type)
     return table.filter(pc.and_(pc.greater_equal(times, start), pc.less(times, end)))
+
+
+def _ids(table: pa.Table) -> np.ndarray:
+    return np.asarray(table.column("series_id").combine_chunks().cast(pa.uint64()).to_numpy())
+
+
+def _millis(column: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(column.combine_chunks().cast(pa.int64()).to_numpy())
+
+
+def _floats(table: pa.Table, column: str) -> np.ndarray:
+    return np.asarray(table.column(column).combine_chunks().to_numpy(zero_copy_only=False))
+
+
+# -- computing the hours ----------------------------------------------------------------------------
+
+
+class SeriesBook:
+    """Every series the window's hours name, with the part each plays in every SLO: counter
+    roles as (series, slot = SLO x role) pairs, gauges as (series, SLO) pairs, and the service
+    of each ``up`` series. Grows when an hour names a series not seen before."""
+
+    def __init__(self, slos: list[SloConfig]) -> None:
+        self.slos = slos
+        self.roles = [r for slo in slos for r in series_roles(slo)]
+        self.slo_index = {s.name: i for i, s in enumerate(slos)}
+        self.table = _empty_series()
+        self.ids = np.zeros(0, np.uint64)
+        self._match()
+
+    def cover(self, ids: np.ndarray, hour: TimeWindow, hours: LakeHours) -> None:
+        """Know every id in ``ids`` (sorted, distinct): from the series of ``hour``, else (never
+        for what ingest writes) from every series of the lake."""
+        for where in (hour, None):
+            missing = ids[~np.isin(ids, self.ids, assume_unique=True)]
+            if not missing.size:
+                return
+            found = hours.series(where)
+            found = found.filter(pc.is_in(found.column("series_id"), pa.array(missing)))
+            if found.num_rows:
+                table = pa.concat_tables([self.table, found.cast(self.table.schema)])
+                first = np.unique(_ids(table), return_index=True)[1]
+                self.table = table.take(pa.array(first))
+                self.ids = _ids(self.table)
+                self._match()
+
+    def _match(self) -> None:
+        masks = match_roles(self.table, self.roles)
+        counter_rows, counter_slots, gauge_rows, gauge_slos = [], [], [], []
+        for role, mask in zip(self.roles, masks, strict=True):
+            rows = np.flatnonzero(mask)
+            index = self.slo_index[role.slo]
+            if role.role == "gauge":
+                gauge_rows.append(rows)
+                gauge_slos.append(np.full(rows.size, index))
+            else:
+                counter_rows.append(rows)
+                counter_slots.append(np.full(rows.size, index * 3 + COUNTER_ROLES[role.role]))
+        self.counter_rows = np.concatenate(counter_rows or [np.zeros(0, np.int64)])
+        self.counter_slots = np.concatenate(counter_slots or [np.zeros(0, np.int64)])
+        self.gauge_rows = np.concatenate(gauge_rows or [np.zeros(0, np.int64)])
+        self.gauge_slos = np.concatenate(gauge_slos or [np.zeros(0, np.int64)])
+        up = pc.equal(self.table.column("metric"), "up").to_numpy(zero_copy_only=False)
+        self.up_rows = np.flatnonzero(np.asarray(up, dtype=bool))
+        services = self.table.column("service").take(pa.array(self.up_rows)).to_pylist()
+        names_ = sorted({s for s in services if s is not None})
+        # Arrow sorts nulls last: the order write_hot would give, so files need no re-sort.
+        self.services: list[str | None] = [*names_, *([None] if None in services else [])]
+        code = {s: i for i, s in enumerate(self.services)}
+        self.up_services = np.array([code[s] for s in services], dtype=np.int64)
+
+    def runs_by_row(self, run_ids: np.ndarray) -> np.ndarray:
+        """For each row of ``table``, the run of ``run_ids`` (sorted) holding its series, or -1."""
+        out = np.full(self.ids.size, -1)
+        if self.ids.size and run_ids.size:
+            at = np.minimum(np.searchsorted(self.ids, run_ids), self.ids.size - 1)
+            known = self.ids[at] == run_ids
+            out[at[known]] = np.flatnonzero(known)
+        return out
+
+
+class HourDeriver:
+    """The derived rows of each hour of a window, hour after hour, carrying every series' last
+    value from one hour to the next (the predecessor of a counter's first sample in an hour)."""
+
+    def __init__(
+        self, hours: LakeHours, slos: list[SloConfig], datasets: tuple[str, ...] = DERIVED
+    ) -> None:
+        self.lake_hours = hours
+        self.datasets = datasets
+        self.book = SeriesBook(slos)
+        self.slos = slos
+        order = sorted(range(len(slos)), key=lambda i: slos[i].name)
+        self.order = np.array(order, dtype=np.int64)
+        self.names = pa.array([slos[i].name for i in order], pa.string())
+        self.versions = pa.array([slo_version(slos[i]) for i in order], pa.string())
+        self.is_gauge = np.array([isinstance(s.sli, ThresholdSli) for s in slos], dtype=bool)
+        self.bad_given = np.array(
+            [isinstance(s.sli, RatioSli) and s.sli.bad is not None for s in slos], dtype=bool
+        )
+        self.low = np.array(
+            [
+                s.sli.min if isinstance(s.sli, ThresholdSli) and s.sli.min is not None else np.nan
+                for s in slos
+            ]
+        )
+        self.high = np.array(
+            [
+                s.sli.max if isinstance(s.sli, ThresholdSli) and s.sli.max is not None else np.nan
+                for s in slos
+            ]
+        )
+        self.last_ids = np.zeros(0, np.uint64)
+        self.last_values = np.zeros(0)
+
+    def hours(self) -> Iterator[tuple[TimeWindow, dict[str, pa.Table]]]:
+        for hour in self.lake_hours.span.hours():
+            resolution = self.lake_hours.sources[hour.start]
+            inside = hour.start >= self.lake_hours.window.start
+            if not inside and "sli_minutes" not in self.datasets:
+                continue  # the hour before gives counters their predecessors only
+            if resolution == RAW:
+                samples = self.lake_hours.samples(hour)
+                if inside:
+                    yield hour, self._raw_hour(hour, samples)
+                self._carry(_ids(samples), _floats(samples, "value"))
+            elif resolution is not None:
+                buckets = self.lake_hours.buckets(hour, resolution)
+                if inside:
+                    yield hour, self._rollup_hour(hour, buckets, resolution)
+                self._carry(_ids(buckets), _floats(buckets, "last"))
+            elif inside:
+                yield hour, self._tables(hour, RAW, *self._nothing())
+
+    def _carry(self, sid: np.ndarray, values: np.ndarray) -> None:
+        """Remember each series' last value of the hour (rows sorted by series and time)."""
+        if not sid.size:
+            return
+        last = np.flatnonzero(np.r_[sid[1:] != sid[:-1], True])
+        ids = np.concatenate([self.last_ids, sid[last]])
+        values = np.concatenate([self.last_values, values[last]])
+        order = np.argsort(ids, kind="stable")
+        ids, values = ids[order], values[order]
+        keep = np.r_[ids[1:] != ids[:-1], True]  # the newest of each id
+        self.last_ids, self.last_values = ids[keep], values[keep]
+
+    def _previous(self, ids: np.ndarray) -> np.ndarray:
+        """The carried last value of each id (NaN: none)."""
+        out = np.full(ids.size, np.nan)
+        if self.last_ids.size:
+            at = np.minimum(np.searchsorted(self.last_ids, ids), self.last_ids.size - 1)
+            hit = self.last_ids[at] == ids
+            out[hit] = self.last_values[at[hit]]
+        return out
+
+    def _raw_hour(self, hour: TimeWindow, samples: pa.Table) -> dict[str, pa.Table]:
+        sid = _ids(samples)
+        ts = _millis(samples.column("ts"))
+        value = _floats(samples, "value")
+        starts, ends = _runs(sid)
+        run_ids = sid[starts]
+        inventory = (run_ids, ends - starts, ts[starts], ts[ends - 1])
+        if self.datasets == ("series_inventory",):
+            return self._tables(hour, RAW, {}, np.zeros(0), np.zeros(0), inventory)
+        self.book.cover(run_ids, hour, self.lake_hours)
+        run_of_row = self.book.runs_by_row(run_ids)
+        minute = (ts - hour.start_ms) // MINUTE_MS
+        cell = np.repeat(np.arange(starts.size), ends - starts) * MINUTES + minute
+        cells = starts.size * MINUTES
+        events: dict[str, np.ndarray] = {}
+        if "sli_minutes" in self.datasets:
+            # Each sample's increase over the one before it in its series (a drop is a reset).
+            before = np.r_[np.nan, value[:-1]]
+            before[starts] = self._previous(run_ids)
+            with np.errstate(invalid="ignore"):
+                increase = np.where(value >= before, value - before, value)
+            increase[np.isnan(value) | np.isnan(before)] = 0.0
+            per_run = np.bincount(cell, weights=increase, minlength=cells).reshape(-1, MINUTES)
+            good, total = self._gauge_events(run_of_row, starts, ends, value, minute)
+            events = {
+                "counter": self._counter_events(run_of_row, per_run),
+                "good": good,
+                "bad": total - good,
+                "total": total,
+                "uncertain": np.zeros_like(total),
+            }
+        up = up_ok = np.zeros(0)
+        if "up_minutes" in self.datasets:
+            counted = np.bincount(cell, minlength=cells).reshape(-1, MINUTES)
+            is_one = (value == 1).astype(np.float64)
+            ok = np.bincount(cell, weights=is_one, minlength=cells).reshape(-1, MINUTES)
+            up, up_ok = self._up(run_of_row, counted, ok)
+        return self._tables(hour, RAW, events, up, up_ok, inventory)
+
+    def _rollup_hour(
+        self, hour: TimeWindow, buckets: pa.Table, resolution: str
+    ) -> dict[str, pa.Table]:
+        sid = _ids(buckets)
+        ts = _millis(buckets.column("ts"))
+        count = np.asarray(buckets.column("count").combine_chunks().to_numpy(), dtype=np.int64)
+        starts, ends = _runs(sid)
+        run_ids = sid[starts]
+        self.book.cover(run_ids, hour, self.lake_hours)
+        minute = (ts - hour.start_ms) // MINUTE_MS
+        run = np.repeat(np.arange(starts.size), ends - starts)
+        cell = run * MINUTES + minute
+        cells = starts.size * MINUTES
+
+        def per_run(weights: np.ndarray) -> np.ndarray:
+            return np.bincount(cell, weights=weights, minlength=cells).reshape(-1, MINUTES)
+
+        run_of_row = self.book.runs_by_row(run_ids)
+        counters = self._counter_events(run_of_row, per_run(_floats(buckets, "counter_increase")))
+        low_, high_ = _floats(buckets, "min"), _floats(buckets, "max")
+        pairs, picks = self._gauge_rows(run_of_row, starts, ends)
+        slo = self.book.gauge_slos[pairs]
+        lo, hi = self.low[slo], self.high[slo]
+        bmin, bmax = low_[picks], high_[picks]
+        with np.errstate(invalid="ignore"):
+            # DuckDB's order: NaN is above every number.
+            within = ~np.isnan(bmin) & ~np.isnan(bmax)
+            within &= np.isnan(lo) | (bmin >= lo)
+            within &= np.isnan(hi) | (bmax <= hi)
+            outside = (~np.isnan(lo) & ~np.isnan(bmax) & (bmax < lo)) | (
+                ~np.isnan(hi) & (np.isnan(bmin) | (bmin > hi))
+            )
+        where = slo * MINUTES + minute[picks]
+        size = len(self.slos) * MINUTES
+        n = count[picks].astype(np.float64)
+
+        def dense(weights: np.ndarray) -> np.ndarray:
+            return np.bincount(where, weights=weights, minlength=size).reshape(-1, MINUTES)
+
+        total = dense(n)
+        good, bad = dense(np.where(within, n, 0.0)), dense(np.where(outside, n, 0.0))
+        events = {
+            "counter": counters,
+            "good": good,
+            "bad": bad,
+            "total": total,
+            "uncertain": total - good - bad,
+        }
+        up, up_ok = self._up(
+            run_of_row,
+            per_run(count.astype(np.float64)),
+            per_run(_floats(buckets, "sum")),
+        )
+        inventory = (
+            run_ids,
+            np.add.reduceat(count, starts) if starts.size else np.zeros(0, np.int64),
+            ts[starts],
+            ts[ends - 1],
+        )
+        return self._tables(hour, resolution, events, up, up_ok, inventory)
+
+    def _counter_events(self, run_of_row: np.ndarray, per_run: np.ndarray) -> np.ndarray:
+        """Events per (SLO x role slot, minute): each role's series' increases summed."""
+        out = np.zeros((len(self.slos) * 3, MINUTES))
+        runs = run_of_row[self.book.counter_rows]
+        present = runs >= 0
+        np.add.at(out, self.book.counter_slots[present], per_run[runs[present]])
+        return out
+
+    def _gauge_rows(
+        self, run_of_row: np.ndarray, starts: np.ndarray, ends: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(gauge pair, row) for every row of every gauge series of an SLO, once per SLO."""
+        runs = run_of_row[self.book.gauge_rows]
+        pairs = np.flatnonzero(runs >= 0)
+        first, lengths = starts[runs[pairs]], ends[runs[pairs]] - starts[runs[pairs]]
+        pair_of = np.repeat(pairs, lengths)
+        offsets = np.repeat(first - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
+        return pair_of, offsets + np.arange(int(lengths.sum()))
+
+    def _gauge_events(
+        self,
+        run_of_row: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        value: np.ndarray,
+        minute: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(good, total) per (SLO, minute) of threshold SLIs: every raw sample is one event."""
+        pairs, picks = self._gauge_rows(run_of_row, starts, ends)
+        slo = self.book.gauge_slos[pairs]
+        v, lo, hi = value[picks], self.low[slo], self.high[slo]
+        with np.errstate(invalid="ignore"):
+            good = ~np.isnan(v) & (np.isnan(lo) | (v >= lo)) & (np.isnan(hi) | (v <= hi))
+        where = slo * MINUTES + minute[picks]
+        size = len(self.slos) * MINUTES
+        total = np.bincount(where, minlength=size).reshape(-1, MINUTES).astype(np.float64)
+        good_events = np.bincount(where, weights=good.astype(np.float64), minlength=size)
+        return good_events.reshape(-1, MINUTES), total
+
+    def _up(
+        self, run_of_row: np.ndarray, samples: np.ndarray, ok: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``up`` samples and those equal to 1 per (service, minute)."""
+        runs = run_of_row[self.book.up_rows]
+        present = runs >= 0
+        shape = (len(self.book.services), MINUTES)
+        up, up_ok = np.zeros(shape), np.zeros(shape)
+        np.add.at(up, self.book.up_services[present], samples[runs[present]])
+        np.add.at(up_ok, self.book.up_services[present], ok[runs[present]])
+        return up, up_ok
+
+    def _nothing(self) -> tuple:
+        zeros = np.zeros((len(self.slos), MINUTES))
+        events = {
+            "counter": np.zeros((len(self.slos) * 3, MINUTES)),
+            "good": zeros,
+            "bad": zeros,
+            "total": zeros,
+            "uncertain": zeros,
+        }
+        up = np.zeros((len(self.book.services), MINUTES))
+        empty = np.zeros(0, np.int64)
+        return events, up, up, (np.zeros(0, np.uint64), empty, empty, empty)
+
+    def _tables(
+        self,
+        hour: TimeWindow,
+        resolution: str,
+        events: dict[str, np.ndarray],
+        up: np.ndarray,
+        up_ok: np.ndarray,
+        inventory: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    ) -> dict[str, pa.Table]:
+        make = {
+            "sli_minutes": lambda: self._sli_table(hour, resolution, events),
+            "up_minutes": lambda: self._up_table(hour, resolution, up, up_ok),
+            "series_inventory": lambda: _inventory_table(hour, resolution, *inventory),
+        }
+        return {d: make[d]() for d in self.datasets}
+
+    def _sli_table(
+        self, hour: TimeWindow, resolution: str, events: dict[str, np.ndarray]
+    ) -> pa.Table:
+        n = len(self.slos)
+        counter = events["counter"].reshape(n, 3, MINUTES)
+        total_c, good_c, bad_c = counter[:, 0], counter[:, 1], counter[:, 2]
+        given = self.bad_given[:, None]
+        gauge = self.is_gauge[:, None]
+        good = np.where(gauge, events["good"], np.where(given, total_c - bad_c, good_c))
+        bad = np.where(gauge, events["bad"], np.where(given, bad_c, total_c - good_c))
+        total = np.where(gauge, events["total"], total_c)
+        uncertain = np.where(gauge, events["uncertain"], 0.0)
+        keep = (total > 0) | (good > 0) | (bad > 0)
+        keep = keep[self.order]
+        slo_at, minute = np.nonzero(keep)
+        picked = (self.order[slo_at], minute)
+        return pa.table(
+            [
+                self.names.take(pa.array(slo_at)),
+                _stamps(hour.start_ms + minute * MINUTE_MS),
+                pa.array(good[picked], pa.float64()),
+                pa.array(bad[picked], pa.float64()),
+                pa.array(total[picked], pa.float64()),
+                pa.array(uncertain[picked], pa.float64()),
+                _repeat(resolution, slo_at.size),
+                self.versions.take(pa.array(slo_at)),
+            ],
+            schema=SLI_MINUTES,
+        )
+
+    def _up_table(
+        self, hour: TimeWindow, resolution: str, up: np.ndarray, up_ok: np.ndarray
+    ) -> pa.Table:
+        service_at, minute = np.nonzero(up > 0)
+        services = pa.array(self.book.services, pa.string())
+        return pa.table(
+            [
+                services.take(pa.array(service_at, pa.int64())),
+                _stamps(hour.start_ms + minute * MINUTE_MS),
+                pa.array(np.rint(up[service_at, minute]).astype(np.int64), pa.int64()),
+                pa.array(np.rint(up_ok[service_at, minute]).astype(np.int64), pa.int64()),
+                _repeat(resolution, service_at.size),
+            ],
+            schema=UP_MINUTES,
+        )
+
+
+def _inventory_table(
+    hour: TimeWindow,
+    resolution: str,
+    ids: np.ndarray,
+    samples: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+) -> pa.Table:
+    return pa.table(
+        [
+            pa.array(ids, pa.uint64()),
+            _stamps(np.full(ids.size, hour.start_ms)),
+            pa.array(samples, pa.int64()),
+            _stamps(first),
+            _stamps(last),
+            _repeat(resolution, ids.size),
+        ],
+        schema=SERIES_INVENTORY,
+    )
+
+
+def _runs(sid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) of each series' rows in rows sorted by series."""
+    if not sid.size:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+    return starts, np.r_[starts[1:], sid.size].astype(np.int64)
+
+
+def _repeat(text: str, n: int) -> pa.Array:
+    return pa.array([text], pa.string()).take(pa.array(np.zeros(n, np.int64)))
+
+
+def _stamps(ms: np.ndarray) -> pa.Array:
+    return pa.array(np.asarray(ms, dtype=np.int64), pa.int64()).cast(pa.timestamp("ms"))

@@ -18,21 +18,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 import yaml
 
-from obs_pipelines.config import HttpAuth, ObsConfig, Tls
-from obs_pipelines.errors import ObsError
+from obs_pipelines.config import (
+    SOURCE_PILLARS,
+    AlertmanagerSourceConfig,
+    ElasticsearchSourceConfig,
+    JaegerSourceConfig,
+    ObsConfig,
+    PrometheusSourceConfig,
+)
+from obs_pipelines.errors import ConfigError, ObsError
 from obs_pipelines.redact import redact_url
 from obs_pipelines.sources.http import (
     DeadlineExceeded,
-    basic_credentials,
     bounded_request,
-    credential,
-    deadline_session,
+    http_session,
     scrub,
+    tls_failed,
 )
 
 DEFAULT_TIMEOUT = 5.0
@@ -146,21 +152,16 @@ def _source_checks(config: ObsConfig, timeout: float) -> list[CheckResult]:
     return results
 
 
-def _session(auth: HttpAuth | None, tls: Tls, api_key_env: str | None = None) -> requests.Session:
-    """A session with the source's credentials and TLS, and no retries (the doctor answers fast)."""
-    session = deadline_session()
-    session.verify = str(tls.ca_file) if tls.ca_file else tls.verify
-    if tls.client_cert:
-        session.cert = (
-            (str(tls.client_cert), str(tls.client_key)) if tls.client_key else str(tls.client_cert)
-        )
-    if api_key_env:
-        session.headers["Authorization"] = f"ApiKey {credential(api_key_env)}"
-    if auth is not None and getattr(auth, "bearer_token_env", None):
-        session.headers["Authorization"] = f"Bearer {credential(auth.bearer_token_env)}"  # type: ignore[arg-type]
-    if auth is not None and auth.basic:
-        session.auth = basic_credentials(auth.basic.username_env, auth.basic.password_env)
-    return session
+def _session(
+    key: str,
+    section: PrometheusSourceConfig
+    | ElasticsearchSourceConfig
+    | JaegerSourceConfig
+    | AlertmanagerSourceConfig,
+) -> requests.Session:
+    """The section's HTTP client (credentials, TLS incl. client certificates), as its source
+    makes it, but without retries: the doctor answers fast."""
+    return http_session(key, section.auth, section.tls)
 
 
 def _get(
@@ -171,8 +172,8 @@ def _get(
     where = scrub(url)
     try:
         response = bounded_request(session, kwargs.pop("method", "GET"), url, timeout, **kwargs)
-    except requests.exceptions.SSLError:
-        raise ObsError(f"TLS to {what} at {where} failed; check {key}.tls") from None
+    except requests.exceptions.SSLError as exc:
+        raise ObsError(tls_failed(what, where, key, exc)) from None
     except (DeadlineExceeded, requests.exceptions.Timeout):
         raise ObsError(
             f"{what} at {where} did not finish answering within {timeout:g}s; check the server's health"
@@ -194,13 +195,25 @@ def _get(
     return response
 
 
+Section = TypeVar("Section")
+
+
+def _required(section: Section | None, key: str) -> Section:
+    """The config section a probe reads; the probe runs only for a selected backend, which
+    config validation requires to be configured, so None is a bug worth one clear line."""
+    if section is None:
+        raise ConfigError(
+            f"{key} is not configured; add it with its url, or select another backend"
+        )
+    return section
+
+
 def _prometheus(check: str, config: ObsConfig, timeout: float) -> CheckResult:
     """Series of the first selector in the last hour; when there are none, whether the server
     is live (then the selector is wrong) or holds only older data (historical or backfilled:
     a warning that says how old, not a failure)."""
-    section = config.sources.prometheus
-    assert section is not None
-    session = _session(section.auth, section.tls)
+    section = _required(config.sources.prometheus, "sources.prometheus")
+    session = _session("sources.prometheus", section)
     key = "sources.prometheus"
     info = _get(session, f"{section.url}/api/v1/status/buildinfo", "Prometheus", key, timeout)
     version = info.json().get("data", {}).get("version", "?")
@@ -285,9 +298,8 @@ def _age(delta: timedelta) -> str:
 
 
 def _prometheus_rules(check: str, config: ObsConfig, timeout: float) -> CheckResult:
-    section = config.sources.prometheus
-    assert section is not None
-    session = _session(section.auth, section.tls)
+    section = _required(config.sources.prometheus, "sources.prometheus")
+    session = _session("sources.prometheus", section)
     response = _get(
         session, f"{section.url}/api/v1/rules", "Prometheus", "sources.prometheus", timeout
     )
@@ -301,15 +313,9 @@ def _prometheus_rules(check: str, config: ObsConfig, timeout: float) -> CheckRes
 
 
 def _elasticsearch(check: str, config: ObsConfig, timeout: float) -> CheckResult:
-    section = config.sources.elasticsearch
-    assert section is not None
-    auth = section.auth
-    session = _session(
-        HttpAuth(basic=auth.basic) if auth and auth.basic else None,
-        section.tls,
-        api_key_env=auth.api_key_env if auth else None,
-    )
+    section = _required(config.sources.elasticsearch, "sources.elasticsearch")
     key = "sources.elasticsearch"
+    session = _session(key, section)
     info = _get(session, f"{section.url}/", "Elasticsearch", key, timeout).json()
     version = info.get("version", {}).get("number", "?")
     counted = _get(session, f"{section.url}/{section.index}/_count", "Elasticsearch", key, timeout)
@@ -322,9 +328,8 @@ def _elasticsearch(check: str, config: ObsConfig, timeout: float) -> CheckResult
 
 
 def _jaeger(check: str, config: ObsConfig, timeout: float) -> CheckResult:
-    section = config.sources.jaeger
-    assert section is not None
-    session = _session(section.auth, section.tls)
+    section = _required(config.sources.jaeger, "sources.jaeger")
+    session = _session("sources.jaeger", section)
     path = "/api/services" if section.api == "v1" else "/api/v3/services"
     body = _get(session, f"{section.url}{path}", "Jaeger", "sources.jaeger", timeout).json()
     services = body.get("services") or body.get("data") or []
@@ -332,10 +337,9 @@ def _jaeger(check: str, config: ObsConfig, timeout: float) -> CheckResult:
 
 
 def _alertmanager(check: str, config: ObsConfig, timeout: float) -> CheckResult:
-    section = config.sources.alertmanager
-    assert section is not None
-    session = _session(section.auth, section.tls)
+    section = _required(config.sources.alertmanager, "sources.alertmanager")
     key = "sources.alertmanager"
+    session = _session(key, section)
     status = _get(session, f"{section.url}/api/v2/status", "Alertmanager", key, timeout).json()
     version = status.get("versionInfo", {}).get("version", "?")
     alerts = _get(session, f"{section.url}/api/v2/alerts", "Alertmanager", key, timeout).json()
@@ -355,7 +359,8 @@ _PROBES: dict[tuple[str, str], Callable[[str, ObsConfig, float], CheckResult]] =
 
 
 def _pushgateway(url: str, timeout: float) -> CheckResult:
-    _get(deadline_session(), f"{url}/-/ready", "Pushgateway", "the pushgateway", timeout)
+    session = http_session("operations.pushgateway")
+    _get(session, f"{url}/-/ready", "Pushgateway", "the pushgateway", timeout)
     return CheckResult("pushgateway", True, f"Pushgateway at {scrub(url)} is ready")
 
 
@@ -569,6 +574,8 @@ def _lake_sources(config: ObsConfig) -> CheckResult:
     foreign = []
     for dataset, recorded, count in rows:
         pillar = sources.pillar_of(dataset) or "metrics"
+        if pillar not in SOURCE_PILLARS:  # incident records: whichever of their sources is set
+            continue
         backend = sources.backend(pillar)
         expected = _RECORDED_AS.get(dataset, {}).get(backend, backend)
         others = sorted(set(recorded.split(",")) - {expected, "unknown"})

@@ -8,8 +8,9 @@ Two questions, both answered cheaply enough to ask every sensor tick:
   one listing. Hours that should exist by now but do not are reported as *missing*, so the
   caller can request runs for exactly those partitions.
 * **Source freshness** — lag gauges the monitored platform exports to Prometheus, such as the
-  seed's ``data_pipeline_lag_seconds{pipeline="market-data"}``: a :class:`LagRule` mirrors a
-  Prometheus alert rule ("over 30 s for 1 minute"), and a :class:`LagObjective` is a
+  seed's ``data_pipeline_lag_seconds{pipeline="market-data"}``: a ``source_lag`` rule
+  (:class:`~obs_pipelines.config.SourceLagRuleConfig`) reads like a Prometheus alert rule
+  ("over 30 s for 1 minute"), and a :class:`LagObjective` is a
   threshold SLO ("99% of the time within 5 s over 24 h") evaluated live over its window.
 
 Every result carries what it takes to raise or clear an alert (:meth:`alert`), so the notifier
@@ -25,14 +26,19 @@ import orjson
 import requests
 from prometheus_api_client import PrometheusApiClientException
 
-from obs_pipelines.config import ObsConfig, PrometheusSourceConfig, ThresholdSli
+from obs_pipelines.config import (
+    DEFAULT_OPERATIONS,
+    ObsConfig,
+    PrometheusSourceConfig,
+    SourceLagRuleConfig,
+    ThresholdSli,
+)
 from obs_pipelines.durations import format_duration
 from obs_pipelines.errors import SourceError
 from obs_pipelines.lake import Lake
 from obs_pipelines.notify import Alert
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
 
-DEFAULT_GAP_LOOKBACK = timedelta(hours=48)
 LAKE_ALERTNAME = "ObsLakeDatasetStale"
 CHECK_LABEL = "obs_check"  # every alert we raise carries it, so we resolve only our own
 
@@ -101,7 +107,7 @@ def lake_freshness(
     now: datetime,
     *,
     earliest: datetime,
-    gap_lookback: timedelta = DEFAULT_GAP_LOOKBACK,
+    gap_lookback: timedelta = DEFAULT_OPERATIONS.gap_lookback,
     hot_ages: Mapping[str, timedelta] | None = None,
 ) -> list[DatasetFreshness]:
     """Freshness of every dataset in ``max_lag``, from one listing per dataset.
@@ -130,7 +136,7 @@ def lake_freshness(
 
 
 def lake_freshness_from_config(
-    config: ObsConfig, now: datetime, gap_lookback: timedelta = DEFAULT_GAP_LOOKBACK
+    config: ObsConfig, now: datetime, gap_lookback: timedelta = DEFAULT_OPERATIONS.gap_lookback
 ) -> list[DatasetFreshness]:
     """:func:`lake_freshness` for the datasets under ``freshness:`` in the config that are
     ingested (a dataset whose source is ``none`` is never written, so it cannot be stale)."""
@@ -236,42 +242,13 @@ def plan_gap_runs(
 # --- source freshness -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LagRule:
-    """A lag gauge that must stay at or under ``max_seconds``; a breach needs it above for all of
-    ``hold`` (Prometheus's ``for:``). The seed's MarketDataLag is
-    ``LagRule("MarketDataLag", "market-data", 'data_pipeline_lag_seconds{pipeline="market-data"}',
-    30, timedelta(minutes=1))``."""
-
-    name: str
-    pipeline: str
-    gauge: str
-    max_seconds: float
-    hold: timedelta = timedelta(minutes=1)
-    severity: str = "critical"
-    category: str = "business"
-    runbook: str = ""
-
-    @property
-    def query(self) -> str:
-        if self.hold <= timedelta(0):
-            return f"max({self.gauge})"
-        # Above the bound for the whole hold window = its minimum over that window is above it.
-        return f"max(min_over_time({self.gauge}[{_promql_duration(self.hold)}]))"
-
-    @classmethod
-    def from_config(cls, section: Any) -> "LagRule":
-        """From a ``source_lag:`` entry of the config (any object with these attributes)."""
-        return cls(
-            name=section.name,
-            pipeline=section.pipeline,
-            gauge=section.gauge,
-            max_seconds=section.max_seconds,
-            hold=section.hold,
-            severity=section.severity,
-            category=section.category,
-            runbook=section.runbook,
-        )
+def lag_rule_query(rule: SourceLagRuleConfig) -> str:
+    """The instant query that is above ``max_seconds`` exactly when ``rule`` is breached: the
+    gauge above the bound for all of ``hold`` (Prometheus's ``for:``) means its minimum over
+    that window is above it."""
+    if rule.hold <= timedelta(0):
+        return f"max({rule.gauge})"
+    return f"max(min_over_time({rule.gauge}[{_promql_duration(rule.hold)}]))"
 
 
 @dataclass(frozen=True)
@@ -322,7 +299,7 @@ class LagObjective:
 class SourceFreshness:
     """One rule or objective evaluated at ``evaluated_at``; ``value`` is None without data."""
 
-    rule: LagRule | LagObjective
+    rule: SourceLagRuleConfig | LagObjective
     evaluated_at: datetime
     value: float | None
     query: str = field(default="")
@@ -331,7 +308,7 @@ class SourceFreshness:
     def breached(self) -> bool:
         if self.value is None:
             return False
-        if isinstance(self.rule, LagRule):
+        if isinstance(self.rule, SourceLagRuleConfig):
             return self.value > self.rule.max_seconds
         return self.value < self.rule.objective
 
@@ -340,7 +317,7 @@ class SourceFreshness:
         if self.value is None:
             return f"{rule.name} ({rule.pipeline}): no data for {rule.gauge}"
         state = "BREACHED" if self.breached else "ok"
-        if isinstance(rule, LagRule):
+        if isinstance(rule, SourceLagRuleConfig):
             return (
                 f"{rule.name} ({rule.pipeline}): {state}, lag at least {self.value:g}s over the last "
                 f"{format_duration(rule.hold)} (max {rule.max_seconds:g}s)"
@@ -352,7 +329,7 @@ class SourceFreshness:
 
     def alert(self) -> Alert:
         rule = self.rule
-        if isinstance(rule, LagRule):
+        if isinstance(rule, SourceLagRuleConfig):
             alertname, summary = (
                 rule.name,
                 f"{rule.pipeline} pipeline lag above {rule.max_seconds:g}s",
@@ -411,11 +388,18 @@ class PrometheusQuery:
 
 
 def source_freshness(
-    prometheus: PrometheusQuery, rules: Sequence[LagRule | LagObjective], at: datetime
+    prometheus: PrometheusQuery,
+    rules: Sequence[SourceLagRuleConfig | LagObjective],
+    at: datetime,
 ) -> list[SourceFreshness]:
     """Evaluate every rule and objective at ``at`` (one instant query each)."""
+    queries = [
+        lag_rule_query(rule) if isinstance(rule, SourceLagRuleConfig) else rule.query
+        for rule in rules
+    ]
     return [
-        SourceFreshness(rule, at, prometheus.scalar(rule.query, at), rule.query) for rule in rules
+        SourceFreshness(rule, at, prometheus.scalar(query, at), query)
+        for rule, query in zip(rules, queries, strict=True)
     ]
 
 

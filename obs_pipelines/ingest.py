@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from obs_pipelines.datasets import dataset
 from obs_pipelines.errors import SourceError
 from obs_pipelines.lake import Lake
-from obs_pipelines.schemas import METRIC_SAMPLES, METRIC_SERIES, SCHEMAS, TIME_COLUMN
+from obs_pipelines.schemas import METRIC_SAMPLES, METRIC_SERIES
 from obs_pipelines.sources.base import MetricSource, TableSource
 from obs_pipelines.windows import TimeWindow
 
@@ -23,6 +24,9 @@ class MetricsIngestResult:
     series: int
     samples: int
     source_samples: int  # what the source returned, before de-duplication
+    # The distinct (series_id, ts) the source returned, counted apart from the sort and
+    # de-duplication that feed the writer: what the published partition must hold.
+    source_distinct: int
     duplicates_dropped: int
     bytes: int
     first_ts_ms: int | None
@@ -40,8 +44,10 @@ def ingest_metrics_hour(lake: Lake, source: MetricSource, hour: TimeWindow) -> M
     samples = (
         pa.concat_tables([c.samples for c in chunks]) if chunks else METRIC_SAMPLES.empty_table()
     )
-    source_samples = samples.num_rows
-    samples = _drop_repeated_samples(_sorted_by_series_and_time(samples))
+    returned = samples
+    source_samples = returned.num_rows
+    samples = _drop_repeated_samples(_sorted_by_series_and_time(returned))
+    dropped = samples.num_rows < source_samples
     ts = samples.column("ts").cast(pa.int64()).to_numpy()
     if ts.size and (ts.min() < hour.start_ms or ts.max() >= hour.end_ms):
         raise SourceError(
@@ -61,11 +67,19 @@ def ingest_metrics_hour(lake: Lake, source: MetricSource, hour: TimeWindow) -> M
         series=series_written.rows,
         samples=samples_written.rows,
         source_samples=source_samples,
+        source_distinct=_distinct_samples(returned) if dropped else source_samples,
         duplicates_dropped=source_samples - samples.num_rows,
         bytes=series_written.bytes + samples_written.bytes,
         first_ts_ms=int(ts.min()) if ts.size else None,
         last_ts_ms=int(ts.max()) if ts.size else None,
     )
+
+
+def _distinct_samples(samples: pa.Table) -> int:
+    """Distinct (series_id, ts) by hashing, independently of the sort-based de-duplication.
+    Counted only when that dropped something: a hash of every sample costs about as much as
+    the sort, and when nothing was dropped every sample returned must be published."""
+    return samples.group_by(["series_id", "ts"]).aggregate([]).num_rows
 
 
 def _unique_series(series: pa.Table) -> pa.Table:
@@ -117,10 +131,11 @@ def ingest_table_hour(lake: Lake, source: TableSource, hour: TimeWindow) -> Tabl
     For snapshot datasets (rules, Alertmanager state) ``hour`` is the hour the snapshot is filed
     under; a later snapshot in the same hour replaces the earlier one.
     """
-    schema = SCHEMAS[source.dataset]
+    registered = dataset(source.dataset)
+    schema = registered.schema
     tables = [t.select(schema.names).cast(schema) for t in source.read(hour)]
     table = pa.concat_tables(tables) if tables else schema.empty_table()
-    time_column = TIME_COLUMN[source.dataset]
+    time_column = registered.time_column
     if time_column and table.num_rows:
         times = table.column(time_column).cast(pa.timestamp("us")).cast(pa.int64()).to_numpy()
         if times.min() < hour.start_ms * 1000 or times.max() >= hour.end_ms * 1000:

@@ -16,23 +16,22 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import requests
 
-from obs_pipelines.config import AlertmanagerSourceConfig
+from obs_pipelines.config import AlertmanagerSourceConfig, HttpAuth, Tls
 from obs_pipelines.errors import ObsError
 from obs_pipelines.sources.http import (
     DeadlineExceeded,
-    basic_credentials,
     bounded_request,
-    credential,
-    deadline_session,
-    remember_basic_auth,
-    remember_secret,
+    http_session,
     scrub,
     server_words,
+    tls_failed,
 )
 
 # An alert we stop re-posting (the sensor died) expires after this, as Prometheus's do (it uses
 # four evaluation intervals); a sensor ticking every 30 s re-posts it long before.
 DEFAULT_ALERT_TTL = timedelta(minutes=15)
+# sources.alertmanager's default, for clients made without a config.
+DEFAULT_TIMEOUT: float = AlertmanagerSourceConfig.model_fields["timeout"].default.total_seconds()
 GENERATOR = "obs-pipelines"
 
 
@@ -77,39 +76,25 @@ class Alertmanager:
         self,
         url: str,
         *,
-        timeout: float = 30.0,
-        headers: Mapping[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        verify: bool | str = True,
+        timeout: float = DEFAULT_TIMEOUT,
+        auth: HttpAuth | None = None,
+        tls: Tls | None = None,
     ) -> None:
+        """``auth`` and ``tls`` as in ``sources.alertmanager``. No retries: posting is
+        idempotent and the sensor posts everything again on its next tick, which keeps a tick
+        short while Alertmanager is down."""
         self.url = url.rstrip("/")
         self.timeout = timeout  # a total deadline per request, not only per socket read
         self._where = scrub(self.url)
-        self._session = deadline_session()
-        self._session.headers.update({"Content-Type": "application/json", **(headers or {})})
-        self._session.auth = auth
-        self._session.verify = verify
-        for name, value in (headers or {}).items():
-            if name.lower() == "authorization":
-                remember_secret(value.split(" ", 1)[-1])
-        if auth is not None:
-            remember_basic_auth(*auth)
+        self._session = http_session(
+            "sources.alertmanager", auth, tls, headers={"Content-Type": "application/json"}
+        )
 
     @classmethod
     def from_config(cls, config: AlertmanagerSourceConfig) -> "Alertmanager":
         """The Alertmanager of ``sources.alertmanager``: the one whose routing reaches people."""
-        headers, auth = {}, None
-        if config.auth and config.auth.bearer_token_env:
-            headers["Authorization"] = f"Bearer {credential(config.auth.bearer_token_env)}"
-        if config.auth and config.auth.basic:
-            auth = basic_credentials(config.auth.basic.username_env, config.auth.basic.password_env)
-        tls = config.tls
         return cls(
-            config.url,
-            timeout=config.timeout.total_seconds(),
-            headers=headers,
-            auth=auth,
-            verify=str(tls.ca_file) if tls.ca_file else tls.verify,
+            config.url, timeout=config.timeout.total_seconds(), auth=config.auth, tls=config.tls
         )
 
     def post(self, alerts: Sequence[Alert]) -> None:
@@ -200,6 +185,10 @@ class Alertmanager:
             raise NotifyError(
                 f"Alertmanager at {self._where} did not finish answering within {self.timeout:g}s "
                 "(sources.alertmanager.timeout); check its health or raise the timeout"
+            ) from None
+        except requests.exceptions.SSLError as exc:
+            raise NotifyError(
+                tls_failed("Alertmanager", self._where, "sources.alertmanager", exc)
             ) from None
         except requests.exceptions.RequestException as exc:
             raise NotifyError(

@@ -21,16 +21,19 @@ from urllib.parse import quote
 
 import requests
 
+from obs_pipelines.config import PushgatewayConfig
 from obs_pipelines.errors import ObsError
 from obs_pipelines.sources.http import (
     DeadlineExceeded,
     bounded_request,
-    deadline_session,
+    http_session,
     scrub,
     server_words,
 )
 
-DEFAULT_JOB = "obs_pipelines_reports"
+# The defaults of operations.pushgateway, for pushes made without a config.
+DEFAULT_JOB: str = PushgatewayConfig.model_fields["job"].default
+DEFAULT_TIMEOUT: float = PushgatewayConfig.model_fields["timeout"].default.total_seconds()
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -146,14 +149,14 @@ def push(
     *,
     job: str = DEFAULT_JOB,
     grouping: Mapping[str, str] | None = None,
-    timeout: float = 30.0,
+    timeout: float = DEFAULT_TIMEOUT,
     session: requests.Session | None = None,
 ) -> int:
     """Replace the group ``job`` (+ ``grouping``) on the Pushgateway at ``url`` with ``metrics``.
 
     Returns the number of samples pushed (the timestamp included). ``timeout`` bounds the whole
     push, not each socket read; a ``session`` of your own must come from
-    :func:`obs_pipelines.sources.http.deadline_session` for the bound to hold.
+    :func:`obs_pipelines.sources.http.http_session` for the bound to hold.
     """
     body = exposition(metrics)
     path = f"/metrics/job/{quote(job, safe='')}"
@@ -164,7 +167,7 @@ def push(
     where = scrub(url)
     try:
         response = bounded_request(
-            session or deadline_session(),
+            session or http_session("operations.pushgateway"),
             "PUT",
             f"{url.rstrip('/')}{path}",
             timeout,

@@ -15,7 +15,7 @@ another period with ``SET VARIABLE report_start = TIMESTAMP '...'`` and ``report
 """
 
 import importlib.resources
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib.resources.abc import Traversable
 from operator import attrgetter
@@ -25,10 +25,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from obs_pipelines.config import DEFAULT_IMPACT_WINDOWS as CONFIG_IMPACT_WINDOWS
-from obs_pipelines.config import LatencySli, ObsConfig, RatioSli, ThresholdSli
-from obs_pipelines.durations import format_duration, parse_duration
+from obs_pipelines.config import LatencySli, ObsConfig, RatioSli, ReportsConfig, ThresholdSli
+from obs_pipelines.durations import format_duration
 from obs_pipelines.errors import LakeError
+from obs_pipelines.lake.attach import connect
 from obs_pipelines.rule_files import create_configured_rules_table
 from obs_pipelines.slo import check_latency_buckets, slo_version
 
@@ -70,255 +70,83 @@ def _installed_sql() -> Traversable | None:
 
 
 # -- settings -------------------------------------------------------------------------------------
+# What reports need from config is the validated ReportsConfig itself (config.reports, or one built
+# in code); only what the SQL reads besides it is here.
 
 
 @dataclass(frozen=True)
-class BurnRateWindows:
-    """One line of the multi-window multi-burn-rate policy (SRE Workbook, ch. 5).
-
-    It fires while the burn rate over both the long and the short window exceeds ``burn_rate``.
-    """
-
-    name: str
-    severity: str
-    long_window: timedelta
-    short_window: timedelta
-    burn_rate: float
-
-
-# 2% of a 30-day budget in 1h, 5% in 6h, 10% in 1d and 10% in 3d (Sloth's defaults).
-DEFAULT_BURN_RATE_POLICY = (
-    BurnRateWindows("page_1h_5m", "page", timedelta(hours=1), timedelta(minutes=5), 14.4),
-    BurnRateWindows("page_6h_30m", "page", timedelta(hours=6), timedelta(minutes=30), 6.0),
-    BurnRateWindows("ticket_1d_2h", "ticket", timedelta(days=1), timedelta(hours=2), 3.0),
-    BurnRateWindows("ticket_3d_6h", "ticket", timedelta(days=3), timedelta(hours=6), 1.0),
-)
-
-
-@dataclass(frozen=True)
-class ImpactWindow:
-    """One window length the SLO-impact episodes test every minute (``sql/impact_episodes.sql``).
-
-    A window is impact when its bad events are improbable under the objective and its burn rate
-    reaches ``burn_rate`` (None: the settings' ``impact_burn_rate``).
-    """
-
-    window: timedelta
-    burn_rate: float | None = None
-
-
-# The config's defaults (reports.impact_windows), mirrored.
-DEFAULT_IMPACT_WINDOWS = tuple(ImpactWindow(w.window, w.burn_rate) for w in CONFIG_IMPACT_WINDOWS)
-
-
-@dataclass(frozen=True)
-class ScorecardTarget:
-    """One line of the seed's Success Metrics table."""
+class ScorecardMetric:
+    """One line of the seed's Success Metrics table; its target is ``reports.targets.<key>``."""
 
     key: str
     metric: str
     comparator: str  # '>' or '<': the value must be strictly above or below the target
-    target: float
     unit: str  # ratio | minutes
     definition: str
 
-    @property
-    def target_text(self) -> str:
-        shown = f"{self.target * 100:g}%" if self.unit == "ratio" else f"{self.target:g} minutes"
+    def target_text(self, target: float) -> str:
+        shown = f"{target * 100:g}%" if self.unit == "ratio" else f"{target:g} minutes"
         return f"{self.comparator} {shown}"
 
 
-DEFAULT_TARGETS = (
-    ScorecardTarget(
+SCORECARD_METRICS = (
+    ScorecardMetric(
         "uptime",
         "System uptime",
         ">",
-        0.999,
         "ratio",
         "share of `up` scrapes equal to 1 over every target of the catalog's critical services",
     ),
-    ScorecardTarget(
+    ScorecardMetric(
         "alert_noise",
         "Alert noise ratio",
         "<",
-        0.05,
         "ratio",
         "share of alert firings that overlapped no SLO-impact episode of their service "
         "(unmapped alerts count as noise)",
     ),
-    ScorecardTarget(
+    ScorecardMetric(
         "mttd",
         "Mean time to detection",
         "<",
-        5.0,
         "minutes",
         "mean time from the start of an SLO-impact episode to the first related alert, over "
         "detected episodes",
     ),
-    ScorecardTarget(
+    ScorecardMetric(
         "mttr",
         "Mean time to resolution",
         "<",
-        30.0,
         "minutes",
         "mean duration of SLO-impact episodes (start of impact to its end)",
     ),
-    ScorecardTarget(
+    ScorecardMetric(
         "coverage",
         "Monitoring coverage",
         ">",
-        0.95,
         "ratio",
         "share of catalog services with every required pillar present in the period",
     ),
 )
 
 
-@dataclass(frozen=True)
-class ReportSettings:
-    """Knobs of the reliability reports. Defaults follow the seed, the SRE Workbook and Nagios.
-
-    Read from the config's ``reports`` section when it has one (same field names).
-    """
-
-    period: timedelta = timedelta(days=7)
-    # SLO-impact episodes (the ground truth for alert quality and incidents; the definition is in
-    # sql/impact_episodes.sql): every minute, each of `impact_windows` is significant when its bad
-    # events are at least `impact_min_bad_events`, burn at least the window's burn rate
-    # (`impact_burn_rate` when it sets none) and are less likely than `impact_significance` at
-    # the budget rate (one-sided Poisson test); a CUSUM places the impact inside significant
-    # windows, longer windows add only minutes with bad events of their own, and impacted
-    # minutes at most `impact_merge_gap` apart form one episode.
-    impact_windows: tuple[ImpactWindow, ...] = DEFAULT_IMPACT_WINDOWS
-    impact_burn_rate: float = 5.0
-    impact_significance: float = 1e-5
-    impact_min_bad_events: int = 5
-    impact_merge_gap: timedelta = timedelta(minutes=5)
-    # An alert and an episode of the same service are related when their intervals overlap once
-    # each is widened by this much on both sides.
-    match_tolerance: timedelta = timedelta(minutes=5)
-    transient_alert: timedelta = timedelta(minutes=5)
-    # Nagios flap detection: weighted state-change percentage over the last 21 states.
-    flap_high_threshold: float = 20.0
-    flap_low_threshold: float = 5.0
-    budget_warning: float = 0.5
-    budget_critical: float = 0.9
-    uptime_tiers: tuple[str, ...] = ("critical",)
-    burn_rate_policy: tuple[BurnRateWindows, ...] = DEFAULT_BURN_RATE_POLICY
-    targets: tuple[ScorecardTarget, ...] = field(default=DEFAULT_TARGETS)
-
-    def __post_init__(self) -> None:
-        # The same rules as the config's (ReportsConfig), for settings made in code.
-        minutes = [round(w.window.total_seconds() / 60) for w in self.impact_windows]
-        if not minutes or min(minutes) < 1 or len(set(minutes)) < len(minutes):
-            raise ValueError(
-                "impact_windows: give windows of at least a minute, each a different length"
-            )
-        if any(rate <= 1 for rate in self.impact_burn_rates):
-            raise ValueError("impact burn rates must be above 1 (the budget rate)")
-        if not 0 < self.impact_significance < 1:
-            raise ValueError("impact_significance must be between 0 and 1")
-        if self.impact_min_bad_events < 0:
-            raise ValueError("impact_min_bad_events must not be negative")
-        if self.impact_merge_gap < timedelta(0):
-            raise ValueError("impact_merge_gap must not be negative")
-
-    @property
-    def impact_burn_rates(self) -> tuple[float, ...]:
-        """The burn-rate floor of each of ``impact_windows``."""
-        return tuple(
-            self.impact_burn_rate if w.burn_rate is None else w.burn_rate
-            for w in self.impact_windows
-        )
-
-    @classmethod
-    def from_config(cls, config: ObsConfig) -> "ReportSettings":
-        section = getattr(config, "reports", None)
-        if section is None:
-            return cls()
-        raw = section.model_dump() if hasattr(section, "model_dump") else dict(section)
-        known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key not in known or value is None:
-                continue
-            if key == "burn_rate_policy":
-                value = tuple(_burn_rate_windows(item) for item in value)
-            elif key == "impact_windows":
-                value = tuple(_impact_window(item) for item in value)
-            elif key == "targets":
-                value = _targets(value)
-            elif key == "uptime_tiers":
-                value = tuple(value)
-            elif isinstance(getattr(cls, key, None), timedelta) and not isinstance(
-                value, timedelta
-            ):
-                value = parse_duration(str(value))
-            values[key] = value
-        return cls(**values)
-
-
-def _burn_rate_windows(item: Any) -> BurnRateWindows:
-    if isinstance(item, BurnRateWindows):
-        return item
-    item = dict(item)
-
-    def duration(v: Any) -> timedelta:
-        return v if isinstance(v, timedelta) else parse_duration(str(v))
-
-    long_window, short_window = duration(item["long_window"]), duration(item["short_window"])
-    name = item.get("name") or (
-        f"{item.get('severity', 'page')}_{format_duration(long_window)}_{format_duration(short_window)}"
-    )
-    return BurnRateWindows(
-        name, item.get("severity", "page"), long_window, short_window, float(item["burn_rate"])
-    )
-
-
-def _impact_window(item: Any) -> ImpactWindow:
-    if isinstance(item, ImpactWindow):
-        return item
-    item = dict(item)
-    window = item["window"]
-    burn_rate = item.get("burn_rate")
-    return ImpactWindow(
-        window if isinstance(window, timedelta) else parse_duration(str(window)),
-        None if burn_rate is None else float(burn_rate),
-    )
-
-
-def _targets(value: Any) -> tuple[ScorecardTarget, ...]:
-    """Override target values by key (``{uptime: 0.9995, mttd: 3}``); the rest stay default."""
-    overrides = dict(value)
-    return tuple(
-        ScorecardTarget(
-            t.key,
-            t.metric,
-            t.comparator,
-            float(overrides.get(t.key, t.target)),
-            t.unit,
-            t.definition,
-        )
-        for t in DEFAULT_TARGETS
-    )
-
-
 # -- publishing -----------------------------------------------------------------------------------
 
 
 def publish(
-    con: duckdb.DuckDBPyConnection, config: ObsConfig, settings: ReportSettings | None = None
+    con: duckdb.DuckDBPyConnection, config: ObsConfig, reports: ReportsConfig | None = None
 ) -> None:
     """Create everything reports need from config, then every ``sql/*.sql`` report as a view.
 
     ``con`` is a catalog connection whose dataset views already exist. Reports are published in
-    dependency order, whatever their names.
+    dependency order, whatever their names. ``reports`` replaces the config's ``reports:``
+    section (to judge the same data with other settings).
     """
-    settings = settings or ReportSettings.from_config(config)
-    _create_config_tables(con, config, settings)
+    reports = reports or config.reports
+    _create_config_tables(con, config, reports)
     create_configured_rules_table(con, config)
     check_latency_buckets(con, config)
-    con.execute(f"CREATE OR REPLACE VIEW report_period AS\n{report_period_sql(config, settings)}")
+    con.execute(f"CREATE OR REPLACE VIEW report_period AS\n{report_period_sql(config, reports)}")
     con.execute(f"CREATE OR REPLACE VIEW slo_events AS\n{SLO_EVENTS_SQL}")
     for macro in POISSON_TAIL_SQL:
         con.execute(macro)
@@ -417,26 +245,29 @@ def _minutes(delta: timedelta) -> int:
     return max(1, round(delta.total_seconds() / 60))
 
 
-def lookback(config: ObsConfig, settings: ReportSettings) -> timedelta:
+def lookback(config: ObsConfig, reports: ReportsConfig | None = None) -> timedelta:
     """How far before the previous period the reports read: the longest window they evaluate."""
+    reports = reports or config.reports
     windows = [slo.window for slo in config.slos]
-    windows += [w.long_window for w in settings.burn_rate_policy]
-    windows += [w.window for w in settings.impact_windows] + [timedelta(days=1)]
+    windows += [w.long_window for w in reports.resolved_burn_rate_policy]
+    windows += [w.window for w in reports.impact_windows] + [timedelta(days=1)]
     return max(windows)
 
 
-def report_period_sql(config: ObsConfig, settings: ReportSettings) -> str:
-    period = _minutes(settings.period)
-    reach = _minutes(lookback(config, settings))
+def report_period_sql(config: ObsConfig, reports: ReportsConfig | None = None) -> str:
+    reports = reports or config.reports
+    period = _minutes(reports.period)
+    reach = _minutes(lookback(config, reports))
     return f"""-- report_period: the window reports describe, the one before it (for the scorecard's change),
 -- and the horizon they read from (reaching back by the longest SLO or burn-rate window).
--- Default: the last {format_duration(settings.period)} ending at the end of the newest hour holding
+-- Default: the last {format_duration(reports.period)} ending at the end of the newest hour holding
 -- metric data (raw samples or rollups, from the derived datasets). Another period: SET VARIABLE report_start = TIMESTAMP '...' (and report_end).
+-- With report_end set, the datasets are not read at all (reports read this view many times).
 WITH newest AS (
     SELECT date_trunc('hour', greatest(
-               (SELECT max(last_ts) FROM series_inventory),
-               (SELECT max(minute) FROM sli_minutes),
-               (SELECT max(minute) FROM up_minutes)
+               (SELECT max(last_ts) FROM series_inventory WHERE getvariable('report_end') IS NULL),
+               (SELECT max(minute) FROM sli_minutes WHERE getvariable('report_end') IS NULL),
+               (SELECT max(minute) FROM up_minutes WHERE getvariable('report_end') IS NULL)
            )) + INTERVAL 1 HOUR AS data_end
 ),
 bounds AS (
@@ -463,15 +294,15 @@ FROM starts"""
 
 
 def _create_config_tables(
-    con: duckdb.DuckDBPyConnection, config: ObsConfig, settings: ReportSettings
+    con: duckdb.DuckDBPyConnection, config: ObsConfig, reports: ReportsConfig
 ) -> None:
     tables = {
         "services": _services_table(config),
         "slo_definitions": _slo_table(config),
-        "alert_policy": _policy_table(settings),
-        "impact_windows": _impact_windows_table(settings),
-        "report_settings": _settings_table(settings),
-        "scorecard_targets": _targets_table(settings),
+        "alert_policy": _policy_table(reports),
+        "impact_windows": _impact_windows_table(reports),
+        "report_settings": _settings_table(reports),
+        "scorecard_targets": _targets_table(reports),
     }
     for name, table in tables.items():
         con.register("_publish_source", table)
@@ -560,11 +391,11 @@ def _slo_table(config: ObsConfig) -> pa.Table:
     return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in rows.items()})
 
 
-def _policy_table(settings: ReportSettings) -> pa.Table:
-    policy = settings.burn_rate_policy
+def _policy_table(reports: ReportsConfig) -> pa.Table:
+    policy = reports.resolved_burn_rate_policy
     return pa.table(
         {
-            "policy_name": pa.array([p.name for p in policy], pa.string()),
+            "policy_name": pa.array([p.policy_name for p in policy], pa.string()),
             "severity": pa.array([p.severity for p in policy], pa.string()),
             "long_window_minutes": pa.array([_minutes(p.long_window) for p in policy], pa.int64()),
             "short_window_minutes": pa.array(
@@ -575,54 +406,57 @@ def _policy_table(settings: ReportSettings) -> pa.Table:
     )
 
 
-def _impact_windows_table(settings: ReportSettings) -> pa.Table:
+def _impact_windows_table(reports: ReportsConfig) -> pa.Table:
     """The windows impact_episodes tests, each with its burn-rate floor resolved."""
-    windows = settings.impact_windows
+    windows = reports.impact_windows
     return pa.table(
         {
             "window_minutes": pa.array([_minutes(w.window) for w in windows], pa.int64()),
-            "burn_rate_threshold": pa.array(settings.impact_burn_rates, pa.float64()),
+            "burn_rate_threshold": pa.array(reports.impact_burn_rates, pa.float64()),
         }
     )
 
 
-def _settings_table(settings: ReportSettings) -> pa.Table:
+def _settings_table(reports: ReportsConfig) -> pa.Table:
     return pa.table(
         {
-            "period_minutes": pa.array([_minutes(settings.period)], pa.int64()),
-            "impact_burn_rate": pa.array([settings.impact_burn_rate], pa.float64()),
-            "impact_significance": pa.array([settings.impact_significance], pa.float64()),
-            "impact_min_bad_events": pa.array([settings.impact_min_bad_events], pa.int64()),
+            "period_minutes": pa.array([_minutes(reports.period)], pa.int64()),
+            "impact_burn_rate": pa.array([reports.impact_burn_rate], pa.float64()),
+            "impact_significance": pa.array([reports.impact_significance], pa.float64()),
+            "impact_min_bad_events": pa.array([reports.impact_min_bad_events], pa.int64()),
             "impact_merge_gap_minutes": pa.array(
-                [round(settings.impact_merge_gap.total_seconds() / 60)], pa.int64()
+                [round(reports.impact_merge_gap.total_seconds() / 60)], pa.int64()
             ),
             "match_tolerance_seconds": pa.array(
-                [settings.match_tolerance.total_seconds()], pa.float64()
+                [reports.match_tolerance.total_seconds()], pa.float64()
             ),
             "transient_alert_seconds": pa.array(
-                [settings.transient_alert.total_seconds()], pa.float64()
+                [reports.transient_alert.total_seconds()], pa.float64()
             ),
-            "flap_high_threshold": pa.array([settings.flap_high_threshold], pa.float64()),
-            "flap_low_threshold": pa.array([settings.flap_low_threshold], pa.float64()),
-            "budget_warning": pa.array([settings.budget_warning], pa.float64()),
-            "budget_critical": pa.array([settings.budget_critical], pa.float64()),
-            "uptime_tiers": pa.array([list(settings.uptime_tiers)], pa.list_(pa.string())),
+            "flap_high_threshold": pa.array([reports.flap_high_threshold], pa.float64()),
+            "flap_low_threshold": pa.array([reports.flap_low_threshold], pa.float64()),
+            "budget_warning": pa.array([reports.budget_warning], pa.float64()),
+            "budget_critical": pa.array([reports.budget_critical], pa.float64()),
+            "uptime_tiers": pa.array([list(reports.uptime_tiers)], pa.list_(pa.string())),
         }
     )
 
 
-def _targets_table(settings: ReportSettings) -> pa.Table:
-    targets = settings.targets
+def _targets_table(reports: ReportsConfig) -> pa.Table:
+    metrics = SCORECARD_METRICS
+    targets = [getattr(reports.targets, m.key) for m in metrics]
     return pa.table(
         {
-            "metric_order": pa.array(range(1, len(targets) + 1), pa.int64()),
-            "metric_key": pa.array([t.key for t in targets], pa.string()),
-            "metric": pa.array([t.metric for t in targets], pa.string()),
-            "comparator": pa.array([t.comparator for t in targets], pa.string()),
-            "target_value": pa.array([t.target for t in targets], pa.float64()),
-            "target": pa.array([t.target_text for t in targets], pa.string()),
-            "unit": pa.array([t.unit for t in targets], pa.string()),
-            "definition": pa.array([t.definition for t in targets], pa.string()),
+            "metric_order": pa.array(range(1, len(metrics) + 1), pa.int64()),
+            "metric_key": pa.array([m.key for m in metrics], pa.string()),
+            "metric": pa.array([m.metric for m in metrics], pa.string()),
+            "comparator": pa.array([m.comparator for m in metrics], pa.string()),
+            "target_value": pa.array(targets, pa.float64()),
+            "target": pa.array(
+                [m.target_text(t) for m, t in zip(metrics, targets, strict=True)], pa.string()
+            ),
+            "unit": pa.array([m.unit for m in metrics], pa.string()),
+            "definition": pa.array([m.definition for m in metrics], pa.string()),
         }
     )
 
@@ -636,15 +470,18 @@ def report_connection(
     """A read-only catalog connection whose reports describe ``[start, end)`` (UTC).
 
     Either bound may be None: the end defaults to the newest data, the start to one period
-    before the end.
+    before the end. The default end is found once, here, and set as ``report_end``: every
+    report reads ``report_period`` many times, and each read would otherwise scan the derived
+    datasets for their newest minute (the session's period stays put as data arrives, as a
+    pinned report's does).
     """
-    from obs_pipelines.catalog import connect
-
     con = connect(config, read_only=True)
     con.execute("SET enable_progress_bar = false")
     for name, moment in (("report_start", start), ("report_end", end)):
         if moment is not None:
             con.execute(f"SET VARIABLE {name} = ?::TIMESTAMP", [_naive_utc(moment)])
+    if end is None:
+        con.execute("SET VARIABLE report_end = (SELECT period_end FROM report_period)")
     return con
 
 

@@ -1,6 +1,7 @@
 """The lake's public contract: the Arrow schema of every dataset (see DESIGN.md, Datasets).
 
-Analysts query these names; keep them stable. Timestamps are UTC, stored without a zone.
+Analysts query these names; keep them stable. Timestamps are UTC, stored without a zone. Which
+datasets exist, and how each is sorted, partitioned and tiered, is :mod:`obs_pipelines.datasets`.
 """
 
 import pyarrow as pa
@@ -137,6 +138,31 @@ ALERTMANAGER_ALERTS = pa.schema(
     ]
 )
 
+# Incident records (postmortems, PagerDuty), the ground truth of MTTD, MTTR and alert recall where
+# they exist. A snapshot: each run writes every record it read (the whole postmortems file, the
+# PagerDuty incidents created within `since`) stamped with `fetched_at`, filed under the hour of
+# the run; readers keep the newest version of each incident_id (sql/incidents.sql).
+INCIDENT_RECORDS = pa.schema(
+    [
+        pa.field("fetched_at", pa.timestamp("ms"), nullable=False),
+        pa.field("source", pa.string(), nullable=False),  # postmortems | pagerduty
+        pa.field("incident_id", pa.string(), nullable=False),  # PagerDuty id, or the postmortem's
+        pa.field("incident_number", pa.int64()),  # PagerDuty's incident number
+        pa.field("service", pa.string(), nullable=False),  # our service name
+        pa.field("title", pa.string()),
+        pa.field("severity", pa.string()),  # as written; PagerDuty: priority, else urgency
+        pa.field("status", pa.string(), nullable=False),  # triggered | acknowledged | resolved
+        pa.field("started_at", pa.timestamp("ms"), nullable=False),
+        pa.field("detected_at", pa.timestamp("ms")),
+        pa.field("acknowledged_at", pa.timestamp("ms")),
+        pa.field("resolved_at", pa.timestamp("ms")),
+        # How detected_at was set: postmortem | integration trigger | first acknowledge.
+        pa.field("detection", pa.string()),
+        pa.field("external_service", pa.string()),  # PagerDuty service name (id)
+        pa.field("url", pa.string()),  # PagerDuty's html_url
+    ]
+)
+
 # Derived datasets: what the reports need from raw samples, made at ingest and kept for as long
 # as the lake keeps anything (raw samples age out long before). See obs_pipelines/derived.py.
 RESOLUTION = pa.field("resolution", pa.string(), nullable=False)  # raw | 5m | 1h
@@ -176,49 +202,18 @@ SERIES_INVENTORY = pa.schema(
     ]
 )
 
-DERIVED_SCHEMAS: dict[str, pa.Schema] = {
-    "sli_minutes": SLI_MINUTES,
-    "up_minutes": UP_MINUTES,
-    "series_inventory": SERIES_INVENTORY,
-}
-
-SCHEMAS: dict[str, pa.Schema] = {
-    "metric_series": METRIC_SERIES,
-    "metric_samples": METRIC_SAMPLES,
-    "log_records": LOG_RECORDS,
-    "spans": SPANS,
-    "alert_fragments": ALERT_FRAGMENTS,
-    "alert_rules": ALERT_RULES,
-    "alertmanager_alerts": ALERTMANAGER_ALERTS,
-    **DERIVED_SCHEMAS,
-}
-
-# Sort order inside a partition file: makes files compress well and lets readers skip row groups.
-SORT_KEYS: dict[str, list[str]] = {
-    "metric_series": ["series_id"],
-    "metric_samples": ["series_id", "ts"],
-    "log_records": ["service", "ts", "doc_id"],
-    "spans": ["trace_id", "start_ts", "span_id"],
-    "alert_fragments": ["alertname", "fingerprint", "state", "first_sample"],
-    "alert_rules": ["group", "name"],
-    "alertmanager_alerts": ["alertname", "fingerprint"],
-    "sli_minutes": ["slo_name", "minute"],
-    "up_minutes": ["service", "minute"],
-    "series_inventory": ["series_id", "hour"],
-}
-
-# The column that places a row in an hourly partition (None: snapshot datasets, stamped by ingest).
-TIME_COLUMN: dict[str, str | None] = {
-    "metric_samples": "ts",
-    "metric_series": None,
-    "log_records": "ts",
-    "spans": "start_ts",
-    "alert_fragments": "first_sample",
-    # Snapshots: rows are stamped with snapshot_at, the moment they describe, and belong to the
-    # partition they were taken for (snapshot_at may be that window's end, or just after it).
-    "alert_rules": None,
-    "alertmanager_alerts": None,
-    "sli_minutes": "minute",
-    "up_minutes": "minute",
-    "series_inventory": "hour",
-}
+# Made by tiering from raw samples when a day moves to warm (see obs_pipelines/lake/rollups.py):
+# one row per series and 5-minute or 1-hour bucket.
+METRIC_ROLLUPS = pa.schema(
+    [
+        pa.field("series_id", pa.uint64(), nullable=False),
+        pa.field("ts", pa.timestamp("ms"), nullable=False),
+        pa.field("resolution", pa.string(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+        pa.field("sum", pa.float64(), nullable=False),
+        pa.field("min", pa.float64(), nullable=False),
+        pa.field("max", pa.float64(), nullable=False),
+        pa.field("last", pa.float64(), nullable=False),
+        pa.field("counter_increase", pa.float64(), nullable=False),
+    ]
+)

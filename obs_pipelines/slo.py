@@ -27,7 +27,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from obs_pipelines.config import LatencySli, ObsConfig, RatioSli, SloConfig, ThresholdSli
 from obs_pipelines.errors import ConfigError
@@ -71,34 +74,119 @@ def selector_predicate(selector: Selector | str) -> str:
 
 @dataclass(frozen=True)
 class SeriesRole:
-    """Which series play which part in one SLO's SLI."""
+    """Which series play which part in one SLO's SLI: ``predicate`` in SQL over
+    ``metric_series``, and the same condition as data for :func:`match_roles`."""
 
     slo: str
     role: str  # total | good | bad | gauge
     predicate: str
+    selector: Selector | None = None
+    le: str | None = None  # labels['le'] equals this string
+    le_value: float | None = None  # labels['le'] read as a number equals this
 
 
 def series_roles(slo: SloConfig) -> list[SeriesRole]:
     sli = slo.sli
     if isinstance(sli, RatioSli):
-        roles = [SeriesRole(slo.name, "total", selector_predicate(sli.total))]
+        roles = [_role(slo.name, "total", sli.total)]
         if sli.good is not None:
-            roles.append(SeriesRole(slo.name, "good", selector_predicate(sli.good)))
+            roles.append(_role(slo.name, "good", sli.good))
         if sli.bad is not None:
-            roles.append(SeriesRole(slo.name, "bad", selector_predicate(sli.bad)))
+            roles.append(_role(slo.name, "bad", sli.bad))
         return roles
     if isinstance(sli, LatencySli):
-        histogram = selector_predicate(sli.histogram)
+        parsed = parse_selector(sli.histogram)
+        histogram = selector_predicate(parsed)
         return [
-            SeriesRole(slo.name, "total", f"{histogram} AND labels['le'] = '+Inf'"),
+            SeriesRole(
+                slo.name, "total", f"{histogram} AND labels['le'] = '+Inf'", parsed, le="+Inf"
+            ),
             SeriesRole(
                 slo.name,
                 "good",
                 f"{histogram} AND TRY_CAST(labels['le'] AS DOUBLE) = {sli.threshold_seconds!r}",
+                parsed,
+                le_value=sli.threshold_seconds,
             ),
         ]
     assert isinstance(sli, ThresholdSli)
-    return [SeriesRole(slo.name, "gauge", selector_predicate(sli.gauge))]
+    return [_role(slo.name, "gauge", sli.gauge)]
+
+
+def _role(slo: str, role: str, selector: str) -> SeriesRole:
+    parsed = parse_selector(selector)
+    return SeriesRole(slo, role, selector_predicate(parsed), parsed)
+
+
+def match_roles(series: pa.Table, roles: list[SeriesRole]) -> list[np.ndarray]:
+    """For each role, which rows of ``series`` (``metric`` and ``labels`` columns) it selects:
+    the condition of its ``predicate``, evaluated once per distinct label value (regexes with
+    RE2, fully anchored, as DuckDB's ``regexp_full_match``), so hundreds of SLO selectors cost
+    milliseconds where a query with one predicate each takes a second to plan."""
+    columns: dict[str, tuple[np.ndarray, pa.Array]] = {}
+
+    def column(label: str) -> tuple[np.ndarray, pa.Array]:
+        """(code per series, distinct values) of a label, a missing label being ''."""
+        if label not in columns:
+            if label == "__name__":
+                values = series.column("metric")
+            else:
+                values = pc.fill_null(pc.map_lookup(series.column("labels"), label, "first"), "")
+            encoded = pc.dictionary_encode(values).combine_chunks()
+            columns[label] = (
+                np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64),
+                encoded.dictionary,
+            )
+        return columns[label]
+
+    matched: dict[tuple[str, str, str], np.ndarray] = {}
+
+    def matcher(label: str, op: str, value: str) -> np.ndarray:
+        key = (label, op, value)
+        if key not in matched:
+            codes, distinct = column(label)
+            if op in ("=", "!="):
+                hits = np.asarray(pc.equal(distinct, value).to_numpy(zero_copy_only=False))
+            else:
+                pattern = f"^(?:{value})$"
+                hits = np.asarray(
+                    pc.match_substring_regex(distinct, pattern).to_numpy(zero_copy_only=False)
+                )
+            hits = hits.astype(bool) if op in ("=", "=~") else ~hits.astype(bool)
+            matched[key] = hits[codes] if codes.size else np.zeros(0, bool)
+        return matched[key]
+
+    def le_numbers() -> np.ndarray:
+        codes, distinct = column("le")
+        numbers = np.array([_number(v) for v in distinct.to_pylist()], dtype=np.float64)
+        return numbers[codes] if codes.size else np.zeros(0)
+
+    everything = np.ones(series.num_rows, bool)
+    result = []
+    for role in roles:
+        assert role.selector is not None, "roles come from series_roles"
+        mask = everything.copy()
+        if role.selector.metric:
+            mask &= matcher("__name__", "=", role.selector.metric)
+        for m in role.selector.matchers:
+            mask &= matcher(m.label, m.op, m.value)
+        if role.le is not None:
+            mask &= matcher("le", "=", role.le)
+        if role.le_value is not None:
+            mask &= le_numbers() == role.le_value
+        result.append(mask)
+    return result
+
+
+def _number(text: str) -> float:
+    """``TRY_CAST(text AS DOUBLE)`` for a label value: NaN (equal to nothing) when it is not a
+    number."""
+    if "_" in text:
+        return float("nan")
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
 
 
 def _gauge_good(sli: ThresholdSli) -> str:

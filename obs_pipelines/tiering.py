@@ -41,6 +41,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from obs_pipelines.config import ARCHIVE_STORAGE_CLASSES, DEFAULT_ZSTD_LEVELS, ObsConfig
+from obs_pipelines.datasets import REGISTRY
+from obs_pipelines.datasets import dataset as dataset_of
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.checksum import EMPTY, Checksum, table_checksum
@@ -61,16 +63,9 @@ from obs_pipelines.lake.paths import (
     supersedes,
     warm_file,
 )
-from obs_pipelines.lake.rollups import METRIC_ROLLUPS, RESOLUTIONS, compute_rollups, last_samples
+from obs_pipelines.lake.rollups import RESOLUTIONS, compute_rollups, last_samples
 from obs_pipelines.lake.writer import Encoding
-from obs_pipelines.schemas import (
-    DERIVED_SCHEMAS,
-    METRIC_SAMPLES,
-    METRIC_SERIES,
-    SCHEMAS,
-    SORT_KEYS,
-    TIME_COLUMN,
-)
+from obs_pipelines.schemas import METRIC_SAMPLES, METRIC_SERIES
 
 ROLLUPS = "metric_rollups"
 # Footer key of the source that wrote a file's rows (ingest writes it into every hot partition).
@@ -117,27 +112,28 @@ def streams(config: ObsConfig) -> tuple[list[Stream], list[str]]:
     retention = config.retention
     found, skipped = [], []
     metrics = retention.metrics
-    for dataset in SCHEMAS:
-        if dataset == ROLLUPS:  # made from metric_samples, never ingested into hot
+    for registered in REGISTRY:
+        name = registered.name
+        if registered.cadence == "tiering":  # made by tiering in warm, never written to hot
             continue
-        ages = retention.for_dataset(dataset)
+        ages = retention.for_dataset(name)
         if ages is None:
             skipped.append(
-                f"{dataset}: no retention applies; add retention.datasets.{dataset} to tier it"
+                f"{name}: no retention applies; add retention.datasets.{name} to tier it"
             )
             continue
         stages = ages.stages()
-        if dataset == "metric_samples":
+        if registered.rollups:  # raw samples live until their resolution's age, in hot and warm
             raw = retention.resolution_age("raw")
             stages = [("hot", min(metrics.hot, raw))]
             if metrics.warm and raw > metrics.hot:
                 stages.append(("warm", raw))
-        elif dataset == "metric_series":  # series outlive every sample and rollup that names them
+        elif registered.collapse_series:  # series outlive every sample and rollup naming them
             last = max([stages[-1][1]] + [retention.resolution_age(r) for r in RESOLUTIONS])
             stages = [*stages[:-1], (stages[-1][0], last)]
-        elif dataset in DERIVED_SCHEMAS and dataset not in retention.datasets:
+        elif registered.kept_longest and name not in retention.datasets:
             stages = [*stages[:-1], (stages[-1][0], longest_retention(config))]
-        found.append(Stream(dataset, None, tuple(stages)))
+        found.append(Stream(name, None, tuple(stages)))
     if metrics.warm and retention.resolution_age("raw") > metrics.hot:
         for resolution in RESOLUTIONS:
             age = retention.resolution_age(resolution)
@@ -333,7 +329,7 @@ class _Runner:
     def _awaiting_rollups(self, stream: Stream, files: list[LakeFile]) -> set[str]:
         """Hot raw hours past raw retention whose day has no rollups yet but should keep them
         (a run after a long pause): they go through warm first, so their rollups get made."""
-        if stream.dataset != "metric_samples" or "warm" not in stream.tiers:
+        if not dataset_of(stream.dataset).rollups or "warm" not in stream.tiers:
             return set()
         rollups = [f for f in self.lake.files(ROLLUPS) if f.resolution == "5m"]
         keep_after = self.now - min(self.config.retention.resolution_age(r) for r in RESOLUTIONS)
@@ -449,7 +445,7 @@ class _Runner:
         lower = [f for f in files if f.rank < _rank(tier) and f.start >= start and f.end <= end]
         sources, _ = split_visible(lower)
         previous: list[LakeFile] = []
-        if stream.dataset == "metric_samples" and tier == "warm":
+        if dataset_of(stream.dataset).rollups and tier == "warm":
             previous = [f for f in visible if f.end <= start and f.end > start - DAY]
         if not sources and not [f for f in readable if f.tier == tier]:
             return None
@@ -458,16 +454,16 @@ class _Runner:
     # -- performing --------------------------------------------------------------------------
 
     def _perform(self, move: Move) -> None:
-        dataset = move.stream.dataset
+        name = move.stream.dataset
         existing = [self._logical(f) for f in move.existing]
         sources = [self._logical(f) for f in move.sources]
-        merged, expected = _merge(dataset, existing, sources, [s.window for s in move.sources])
+        merged, expected = _merge(name, existing, sources, [s.window for s in move.sources])
         generation = new_generation()  # the real clock: generations must grow across runs
         written_by = combined_sources(
             [self._sources.get((f.key, f.etag)) for f in move.sources + move.existing]
         )
         outputs = [self._output(move, merged, expected, generation, None, written_by)]
-        if dataset == "metric_samples" and move.tier == "warm":
+        if dataset_of(name).rollups and move.tier == "warm":
             previous = _previous_samples([self._logical(f) for f in move.previous])
             for resolution in RESOLUTIONS:
                 rollups = compute_rollups(merged, resolution, previous)
@@ -500,7 +496,7 @@ class _Runner:
         replaced = move.sources + move.existing
         self.result.moves.append(
             MoveReport(
-                dataset=dataset,
+                dataset=name,
                 resolution=move.stream.resolution,
                 from_tiers=tuple(sorted({f.tier for f in replaced}, key=_rank)),
                 tier=move.tier,
@@ -576,7 +572,7 @@ class _Runner:
             raise _Damaged(file, f"{table.num_rows} rows where {file.rows} were published")
         if file.tier != "hot":
             return table
-        if file.dataset == "metric_series":
+        if dataset_of(file.dataset).collapse_series:
             stamp = pa.array([file.start] * table.num_rows, pa.timestamp("ms"))
             return table.append_column(SERIES_SEEN[0], stamp).append_column(SERIES_SEEN[1], stamp)
         if _time_column(file.dataset) == HOUR_COLUMN:
@@ -588,7 +584,7 @@ class _Runner:
         """Whether ``winner`` holds exactly ``stale``'s rows for ``stale``'s span."""
         mine = self._logical(stale)
         theirs = self._logical(winner)
-        if stale.dataset == "metric_series":
+        if dataset_of(stale.dataset).collapse_series:
             first, last = (np.asarray(theirs.column(c).cast(pa.int64())) for c in SERIES_SEEN)
             hour = int(stale.start.timestamp() * 1000)
             covered = np.asarray(theirs.column("series_id"))[(first <= hour) & (last >= hour)]
@@ -647,7 +643,8 @@ def combined_sources(recorded: list[str | None]) -> str | None:
 
 
 def _write(path: Path, output: _Output) -> None:
-    table = encode_samples(output.table) if output.dataset == "metric_samples" else output.table
+    samples = dataset_of(output.dataset).codec == "samples"
+    table = encode_samples(output.table) if samples else output.table
     metadata = {
         b"obs.dataset": output.dataset.encode(),
         b"obs.window_start": output.start.isoformat().encode(),
@@ -660,10 +657,11 @@ def _write(path: Path, output: _Output) -> None:
     pq.write_table(table, path, row_group_size=output.encoding.row_group_size, **options)  # type: ignore[arg-type]
 
 
-def _encoding(dataset: str, level: int) -> Encoding:
-    if dataset == "metric_samples":
+def _encoding(name: str, level: int) -> Encoding:
+    codec = dataset_of(name).codec
+    if codec == "samples":
         return warm_samples_encoding(level)
-    if dataset == ROLLUPS:
+    if codec == "rollups":
         return Encoding(
             compression_level=level,
             column_encoding={
@@ -679,23 +677,21 @@ def _encoding(dataset: str, level: int) -> Encoding:
     return Encoding(compression_level=level)
 
 
-def _decode(dataset: str, table: pa.Table) -> pa.Table:
+def _decode(name: str, table: pa.Table) -> pa.Table:
     """A stored table in its logical form (warm metric samples are stored encoded)."""
-    if dataset == "metric_samples" and "ts_base" in table.column_names:
+    if dataset_of(name).codec == "samples" and "ts_base" in table.column_names:
         return decode_samples(table)
     return table.replace_schema_metadata(None)
 
 
-def _time_column(dataset: str) -> str:
-    if dataset == ROLLUPS:
-        return "ts"
-    return TIME_COLUMN.get(dataset) or HOUR_COLUMN
+def _time_column(name: str) -> str:
+    return dataset_of(name).time_column or HOUR_COLUMN
 
 
-def _rows_within(table: pa.Table, dataset: str, windows: list) -> pa.Array:
+def _rows_within(table: pa.Table, name: str, windows: list) -> pa.Array:
     """Mask of rows whose time falls in any of ``windows``, compared in the column's own unit
     (spans and logs carry microseconds: a cast to ms would refuse or round them)."""
-    column = table.column(_time_column(dataset))
+    column = table.column(_time_column(name))
     inside = pa.array(np.zeros(len(column), dtype=bool))
     for w in windows:
         start = pa.scalar(w.start, column.type)
@@ -705,37 +701,38 @@ def _rows_within(table: pa.Table, dataset: str, windows: list) -> pa.Array:
 
 
 def _merge(
-    dataset: str, existing: list[pa.Table], sources: list[pa.Table], windows: list
+    name: str, existing: list[pa.Table], sources: list[pa.Table], windows: list
 ) -> tuple[pa.Table, Checksum]:
     """The destination's rows: what it held outside the sources' spans, plus the sources' rows
     (a rewritten hour replaces that hour), sorted; and their checksum summed from the inputs."""
-    if dataset == "metric_series":
+    registered = dataset_of(name)
+    if registered.collapse_series:
         merged = _collapse_series(existing + sources)
         return merged, table_checksum(merged)
-    kept = [t.filter(pc.invert(_rows_within(t, dataset, windows))) for t in existing]
+    kept = [t.filter(pc.invert(_rows_within(t, name, windows))) for t in existing]
     parts = [t for t in kept + sources if t.num_rows]
     expected = sum((table_checksum(t) for t in parts), EMPTY)
-    schema = _logical_schema(dataset)
+    schema = _logical_schema(name)
     table = (
         pa.concat_tables([t.select(schema.names).cast(schema) for t in parts])
         if parts
         else schema.empty_table()
     )
-    keys = ["series_id", "ts", "resolution"] if dataset == ROLLUPS else SORT_KEYS.get(dataset, [])
-    if table.num_rows > 1 and keys:
-        table = table.sort_by([(k, "ascending") for k in keys])
+    if table.num_rows > 1 and registered.sort_keys:
+        table = table.sort_by([(k, "ascending") for k in registered.sort_keys])
     return table, expected
 
 
-def stored_schema(dataset: str, tier: str) -> pa.Schema | None:
-    """The schema of ``dataset``'s files in ``tier`` as written (None: it never lives there)."""
+def stored_schema(name: str, tier: str) -> pa.Schema | None:
+    """The schema of ``name``'s files in ``tier`` as written (None: it never lives there)."""
+    registered = dataset_of(name)
     if tier == "hot":
-        return SCHEMAS.get(dataset)
-    if dataset == "metric_samples":
+        return None if registered.cadence == "tiering" else registered.schema
+    if registered.codec == "samples":
         return WARM_SAMPLES
-    if dataset == "metric_series":
+    if registered.collapse_series:
         return _series_schema()
-    return _logical_schema(dataset)
+    return _logical_schema(name)
 
 
 def _series_schema() -> pa.Schema:
@@ -744,13 +741,9 @@ def _series_schema() -> pa.Schema:
     )
 
 
-def _logical_schema(dataset: str) -> pa.Schema:
-    if dataset == ROLLUPS:
-        return METRIC_ROLLUPS
-    if dataset == "metric_samples":
-        return METRIC_SAMPLES
-    schema = SCHEMAS[dataset]
-    if _time_column(dataset) == HOUR_COLUMN:
+def _logical_schema(name: str) -> pa.Schema:
+    schema = dataset_of(name).schema
+    if _time_column(name) == HOUR_COLUMN:
         schema = schema.append(pa.field(HOUR_COLUMN, pa.timestamp("ms"), nullable=False))
     return schema
 

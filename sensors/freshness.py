@@ -22,15 +22,12 @@ from dagster import (
     map_asset_specs,
     sensor,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
 from assets.partitions import PARTITION_KEY_FORMAT
+from obs_pipelines.config import DEFAULT_OPERATIONS, SourceLagRuleConfig
 from obs_pipelines.errors import ObsError
 from obs_pipelines.freshness import (
     CHECK_LABEL,
-    LagRule,
     PrometheusQuery,
     RequestLedger,
     lag_objectives_from_config,
@@ -41,9 +38,9 @@ from obs_pipelines.freshness import (
 )
 from obs_pipelines.notify import Alertmanager
 from obs_pipelines.resources import ObsResource
+from sensors.schedules import AssetJob
 
 RUNBOOK = "https://github.com/waardhaven/obs-pipelines/blob/main/deploy/README.md#freshness-alerts"
-MAX_RUNS_PER_TICK = 24
 WARN_SHARE = 0.75  # Dagster's freshness policy warns at this share of the allowed lag
 
 Clock = Callable[[], datetime]
@@ -72,12 +69,12 @@ def with_freshness(
 
 
 def build_lake_freshness_sensor(
-    jobs_by_dataset: Mapping[str, UnresolvedAssetJobDefinition],
+    jobs_by_dataset: Mapping[str, AssetJob],
     *,
     name: str = "lake_freshness_sensor",
-    max_runs_per_tick: int = MAX_RUNS_PER_TICK,
+    max_runs_per_tick: int = DEFAULT_OPERATIONS.max_repair_runs_per_tick,
     retry_after: timedelta = timedelta(hours=1),
-    gap_lookback: timedelta = timedelta(hours=48),
+    gap_lookback: timedelta = DEFAULT_OPERATIONS.gap_lookback,
     minimum_interval_seconds: int = 60,
     default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
     clock: Clock = utc_now,
@@ -141,7 +138,7 @@ def build_lake_freshness_sensor(
 
 
 def build_source_freshness_sensor(
-    lag_rules: Sequence[LagRule] = (),
+    lag_rules: Sequence[SourceLagRuleConfig] = (),
     *,
     name: str = "source_freshness_sensor",
     include_threshold_slos: bool = True,

@@ -10,6 +10,7 @@ each family as its assets appear.
 """
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from dagster import (
     AssetKey,
@@ -20,25 +21,33 @@ from dagster import (
     build_schedule_from_partitioned_job,
     define_asset_job,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition,
-)
 
-INGEST_MINUTE_OF_HOUR = 5  # give late scrapes and remote writes a few minutes to land
-TIERING_TIME = (1, 15)  # 01:15 UTC: yesterday's hours are all ingested by then
-REPORTS_TIME = (2, 30)  # 02:30 UTC: after tiering settled yesterday in the warm tier
+from obs_pipelines.config import DEFAULT_OPERATIONS
+from obs_pipelines.datasets import names
 
 AssetsLike = Iterable[AssetsDefinition | str | AssetKey]
 
-metrics_ingest_job = define_asset_job(
+
+class AssetJob(Protocol):
+    """A job made by ``define_asset_job``, resolved when the ``Definitions`` load. Its class
+    lives in Dagster's private modules, so this names what schedules and sensors use of it."""
+
+    @property
+    def name(self) -> str: ...
+
+
+metrics_ingest_job: AssetJob = define_asset_job(
     "metrics_ingest_job",
-    selection=AssetSelection.assets("metric_series", "metric_samples"),
+    selection=AssetSelection.assets(*names(pillar="metrics", cadence="hourly")),
     description="Ingest one hour of raw metrics into the hot tier.",
 )
 
 
-def asset_job(name: str, assets: AssetsLike, description: str) -> UnresolvedAssetJobDefinition:
-    """A job materializing exactly ``assets`` (asset definitions, keys or key strings)."""
+def asset_job(name: str, assets: AssetsLike | AssetSelection, description: str) -> AssetJob:
+    """A job materializing ``assets``: a selection (asset groups, say), or exactly the assets
+    listed (asset definitions, keys or key strings)."""
+    if isinstance(assets, AssetSelection):
+        return define_asset_job(name, selection=assets, description=description)
     keys: list[AssetKey] = []
     for item in assets:
         if isinstance(item, AssetsDefinition):
@@ -49,8 +58,8 @@ def asset_job(name: str, assets: AssetsLike, description: str) -> UnresolvedAsse
 
 
 def hourly_ingest_schedule(
-    job: UnresolvedAssetJobDefinition = metrics_ingest_job,
-    minute_of_hour: int = INGEST_MINUTE_OF_HOUR,
+    job: AssetJob = metrics_ingest_job,
+    minute_of_hour: int = DEFAULT_OPERATIONS.ingest_minute,
     default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
 ) -> ScheduleDefinition:
     """Materialize the hour that just closed, ``minute_of_hour`` minutes past the hour."""
@@ -64,8 +73,8 @@ def hourly_ingest_schedule(
 
 
 def hourly_ingest_schedules(
-    jobs: Sequence[UnresolvedAssetJobDefinition],
-    minute_of_hour: int = INGEST_MINUTE_OF_HOUR,
+    jobs: Sequence[AssetJob],
+    minute_of_hour: int = DEFAULT_OPERATIONS.ingest_minute,
     default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
 ) -> list[ScheduleDefinition]:
     """One hourly schedule per ingest job (metrics, logs, spans, alerts), all at the same offset."""
@@ -73,7 +82,7 @@ def hourly_ingest_schedules(
 
 
 def daily_schedule(
-    job: UnresolvedAssetJobDefinition,
+    job: AssetJob,
     *,
     hour: int,
     minute: int = 0,
@@ -106,10 +115,10 @@ def daily_schedule(
 
 
 def tiering_schedule(
-    job: UnresolvedAssetJobDefinition,
+    job: AssetJob,
     *,
     partitioned: bool = True,
-    at: tuple[int, int] = TIERING_TIME,
+    at: tuple[int, int] = DEFAULT_OPERATIONS.tiering_time,
     default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
 ) -> ScheduleDefinition:
     """Daily tiering (hot -> warm -> cold) after the day's last hour was ingested."""
@@ -119,10 +128,10 @@ def tiering_schedule(
 
 
 def reports_schedule(
-    job: UnresolvedAssetJobDefinition,
+    job: AssetJob,
     *,
     partitioned: bool = False,
-    at: tuple[int, int] = REPORTS_TIME,
+    at: tuple[int, int] = DEFAULT_OPERATIONS.reports_time,
     default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
 ) -> ScheduleDefinition:
     """Daily reports after tiering, so the day just closed is in its final tier."""

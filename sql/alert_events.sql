@@ -1,12 +1,7 @@
 -- alert_events: one row per firing interval of one alert, whole across partition boundaries.
 --
--- Built from alert_fragments (one stretch of ALERTS samples of one alert and state inside one
--- hourly window). Fragments of the same alert (fingerprint) and state are put in time order, and
--- a new interval starts wherever the gap since the previous fragment's last sample exceeds
--- max_gap_ms (the evaluation interval times one plus the missed evaluations tolerated, the same
--- rule that cut the fragments inside a window). A missed evaluation on a partition boundary is
--- therefore tolerated exactly like one inside a window. The result depends only on which
--- fragments are in the lake, not on the order their partitions were materialized in.
+-- Built on alert_intervals (fragments of one alert and state stitched across hourly windows):
+-- the firing intervals, each with the pending stretch that led into it.
 --
 -- starts_at      the first firing sample (Prometheus's FiredAt, the startsAt Alertmanager gets).
 -- ends_at        last firing sample + one evaluation interval: the evaluation at which the alert
@@ -20,52 +15,8 @@
 --                NULL when the rule has no `for` or the pending phase is not in the lake.
 -- duration_seconds  ends_at - starts_at; for an alert still firing, the time firing so far (to
 --                its last sample plus one evaluation).
-WITH ordered AS (
-    SELECT
-        *,
-        max(last_sample) OVER (
-            PARTITION BY fingerprint, state
-            ORDER BY first_sample, last_sample
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        ) AS previous_last_sample
-    FROM alert_fragments
-),
-numbered AS (
-    SELECT
-        *,
-        sum(
-            CASE
-                WHEN previous_last_sample IS NULL
-                  OR epoch_ms(first_sample) - epoch_ms(previous_last_sample) > max_gap_ms
-                THEN 1 ELSE 0
-            END
-        ) OVER (
-            PARTITION BY fingerprint, state
-            ORDER BY first_sample, last_sample
-            ROWS UNBOUNDED PRECEDING
-        ) AS interval_number
-    FROM ordered
-),
-intervals AS (
-    SELECT
-        fingerprint,
-        state,
-        interval_number,
-        arg_max(alertname, last_sample)              AS alertname,
-        arg_max(severity, last_sample)               AS severity,
-        arg_max(category, last_sample)               AS category,
-        arg_max(service, last_sample)                AS service,
-        arg_max(labels, last_sample)                 AS labels,
-        arg_max(source, last_sample)                 AS source,
-        min(first_sample)                            AS starts_at,
-        max(last_sample)                             AS last_sample,
-        sum(samples)                                 AS samples,
-        count(*)                                     AS fragments,
-        arg_max(window_end, last_sample)             AS last_window_end,
-        arg_max(max_gap_ms, last_sample)             AS max_gap_ms,
-        arg_max(evaluation_interval_ms, last_sample) AS evaluation_interval_ms
-    FROM numbered
-    GROUP BY fingerprint, state, interval_number
+WITH intervals AS (
+    SELECT * FROM alert_intervals
 ),
 newest AS (
     SELECT max(window_end) AS window_end FROM alert_fragments

@@ -1,6 +1,7 @@
 -- alert_quality: are our alerts worth waking up for? (the seed's "alert noise ratio")
 -- Measured against SLO-impact episodes (impact_episodes) as the ground truth, with the SRE
--- Workbook's "Alerting on SLOs" vocabulary. One row per period and alert name, plus one row per
+-- Workbook's "Alerting on SLOs" vocabulary; recall counts incidents (see incidents): incident
+-- records where a service has them in the period, impact episodes where it has none. One row per period and alert name, plus one row per
 -- period for all alerts together (alertname NULL, scope 'all alerts').
 --
 -- period                 'current' or 'previous'
@@ -20,10 +21,13 @@
 -- matched_firings        firings related to an impact episode of their service (alert_impact_matches)
 -- precision              matched_firings / firings
 -- noise_ratio            1 - precision: the share of firings that matched no impact (false positives)
--- impact_episodes        episodes in the period of the services this alert names (all episodes on
---                        the 'all alerts' row)
--- detected_episodes      of those, episodes this alert (any alert) was related to
+-- impact_episodes        incidents in the period of the services this alert names (all incidents on
+--                        the 'all alerts' row): records where the service has them, else episodes
+-- detected_episodes      of those, incidents this alert (any alert) was related to
+--                        (incident_alert_matches)
 -- recall                 detected_episodes / impact_episodes
+-- basis                  what those incidents are: 'records', 'impact episodes', or 'records and
+--                        impact episodes' when mixed; NULL when there were none
 -- mean_detection_minutes mean over detected episodes of the time from impact start to the alert's
 --                        first related firing (floored at 0)
 -- mean_reset_minutes     mean over detected episodes of the time from impact end to the end of the
@@ -32,7 +36,10 @@ WITH matches AS MATERIALIZED (
     SELECT * FROM alert_impact_matches
 ),
 episodes AS MATERIALIZED (
-    SELECT * FROM impact_episodes
+    SELECT period, service, incident_id AS episode_id, basis FROM incidents
+),
+incident_matches AS MATERIALIZED (
+    SELECT * FROM incident_alert_matches
 ),
 flap_checks AS MATERIALIZED (
     SELECT * FROM alert_flapping
@@ -72,15 +79,15 @@ firing_summary AS (
 ),
 alert_episodes AS (
     -- Each alert is judged on the episodes of the services it names.
-    SELECT s.period, s.alertname, e.episode_id
+    SELECT s.period, s.alertname, e.episode_id, e.basis
     FROM firing_summary AS s
     JOIN episodes AS e ON e.period = s.period AND list_contains(s.services, e.service)
 ),
 alert_detections AS (
-    SELECT episode_period AS period, alertname, episode_id,
+    SELECT incident_period AS period, alertname, incident_id AS episode_id,
            min(detection_minutes) AS detection_minutes,
            max(reset_minutes) AS reset_minutes
-    FROM matches
+    FROM incident_matches
     GROUP BY ALL
 ),
 alert_recall AS (
@@ -88,7 +95,9 @@ alert_recall AS (
            count(*) AS impact_episodes,
            count(d.episode_id) AS detected_episodes,
            avg(d.detection_minutes) AS mean_detection_minutes,
-           avg(d.reset_minutes) AS mean_reset_minutes
+           avg(d.reset_minutes) AS mean_reset_minutes,
+           CASE WHEN count(DISTINCT a.basis) > 1 THEN 'records and impact episodes'
+                ELSE any_value(a.basis) END AS basis
     FROM alert_episodes AS a
     LEFT JOIN alert_detections AS d USING (period, alertname, episode_id)
     GROUP BY a.period, a.alertname
@@ -111,17 +120,18 @@ per_alert AS (
         coalesce(r.impact_episodes, 0) AS impact_episodes,
         coalesce(r.detected_episodes, 0) AS detected_episodes,
         r.mean_detection_minutes,
-        r.mean_reset_minutes
+        r.mean_reset_minutes,
+        r.basis
     FROM firing_summary AS s
     LEFT JOIN flap_summary AS f USING (period, alertname)
     LEFT JOIN flap_starts AS fs USING (period, alertname)
     LEFT JOIN alert_recall AS r USING (period, alertname)
 ),
 episode_detections AS (
-    SELECT episode_period AS period, episode_id,
+    SELECT incident_period AS period, incident_id AS episode_id,
            min(detection_minutes) AS detection_minutes,
            max(reset_minutes) AS reset_minutes
-    FROM matches
+    FROM incident_matches
     GROUP BY ALL
 ),
 overall_recall AS (
@@ -129,7 +139,9 @@ overall_recall AS (
            count(e.episode_id) AS impact_episodes,
            count(d.episode_id) AS detected_episodes,
            avg(d.detection_minutes) AS mean_detection_minutes,
-           avg(d.reset_minutes) AS mean_reset_minutes
+           avg(d.reset_minutes) AS mean_reset_minutes,
+           CASE WHEN count(DISTINCT e.basis) > 1 THEN 'records and impact episodes'
+                ELSE any_value(e.basis) END AS basis
     FROM report_periods AS p
     LEFT JOIN episodes AS e ON e.period = p.period
     LEFT JOIN episode_detections AS d ON d.period = e.period AND d.episode_id = e.episode_id
@@ -153,11 +165,12 @@ overall AS (
         r.impact_episodes,
         r.detected_episodes,
         r.mean_detection_minutes,
-        r.mean_reset_minutes
+        r.mean_reset_minutes,
+        r.basis
     FROM overall_recall AS r
     LEFT JOIN per_alert AS a USING (period)
     GROUP BY r.period, r.impact_episodes, r.detected_episodes, r.mean_detection_minutes,
-             r.mean_reset_minutes
+             r.mean_reset_minutes, r.basis
 ),
 combined AS (
     SELECT * FROM per_alert
@@ -185,6 +198,7 @@ SELECT
     detected_episodes,
     CASE WHEN impact_episodes > 0 THEN detected_episodes / impact_episodes END AS recall,
     mean_detection_minutes,
-    mean_reset_minutes
+    mean_reset_minutes,
+    basis
 FROM combined
 ORDER BY period, scope DESC, alertname

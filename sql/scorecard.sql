@@ -17,11 +17,15 @@
 -- definition             how the value is measured:
 --   System uptime            share of `up` scrapes equal to 1 over every target of the catalog's
 --                            services whose tier is in report_settings.uptime_tiers (critical)
---   Alert noise ratio        alert_quality, all alerts: firings that matched no impact / firings
+--   Alert noise ratio        alert_quality's, all alerts: firings that matched no impact / firings
+--                            (counted from alert_firings and alert_impact_matches, as there)
 --   Mean time to detection   incident_summary, all services: mean time to detect
---   Mean time to resolution  incident_summary, all services: mean impact duration
+--   Mean time to resolution  incident_summary, all services: mean time to resolve
 --   Monitoring coverage      coverage: share of catalog services with every required pillar present
 -- period_start, period_end the report period
+-- basis                  for MTTD and MTTR: the incidents they were measured on (incident_summary):
+--                        'records' (postmortems, PagerDuty), 'impact episodes', or 'records and
+--                        impact episodes'; NULL for other metrics and when there were no incidents
 WITH period AS (
     SELECT * FROM report_period
 ),
@@ -47,7 +51,17 @@ uptime AS (
 measured AS (
     SELECT 'uptime' AS metric_key, period, value FROM uptime
     UNION ALL
-    SELECT 'alert_noise', period, noise_ratio FROM alert_quality WHERE scope = 'all alerts'
+    -- alert_quality's noise_ratio on its 'all alerts' rows, counted from the same two views:
+    -- reading alert_quality would also compute its recall, flapping and incidents.
+    SELECT 'alert_noise', p.period,
+           CASE WHEN count(f.starts_at) > 0
+                THEN 1 - count(f.starts_at) FILTER (WHERE f.firing_id IN (
+                         SELECT firing_id FROM alert_impact_matches
+                     )) / count(f.starts_at)
+           END
+    FROM report_periods AS p
+    LEFT JOIN alert_firings AS f ON f.period = p.period
+    GROUP BY p.period
     UNION ALL
     SELECT 'mttd', period, mttd_minutes FROM incident_totals
     UNION ALL
@@ -91,6 +105,9 @@ SELECT
     CASE WHEN j.passed THEN 'pass' WHEN NOT j.passed THEN 'fail' ELSE 'no data' END AS status,
     j.definition,
     p.period_start,
-    p.period_end
+    p.period_end,
+    CASE WHEN j.metric_key IN ('mttd', 'mttr') THEN (
+        SELECT basis FROM incident_totals WHERE period = 'current'
+    ) END                                                                AS basis
 FROM judged AS j, period AS p
 ORDER BY j.metric_order

@@ -1,7 +1,15 @@
-"""Shared fixtures: configs, lakes and real servers on 127.0.0.1."""
+"""Shared fixtures: configs, lakes and real servers on 127.0.0.1; the unit/integration split.
+
+A test that starts a real server (or builds a wheel, runs the CLI in a subprocess, ...) is an
+*integration* test: `make test` runs everything, `pytest -m "not integration"` only the fast unit
+tests. Tests get the marker from the fixtures they use (:data:`SERVER_FIXTURES`), from the
+`prometheus` and `s3` markers, or from their module's `pytestmark`; and a test that starts a
+server through ``tests.servers.running`` without it fails, so a new one cannot be forgotten.
+"""
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +101,63 @@ def webhook_alertmanager(
     """A real Alertmanager routing every alert to ``webhook``; yields its base URL."""
     with ops_servers.alertmanager(tmp_path_factory.mktemp("am"), webhook_url=webhook[0]) as url:
         yield url
+
+
+# Fixtures that start a real server or browser (directly or through the fixtures they request): any test
+# using one, even through ``request.getfixturevalue`` with the name as a parameter, is marked
+# integration. A new server fixture goes here (the guard below names it if it is missing).
+SERVER_FIXTURES = frozenset(
+    {
+        "s3_endpoint",
+        "s3_config",
+        "webhook_alertmanager",
+        "alertmanager_url",
+        "prometheus_url",
+        "lag_prometheus",
+        "guarded_prometheus",
+        "stack",
+        "pg",
+        "celery_setup",
+        "webserver",
+        "rendered",
+    }
+)
+SERVER_MARKERS = ("prometheus", "s3")
+_starting_allowed = {"now": True}
+_running = servers.running
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a server as integration (see the module docstring)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = [v for v in callspec.params.values() if isinstance(v, str)] if callspec else []
+        needs_server = not SERVER_FIXTURES.isdisjoint([*getattr(item, "fixturenames", ()), *params])
+        if needs_server or any(item.get_closest_marker(m) for m in SERVER_MARKERS):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _starting_allowed["now"] = item.get_closest_marker("integration") is not None
+
+
+@contextmanager
+def _guarded_running(command: Sequence[str], *args: Any, **kwargs: Any) -> Iterator[Any]:
+    """``servers.running``, refused to a test not marked integration (it would slow the unit run
+    down unseen)."""
+    if not _starting_allowed["now"]:
+        raise RuntimeError(
+            f"this test starts {Path(command[0]).name} but is not marked integration: add its "
+            "server fixture to SERVER_FIXTURES in tests/conftest.py, or "
+            "`pytestmark = pytest.mark.integration` to its module"
+        )
+    with _running(command, *args, **kwargs) as process:
+        yield process
+
+
+servers.running = _guarded_running
+ops_servers.running = _guarded_running
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -11,6 +11,7 @@ import pyarrow as pa
 import yaml
 
 from obs_pipelines.config import ObsConfig, load_config
+from obs_pipelines.datasets import SCHEMAS
 from obs_pipelines.derived import derive
 from obs_pipelines.fingerprint import fingerprint
 from obs_pipelines.lake import Lake
@@ -139,3 +140,41 @@ def every_report(con: Any) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every report view (and the generated ones), in a stable order."""
     names = ["report_period", "slo_events", *report_queries()]
     return {name: con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall() for name in names}
+
+
+def dataset_table(dataset: str, **columns: list[Any]) -> pa.Table:
+    """A table of ``dataset``'s schema with the given columns; every other column NULL."""
+    schema = SCHEMAS[dataset]
+    n = len(next(iter(columns.values())))
+    return pa.table(
+        {f.name: pa.array(columns.get(f.name, [None] * n), f.type) for f in schema}, schema=schema
+    )
+
+
+def stamps(*values: int) -> list[Any]:
+    """Epoch milliseconds as the datetimes a timestamp column takes."""
+    return [pa.scalar(v, pa.int64()).cast(pa.timestamp("ms")).as_py() for v in values]
+
+
+def alert_fragments(*alerts: tuple[str, str, dict[str, str], int]) -> pa.Table:
+    """ALERTS fragments: (alertname, state, labels, first sample) each, five evaluations long,
+    all inside the hour of the first one's first sample."""
+    labels = [{**x[2], "alertname": x[0]} for x in alerts]
+    hour = hour_of(alerts[0][3])
+    n = len(alerts)
+    return dataset_table(
+        "alert_fragments",
+        fingerprint=[fingerprint(x) for x in labels],
+        alertname=[x[0] for x in alerts],
+        state=[x[1] for x in alerts],
+        service=[x.get("service") or x.get("job") for x in labels],
+        labels=[sorted(x.items()) for x in labels],
+        first_sample=stamps(*(x[3] for x in alerts)),
+        last_sample=stamps(*(x[3] + 4 * EVALUATION_MS for x in alerts)),
+        samples=[5] * n,
+        window_start=stamps(*[hour.start_ms] * n),
+        window_end=stamps(*[hour.end_ms] * n),
+        evaluation_interval_ms=[EVALUATION_MS] * n,
+        max_gap_ms=[2 * EVALUATION_MS] * n,
+        source=["prometheus"] * n,
+    )

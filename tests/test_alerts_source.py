@@ -29,7 +29,12 @@ from obs_pipelines.windows import TimeWindow
 from tests import servers
 from tests.servers import Sample, Series
 
-ALERT_EVENTS_SQL = (Path(__file__).resolve().parent.parent / "sql" / "alert_events.sql").read_text()
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# alert_events over alert_fragments alone: the alert_intervals view it reads, inlined.
+ALERT_EVENTS_SQL = (
+    f"WITH alert_intervals AS ({(SQL_DIR / 'alert_intervals.sql').read_text()})\n"
+    f"SELECT * FROM ({(SQL_DIR / 'alert_events.sql').read_text()})"
+)
 START = datetime(2026, 11, 10, tzinfo=UTC)
 HOURS = [TimeWindow(START + timedelta(hours=h), START + timedelta(hours=h + 1)) for h in range(4)]
 EVAL_MS = 15_000

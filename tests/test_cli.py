@@ -21,6 +21,8 @@ from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow, utc
 from tests import servers
 
+pytestmark = pytest.mark.integration  # runs obs or duckdb in a subprocess: seconds per test
+
 REPO = Path(__file__).resolve().parent.parent
 HOUR = TimeWindow(utc("2026-11-18T14:00:00Z"), utc("2026-11-18T15:00:00Z"))
 UP_BY_SERVICE = "SELECT service, count(*) AS samples, sum(value) AS up FROM metrics WHERE metric = 'up' GROUP BY service ORDER BY service"

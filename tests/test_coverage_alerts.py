@@ -3,22 +3,27 @@ rule files) or an alert seen firing or pending for it (ALERTS or Alertmanager) c
 with no rules snapshot (`obs materialize` takes none) still counts the alerts it saw."""
 
 from pathlib import Path
-from typing import Any
 
-import pyarrow as pa
 import pytest
 import yaml
 
 from obs_pipelines.catalog import build_catalog, connect
 from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.errors import ConfigError
-from obs_pipelines.fingerprint import fingerprint
 from obs_pipelines.lake import Lake
 from obs_pipelines.reports import report_connection
 from obs_pipelines.rule_files import configured_rules_table
-from obs_pipelines.schemas import SCHEMAS
 from obs_pipelines.windows import utc
-from tests.report_fixtures import EVALUATION_MS, hour_of, make_config, ms
+from tests.report_fixtures import (
+    alert_fragments,
+    dataset_table,
+    hour_of,
+    make_config,
+    ms,
+    stamps,
+)
+
+pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
 
 REPO = Path(__file__).resolve().parent.parent
 START, END = utc("2026-11-10T00:00:00Z"), utc("2026-11-11T00:00:00Z")  # current; previous before
@@ -28,42 +33,6 @@ SERVICES = [
     {"name": name, "owner": "team", "pillars": ["alerts"]}
     for name in ("api", "db", "cache", "queue", "feed", "search")
 ]
-
-
-def table(dataset: str, **columns: list[Any]) -> pa.Table:
-    schema = SCHEMAS[dataset]
-    n = len(next(iter(columns.values())))
-    return pa.table(
-        {f.name: pa.array(columns.get(f.name, [None] * n), f.type) for f in schema}, schema=schema
-    )
-
-
-def stamps(*values: int) -> list[Any]:
-    return [pa.scalar(v, pa.int64()).cast(pa.timestamp("ms")).as_py() for v in values]
-
-
-def fragments(*alerts: tuple[str, str, dict[str, str], int]) -> pa.Table:
-    """ALERTS fragments: (alertname, state, labels, first sample) each, five evaluations long,
-    all inside the hour of ``T0``."""
-    labels = [{**x[2], "alertname": x[0]} for x in alerts]
-    hour = hour_of(alerts[0][3])
-    n = len(alerts)
-    return table(
-        "alert_fragments",
-        fingerprint=[fingerprint(x) for x in labels],
-        alertname=[x[0] for x in alerts],
-        state=[x[1] for x in alerts],
-        service=[x.get("service") or x.get("job") for x in labels],
-        labels=[sorted(x.items()) for x in labels],
-        first_sample=stamps(*(x[3] for x in alerts)),
-        last_sample=stamps(*(x[3] + 4 * EVALUATION_MS for x in alerts)),
-        samples=[5] * n,
-        window_start=stamps(*[hour.start_ms] * n),
-        window_end=stamps(*[hour.end_ms] * n),
-        evaluation_interval_ms=[EVALUATION_MS] * n,
-        max_gap_ms=[2 * EVALUATION_MS] * n,
-        source=["prometheus"] * n,
-    )
 
 
 def alerts_pillar(config: ObsConfig) -> dict[tuple[str, str], str]:
@@ -84,7 +53,7 @@ def test_alerts_seen_firing_or_pending_count_without_any_rules_snapshot(tmp_path
     lake.write_hot(
         "alert_fragments",
         hour_of(T0),
-        fragments(
+        alert_fragments(
             ("ApiErrors", "firing", {"service": "api", "severity": "critical"}, T0),
             ("DbSlow", "pending", {"job": "db"}, T0 + 60_000),  # pending counts: it was seen
             ("NodeDown", "firing", {"instance": "n1"}, T0),  # no service: counts for nobody
@@ -93,13 +62,13 @@ def test_alerts_seen_firing_or_pending_count_without_any_rules_snapshot(tmp_path
     lake.write_hot(
         "alert_fragments",
         hour_of(EARLIER),
-        fragments(("QueueLag", "firing", {"service": "queue"}, EARLIER)),
+        alert_fragments(("QueueLag", "firing", {"service": "queue"}, EARLIER)),
     )
     snapshot_at = T0 + 1_800_000
     lake.write_hot(
         "alertmanager_alerts",
         hour_of(snapshot_at),
-        table(
+        dataset_table(
             "alertmanager_alerts",
             snapshot_at=stamps(snapshot_at, snapshot_at),
             fingerprint=["f1", "f2"],

@@ -32,6 +32,8 @@ from obs_pipelines.sources.jaeger import JaegerSpans
 from obs_pipelines.sources.prometheus import PrometheusSource
 from obs_pipelines.windows import TimeWindow
 
+pytestmark = pytest.mark.integration  # runs obs or duckdb in a subprocess: seconds per test
+
 REPO = Path(__file__).resolve().parent.parent
 HOUR = TimeWindow(datetime(2026, 11, 18, 10, tzinfo=UTC), datetime(2026, 11, 18, 11, tzinfo=UTC))
 BYTE_EVERY = 0.2  # seconds: a read never waits long, so no socket timeout ever fires

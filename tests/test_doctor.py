@@ -17,6 +17,8 @@ from obs_pipelines.windows import hour_window
 from tests import ops_servers
 from tests.servers import free_port
 
+pytestmark = pytest.mark.integration  # checks against a real Alertmanager and Prometheus
+
 
 @pytest.fixture
 def dagster_home(tmp_path: Path) -> Path:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import load_config
@@ -15,6 +16,8 @@ from obs_pipelines.ingest import ingest_metrics_hour
 from obs_pipelines.lake import Lake
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow, utc
+
+pytestmark = pytest.mark.integration  # runs obs or duckdb in a subprocess: seconds per test
 
 SHELL = Path(sys.executable).with_name("duckdb")
 HOUR = TimeWindow(utc("2026-11-18T14:00:00Z"), utc("2026-11-18T15:00:00Z"))

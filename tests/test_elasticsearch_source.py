@@ -25,6 +25,8 @@ from obs_pipelines.sources.elasticsearch import ElasticsearchLogs
 from obs_pipelines.windows import TimeWindow
 from tests.fake_elasticsearch import FakeElasticsearch, serve
 
+pytestmark = pytest.mark.integration  # exports 25,000 documents from the fake cluster
+
 START = datetime(2026, 11, 1, 10, tzinfo=UTC)
 WINDOW = TimeWindow(START, START + timedelta(hours=1))
 START_NS = int(START.timestamp()) * 10**9

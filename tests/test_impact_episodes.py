@@ -23,12 +23,14 @@ import numpy as np
 import pytest
 
 from obs_pipelines.catalog import build_catalog
-from obs_pipelines.config import ObsConfig, parse_config
+from obs_pipelines.config import ImpactWindowConfig, ObsConfig, ReportsConfig, parse_config
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake
-from obs_pipelines.reports import ImpactWindow, ReportSettings, report_connection
+from obs_pipelines.reports import report_connection
 from obs_pipelines.windows import utc
 from tests.report_fixtures import MINUTE_MS, MetricSeries, make_config, ms, write_metrics
+
+pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
 
 START = "2026-03-01T00:00:00Z"
 DAYS = 10
@@ -237,10 +239,11 @@ def test_the_impact_settings_reach_the_sql_and_bad_ones_are_refused(config: ObsC
     custom = parse_config(
         {"reports": {"impact_windows": [{"window": "10m"}, {"window": "2h", "burn_rate": 3}]}}
     )
-    assert ReportSettings.from_config(custom).impact_windows == (
-        ImpactWindow(timedelta(minutes=10)),
-        ImpactWindow(timedelta(hours=2), 3.0),
-    )
+    assert custom.reports.impact_windows == [
+        ImpactWindowConfig(window=timedelta(minutes=10)),
+        ImpactWindowConfig(window=timedelta(hours=2), burn_rate=3.0),
+    ]
+    assert custom.reports.impact_burn_rates == (5.0, 3.0)
     for reports, message in [
         ({"impact_significance": 1}, "reports.impact_significance: input should be less than 1"),
         ({"impact_significance": 0}, "reports.impact_significance: input should be greater than 0"),
@@ -252,7 +255,8 @@ def test_the_impact_settings_reach_the_sql_and_bad_ones_are_refused(config: ObsC
     ]:
         with pytest.raises(ConfigError, match=message):
             parse_config({"reports": reports})
+    # Settings made in code are refused the same way.
     with pytest.raises(ValueError, match="impact_significance"):
-        ReportSettings(impact_significance=0)
-    with pytest.raises(ValueError, match="above 1"):
-        ReportSettings(impact_windows=(ImpactWindow(timedelta(hours=1), 0.5),))
+        ReportsConfig(impact_significance=0)
+    with pytest.raises(ValueError, match=r"burn_rate\n.*greater than 1"):
+        ReportsConfig(impact_windows=[{"window": timedelta(hours=1), "burn_rate": 0.5}])

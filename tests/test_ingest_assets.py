@@ -4,12 +4,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from elasticsearch import Elasticsearch, helpers
 
 from obs_pipelines.catalog import connect
 from obs_pipelines.config import load_config
 from tests import fake_elasticsearch, fake_jaeger
 from tests.dagster_runs import run_ingest
+
+pytestmark = pytest.mark.integration  # materializes assets through Dagster, seconds per test
 
 HOUR_START = datetime(2026, 11, 18, 14, 0, tzinfo=UTC)  # the simulator's weekly api-outage
 HOUR_NS = int(HOUR_START.timestamp()) * 10**9

@@ -19,6 +19,8 @@ from obs_pipelines.lake.writer import write_partition
 from obs_pipelines.schemas import METRIC_SAMPLES
 from obs_pipelines.windows import TimeWindow, utc
 
+pytestmark = pytest.mark.integration  # writes, tiers and catalogs whole lakes, seconds per test
+
 HOUR = TimeWindow(utc("2026-11-10T05:00:00Z"), utc("2026-11-10T06:00:00Z"))
 
 

@@ -8,9 +8,12 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.servers import free_port, stop, wait_until_ready
+
+pytestmark = pytest.mark.integration  # runs make ui: the Dagster webserver and daemon
 
 REPO = Path(__file__).resolve().parent.parent
 

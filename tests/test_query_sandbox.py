@@ -28,6 +28,8 @@ from obs_pipelines.tiering import run_tiering
 from obs_pipelines.windows import TimeWindow, utc
 from tests.tiering_data import day, some_hours, write_hours
 
+pytestmark = pytest.mark.integration  # runs obs or duckdb in a subprocess: seconds per test
+
 REPO = Path(__file__).resolve().parent.parent
 OBS = REPO / ".venv" / "bin" / "obs"
 HOUR = TimeWindow(utc("2026-11-18T14:00:00Z"), utc("2026-11-18T15:00:00Z"))

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import requests
 
 from obs_pipelines.catalog import build_catalog
@@ -16,6 +17,8 @@ from obs_pipelines.reports import pin_reports, report_connection
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.windows import TimeWindow, utc
 from tests import ops_servers
+
+pytestmark = pytest.mark.integration  # pushes to a real Pushgateway
 
 REPO = Path(__file__).resolve().parent.parent
 # The simulator's weekly api-outage (Wednesday 14:00-14:25 UTC) inside six ingested hours.

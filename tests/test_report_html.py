@@ -27,6 +27,8 @@ from obs_pipelines.reports import report_connection
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.windows import TimeWindow, utc
 
+pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
+
 REPO = Path(__file__).resolve().parent.parent
 START, END = utc("2026-11-04T00:00:00Z"), utc("2026-11-05T00:00:00Z")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

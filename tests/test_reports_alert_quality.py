@@ -10,7 +10,6 @@ firing transient), DiskBlip fires 90 s at 15:00 (transient), NodeHot fires at 10
 service label (unmapped).
 """
 
-import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,9 @@ import duckdb
 import pytest
 
 from obs_pipelines.catalog import build_catalog
-from obs_pipelines.config import ObsConfig
+from obs_pipelines.config import ObsConfig, ReportsConfig
 from obs_pipelines.lake import Lake
-from obs_pipelines.reports import DEFAULT_TARGETS, ReportSettings, publish, report_connection
+from obs_pipelines.reports import publish, report_connection
 from obs_pipelines.windows import utc
 from tests.report_fixtures import (
     MINUTE_MS,
@@ -33,6 +32,8 @@ from tests.report_fixtures import (
     write_alerts,
     write_metrics,
 )
+
+pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
 
 DAY = "2026-11-10"
 OUTAGES = [
@@ -255,14 +256,10 @@ def test_scorecard_targets_are_strict_for_noise_mttd_and_mttr(
     )
 
     def judged(**targets: float) -> list[bool]:
-        settings = ReportSettings(
-            targets=tuple(
-                dataclasses.replace(t, target=targets.get(t.key, t.target)) for t in DEFAULT_TARGETS
-            )
-        )
+        reports = ReportsConfig(targets=targets)
         writable = duckdb.connect(config.catalog_path)
         try:
-            publish(writable, config, settings)
+            publish(writable, config, reports)
         finally:
             writable.close()
         con = report_connection(config, *PERIOD)

@@ -1,22 +1,30 @@
 """Coverage on a catalog with known gaps, and the scorecard's pass/fail boundaries."""
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 import pytest
 
 from obs_pipelines.catalog import build_catalog
-from obs_pipelines.config import ObsConfig
+from obs_pipelines.config import ObsConfig, ReportsConfig
 from obs_pipelines.lake import Lake
 from obs_pipelines.report_html import render_report, scorecard_text
-from obs_pipelines.reports import DEFAULT_TARGETS, ReportSettings, publish, report_connection
-from obs_pipelines.schemas import SCHEMAS
+from obs_pipelines.reports import SCORECARD_METRICS, publish, report_connection
 from obs_pipelines.windows import utc
-from tests.report_fixtures import SCRAPE_MS, MetricSeries, hour_of, make_config, ms, write_metrics
+from tests.report_fixtures import (
+    SCRAPE_MS,
+    MetricSeries,
+    dataset_table,
+    hour_of,
+    make_config,
+    ms,
+    stamps,
+    write_metrics,
+)
+
+pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
 
 DAY = "2026-11-10"
 T0 = ms(f"{DAY}T10:00:05Z")
@@ -44,18 +52,6 @@ def up(job: str, values: list[float]) -> MetricSeries:
     )
 
 
-def table(dataset: str, **columns: list[Any]) -> pa.Table:
-    schema = SCHEMAS[dataset]
-    n = len(next(iter(columns.values())))
-    return pa.table(
-        {f.name: pa.array(columns.get(f.name, [None] * n), f.type) for f in schema}, schema=schema
-    )
-
-
-def stamps(*values: int) -> list[Any]:
-    return [pa.scalar(v, pa.int64()).cast(pa.timestamp("ms")).as_py() for v in values]
-
-
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
     root: Path = tmp_path_factory.mktemp("coverage")
@@ -78,7 +74,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
     lake.write_hot(
         "log_records",
         hour,
-        table(
+        dataset_table(
             "log_records",
             ts=stamps(T0, T0),
             service=["api", "batch"],
@@ -89,7 +85,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
     lake.write_hot(
         "spans",
         hour,
-        table(
+        dataset_table(
             "spans", trace_id=["a" * 32], span_id=["b" * 16], service=["api"], start_ts=stamps(T0)
         ),
     )
@@ -101,7 +97,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
         "expr": ['up{job="api"} == 0', 'pg_latency{job="db"} > 1', 'sum(rate(x{job="feed"}[5m]))'],
         "labels": [[("service", "api")], [], []],
     }
-    lake.write_hot("alert_rules", hour, table("alert_rules", **rules))
+    lake.write_hot("alert_rules", hour, dataset_table("alert_rules", **rules))
     build_catalog(config)
     return config
 
@@ -171,19 +167,15 @@ def test_services_seen_only_in_data_are_listed_as_not_in_catalog(config: ObsConf
 
 def scorecard(config: ObsConfig, **targets: float) -> dict[str, dict[str, Any]]:
     """The scorecard with some targets moved (published into the catalog, then read)."""
-    settings = ReportSettings(
-        targets=tuple(
-            dataclasses.replace(t, target=targets.get(t.key, t.target)) for t in DEFAULT_TARGETS
-        )
-    )
+    reports = ReportsConfig(targets=targets)
     writable = duckdb.connect(config.catalog_path)
     try:
-        publish(writable, config, settings)
+        publish(writable, config, reports)
     finally:
         writable.close()
     con = report_connection(config, utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
     result = con.execute("SELECT metric, current_value, passed, status FROM scorecard")
-    keys = [t.key for t in DEFAULT_TARGETS]
+    keys = [m.key for m in SCORECARD_METRICS]
     return {
         k: dict(zip(("metric", "value", "passed", "status"), r, strict=True))
         for k, r in zip(keys, result.fetchall(), strict=True)
@@ -237,3 +229,26 @@ def test_a_previous_period_without_telemetry_is_no_data_not_zero_coverage(
         r"<td>Monitoring coverage</td><td>[^<]*</td><td>50.000%</td><td>-</td><td>-</td>", page
     )
     assert previous == 0.5  # 10:00-12:00 holds every pillar the whole day does
+
+
+def test_service_uptime_breaks_the_scorecard_uptime_down_by_service(config: ObsConfig) -> None:
+    con = report_connection(config, utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
+    result = con.execute(
+        "SELECT period, service, tier, in_scorecard, up_samples, up_ok_samples, uptime, "
+        "down_minutes FROM service_uptime ORDER BY period, service"
+    )
+    rows = {(r[0], r[1]): r[2:] for r in result.fetchall()}
+    card_uptime = con.execute(
+        "SELECT current_value FROM scorecard WHERE metric = 'System uptime'"
+    ).fetchone()[0]
+
+    # api failed one scrape of 1000 (one down minute), db none; cache and feed have no `up`.
+    assert rows[("current", "api")] == ("critical", True, 1000, 999, 0.999, 1)
+    assert rows[("current", "db")] == ("critical", True, 1000, 1000, 1.0, 0)
+    assert rows[("current", "cache")] == ("high", False, 0, 0, None, 0)
+    assert rows[("current", "feed")] == ("standard", False, 0, 0, None, 0)
+    # The previous period has no data: every catalog service is listed, with nothing measured.
+    assert {k[1] for k in rows if k[0] == "previous"} == {"api", "db", "cache", "feed"}
+    assert all(v[4] is None for k, v in rows.items() if k[0] == "previous")
+    scored = [v for k, v in rows.items() if k[0] == "current" and v[1]]
+    assert sum(v[3] for v in scored) / sum(v[2] for v in scored) == card_uptime == 1999 / 2000

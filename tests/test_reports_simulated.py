@@ -25,6 +25,8 @@ from obs_pipelines.resources import ObsResource
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.windows import TimeWindow, utc
 
+pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
+
 REPO = Path(__file__).resolve().parent.parent
 STRETCHES = [
     ("2026-11-04T12:00:00Z", "2026-11-04T17:00:00Z"),

@@ -16,6 +16,8 @@ from obs_pipelines.reports import report_connection
 from obs_pipelines.windows import TimeWindow, utc
 from tests.report_fixtures import HOUR_MS, SCRAPE_MS, MetricSeries, make_config, ms, write_metrics
 
+pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
+
 DAY = "2026-11-10"
 START_MS = ms(f"{DAY}T00:00:00Z")
 HOURS = 4

@@ -12,13 +12,12 @@ from dagster import DagsterInstance, Definitions, build_sensor_context
 
 from assets.metrics import build_metric_ingest
 from assets.partitions import hourly_partitions
-from obs_pipelines.config import load_config
-from obs_pipelines.freshness import LagRule
+from obs_pipelines.config import SourceLagRuleConfig, load_config
+from obs_pipelines.datasets import SCHEMAS
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake import paths as lake_paths
 from obs_pipelines.notify import Alertmanager
 from obs_pipelines.resources import ObsResource
-from obs_pipelines.schemas import SCHEMAS
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
 from sensors.freshness import (
     build_lake_freshness_sensor,
@@ -205,7 +204,7 @@ START = floor_hour(datetime.now(UTC)) - timedelta(hours=72)
 SLOW = (START + timedelta(hours=6), START + timedelta(hours=6, minutes=30))  # lag 12 s
 SPIKE = (START + timedelta(hours=30), START + timedelta(hours=30, minutes=3))  # lag 45 s
 END = START + timedelta(hours=60)
-MARKET_DATA_LAG = LagRule(
+MARKET_DATA_LAG = SourceLagRuleConfig(
     name="MarketDataLag",
     pipeline="market-data",
     gauge='data_pipeline_lag_seconds{pipeline="market-data"}',

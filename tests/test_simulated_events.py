@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from obs_pipelines.config import SimulatorConfig
-from obs_pipelines.schemas import SCHEMAS
+from obs_pipelines.datasets import SCHEMAS
 from obs_pipelines.sources.simulated_logs import SimulatedLogs
 from obs_pipelines.sources.simulated_spans import SimulatedSpans
 from obs_pipelines.windows import TimeWindow, utc

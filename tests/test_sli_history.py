@@ -29,6 +29,8 @@ from tests.report_fixtures import (
 )
 from tests.test_cli import obs
 
+pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
+
 REPO = Path(__file__).resolve().parent.parent
 AGES = {"hot": "1d", "warm": "2d", "cold": "60d"}
 RETENTION = {

@@ -31,6 +31,8 @@ from tests.tiering_data import (
     write_hours,
 )
 
+pytestmark = pytest.mark.integration  # writes, tiers and catalogs whole lakes, seconds per test
+
 RETENTION = {
     "metrics": {"hot": "1d", "warm": "3d", "cold": "20d"},
     "logs": {"hot": "1d", "warm": "3d", "cold": "20d"},

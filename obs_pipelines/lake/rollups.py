@@ -20,21 +20,9 @@ One row per series per bucket (``ts`` is the bucket start; ``resolution`` '5m' o
 import numpy as np
 import pyarrow as pa
 
-RESOLUTIONS = {"5m": 300_000, "1h": 3_600_000}
+from obs_pipelines.schemas import METRIC_ROLLUPS
 
-METRIC_ROLLUPS = pa.schema(
-    [
-        pa.field("series_id", pa.uint64(), nullable=False),
-        pa.field("ts", pa.timestamp("ms"), nullable=False),
-        pa.field("resolution", pa.string(), nullable=False),
-        pa.field("count", pa.int64(), nullable=False),
-        pa.field("sum", pa.float64(), nullable=False),
-        pa.field("min", pa.float64(), nullable=False),
-        pa.field("max", pa.float64(), nullable=False),
-        pa.field("last", pa.float64(), nullable=False),
-        pa.field("counter_increase", pa.float64(), nullable=False),
-    ]
-)
+RESOLUTIONS = {"5m": 300_000, "1h": 3_600_000}
 
 
 def compute_rollups(

@@ -3,7 +3,7 @@
 Adding a backend is one new module and one line in :func:`metric_source`.
 """
 
-from obs_pipelines.config import NO_SOURCE, ObsConfig
+from obs_pipelines.config import NO_SOURCE, ObsConfig, PrometheusSourceConfig
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.sources.base import MetricChunk, MetricSource, TableSource
 
@@ -14,8 +14,7 @@ def metric_source(config: ObsConfig) -> MetricSource:
     if config.sources.metrics == "prometheus":
         from obs_pipelines.sources.prometheus import PrometheusSource
 
-        assert config.sources.prometheus is not None
-        return PrometheusSource(config.sources.prometheus)
+        return PrometheusSource(_prometheus(config, "metrics"))
     from obs_pipelines.sources.simulator import SimulatedMetrics
 
     return SimulatedMetrics(config.sources.simulator)
@@ -42,7 +41,7 @@ def table_source(config: ObsConfig, dataset: str) -> TableSource | None:
         from obs_pipelines.sources.simulated_spans import SimulatedSpans
 
         return SimulatedSpans(simulator)
-    if dataset in ("alert_fragments", "alert_rules", "alertmanager_alerts"):
+    if config.sources.pillar_of(dataset) == "alerts":
         return _alert_source(config, dataset)
     raise ConfigError(f"no source provides dataset '{dataset}'")
 
@@ -58,6 +57,16 @@ def _refuse_none(config: ObsConfig, dataset: str) -> None:
         )
 
 
+def _prometheus(config: ObsConfig, pillar: str) -> PrometheusSourceConfig:
+    """``sources.prometheus``, which config validation requires for a pillar it feeds."""
+    if config.sources.prometheus is None:
+        raise ConfigError(
+            f"sources.{pillar} is prometheus but there is no sources.prometheus section; add one "
+            "with its url"
+        )
+    return config.sources.prometheus
+
+
 def _alert_source(config: ObsConfig, dataset: str) -> TableSource | None:
     sources = config.sources
     if sources.alerts == "simulator":
@@ -71,11 +80,12 @@ def _alert_source(config: ObsConfig, dataset: str) -> TableSource | None:
         return simulated(sources.simulator, sources.alert_derivation)
     from obs_pipelines.sources import alerts
 
-    assert sources.prometheus is not None
     if dataset == "alert_fragments":
-        return alerts.PrometheusAlertFragments(sources.prometheus, sources.alert_derivation)
+        return alerts.PrometheusAlertFragments(
+            _prometheus(config, "alerts"), sources.alert_derivation
+        )
     if dataset == "alert_rules":
-        return alerts.PrometheusAlertRules(sources.prometheus)
+        return alerts.PrometheusAlertRules(_prometheus(config, "alerts"))
     if sources.alertmanager is None:
         return None
     from obs_pipelines.sources.alertmanager import AlertmanagerAlerts

@@ -26,18 +26,17 @@ from obs_pipelines.config import AlertmanagerSourceConfig
 from obs_pipelines.errors import SourceError
 from obs_pipelines.schemas import ALERTMANAGER_ALERTS, LABELS
 from obs_pipelines.sources.http import (
-    DeadlineAdapter,
     DeadlineExceeded,
-    DeadlineRetry,
-    basic_credentials,
     bounded_request,
-    credential,
+    http_session,
+    retry_policy,
     scrub,
     server_words,
+    tls_failed,
 )
 from obs_pipelines.windows import TimeWindow
 
-RETRY_ON_STATUS = (408, 429, 500, 502, 503, 504)
+KEY = "sources.alertmanager"
 ALERTS_PATH = "/api/v2/alerts"
 
 
@@ -63,7 +62,10 @@ class AlertmanagerAlerts:
         self.snapshot_at = snapshot_at
         self.max_lag = max_lag
         self.clock = clock
-        self._session = _session(config)
+        # Retries back off 0.5 s, 1 s, ...; every request here is a read.
+        self._session = http_session(
+            KEY, config.auth, config.tls, retry=retry_policy(config.retries, 0.5)
+        )
 
     def read(self, window: TimeWindow) -> Iterator[pa.Table]:
         now = self.clock()
@@ -77,7 +79,7 @@ class AlertmanagerAlerts:
         yield alerts_table(alerts, self.snapshot_at or now)
 
     def _get_alerts(self) -> list[dict[str, Any]]:
-        key = "sources.alertmanager"
+        key = KEY
         seconds = self.config.timeout.total_seconds()
         try:
             response = bounded_request(
@@ -90,10 +92,8 @@ class AlertmanagerAlerts:
                 f"Alertmanager at {self.url} kept failing after {self.config.retries} retries; "
                 "check the server's health, then rerun"
             ) from None
-        except requests.exceptions.SSLError:
-            raise SourceError(
-                f"TLS to Alertmanager at {self.url} failed; check {key}.tls"
-            ) from None
+        except requests.exceptions.SSLError as exc:
+            raise SourceError(tls_failed("Alertmanager", self.url, key, exc)) from None
         except requests.exceptions.Timeout:
             raise self._too_slow() from None
         except requests.exceptions.RequestException:
@@ -179,32 +179,3 @@ def _iso_times(values: list[str | None]) -> pa.Array:
             f"Alertmanager sent a time that is not RFC 3339 ({exc}); check sources.alertmanager.url "
             "points at Alertmanager"
         ) from None
-
-
-def _session(config: AlertmanagerSourceConfig) -> requests.Session:
-    """A session with the configured TLS, credentials and retries (backoff 0.5 s, 1 s, ...)."""
-    session = requests.Session()
-    session.verify = str(config.tls.ca_file) if config.tls.ca_file else config.tls.verify
-    if config.tls.client_cert:
-        session.cert = (
-            (str(config.tls.client_cert), str(config.tls.client_key))
-            if config.tls.client_key
-            else str(config.tls.client_cert)
-        )
-    if config.auth and config.auth.bearer_token_env:
-        session.headers["Authorization"] = f"Bearer {credential(config.auth.bearer_token_env)}"
-    if config.auth and config.auth.basic:
-        session.auth = basic_credentials(
-            config.auth.basic.username_env, config.auth.basic.password_env
-        )
-    retry = DeadlineRetry(
-        total=config.retries,
-        backoff_factor=0.5,
-        status_forcelist=RETRY_ON_STATUS,
-        allowed_methods=None,
-        respect_retry_after_header=True,
-    )
-    adapter = DeadlineAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session

@@ -9,6 +9,10 @@ when it passes, which ends any blocked read at once. The same shutdown lets a ca
 waiting (a run being terminated) end requests still running on worker threads
 (:meth:`InFlight.abort`), so no thread keeps the process alive.
 
+Every HTTP client of the project is made by :func:`http_session` (the Elasticsearch client gets
+its options from :func:`elasticsearch_options`): the one place that reads a section's ``auth`` and
+``tls``, so credentials, CA files and client certificates (mutual TLS) mean the same everywhere.
+
 Secrets read through :func:`credential` are remembered, and :func:`scrub` masks them, and the
 userinfo of any URL, in text about to go into an error message.
 """
@@ -19,9 +23,12 @@ import functools
 import heapq
 import itertools
 import logging
+import re
 import socket
 import threading
 import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -31,7 +38,8 @@ from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.util.retry import Retry
 
-from obs_pipelines.config import secret
+from obs_pipelines.config import EsAuth, HttpAuth, Tls, secret
+from obs_pipelines.errors import ConfigError
 from obs_pipelines.redact import redact_url
 
 _MARKERS = (
@@ -40,7 +48,17 @@ _MARKERS = (
     "too many",
     "timed out",
     "certificate verify failed",
+    "wrong version number",
 )
+# What a server says (or does) when it refuses the client certificate, or its absence.
+_CLIENT_CERT_REFUSED = (
+    "bad certificate",
+    "certificate required",
+    "unknown ca",
+    "unsupported certificate",
+)
+_HANDSHAKE_CUT = "EOF occurred in violation of protocol"
+_OPENSSL_PLACE = re.compile(r"\s*\(_ssl\.c:\d+\)")
 _SHORTEST_MASKED = 4  # masking "a" or "ab" everywhere would garble messages beyond use
 _secrets: tuple[str, ...] = ()  # longest first; replaced whole, so readers need no lock
 _secrets_lock = threading.Lock()
@@ -305,13 +323,141 @@ class DeadlineRetry(Retry):
         return None
 
 
+RETRY_ON_STATUS = (408, 429, 500, 502, 503, 504)
+
+
+def retry_policy(
+    retries: int,
+    backoff_seconds: float = 0.5,
+    *,
+    methods: Iterable[str] | None = None,
+    quote_last_answer: bool = False,
+) -> DeadlineRetry:
+    """Retries of connection failures and transient statuses (``RETRY_ON_STATUS``, honouring
+    ``Retry-After``), with waits that end with the request's deadline.
+
+    ``methods=None`` retries every method (for APIs whose POSTs are reads); ``quote_last_answer``
+    hands back the last error answer instead of raising ``RetryError``, so its text can be
+    quoted. TLS failures are not retried: a refused certificate stays refused."""
+    return DeadlineRetry(
+        total=retries,
+        other=0,
+        backoff_factor=backoff_seconds,
+        status_forcelist=RETRY_ON_STATUS,
+        allowed_methods=None if methods is None else frozenset(methods),
+        respect_retry_after_header=True,
+        raise_on_status=not quote_last_answer,
+    )
+
+
+class _Session(requests.Session):
+    """requests' session, whose own ``verify`` (a configured ``tls.ca_file``) beats
+    ``REQUESTS_CA_BUNDLE`` and ``CURL_CA_BUNDLE``: plain requests lets those variables replace
+    it, so a CA file named in the config would be ignored wherever they are set."""
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        chosen = self.verify if verify is None else verify
+        return super().merge_environment_settings(url, proxies, stream, chosen, cert)
+
+
 def deadline_session(retry: Retry | int = 0) -> requests.Session:
-    """A session whose requests obey :class:`Deadline` (for http:// and https://)."""
-    session = requests.Session()
+    """A session whose requests obey :class:`Deadline` (for http:// and https://), with no
+    credentials and default TLS; :func:`http_session` adds a section's auth and TLS."""
+    session = _Session()
     adapter = DeadlineAdapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A section's ``tls`` checked and made concrete: what to verify the server with (False, True
+    for the system CAs, or a CA bundle) and the client certificate for mutual TLS."""
+
+    verify: bool | str
+    client_cert: str | None
+    client_key: str | None
+
+
+def tls_files(tls: Tls | None, key: str) -> TlsFiles:
+    """``tls`` of section ``key`` (e.g. ``sources.alertmanager``), every file checked now: a
+    missing one is one line naming its key, not a traceback at the first request."""
+    tls = tls or Tls()
+    if tls.client_key is not None and tls.client_cert is None:
+        raise ConfigError(
+            f"{key}.tls.client_key is set without {key}.tls.client_cert; set both (or only "
+            "client_cert, to a PEM file holding certificate and key)"
+        )
+    for field in ("ca_file", "client_cert", "client_key"):
+        path = getattr(tls, field)
+        if path is not None and not path.is_file():
+            raise ConfigError(
+                f"{key}.tls.{field}: {path} is not a readable file; fix the path (relative paths "
+                "are read from the working directory)"
+            )
+    return TlsFiles(
+        verify=str(tls.ca_file) if tls.ca_file else tls.verify,
+        client_cert=str(tls.client_cert) if tls.client_cert else None,
+        client_key=str(tls.client_key) if tls.client_key else None,
+    )
+
+
+def http_session(
+    key: str,
+    auth: HttpAuth | EsAuth | None = None,
+    tls: Tls | None = None,
+    *,
+    retry: Retry | int = 0,
+    headers: Mapping[str, str] | None = None,
+) -> requests.Session:
+    """The HTTP client for config section ``key``: its credentials (read from the environment
+    variables ``auth`` names, remembered for :func:`scrub`), its TLS (CA file, verification,
+    client certificate), ``retry`` and connections that obey :class:`Deadline`.
+
+    Use with :func:`bounded_request` (or inside ``with Deadline(...)``) for the total deadline."""
+    files = tls_files(tls, key)
+    session = deadline_session(retry)
+    session.verify = files.verify
+    if files.client_cert is not None:
+        session.cert = (
+            (files.client_cert, files.client_key) if files.client_key else files.client_cert
+        )
+    session.headers.update(headers or {})
+    if isinstance(auth, EsAuth) and auth.api_key_env:
+        session.headers["Authorization"] = f"ApiKey {credential(auth.api_key_env)}"
+    if isinstance(auth, HttpAuth) and auth.bearer_token_env:
+        session.headers["Authorization"] = f"Bearer {credential(auth.bearer_token_env)}"
+    if auth is not None and auth.basic is not None:
+        session.auth = basic_credentials(auth.basic.username_env, auth.basic.password_env)
+    return session
+
+
+def elasticsearch_options(
+    key: str, url: str, auth: EsAuth | None, tls: Tls | None
+) -> dict[str, Any]:
+    """The official Elasticsearch client's keyword arguments for ``auth`` and ``tls``, read the
+    way :func:`http_session` reads them (TLS options only for https://: the client refuses them
+    on plain HTTP)."""
+    options: dict[str, Any] = {}
+    if auth is not None and auth.api_key_env:
+        options["api_key"] = credential(auth.api_key_env)
+    elif auth is not None and auth.basic is not None:
+        options["basic_auth"] = basic_credentials(auth.basic.username_env, auth.basic.password_env)
+    files = tls_files(tls, key)
+    if url.startswith("https://"):
+        options["verify_certs"] = files.verify is not False
+        if files.verify is False:
+            options["ssl_show_warn"] = False
+        if isinstance(files.verify, str):
+            options["ca_certs"] = files.verify
+        if files.client_cert is not None:
+            options["client_cert"] = files.client_cert
+        if files.client_key is not None:
+            options["client_key"] = files.client_key
+    return options
 
 
 def bounded_request(
@@ -386,10 +532,24 @@ def server_words(text: str, limit: int = 300) -> str:
 def failure_reason(exc: BaseException) -> str:
     """The telling part of a requests/urllib3 error ("Connection refused", "too many 503 error
     responses"), not its nested repr; scrubbed of credentials."""
-    text = scrub(str(exc))
+    text = _OPENSSL_PLACE.sub("", scrub(str(exc)))
+    refusal = next((m for m in _CLIENT_CERT_REFUSED if m in text), None)
+    if refusal is not None:
+        return f"the server wants a client certificate it trusts: TLS alert {refusal}"
+    if _HANDSHAKE_CUT in text:
+        return "the server cut the TLS handshake short; it may want a client certificate it trusts"
     for marker in _MARKERS:
         if marker in text:
             start = text.find(marker)
             end = text.find(")", start)
             return text[start : end if end != -1 else None].strip("'\" ")
     return text.split(": ", 1)[-1][:160]
+
+
+def tls_failed(what: str, where: str, key: str, exc: BaseException) -> str:
+    """The one message for a failed TLS handshake with ``what`` at ``where`` (section ``key``)."""
+    return (
+        f"TLS to {what} at {where} failed ({failure_reason(exc)}); check {key}.tls: ca_file must "
+        "have signed the server's certificate, and a server requiring mutual TLS needs "
+        "client_cert and client_key"
+    )

@@ -47,18 +47,16 @@ from obs_pipelines.errors import SourceError
 from obs_pipelines.schemas import SPANS
 from obs_pipelines.sources.http import (
     DeadlineExceeded,
-    DeadlineRetry,
-    basic_credentials,
     bounded_request,
-    credential,
-    deadline_session,
     failure_reason,
+    http_session,
+    retry_policy,
     scrub,
     server_words,
+    tls_failed,
 )
 from obs_pipelines.windows import TimeWindow
 
-RETRY_ON_STATUS = (408, 429, 500, 502, 503, 504)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 
@@ -278,9 +276,7 @@ class JaegerSpans:
         except DeadlineExceeded:
             raise self._too_slow(path) from None
         except requests.exceptions.SSLError as exc:
-            raise SourceError(
-                f"TLS to Jaeger at {self.url} failed ({failure_reason(exc)}); check sources.jaeger.tls"
-            ) from None
+            raise SourceError(tls_failed("Jaeger", self.url, "sources.jaeger", exc)) from None
         except requests.exceptions.RetryError as exc:
             raise SourceError(
                 f"Jaeger at {self.url} kept failing ({failure_reason(exc)}) after"
@@ -601,33 +597,18 @@ def spans_table(rows: list[SpanRow]) -> pa.Table:
 
 
 def _session(config: JaegerSourceConfig) -> requests.Session:
-    """A session that retries connection failures and transient statuses with backoff.
-
-    ``raise_on_status=False`` hands back the last answer after the retries, so its message can
-    be quoted in the error."""
-    retry = DeadlineRetry(
-        total=config.retries,
-        backoff_factor=config.retry_backoff_seconds,
-        status_forcelist=RETRY_ON_STATUS,
-        allowed_methods=frozenset({"GET"}),
-        respect_retry_after_header=True,
-        raise_on_status=False,
+    """A session that retries connection failures and transient statuses of its GETs with
+    backoff, handing back the last answer after the retries, so its message can be quoted."""
+    retry = retry_policy(
+        config.retries, config.retry_backoff_seconds, methods=("GET",), quote_last_answer=True
     )
-    session = deadline_session(retry)
-    session.headers["Accept"] = "application/json"
-    tls = config.tls
-    session.verify = str(tls.ca_file) if tls.ca_file else tls.verify
-    if tls.client_cert:
-        session.cert = (
-            (str(tls.client_cert), str(tls.client_key)) if tls.client_key else str(tls.client_cert)
-        )
-    if config.auth and config.auth.bearer_token_env:
-        session.headers["Authorization"] = f"Bearer {credential(config.auth.bearer_token_env)}"
-    if config.auth and config.auth.basic:
-        session.auth = basic_credentials(
-            config.auth.basic.username_env, config.auth.basic.password_env
-        )
-    return session
+    return http_session(
+        "sources.jaeger",
+        config.auth,
+        config.tls,
+        retry=retry,
+        headers={"Accept": "application/json"},
+    )
 
 
 def _micros(moment: datetime) -> int:

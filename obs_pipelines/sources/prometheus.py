@@ -2,10 +2,11 @@
 
 Each request is an instant query of a range selector (``sel[3600000ms]``), which returns stored
 samples untouched; ``query_range`` would re-sample on a step grid and is never used. The connection
-(auth, TLS, retries with backoff) is prometheus-api-client's, with connections that obey a total
-deadline per request (``sources.prometheus.timeout``, retries included; see :mod:`http`); the
-body is read raw and decoded by :mod:`prometheus_decode`. A window that would load more samples
-than the server's ``--query.max-samples`` is halved until each request fits.
+(auth, TLS incl. client certificates, retries with backoff) is :func:`http.http_session`'s, shared
+with prometheus-api-client, and obeys a total deadline per request (``sources.prometheus.timeout``,
+retries included); the body is read raw and decoded by :mod:`prometheus_decode`. A window that
+would load more samples than the server's ``--query.max-samples`` is halved until each request
+fits.
 """
 
 import threading
@@ -24,22 +25,19 @@ from obs_pipelines.errors import SourceError
 from obs_pipelines.schemas import METRIC_SAMPLES
 from obs_pipelines.sources.base import MetricChunk
 from obs_pipelines.sources.http import (
-    DeadlineAdapter,
     DeadlineExceeded,
-    DeadlineRetry,
     InFlight,
-    basic_credentials,
-    credential,
-    deadline_session,
     failure_reason,
+    http_session,
+    retry_policy,
     scrub,
     server_words,
+    tls_failed,
 )
 from obs_pipelines.sources.prometheus_decode import DecodedMatrix, decode_matrix
 from obs_pipelines.sources.series import series_table
 from obs_pipelines.windows import TimeWindow
 
-RETRY_ON_STATUS = (408, 429, 500, 502, 503, 504)
 # One request waits on Prometheus while the previous answer is decoded (measured in bench/).
 REQUESTS_IN_FLIGHT = 2
 
@@ -57,38 +55,24 @@ class PrometheusSource:
         self.requests_made = 0
         self._count_lock = threading.Lock()
         self._in_flight = InFlight()
-        self._session = deadline_session()  # redirects elsewhere obey the deadline too
-        tls = config.tls
-        self._session.verify = str(tls.ca_file) if tls.ca_file else tls.verify
-        if tls.client_cert:
-            self._session.cert = (
-                (str(tls.client_cert), str(tls.client_key))
-                if tls.client_key
-                else str(tls.client_cert)
-            )
-        headers = {"Accept-Encoding": "gzip" if config.compress else "identity"}
-        auth = None
-        if config.auth and config.auth.bearer_token_env:
-            headers["Authorization"] = f"Bearer {credential(config.auth.bearer_token_env)}"
-        if config.auth and config.auth.basic:
-            auth = basic_credentials(config.auth.basic.username_env, config.auth.basic.password_env)
-        retry = DeadlineRetry(
-            total=config.retries,
-            backoff_factor=config.retry_backoff_seconds,
-            status_forcelist=RETRY_ON_STATUS,
-            allowed_methods=None,  # every request here is a read, POST included
-            respect_retry_after_header=True,
+        # Every request here is a read, POST included, so every method is retried.
+        retry = retry_policy(config.retries, config.retry_backoff_seconds)
+        self._session = http_session(
+            "sources.prometheus",
+            config.auth,
+            config.tls,
+            retry=retry,
+            headers={"Accept-Encoding": "gzip" if config.compress else "identity"},
         )
+        ours = self._session.get_adapter(config.url)
         self.client = PrometheusConnect(
             url=config.url,
-            headers=headers,
-            auth=auth,
             retry=retry,
             session=self._session,
             timeout=config.timeout.total_seconds(),
             method="POST",
         )
-        self._session.mount(config.url, DeadlineAdapter(max_retries=retry))  # replaces its adapter
+        self._session.mount(config.url, ours)  # it mounts a plain adapter of its own on the URL
 
     def read_metrics(self, window: TimeWindow) -> Iterator[MetricChunk]:
         """Fetch every (selector, piece) with up to ``REQUESTS_IN_FLIGHT`` requests waiting on the
@@ -164,8 +148,6 @@ class PrometheusSource:
                     method,
                     f"{self.config.url}{path}",
                     data=form,
-                    headers=self.client.headers,
-                    auth=self.client.auth,
                     timeout=seconds,
                     stream=True,
                 )
@@ -182,7 +164,7 @@ class PrometheusSource:
             ) from None
         except requests.exceptions.SSLError as exc:
             raise SourceError(
-                f"TLS to Prometheus at {self.url} failed ({failure_reason(exc)}); check sources.prometheus.tls"
+                tls_failed("Prometheus", self.url, "sources.prometheus", exc)
             ) from None
         except requests.exceptions.RequestException as exc:
             if "timed out" in str(exc).lower():

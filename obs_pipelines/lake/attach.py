@@ -1,0 +1,63 @@
+"""DuckDB sessions on the lake: attaching its storage, and opening the catalog built for it.
+
+Below both the catalog (which builds the file) and the reports (which read it), so neither
+imports the other to open it.
+"""
+
+from pathlib import Path
+
+import duckdb
+
+from obs_pipelines.config import TIERS, ObsConfig
+from obs_pipelines.errors import LakeError
+from obs_pipelines.lake.lake import Lake
+from obs_pipelines.lake.storage import S3Storage
+
+
+def connect(config: ObsConfig, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the catalog, ready to query the lake wherever it lives (S3 credentials from the env)."""
+    path = Path(config.catalog_path)
+    if not path.exists():
+        raise LakeError(f"no catalog at {path}; run `obs catalog` (or materialize an asset) first")
+    con = duckdb.connect(str(path), read_only=read_only)
+    lake = Lake(config)
+    built_for = catalog_lake_root(con)
+    if built_for is not None and built_for != lake_identity(lake):
+        con.close()
+        raise LakeError(
+            f"the catalog {path} reads the lake at {built_for}, not at the configured "
+            f"{lake_identity(lake)} (was the lake moved or restored elsewhere?); run `obs catalog`"
+        )
+    attach_lake(con, lake)
+    return con
+
+
+def lake_identity(lake: Lake) -> str:
+    """Where the views read from: every tier's root (views hold absolute paths)."""
+    return " ".join(f"{tier}={lake.tiers[tier].root}" for tier in TIERS)
+
+
+def catalog_lake_root(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The tier roots an open catalog was built to read (None for a catalog built before
+    this was recorded)."""
+    try:
+        row = con.execute("SELECT lake_root FROM catalog_info").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
+
+
+def attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    """Make the lake's S3 tiers readable in ``con`` (httpfs from its wheel, and a secret)."""
+    s3 = next((s for s in lake.tiers.values() if isinstance(s, S3Storage)), None)
+    if s3 is not None:
+        import duckdb_extension_httpfs
+
+        extension = (
+            Path(duckdb_extension_httpfs.__file__).parent
+            / "extensions"
+            / f"v{duckdb.__version__}"
+            / "httpfs.duckdb_extension"
+        )
+        con.execute(f"LOAD '{extension}'")
+        con.execute(s3.duckdb_secret_sql())

@@ -1,0 +1,472 @@
+"""Incident records: what happened, as the people who handled it wrote it down.
+
+Two sources, either or both (``sources.incidents``):
+
+- **postmortems**, a CSV or YAML file: one incident per row with ``service``, ``started_at``,
+  ``detected_at``, ``resolved_at`` and optionally ``id``, ``title``, ``severity``. Times are ISO
+  8601 with a zone (``2026-11-10T11:00:00Z``); a time without one is refused, since a local time
+  read as UTC would shift every number. A row without ``id`` gets ``service@started_at``. Give a
+  PagerDuty incident's id to a postmortem and the postmortem's times replace PagerDuty's.
+- **PagerDuty**, REST API v2 through the official ``pagerduty`` client: ``GET /incidents`` with
+  classic pagination (offset, limit, more) over ``since``..now for every status, then
+  ``GET /incidents/{id}/log_entries`` (overview) of each incident of a mapped service.
+
+What a PagerDuty incident says, decided once here:
+
+- ``started_at`` is ``created_at``: PagerDuty knows nothing earlier (a postmortem with the same
+  id knows better, and wins in ``sql/incidents.sql``);
+- ``detected_at`` is ``created_at`` when the first trigger came from an integration (its agent is
+  an ``*_integration_reference``: a monitor saw it and paged at once, ``detection`` =
+  'integration trigger'); otherwise (a person opened it by hand, or anything else) it is the first
+  acknowledgement, when on-call knew ('first acknowledge'); NULL when nobody acknowledged;
+- ``acknowledged_at`` is the first ``acknowledge_log_entry``, ``resolved_at`` the last
+  ``resolve_log_entry`` of a resolved incident (the incident's ``resolved_at`` or
+  ``last_status_change_at`` if the log has none).
+
+A run reads everything before it returns anything: a failure on any page raises one line and
+nothing is written, so the next run starts over and converges.
+"""
+
+import csv
+import ssl
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+from obs_pipelines.config import IncidentsSourceConfig, ObsConfig, PagerDutySourceConfig, Tls
+from obs_pipelines.errors import ConfigError, SourceError
+from obs_pipelines.schemas import INCIDENT_RECORDS
+from obs_pipelines.sources.http import credential, scrub, server_words
+from obs_pipelines.windows import TimeWindow
+
+POSTMORTEM_COLUMNS = ("service", "started_at", "detected_at", "resolved_at")
+POSTMORTEM_OPTIONAL = ("id", "title", "severity")
+STATUSES = ("triggered", "acknowledged", "resolved")
+INTEGRATION_SUFFIX = "integration_reference"
+_EXAMPLE_TIME = "2026-11-10T11:00:00Z"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- postmortems -------------------------------------------------------------------------------
+
+
+def read_postmortems(path: Path, services: set[str] | None = None) -> list[dict[str, Any]]:
+    """The postmortems in ``path`` (CSV or YAML) as incident records without ``fetched_at``.
+
+    ``services``: the catalog's names, when it has any; a row naming another is refused.
+    Every problem is one ``ConfigError`` line naming the file, the row and the fix."""
+    if not path.is_file():
+        raise ConfigError(
+            f"sources.incidents.postmortems: {path} not found; fix the path (relative to the "
+            "config file) or remove the key"
+        )
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        rows = _csv_rows(path)
+    elif suffix in (".yaml", ".yml"):
+        rows = _yaml_rows(path)
+    else:
+        raise ConfigError(
+            f"sources.incidents.postmortems: {path} is neither .csv nor .yaml/.yml; "
+            "give a CSV or YAML file of postmortems"
+        )
+    records, seen = [], {}
+    for where, row in rows:
+        record = _postmortem(path, where, row, services)
+        if record["incident_id"] in seen:
+            raise ConfigError(
+                f"{path}: {where}: id {record['incident_id']!r} was already used at "
+                f"{seen[record['incident_id']]}; give each postmortem its own id"
+            )
+        seen[record["incident_id"]] = where
+        records.append(record)
+    return records
+
+
+def _csv_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        _check_keys(path, "line 1 (header)", header)
+        rows = []
+        for row in reader:
+            if None in row:
+                raise ConfigError(
+                    f"{path}: line {reader.line_num}: more values than columns; quote values "
+                    "holding commas"
+                )
+            rows.append((f"line {reader.line_num}", row))
+    return rows
+
+
+def _yaml_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    # BaseLoader keeps every value a string, so times are parsed (and refused) here, one way.
+    loader = yaml.BaseLoader(path.read_text(encoding="utf-8"))
+    try:
+        root = loader.get_single_node()
+        if root is not None and isinstance(root, yaml.MappingNode):
+            found = [v for k, v in root.value if k.value == "postmortems"]
+            root = found[0] if found else root
+        if not isinstance(root, yaml.SequenceNode):
+            raise ConfigError(
+                f"{path}: expected a list of postmortems (or postmortems: [...]); write one "
+                "mapping per incident with service, started_at, detected_at, resolved_at"
+            )
+        rows = []
+        for index, node in enumerate(root.value, start=1):
+            where = f"entry {index} (line {node.start_mark.line + 1})"
+            row = loader.construct_object(node, deep=True)
+            if not isinstance(row, dict):
+                raise ConfigError(
+                    f"{path}: {where}: expected a mapping with service, started_at, detected_at, "
+                    "resolved_at"
+                )
+            _check_keys(path, where, list(row))
+            rows.append((where, row))
+        return rows
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{line}; fix the YAML syntax there") from None
+    finally:
+        loader.dispose()
+
+
+def _check_keys(path: Path, where: str, keys: list[str]) -> None:
+    missing = [k for k in POSTMORTEM_COLUMNS if k not in keys]
+    if missing:
+        raise ConfigError(
+            f"{path}: {where}: {', '.join(missing)} missing; every postmortem has "
+            f"{', '.join(POSTMORTEM_COLUMNS)} (optional: {', '.join(POSTMORTEM_OPTIONAL)})"
+        )
+    unknown = [k for k in keys if k not in (*POSTMORTEM_COLUMNS, *POSTMORTEM_OPTIONAL)]
+    if unknown:
+        raise ConfigError(
+            f"{path}: {where}: unknown {', '.join(map(repr, unknown))}; the fields are "
+            f"{', '.join((*POSTMORTEM_COLUMNS, *POSTMORTEM_OPTIONAL))}"
+        )
+
+
+def _postmortem(
+    path: Path, where: str, row: dict[str, Any], services: set[str] | None
+) -> dict[str, Any]:
+    def text(key: str) -> str | None:
+        value = row.get(key)
+        value = None if value is None else str(value).strip()
+        return value or None
+
+    service = text("service")
+    if service is None:
+        raise ConfigError(f"{path}: {where}: service is empty; name the affected service")
+    if services and service not in services:
+        raise ConfigError(
+            f"{path}: {where}: service {service!r} is not under services in the config; "
+            "fix the name or add the service"
+        )
+    started = _time(path, where, "started_at", text("started_at"))
+    if started is None:
+        raise ConfigError(f"{path}: {where}: started_at is empty; give when impact began")
+    detected = _time(path, where, "detected_at", text("detected_at"))
+    resolved = _time(path, where, "resolved_at", text("resolved_at"))
+    for key, moment in (("detected_at", detected), ("resolved_at", resolved)):
+        if moment is not None and moment < started:
+            raise ConfigError(
+                f"{path}: {where}: {key} {moment:%Y-%m-%dT%H:%M:%SZ} is before started_at "
+                f"{started:%Y-%m-%dT%H:%M:%SZ}; fix one of them"
+            )
+    return {
+        "source": "postmortems",
+        "incident_id": text("id") or f"{service}@{started:%Y-%m-%dT%H:%M:%SZ}",
+        "incident_number": None,
+        "service": service,
+        "title": text("title"),
+        "severity": text("severity"),
+        "status": "resolved" if resolved is not None else "triggered",
+        "started_at": started,
+        "detected_at": detected,
+        "acknowledged_at": None,
+        "resolved_at": resolved,
+        "detection": "postmortem" if detected is not None else None,
+        "external_service": None,
+        "url": None,
+    }
+
+
+def _time(path: Path, where: str, key: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"{path}: {where}: {key} {value!r} is not an ISO 8601 time; write it as {_EXAMPLE_TIME}"
+        ) from None
+    if moment.tzinfo is None:
+        raise ConfigError(
+            f"{path}: {where}: {key} {value!r} has no time zone; write it in UTC as "
+            f"{moment:%Y-%m-%dT%H:%M:%S}Z or with its offset (+02:00)"
+        )
+    return moment.astimezone(UTC)
+
+
+def check_incident_config(config: ObsConfig) -> None:
+    """At load: the postmortems file parses and every service named (in it, or as a target of
+    the PagerDuty mapping) is in the catalog, when the config has one."""
+    incidents = config.sources.incidents
+    if incidents is None:
+        return
+    services = {s.name for s in config.services}
+    if incidents.postmortems is not None:
+        read_postmortems(Path(config.resolve_path(incidents.postmortems)), services)
+    if incidents.pagerduty is not None and services:
+        for theirs, ours in incidents.pagerduty.services.items():
+            if ours not in services:
+                raise ConfigError(
+                    f"sources.incidents.pagerduty.services: {theirs!r} maps to {ours!r}, which "
+                    "is not under services; fix the name or add the service"
+                )
+
+
+# --- PagerDuty ---------------------------------------------------------------------------------
+
+
+class PagerDutyIncidents:
+    """Incidents of the mapped services created within ``since`` of now, with their log."""
+
+    def __init__(self, config: PagerDutySourceConfig) -> None:
+        self.config = config
+        self.url = scrub(config.url)
+
+    def fetch(self, now: datetime) -> list[dict[str, Any]]:
+        import pagerduty
+
+        client = self._client()
+        path = "/incidents"
+        try:
+            params = {
+                "since": _iso(now - self.config.since),
+                "until": _iso(now),
+                "statuses": list(STATUSES),
+                "time_zone": "UTC",
+            }
+            incidents = [
+                (incident, ours)
+                for incident in client.iter_all(
+                    path, params=params, page_size=self.config.page_size
+                )
+                if (ours := self._our_service(incident)) is not None
+            ]
+            records = []
+            for incident, ours in incidents:
+                path = f"/incidents/{incident['id']}/log_entries"
+                entries = list(
+                    client.iter_all(
+                        path,
+                        params={"time_zone": "UTC", "is_overview": "true"},
+                        page_size=self.config.page_size,
+                    )
+                )
+                records.append(incident_record(incident, entries, ours))
+            return records
+        except pagerduty.HttpError as exc:
+            raise self._http_error(exc, path) from None
+        except pagerduty.Error as exc:
+            reason = scrub(str(exc.__cause__ or exc)).splitlines()[0]
+            raise SourceError(
+                f"PagerDuty at {self.url} could not be reached for GET {path} ({reason}); "
+                "nothing was written; check sources.incidents.pagerduty.url and tls"
+            ) from None
+        finally:
+            client.close()
+
+    def _client(self) -> Any:
+        import pagerduty
+
+        config = self.config
+        client = pagerduty.RestApiV2Client(
+            credential(config.token_env), base_url=config.url, verify=_ssl_context(config.tls)
+        )
+        client.timeout = config.timeout.total_seconds()
+        client.sleep_timer = config.retry_backoff_seconds
+        client.max_network_attempts = config.retries
+        if config.retries:
+            client.retry = {status: config.retries for status in (500, 502, 503, 504)}
+        return client
+
+    def _our_service(self, incident: dict[str, Any]) -> str | None:
+        service = incident.get("service") or {}
+        mapping = self.config.services
+        return mapping.get(service.get("id", "")) or mapping.get(service.get("summary", ""))
+
+    def _http_error(self, exc: Any, path: str) -> SourceError:
+        response = exc.response
+        status = response.status_code
+        try:
+            message = response.json()["error"]["message"]
+        except Exception:
+            message = server_words(response.text)
+        message = scrub(str(message))
+        if status in (401, 403):
+            return SourceError(
+                f"PagerDuty at {self.url} refused the token in {self.config.token_env} "
+                f"({status} {message}); set {self.config.token_env} to a valid REST API token, "
+                "or fix sources.incidents.pagerduty.url for your service region"
+            )
+        return SourceError(
+            f"PagerDuty at {self.url} answered {status} to GET {path} ({message}); nothing was "
+            "written; the next run fetches every page again"
+        )
+
+
+def incident_record(
+    incident: dict[str, Any], entries: list[dict[str, Any]], service: str
+) -> dict[str, Any]:
+    """One incident record from a PagerDuty incident and its log entries (see the module doc)."""
+
+    def first(kind: str) -> dict[str, Any] | None:
+        found = [e for e in entries if e.get("type") == kind]
+        return min(found, key=lambda e: _parse(e["created_at"])) if found else None
+
+    created = _parse(incident["created_at"])
+    trigger = first("trigger_log_entry")
+    acknowledge = first("acknowledge_log_entry")
+    acknowledged = _parse(acknowledge["created_at"]) if acknowledge else None
+    agent = str(((trigger or {}).get("agent") or {}).get("type", ""))
+    if agent.endswith(INTEGRATION_SUFFIX):
+        detected, detection = created, "integration trigger"
+    else:
+        detected, detection = acknowledged, "first acknowledge" if acknowledged else None
+    resolved = None
+    if incident.get("status") == "resolved":
+        resolves = [
+            _parse(e["created_at"]) for e in entries if e.get("type") == "resolve_log_entry"
+        ]
+        fallback = incident.get("resolved_at") or incident.get("last_status_change_at")
+        resolved = max(resolves) if resolves else (_parse(fallback) if fallback else None)
+    theirs = incident.get("service") or {}
+    return {
+        "source": "pagerduty",
+        "incident_id": str(incident["id"]),
+        "incident_number": incident.get("incident_number"),
+        "service": service,
+        "title": incident.get("title") or incident.get("summary"),
+        "severity": (incident.get("priority") or {}).get("summary") or incident.get("urgency"),
+        "status": str(incident.get("status")),
+        "started_at": created,
+        "detected_at": detected,
+        "acknowledged_at": acknowledged,
+        "resolved_at": resolved,
+        "detection": detection,
+        "external_service": f"{theirs.get('summary')} ({theirs.get('id')})",
+        "url": incident.get("html_url"),
+    }
+
+
+def _ssl_context(tls: Tls) -> ssl.SSLContext | bool:
+    if not tls.verify:
+        return False
+    return ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- the lake dataset ----------------------------------------------------------------------------
+
+
+class IncidentRecords:
+    """``incident_records``: every record the configured sources hold now, as one snapshot."""
+
+    dataset = "incident_records"
+
+    def __init__(
+        self,
+        incidents: IncidentsSourceConfig,
+        base_dir: Path,
+        services: set[str] | None = None,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.incidents = incidents
+        self.base_dir = base_dir
+        self.services = services
+        self.clock = clock
+        parts = [("postmortems", incidents.postmortems), ("pagerduty", incidents.pagerduty)]
+        self.name = ",".join(name for name, section in parts if section is not None)
+
+    def read(self, window: TimeWindow) -> Iterator[pa.Table]:
+        """The snapshot taken now (filed under ``window``, the hour of the run)."""
+        now = self.clock()
+        records: list[dict[str, Any]] = []
+        if self.incidents.postmortems is not None:
+            path = Path(self.incidents.postmortems)
+            records += read_postmortems(
+                path if path.is_absolute() else self.base_dir / path, self.services
+            )
+        if self.incidents.pagerduty is not None:
+            records += PagerDutyIncidents(self.incidents.pagerduty).fetch(now)
+        yield records_table(records, now)
+
+
+def incident_source(config: ObsConfig, clock: Callable[[], datetime] = _utc_now) -> IncidentRecords:
+    """The ``incident_records`` source of ``config`` (which must configure sources.incidents)."""
+    if config.sources.incidents is None:
+        raise ConfigError(
+            "sources.incidents is not configured, so incident_records is not ingested; add "
+            "sources.incidents with postmortems or pagerduty"
+        )
+    return IncidentRecords(
+        config.sources.incidents,
+        config.base_dir.resolve(),
+        {s.name for s in config.services},
+        clock,
+    )
+
+
+def records_table(records: list[dict[str, Any]], fetched_at: datetime) -> pa.Table:
+    """Records as an ``incident_records`` table, times as naive UTC milliseconds."""
+    stamp = fetched_at.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+    rows = [
+        {
+            **{k: _naive(v) for k, v in r.items()},
+            "fetched_at": stamp,
+        }
+        for r in records
+    ]
+    return pa.Table.from_pylist(rows, schema=INCIDENT_RECORDS)
+
+
+def _naive(value: Any) -> Any:
+    return value.astimezone(UTC).replace(tzinfo=None) if isinstance(value, datetime) else value
+
+
+def record_problems(table: pa.Table) -> dict[str, int]:
+    """What the published snapshot must satisfy, as counts of offending rows (all zero: fine)."""
+    keys = pc.binary_join_element_wise(table["source"], table["incident_id"], "\x00")
+    started = table["started_at"]
+    return {
+        "missing keys": sum(
+            table[c].null_count for c in ("incident_id", "service", "started_at", "status")
+        ),
+        "duplicate ids": table.num_rows - len(pc.unique(keys)),
+        "resolved before start": pc.sum(
+            pc.less(table["resolved_at"], started).fill_null(False).cast(pa.int64())
+        ).as_py()
+        or 0,
+        "unknown status": pc.sum(
+            pc.invert(pc.is_in(table["status"], pa.array(STATUSES))).cast(pa.int64())
+        ).as_py()
+        or 0,
+    }
