@@ -19,7 +19,7 @@ from dagster import (
 )
 
 from assets.partitions import BACKFILL_POLICY
-from obs_pipelines.catalog import build_catalog, connect
+from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.resources import ObsResource
 
 

@@ -2,7 +2,7 @@
 
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
-from obs_pipelines.quality import ExpectationOutcome
+from obs_pipelines.lake.quality import ExpectationOutcome
 from obs_pipelines.windows import TimeWindow
 
 

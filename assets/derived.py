@@ -1,5 +1,5 @@
 """Derived datasets as hourly assets downstream of metrics ingest: SLI minutes, up minutes and the
-series inventory (see obs_pipelines/derived.py), so reports never need raw samples."""
+series inventory (see obs_pipelines/reporting/derived.py), so reports never need raw samples."""
 
 import warnings
 from collections.abc import Iterator
@@ -25,10 +25,10 @@ from pydantic import Field
 
 from assets.partitions import BACKFILL_POLICY
 from obs_pipelines.config import ObsConfig
-from obs_pipelines.derived import DerivedResult, derive
 from obs_pipelines.lake import Lake
+from obs_pipelines.reporting.derived import DerivedResult, derive
+from obs_pipelines.reporting.slo import slos_version
 from obs_pipelines.resources import ObsResource
-from obs_pipelines.slo import slos_version
 from obs_pipelines.windows import TimeWindow
 
 # Each hour reads the hour before it (every counter's last sample before the hour); the first

@@ -15,9 +15,9 @@ from dagster import (
 
 from assets.partitions import REPORTS_GROUP
 from obs_pipelines.config import ObsConfig
-from obs_pipelines.report_export import push_reports
-from obs_pipelines.report_html import findings, render_report, scorecard_rows
-from obs_pipelines.reports import pin_reports, report_connection
+from obs_pipelines.reporting.report_export import push_reports
+from obs_pipelines.reporting.report_html import findings, render_report, scorecard_rows
+from obs_pipelines.reporting.reports import pin_reports, report_connection
 from obs_pipelines.resources import ObsResource
 
 # The report reads the catalog (its views and report SQL), which ingest and tiering rebuild.

@@ -38,10 +38,10 @@ from obs_pipelines.config import SimulatorConfig, parse_config
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.metric_codec import decode_samples, encode_samples, warm_samples_encoding
 from obs_pipelines.lake.rollups import RESOLUTIONS, compute_rollups
+from obs_pipelines.lake.tiering import _encoding
 from obs_pipelines.schemas import METRIC_SAMPLES
 from obs_pipelines.sources.series import series_table
 from obs_pipelines.sources.simulator import SimulatedMetrics
-from obs_pipelines.tiering import _encoding
 from obs_pipelines.windows import HOUR, TimeWindow
 
 REPO = Path(__file__).resolve().parent.parent

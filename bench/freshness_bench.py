@@ -17,9 +17,9 @@ from pathlib import Path
 
 from obs_pipelines.config import parse_config
 from obs_pipelines.datasets import SCHEMAS
-from obs_pipelines.freshness import lake_freshness_from_config
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.paths import hot_file
+from obs_pipelines.operations.freshness import lake_freshness_from_config
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
 
 

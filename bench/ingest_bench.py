@@ -288,8 +288,8 @@ def repeat(reps: int, run_once: Callable[[], dict[str, float]]) -> list[dict[str
 def child_ours(spec: dict[str, Any]) -> dict[str, Any]:
     """The real path: ``ingest_metrics_hour`` with the shipped ``PrometheusSource`` into a local lake."""
     from obs_pipelines.config import parse_config
-    from obs_pipelines.ingest import ingest_metrics_hour
     from obs_pipelines.lake import Lake
+    from obs_pipelines.lake.ingest import ingest_metrics_hour
     from obs_pipelines.sources.prometheus import PrometheusSource
 
     lake_root = Path(spec["work"]) / "lake-ours"

@@ -56,21 +56,21 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-import obs_pipelines.report_html as report_html
-from obs_pipelines.catalog import build_catalog, connect
+import obs_pipelines.reporting.report_html as report_html
 from obs_pipelines.config import ObsConfig, SimulatorConfig, parse_config
-from obs_pipelines.derived import derive
-from obs_pipelines.ingest import ingest_metrics_hour
 from obs_pipelines.lake import Lake
-from obs_pipelines.reports import (
+from obs_pipelines.lake.catalog import build_catalog, connect
+from obs_pipelines.lake.ingest import ingest_metrics_hour
+from obs_pipelines.reporting.derived import derive
+from obs_pipelines.reporting.reports import (
     PINNED_REPORTS,
     pin_reports,
     report_connection,
     report_period_sql,
     report_queries,
 )
+from obs_pipelines.reporting.slo import check_latency_buckets, series_roles, slo_events_sql
 from obs_pipelines.schemas import METRIC_SAMPLES
-from obs_pipelines.slo import check_latency_buckets, series_roles, slo_events_sql
 from obs_pipelines.sources.base import MetricChunk
 from obs_pipelines.sources.series import series_table
 from obs_pipelines.sources.simulator import SimulatedMetrics

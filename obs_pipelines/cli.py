@@ -167,8 +167,8 @@ def _config(args: argparse.Namespace) -> ObsConfig:
 def _query(args: argparse.Namespace) -> int:
     """Check the SQL, run it once in the sandboxed session, write the last result; a reader
     that closes the pipe early (``| head``) ends it quietly with 141."""
-    from obs_pipelines import query
-    from obs_pipelines.catalog import archive_notice
+    from obs_pipelines.lake.catalog import archive_notice
+    from obs_pipelines.reporting import query
 
     config = _config(args)
     start, end = query.report_window(args.start, args.end)
@@ -193,8 +193,8 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from obs_pipelines.catalog import build_catalog
-    from obs_pipelines.report_html import render_report, scorecard_text
+    from obs_pipelines.lake.catalog import build_catalog
+    from obs_pipelines.reporting.report_html import render_report, scorecard_text
 
     config = _config(args)
     start = utc(args.start) if args.start else None
@@ -204,8 +204,8 @@ def _report(args: argparse.Namespace) -> int:
     path = render_report(config, start, end, args.output)
     print(f"\nreport: {path}")
     if args.push:
-        from obs_pipelines.report_export import push_reports
-        from obs_pipelines.reports import pin_reports, report_connection
+        from obs_pipelines.reporting.report_export import push_reports
+        from obs_pipelines.reporting.reports import pin_reports, report_connection
 
         if config.operations.pushgateway is None:
             raise ObsError("--push needs operations.pushgateway.url in the config")
@@ -216,15 +216,15 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _catalog(args: argparse.Namespace) -> int:
-    from obs_pipelines.catalog import build_catalog
+    from obs_pipelines.lake.catalog import build_catalog
 
     print(f"catalog rebuilt: {build_catalog(_config(args))}")
     return 0
 
 
 def _tier(args: argparse.Namespace) -> int:
-    from obs_pipelines.catalog import build_catalog
-    from obs_pipelines.tiering import run_tiering
+    from obs_pipelines.lake.catalog import build_catalog
+    from obs_pipelines.lake.tiering import run_tiering
 
     config = _config(args)
     result = run_tiering(config, utc(args.now) if args.now else None)
@@ -241,7 +241,7 @@ def _tier(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from obs_pipelines.doctor import format_report, run_checks
+    from obs_pipelines.operations.doctor import format_report, run_checks
 
     config = _config(args)
     push = config.operations.pushgateway
@@ -441,8 +441,8 @@ def _failure_reason(result: object) -> str:
 
 
 def _print_summary(config: ObsConfig) -> None:
-    from obs_pipelines.catalog import connect
-    from obs_pipelines.report_html import scorecard_text
+    from obs_pipelines.lake.catalog import connect
+    from obs_pipelines.reporting.report_html import scorecard_text
 
     con = connect(config)
     series, samples, first, last = con.execute(

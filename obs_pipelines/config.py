@@ -1199,7 +1199,7 @@ def _check_rule_files(config: ObsConfig, source: str) -> None:
     """Each of ``sources.alert_rule_files`` exists and parses as Prometheus rule groups."""
     if not config.sources.alert_rule_files:
         return
-    from obs_pipelines.rule_files import check_rule_files
+    from obs_pipelines.sources.rule_files import check_rule_files
 
     try:
         check_rule_files(config)

@@ -29,10 +29,10 @@ import duckdb
 import polars as pl
 from polars.io.plugins import register_io_source
 
-from obs_pipelines import catalog
 from obs_pipelines import datasets as registry
 from obs_pipelines.config import ObsConfig, load_config
 from obs_pipelines.errors import ObsError
+from obs_pipelines.lake import catalog
 from obs_pipelines.windows import utc
 
 BATCH_ROWS = 100_000

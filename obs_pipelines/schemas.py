@@ -164,7 +164,7 @@ INCIDENT_RECORDS = pa.schema(
 )
 
 # Derived datasets: what the reports need from raw samples, made at ingest and kept for as long
-# as the lake keeps anything (raw samples age out long before). See obs_pipelines/derived.py.
+# as the lake keeps anything (raw samples age out long before). See obs_pipelines/reporting/derived.py.
 RESOLUTION = pa.field("resolution", pa.string(), nullable=False)  # raw | 5m | 1h
 
 SLI_MINUTES = pa.schema(

@@ -1,6 +1,6 @@
 """Freshness sensors and policies: flag stale data, repair gaps, page the right people.
 
-The logic lives in the engine (:mod:`obs_pipelines.freshness`, :mod:`obs_pipelines.notify`);
+The logic lives in the engine (:mod:`obs_pipelines.operations.freshness`, :mod:`obs_pipelines.operations.notify`);
 these sensors only read the config from the ``obs`` resource, call it, and turn the answer into
 run requests, a cursor and a tick message.
 """
@@ -26,7 +26,7 @@ from dagster import (
 from assets.partitions import PARTITION_KEY_FORMAT
 from obs_pipelines.config import DEFAULT_OPERATIONS, SourceLagRuleConfig
 from obs_pipelines.errors import ObsError
-from obs_pipelines.freshness import (
+from obs_pipelines.operations.freshness import (
     CHECK_LABEL,
     PrometheusQuery,
     RequestLedger,
@@ -36,7 +36,7 @@ from obs_pipelines.freshness import (
     source_freshness,
     utc_now,
 )
-from obs_pipelines.notify import Alertmanager
+from obs_pipelines.operations.notify import Alertmanager
 from obs_pipelines.resources import ObsResource
 from sensors.schedules import AssetJob
 

@@ -15,7 +15,7 @@
 --      5m, 2 for 1h, 1.5 for 6h and 1d): a clearly real but negligible burn is no impact;
 --    - p = P(X >= bad) < `impact_significance`, X ~ Poisson(allowed): that many bad events are
 --      that unlikely from an SLI failing at exactly the budget rate. The catalog macro
---      poisson_upper_tail computes it (obs_pipelines/reports.py: the incomplete gamma series,
+--      poisson_upper_tail computes it (obs_pipelines/reporting/reports.py: the incomplete gamma series,
 --      exact to rounding wherever a window can pass the burn-rate test, never smaller than the
 --      true tail). Poisson, not binomial: the same for budgets of a few percent or less, and
 --      conservative (a larger tail) for larger ones; counts need not be whole numbers. Windows

@@ -12,10 +12,10 @@ import yaml
 
 from obs_pipelines.config import ObsConfig, load_config
 from obs_pipelines.datasets import SCHEMAS
-from obs_pipelines.derived import derive
 from obs_pipelines.fingerprint import fingerprint
 from obs_pipelines.lake import Lake
-from obs_pipelines.reports import report_queries
+from obs_pipelines.reporting.derived import derive
+from obs_pipelines.reporting.reports import report_queries
 from obs_pipelines.schemas import ALERT_FRAGMENTS, LABELS, METRIC_SAMPLES
 from obs_pipelines.sources.series import series_id, series_table
 from obs_pipelines.windows import TimeWindow

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.lake import Lake
-from obs_pipelines.reports import report_connection
+from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.windows import utc
 from tests.report_fixtures import EVALUATION_MS, alert_fragments, hour_of, make_config, ms
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from obs_pipelines.catalog import build_catalog, connect
 from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake
-from obs_pipelines.reports import report_connection
-from obs_pipelines.rule_files import configured_rules_table
+from obs_pipelines.lake.catalog import build_catalog, connect
+from obs_pipelines.reporting.reports import report_connection
+from obs_pipelines.sources.rule_files import configured_rules_table
 from obs_pipelines.windows import utc
 from tests.report_fixtures import (
     alert_fragments,

@@ -22,10 +22,10 @@ from obs_pipelines.config import (
     PrometheusSourceConfig,
     load_config,
 )
-from obs_pipelines.doctor import run_checks
 from obs_pipelines.errors import SourceError
-from obs_pipelines.notify import Alertmanager, NotifyError
-from obs_pipelines.pushgateway import PushError, ReportMetric, push
+from obs_pipelines.operations.doctor import run_checks
+from obs_pipelines.operations.notify import Alertmanager, NotifyError
+from obs_pipelines.operations.pushgateway import PushError, ReportMetric, push
 from obs_pipelines.sources.alertmanager import AlertmanagerAlerts
 from obs_pipelines.sources.elasticsearch import ElasticsearchLogs
 from obs_pipelines.sources.jaeger import JaegerSpans

@@ -11,11 +11,11 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from obs_pipelines.catalog import lake_connection
-from obs_pipelines.derived import derive
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import lake_connection
+from obs_pipelines.reporting.derived import derive
+from obs_pipelines.reporting.slo import slo_events_sql
 from obs_pipelines.schemas import METRIC_SAMPLES
-from obs_pipelines.slo import slo_events_sql
 from obs_pipelines.sources.series import series_id, series_table
 from obs_pipelines.windows import TimeWindow, utc
 from tests.report_fixtures import make_config, ms

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import load_config
-from obs_pipelines.doctor import CheckResult, format_report, run_checks
-from obs_pipelines.ingest import ingest_metrics_hour
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.ingest import ingest_metrics_hour
+from obs_pipelines.operations.doctor import CheckResult, format_report, run_checks
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import hour_window
 from tests import ops_servers

@@ -10,10 +10,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import load_config
-from obs_pipelines.ingest import ingest_metrics_hour
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow, utc
 

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import ImpactWindowConfig, ObsConfig, ReportsConfig, parse_config
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake
-from obs_pipelines.reports import report_connection
+from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.windows import utc
 from tests.report_fixtures import MINUTE_MS, MetricSeries, make_config, ms, write_metrics
 

@@ -21,12 +21,17 @@ from typing import Any
 import duckdb
 import pytest
 
-from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import ObsConfig, load_config
 from obs_pipelines.errors import ConfigError, SourceError
-from obs_pipelines.ingest import ingest_table_hour
 from obs_pipelines.lake import Lake
-from obs_pipelines.reports import report_connection
+from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.ingest import ingest_table_hour
+from obs_pipelines.reporting.report_html import (
+    _scorecard_table,
+    incidents_basis_note,
+    scorecard_rows,
+)
+from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.sources.incidents import incident_source, read_postmortems
 from obs_pipelines.windows import hour_window, utc
 from tests.fake_pagerduty import FakeIncident, FakeLogEntry, FakePagerDuty, serve
@@ -568,3 +573,12 @@ def test_alert_recall_and_the_scorecard_say_which_basis_they_used(
     assert card["Mean time to detection"]["basis"] == "records and impact episodes"
     assert card["Mean time to resolution"]["basis"] == "records and impact episodes"
     assert card["System uptime"]["basis"] is None
+
+
+def test_the_printed_scorecard_says_which_incidents_mttd_and_mttr_were_measured_on(
+    report: duckdb.DuckDBPyConnection,
+) -> None:
+    rows = scorecard_rows(report)
+
+    assert incidents_basis_note(rows) == "MTTD and MTTR measured on: records and impact episodes"
+    assert "MTTD and MTTR measured on: records and impact episodes" in _scorecard_table(rows)

@@ -3,7 +3,7 @@
 import numpy as np
 import pyarrow as pa
 
-from obs_pipelines.ingest import _drop_repeated_samples, _sorted_by_series_and_time
+from obs_pipelines.lake.ingest import _drop_repeated_samples, _sorted_by_series_and_time
 
 
 def table(ids: np.ndarray, ts: np.ndarray, values: np.ndarray) -> pa.Table:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
-from obs_pipelines.catalog import connect
 from obs_pipelines.config import load_config
+from obs_pipelines.lake.catalog import connect
 from tests import fake_elasticsearch, fake_jaeger
 from tests.dagster_runs import run_ingest
 

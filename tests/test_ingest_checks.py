@@ -11,7 +11,7 @@ import pytest
 from dagster import AssetCheckEvaluation, DagsterInstance, materialize
 
 import assets.metrics
-import obs_pipelines.ingest
+import obs_pipelines.lake.ingest
 from assets.ingest import SNAPSHOT_DATASETS, build_snapshot_ingest
 from assets.metrics import build_metric_ingest
 from assets.partitions import hourly_partitions
@@ -114,9 +114,9 @@ def test_a_deduplication_that_drops_a_genuine_sample_fails_the_check(
 ) -> None:
     # What the check compared before (rows read back against source - dropped) cannot see this:
     # the count of dropped rows comes from the same faulty step.
-    drop = obs_pipelines.ingest._drop_repeated_samples
+    drop = obs_pipelines.lake.ingest._drop_repeated_samples
     monkeypatch.setattr(
-        obs_pipelines.ingest,
+        obs_pipelines.lake.ingest,
         "_drop_repeated_samples",
         lambda samples: drop(samples).slice(1),
     )

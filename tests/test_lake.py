@@ -11,9 +11,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from obs_pipelines.catalog import build_catalog, connect
 from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.lake.paths import hot_file
 from obs_pipelines.lake.writer import write_partition
 from obs_pipelines.schemas import METRIC_SAMPLES

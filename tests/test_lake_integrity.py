@@ -14,15 +14,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from obs_pipelines.catalog import build_catalog, connect
 from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.datasets import SCHEMAS
-from obs_pipelines.doctor import run_checks
 from obs_pipelines.errors import LakeError
-from obs_pipelines.freshness import lake_freshness
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import build_catalog, connect
+from obs_pipelines.lake.tiering import Move, run_tiering
+from obs_pipelines.operations.doctor import run_checks
+from obs_pipelines.operations.freshness import lake_freshness
 from obs_pipelines.sources import metric_source, table_source
-from obs_pipelines.tiering import Move, run_tiering
 from obs_pipelines.windows import TimeWindow
 from tests.tiering_data import day, some_hours
 

@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from dagster import DagsterInstance, build_sensor_context
 
-from obs_pipelines.catalog import connect
 from obs_pipelines.config import (
     AlertmanagerSourceConfig,
     PrometheusSourceConfig,
@@ -31,10 +30,11 @@ from obs_pipelines.config import (
     load_config,
 )
 from obs_pipelines.definitions import build_definitions
-from obs_pipelines.doctor import run_checks
 from obs_pipelines.errors import ConfigError, SourceError
-from obs_pipelines.freshness import PrometheusQuery
-from obs_pipelines.notify import Alert, Alertmanager, NotifyError
+from obs_pipelines.lake.catalog import connect
+from obs_pipelines.operations.doctor import run_checks
+from obs_pipelines.operations.freshness import PrometheusQuery
+from obs_pipelines.operations.notify import Alert, Alertmanager, NotifyError
 from obs_pipelines.resources import ObsResource
 from obs_pipelines.sources.alertmanager import AlertmanagerAlerts
 from obs_pipelines.sources.http import elasticsearch_options, http_session

@@ -10,12 +10,12 @@ import pytest
 
 from obs_pipelines import datasets as registry
 from obs_pipelines import notebook
-from obs_pipelines.catalog import build_catalog, connect
 from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.errors import LakeError, ObsError
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.lake.checksum import Checksum, table_checksum
-from obs_pipelines.tiering import run_tiering
+from obs_pipelines.lake.tiering import run_tiering
 from obs_pipelines.windows import HOUR, TimeWindow
 from tests.tiering_data import day, metric_hour, some_hours, write_hours
 

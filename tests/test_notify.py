@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from obs_pipelines.notify import Alert, Alertmanager, NotifyError
+from obs_pipelines.operations.notify import Alert, Alertmanager, NotifyError
 from tests.servers import free_port
 
 SCOPE = {"obs_check": "lake_freshness"}

@@ -11,11 +11,11 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from obs_pipelines.catalog import connect
 from obs_pipelines.config import load_config
 from obs_pipelines.errors import SourceError
-from obs_pipelines.ingest import ingest_metrics_hour
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import connect
+from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.sources.prometheus import PrometheusSource
 from obs_pipelines.windows import TimeWindow
 from tests import servers
@@ -175,7 +175,7 @@ def test_a_window_over_the_sample_limit_is_split_and_complete(
     assert fleet_per_hour > 2000, "the fleet selector alone must exceed the limit"
     assert source.requests_made > len(SELECTORS), "the over-limit window must have been split"
     assert result.samples == sum(len(v) for v in expected.values())
-    from obs_pipelines.catalog import build_catalog
+    from obs_pipelines.lake.catalog import build_catalog
 
     build_catalog(config)
     assert lake_samples(connect(config), hour.start_ms, hour.end_ms) == expected

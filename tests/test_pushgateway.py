@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from obs_pipelines.pushgateway import PushError, ReportMetric, exposition, push
+from obs_pipelines.operations.pushgateway import PushError, ReportMetric, exposition, push
 from tests import ops_servers
 from tests.servers import free_port
 

@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from obs_pipelines.quality import validate_partitions
+from obs_pipelines.lake.quality import validate_partitions
 from obs_pipelines.windows import TimeWindow, utc
 
 FIRST = TimeWindow(utc("2026-11-10T05:00:00Z"), utc("2026-11-10T06:00:00Z"))

@@ -17,14 +17,14 @@ import duckdb
 import pytest
 import yaml
 
-from obs_pipelines import query
-from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import load_config
 from obs_pipelines.errors import ObsError
-from obs_pipelines.ingest import ingest_metrics_hour
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.ingest import ingest_metrics_hour
+from obs_pipelines.lake.tiering import run_tiering
+from obs_pipelines.reporting import query
 from obs_pipelines.sources import metric_source
-from obs_pipelines.tiering import run_tiering
 from obs_pipelines.windows import TimeWindow, utc
 from tests.tiering_data import day, some_hours, write_hours
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import load_config
-from obs_pipelines.derived import derive
-from obs_pipelines.ingest import ingest_metrics_hour, ingest_table_hour
 from obs_pipelines.lake import Lake
-from obs_pipelines.report_export import push_reports, report_metrics
-from obs_pipelines.reports import pin_reports, report_connection
+from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.ingest import ingest_metrics_hour, ingest_table_hour
+from obs_pipelines.reporting.derived import derive
+from obs_pipelines.reporting.report_export import push_reports, report_metrics
+from obs_pipelines.reporting.reports import pin_reports, report_connection
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.windows import TimeWindow, utc
 from tests import ops_servers

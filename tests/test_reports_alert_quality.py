@@ -17,10 +17,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import ObsConfig, ReportsConfig
 from obs_pipelines.lake import Lake
-from obs_pipelines.reports import publish, report_connection
+from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.reporting.reports import publish, report_connection
 from obs_pipelines.windows import utc
 from tests.report_fixtures import (
     MINUTE_MS,

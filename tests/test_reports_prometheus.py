@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 import requests
 
-from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import ObsConfig
-from obs_pipelines.derived import derive
-from obs_pipelines.ingest import ingest_metrics_hour
 from obs_pipelines.lake import Lake
-from obs_pipelines.reports import report_connection
+from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.ingest import ingest_metrics_hour
+from obs_pipelines.lake.tiering import run_tiering
+from obs_pipelines.reporting.derived import derive
+from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.sources.prometheus import PrometheusSource
-from obs_pipelines.tiering import run_tiering
 from obs_pipelines.windows import TimeWindow, utc
 from tests import servers
 from tests.report_fixtures import HOUR_MS, SCRAPE_MS, every_report, make_config, ms

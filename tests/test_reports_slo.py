@@ -8,11 +8,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from obs_pipelines.catalog import build_catalog
-from obs_pipelines.derived import derive
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake
-from obs_pipelines.reports import report_connection
+from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.reporting.derived import derive
+from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.windows import TimeWindow, utc
 from tests.report_fixtures import HOUR_MS, SCRAPE_MS, MetricSeries, make_config, ms, write_metrics
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from obs_pipelines.catalog import build_catalog
 from obs_pipelines.config import (
     AlertmanagerSourceConfig,
     ElasticsearchSourceConfig,
@@ -28,10 +27,11 @@ from obs_pipelines.config import (
     PrometheusSourceConfig,
     load_config,
 )
-from obs_pipelines.doctor import format_report, run_checks
 from obs_pipelines.errors import ConfigError, ObsError
-from obs_pipelines.notify import Alertmanager
-from obs_pipelines.report_html import render_report
+from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.operations.doctor import format_report, run_checks
+from obs_pipelines.operations.notify import Alertmanager
+from obs_pipelines.reporting.report_html import render_report
 from obs_pipelines.sources.alertmanager import AlertmanagerAlerts
 from obs_pipelines.sources.elasticsearch import ElasticsearchLogs
 from obs_pipelines.sources.jaeger import JaegerSpans

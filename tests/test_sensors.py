@@ -16,7 +16,7 @@ from obs_pipelines.config import SourceLagRuleConfig, load_config
 from obs_pipelines.datasets import SCHEMAS
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake import paths as lake_paths
-from obs_pipelines.notify import Alertmanager
+from obs_pipelines.operations.notify import Alertmanager
 from obs_pipelines.resources import ObsResource
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
 from sensors.freshness import (
@@ -301,7 +301,7 @@ def test_source_lag_breach_raises_then_clears(
 def test_lag_rule_needs_the_whole_hold_window(
     write_config: Callable[..., Path], lag_prometheus: str
 ) -> None:
-    from obs_pipelines.freshness import PrometheusQuery, source_freshness
+    from obs_pipelines.operations.freshness import PrometheusQuery, source_freshness
 
     config = load_config(
         write_config(

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-from obs_pipelines.catalog import build_catalog, connect
 from obs_pipelines.config import load_config
-from obs_pipelines.derived import derive
-from obs_pipelines.ingest import ingest_metrics_hour, ingest_table_hour
 from obs_pipelines.lake import Lake
-from obs_pipelines.reports import report_connection
+from obs_pipelines.lake.catalog import build_catalog, connect
+from obs_pipelines.lake.ingest import ingest_metrics_hour, ingest_table_hour
+from obs_pipelines.lake.tiering import run_tiering
+from obs_pipelines.reporting.derived import derive
+from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.sources import metric_source, table_source
-from obs_pipelines.tiering import run_tiering
 from obs_pipelines.windows import TimeWindow, utc
 from tests.report_fixtures import (
     SCRAPE_MS,

@@ -9,18 +9,18 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from obs_pipelines.catalog import build_catalog, connect
 from obs_pipelines.cli import Run, launch_runs
 from obs_pipelines.config import load_config, parse_config
 from obs_pipelines.datasets import SCHEMAS
 from obs_pipelines.definitions import INGEST_JOB, build_definitions
-from obs_pipelines.doctor import run_checks
 from obs_pipelines.errors import ConfigError, ObsError
-from obs_pipelines.freshness import lake_freshness_from_config
 from obs_pipelines.lake import Lake
-from obs_pipelines.reports import report_connection
+from obs_pipelines.lake.catalog import build_catalog, connect
+from obs_pipelines.lake.tiering import run_tiering
+from obs_pipelines.operations.doctor import run_checks
+from obs_pipelines.operations.freshness import lake_freshness_from_config
+from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.sources import table_source
-from obs_pipelines.tiering import run_tiering
 from obs_pipelines.windows import TimeWindow, utc
 from tests import servers
 from tests.dagster_runs import run_ingest

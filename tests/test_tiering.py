@@ -18,8 +18,8 @@ from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.rollups import compute_rollups
 from obs_pipelines.lake.storage import LockBusy
+from obs_pipelines.lake.tiering import STEPS, Move, run_tiering
 from obs_pipelines.schemas import METRIC_SAMPLES
-from obs_pipelines.tiering import STEPS, Move, run_tiering
 from obs_pipelines.windows import HOUR, TimeWindow
 from tests.tiering_data import (
     day,
@@ -186,7 +186,7 @@ def test_rollups_in_the_lake_match_raw_samples_across_the_day_boundary(tmp_path:
     for hour in hours:
         lake.write_hot("metric_samples", hour, metric_hour(hour)[1], sort=False)
     run_tiering(config, DAYS[3])
-    from obs_pipelines.catalog import build_catalog, connect
+    from obs_pipelines.lake.catalog import build_catalog, connect
 
     build_catalog(config)
     con = connect(config)
@@ -260,7 +260,7 @@ def test_a_process_killed_mid_move_leaves_nothing_a_rerun_does_not_clean(tmp_pat
         import os
         from datetime import datetime
         from obs_pipelines.config import parse_config
-        from obs_pipelines.tiering import run_tiering
+        from obs_pipelines.lake.tiering import run_tiering
         config = parse_config({config.model_dump(mode="json", by_alias=True, exclude={"base_dir"})!r})
         def die(step, move):
             if step == "write":
@@ -335,7 +335,7 @@ def test_an_hour_re_ingested_after_its_day_was_compacted_is_compacted_again(tmp_
 
 def test_warm_metric_samples_take_under_one_and_a_half_bytes_each(tmp_path: Path) -> None:
     from obs_pipelines.config import SimulatorConfig
-    from obs_pipelines.ingest import ingest_metrics_hour
+    from obs_pipelines.lake.ingest import ingest_metrics_hour
     from obs_pipelines.sources.simulator import SimulatedMetrics
 
     config = local_config(tmp_path)

@@ -7,11 +7,11 @@ from typing import Any
 import boto3
 import pytest
 
-from obs_pipelines.catalog import archive_notice, archived_partitions, build_catalog, connect
 from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import archive_notice, archived_partitions, build_catalog, connect
 from obs_pipelines.lake.storage import LockBusy, S3Storage
-from obs_pipelines.tiering import LOCK_NAME, Move, run_tiering
+from obs_pipelines.lake.tiering import LOCK_NAME, Move, run_tiering
 from tests.tiering_data import day, snapshot, some_hours, write_hours
 
 RETENTION = {

@@ -22,7 +22,7 @@ import yaml
 
 from obs_pipelines.config import SimulatorConfig
 from obs_pipelines.errors import LakeError, SourceError
-from obs_pipelines.reports import report_queries
+from obs_pipelines.reporting.reports import report_queries
 from obs_pipelines.sources.simulated_alerts import SimulatedAlertFragments, rule_files
 
 REPO = Path(__file__).resolve().parent.parent
@@ -145,7 +145,9 @@ def test_no_report_sql_in_the_package_is_an_error_not_an_empty_catalog(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     assert len(report_queries()) == len(list((REPO / "sql").glob("*.sql")))
-    monkeypatch.setattr("obs_pipelines.reports.SQL_PACKAGE", "obs_pipelines.not_installed")
+    monkeypatch.setattr(
+        "obs_pipelines.reporting.reports.SQL_PACKAGE", "obs_pipelines.not_installed"
+    )
 
     with pytest.raises(LakeError) as missing:
         report_queries()

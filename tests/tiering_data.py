@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from obs_pipelines.catalog import build_catalog, connect
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.schemas import ALERT_RULES, LOG_RECORDS, METRIC_SAMPLES, METRIC_SERIES
 from obs_pipelines.windows import HOUR, TimeWindow
 

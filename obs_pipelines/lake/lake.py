@@ -197,7 +197,7 @@ class Lake:
             for dataset in LAKE_DATASETS:
                 key = paths.anchor_file(tier, dataset)
                 if not store.list_objects(key.rsplit("/", 1)[0] + "/"):
-                    from obs_pipelines.tiering import stored_schema
+                    from obs_pipelines.lake.tiering import stored_schema
 
                     schema = stored_schema(dataset, tier)
                     if schema is not None:

@@ -22,7 +22,7 @@ TIER_RANK = {"hot": 0, "warm": 1, "cold": 2}
 DAY = timedelta(days=1)
 _HOT_PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})$")
 # Parsers of a file key relative to its tier root; group names feed LakeFile. Kept in step with
-# the SQL in obs_pipelines.catalog (same patterns, written for DuckDB's RE2).
+# the SQL in obs_pipelines.lake.catalog (same patterns, written for DuckDB's RE2).
 HOT_FILE_RE = r"hot/{ds}/dt=(\d{{4}}-\d{{2}}-\d{{2}})/hour=(\d{{2}})/[^/]+\.parquet$"
 WARM_FILE_RE = (
     r"warm/{ds}/dt=(\d{{4}}-\d{{2}}-\d{{2}})/(?:res=([0-9a-z]+)/)?part-(g[0-9a-zA-Z]+)\.parquet$"

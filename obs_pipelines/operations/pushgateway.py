@@ -198,7 +198,7 @@ def _validate(metric: ReportMetric) -> None:
     if doc is None:
         raise ValueError(
             f"{metric.name} is not a documented report metric; add it to REPORT_METRICS "
-            "(obs_pipelines/pushgateway.py) and deploy/README.md"
+            "(obs_pipelines/operations/pushgateway.py) and deploy/README.md"
         )
     if set(metric.labels) != set(doc.labels):
         raise ValueError(

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from obs_pipelines.config import ObsConfig
-from obs_pipelines.reports import pin_reports, report_connection
+from obs_pipelines.reporting.reports import pin_reports, report_connection
 
 WIDTH = 860
 PALETTE = {
@@ -44,6 +44,7 @@ class ScorecardRow:
     previous: float | None
     unit: str
     status: str
+    basis: str | None = None  # MTTD and MTTR: the incidents measured (records, impact episodes)
 
     def shown(self, value: float | None) -> str:
         if value is None:
@@ -99,14 +100,24 @@ def scorecard_text(config: ObsConfig, start: datetime | None, end: datetime | No
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
+    note = incidents_basis_note(rows)
+    if note:
+        lines.append(note)
     return "\n".join(lines) + "\n"
+
+
+def incidents_basis_note(rows: list[ScorecardRow]) -> str | None:
+    """Which incidents MTTD and MTTR were measured on: incident records (postmortems, PagerDuty)
+    are ground truth, impact episodes the fallback; a reader must know which."""
+    basis = next((r.basis for r in rows if r.basis), None)
+    return f"MTTD and MTTR measured on: {basis}" if basis else None
 
 
 def scorecard_rows(con: duckdb.DuckDBPyConnection) -> list[ScorecardRow]:
     return [
         ScorecardRow(*row)
         for row in con.execute(
-            """SELECT metric, target, current_value, previous_value, unit, status
+            """SELECT metric, target, current_value, previous_value, unit, status, basis
                FROM scorecard ORDER BY metric_order"""
         ).fetchall()
     ]
@@ -223,9 +234,11 @@ def _scorecard_table(rows: list[ScorecardRow]) -> str:
         f'<td class="{"nodata" if r.status == "no data" else r.status}">{_e(r.status.upper())}</td></tr>'
         for r in rows
     )
+    note = incidents_basis_note(rows)
     return (
         '<table class="scorecard"><tr><th>Metric</th><th>Target</th><th>Current</th>'
         f"<th>Previous</th><th>Change</th><th>Status</th></tr>{body}</table>"
+        + (f'<p class="note">{_e(note)}</p>' if note else "")
     )
 
 

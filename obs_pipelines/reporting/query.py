@@ -41,10 +41,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from obs_pipelines.catalog import connect
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.errors import ObsError
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import connect
 from obs_pipelines.lake.storage import LocalStorage
 from obs_pipelines.windows import utc
 

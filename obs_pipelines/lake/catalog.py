@@ -30,7 +30,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from obs_pipelines import reports
+from obs_pipelines.reporting import reports
 from obs_pipelines.config import ARCHIVE_STORAGE_CLASSES, TIERS, ObsConfig
 from obs_pipelines.datasets import ALL, names
 from obs_pipelines.datasets import dataset as dataset_of
@@ -48,7 +48,7 @@ from obs_pipelines.lake.paths import (
     LakeFile,
     split_visible,
 )
-from obs_pipelines.tiering import SOURCE_KEY, stored_schema
+from obs_pipelines.lake.tiering import SOURCE_KEY, stored_schema
 
 _DUCKDB_TYPES = {
     pa.uint64(): "UBIGINT",

@@ -552,7 +552,7 @@ def _lake_sources(config: ObsConfig) -> CheckResult:
     the reports. Reads each file's recorded source (``lake_partition_sources``)."""
     import duckdb
 
-    from obs_pipelines.catalog import connect
+    from obs_pipelines.lake.catalog import connect
 
     con = connect(config, read_only=True)
     try:
@@ -603,7 +603,7 @@ def _lake_sources(config: ObsConfig) -> CheckResult:
 def _catalog_views(config: ObsConfig) -> CheckResult:
     import duckdb
 
-    from obs_pipelines.catalog import connect
+    from obs_pipelines.lake.catalog import connect
 
     try:
         con = connect(config, read_only=True)

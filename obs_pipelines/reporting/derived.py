@@ -6,7 +6,7 @@ and kept long after raw samples age out (retention: as long as the lake keeps an
 * ``up_minutes``: per service and minute, the ``up`` samples and those equal to 1.
 * ``series_inventory``: per series and hour, the samples, the first and the last timestamp.
 
-From raw samples the numbers are exactly those :mod:`obs_pipelines.slo` defines, and a counter's
+From raw samples the numbers are exactly those :mod:`obs_pipelines.reporting.slo` defines, and a counter's
 increase across the boundary of an hour is exact: each hour starts from every series' last
 sample before it (the hour before the window is read for that, and within the window the last
 sample carries over any hour without one). Where raw samples are gone, an hour is computed from
@@ -24,7 +24,7 @@ the first raw sample is that sample's predecessor, so no increase is lost or cou
 Cost: deriving must stay a small fraction of ingest (issue 10), so nothing here builds views over
 the lake. The files of the window's hours are found by listing only the day (and month) folders
 those hours live in, checked against the published inventory, and read whole with Arrow; every
-SLO selector is matched once against the hours' series (:func:`obs_pipelines.slo.match_roles`);
+SLO selector is matched once against the hours' series (:func:`obs_pipelines.reporting.slo.match_roles`);
 the hours are then reduced with numpy, one pass over each hour's samples for all SLOs at once.
 """
 
@@ -51,9 +51,9 @@ from obs_pipelines.lake import Lake, LockBusy, inventory, paths
 from obs_pipelines.lake.metric_codec import decode_samples
 from obs_pipelines.lake.paths import LakeFile, split_visible
 from obs_pipelines.lake.rollups import RESOLUTIONS
+from obs_pipelines.lake.tiering import merge_rewritten
+from obs_pipelines.reporting.slo import match_roles, series_roles, slo_version
 from obs_pipelines.schemas import SERIES_INVENTORY, SLI_MINUTES, UP_MINUTES
-from obs_pipelines.slo import match_roles, series_roles, slo_version
-from obs_pipelines.tiering import merge_rewritten
 from obs_pipelines.windows import HOUR, TimeWindow
 
 DERIVED = names(cadence="derived")

@@ -7,7 +7,7 @@ Reads the report views of a catalog connection for the current report period; wr
 import duckdb
 
 from obs_pipelines.config import ObsConfig
-from obs_pipelines.pushgateway import ReportMetric, push
+from obs_pipelines.operations.pushgateway import ReportMetric, push
 
 MINUTE = 60.0
 

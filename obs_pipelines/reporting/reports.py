@@ -29,8 +29,8 @@ from obs_pipelines.config import LatencySli, ObsConfig, RatioSli, ReportsConfig,
 from obs_pipelines.durations import format_duration
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake.attach import connect
-from obs_pipelines.rule_files import create_configured_rules_table
-from obs_pipelines.slo import check_latency_buckets, slo_version
+from obs_pipelines.reporting.slo import check_latency_buckets, slo_version
+from obs_pipelines.sources.rule_files import create_configured_rules_table
 
 # The reports ship inside the package: the repository's top-level sql/ is installed as the
 # package obs_pipelines.sql (pyproject's package-dir), so a wheel has them as well as a checkout.
@@ -194,10 +194,10 @@ CREATE OR REPLACE MACRO poisson_lower_tail(k, mean) AS
 )
 
 
-# Reports read SLO events from the derived sli_minutes (obs_pipelines/derived.py), never from raw
+# Reports read SLO events from the derived sli_minutes (obs_pipelines/reporting/derived.py), never from raw
 # samples: the numbers stay the same after raw samples age out, and reports stay fast.
 SLO_EVENTS_SQL = """-- slo_events: per SLO and UTC minute, the SLI's good, bad and total events, from sli_minutes
--- (made at ingest; see obs_pipelines/derived.py). Only minutes computed with the SLO's current
+-- (made at ingest; see obs_pipelines/reporting/derived.py). Only minutes computed with the SLO's current
 -- definition count: after an SLO changes, `obs slo recompute --slo NAME` recomputes its history.
 -- resolution: raw, or the rollup (5m, 1h) the minute came from once raw samples aged out;
 -- uncertain_events: threshold SLIs from rollups, samples of buckets partly within the bounds.

@@ -36,7 +36,7 @@ from obs_pipelines.config import (
 from obs_pipelines.durations import format_duration
 from obs_pipelines.errors import SourceError
 from obs_pipelines.lake import Lake
-from obs_pipelines.notify import Alert
+from obs_pipelines.operations.notify import Alert
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
 
 LAKE_ALERTNAME = "ObsLakeDatasetStale"

@@ -237,7 +237,7 @@ def slo_events_sql(
     slos = list(slos)
     header = (
         "-- slo_events: per SLO and UTC minute, the SLI's good, bad and total events.\n"
-        "-- Generated from obs.yaml `slos` by obs_pipelines/slo.py when the catalog is built;\n"
+        "-- Generated from obs.yaml `slos` by obs_pipelines/reporting/slo.py when the catalog is built;\n"
         "-- see that module for exactly how counters, histograms and gauges become events.\n"
     )
     if not slos:
