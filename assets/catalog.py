@@ -19,8 +19,8 @@ from dagster import (
 )
 
 from assets.partitions import BACKFILL_POLICY
+from assets.resources import ObsResource
 from obs_pipelines.lake.catalog import build_catalog, connect
-from obs_pipelines.resources import ObsResource
 
 
 def build_catalog_asset(partitions: PartitionsDefinition, deps: Sequence[str]) -> object:

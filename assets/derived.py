@@ -24,11 +24,11 @@ from dagster import (
 from pydantic import Field
 
 from assets.partitions import BACKFILL_POLICY
+from assets.resources import ObsResource
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.lake import Lake
 from obs_pipelines.reporting.derived import DerivedResult, derive
 from obs_pipelines.reporting.slo import slos_version
-from obs_pipelines.resources import ObsResource
 from obs_pipelines.windows import TimeWindow
 
 # Each hour reads the hour before it (every counter's last sample before the hour); the first

@@ -28,11 +28,11 @@ from dagster import (
 )
 
 from assets.partitions import group_of
+from assets.resources import ObsResource
 from obs_pipelines.datasets import DATASETS
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.lake.ingest import ingest_table_hour
-from obs_pipelines.resources import ObsResource
 from obs_pipelines.sources.incidents import incident_source, record_problems
 from obs_pipelines.windows import hour_window
 from sensors.schedules import AssetJob, asset_job

@@ -26,13 +26,13 @@ from dagster import (
 
 from assets.checks import expectations_result
 from assets.partitions import BACKFILL_POLICY, group_of
+from assets.resources import ObsResource
 from obs_pipelines.datasets import DATASETS, SOURCE_PILLARS, Dataset, names
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.lake.ingest import TableIngestResult, ingest_table_hour
 from obs_pipelines.lake.quality import validate_partition, validate_partitions
-from obs_pipelines.resources import ObsResource
 from obs_pipelines.sources import table_source
 from obs_pipelines.windows import TimeWindow, hour_window
 

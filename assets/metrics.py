@@ -18,11 +18,11 @@ from dagster import (
 
 from assets.checks import expectations_result
 from assets.partitions import BACKFILL_POLICY, group_of
+from assets.resources import ObsResource
 from obs_pipelines.datasets import DATASETS, names
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.ingest import MetricsIngestResult, ingest_metrics_hour
 from obs_pipelines.lake.quality import validate_partitions
-from obs_pipelines.resources import ObsResource
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow
 

@@ -14,11 +14,11 @@ from dagster import (
 )
 
 from assets.partitions import REPORTS_GROUP
+from assets.resources import ObsResource
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.reporting.report_export import push_reports
-from obs_pipelines.reporting.report_html import findings, render_report, scorecard_rows
+from obs_pipelines.reporting.report_html import findings, scorecard_rows, write_report
 from obs_pipelines.reporting.reports import pin_reports, report_connection
-from obs_pipelines.resources import ObsResource
 
 # The report reads the catalog (its views and report SQL), which ingest and tiering rebuild.
 DEFAULT_DEPS = ("lake_catalog",)
@@ -48,10 +48,10 @@ def build_report_assets(
         config = obs.config
         end = context.partition_time_window.end.astimezone(UTC)
         start = end - config.reports.period
-        path = render_report(config, start, end, report_path(config, end))
         con = report_connection(config, start, end)
         try:
             pin_reports(con)
+            path = write_report(con, report_path(config, end))
             rows = scorecard_rows(con)
             found = findings(con)
             pushed = push_reports(config, con)

@@ -16,11 +16,11 @@ from dagster import (
 )
 
 from assets.partitions import TIERING_GROUP
+from assets.resources import ObsResource
 from obs_pipelines.datasets import dataset as dataset_of
 from obs_pipelines.datasets import names
 from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.lake.tiering import TieringResult, run_tiering
-from obs_pipelines.resources import ObsResource
 
 # Tiering moves what ingest wrote; by default, the hourly metric datasets.
 DEFAULT_DEPS = names(pillar="metrics", cadence="hourly")

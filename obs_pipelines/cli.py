@@ -194,24 +194,26 @@ def _query(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from obs_pipelines.lake.catalog import build_catalog
-    from obs_pipelines.reporting.report_html import render_report, scorecard_text
+    from obs_pipelines.reporting.report_export import push_reports
+    from obs_pipelines.reporting.report_html import format_scorecard, write_report
+    from obs_pipelines.reporting.reports import pin_reports, report_connection
 
     config = _config(args)
+    if args.push and config.operations.pushgateway is None:
+        raise ObsError("--push needs operations.pushgateway.url in the config")
     start = utc(args.start) if args.start else None
     end = utc(args.end) if args.end else None
     build_catalog(config)
-    print(scorecard_text(config, start, end))
-    path = render_report(config, start, end, args.output)
-    print(f"\nreport: {path}")
-    if args.push:
-        from obs_pipelines.reporting.report_export import push_reports
-        from obs_pipelines.reporting.reports import pin_reports, report_connection
-
-        if config.operations.pushgateway is None:
-            raise ObsError("--push needs operations.pushgateway.url in the config")
-        con = report_connection(config, start, end)
-        pin_reports(con)
-        print(f"pushed {push_reports(config, con)} samples to {config.operations.pushgateway.url}")
+    con = report_connection(config, start, end)
+    try:
+        pin_reports(con)  # once: the scorecard, the HTML and the push read the same results
+        print(format_scorecard(con))
+        print(f"\nreport: {write_report(con, args.output)}")
+        if args.push:
+            pushed = push_reports(config, con)
+            print(f"pushed {pushed} samples to {config.operations.pushgateway.url}")
+    finally:
+        con.close()
     return 0
 
 

@@ -1177,10 +1177,29 @@ def parse_config(raw: Any, source: str = "config", base_dir: Path | None = None)
             raise ConfigError(
                 f"{source}: {key}: environment variable {variable} is not set; export it or change {key}"
             )
+    _resolve_tls_paths(config, config.base_dir)
     _check_local_paths(config, source)
     _check_rule_files(config, source)
     _check_incident_files(config, source)
     return config
+
+
+def _resolve_tls_paths(model: BaseModel, base_dir: Path) -> None:
+    """Make every ``tls`` file path absolute against the config file's folder, as lake paths
+    are: a config must mean the same files whichever directory ``obs`` runs from."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, Tls):
+            for field in ("ca_file", "client_cert", "client_key"):
+                path = getattr(value, field)
+                if path is not None and not path.is_absolute():
+                    object.__setattr__(value, field, (base_dir / path).resolve())
+        elif isinstance(value, BaseModel):
+            _resolve_tls_paths(value, base_dir)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    _resolve_tls_paths(item, base_dir)
 
 
 def _check_incident_files(config: ObsConfig, source: str) -> None:

@@ -32,10 +32,10 @@ from assets.partitions import (
     hourly_partitions,
 )
 from assets.reports import build_report_assets
+from assets.resources import ObsResource
 from assets.tiering import build_tiering_assets
 from obs_pipelines.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, load_config
 from obs_pipelines.datasets import Dataset, names
-from obs_pipelines.resources import ObsResource
 from sensors.freshness import (
     build_lake_freshness_sensor,
     build_source_freshness_sensor,

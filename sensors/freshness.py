@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from assets.partitions import PARTITION_KEY_FORMAT
+from assets.resources import ObsResource
 from obs_pipelines.config import DEFAULT_OPERATIONS, SourceLagRuleConfig
 from obs_pipelines.errors import ObsError
 from obs_pipelines.operations.freshness import (
@@ -37,7 +38,6 @@ from obs_pipelines.operations.freshness import (
     utc_now,
 )
 from obs_pipelines.operations.notify import Alertmanager
-from obs_pipelines.resources import ObsResource
 from sensors.schedules import AssetJob
 
 RUNBOOK = "https://github.com/waardhaven/obs-pipelines/blob/main/deploy/README.md#freshness-alerts"

@@ -18,8 +18,8 @@ from dagster_celery import celery_executor
 
 from assets.metrics import build_metric_ingest
 from assets.partitions import hourly_partitions
+from assets.resources import ObsResource
 from obs_pipelines.config import load_config
-from obs_pipelines.resources import ObsResource
 
 CELERY_JOB = "metrics_ingest_celery"
 

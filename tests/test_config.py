@@ -179,3 +179,31 @@ def test_the_cli_prints_one_error_line_and_exits_2_on_a_bad_config(tmp_path: Pat
         == f"obs: error: {path}: lake.retention: unknown key; remove it or check its spelling\n"
     )
     assert not (tmp_path / "lake").exists()
+
+
+def test_tls_files_are_read_from_the_config_files_folder_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "deploy"
+    (folder / "certs").mkdir(parents=True)
+    (folder / "obs.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "sources": {
+                    "metrics": "prometheus",
+                    "prometheus": {
+                        "url": "https://prometheus:9090",
+                        "selectors": ["up"],
+                        "tls": {"ca_file": "certs/ca.pem", "client_cert": "/etc/obs/client.pem"},
+                    },
+                },
+                "lake": {"root": "lake"},
+            }
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+
+    tls = load_config(folder / "obs.yaml").sources.prometheus.tls
+
+    assert tls.ca_file == folder / "certs" / "ca.pem"
+    assert tls.client_cert == Path("/etc/obs/client.pem")

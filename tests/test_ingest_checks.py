@@ -15,9 +15,9 @@ import obs_pipelines.lake.ingest
 from assets.ingest import SNAPSHOT_DATASETS, build_snapshot_ingest
 from assets.metrics import build_metric_ingest
 from assets.partitions import hourly_partitions
+from assets.resources import ObsResource
 from obs_pipelines.config import load_config
 from obs_pipelines.lake import Lake
-from obs_pipelines.resources import ObsResource
 from obs_pipelines.schemas import METRIC_SAMPLES, METRIC_SERIES
 from obs_pipelines.sources.base import MetricChunk
 from obs_pipelines.windows import TimeWindow

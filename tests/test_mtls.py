@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from dagster import DagsterInstance, build_sensor_context
 
+from assets.resources import ObsResource
 from obs_pipelines.config import (
     AlertmanagerSourceConfig,
     PrometheusSourceConfig,
@@ -35,7 +36,6 @@ from obs_pipelines.lake.catalog import connect
 from obs_pipelines.operations.doctor import run_checks
 from obs_pipelines.operations.freshness import PrometheusQuery
 from obs_pipelines.operations.notify import Alert, Alertmanager, NotifyError
-from obs_pipelines.resources import ObsResource
 from obs_pipelines.sources.alertmanager import AlertmanagerAlerts
 from obs_pipelines.sources.http import elasticsearch_options, http_session
 from obs_pipelines.sources.prometheus import PrometheusSource

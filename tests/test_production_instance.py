@@ -12,9 +12,9 @@ from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context
 
 from assets.metrics import build_metric_ingest
 from assets.partitions import hourly_partitions
+from assets.resources import ObsResource
 from obs_pipelines.config import load_config
 from obs_pipelines.operations.doctor import run_checks
-from obs_pipelines.resources import ObsResource
 from obs_pipelines.windows import HOUR, floor_hour
 from sensors.freshness import build_lake_freshness_sensor
 from sensors.schedules import metrics_ingest_job

@@ -15,13 +15,13 @@ import yaml
 from dagster import DagsterInstance, DailyPartitionsDefinition, materialize
 
 from assets.reports import build_report_assets
+from assets.resources import ObsResource
 from obs_pipelines.config import load_config
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.lake.ingest import ingest_metrics_hour, ingest_table_hour
 from obs_pipelines.reporting.derived import derive
 from obs_pipelines.reporting.reports import report_connection
-from obs_pipelines.resources import ObsResource
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.windows import TimeWindow, utc
 

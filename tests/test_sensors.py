@@ -12,12 +12,12 @@ from dagster import DagsterInstance, Definitions, build_sensor_context
 
 from assets.metrics import build_metric_ingest
 from assets.partitions import hourly_partitions
+from assets.resources import ObsResource
 from obs_pipelines.config import SourceLagRuleConfig, load_config
 from obs_pipelines.datasets import SCHEMAS
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake import paths as lake_paths
 from obs_pipelines.operations.notify import Alertmanager
-from obs_pipelines.resources import ObsResource
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
 from sensors.freshness import (
     build_lake_freshness_sensor,

@@ -69,9 +69,15 @@ def render_report(
     con = report_connection(config, start, end)
     try:
         pin_reports(con)
-        document = _document(con)
+        return write_report(con, path)
     finally:
         con.close()
+
+
+def write_report(con: duckdb.DuckDBPyConnection, path: str | Path) -> Path:
+    """Write the report of a session whose reports are pinned (``pin_reports``): the scorecard,
+    the HTML file and the Pushgateway export of one run share one computation of the reports."""
+    document = _document(con)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(document, encoding="utf-8")
@@ -83,12 +89,17 @@ def scorecard_text(config: ObsConfig, start: datetime | None, end: datetime | No
     con = report_connection(config, start, end)
     try:
         pin_reports(con)
-        rows = scorecard_rows(con)
-        period_start, period_end = con.execute(
-            "SELECT period_start, period_end FROM report_period"
-        ).fetchone()
+        return format_scorecard(con)
     finally:
         con.close()
+
+
+def format_scorecard(con: duckdb.DuckDBPyConnection) -> str:
+    """The Success Metrics table of a report session as aligned plain text."""
+    rows = scorecard_rows(con)
+    period_start, period_end = con.execute(
+        "SELECT period_start, period_end FROM report_period"
+    ).fetchone()
     table = [("Metric", "Target", "Current", "Previous", "Change", "Status")]
     table += [
         (r.metric, r.target, r.shown(r.current), r.shown(r.previous), r.change, r.status.upper())

@@ -109,8 +109,9 @@ def series_roles(slo: SloConfig) -> list[SeriesRole]:
                 le_value=sli.threshold_seconds,
             ),
         ]
-    assert isinstance(sli, ThresholdSli)
-    return [_role(slo.name, "gauge", sli.gauge)]
+    if isinstance(sli, ThresholdSli):
+        return [_role(slo.name, "gauge", sli.gauge)]
+    raise TypeError(f"SLO {slo.name}: unknown SLI type {type(sli).__name__}")
 
 
 def _role(slo: str, role: str, selector: str) -> SeriesRole:
@@ -164,7 +165,10 @@ def match_roles(series: pa.Table, roles: list[SeriesRole]) -> list[np.ndarray]:
     everything = np.ones(series.num_rows, bool)
     result = []
     for role in roles:
-        assert role.selector is not None, "roles come from series_roles"
+        if role.selector is None:
+            raise ValueError(
+                f"SLO {role.slo}: {role.role} role has no selector (make roles with series_roles)"
+            )
         mask = everything.copy()
         if role.selector.metric:
             mask &= matcher("__name__", "=", role.selector.metric)
@@ -334,19 +338,44 @@ def check_latency_buckets(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> 
     A histogram only knows how many requests were under each ``le``; any other threshold would be
     an interpolation, not a count. An SLO whose histogram has no series yet passes (no data).
     """
-    for index, slo in enumerate(config.slos):
-        if not isinstance(slo.sli, LatencySli):
-            continue
-        bounds = con.execute(
-            f"SELECT DISTINCT labels['le'] FROM metric_series WHERE {selector_predicate(slo.sli.histogram)}"
-        ).fetchall()
-        values = sorted({float(le) for (le,) in bounds if le is not None and _is_number(le)})
-        if values and slo.sli.threshold_seconds not in values:
-            shown = ", ".join("+Inf" if v == float("inf") else f"{v:g}" for v in values)
-            raise ConfigError(
-                f"slos[{index}].sli.threshold_seconds: {slo.sli.threshold_seconds:g} is not a bucket "
-                f"bound of {slo.sli.histogram} (le = {shown}); set it to one of those bounds"
-            )
+    latency = [
+        (index, slo.sli) for index, slo in enumerate(config.slos) if isinstance(slo.sli, LatencySli)
+    ]
+    if not latency:
+        return
+    # One scan of metric_series (it spans every partition of the lake) for every latency SLO,
+    # then each selector over that small table.
+    metrics = {parse_selector(sli.histogram).metric for _, sli in latency}
+    scope = (
+        f"metric IN ({', '.join(sql_string(m) for m in sorted(metrics))})"
+        if all(metrics)
+        else "true"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE latency_bucket_series AS SELECT DISTINCT metric, labels "
+        f"FROM metric_series WHERE {scope} AND labels['le'] IS NOT NULL"
+    )
+    try:
+        for index, sli in latency:
+            _check_threshold_is_a_bound(con, index, sli)
+    finally:
+        con.execute("DROP TABLE IF EXISTS latency_bucket_series")
+
+
+def _check_threshold_is_a_bound(
+    con: duckdb.DuckDBPyConnection, index: int, sli: LatencySli
+) -> None:
+    bounds = con.execute(
+        "SELECT DISTINCT labels['le'] FROM latency_bucket_series "
+        f"WHERE {selector_predicate(sli.histogram)}"
+    ).fetchall()
+    values = sorted({float(le) for (le,) in bounds if le is not None and _is_number(le)})
+    if values and sli.threshold_seconds not in values:
+        shown = ", ".join("+Inf" if v == float("inf") else f"{v:g}" for v in values)
+        raise ConfigError(
+            f"slos[{index}].sli.threshold_seconds: {sli.threshold_seconds:g} is not a bucket "
+            f"bound of {sli.histogram} (le = {shown}); set it to one of those bounds"
+        )
 
 
 def _is_number(text: str) -> bool:

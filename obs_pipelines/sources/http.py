@@ -396,7 +396,7 @@ def tls_files(tls: Tls | None, key: str) -> TlsFiles:
         if path is not None and not path.is_file():
             raise ConfigError(
                 f"{key}.tls.{field}: {path} is not a readable file; fix the path (relative paths "
-                "are read from the working directory)"
+                "are read from the config file's folder)"
             )
     return TlsFiles(
         verify=str(tls.ca_file) if tls.ca_file else tls.verify,
