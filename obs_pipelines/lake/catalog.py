@@ -253,29 +253,14 @@ def _tier_relations(lake: Lake, dataset: str, files: list[LakeFile]) -> list[tup
     this catalog open across tiering runs). Each glob matches only the names the lake writes and
     always matches the tier's anchor, so it is never empty; each relation keeps only current,
     published files. Archive tiers are read from an explicit list of their readable files."""
-    relations = []
-    for tier in TIERS:
-        if stored_schema(dataset, tier) is None:
-            continue
-        if lake.config.lake.tier(tier).archived:
-            readable = [
-                lake.file_url(f)
-                for f in files
-                if f.tier == tier and f.storage_class not in ARCHIVE_STORAGE_CLASSES
-            ]
-            if not readable:
-                continue
-            source = "[" + ", ".join(_quote(u) for u in readable) + "]"
-        else:
-            source = _quote(lake.tiers[tier].url(f"{tier}/{dataset}/**/{_FILE_GLOBS[tier]}"))
-        relations.append(
-            (
-                tier,
-                f"(SELECT * FROM read_parquet({source}, filename = true, hive_partitioning = false) "
-                "WHERE filename IN (SELECT file FROM current_files))",
-            )
+    return [
+        (
+            tier,
+            f"(SELECT * FROM read_parquet({source}, filename = true, hive_partitioning = false) "
+            "WHERE filename IN (SELECT file FROM current_files))",
         )
-    return relations
+        for tier, source in _tier_sources(lake, dataset, files)
+    ]
 
 
 def _with_listing(lake: Lake, dataset: str, files: list[LakeFile], body: str) -> str:
