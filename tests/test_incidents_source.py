@@ -24,7 +24,7 @@ import pytest
 from obs_pipelines.config import ObsConfig, load_config
 from obs_pipelines.errors import ConfigError, SourceError
 from obs_pipelines.lake import Lake
-from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.lake.ingest import ingest_table_hour
 from obs_pipelines.reporting.report_html import (
     _scorecard_table,
@@ -413,6 +413,41 @@ def test_the_incidents_asset_exists_only_when_configured(tmp_path: Path) -> None
 
     assert "incident_records" not in keys(without)
     assert "incident_records" in keys(with_records)
+
+
+def test_the_incidents_asset_publishes_the_records_and_checks_them_through_dagster(
+    tmp_path: Path,
+) -> None:
+    from dagster import DagsterInstance, materialize
+
+    from assets.incidents import build_incident_records
+    from assets.resources import ObsResource
+
+    (tmp_path / "pm.csv").write_text(CSV_TEXT)
+    config_path = tmp_path / "obs.yaml"
+    config_path.write_text(
+        f"lake: {{root: {tmp_path / 'lake'}}}\n"
+        "services: [{name: checkout, owner: shop}]\n"
+        "sources: {incidents: {postmortems: pm.csv}}\n"
+    )
+
+    result = materialize(
+        [build_incident_records()],
+        resources={"obs": ObsResource(config_path=str(config_path))},
+        instance=DagsterInstance.ephemeral(),
+    )
+
+    (check,) = result.get_asset_check_evaluations()
+    assert result.success and check.check_name == "records" and check.passed
+    con = connect(load_config(config_path), read_only=True)
+    rows = con.execute(
+        "SELECT service, epoch(started_at), epoch(resolved_at) FROM incident_records "
+        "ORDER BY started_at"
+    ).fetchall()
+    assert rows == [
+        ("checkout", t("2026-11-10T11:00:00Z").timestamp(), t("2026-11-10T11:45:00Z").timestamp()),
+        ("checkout", t("2026-11-10T14:30:00Z").timestamp(), t("2026-11-10T15:10:00Z").timestamp()),
+    ]
 
 
 # --- reports -----------------------------------------------------------------------------------
