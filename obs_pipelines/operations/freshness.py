@@ -37,6 +37,7 @@ from obs_pipelines.durations import format_duration
 from obs_pipelines.errors import SourceError
 from obs_pipelines.lake import Lake
 from obs_pipelines.operations.notify import Alert
+from obs_pipelines.redact import redact_url
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
 
 LAKE_ALERTNAME = "ObsLakeDatasetStale"
@@ -362,7 +363,7 @@ class PrometheusQuery:
     def __init__(self, config: PrometheusSourceConfig) -> None:
         from obs_pipelines.sources.prometheus import PrometheusSource
 
-        self.url = config.url
+        self.url = redact_url(str(config.url))  # it goes into error messages
         self._source = PrometheusSource(config)
         self._timeout = int(config.timeout.total_seconds())
 
