@@ -18,17 +18,10 @@
 WITH intervals AS (
     SELECT * FROM alert_intervals
 ),
-newest AS (
-    SELECT max(window_end) AS window_end FROM alert_fragments
-),
 firing AS (
-    SELECT
-        i.*,
-        i.last_sample + to_milliseconds(i.evaluation_interval_ms) AS resolved_at,
-        epoch_ms(i.last_window_end) - epoch_ms(i.last_sample) <= i.max_gap_ms
-            AND i.last_window_end >= newest.window_end          AS still_firing
-    FROM intervals AS i, newest
-    WHERE i.state = 'firing'
+    SELECT *, ended_at AS resolved_at, still_open AS still_firing
+    FROM intervals
+    WHERE state = 'firing'
 )
 SELECT
     f.fingerprint,

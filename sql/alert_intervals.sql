@@ -17,6 +17,10 @@
 -- samples, fragments     ALERTS samples, and fragments stitched
 -- last_window_end        end of the window holding the last sample
 -- max_gap_ms, evaluation_interval_ms   as the fragments recorded them
+-- ended_at               last sample + one evaluation interval: the evaluation at which the alert
+--                        was first seen out of this state
+-- still_open             true when the stretch may go on: its last sample reached the end of its
+--                        window (within max_gap_ms) and that window is the newest with alert data
 WITH ordered AS (
     SELECT
         *,
@@ -63,5 +67,13 @@ intervals AS (
         arg_max(evaluation_interval_ms, last_sample) AS evaluation_interval_ms
     FROM numbered
     GROUP BY fingerprint, state, interval_number
+),
+newest AS (
+    SELECT max(window_end) AS window_end FROM alert_fragments
 )
-SELECT * FROM intervals
+SELECT
+    i.*,
+    i.last_sample + to_milliseconds(i.evaluation_interval_ms) AS ended_at,
+    epoch_ms(i.last_window_end) - epoch_ms(i.last_sample) <= i.max_gap_ms
+        AND i.last_window_end >= newest.window_end          AS still_open
+FROM intervals AS i, newest

@@ -16,16 +16,9 @@
 WITH period AS (
     SELECT * FROM report_period
 ),
-newest AS (
-    SELECT max(window_end) AS window_end FROM alert_fragments
-),
 pending AS (
-    SELECT
-        i.*,
-        i.last_sample + to_milliseconds(i.evaluation_interval_ms) AS inactive_at,
-        epoch_ms(i.last_window_end) - epoch_ms(i.last_sample) <= i.max_gap_ms
-            AND i.last_window_end >= newest.window_end          AS still_pending
-    FROM alert_intervals AS i, newest
+    SELECT i.*, i.ended_at AS inactive_at, i.still_open AS still_pending
+    FROM alert_intervals AS i
     WHERE i.state = 'pending'
       AND NOT EXISTS (
           SELECT 1 FROM alert_intervals AS f
