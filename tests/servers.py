@@ -257,3 +257,16 @@ def moto_s3() -> Iterator[str]:
     command = [str(binary), "-H", "127.0.0.1", "-p", str(port)]
     with serving_http(command, port, ready_path="/moto-api/") as url:
         yield url
+
+
+def self_signed_certificate(folder: Path) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 in ``folder``: (certificate file, key file)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)

@@ -6,7 +6,6 @@ was loaded, independently computed here.
 
 import base64
 import random
-import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from obs_pipelines.errors import SourceError
 from obs_pipelines.schemas import LOG_RECORDS
 from obs_pipelines.sources.elasticsearch import ElasticsearchLogs
 from obs_pipelines.windows import TimeWindow
+from tests import servers
 from tests.fake_elasticsearch import FakeElasticsearch, serve
 
 pytestmark = pytest.mark.integration  # exports 25,000 documents from the fake cluster
@@ -383,15 +383,7 @@ def unused_url() -> str:
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1: (certificate file, key file)."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return str(cert), str(key)
+    return servers.self_signed_certificate(tmp_path)
 
 
 def test_tls_uses_the_configured_ca_file_and_refuses_an_unknown_certificate(

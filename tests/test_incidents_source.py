@@ -12,7 +12,6 @@ payments (episodes) MTTD 3, MTTR 20, recall 1/1; all services MTTD (6 + 20 + 3) 
 MTTR (45 + 40 + 20) / 3, recall 2/3.
 """
 
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from obs_pipelines.reporting.report_html import (
 from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.sources.incidents import incident_source, read_postmortems
 from obs_pipelines.windows import hour_window, utc
+from tests import servers
 from tests.fake_pagerduty import FakeIncident, FakeLogEntry, FakePagerDuty, serve
 from tests.report_fixtures import (
     SCRAPE_MS,
@@ -56,16 +56,7 @@ INTEGRATION = "events_api_v2_inbound_integration_reference"
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1: (certificate file, key file)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return str(cert), str(key)
+    return servers.self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 def entry(kind: str, at: str, agent: str = "user_reference") -> FakeLogEntry:
