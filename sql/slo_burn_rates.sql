@@ -28,42 +28,65 @@ evaluation_windows AS (
     UNION
     SELECT 1
 ),
+bounds AS (
+    -- The grid runs from a day before the previous period, less the longest window, to the period
+    -- end; windows are evaluated from a day before the previous period.
+    SELECT p.previous_start - INTERVAL 1 DAY
+             - to_minutes((SELECT max(window_minutes) FROM evaluation_windows)) AS grid_start,
+           p.previous_start - INTERVAL 1 DAY AS evaluated_from,
+           p.period_end
+    FROM period AS p
+),
+slos AS (
+    SELECT *, row_number() OVER (ORDER BY slo_name) AS slo_number FROM slo_definitions
+),
 minute_grid AS (
-    -- From a day before the previous period, less the longest window, to the period end.
-    SELECT d.slo_name, d.service, d.error_budget_target,
-           unnest(generate_series(
-               p.previous_start - INTERVAL 1 DAY
-                 - to_minutes((SELECT max(window_minutes) FROM evaluation_windows)),
-               p.period_end - INTERVAL 1 MINUTE,
-               INTERVAL 1 MINUTE
-           )) AS minute
-    FROM slo_definitions AS d, period AS p
+    -- Minutes are numbered from the grid's start, so that a window's start is found by arithmetic.
+    SELECT s.slo_number,
+           unnest(range((epoch_us(b.period_end) - epoch_us(b.grid_start)) // 60000000))
+               AS minute_number
+    FROM slos AS s, bounds AS b
+),
+events AS (
+    SELECT s.slo_number,
+           (epoch_us(e.minute) - epoch_us(b.grid_start)) // 60000000 AS minute_number,
+           e.good_events, e.bad_events, e.total_events
+    FROM slo_events AS e
+    JOIN slos AS s USING (slo_name)
+    CROSS JOIN bounds AS b
+    WHERE e.minute >= b.grid_start AND e.minute < b.period_end
 ),
 running_totals AS MATERIALIZED (
     -- Events from the grid's start through the end of each minute.
-    SELECT g.slo_name, g.service, g.error_budget_target, g.minute,
+    SELECT g.slo_number, g.minute_number,
            sum(coalesce(e.good_events, 0)) OVER through_minute AS good_through,
            sum(coalesce(e.bad_events, 0)) OVER through_minute AS bad_through,
            sum(coalesce(e.total_events, 0)) OVER through_minute AS total_through
     FROM minute_grid AS g
-    LEFT JOIN slo_events AS e ON e.slo_name = g.slo_name AND e.minute = g.minute
-    WINDOW through_minute AS (PARTITION BY g.slo_name ORDER BY g.minute ROWS UNBOUNDED PRECEDING)
+    LEFT JOIN events AS e USING (slo_number, minute_number)
+    WINDOW through_minute AS (
+        PARTITION BY g.slo_number ORDER BY g.minute_number ROWS UNBOUNDED PRECEDING
+    )
 ),
 windowed AS (
-    SELECT now_.slo_name, now_.service, now_.error_budget_target,
-           now_.minute + INTERVAL 1 MINUTE AS evaluated_at,
-           w.window_minutes,
+    -- Each window: events through its last minute less events through the minute before its first.
+    SELECT now_.slo_number, now_.minute_number, w.window_minutes,
            now_.good_through - coalesce(before.good_through, 0) AS good_events,
            now_.bad_through - coalesce(before.bad_through, 0) AS bad_events,
            now_.total_through - coalesce(before.total_through, 0) AS total_events
     FROM running_totals AS now_
     CROSS JOIN evaluation_windows AS w
     LEFT JOIN running_totals AS before
-        ON before.slo_name = now_.slo_name
-       AND before.minute = now_.minute - to_minutes(w.window_minutes)
-    WHERE now_.minute >= (SELECT previous_start FROM period) - INTERVAL 1 DAY
+        ON before.slo_number = now_.slo_number
+       AND before.minute_number = now_.minute_number - w.window_minutes
+    WHERE now_.minute_number
+          >= (SELECT (epoch_us(evaluated_from) - epoch_us(grid_start)) // 60000000 FROM bounds)
 )
-SELECT slo_name, service, evaluated_at, window_minutes, good_events, bad_events, total_events,
-       CASE WHEN total_events > 0
-            THEN bad_events / total_events / error_budget_target END AS burn_rate
-FROM windowed
+SELECT s.slo_name, s.service,
+       b.grid_start + to_minutes(w.minute_number + 1) AS evaluated_at,
+       w.window_minutes, w.good_events, w.bad_events, w.total_events,
+       CASE WHEN w.total_events > 0
+            THEN w.bad_events / w.total_events / s.error_budget_target END AS burn_rate
+FROM windowed AS w
+JOIN slos AS s USING (slo_number)
+CROSS JOIN bounds AS b

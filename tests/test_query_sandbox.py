@@ -320,6 +320,15 @@ def test_from_and_to_set_the_report_window_the_views_describe(lake: Path) -> Non
     assert end_only.stdout.splitlines()[1:] == WEEK
 
 
+def test_a_set_variable_moves_the_window_past_the_pinned_default_end(lake: Path) -> None:
+    moved = obs(
+        lake, "SET VARIABLE report_end = TIMESTAMP '2026-11-08';\n" + PERIOD, "--format", "csv"
+    )
+
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.splitlines()[1:] == WEEK
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -210,11 +210,16 @@ def set_report_window(
     con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None
 ) -> None:
     """Set ``report_start``/``report_end``, which the report views (``report_period``) read,
-    as ``obs report --from/--to`` does; a bound not given keeps its default."""
+    as ``obs report --from/--to`` does; a bound not given keeps its default.
+
+    A default end (the newest data) is found once and pinned, as ``report_connection`` does: each
+    report reads ``report_period`` many times, and each read would scan the derived datasets."""
     for name, moment in (("report_start", start), ("report_end", end)):
         if moment is not None:
             naive = moment.astimezone(UTC).replace(tzinfo=None)  # the lake's timestamps are UTC
             con.execute(f"SET VARIABLE {name} = ?::TIMESTAMP", [naive])
+    if end is None:
+        con.execute("SET VARIABLE report_end = (SELECT period_end FROM report_period)")
 
 
 def run(
