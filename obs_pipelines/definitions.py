@@ -36,6 +36,7 @@ from assets.resources import ObsResource
 from assets.tiering import build_tiering_assets
 from obs_pipelines.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH, load_config
 from obs_pipelines.datasets import Dataset, names
+from obs_pipelines.errors import ConfigError
 from sensors.freshness import (
     build_lake_freshness_sensor,
     build_source_freshness_sensor,
@@ -191,9 +192,15 @@ def _executor() -> ExecutorDefinition | None:
     from dagster_celery import celery_executor
 
     path = Path(os.environ.get("OBS_CELERY_CONFIG", "deploy/celery.yaml"))
-    return celery_executor.configured(
-        yaml.safe_load(path.read_text())["execution"]["config"], name="celery"
-    )
+    try:
+        settings = yaml.safe_load(path.read_text())["execution"]["config"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        problem = "cannot be read" if isinstance(exc, OSError) else "has no execution.config"
+        raise ConfigError(
+            f"OBS_EXECUTOR=celery: the Celery settings {path} {problem}; set OBS_CELERY_CONFIG to "
+            "a file like deploy/celery.yaml (see deploy/README.md)"
+        ) from None
+    return celery_executor.configured(settings, name="celery")
 
 
 defs = build_definitions(os.environ.get(CONFIG_ENV_VAR, DEFAULT_CONFIG_PATH))

@@ -1,7 +1,9 @@
 -- alert_quality: are our alerts worth waking up for? (the seed's "alert noise ratio")
--- Measured against SLO-impact episodes (impact_episodes) as the ground truth, with the SRE
--- Workbook's "Alerting on SLOs" vocabulary; recall counts incidents (see incidents): incident
--- records where a service has them in the period, impact episodes where it has none. One row per period and alert name, plus one row per
+-- Measured against real impact, with the SRE Workbook's "Alerting on SLOs" vocabulary: a firing
+-- is useful when an SLO-impact episode (impact_episodes) or an incident record of its service
+-- (incidents) overlaps it, so an outage the SLOs cannot see but a postmortem records is no noise;
+-- recall counts incidents (see incidents): incident records where a service has them in the
+-- period, impact episodes where it has none. One row per period and alert name, plus one row per
 -- period for all alerts together (alertname NULL, scope 'all alerts').
 --
 -- period                 'current' or 'previous'
@@ -18,7 +20,8 @@
 -- flapping_minutes       checks at which one of its alerts was in the flapping state
 -- flap_starts            times one of its alerts entered the flapping state
 -- max_state_change_pct   highest Nagios state-change percentage seen
--- matched_firings        firings related to an impact episode of their service (alert_impact_matches)
+-- matched_firings        firings related to an impact episode (alert_impact_matches) or an
+--                        incident of their service (incident_alert_matches)
 -- precision              matched_firings / firings
 -- noise_ratio            1 - precision: the share of firings that matched no impact (false positives)
 -- impact_episodes        incidents in the period of the services this alert names (all incidents on
@@ -47,7 +50,11 @@ flap_checks AS MATERIALIZED (
 firing_outcomes AS (
     SELECT f.*, m.firing_id IS NOT NULL AS matched
     FROM alert_firings AS f
-    LEFT JOIN (SELECT DISTINCT firing_id FROM matches) AS m USING (firing_id)
+    LEFT JOIN (
+        SELECT firing_id FROM matches
+        UNION
+        SELECT firing_id FROM incident_matches
+    ) AS m USING (firing_id)
 ),
 flap_summary AS (
     SELECT period, alertname,

@@ -17,8 +17,9 @@
 -- definition             how the value is measured:
 --   System uptime            share of `up` scrapes equal to 1 over every target of the catalog's
 --                            services whose tier is in report_settings.uptime_tiers (critical)
---   Alert noise ratio        alert_quality's, all alerts: firings that matched no impact / firings
---                            (counted from alert_firings and alert_impact_matches, as there)
+--   Alert noise ratio        alert_quality's, all alerts: firings that matched no impact episode
+--                            and no incident / firings (counted from alert_firings,
+--                            alert_impact_matches and incident_alert_matches, as there)
 --   Mean time to detection   incident_summary, all services: mean time to detect
 --   Mean time to resolution  incident_summary, all services: mean time to resolve
 --   Monitoring coverage      coverage: share of catalog services with every required pillar present
@@ -51,12 +52,14 @@ uptime AS (
 measured AS (
     SELECT 'uptime' AS metric_key, period, value FROM uptime
     UNION ALL
-    -- alert_quality's noise_ratio on its 'all alerts' rows, counted from the same two views:
-    -- reading alert_quality would also compute its recall, flapping and incidents.
+    -- alert_quality's noise_ratio on its 'all alerts' rows, counted from the same views:
+    -- reading alert_quality would also compute its recall and flapping.
     SELECT 'alert_noise', p.period,
            CASE WHEN count(f.starts_at) > 0
                 THEN 1 - count(f.starts_at) FILTER (WHERE f.firing_id IN (
                          SELECT firing_id FROM alert_impact_matches
+                         UNION
+                         SELECT firing_id FROM incident_alert_matches
                      )) / count(f.starts_at)
            END
     FROM report_periods AS p

@@ -608,3 +608,48 @@ def test_the_printed_scorecard_says_which_incidents_mttd_and_mttr_were_measured_
 
     assert incidents_basis_note(rows) == "MTTD and MTTR measured on: records and impact episodes"
     assert "MTTD and MTTR measured on: records and impact episodes" in _scorecard_table(rows)
+
+
+def test_a_firing_during_a_recorded_incident_the_slos_did_not_see_is_no_noise(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "postmortems.yaml").write_text(
+        "- {service: checkout, id: PM-9, started_at: '2026-11-10T14:30:00Z',"
+        " detected_at: '2026-11-10T14:40:00Z', resolved_at: '2026-11-10T15:10:00Z'}\n"
+    )
+    config = make_config(
+        tmp_path,
+        services=[{"name": "checkout", "owner": "a"}],
+        slos=[slo("checkout")],
+        sources={"incidents": {"postmortems": "postmortems.yaml"}},
+    )
+    lake = Lake(config)
+    write_metrics(lake, traffic("checkout", [(at("11:00"), at("11:20"))]))
+    write_alerts(
+        lake,
+        [
+            Firing("CheckoutErrors", {"service": "checkout"}, at("11:02"), at("11:25")),
+            Firing("CheckoutQueue", {"service": "checkout"}, at("14:35"), at("14:50")),
+            Firing("CheckoutQueue", {"service": "checkout"}, at("15:30"), at("15:40")),
+        ],
+    )
+    snapshot(config, datetime(2026, 11, 10, 16, 5, tzinfo=UTC))
+    build_catalog(config)
+    con = report_connection(config, utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
+
+    quality = {
+        str(r["alertname"]): r
+        for r in dicts(con, "SELECT * FROM alert_quality WHERE period = 'current'")
+    }
+    noise = con.execute(
+        "SELECT current_value FROM scorecard WHERE metric = 'Alert noise ratio'"
+    ).fetchone()
+
+    # 11:02: the SLO episode (no record); 14:35: PM-9 (no SLO impact); 15:30: nothing.
+    assert (quality["CheckoutErrors"]["firings"], quality["CheckoutErrors"]["precision"]) == (1, 1)
+    assert (quality["CheckoutQueue"]["matched_firings"], quality["CheckoutQueue"]["precision"]) == (
+        1,
+        0.5,
+    )
+    assert quality["None"]["noise_ratio"] == pytest.approx(1 / 3)
+    assert noise == (pytest.approx(1 / 3),)

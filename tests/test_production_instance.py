@@ -113,3 +113,32 @@ def test_materialization_and_sensor_tick_on_postgres(
     assert requested == [f"{h:%Y-%m-%d-%H:%M}" for h in due if h != newest]
     storage = next(r for r in run_checks(load_config(config_path)) if r.check == "dagster.storage")
     assert storage.ok and storage.detail.startswith(f"PostgreSQL {pg.host}:{pg.port}/dagster")
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [(None, "cannot be read"), ("execution: {}\n", "has no execution.config")],
+)
+def test_a_missing_or_empty_celery_settings_file_is_one_line(
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: str | None,
+    problem: str,
+) -> None:
+    from obs_pipelines.definitions import build_definitions
+    from obs_pipelines.errors import ConfigError
+
+    path = tmp_path / "celery.yaml"
+    if settings is not None:
+        path.write_text(settings)
+    monkeypatch.setenv("OBS_EXECUTOR", "celery")
+    monkeypatch.setenv("OBS_CELERY_CONFIG", str(path))
+
+    with pytest.raises(ConfigError) as refused:
+        build_definitions(str(write_config()))
+
+    assert str(refused.value) == (
+        f"OBS_EXECUTOR=celery: the Celery settings {path} {problem}; set OBS_CELERY_CONFIG to a "
+        "file like deploy/celery.yaml (see deploy/README.md)"
+    )

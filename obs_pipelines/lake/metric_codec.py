@@ -64,6 +64,7 @@ def warm_samples_encoding(zstd_level: int) -> Encoding:
             "value_scale",
             "value_unit",
         ),
+        whole_pages=True,
     )
 
 

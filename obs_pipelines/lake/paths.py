@@ -126,10 +126,20 @@ def supersedes(newer: "LakeFile", older: "LakeFile") -> bool:
 
 
 def split_visible(files: list[LakeFile]) -> tuple[list[LakeFile], list[LakeFile]]:
-    """(visible, superseded) under :func:`supersedes`."""
+    """(visible, superseded) under :func:`supersedes`.
+
+    A file that covers another covers its first day, so each file is compared only with the
+    files spanning that day: linear in the lake's size, not quadratic."""
+    by_day: dict[tuple[str | None, date], list[LakeFile]] = {}
+    for g in files:
+        day = day_of(g.start)
+        while day_start(day) < g.end:
+            by_day.setdefault((g.resolution, day), []).append(g)
+            day += DAY
     visible, hidden = [], []
     for f in files:
-        (hidden if any(supersedes(g, f) for g in files) else visible).append(f)
+        candidates = by_day.get((f.resolution, day_of(f.start)), ())
+        (hidden if any(supersedes(g, f) for g in candidates) else visible).append(f)
     return visible, hidden
 
 

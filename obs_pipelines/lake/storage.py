@@ -137,20 +137,27 @@ class LocalStorage:
 
     def list_objects(self, prefix: str) -> list[StoredObject]:
         base = self._path(prefix)
-        if not base.exists():
-            return []
-        found = []
-        for path in base.rglob("*") if base.is_dir() else [base]:
-            if path.is_file() and not path.name.startswith("."):
-                stat = path.stat()
-                found.append(
-                    StoredObject(
-                        key=path.relative_to(self.root).as_posix(),
-                        size=stat.st_size,
-                        modified=datetime.fromtimestamp(stat.st_mtime, UTC),
-                        etag=_local_etag(stat),
-                    )
-                )
+        if base.is_file():
+            stat = base.stat()
+            key = base.relative_to(self.root).as_posix()
+            return [] if base.name.startswith(".") else [_stored(key, stat)]
+        found: list[StoredObject] = []
+        base_text = str(base)
+        base_key = base.relative_to(self.root).as_posix()
+        base_key = "" if base_key == "." else base_key
+        pending = [base_text]
+        while pending:
+            try:
+                entries = os.scandir(pending.pop())
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with entries:
+                for entry in entries:
+                    if entry.is_dir():
+                        pending.append(entry.path)
+                    elif entry.is_file() and not entry.name.startswith("."):
+                        key = (base_key + entry.path[len(base_text) :]).lstrip("/")
+                        found.append(_stored(key, entry.stat()))
         return sorted(found, key=lambda o: o.key)
 
     def delete(self, keys: list[str]) -> None:
@@ -563,6 +570,15 @@ def _describe_holder(holder: str) -> str:
         return f"{info['owner']} on {info['host']} pid {info['pid']} since {info['acquired']}"
     except (ValueError, KeyError, TypeError):
         return "holder unknown"
+
+
+def _stored(key: str, stat: os.stat_result) -> StoredObject:
+    return StoredObject(
+        key=key,
+        size=stat.st_size,
+        modified=datetime.fromtimestamp(stat.st_mtime, UTC),
+        etag=_local_etag(stat),
+    )
 
 
 def _fsync_dir(folder: Path) -> None:

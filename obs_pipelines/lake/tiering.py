@@ -673,8 +673,9 @@ def _encoding(name: str, level: int) -> Encoding:
                 },
             },
             use_dictionary=("series_id", "resolution"),
+            whole_pages=True,
         )
-    return Encoding(compression_level=level)
+    return Encoding(compression_level=level, whole_pages=True)
 
 
 def _decode(name: str, table: pa.Table) -> pa.Table:

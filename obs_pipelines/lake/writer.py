@@ -25,12 +25,17 @@ class Encoding:
     # dictionary (True: all but those with an explicit encoding).
     column_encoding: dict[str, str] = field(default_factory=dict)
     use_dictionary: bool | tuple[str, ...] = True
+    # Colder tiers write pages as long as their row group (pyarrow cuts a page every 20,000 rows
+    # by default): a third smaller warm metric samples (bench/RESULTS-delta.md).
+    whole_pages: bool = False
 
     def writer_options(self) -> dict[str, object]:
         options: dict[str, object] = {
             "compression": self.compression,
             "compression_level": self.compression_level,
         }
+        if self.whole_pages:
+            options["max_rows_per_page"] = self.row_group_size
         if self.column_encoding:
             options["column_encoding"] = dict(self.column_encoding)
             options["use_dictionary"] = (
@@ -55,6 +60,7 @@ class Encoding:
             self.use_dictionary
             if isinstance(self.use_dictionary, bool)
             else tuple(c for c in self.use_dictionary if c in names),
+            self.whole_pages,
             names,
         )
 

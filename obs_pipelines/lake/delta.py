@@ -1,0 +1,355 @@
+"""The lake's datasets as Delta Lake tables: one open table per dataset that any engine can read.
+
+Our own hot/warm/cold layout is correct only when read through the catalog's views (they list
+files, decode the warm codec and apply the supersede rules in SQL). A Delta table carries that
+knowledge in its transaction log instead, so Spark, Trino, Athena, polars and DuckDB read the
+same rows, with no duplicates during a rewrite and nothing left to decode.
+
+Layout (under ``lake.root``, a local folder or ``s3://bucket/prefix``; the tier roots are not
+used: a table is one unit, its files are referenced by its log)::
+
+    <lake.root>/delta/<dataset>/_delta_log/...                  the table's commits
+    <lake.root>/delta/<dataset>/dt=YYYY-MM-DD/part-*.parquet    time series and snapshots
+    <lake.root>/delta/metric_rollups/resolution=5m/dt=YYYY-MM-DD/part-*.parquet
+    <lake.root>/delta/metric_series/part-*.parquet              unpartitioned
+
+* **Columns** are the dataset's plain schema (:mod:`obs_pipelines.schemas`), never the warm codec:
+  ``metric_samples`` holds ``series_id, ts, value`` as the catalog decodes them, so no reader
+  needs our SQL. ``metric_series`` also keeps the view's ``first_seen_hour`` and
+  ``last_seen_hour`` (the hours the series was seen in), which the hourly files only had in
+  their paths.
+* **Types** follow Delta's: Delta has no unsigned integers, so ``series_id`` (a BLAKE2b-64
+  ``uint64``) is stored as BIGINT with the same 64 bits; joins and equality are unaffected, and
+  the unsigned value is ``(series_id::HUGEINT & 18446744073709551615)::UBIGINT`` in DuckDB or
+  ``pl.col("series_id").reinterpret(signed=False)`` in polars. Timestamps are Delta
+  ``timestamp`` (microseconds, UTC-adjusted): the lake's timestamps are UTC instants, and this
+  type needs no table feature, so the tables use protocol reader 1 / writer 2, which every Delta
+  reader opens (``timestamp_ntz`` would require reader 3 / writer 7). Millisecond values are
+  kept exactly (times 1000). DuckDB shows them as TIMESTAMP WITH TIME ZONE: ``SET TimeZone =
+  'UTC'`` (or ``timezone('UTC', ts)``) gives back the lake's naive UTC times.
+* **Partitions**: every dataset with a time column (and every snapshot, by its ``snapshot_at`` or
+  ``fetched_at``) is partitioned by ``dt``, the UTC day of that column as 'YYYY-MM-DD'. A day is
+  the unit of every write (one commit per dataset and day, ``mode="overwrite"`` with the
+  predicate ``dt = 'YYYY-MM-DD'``, so a rerun replaces exactly that day and never duplicates it),
+  of retention, and of the pruning a one-day query gets from the log alone. Snapshots are
+  partitioned too although each is small: they accumulate every run and are kept long
+  (``incident_records`` is kept longest), so an unpartitioned table would be rewritten whole at
+  every snapshot, while by day a snapshot run is one small commit and "the newest snapshot"
+  reads one day. ``metric_series`` (one row per series, first and last hour seen) is not a time
+  series: it is one unpartitioned table replaced whole.
+* **Rollups** are one ``metric_rollups`` table partitioned by ``resolution`` then ``dt``, not a
+  table per resolution: the name and columns analysts query stay those of the catalog view
+  (``WHERE resolution = '5m'`` prunes to the resolution's files), each resolution has its own
+  retention, which drops whole ``resolution=../dt=..`` partitions, and the resolution comes
+  first so each one has its own key prefix (S3 lifecycle rules filter by prefix).
+* **Files**: rows sorted by the dataset's sort keys (``series_id`` by its stored signed value,
+  so min/max statistics prune lookups), zstd at the warm tier's level, DELTA_BINARY_PACKED for
+  integer and timestamp columns and BYTE_STREAM_SPLIT for doubles, dictionaries off for both,
+  row groups of about a million rows each written as one page per column
+  (bench/RESULTS-delta.md: pages of 20,000 rows double the bytes per sample).
+* **S3**: delta-rs commits with a conditional PUT (``aws_conditional_put: etag``), so two
+  writers never overwrite each other's commit; credentials come from the variables ``lake.s3``
+  names, as for the rest of the lake.
+"""
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from obs_pipelines.config import DEFAULT_ZSTD_LEVELS, ObsConfig, secret
+from obs_pipelines.datasets import ALL
+from obs_pipelines.datasets import dataset as dataset_of
+from obs_pipelines.errors import LakeError
+from obs_pipelines.lake.checksum import Checksum, table_checksum
+
+DELTA_FOLDER = "delta"
+DAY_COLUMN = "dt"
+# Snapshots have no hourly time column in the registry; their rows carry the moment they were
+# taken, which places them in a day.
+SNAPSHOT_TIME = {
+    "alert_rules": "snapshot_at",
+    "alertmanager_alerts": "snapshot_at",
+    "incident_records": "fetched_at",
+}
+# The catalog's metric_series view adds the hours each series was seen in.
+SERIES_SEEN = (
+    pa.field("first_seen_hour", pa.timestamp("ms")),
+    pa.field("last_seen_hour", pa.timestamp("ms")),
+)
+ROWS_PER_GROUP = 1 << 20
+_PAGE_BYTES = 1 << 26  # above any page of ROWS_PER_GROUP rows: the row count decides
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """How one dataset is laid out as a Delta table."""
+
+    dataset: str
+    source: pa.Schema  # the catalog view's columns, as the view returns them
+    schema: pa.Schema  # the Delta table's columns, partition columns last
+    partition_by: tuple[str, ...]
+    day_of: str | None  # the column whose UTC day is `dt`; None: unpartitioned
+    sort_keys: tuple[str, ...]
+
+    @property
+    def columns(self) -> list[str]:
+        """The data columns (what checksums hash): every column but ``dt``."""
+        return self.source.names
+
+
+def layout(dataset: str) -> TableLayout:
+    """The Delta layout of a registered dataset (see the module docstring for the reasons)."""
+    registered = dataset_of(dataset)
+    source = registered.schema
+    if registered.collapse_series:
+        source = pa.schema([*source, *SERIES_SEEN])
+    day_of = registered.time_column or SNAPSHOT_TIME.get(dataset)
+    if day_of is None and not registered.collapse_series:
+        raise LakeError(
+            f"dataset {dataset} has no time column to partition its Delta table by; add it to "
+            "SNAPSHOT_TIME in obs_pipelines/lake/delta.py"
+        )
+    fields = {f.name: _delta_field(f) for f in source}
+    partition_by: tuple[str, ...] = ()
+    if day_of is not None:
+        fields[DAY_COLUMN] = pa.field(DAY_COLUMN, pa.string(), nullable=False)
+        partition_by = (
+            ("resolution", DAY_COLUMN) if registered.codec == "rollups" else (DAY_COLUMN,)
+        )
+    ordered = [f for name, f in fields.items() if name not in partition_by]
+    ordered += [fields[name] for name in partition_by]  # partition columns last, in order
+    return TableLayout(
+        dataset, source, pa.schema(ordered), partition_by, day_of, registered.sort_keys
+    )
+
+
+def layouts(datasets: list[str] | None = None) -> list[TableLayout]:
+    """Layouts of ``datasets`` (default: every registered dataset), in registry order."""
+    return [layout(name) for name in ALL if datasets is None or name in datasets]
+
+
+def _delta_field(field: pa.Field) -> pa.Field:
+    """The Delta type of one column: unsigned becomes signed (same bits), timestamps UTC µs."""
+    kind = field.type
+    if pa.types.is_unsigned_integer(kind):
+        kind = pa.int64()
+    elif pa.types.is_timestamp(kind):
+        kind = pa.timestamp("us", tz="UTC")
+    return pa.field(field.name, kind, nullable=field.nullable)
+
+
+def to_delta(batch: pa.RecordBatch, table: TableLayout) -> pa.RecordBatch:
+    """A batch of the view's rows (plus ``dt``) in the table's types: a bit-preserving cast
+    (``uint64`` to ``int64`` wraps; naive UTC timestamps gain their zone), no Python per row."""
+    ordered = batch.select(table.schema.names)
+    return ordered.cast(table.schema, safe=False)
+
+
+def content_checksum(data: pa.RecordBatch | pa.Table, table: TableLayout) -> Checksum:
+    """The lake's order-independent, bit-exact checksum (:mod:`obs_pipelines.lake.checksum`) of
+    the dataset's columns (``dt`` excluded), whichever side they were read from: timestamps are
+    compared as UTC microseconds and integers by their 64 bits, so the catalog view's
+    ``uint64``/milliseconds and the table's ``int64``/microseconds hash alike."""
+    columns = [
+        column.cast(pa.timestamp("us")) if pa.types.is_timestamp(column.type) else column
+        for column in (data.column(name) for name in table.columns)
+    ]
+    return table_checksum(pa.Table.from_arrays(columns, names=table.columns))
+
+
+def table_uri(config: ObsConfig, dataset: str) -> str:
+    """Where the dataset's Delta table lives: ``<lake.root>/delta/<dataset>``."""
+    return f"{config.lake_root.rstrip('/')}/{DELTA_FOLDER}/{dataset}"
+
+
+def delta_root(config: ObsConfig) -> str:
+    return f"{config.lake_root.rstrip('/')}/{DELTA_FOLDER}"
+
+
+def storage_options(config: ObsConfig) -> dict[str, str] | None:
+    """delta-rs options for an S3 lake (None for a local folder): the endpoint, the region, the
+    credentials named by ``lake.s3`` (read from the environment, never written anywhere), and
+    conditional PUTs so concurrent commits are safe without a lock."""
+    if not config.lake_root.startswith("s3://"):
+        return None
+    s3 = config.lake.s3
+    options = {
+        "AWS_REGION": s3.region,
+        "aws_conditional_put": "etag",
+        # bounded like the rest of the lake's S3 calls (storage.S3Storage): fail, never hang
+        "connect_timeout": "10s",
+        "timeout": "60s",
+        "max_retries": "4",
+        "retry_timeout": "120s",
+    }
+    if s3.endpoint_url:
+        options["AWS_ENDPOINT_URL"] = s3.endpoint_url
+        if s3.endpoint_url.startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    for key, variable in (
+        ("AWS_ACCESS_KEY_ID", s3.access_key_id_env),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret_access_key_env),
+        ("AWS_SESSION_TOKEN", s3.session_token_env),
+    ):
+        if variable:
+            options[key] = secret(variable)
+    return options
+
+
+def writer_properties(config: ObsConfig, table: TableLayout) -> Any:
+    """zstd at the warm tier's level; DELTA_BINARY_PACKED integers and timestamps,
+    BYTE_STREAM_SPLIT doubles; one page per column per row group."""
+    from deltalake import ColumnProperties, WriterProperties
+
+    columns = {}
+    for field in table.schema:
+        if field.name in table.partition_by:
+            continue
+        if pa.types.is_integer(field.type) or pa.types.is_timestamp(field.type):
+            encoding = "DELTA_BINARY_PACKED"
+        elif pa.types.is_floating(field.type):
+            encoding = "BYTE_STREAM_SPLIT"
+        else:
+            continue
+        columns[field.name] = ColumnProperties(dictionary_enabled=False, encoding=encoding)
+    return WriterProperties(
+        compression="ZSTD",
+        compression_level=config.lake.warm.zstd_level or DEFAULT_ZSTD_LEVELS["warm"],
+        max_row_group_size=ROWS_PER_GROUP,
+        data_page_row_count_limit=ROWS_PER_GROUP,
+        data_page_size_limit=_PAGE_BYTES,
+        column_properties=columns,
+    )
+
+
+def day_predicate(day: str) -> str:
+    """The predicate selecting one day's partition (``day`` is 'YYYY-MM-DD')."""
+    if len(day) != 10 or day[4] != "-" or day[7] != "-" or not day.replace("-", "").isdigit():
+        raise ValueError(f"'{day}' is not a day (YYYY-MM-DD)")
+    return f"{DAY_COLUMN} = '{day}'"
+
+
+def write_day(
+    config: ObsConfig,
+    table: TableLayout,
+    day: str | None,
+    batches: pa.RecordBatchReader,
+    *,
+    operation: str = "write",
+) -> None:
+    """One commit that replaces exactly ``day`` of the table with ``batches`` (already in the
+    table's schema and sorted); ``day=None`` replaces the whole (unpartitioned) table. The
+    first write creates the table, with the dataset's name and description."""
+    from deltalake import CommitProperties, write_deltalake
+
+    with delta_errors(f"write {table.dataset} {day or ''}".strip(), config):
+        write_deltalake(
+            table_uri(config, table.dataset),
+            batches,
+            mode="overwrite",
+            predicate=day_predicate(day) if day else None,
+            partition_by=list(table.partition_by) or None,
+            name=table.dataset,
+            description=dataset_of(table.dataset).description,
+            storage_options=storage_options(config),
+            writer_properties=writer_properties(config, table),
+            commit_properties=CommitProperties(
+                custom_metadata={"obs.operation": operation, "obs.day": day or "all"}
+            ),
+        )
+
+
+def delete_days(config: ObsConfig, table: TableLayout, days: list[str]) -> None:
+    """Remove whole days from the table in one commit (days the lake no longer holds)."""
+    from deltalake import DeltaTable
+
+    if not days:
+        return
+    for day in days:
+        day_predicate(day)
+    listed = ", ".join(f"'{d}'" for d in days)
+    with delta_errors(f"delete days of {table.dataset}", config):
+        DeltaTable(
+            table_uri(config, table.dataset), storage_options=storage_options(config)
+        ).delete(f"{DAY_COLUMN} IN ({listed})")
+
+
+def table_exists(config: ObsConfig, dataset: str) -> bool:
+    from deltalake import DeltaTable
+
+    with delta_errors(f"open {dataset}", config):
+        return DeltaTable.is_deltatable(
+            table_uri(config, dataset), storage_options=storage_options(config)
+        )
+
+
+def scan(config: ObsConfig, dataset: str) -> str:
+    """The DuckDB table function reading the dataset's table (needs :func:`attach_delta`)."""
+    return "delta_scan(" + _quote(table_uri(config, dataset)) + ")"
+
+
+def attach_delta(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:
+    """Make the Delta tables readable in ``con``: the ``delta`` extension from its wheel (no
+    network), and on S3 httpfs and a temporary secret built from ``lake.s3``."""
+    _load_packaged(con, "duckdb_extension_delta", "delta")
+    if config.lake_root.startswith("s3://"):
+        from obs_pipelines.lake.storage import S3Storage
+
+        _load_packaged(con, "duckdb_extension_httpfs", "httpfs")
+        con.execute(S3Storage(config.lake_root, config.lake).duckdb_secret_sql())
+
+
+def delta_connection(config: ObsConfig) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB ready to ``delta_scan`` the lake's tables."""
+    con = duckdb.connect()
+    attach_delta(con, config)
+    return con
+
+
+def _load_packaged(con: duckdb.DuckDBPyConnection, module: str, name: str) -> None:
+    import importlib
+
+    package = importlib.import_module(module)
+    extension = (
+        Path(package.__file__ or "").parent
+        / "extensions"
+        / f"v{duckdb.__version__}"
+        / f"{name}.duckdb_extension"
+    )
+    if not extension.exists():
+        raise LakeError(
+            f"the DuckDB {name} extension for duckdb {duckdb.__version__} is missing at "
+            f"{extension}; install the {module.replace('_', '-')}=={duckdb.__version__} package"
+        )
+    con.execute(f"LOAD '{extension}'")
+
+
+@contextmanager
+def delta_errors(action: str, config: ObsConfig) -> Iterator[None]:
+    """Turn delta-rs and DuckDB failures into one line naming the action and the fix (neither
+    library puts storage options, hence credentials, in its messages)."""
+    from deltalake.exceptions import DeltaError
+
+    try:
+        yield
+    except (DeltaError, duckdb.Error, OSError) as exc:
+        raise LakeError(
+            f"could not {action} under {delta_root(config)}: {_one_line(exc)}; check lake.root, "
+            "lake.s3 and the network, then rerun (days already converted are kept)"
+        ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """delta-rs nests causes over several lines with colour codes: one plain line instead."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).replace("↳", " ")
+    return (" ".join(text.split()) or type(exc).__name__)[:400]
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
