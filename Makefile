@@ -32,9 +32,12 @@ demo: env
 # The webserver and the daemon (schedules, sensors) on the demo's instance: what `dagster dev`
 # starts, as two processes, because `dagster dev` is superseded and warns that ./dagster.yaml is
 # unused (it is: $(DAGSTER_HOME)/dagster.yaml links to it). Ctrl-C stops both; UI_PORT=3001 moves it.
+# The instance's storage is created first, by one process: the daemon, the webserver and their
+# code servers creating a fresh SQLite storage at once can stamp its schema twice.
 ui: UI_PORT ?= 3000
 ui: env
 	@export OBS_CONFIG=$(DEMO_CONFIG); \
+	$(BIN)/python -c 'from dagster import DagsterInstance; DagsterInstance.get().dispose()' || exit 1; \
 	$(BIN)/dagster-daemon run -w workspace.yaml & daemon=$$!; \
 	trap 'kill $$daemon 2>/dev/null; wait $$daemon' EXIT; trap 'exit 130' INT TERM; \
 	$(BIN)/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)

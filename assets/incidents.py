@@ -62,7 +62,7 @@ def build_incident_records() -> AssetsDefinition:
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
         config = obs.config
         lake = Lake(config)
-        source = incident_source(config)
+        source = incident_source(config, previous=lake.newest_snapshot(DATASET, "fetched_at"))
         hour = hour_window(datetime.now(UTC))
         result = ingest_table_hour(lake, source, hour)
         published = lake.read_hot(DATASET, hour)

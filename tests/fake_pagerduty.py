@@ -1,8 +1,8 @@
 """A PagerDuty REST API v2 on 127.0.0.1 that answers as PagerDuty documents it (it cannot run here).
 
 Only what the incidents source reads, built from PagerDuty's API reference
-(developer.pagerduty.com, "List incidents", "List log entries for an incident", "Pagination",
-"Authentication", "Errors"):
+(developer.pagerduty.com, "List incidents", "Get an incident", "List log entries for an
+incident", "Pagination", "Authentication", "Errors"):
 
 - HTTPS only (the official client refuses any other scheme), on a certificate the test makes;
 - every request needs ``Authorization: Token token=<token>``: anything else is ``401`` with
@@ -13,6 +13,8 @@ Only what the incidents source reads, built from PagerDuty's API reference
   ``limit`` (at most 100, default 25), ``offset``, ``total`` (``total`` is null unless
   ``total=true``); ``until - since`` above 6 months is ``400`` code 2001; the answer is
   ``{"incidents": [...], "limit", "offset", "more", "total"}`` in ``created_at`` order;
+- ``GET /incidents/{id}``: ``{"incident": {...}}``, whatever its age or status; an unknown id is
+  ``404``;
 - ``GET /incidents/{id}/log_entries``: the same pagination, ``is_overview=true`` keeps the
   important changes only; an unknown id is ``404`` (code 2100, "Not Found");
 - incident objects carry ``id``, ``type``, ``summary``, ``self``, ``html_url``,
@@ -202,6 +204,12 @@ class FakePagerDuty:
         entries.sort(key=lambda e: e["created_at"], reverse=True)  # newest first, as PagerDuty
         return self._page("log_entries", entries, query)
 
+    def get_incident(self, incident_id: str) -> tuple[int, dict[str, Any]]:
+        incident = next((i for i in self.incidents if i.id == incident_id), None)
+        if incident is None:
+            return 404, _error("Not Found", 2100)
+        return 200, {"incident": self.incident_json(incident)}
+
     def _page(
         self, name: str, items: list[dict[str, Any]], query: dict[str, list[str]]
     ) -> tuple[int, dict[str, Any]]:
@@ -242,6 +250,8 @@ class FakePagerDuty:
             return self.list_incidents(query)
         if len(nodes) == 3 and nodes[0] == "incidents" and nodes[2] == "log_entries":
             return self.list_log_entries(nodes[1], query)
+        if len(nodes) == 2 and nodes[0] == "incidents":
+            return self.get_incident(nodes[1])
         return 404, _error("Not Found", 2100)
 
 

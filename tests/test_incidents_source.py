@@ -136,8 +136,10 @@ def pagerduty(certificate: tuple[str, str]) -> Iterator[FakePagerDuty]:
 
 def snapshot(config: ObsConfig, now: datetime = NOW) -> int:
     """One run of the incident_records asset's work at ``now``: rows published."""
-    source = incident_source(config, clock=lambda: now)
-    return ingest_table_hour(Lake(config), source, hour_window(now)).rows
+    lake = Lake(config)
+    previous = lake.newest_snapshot("incident_records", "fetched_at")
+    source = incident_source(config, clock=lambda: now, previous=previous)
+    return ingest_table_hour(lake, source, hour_window(now)).rows
 
 
 def published(config: ObsConfig, now: datetime = NOW) -> list[dict[str, Any]]:
@@ -257,6 +259,34 @@ def test_a_500_mid_pagination_writes_nothing_and_a_rerun_converges(
         ("Q1EEE", None, None, True),
     ]
     assert con.execute("SELECT count(*) FROM incident_records").fetchone() == (12,)
+
+
+def test_an_incident_open_at_the_last_snapshot_is_read_again_after_it_leaves_since(
+    pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    config = pd_config(tmp_path, pagerduty.url, certificate[0])
+    assert snapshot(config) == 6  # Q1DDD (triggered) and Q1EEE (acknowledged) are open
+
+    # 40 days on, both were created before `since` (30 days): Q1DDD was resolved meanwhile,
+    # Q1EEE is still open, and a long-closed one (Q1AAA) is not asked for again.
+    later = NOW + timedelta(days=40)
+    resolved = next(i for i in pagerduty.incidents if i.id == "Q1DDD")
+    resolved.status = "resolved"
+    resolved.log.append(entry("resolve", "12T08:00:00"))
+    pagerduty.requests.clear()
+    assert snapshot(config, later) == 2
+    again = {r["incident_id"]: (r["status"], r["resolved_at"]) for r in published(config, later)}
+    assert again == {
+        "Q1DDD": ("resolved", datetime(2026, 11, 12, 8, 0)),
+        "Q1EEE": ("acknowledged", None),
+    }
+    fetched = sorted(r.split("?")[0] for r in pagerduty.requests if "/log_entries" not in r)
+    assert fetched == ["/incidents", "/incidents/Q1DDD", "/incidents/Q1EEE"]
+
+    # The next snapshot carries only Q1EEE forward; an id PagerDuty no longer knows is dropped.
+    pagerduty.incidents = [i for i in pagerduty.incidents if i.id != "Q1EEE"]
+    assert snapshot(config, later + timedelta(hours=1)) == 0
 
 
 def test_config_refuses_plain_http_and_needs_the_token_variable(

@@ -24,7 +24,7 @@ from obs_pipelines.operations.doctor import run_checks
 from obs_pipelines.operations.freshness import lake_freshness
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.windows import TimeWindow
-from tests.tiering_data import day, some_hours
+from tests.tiering_data import day, some_hours, tiered_config
 
 pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
 
@@ -40,20 +40,6 @@ DAYS = [day("2026-03-30"), day("2026-03-31")]
 TABLE_DATASETS = ("log_records", "spans", "alert_fragments", "alert_rules", "alertmanager_alerts")
 VIEWS = ("metric_series", "metric_samples", *TABLE_DATASETS)
 LONG_AGO = time.time() - 3 * 3600
-
-
-def lake_config(tmp_path: Path, **lake: Any) -> ObsConfig:
-    return parse_config(
-        {
-            "lake": {
-                "root": str(tmp_path / "lake"),
-                "catalog": str(tmp_path / "obs.duckdb"),
-                "delete_delay": "0s",
-                **lake,
-            },
-            "retention": RETENTION,
-        }
-    )
 
 
 def with_sub_millisecond_logs(table: pa.Table) -> pa.Table:
@@ -112,7 +98,7 @@ def without_raw(contents: dict[str, tuple[int, int]]) -> dict[str, tuple[int, in
 
 
 def test_every_dataset_takes_every_tier_path_with_sub_millisecond_times(tmp_path: Path) -> None:
-    config = lake_config(tmp_path)
+    config = tiered_config(tmp_path, RETENTION)
     hours = some_hours(DAYS, (0, 7, 23))
     ingest(config, hours)
     spans = Lake(config).read_hot("spans", hours[0])
@@ -161,7 +147,7 @@ def test_every_dataset_takes_every_tier_path_with_sub_millisecond_times(tmp_path
 
 
 def test_with_a_delete_delay_the_next_pass_deletes_what_a_move_replaced(tmp_path: Path) -> None:
-    config = lake_config(tmp_path, delete_delay="1ms")
+    config = tiered_config(tmp_path, RETENTION, delete_delay="1ms")
     ingest(config, some_hours(DAYS[:1], (3, 21)))
     original = view_contents(config)
 
@@ -177,7 +163,7 @@ def test_with_a_delete_delay_the_next_pass_deletes_what_a_move_replaced(tmp_path
 
 
 def test_stray_and_hidden_parquet_files_are_never_read_or_compacted(tmp_path: Path) -> None:
-    config = lake_config(tmp_path)
+    config = tiered_config(tmp_path, RETENTION)
     hours = some_hours(DAYS[:1], (2, 5))
     ingest(config, hours)
     original = view_contents(config)
@@ -227,7 +213,7 @@ def rows_without(config: ObsConfig, dataset: str, hour: TimeWindow) -> int:
 
 
 def test_a_truncated_file_is_quarantined_named_and_the_rest_stays_queryable(tmp_path: Path) -> None:
-    config = lake_config(tmp_path)
+    config = tiered_config(tmp_path, RETENTION)
     hours = some_hours(DAYS[:1], (1, 2, 3))
     ingest(config, hours)
     build_catalog(config)
@@ -258,7 +244,7 @@ def test_a_truncated_file_is_quarantined_named_and_the_rest_stays_queryable(tmp_
 
 
 def test_a_corrupt_page_is_caught_by_the_checksum_and_tiering_survives_it(tmp_path: Path) -> None:
-    config = lake_config(tmp_path)
+    config = tiered_config(tmp_path, RETENTION)
     hours = some_hours(DAYS[:1], (1, 2))
     ingest(config, hours)
     build_catalog(config)
@@ -290,7 +276,7 @@ def test_a_corrupt_page_is_caught_by_the_checksum_and_tiering_survives_it(tmp_pa
 
 
 def test_a_deleted_file_is_reported_with_its_fix_and_becomes_a_gap(tmp_path: Path) -> None:
-    config = lake_config(tmp_path)
+    config = tiered_config(tmp_path, RETENTION)
     hours = some_hours(DAYS[:1], (4, 5))
     ingest(config, hours)
     hot_file(config, "spans", hours[1]).unlink()
@@ -318,7 +304,7 @@ def test_a_deleted_file_is_reported_with_its_fix_and_becomes_a_gap(tmp_path: Pat
 
 
 def test_a_catalog_held_open_keeps_every_row_across_every_tiering_run(tmp_path: Path) -> None:
-    config = lake_config(tmp_path)
+    config = tiered_config(tmp_path, RETENTION)
     ingest(config, some_hours(DAYS, (0, 12, 23)))
     original = view_contents(config)
     con = connect(config)  # built while everything was hot
@@ -335,7 +321,7 @@ def test_a_catalog_held_open_keeps_every_row_across_every_tiering_run(tmp_path: 
 
 
 def test_a_lake_written_before_the_inventory_is_adopted_as_it_is(tmp_path: Path) -> None:
-    config = lake_config(tmp_path)
+    config = tiered_config(tmp_path, RETENTION)
     ingest(config, some_hours(DAYS[:1], (6, 7)))
     original = view_contents(config)
     shutil.rmtree(Path(config.lake_root) / "_inventory")
@@ -347,7 +333,7 @@ def test_a_lake_written_before_the_inventory_is_adopted_as_it_is(tmp_path: Path)
 
 
 def test_what_a_killed_catalog_build_left_is_swept(tmp_path: Path) -> None:
-    config = lake_config(tmp_path)
+    config = tiered_config(tmp_path, RETENTION)
     ingest(config, some_hours(DAYS[:1], (1,)))
     catalog = Path(config.catalog_path)
     old = [catalog.with_name(f".{catalog.name}.{uuid.uuid4().hex}.tmp{s}") for s in ("", ".wal")]
@@ -364,7 +350,7 @@ def test_what_a_killed_catalog_build_left_is_swept(tmp_path: Path) -> None:
 
 
 def test_a_catalog_of_a_lake_that_moved_says_to_rebuild_it(tmp_path: Path) -> None:
-    config = lake_config(tmp_path)
+    config = tiered_config(tmp_path, RETENTION)
     ingest(config, some_hours(DAYS[:1], (1,)))
     build_catalog(config)
     moved_root = tmp_path / "restored"

@@ -25,16 +25,10 @@ from obs_pipelines.lake.migrate import MigrationMismatch, migrate
 from obs_pipelines.lake.tiering import run_tiering
 from obs_pipelines.schemas import ALERTMANAGER_ALERTS, UP_MINUTES
 from obs_pipelines.windows import TimeWindow
-from tests.tiering_data import day, metric_hour, some_hours, write_hours
+from tests.tiering_data import RETENTION, day, metric_hour, some_hours, tiered_config, write_hours
 
 pytestmark = pytest.mark.integration  # writes, tiers, catalogs and converts whole lakes
 
-RETENTION = {
-    "metrics": {"hot": "1d", "warm": "3d", "cold": "20d"},
-    "logs": {"hot": "1d", "warm": "3d", "cold": "20d"},
-    "alerts": {"hot": "1d", "warm": "3d", "cold": "20d"},
-    "metric_resolutions": {"5m": "20d", "1h": "20d"},
-}
 DAYS = [day("2026-03-30"), day("2026-03-31"), day("2026-04-01"), day("2026-04-02")]
 HOURS = some_hours(DAYS)
 # What the lake below holds rows of; every other registered dataset is an empty table.
@@ -117,19 +111,6 @@ def build_lake(config: ObsConfig, hours: list[TimeWindow] = HOURS) -> ObsConfig:
     return config
 
 
-def local_config(root: Path) -> ObsConfig:
-    return parse_config(
-        {
-            "lake": {
-                "root": str(root / "lake"),
-                "catalog": str(root / "obs.duckdb"),
-                "delete_delay": "0s",
-            },
-            "retention": RETENTION,
-        }
-    )
-
-
 def columns(dataset: str) -> str:
     return ", ".join(f'"{c}"' for c in delta.layout(dataset).columns)
 
@@ -183,7 +164,7 @@ def delta_count(config: ObsConfig, sql: str) -> tuple[Any, ...]:
 
 @pytest.fixture(scope="module")
 def migrated(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
-    config = build_lake(local_config(tmp_path_factory.mktemp("migrate")))
+    config = build_lake(tiered_config(tmp_path_factory.mktemp("migrate")))
     migrate(config)
     return config
 
@@ -280,7 +261,7 @@ def test_a_second_migrate_adds_no_rows(migrated: ObsConfig) -> None:
 
 
 def test_dry_run_writes_nothing_and_counts_what_migrate_then_converts(tmp_path: Path) -> None:
-    config = build_lake(local_config(tmp_path))
+    config = build_lake(tiered_config(tmp_path))
 
     planned = migrate(config, dry_run=True)
 
@@ -298,7 +279,7 @@ def test_dry_run_writes_nothing_and_counts_what_migrate_then_converts(tmp_path: 
 def test_an_interrupted_migrate_then_a_full_one_converges(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = build_lake(local_config(tmp_path))
+    config = build_lake(tiered_config(tmp_path))
     migrate(config, ["log_records"])  # one dataset only
     real_write = delta.write_day
     commits: list[str | None] = []
@@ -322,7 +303,7 @@ def test_an_interrupted_migrate_then_a_full_one_converges(
 
 
 def test_days_the_lake_no_longer_holds_are_removed_from_the_tables(tmp_path: Path) -> None:
-    config = build_lake(local_config(tmp_path))
+    config = build_lake(tiered_config(tmp_path))
     migrate(config, ["log_records"])
     run_tiering(config, DAYS[0] + timedelta(days=21))  # 03-30 passes log retention (20 days)
     build_catalog(config)
@@ -339,7 +320,7 @@ def test_days_the_lake_no_longer_holds_are_removed_from_the_tables(tmp_path: Pat
 def test_a_day_that_does_not_read_back_the_same_is_an_error_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = build_lake(local_config(tmp_path), some_hours(DAYS[2:], (0, 7)))
+    config = build_lake(tiered_config(tmp_path), some_hours(DAYS[2:], (0, 7)))
     real = delta.to_delta
     monkeypatch.setattr(delta, "to_delta", lambda batch, table: real(batch.slice(1), table))
 

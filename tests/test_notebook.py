@@ -17,31 +17,12 @@ from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.lake.checksum import Checksum, table_checksum
 from obs_pipelines.lake.tiering import run_tiering
 from obs_pipelines.windows import HOUR, TimeWindow
-from tests.tiering_data import day, metric_hour, some_hours, write_hours
+from tests.tiering_data import RETENTION, day, metric_hour, some_hours, tiered_config, write_hours
 
 pytestmark = pytest.mark.integration  # writes, tiers and catalogs whole lakes, seconds per test
 
-RETENTION = {
-    "metrics": {"hot": "1d", "warm": "3d", "cold": "20d"},
-    "logs": {"hot": "1d", "warm": "3d", "cold": "20d"},
-    "alerts": {"hot": "1d", "warm": "3d", "cold": "20d"},
-    "metric_resolutions": {"5m": "20d", "1h": "20d"},
-}
 DAYS = [day("2026-03-30"), day("2026-03-31"), day("2026-04-01"), day("2026-04-02")]
 HOURS = some_hours(DAYS)
-
-
-def lake_config(tmp_path: Path) -> ObsConfig:
-    return parse_config(
-        {
-            "lake": {
-                "root": str(tmp_path / "lake"),
-                "catalog": str(tmp_path / "obs.duckdb"),
-                "delete_delay": "0s",
-            },
-            "retention": RETENTION,
-        }
-    )
 
 
 def view_checksum(config: ObsConfig, name: str) -> Checksum:
@@ -72,7 +53,7 @@ def current_tiers(config: ObsConfig) -> set[tuple[str, str]]:
 def tiered(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
     """A lake whose datasets are spread over hot, warm and cold: 03-30 is cold (raw samples
     expired, their rollups kept), 03-31 warm, April hot."""
-    config = lake_config(tmp_path_factory.mktemp("notebook"))
+    config = tiered_config(tmp_path_factory.mktemp("notebook"))
     write_hours(Lake(config), HOURS)
     run_tiering(config, DAYS[0] + timedelta(days=2))
     run_tiering(config, DAYS[0] + timedelta(days=4, hours=12))
@@ -165,7 +146,7 @@ def test_bad_names_and_windows_are_one_clear_line(tiered: ObsConfig, tmp_path: P
     with pytest.raises(ObsError, match=r"^end 'yesterday' is not a time; give an ISO 8601"):
         notebook.scan("log_records", tiered, end="yesterday")
     with pytest.raises(LakeError, match=r"run `obs catalog`"):
-        notebook.datasets(lake_config(tmp_path))
+        notebook.datasets(tiered_config(tmp_path))
 
 
 def test_a_dataset_without_rows_is_an_empty_frame_of_its_schema(tiered: ObsConfig) -> None:

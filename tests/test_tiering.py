@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from obs_pipelines.config import ObsConfig, parse_config
+from obs_pipelines.config import ObsConfig
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.rollups import compute_rollups
 from obs_pipelines.lake.storage import LockBusy
@@ -28,32 +28,13 @@ from tests.tiering_data import (
     metric_hour,
     snapshot,
     some_hours,
+    tiered_config,
     write_hours,
 )
 
 pytestmark = pytest.mark.integration  # writes, tiers and catalogs whole lakes, seconds per test
 
-RETENTION = {
-    "metrics": {"hot": "1d", "warm": "3d", "cold": "20d"},
-    "logs": {"hot": "1d", "warm": "3d", "cold": "20d"},
-    "alerts": {"hot": "1d", "warm": "3d", "cold": "20d"},
-    "metric_resolutions": {"5m": "20d", "1h": "20d"},
-}
 DAYS = [day("2026-03-30"), day("2026-03-31"), day("2026-04-01"), day("2026-04-02")]
-
-
-def local_config(tmp_path: Path, **lake: Any) -> ObsConfig:
-    return parse_config(
-        {
-            "lake": {
-                "root": str(tmp_path / "lake"),
-                "catalog": str(tmp_path / "obs.duckdb"),
-                "delete_delay": "0s",
-                **lake,
-            },
-            "retention": RETENTION,
-        }
-    )
 
 
 def files_on_disk(config: ObsConfig) -> list[str]:
@@ -79,7 +60,7 @@ def without_expired_raw(snap: dict[str, Any], first_ms: int) -> tuple[Any, ...]:
 def test_a_full_cycle_moves_data_hot_to_warm_to_cold_then_deletes_it_showing_the_same_rows(
     tmp_path: Path,
 ) -> None:
-    config = local_config(tmp_path)
+    config = tiered_config(tmp_path)
     write_hours(Lake(config), some_hours(DAYS))
     original = snapshot(config)
 
@@ -127,7 +108,7 @@ def test_a_full_cycle_moves_data_hot_to_warm_to_cold_then_deletes_it_showing_the
 
 
 def test_a_second_run_at_the_same_moment_does_nothing(tmp_path: Path) -> None:
-    config = local_config(tmp_path)
+    config = tiered_config(tmp_path)
     write_hours(Lake(config), some_hours(DAYS))
     run_tiering(config, DAYS[0] + timedelta(days=5))
     files = files_on_disk(config)
@@ -179,7 +160,7 @@ def test_rollups_are_exact_against_the_raw_samples_with_counter_resets() -> None
 
 
 def test_rollups_in_the_lake_match_raw_samples_across_the_day_boundary(tmp_path: Path) -> None:
-    config = local_config(tmp_path)
+    config = tiered_config(tmp_path)
     hours = [TimeWindow(DAYS[0] + h * HOUR, DAYS[0] + (h + 1) * HOUR) for h in range(24)]
     hours += [TimeWindow(DAYS[1] + h * HOUR, DAYS[1] + (h + 1) * HOUR) for h in range(2)]
     lake = Lake(config)
@@ -219,7 +200,7 @@ def test_rollups_in_the_lake_match_raw_samples_across_the_day_boundary(tmp_path:
 def test_a_crash_after_any_step_of_a_move_loses_and_duplicates_nothing(
     tmp_path: Path, step: str
 ) -> None:
-    config = local_config(tmp_path)
+    config = tiered_config(tmp_path)
     write_hours(Lake(config), some_hours(DAYS[:2]))
     original = snapshot(config)
     crashed: list[str] = []
@@ -241,7 +222,7 @@ def test_a_crash_after_any_step_of_a_move_loses_and_duplicates_nothing(
     assert {k: v for k, v in after.items() if k != "rollups"} == {
         k: v for k, v in original.items() if k != "rollups"
     }
-    reference = local_config(tmp_path / "reference")
+    reference = tiered_config(tmp_path / "reference")
     write_hours(Lake(reference), some_hours(DAYS[:2]))
     run_tiering(reference, DAYS[0] + timedelta(days=2))
     assert after["rollups"] == snapshot(reference)["rollups"]
@@ -252,7 +233,7 @@ def test_a_crash_after_any_step_of_a_move_loses_and_duplicates_nothing(
 
 
 def test_a_process_killed_mid_move_leaves_nothing_a_rerun_does_not_clean(tmp_path: Path) -> None:
-    config = local_config(tmp_path)
+    config = tiered_config(tmp_path)
     write_hours(Lake(config), some_hours(DAYS[:2]))
     original = snapshot(config)
     script = textwrap.dedent(
@@ -282,7 +263,7 @@ def test_a_process_killed_mid_move_leaves_nothing_a_rerun_does_not_clean(tmp_pat
 
 
 def test_two_runs_at_once_leave_a_consistent_lake(tmp_path: Path) -> None:
-    config = local_config(tmp_path)
+    config = tiered_config(tmp_path)
     write_hours(Lake(config), some_hours(DAYS[:2]))
     original = snapshot(config)
     inside, release = threading.Event(), threading.Event()
@@ -313,7 +294,7 @@ def test_two_runs_at_once_leave_a_consistent_lake(tmp_path: Path) -> None:
 
 
 def test_an_hour_re_ingested_after_its_day_was_compacted_is_compacted_again(tmp_path: Path) -> None:
-    config = local_config(tmp_path)
+    config = tiered_config(tmp_path)
     lake = Lake(config)
     write_hours(lake, some_hours(DAYS[:2]))
     run_tiering(config, DAYS[0] + timedelta(days=2))
@@ -338,7 +319,7 @@ def test_warm_metric_samples_take_under_one_and_a_half_bytes_each(tmp_path: Path
     from obs_pipelines.lake.ingest import ingest_metrics_hour
     from obs_pipelines.sources.simulator import SimulatedMetrics
 
-    config = local_config(tmp_path)
+    config = tiered_config(tmp_path)
     lake = Lake(config)
     source = SimulatedMetrics(SimulatorConfig(instances_per_service=1))
     for hour in TimeWindow(DAYS[0], DAYS[1]).hours():

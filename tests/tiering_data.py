@@ -2,18 +2,25 @@
 (counter resets, decimal gauges, noise, NaN payloads, -0.0, infinities, jittered timestamps)."""
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from obs_pipelines.config import ObsConfig
+from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.schemas import ALERT_RULES, LOG_RECORDS, METRIC_SAMPLES, METRIC_SERIES
 from obs_pipelines.windows import HOUR, TimeWindow
 
 SERIES = 12
+RETENTION = {
+    "metrics": {"hot": "1d", "warm": "3d", "cold": "20d"},
+    "logs": {"hot": "1d", "warm": "3d", "cold": "20d"},
+    "alerts": {"hot": "1d", "warm": "3d", "cold": "20d"},
+    "metric_resolutions": {"5m": "20d", "1h": "20d"},
+}
 PROMETHEUS_NAN = np.array([0x7FF8000000000001], dtype=np.uint64).view(np.float64)[0]
 
 
@@ -172,3 +179,19 @@ def lake_listing(config: ObsConfig) -> list[tuple[str, str, str, bool]]:
     ).fetchall()
     con.close()
     return rows
+
+
+def tiered_config(root: Path, retention: dict[str, Any] | None = None, **lake: Any) -> ObsConfig:
+    """A lake under ``root`` that tiers after a day (warm) and three days (cold), deleting
+    replaced files at once."""
+    return parse_config(
+        {
+            "lake": {
+                "root": str(root / "lake"),
+                "catalog": str(root / "obs.duckdb"),
+                "delete_delay": "0s",
+                **lake,
+            },
+            "retention": retention or RETENTION,
+        }
+    )

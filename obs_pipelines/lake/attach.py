@@ -51,13 +51,25 @@ def attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     """Make the lake's S3 tiers readable in ``con`` (httpfs from its wheel, and a secret)."""
     s3 = next((s for s in lake.tiers.values() if isinstance(s, S3Storage)), None)
     if s3 is not None:
-        import duckdb_extension_httpfs
-
-        extension = (
-            Path(duckdb_extension_httpfs.__file__).parent
-            / "extensions"
-            / f"v{duckdb.__version__}"
-            / "httpfs.duckdb_extension"
-        )
-        con.execute(f"LOAD '{extension}'")
+        load_packaged_extension(con, "duckdb_extension_httpfs", "httpfs")
         con.execute(s3.duckdb_secret_sql())
+
+
+def load_packaged_extension(con: duckdb.DuckDBPyConnection, module: str, name: str) -> None:
+    """Load DuckDB's ``name`` extension from the wheel ``module`` that ships it for this DuckDB
+    release: no network, no extension repository."""
+    import importlib
+
+    package = importlib.import_module(module)
+    extension = (
+        Path(package.__file__ or "").parent
+        / "extensions"
+        / f"v{duckdb.__version__}"
+        / f"{name}.duckdb_extension"
+    )
+    if not extension.exists():
+        raise LakeError(
+            f"the DuckDB {name} extension for duckdb {duckdb.__version__} is missing at "
+            f"{extension}; install the {module.replace('_', '-')}=={duckdb.__version__} package"
+        )
+    con.execute(f"LOAD '{extension}'")

@@ -66,6 +66,7 @@ from obs_pipelines.config import DEFAULT_ZSTD_LEVELS, ObsConfig, secret
 from obs_pipelines.datasets import ALL
 from obs_pipelines.datasets import dataset as dataset_of
 from obs_pipelines.errors import LakeError
+from obs_pipelines.lake.attach import load_packaged_extension
 from obs_pipelines.lake.checksum import Checksum, table_checksum
 
 DELTA_FOLDER = "delta"
@@ -297,11 +298,11 @@ def scan(config: ObsConfig, dataset: str) -> str:
 def attach_delta(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:
     """Make the Delta tables readable in ``con``: the ``delta`` extension from its wheel (no
     network), and on S3 httpfs and a temporary secret built from ``lake.s3``."""
-    _load_packaged(con, "duckdb_extension_delta", "delta")
+    load_packaged_extension(con, "duckdb_extension_delta", "delta")
     if config.lake_root.startswith("s3://"):
         from obs_pipelines.lake.storage import S3Storage
 
-        _load_packaged(con, "duckdb_extension_httpfs", "httpfs")
+        load_packaged_extension(con, "duckdb_extension_httpfs", "httpfs")
         con.execute(S3Storage(config.lake_root, config.lake).duckdb_secret_sql())
 
 
@@ -310,24 +311,6 @@ def delta_connection(config: ObsConfig) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     attach_delta(con, config)
     return con
-
-
-def _load_packaged(con: duckdb.DuckDBPyConnection, module: str, name: str) -> None:
-    import importlib
-
-    package = importlib.import_module(module)
-    extension = (
-        Path(package.__file__ or "").parent
-        / "extensions"
-        / f"v{duckdb.__version__}"
-        / f"{name}.duckdb_extension"
-    )
-    if not extension.exists():
-        raise LakeError(
-            f"the DuckDB {name} extension for duckdb {duckdb.__version__} is missing at "
-            f"{extension}; install the {module.replace('_', '-')}=={duckdb.__version__} package"
-        )
-    con.execute(f"LOAD '{extension}'")
 
 
 @contextmanager

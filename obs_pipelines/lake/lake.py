@@ -5,6 +5,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from obs_pipelines.config import TIERS, ObsConfig
@@ -261,6 +262,18 @@ class Lake:
         if table is None:  # unreachable: a missing file raises LakeError when not missing_ok
             raise LakeError(f"{self.file_url(file)} could not be read; rerun")
         return table
+
+    def newest_snapshot(self, dataset: str, taken_at: str) -> pa.Table | None:
+        """The rows of ``dataset``'s newest snapshot: those of its newest current file whose
+        ``taken_at`` is that file's latest (None before the first snapshot)."""
+        visible, _ = paths.split_visible(self.files(dataset))
+        if not visible:
+            return None
+        table = self.read_file(max(visible, key=lambda f: (f.end, f.start)))
+        if not table.num_rows:
+            return table
+        newest = pc.max(table[taken_at])
+        return table.filter(pc.equal(table[taken_at], newest))
 
     def glob_url(self, tier: str, dataset: str) -> str:
         """A glob over every file of ``dataset`` in ``tier``, for DuckDB."""

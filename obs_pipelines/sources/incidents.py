@@ -24,7 +24,10 @@ What a PagerDuty incident says, decided once here:
   ``last_status_change_at`` if the log has none).
 
 A run reads everything before it returns anything: a failure on any page raises one line and
-nothing is written, so the next run starts over and converges.
+nothing is written, so the next run starts over and converges. An incident still open in the
+previous snapshot but created before ``since`` (a long incident, or a lake that skipped runs) is
+read again by id, ``GET /incidents/{id}``, so each snapshot holds every incident that was open in
+the one before it and a long incident is seen resolved, never left open forever.
 """
 
 import csv
@@ -245,7 +248,11 @@ class PagerDutyIncidents:
         self.config = config
         self.url = scrub(config.url)
 
-    def fetch(self, now: datetime) -> list[dict[str, Any]]:
+    def fetch(
+        self, now: datetime, still_open: frozenset[str] = frozenset()
+    ) -> list[dict[str, Any]]:
+        """Every incident of a mapped service created within ``since``, and those of
+        ``still_open`` (ids open in the previous snapshot) wherever they were created."""
         import pagerduty
 
         client = self._client()
@@ -257,11 +264,18 @@ class PagerDutyIncidents:
                 "statuses": list(STATUSES),
                 "time_zone": "UTC",
             }
+            listed = list(client.iter_all(path, params=params, page_size=self.config.page_size))
+            seen = {incident["id"] for incident in listed}
+            for incident_id in sorted(still_open - seen):
+                path = f"/incidents/{incident_id}"
+                try:
+                    listed.append(client.rget(path, params={"time_zone": "UTC"}))
+                except pagerduty.HttpError as exc:
+                    if exc.response.status_code != 404:  # 404: deleted, or merged into another
+                        raise
             incidents = [
                 (incident, ours)
-                for incident in client.iter_all(
-                    path, params=params, page_size=self.config.page_size
-                )
+                for incident in listed
                 if (ours := self._our_service(incident)) is not None
             ]
             records = []
@@ -398,11 +412,13 @@ class IncidentRecords:
         base_dir: Path,
         services: set[str] | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        still_open: frozenset[str] = frozenset(),
     ) -> None:
         self.incidents = incidents
         self.base_dir = base_dir
         self.services = services
         self.clock = clock
+        self.still_open = still_open
         parts = [("postmortems", incidents.postmortems), ("pagerduty", incidents.pagerduty)]
         self.name = ",".join(name for name, section in parts if section is not None)
 
@@ -416,12 +432,17 @@ class IncidentRecords:
                 path if path.is_absolute() else self.base_dir / path, self.services
             )
         if self.incidents.pagerduty is not None:
-            records += PagerDutyIncidents(self.incidents.pagerduty).fetch(now)
+            records += PagerDutyIncidents(self.incidents.pagerduty).fetch(now, self.still_open)
         yield records_table(records, now)
 
 
-def incident_source(config: ObsConfig, clock: Callable[[], datetime] = _utc_now) -> IncidentRecords:
-    """The ``incident_records`` source of ``config`` (which must configure sources.incidents)."""
+def incident_source(
+    config: ObsConfig,
+    clock: Callable[[], datetime] = _utc_now,
+    previous: pa.Table | None = None,
+) -> IncidentRecords:
+    """The ``incident_records`` source of ``config`` (which must configure sources.incidents);
+    ``previous`` is the lake's newest snapshot, whose open PagerDuty incidents are read again."""
     if config.sources.incidents is None:
         raise ConfigError(
             "sources.incidents is not configured, so incident_records is not ingested; add "
@@ -432,7 +453,21 @@ def incident_source(config: ObsConfig, clock: Callable[[], datetime] = _utc_now)
         config.base_dir.resolve(),
         {s.name for s in config.services},
         clock,
+        open_pagerduty_incidents(previous),
     )
+
+
+def open_pagerduty_incidents(snapshot: pa.Table | None) -> frozenset[str]:
+    """Ids of the PagerDuty incidents not resolved in ``snapshot``."""
+    if snapshot is None or not snapshot.num_rows:
+        return frozenset()
+    still_open = snapshot.filter(
+        pc.and_(
+            pc.equal(snapshot["source"], "pagerduty"),
+            pc.not_equal(snapshot["status"], "resolved"),
+        )
+    )
+    return frozenset(still_open["incident_id"].to_pylist())
 
 
 def records_table(records: list[dict[str, Any]], fetched_at: datetime) -> pa.Table:
