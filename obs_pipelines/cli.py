@@ -128,6 +128,23 @@ def _parser() -> argparse.ArgumentParser:
         help="a dataset to convert (repeat; default: every dataset)",
     )
     migrate.set_defaults(handler=_lake_migrate)
+    lifecycle = lake_commands.add_parser(
+        "lifecycle",
+        help="S3 lifecycle rules moving the Delta tables' files to colder storage classes by age",
+        description=(
+            "Generate the S3 lifecycle configuration of an S3 lake from `retention` and the "
+            "tiers' storage classes: one rule per Delta table moving its files to the warm, then "
+            "the cold class by age, and one aborting incomplete uploads; no rule deletes data. "
+            "Without --apply, print the JSON (the bucket's other rules included) and change "
+            "nothing."
+        ),
+    )
+    lifecycle.add_argument(
+        "--apply",
+        action="store_true",
+        help="write it to the bucket, replacing only rules whose ID starts with obs-",
+    )
+    lifecycle.set_defaults(handler=_lake_lifecycle)
 
     tier = commands.add_parser(
         "tier", help="move data between hot, warm and cold tiers by age (as the daily asset does)"
@@ -202,7 +219,7 @@ def _query(args: argparse.Namespace) -> int:
     statements = query.read_statements(args.sql, box.write_dir)
     con = query.connect_sandboxed(config, box)
     try:
-        query.set_report_window(con, start, end)
+        query.set_report_window(con, start, end, args.sql)
         query.run(con, statements, args.format, output, args.max_rows)
     except BrokenPipeError:
         query.silence_stdout()
@@ -266,6 +283,23 @@ def _lake_migrate(args: argparse.Namespace) -> int:
     shown: list[str] = []
     results = migrate.migrate(config, args.datasets, dry_run=dry_run, progress=show)
     print(migrate.format_footer(results, dry_run=dry_run))
+    return 0
+
+
+def _lake_lifecycle(args: argparse.Namespace) -> int:
+    """A dry run prints the JSON alone on standard output (``> lifecycle.json`` gives a file
+    ``aws s3api put-bucket-lifecycle-configuration`` takes) and its meaning on standard error."""
+    import json
+
+    from obs_pipelines.lake import lifecycle
+
+    result = lifecycle.lifecycle(_config(args), apply=args.apply)
+    if args.apply:
+        print("\n".join(lifecycle.describe(result)))
+    else:
+        print(json.dumps(result.configuration, indent=2, default=str))
+        for line in lifecycle.describe(result):
+            print(f"obs: {line}", file=sys.stderr)
     return 0
 
 

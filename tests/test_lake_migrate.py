@@ -400,3 +400,43 @@ def test_duckdb_reads_series_ids_back_as_the_unsigned_ids_of_the_views(migrated:
     reader.close()
     assert sorted(r[0] for r in stored) == ids
     assert max(ids) >= 1 << 63  # ids with the top bit set come back too
+
+
+def data_files(config: ObsConfig, dataset: str) -> set[Path]:
+    """The Parquet files under a table's folder (its log's checkpoints excluded)."""
+    root = Path(delta.table_uri(config, dataset))
+    return {p.resolve() for p in root.rglob("*.parquet") if "_delta_log" not in p.parts}
+
+
+def referenced(config: ObsConfig, dataset: str) -> set[Path]:
+    return {Path(uri).resolve() for uri in DeltaTable(delta.table_uri(config, dataset)).file_uris()}
+
+
+def test_vacuum_after_delete_delay_leaves_only_the_files_the_log_references(
+    tmp_path: Path,
+) -> None:
+    prompt = build_lake(tiered_config(tmp_path))  # delete_delay 0s
+    patient = tiered_config(tmp_path, delete_delay="1d")  # the same lake
+    migrate(patient)
+    first = {name: DeltaTable(delta.table_uri(patient, name)).version() for name in WRITTEN}
+
+    again = migrate(patient)
+
+    # replaced files younger than delete_delay stay: a reader of the first version still works
+    assert sum(r.files_vacuumed for r in again) == 0
+    for name in WRITTEN:
+        assert data_files(patient, name) > referenced(patient, name), name
+        old = DeltaTable(delta.table_uri(patient, name), version=first[name])
+        assert table_checksum(
+            old.to_pyarrow_table().select(delta.layout(name).columns)
+        ) == view_checksum(patient, name), name
+    before = {name: data_files(prompt, name) for name in registry.ALL}
+
+    done = migrate(prompt)
+
+    deleted = sum(len(before[name] - data_files(prompt, name)) for name in registry.ALL)
+    assert sum(r.files_vacuumed for r in done) == deleted > 0
+    for name in registry.ALL:
+        assert data_files(prompt, name) == referenced(prompt, name), name
+        assert duckdb_checksum(prompt, name) == view_checksum(prompt, name), name
+        assert delta_rs_checksum(prompt, name) == view_checksum(prompt, name), name

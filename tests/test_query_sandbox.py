@@ -489,3 +489,18 @@ def test_statements_are_checked_before_anything_runs() -> None:
         duckdb.StatementType.SET,
         duckdb.StatementType.SET,
     ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "reads"),
+    [
+        ("SELECT * FROM scorecard", True),
+        ("select period_end from REPORT_PERIOD", True),
+        ("SELECT count(*) FROM metric_samples WHERE ts > now() - INTERVAL 1 DAY", False),
+        ("SELECT * FROM slo_events", False),  # a dataset-level view: no report period
+    ],
+)
+def test_only_sql_that_reads_a_report_pins_the_default_report_end(sql: str, reads: bool) -> None:
+    from obs_pipelines.reporting.query import reads_reports
+
+    assert reads_reports(sql) is reads

@@ -52,11 +52,12 @@ used: a table is one unit, its files are referenced by its log)::
   names, as for the rest of the lake.
 """
 
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import duckdb
@@ -279,6 +280,29 @@ def delete_days(config: ObsConfig, table: TableLayout, days: list[str]) -> None:
         DeltaTable(
             table_uri(config, table.dataset), storage_options=storage_options(config)
         ).delete(f"{DAY_COLUMN} IN ({listed})")
+
+
+def vacuum(config: ObsConfig, dataset: str, *, operation: str = "vacuum") -> int:
+    """Delete the files that commits removed from the table (days replaced or deleted) more
+    than ``lake.delete_delay`` ago, so they stop costing storage while a reader that opened an
+    older version just before keeps working; returns how many files went.
+
+    delta-rs counts the delay in whole hours, so it is rounded up (files are kept a little
+    longer, never less). Only files a commit removed are candidates ("lite" vacuum): a file a
+    concurrent writer has uploaded but not yet committed is in no log and is never touched."""
+    from deltalake import CommitProperties, DeltaTable
+
+    hours = math.ceil(config.lake.delete_delay / timedelta(hours=1))
+    with delta_errors(f"vacuum {dataset}", config):
+        return len(
+            DeltaTable(table_uri(config, dataset), storage_options=storage_options(config)).vacuum(
+                retention_hours=hours,
+                dry_run=False,
+                enforce_retention_duration=False,  # the table's default is a week
+                full=False,
+                commit_properties=CommitProperties(custom_metadata={"obs.operation": operation}),
+            )
+        )
 
 
 def table_exists(config: ObsConfig, dataset: str) -> bool:

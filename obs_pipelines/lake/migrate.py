@@ -14,13 +14,17 @@ the day; nothing is reported migrated that did not verify. Days the table holds 
 longer does (retention ran since an earlier migrate) are deleted, so a rerun converges on the
 lake: an interrupted run leaves whole days behind, and the next run rewrites every day.
 
+Each dataset is vacuumed once converted (:func:`obs_pipelines.lake.delta.vacuum`): the files that
+a rerun's commits replaced stop costing storage once they have been unreferenced for
+``lake.delete_delay``, while a reader that opened an older version just before keeps working.
+
 The source lake is only read; tiering and ingest can keep running, but days they change during
 a migrate are migrated as they were read (rerun to pick the changes up).
 """
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import pyarrow as pa
@@ -53,6 +57,7 @@ class DatasetMigration:
     seconds: float
     checksum: Checksum = EMPTY
     stale_days_deleted: int = 0
+    files_vacuumed: int = 0  # files replaced by this or earlier runs, deleted after delete_delay
 
 
 def migrate(
@@ -88,6 +93,12 @@ def migrate(
                         )
                     else:
                         result = _migrate_dataset(config, source, reader, table, days, started)
+                        vacuumed = delta.vacuum(config, table.dataset, operation="obs lake migrate")
+                        result = replace(
+                            result,
+                            files_vacuumed=vacuumed,
+                            seconds=time.monotonic() - started,
+                        )
                 results.append(result)
                 if progress is not None:
                     progress(result)
@@ -263,6 +274,8 @@ def format_row(result: DatasetMigration, *, dry_run: bool) -> str:
     line += f"{'yes' if result.verified else 'no':>8} {result.seconds:>8.1f}"
     if result.stale_days_deleted:
         line += f"  ({result.stale_days_deleted} days no longer in the lake removed)"
+    if result.files_vacuumed:
+        line += f"  ({result.files_vacuumed} replaced files vacuumed)"
     return line
 
 

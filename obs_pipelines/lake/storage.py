@@ -352,7 +352,7 @@ class S3Storage:
             extra["StorageClass"] = storage_class
         if rows is not None:
             extra["Metadata"] = {"rows": str(rows)}
-        with self._errors(f"upload s3://{self.bucket}/{self._key(key)}"):
+        with self.errors(f"upload s3://{self.bucket}/{self._key(key)}"):
             self.client.upload_file(
                 str(staged), self.bucket, self._key(key), ExtraArgs=extra or None
             )
@@ -363,7 +363,7 @@ class S3Storage:
     def list_objects(self, prefix: str) -> list[StoredObject]:
         found = []
         paginator = self.client.get_paginator("list_objects_v2")
-        with self._errors(f"list s3://{self.bucket}/{self._key(prefix)}"):
+        with self.errors(f"list s3://{self.bucket}/{self._key(prefix)}"):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
                 for item in page.get("Contents", []):
                     key = item["Key"][len(self.prefix) + 1 :] if self.prefix else item["Key"]
@@ -402,7 +402,7 @@ class S3Storage:
         return True
 
     def put_empty(self, key: str) -> None:
-        with self._errors(f"write s3://{self.bucket}/{self._key(key)}"):
+        with self.errors(f"write s3://{self.bucket}/{self._key(key)}"):
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=b"")
 
     def move(self, source: str, target: str) -> None:
@@ -425,7 +425,7 @@ class S3Storage:
 
     def object_rows(self, key: str) -> int | None:
         """Rows recorded in the object's metadata at upload (None if it was not recorded)."""
-        with self._errors(f"read metadata of s3://{self.bucket}/{self._key(key)}"):
+        with self.errors(f"read metadata of s3://{self.bucket}/{self._key(key)}"):
             head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         rows = head.get("Metadata", {}).get("rows")
         return int(rows) if rows else None
@@ -482,13 +482,13 @@ class S3Storage:
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
             batch = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
-            with self._errors(f"delete from s3://{self.bucket}"):
+            with self.errors(f"delete from s3://{self.bucket}"):
                 self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
 
     def read_bytes(self, key: str) -> bytes:
-        with self._errors(f"read s3://{self.bucket}/{self._key(key)}"):
+        with self.errors(f"read s3://{self.bucket}/{self._key(key)}"):
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
 
     def url(self, key: str) -> str:
@@ -528,7 +528,8 @@ class S3Storage:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
+    def errors(self, action: str) -> Iterator[None]:
+        """S3 and network failures of ``action`` as one LakeError line that names the bucket."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

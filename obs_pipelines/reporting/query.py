@@ -46,6 +46,7 @@ from obs_pipelines.errors import ObsError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import connect
 from obs_pipelines.lake.storage import LocalStorage
+from obs_pipelines.reporting.reports import report_queries
 from obs_pipelines.windows import utc
 
 BATCH_ROWS = 100_000
@@ -207,19 +208,26 @@ def report_window(start: str | None, end: str | None) -> tuple[datetime | None, 
 
 
 def set_report_window(
-    con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None
+    con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None, sql: str = ""
 ) -> None:
     """Set ``report_start``/``report_end``, which the report views (``report_period``) read,
     as ``obs report --from/--to`` does; a bound not given keeps its default.
 
-    A default end (the newest data) is found once and pinned, as ``report_connection`` does: each
-    report reads ``report_period`` many times, and each read would scan the derived datasets."""
+    When ``sql`` reads a report, a default end (the newest data) is found once and pinned, as
+    ``report_connection`` does: each report reads ``report_period`` many times, and each read
+    would scan the derived datasets. A query of datasets alone does not pay for that scan."""
     for name, moment in (("report_start", start), ("report_end", end)):
         if moment is not None:
             naive = moment.astimezone(UTC).replace(tzinfo=None)  # the lake's timestamps are UTC
             con.execute(f"SET VARIABLE {name} = ?::TIMESTAMP", [naive])
-    if end is None:
+    if end is None and reads_reports(sql):
         con.execute("SET VARIABLE report_end = (SELECT period_end FROM report_period)")
+
+
+def reads_reports(sql: str) -> bool:
+    """Whether ``sql`` names a report view (or the report period they all read)."""
+    reports = {*report_queries(), "report_period", "report_periods"}
+    return any(word.lower() in reports for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
 
 
 def run(

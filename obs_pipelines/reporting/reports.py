@@ -142,16 +142,45 @@ def publish(
     ``con`` is a catalog connection whose dataset views already exist. Reports are published in
     dependency order, whatever their names. ``reports`` replaces the config's ``reports:``
     section (to judge the same data with other settings).
+
+    Creating a view binds every view beneath it, and binding a dataset view lists the lake (on
+    S3, a LIST per tier and per reference: seconds per report). So the reports are created
+    against empty stand-ins of the dataset views, with their exact columns, which shadow them
+    in this session only; a view is stored as its SQL and every later session binds it to the
+    real views. The checks that read data run after the stand-ins are gone.
     """
     reports = reports or config.reports
     _create_config_tables(con, config, reports)
     create_configured_rules_table(con, config)
+    stand_ins = _stand_in_datasets(con)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE VIEW report_period AS\n{report_period_sql(config, reports)}"
+        )
+        con.execute(f"CREATE OR REPLACE VIEW slo_events AS\n{SLO_EVENTS_SQL}")
+        for macro in POISSON_TAIL_SQL:
+            con.execute(macro)
+        create_report_views(con)
+    finally:
+        for name in stand_ins:
+            con.execute(f'DROP TABLE IF EXISTS temp.main."{name}"')
     check_latency_buckets(con, config)
-    con.execute(f"CREATE OR REPLACE VIEW report_period AS\n{report_period_sql(config, reports)}")
-    con.execute(f"CREATE OR REPLACE VIEW slo_events AS\n{SLO_EVENTS_SQL}")
-    for macro in POISSON_TAIL_SQL:
-        con.execute(macro)
-    create_report_views(con)
+
+
+def _stand_in_datasets(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """An empty temporary table in place of each dataset view (the views of the lake's files),
+    with the view's exact column names and types; the names shadowed."""
+    names = [
+        name
+        for (name,) in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"
+        ).fetchall()
+    ]
+    for name in names:
+        columns = con.execute(f'DESCRIBE "{name}"').fetchall()
+        listed = ", ".join(f'"{column}" {kind}' for column, kind, *_ in columns)
+        con.execute(f'CREATE TEMP TABLE "{name}" ({listed})')
+    return names
 
 
 # The statistical tests of impact_episodes (sql/impact_episodes.sql): macros in the catalog, so
