@@ -45,9 +45,9 @@
 --    Covered minutes are impacted, or not, as part of the shorter length's stretch.
 -- 4. Episodes. Impacted minutes of all the service's SLOs at most `impact_merge_gap_minutes`
 --    apart form one episode.
--- Regions start at most a day before the previous period, so episodes crossing its start are
--- whole unless their windows reach further back. The window sums and the minutes come from
--- slo_burn_rates (its gapless minute grid), which evaluates every impact window length.
+-- Regions start at most a day before the previous period (as slo_burn_rates does), so episodes
+-- crossing its start are whole unless their windows reach further back. Windows are sums over the
+-- gapless minute grid, computed as differences of running totals, for the impact windows alone.
 --
 -- period            'current' or 'previous' (by the episode's start)
 -- service           the service whose SLOs were burning
@@ -72,37 +72,72 @@ windows AS (
            row_number() OVER (ORDER BY window_minutes) AS layer
     FROM impact_windows
 ),
-slos AS (
-    SELECT slo_name, error_budget_target FROM slo_definitions
+bounds AS (
+    -- The minutes read: from a day before the previous period, less the longest window, to the
+    -- period end; windows are evaluated from a day before the previous period.
+    SELECT p.previous_start - INTERVAL 1 DAY
+             - to_minutes((SELECT max(window_minutes) FROM windows)) AS grid_start,
+           p.previous_start - INTERVAL 1 DAY AS evaluated_from,
+           p.period_end
+    FROM period AS p
+),
+grid AS (
+    -- Every minute of every SLO: minutes without data count zero events.
+    SELECT d.slo_name, d.slo_number, d.service, d.error_budget_target,
+           unnest(generate_series(b.grid_start, b.period_end - INTERVAL 1 MINUTE, INTERVAL 1 MINUTE))
+               AS minute
+    FROM (SELECT *, row_number() OVER (ORDER BY slo_name) AS slo_number FROM slo_definitions) AS d,
+         bounds AS b
+),
+running_totals AS MATERIALIZED (
+    -- Events from the grid's start through the end of each minute; minutes numbered from 0 so
+    -- that a window's start is found by arithmetic.
+    SELECT g.slo_name, g.slo_number, g.service, g.error_budget_target, g.minute,
+           (epoch_us(g.minute) - epoch_us(b.grid_start)) // 60000000 AS minute_number,
+           coalesce(e.bad_events, 0) AS bad,
+           coalesce(e.total_events, 0) AS total,
+           sum(coalesce(e.bad_events, 0)) OVER through_minute AS bad_through,
+           sum(coalesce(e.total_events, 0)) OVER through_minute AS total_through
+    FROM grid AS g
+    CROSS JOIN bounds AS b
+    LEFT JOIN slo_events AS e ON e.slo_name = g.slo_name AND e.minute = g.minute
+    WINDOW through_minute AS (PARTITION BY g.slo_number ORDER BY g.minute ROWS UNBOUNDED PRECEDING)
 ),
 minutes AS MATERIALIZED (
-    -- Per SLO and minute, from a day before the previous period (slo_burn_rates' gapless grid,
-    -- its 1-minute windows): bad events and the bad events the objective allows.
-    SELECT r.slo_name, r.service, r.evaluated_at - INTERVAL 1 MINUTE AS minute,
-           r.bad_events AS bad, r.total_events * s.error_budget_target AS allowed
-    FROM slo_burn_rates AS r
-    JOIN slos AS s USING (slo_name)
-    WHERE r.window_minutes = 1
+    -- Per SLO and minute, from a day before the previous period: bad events and the bad events
+    -- the objective allows.
+    SELECT r.slo_name, r.service, r.minute, r.bad, r.total * r.error_budget_target AS allowed
+    FROM running_totals AS r, bounds AS b
+    WHERE r.minute >= b.evaluated_from
+),
+window_events AS (
+    -- The window of each length ending at every minute from a day before the previous period:
+    -- events through its last minute less events through the minute before its first.
+    SELECT now_.slo_name, now_.service, now_.error_budget_target, now_.minute,
+           w.window_minutes, w.burn_rate_threshold, w.layer,
+           now_.bad_through - coalesce(before.bad_through, 0) AS bad_events,
+           now_.total_through - coalesce(before.total_through, 0) AS total_events
+    FROM running_totals AS now_
+    JOIN bounds AS b ON now_.minute >= b.evaluated_from
+    CROSS JOIN windows AS w
+    LEFT JOIN running_totals AS before
+        ON before.slo_number = now_.slo_number
+       AND before.minute_number = now_.minute_number - w.window_minutes
 ),
 burning_windows AS MATERIALIZED (
-    -- The window of each length ending at every minute from a day before the previous period
-    -- (slo_burn_rates); the two cheap tests first: the Poisson tail is computed only for windows
-    -- that pass them.
-    SELECT r.slo_name, r.service, r.evaluated_at, r.bad_events,
-           r.total_events * s.error_budget_target AS allowed,
-           w.window_minutes, w.burn_rate_threshold, w.layer
-    FROM slo_burn_rates AS r
-    JOIN windows AS w USING (window_minutes)
-    JOIN slos AS s USING (slo_name)
-    CROSS JOIN settings AS t
+    -- The two cheap tests first: the Poisson tail is computed only for windows that pass them.
+    SELECT r.*
+    FROM window_events AS r, settings AS s
     WHERE r.total_events > 0
-      AND r.bad_events >= t.impact_min_bad_events
-      AND r.bad_events >= w.burn_rate_threshold * r.total_events * s.error_budget_target
+      AND r.bad_events >= s.impact_min_bad_events
+      AND r.bad_events >= r.burn_rate_threshold * r.total_events * r.error_budget_target
 ),
 significant_windows AS (
-    SELECT r.slo_name, r.service, r.evaluated_at, r.window_minutes, r.burn_rate_threshold, r.layer
+    SELECT r.slo_name, r.service, r.minute + INTERVAL 1 MINUTE AS evaluated_at,
+           r.window_minutes, r.burn_rate_threshold, r.layer
     FROM burning_windows AS r, settings AS s
-    WHERE poisson_upper_tail(r.bad_events, r.allowed) < s.impact_significance
+    WHERE poisson_upper_tail(r.bad_events, r.total_events * r.error_budget_target)
+          < s.impact_significance
 ),
 regions AS (
     -- Windows of one length that overlap, chained: a window opens a new region when it starts
