@@ -23,7 +23,8 @@
 -- matched_firings        firings related to an impact episode (alert_impact_matches) or an
 --                        incident of their service (incident_alert_matches)
 -- precision              matched_firings / firings
--- noise_ratio            1 - precision: the share of firings that matched no impact (false positives)
+-- noise_ratio            1 - precision: the share of firings that matched no impact episode and
+--                        no incident (false positives)
 -- impact_episodes        incidents in the period of the services this alert names (all incidents on
 --                        the 'all alerts' row): records where the service has them, else episodes
 -- detected_episodes      of those, incidents this alert (any alert) was related to
