@@ -23,9 +23,18 @@ from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.lake.checksum import Checksum, table_checksum
 from obs_pipelines.lake.migrate import MigrationMismatch, migrate
 from obs_pipelines.lake.tiering import run_tiering
+from obs_pipelines.operations.doctor import CheckResult, run_checks
 from obs_pipelines.schemas import ALERTMANAGER_ALERTS, UP_MINUTES
 from obs_pipelines.windows import TimeWindow
-from tests.tiering_data import RETENTION, day, metric_hour, some_hours, tiered_config, write_hours
+from tests.tiering_data import (
+    RETENTION,
+    day,
+    log_hour,
+    metric_hour,
+    some_hours,
+    tiered_config,
+    write_hours,
+)
 
 pytestmark = pytest.mark.integration  # writes, tiers, catalogs and converts whole lakes
 
@@ -274,6 +283,28 @@ def test_dry_run_writes_nothing_and_counts_what_migrate_then_converts(tmp_path: 
     ]
     assert [p.source_bytes for p in planned] == [d.source_bytes for d in done]
     assert {p.dataset for p in planned if p.source_bytes} == WRITTEN
+
+
+def delta_check(config: ObsConfig) -> CheckResult:
+    return next(r for r in run_checks(config, checksums=False) if r.check == "lake.delta")
+
+
+def test_doctor_says_when_the_delta_tables_fall_behind_the_lake(tmp_path: Path) -> None:
+    config = build_lake(tiered_config(tmp_path))
+
+    migrate(config)
+    current = delta_check(config)
+    Lake(config).write_hot("log_records", HOURS[-1], log_hour(HOURS[-1]))
+    behind = delta_check(config)
+
+    assert (
+        current.ok
+        and not current.warn
+        and "Delta tables hold what the lake holds" in current.detail
+    )
+    assert behind.ok and behind.warn
+    assert "are behind the lake (log_records)" in behind.detail
+    assert behind.fix == "rerun `obs lake migrate`"
 
 
 def test_an_interrupted_migrate_then_a_full_one_converges(

@@ -57,7 +57,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -312,6 +312,18 @@ def table_exists(config: ObsConfig, dataset: str) -> bool:
         return DeltaTable.is_deltatable(
             table_uri(config, dataset), storage_options=storage_options(config)
         )
+
+
+def last_commit(config: ObsConfig, dataset: str) -> datetime | None:
+    """When the dataset's table was last committed to (None: there is no table)."""
+    from deltalake import DeltaTable
+
+    if not table_exists(config, dataset):
+        return None
+    with delta_errors(f"read the history of {dataset}", config):
+        table = DeltaTable(table_uri(config, dataset), storage_options=storage_options(config))
+        (newest,) = table.history(1)
+    return datetime.fromtimestamp(newest["timestamp"] / 1000, UTC)
 
 
 def scan(config: ObsConfig, dataset: str) -> str:

@@ -379,7 +379,40 @@ def _lake_checks(config: ObsConfig, checksums: bool = True) -> list[CheckResult]
         _guard("lake.tiers", lambda: _lake_tiers(lake)),
         _guard("lake.storage_classes", lambda: _storage_classes(lake)),
         *_lake_integrity(lake, checksums),
+        _guard("lake.delta", lambda: _delta_tables(config, lake)),
     ]
+
+
+def _delta_tables(config: ObsConfig, lake: Any) -> CheckResult:
+    """Whether the Delta tables ``obs lake migrate`` wrote still hold what the lake holds: a
+    file published after a table's last commit is data the table does not have."""
+    from obs_pipelines.lake import delta
+
+    behind, tables, oldest = [], 0, None
+    for table in delta.layouts():
+        committed = delta.last_commit(config, table.dataset)
+        if committed is None:
+            continue
+        tables += 1
+        oldest = committed if oldest is None else min(oldest, committed)
+        if any(f.modified > committed for f in lake.files(table.dataset)):
+            behind.append(table.dataset)
+    if not tables:
+        return CheckResult("lake.delta", True, "no Delta tables (obs lake migrate)", skipped=True)
+    if behind:
+        return CheckResult(
+            "lake.delta",
+            True,
+            f"{len(behind)} of {tables} Delta tables are behind the lake ({', '.join(behind)}): "
+            "files were published after they were last migrated",
+            "rerun `obs lake migrate`",
+            warn=True,
+        )
+    return CheckResult(
+        "lake.delta",
+        True,
+        f"{tables} Delta tables hold what the lake holds (migrated {oldest:%Y-%m-%d %H:%M} UTC)",
+    )
 
 
 def _lake_integrity(lake: Any, checksums: bool) -> list[CheckResult]:
