@@ -27,7 +27,6 @@ import base64
 import fnmatch
 import itertools
 import re
-import ssl
 import threading
 import time
 import zlib
@@ -35,11 +34,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
+
+from tests.servers import serving_in_process
 
 MAX_RESULT_WINDOW = 10_000
 SEARCH_BODY_KEYS = {
@@ -906,22 +907,6 @@ def serve(
     """Run ``cluster`` on a free 127.0.0.1 port until the block ends; sets ``cluster.url``.
 
     ``tls`` is (certificate file, key file): the server then speaks HTTPS only."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(cluster))
-    server.daemon_threads = True
-    scheme = "http"
-    if tls:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(*tls)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        scheme = "https"
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-es", daemon=True
-    )
-    thread.start()
-    cluster.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving_in_process(_handler(cluster), tls) as url:
+        cluster.url = url
         yield cluster
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

@@ -28,17 +28,18 @@ Knobs for tests: ``fail_at`` makes the n-th request (1-based) answer 500 (PagerD
 with its query.
 """
 
-import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+
+from tests.servers import serving_in_process
 
 ACCEPT = "application/vnd.pagerduty+json;version=2"
 OVERVIEW_TYPES = {
@@ -295,19 +296,6 @@ def _handler(api: FakePagerDuty) -> type[BaseHTTPRequestHandler]:
 def serve(api: FakePagerDuty, tls: tuple[str, str]) -> Iterator[FakePagerDuty]:
     """Run ``api`` over HTTPS (``tls``: certificate file, key file) on a free 127.0.0.1 port
     until the block ends; sets ``api.url``."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
-    server.daemon_threads = True
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*tls)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-pd", daemon=True
-    )
-    thread.start()
-    api.url = f"https://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving_in_process(_handler(api), tls) as url:
+        api.url = url
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

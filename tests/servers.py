@@ -13,12 +13,15 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +139,33 @@ def serving_http(command: Sequence[str], port: int, ready_path: str = "/-/ready"
     url = f"http://127.0.0.1:{port}"
     with running(command, lambda process: wait_until_ready(f"{url}{ready_path}", process)):
         yield url
+
+
+@contextmanager
+def serving_in_process(
+    handler: type[BaseHTTPRequestHandler], tls: tuple[str, str] | None = None
+) -> Iterator[str]:
+    """Serve ``handler`` on a free 127.0.0.1 port from a thread until the block ends, and yield
+    its base URL; ``tls`` (certificate file, key file) makes it HTTPS only. The wire-faithful
+    fakes of servers that cannot run here use it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    scheme = "http"
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 def require(binary: str, package: str, fallback: Path | None = None) -> str:
