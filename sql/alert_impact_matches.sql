@@ -1,8 +1,9 @@
 -- alert_impact_matches: which alert firings relate to which SLO-impact episodes.
 -- A firing and an episode are related when they are of the same service and their intervals
--- overlap once each is widened by `match_tolerance_seconds` (report_settings) on both sides, so an
--- alert that fires a little before the impact is measurable, or resolves a little after it, still
--- counts. One row per related (firing, episode) pair.
+-- overlap once each is widened by `match_tolerance_seconds` (report_settings) on both sides (the
+-- catalog macro overlaps_within), so an alert that fires a little before the impact is
+-- measurable, or resolves a little after it, still counts. One row per related (firing, episode)
+-- pair.
 --
 -- firing_id, alertname, fingerprint, service       the firing (see alert_firings)
 -- episode_id, episode_period                        the episode (see impact_episodes)
@@ -30,5 +31,5 @@ SELECT
 FROM alert_firings AS f
 JOIN impact_episodes AS e ON e.service = f.service
 CROSS JOIN report_settings AS s
-WHERE f.starts_at < e.ended_at + to_seconds(s.match_tolerance_seconds)
-  AND f.effective_end > e.started_at - to_seconds(s.match_tolerance_seconds)
+WHERE overlaps_within(f.starts_at, f.effective_end, e.started_at, e.ended_at,
+                      s.match_tolerance_seconds)

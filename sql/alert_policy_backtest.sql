@@ -20,7 +20,7 @@
 -- end_lag_minutes       alert_ended_at - policy_ended_at: positive when actual alerts kept firing
 --                       after the policy would have resolved
 WITH settings AS (
-    SELECT to_seconds(match_tolerance_seconds) AS tolerance FROM report_settings
+    SELECT match_tolerance_seconds FROM report_settings
 ),
 firings AS MATERIALIZED (
     SELECT * FROM alert_firings WHERE service IS NOT NULL
@@ -57,8 +57,8 @@ policy_vs_alerts AS (
     CROSS JOIN settings AS s
     LEFT JOIN firings AS f
         ON f.service = e.service
-       AND f.starts_at < e.ended_at + s.tolerance
-       AND f.effective_end > e.started_at - s.tolerance
+       AND overlaps_within(f.starts_at, f.effective_end, e.started_at, e.ended_at,
+                           s.match_tolerance_seconds)
     GROUP BY ALL
 ),
 policy_overlap AS (
@@ -78,8 +78,8 @@ alerts_without_policy AS (
       AND NOT EXISTS (
           SELECT 1 FROM burn_episodes AS e
           WHERE e.service = a.service
-            AND a.span_start < e.ended_at + s.tolerance
-            AND a.span_end > e.started_at - s.tolerance
+            AND overlaps_within(a.span_start, a.span_end, e.started_at, e.ended_at,
+                                s.match_tolerance_seconds)
       )
 )
 SELECT

@@ -2,9 +2,9 @@
 -- the incident's basis: incident records where a service has them, SLO-impact episodes where it
 -- does not. A firing and an incident are related when they are of the same service and their
 -- intervals overlap once each is widened by `match_tolerance_seconds` (report_settings) on both
--- sides, the rule of alert_impact_matches (which relates firings to impact episodes only, and
--- which alert precision still uses). One row per related (firing, incident) pair; alert recall in
--- alert_quality counts these.
+-- sides (the catalog macro overlaps_within), the rule of alert_impact_matches (which relates
+-- firings to impact episodes only). One row per related (firing, incident) pair; alert recall
+-- in alert_quality counts these, and its precision counts a firing related here or there.
 --
 -- firing_id, alertname, fingerprint, service   the firing (see alert_firings)
 -- firing_period                                the firing's period
@@ -33,5 +33,5 @@ SELECT
 FROM alert_firings AS f
 JOIN incidents AS i ON i.service = f.service
 CROSS JOIN report_settings AS s
-WHERE f.starts_at < i.effective_end + to_seconds(s.match_tolerance_seconds)
-  AND f.effective_end > i.started_at - to_seconds(s.match_tolerance_seconds)
+WHERE overlaps_within(f.starts_at, f.effective_end, i.started_at, i.effective_end,
+                      s.match_tolerance_seconds)

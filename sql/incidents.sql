@@ -61,8 +61,8 @@ record_alerts AS (
     FROM records AS r
     JOIN alert_firings AS f ON f.service = r.service
     CROSS JOIN report_settings AS s
-    WHERE f.starts_at < r.effective_end + to_seconds(s.match_tolerance_seconds)
-      AND f.effective_end > r.started_at - to_seconds(s.match_tolerance_seconds)
+    WHERE overlaps_within(f.starts_at, f.effective_end, r.started_at, r.effective_end,
+                          s.match_tolerance_seconds)
     GROUP BY r.incident_id
 ),
 record_rows AS (

@@ -158,7 +158,7 @@ def publish(
             f"CREATE OR REPLACE VIEW report_period AS\n{report_period_sql(config, reports)}"
         )
         con.execute(f"CREATE OR REPLACE VIEW slo_events AS\n{SLO_EVENTS_SQL}")
-        for macro in POISSON_TAIL_SQL:
+        for macro in (*POISSON_TAIL_SQL, OVERLAP_SQL):
             con.execute(macro)
         create_report_views(con)
     finally:
@@ -222,6 +222,15 @@ CREATE OR REPLACE MACRO poisson_lower_tail(k, mean) AS
         ))
     END""",
 )
+
+
+# The rule that relates an alert firing to an impact episode or an incident
+# (sql/alert_impact_matches.sql, sql/incident_alert_matches.sql), written once.
+OVERLAP_SQL = """-- overlaps_within(a_start, a_end, b_start, b_end, tolerance_seconds): whether [a_start, a_end)
+-- and [b_start, b_end) overlap once each is widened by tolerance_seconds on both sides.
+CREATE OR REPLACE MACRO overlaps_within(a_start, a_end, b_start, b_end, tolerance_seconds) AS
+    a_start < b_end + to_seconds(tolerance_seconds)
+    AND a_end > b_start - to_seconds(tolerance_seconds)"""
 
 
 # Reports read SLO events from the derived sli_minutes (obs_pipelines/reporting/derived.py), never from raw
