@@ -317,11 +317,13 @@ def table_exists(config: ObsConfig, dataset: str) -> bool:
 def last_commit(config: ObsConfig, dataset: str) -> datetime | None:
     """When the dataset's table was last committed to (None: there is no table)."""
     from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
 
-    if not table_exists(config, dataset):
-        return None
     with delta_errors(f"read the history of {dataset}", config):
-        table = DeltaTable(table_uri(config, dataset), storage_options=storage_options(config))
+        try:
+            table = DeltaTable(table_uri(config, dataset), storage_options=storage_options(config))
+        except TableNotFoundError:
+            return None
         (newest,) = table.history(1)
     return datetime.fromtimestamp(newest["timestamp"] / 1000, UTC)
 
