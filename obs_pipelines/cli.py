@@ -401,6 +401,9 @@ def _oldest_metric_hour(config: ObsConfig) -> datetime | None:
 
     lake = Lake(config)
     starts = [f.start for d in ("metric_samples", "metric_rollups") for f in lake.files(d)]
+    if lake.tables is not None:
+        spans = (lake.tables.time_range(d) for d in ("metric_samples", "metric_rollups"))
+        starts = [span[0] for span in spans if span is not None]
     return floor_hour(min(starts)) if starts else None
 
 

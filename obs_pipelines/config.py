@@ -521,6 +521,11 @@ class TierStorage(Strict):
 class LakeConfig(Strict):
     root: str = "lake"
     catalog: str = "lake/obs.duckdb"
+    # How datasets are stored: "files", the lake's own hot/warm/cold layout read through the
+    # catalog's views; or "delta", one Delta Lake table per dataset under <root>/delta that any
+    # engine reads (tiering then compacts, rolls up and expires by commits; tier storage classes
+    # become an S3 lifecycle configuration, see `obs lake lifecycle`).
+    format: Literal["files", "delta"] = "files"
     s3: S3Config = S3Config()
     hot: TierStorage = TierStorage()
     warm: TierStorage = TierStorage()
@@ -549,6 +554,18 @@ class LakeConfig(Strict):
                 "the catalog is a local DuckDB file; give a local path such as lake/obs.duckdb"
             )
         return catalog
+
+    @model_validator(mode="after")
+    def _delta_is_one_root(self) -> "LakeConfig":
+        if self.format == "delta":
+            rooted = [t for t in TIERS if self.tier(t).root not in (None, self.root)]
+            if rooted:
+                raise ValueError(
+                    f"format: delta keeps every dataset in one table under lake.root, so "
+                    f"{', '.join(t + '.root' for t in rooted)} cannot apply; remove it (storage "
+                    "classes by age come from `obs lake lifecycle`)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _readable_until_cold(self) -> "LakeConfig":

@@ -19,6 +19,7 @@ import yaml
 
 from obs_pipelines.config import ObsConfig, load_config
 from tests import ops_servers, servers
+from tests.lake_format import lake_format
 
 
 @pytest.fixture
@@ -31,6 +32,7 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
             "lake": {
                 "root": str(tmp_path / "lake"),
                 "catalog": str(tmp_path / "lake" / "obs.duckdb"),
+                "format": lake_format(),
             },
         }
         for key, value in sections.items():

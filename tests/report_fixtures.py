@@ -19,6 +19,7 @@ from obs_pipelines.reporting.reports import report_queries
 from obs_pipelines.schemas import ALERT_FRAGMENTS, LABELS, METRIC_SAMPLES
 from obs_pipelines.sources.series import series_id, series_table
 from obs_pipelines.windows import TimeWindow
+from tests.lake_format import lake_format
 
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
@@ -128,7 +129,11 @@ def make_config(tmp_path: Path, **sections: Any) -> ObsConfig:
     """A config with its lake and catalog under ``tmp_path``."""
     body: dict[str, Any] = {
         "ingest": {"start": "2026-01-01T00:00:00Z"},
-        "lake": {"root": str(tmp_path / "lake"), "catalog": str(tmp_path / "lake" / "obs.duckdb")},
+        "lake": {
+            "root": str(tmp_path / "lake"),
+            "catalog": str(tmp_path / "lake" / "obs.duckdb"),
+            "format": lake_format(),
+        },
         **sections,
     }
     path = tmp_path / "obs.yaml"

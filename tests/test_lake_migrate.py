@@ -214,7 +214,7 @@ def test_tables_are_partitioned_by_day_and_readable_by_any_delta_reader(
     assert table("metric_samples").metadata().partition_columns == ["dt"]
     assert table("alert_rules").metadata().partition_columns == ["dt"]
     assert table("metric_rollups").metadata().partition_columns == ["resolution", "dt"]
-    assert table("metric_series").metadata().partition_columns == []
+    assert table("metric_series").metadata().partition_columns == ["dt"]
     for name in registry.ALL:  # no table feature: every Delta reader opens them
         protocol = table(name).protocol()
         assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2), name

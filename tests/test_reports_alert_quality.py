@@ -19,7 +19,7 @@ import pytest
 
 from obs_pipelines.config import ObsConfig, ReportsConfig
 from obs_pipelines.lake import Lake
-from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.reporting.reports import publish, report_connection
 from obs_pipelines.windows import utc
 from tests.report_fixtures import (
@@ -257,7 +257,7 @@ def test_scorecard_targets_are_strict_for_noise_mttd_and_mttr(
 
     def judged(**targets: float) -> list[bool]:
         reports = ReportsConfig(targets=targets)
-        writable = duckdb.connect(config.catalog_path)
+        writable = connect(config, read_only=False)
         try:
             publish(writable, config, reports)
         finally:

@@ -4,12 +4,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from obs_pipelines.config import ObsConfig, ReportsConfig
 from obs_pipelines.lake import Lake
-from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.reporting.report_html import render_report, scorecard_text
 from obs_pipelines.reporting.reports import SCORECARD_METRICS, publish, report_connection
 from obs_pipelines.windows import utc
@@ -168,7 +167,7 @@ def test_services_seen_only_in_data_are_listed_as_not_in_catalog(config: ObsConf
 def scorecard(config: ObsConfig, **targets: float) -> dict[str, dict[str, Any]]:
     """The scorecard with some targets moved (published into the catalog, then read)."""
     reports = ReportsConfig(targets=targets)
-    writable = duckdb.connect(config.catalog_path)
+    writable = connect(config, read_only=False)
     try:
         publish(writable, config, reports)
     finally:

@@ -33,8 +33,10 @@ def connect(config: ObsConfig, read_only: bool = True) -> duckdb.DuckDBPyConnect
 
 
 def lake_identity(lake: Lake) -> str:
-    """Where the views read from: every tier's root (views hold absolute paths)."""
-    return " ".join(f"{tier}={lake.tiers[tier].root}" for tier in TIERS)
+    """Where the views read from: every tier's root (views hold absolute paths), and for Delta
+    tables the format (their views read other objects under the same root)."""
+    roots = " ".join(f"{tier}={lake.tiers[tier].root}" for tier in TIERS)
+    return f"{roots} format=delta" if lake.config.lake.format == "delta" else roots
 
 
 def catalog_lake_root(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -48,7 +50,13 @@ def catalog_lake_root(con: duckdb.DuckDBPyConnection) -> str | None:
 
 
 def attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-    """Make the lake's S3 tiers readable in ``con`` (httpfs from its wheel, and a secret)."""
+    """Make the lake's S3 tiers readable in ``con`` (httpfs from its wheel, and a secret), and
+    its Delta tables with ``lake.format: delta`` (the catalog's views call ``delta_scan``)."""
+    if lake.config.lake.format == "delta":
+        from obs_pipelines.lake.delta import attach_delta  # delta imports this module
+
+        attach_delta(con, lake.config)
+        return
     s3 = next((s for s in lake.tiers.values() if isinstance(s, S3Storage)), None)
     if s3 is not None:
         load_packaged_extension(con, "duckdb_extension_httpfs", "httpfs")

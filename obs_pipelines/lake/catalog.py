@@ -19,6 +19,9 @@ ingest run). The file is rebuilt by writing a fresh copy and renaming it over th
 analyst who has it open read-only keeps a consistent catalog, and the pipeline never waits for
 their lock. ``lake_partitions`` lists every file with its tier, rows, bytes and storage class, as
 of the build.
+
+With ``lake.format: delta`` the same views read the datasets' Delta tables instead, and the build
+reads only their logs (:mod:`obs_pipelines.lake.delta_catalog`).
 """
 
 import os
@@ -30,14 +33,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from obs_pipelines.reporting import reports
 from obs_pipelines.config import ARCHIVE_STORAGE_CLASSES, TIERS, ObsConfig
 from obs_pipelines.datasets import ALL, names
 from obs_pipelines.datasets import dataset as dataset_of
-from obs_pipelines.lake import Lake
+from obs_pipelines.lake import Lake, delta_catalog
 from obs_pipelines.lake.attach import attach_lake, lake_identity
 from obs_pipelines.lake.attach import catalog_lake_root as catalog_lake_root
 from obs_pipelines.lake.attach import connect as connect
+from obs_pipelines.lake.delta import attach_delta
+from obs_pipelines.lake.delta_tables import DeltaTables, enabled
 from obs_pipelines.lake.integrity import repair_listing_faults
 from obs_pipelines.lake.inventory import INVENTORY
 from obs_pipelines.lake.metric_codec import decode_sql
@@ -49,6 +53,7 @@ from obs_pipelines.lake.paths import (
     split_visible,
 )
 from obs_pipelines.lake.tiering import SOURCE_KEY, stored_schema
+from obs_pipelines.reporting import reports
 
 _DUCKDB_TYPES = {
     pa.uint64(): "UBIGINT",
@@ -70,14 +75,23 @@ ABANDONED_BUILD_AGE = timedelta(hours=1)
 _DATASETS = ALL
 # Which datasets a view name reads, for archive notices: `metrics` joins the hourly metric ones.
 _VIEW_DATASETS = {"metrics": names(pillar="metrics", cadence="hourly")}
+_METRICS_VIEW = """CREATE OR REPLACE VIEW metrics AS
+           SELECT s.metric, s.labels, s.service, s.job, s.instance, x.series_id, x.ts, x.value
+           FROM metric_samples x JOIN metric_series s USING (series_id)"""
 
 
 def build_catalog(config: ObsConfig) -> Path:
-    """(Re)create the catalog file: a view per dataset, ``metrics``, ``lake_partitions``, reports."""
+    """(Re)create the catalog file: a view per dataset, ``metrics``, ``lake_partitions``, reports.
+
+    With ``lake.format: delta`` the views read the Delta tables and the build reads their logs
+    only (:mod:`obs_pipelines.lake.delta_catalog`)."""
     lake = Lake(config)
-    lake.adopt()
-    lake.ensure_anchors()
-    repair_listing_faults(lake)
+    if enabled(config):
+        DeltaTables(config).ensure_tables()
+    else:
+        lake.adopt()
+        lake.ensure_anchors()
+        repair_listing_faults(lake)
     target = Path(config.catalog_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     _sweep_abandoned_builds(target)
@@ -85,12 +99,15 @@ def build_catalog(config: ObsConfig) -> Path:
     try:
         con = duckdb.connect(str(staged))
         try:
-            attach_lake(con, lake)
-            listed = {d: lake.files(d) for d in _DATASETS}
-            for statement in _view_statements(lake, listed):
-                con.execute(statement)
-            _create_partitions_table(con, lake, listed)
-            con.execute(_partition_sources_view(lake, listed))
+            if enabled(config):
+                _create_delta_views(con, config)
+            else:
+                attach_lake(con, lake)
+                listed = {d: lake.files(d) for d in _DATASETS}
+                for statement in _view_statements(lake, listed):
+                    con.execute(statement)
+                _create_partitions_table(con, lake, listed)
+                con.execute(_partition_sources_view(lake, listed))
             con.execute(
                 "CREATE TABLE catalog_info AS SELECT ? AS lake_root, now() AS built_at",
                 [lake_identity(lake)],
@@ -103,6 +120,20 @@ def build_catalog(config: ObsConfig) -> Path:
         staged.unlink(missing_ok=True)
         Path(f"{staged}.wal").unlink(missing_ok=True)
     return target
+
+
+def _create_delta_views(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:
+    """The dataset views, ``lake_partitions`` and ``lake_partition_sources`` over the Delta
+    tables, from their logs alone."""
+    _create_delta_dataset_views(con, config)
+    delta_catalog.create_partitions_table(con, config)
+    con.execute(delta_catalog.partition_sources_view(config))
+
+
+def _create_delta_dataset_views(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:
+    attach_delta(con, config)
+    for statement in [*delta_catalog.view_statements(config), _METRICS_VIEW]:
+        con.execute(statement)
 
 
 def _sweep_abandoned_builds(target: Path) -> None:
@@ -120,6 +151,11 @@ def _sweep_abandoned_builds(target: Path) -> None:
 def lake_connection(config: ObsConfig) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a view per dataset (no reports, no catalog file): what the
     engine reads the lake through when it needs SQL over partitions of several tiers."""
+    if enabled(config):
+        DeltaTables(config).ensure_tables()
+        con = duckdb.connect()
+        _create_delta_dataset_views(con, config)
+        return con
     lake = Lake(config)
     lake.adopt()
     lake.ensure_anchors()
@@ -138,7 +174,10 @@ def archived_partitions(
     end: datetime | None = None,
 ) -> list[LakeFile]:
     """Current files of ``datasets`` overlapping [start, end) that sit in an archive storage
-    class, so the views leave their rows out until they are restored."""
+    class, so the views leave their rows out until they are restored. Delta tables have none:
+    their files never enter an archive class (``obs lake lifecycle`` refuses those)."""
+    if enabled(config):
+        return []
     lake = Lake(config)
     found = []
     for dataset in datasets or _DATASETS:
@@ -184,11 +223,7 @@ def _view_statements(lake: Lake, listed: dict[str, list[LakeFile]]) -> list[str]
         else _dataset_view(lake, name, listed[name])
         for name in _DATASETS
     ]
-    statements.append(
-        """CREATE OR REPLACE VIEW metrics AS
-           SELECT s.metric, s.labels, s.service, s.job, s.instance, x.series_id, x.ts, x.value
-           FROM metric_samples x JOIN metric_series s USING (series_id)"""
-    )
+    statements.append(_METRICS_VIEW)
     return statements
 
 

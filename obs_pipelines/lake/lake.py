@@ -2,7 +2,8 @@
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,6 +18,9 @@ from obs_pipelines.lake.paths import LakeFile
 from obs_pipelines.lake.storage import LocalStorage, S3Storage, StoredObject, open_storage
 from obs_pipelines.lake.writer import HOT, WrittenPartition, write_partition
 from obs_pipelines.windows import TimeWindow
+
+if TYPE_CHECKING:
+    from obs_pipelines.lake.delta_tables import DeltaTables
 
 # Every dataset with files in the lake (the registry: ingested, derived and made by tiering).
 LAKE_DATASETS = ALL
@@ -64,6 +68,13 @@ class Lake:
             self.tiers[tier] = by_root[resolved]
         self.storage = self.tiers["hot"]
         self._inventoried: dict[str, bool] = {}
+        # lake.format: delta: every dataset is a Delta table; the methods below that the engine
+        # writes and reads hours through use it, the file methods find no files.
+        self.tables: DeltaTables | None = None
+        if config.lake.format == "delta":
+            from obs_pipelines.lake import delta_tables
+
+            self.tables = delta_tables.DeltaTables(config)
 
     def store(self, tier: str) -> LocalStorage | S3Storage:
         return self.tiers[tier]
@@ -82,6 +93,11 @@ class Lake:
         An hour whose day already moved to warm or cold is still written: the next tiering run
         finds it hidden under the compacted day and compacts that day again with it.
         """
+        if self.tables is not None:
+            written = self.tables.write_hour(dataset, hour, table, sort=sort, **metadata)
+            return WrittenPartition(
+                f"{self.tables.uri(dataset)}@{hour.start.isoformat()}", written.rows, written.bytes
+            )
         registered = dataset_of(dataset)
         schema = registered.schema
         ordered = table.select(schema.names).cast(schema)
@@ -104,19 +120,34 @@ class Lake:
 
     def read_hot(self, dataset: str, hour: TimeWindow) -> pa.Table | None:
         """The published content of one hourly partition, or None if it was never written."""
+        if self.tables is not None:
+            return self.tables.read_hour(dataset, hour)
         return self._read(self.storage, paths.hot_file(dataset, hour), missing_ok=True)
 
-    def hot_partitions(self, dataset: str) -> list[PartitionInfo]:
-        """Every published hourly partition of ``dataset``, from a listing (no file is opened)."""
+    def hot_partitions(self, dataset: str, since: datetime | None = None) -> list[PartitionInfo]:
+        """Every published hourly partition of ``dataset`` (starting at or after ``since``), from
+        a listing or, for Delta tables, the log's commit records (no data file is opened)."""
+        if self.tables is not None:
+            return [
+                PartitionInfo(
+                    dataset, "hot", h.window, self.tables.uri(dataset), h.bytes, h.written_at
+                )
+                for h in self.tables.written_hours(
+                    dataset, since or datetime.min.replace(tzinfo=UTC)
+                )
+            ]
         return [
             PartitionInfo(dataset, "hot", f.window, f.key, f.size, f.modified)
             for f in self.files(dataset, ("hot",))
+            if since is None or f.window.start >= since
         ]
 
     def files(self, dataset: str, tiers: tuple[str, ...] = TIERS) -> list[LakeFile]:
         """Every published file of ``dataset`` in ``tiers``, visible or superseded, from listings:
         a file counts only if the inventory has a marker of its size (in a store that predates
-        the inventory, every well-named file counts)."""
+        the inventory, every well-named file counts). Delta tables have no such files."""
+        if self.tables is not None:
+            return []
         return self.survey(dataset, tiers).published
 
     def survey(self, dataset: str, tiers: tuple[str, ...] = TIERS) -> "Survey":
@@ -266,6 +297,8 @@ class Lake:
     def newest_snapshot(self, dataset: str, taken_at: str) -> pa.Table | None:
         """The rows of ``dataset``'s newest snapshot: those of its newest current file whose
         ``taken_at`` is that file's latest (None before the first snapshot)."""
+        if self.tables is not None:
+            return self.tables.newest_snapshot(dataset, taken_at)
         visible, _ = paths.split_visible(self.files(dataset))
         if not visible:
             return None

@@ -70,6 +70,11 @@ def migrate(
     """Convert ``datasets`` (default: all) to Delta tables under ``<lake.root>/delta``; with
     ``dry_run``, only count what would be converted and write nothing. ``progress`` is called
     with each dataset's result as soon as it is done."""
+    if config.lake.format == "delta":
+        raise LakeError(
+            "lake.format is delta: the lake already is Delta tables; migrate converts a lake "
+            "written with format: files (run it with that config, then switch the format)"
+        )
     unknown = sorted(set(datasets or ()) - set(ALL))
     if unknown:
         raise LakeError(f"no dataset {', '.join(unknown)}; choose from {', '.join(ALL)}")
@@ -182,16 +187,18 @@ def _write_day(
 
 
 def _day_query(table: TableLayout, day: str | None) -> str:
-    """The view's rows of one day (every row for an unpartitioned table), with ``dt``, in the
-    table's file order: its sort keys, ``series_id`` by the signed value the table stores."""
+    """The view's rows of one day (every row for an unpartitioned table), with ``dt`` and the
+    table's derived columns, in the table's file order: its sort keys, ``series_id`` by the
+    signed value the table stores."""
     columns = ", ".join(_ident(c) for c in table.columns)
+    columns += "".join(f", {sql} AS {_ident(name)}" for name, sql in table.derived)
     order = ", ".join(
         f"xor({_ident(k)}, {_SIGN_BIT})" if k == "series_id" else _ident(k) for k in table.sort_keys
     )
     if day is None:
         return f"SELECT {columns} FROM {_ident(table.dataset)} ORDER BY {order}"
     delta.day_predicate(day)
-    time_column = _ident(table.day_of or "")
+    time_column = _ident(table.view_time or "")
     return (
         f"SELECT {columns}, '{day}' AS {delta.DAY_COLUMN} FROM {_ident(table.dataset)} "
         f"WHERE {time_column} >= TIMESTAMP '{day}' "
@@ -207,7 +214,7 @@ def _source_days(source: duckdb.DuckDBPyConnection, table: TableLayout) -> dict[
         rows = source.execute(f"SELECT count(*) FROM {view}").fetchone()
         return {None: rows[0]} if rows and rows[0] else {}
     found = source.execute(
-        f"SELECT strftime({_ident(table.day_of)}, '%Y-%m-%d') AS day, count(*) FROM {view} "
+        f"SELECT strftime({_ident(table.view_time or '')}, '%Y-%m-%d') AS day, count(*) FROM {view} "
         "GROUP BY ALL ORDER BY day"
     ).fetchall()
     return {day: rows for day, rows in found}

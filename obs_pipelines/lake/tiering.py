@@ -237,7 +237,14 @@ def run_tiering(
     Idempotent: a second run with the same ``now`` does nothing. ``hook(step, move)`` is called
     after each step of each move (``write``, ``verify``, ``publish``, ``delete``); tests raise
     from it to crash a move at that point.
+
+    With ``lake.format: delta`` the same rules run as Delta commits
+    (:func:`obs_pipelines.lake.delta_tiering.run_delta_tiering`; its hook gets a ``DeltaMove``).
     """
+    if config.lake.format == "delta":
+        from obs_pipelines.lake.delta_tiering import run_delta_tiering
+
+        return run_delta_tiering(config, now, hook=hook)
     now = (now or datetime.now(UTC)).astimezone(UTC)
     lake = Lake(config)
     planned, skipped = streams(config)

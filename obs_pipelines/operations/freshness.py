@@ -119,13 +119,16 @@ def lake_freshness(
     """
     results = []
     for dataset, allowed in max_lag.items():
-        listed = lake.hot_partitions(dataset)
-        present = {p.window.start for p in listed}
-        newest_end = max((p.window.end for p in listed), default=None)
         lookback = gap_lookback
         if hot_ages and dataset in hot_ages:
             lookback = min(lookback, hot_ages[dataset])
         first = max(floor_hour(now - lookback), earliest)
+        # A Delta table's written hours come from its commit history, read back to `first` only.
+        listed = lake.hot_partitions(dataset, None if lake.tables is None else first)
+        present = {p.window.start for p in listed}
+        newest_end = max((p.window.end for p in listed), default=None)
+        if newest_end is None and lake.tables is not None:
+            newest_end = lake.tables.newest_hour_end(dataset)
         last_due_end = floor_hour(now - allowed)
         missing = tuple(
             TimeWindow(start, start + HOUR)

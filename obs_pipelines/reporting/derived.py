@@ -86,7 +86,7 @@ def derive(
     """
     slos = _selected(config, slo_names)
     lake = Lake(config)
-    hours = LakeHours(lake, window)
+    hours = lake_hours(lake, window)
     result = DerivedResult(window)
     for resolution in hours.sources.values():
         if resolution:
@@ -101,6 +101,8 @@ def derive(
     if kept is not None:
         recomputed = pa.array([s.name for s in slos], pa.string())
         kept = kept.filter(pc.invert(pc.is_in(kept.column("slo_name"), recomputed)))
+    # Files-format only: an hour rewritten under a compacted day shows once merged into it (a
+    # Delta commit replaces the hour wherever its rows are).
     colder = {d: [f.window for f in hours.listing.files(d, ("warm", "cold"))] for d in datasets}
     late: list[str] = []
     deriver = HourDeriver(hours, slos, datasets)
@@ -125,7 +127,12 @@ def derive(
 def hour_sources(lake: Lake, window: TimeWindow) -> dict[datetime, str | None]:
     """For every hour of ``window`` and the one before it: ``raw`` where raw samples are in the
     lake, else the finest rollup resolution kept, else None."""
-    return LakeHours(lake, window).sources
+    return lake_hours(lake, window).sources
+
+
+def lake_hours(lake: Lake, window: TimeWindow) -> "LakeHours":
+    """How the lake's format reads the hours of ``window``: files or Delta tables."""
+    return LakeHours(lake, window) if lake.tables is None else DeltaLakeHours(lake, window)
 
 
 def _selected(config: ObsConfig, names: list[str] | None) -> list[SloConfig]:
@@ -292,6 +299,73 @@ class LakeHours:
         return self._cache[file.key]
 
 
+class DeltaLakeHours(LakeHours):
+    """:class:`LakeHours` over Delta tables (``lake.format: delta``): where an hour's samples
+    come from is read from the tables' logs (file statistics and ingest commits), and rows are
+    read a day at a time (the day partition), so a window's hours share one read per day."""
+
+    def __init__(self, lake: Lake, window: TimeWindow) -> None:
+        assert lake.tables is not None
+        self.lake, self.window = lake, window
+        self.tables = lake.tables
+        self.span = TimeWindow(window.start - HOUR, window.end)
+        self.listing = Listing(lake, self.span)  # finds no files: Delta tables have none
+        written = {
+            h.window.start for h in self.tables.written_hours("metric_samples", self.span.start)
+        }
+        raw = self._spans("metric_samples")
+        rollups = self._spans("metric_rollups")
+        self.sources = {}
+        for hour in self.span.hours():
+            if hour.start in written or _overlaps(raw.get(None, []), hour):
+                self.sources[hour.start] = RAW
+            else:
+                self.sources[hour.start] = next(
+                    (r for r in RESOLUTIONS if _overlaps(rollups.get(r, []), hour)), None
+                )
+        self._days: dict[tuple[str, datetime], pa.Table] = {}
+
+    def _spans(self, dataset: str) -> dict[str | None, list[tuple[datetime, datetime]]]:
+        """(first, last) timestamp of every file of ``dataset`` in the span's days, by resolution."""
+        found = self.tables.open(dataset)
+        if found is None:
+            return {}
+        actions = pa.table(found.get_add_actions(flatten=True))
+        if not actions.num_rows or "min.ts" not in actions.column_names:
+            return {}
+        days = [d.strftime("%Y-%m-%d") for d in self.listing.days]
+        actions = actions.filter(pc.is_in(actions["partition.dt"], pa.array(days)))
+        firsts = actions["min.ts"].cast(pa.timestamp("us", tz="UTC")).to_pylist()
+        lasts = actions["max.ts"].cast(pa.timestamp("us", tz="UTC")).to_pylist()
+        resolutions = (
+            actions["partition.resolution"].to_pylist()
+            if "partition.resolution" in actions.column_names
+            else [None] * actions.num_rows
+        )
+        spans: dict[str | None, list[tuple[datetime, datetime]]] = {}
+        for resolution, first, last in zip(resolutions, firsts, lasts, strict=True):
+            if first is not None and last is not None:
+                spans.setdefault(resolution, []).append((first, last))
+        return spans
+
+    def _rows(self, dataset: str, hour: TimeWindow) -> pa.Table:
+        day = hour.start.replace(hour=0)
+        key = (dataset, day)
+        if key not in self._days:
+            self._days = {k: v for k, v in self._days.items() if k[0] != dataset}
+            self._days[key] = self.tables.read_window(
+                dataset, TimeWindow(day, day + timedelta(days=1))
+            )
+        return _within(self._days[key], "ts", hour)
+
+    def series(self, hour: TimeWindow | None) -> pa.Table:
+        return self.tables.read_window("metric_series", hour).select(SERIES_COLUMNS)
+
+
+def _overlaps(spans: list[tuple[datetime, datetime]], hour: TimeWindow) -> bool:
+    return any(first < hour.end and last >= hour.start for first, last in spans)
+
+
 def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
     """``table`` sorted by ``keys`` (series_id, ts): as written it already is, checked in one
     vectorized pass."""
@@ -313,6 +387,8 @@ def _current_rows(hours: LakeHours, dataset: str, window: TimeWindow) -> pa.Tabl
     """The rows ``dataset`` holds for ``window`` now, from the files a view would read."""
     schema = dataset_of(dataset).schema
     time_column = dataset_of(dataset).time_column or "hour"
+    if hours.lake.tables is not None:
+        return hours.lake.tables.read_window(dataset, window)
     tables = [
         _within(hours.lake.read_file(f), time_column, window).select(schema.names).cast(schema)
         for f in hours.listing.visible(dataset, window)

@@ -1,0 +1,386 @@
+"""The lake's datasets written and read as Delta tables (``lake.format: delta``).
+
+Every dataset is one table (:mod:`obs_pipelines.lake.delta` gives its layout). Writing an hour is
+one commit that replaces exactly that hour's rows: ``mode="overwrite"`` with a predicate that
+names the day partition and the hour, so a rerun never duplicates an hour, a reader sees the hour
+before or after the commit and never half of it, and two writers on S3 are serialized by the
+log's conditional PUT (delta-rs retries a commit that lost the race; a real conflict is retried
+here). The hour is identified by the rows' own time column, by the first and last hour a series
+was seen in (``metric_series``), or by the hour a snapshot was filed under (``_hour``).
+
+Which hours were written is read from the log's commit records, not from the data: an hour with
+no rows is written too (a commit that adds no file), and freshness must count it as present.
+Each write's commit carries ``obs.operation = ingest``, ``obs.hour`` and ``obs.source``.
+"""
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+
+from obs_pipelines.config import ObsConfig
+from obs_pipelines.datasets import ALL
+from obs_pipelines.datasets import dataset as dataset_of
+from obs_pipelines.errors import LakeError
+from obs_pipelines.lake import delta
+from obs_pipelines.lake.delta import DAY_COLUMN, FILED_HOUR, SERIES_SEEN, TableLayout
+from obs_pipelines.windows import TimeWindow
+
+INGEST = "ingest"
+COMMIT_ATTEMPTS = 4
+_HISTORY_PAGE = 64
+
+
+@dataclass(frozen=True)
+class WrittenHour:
+    """One hour as a commit wrote it."""
+
+    dataset: str
+    window: TimeWindow
+    rows: int
+    bytes: int
+    written_at: datetime
+    source: str | None = None
+
+
+class DeltaTables:
+    """The lake's Delta tables: hourly writes and the reads the engine needs (the catalog's
+    views read the same tables through DuckDB's ``delta_scan``)."""
+
+    def __init__(self, config: ObsConfig) -> None:
+        self.config = config
+        self._options = delta.storage_options(config)
+
+    def uri(self, dataset: str) -> str:
+        return delta.table_uri(self.config, dataset)
+
+    def open(self, dataset: str) -> Any | None:
+        """The dataset's ``DeltaTable`` at its newest version, or None before its first commit."""
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        with delta.delta_errors(f"open {dataset}", self.config):
+            try:
+                return DeltaTable(self.uri(dataset), storage_options=self._options)
+            except TableNotFoundError:
+                return None
+
+    def ensure_tables(self, datasets: list[str] | None = None) -> list[str]:
+        """Create every missing table, empty, so every view and engine finds every dataset;
+        returns the datasets created."""
+        created = []
+        for table in delta.layouts(datasets):
+            if self.open(table.dataset) is None:
+                self._create(table)
+                created.append(table.dataset)
+        return created
+
+    def _create(self, table: TableLayout) -> None:
+        from deltalake.exceptions import DeltaError
+
+        try:
+            delta.write_day(
+                self.config,
+                table,
+                None,
+                pa.RecordBatchReader.from_batches(table.schema, []),
+                operation="create",
+            )
+        except LakeError:
+            if self.open(table.dataset) is None:  # not a concurrent creation that won
+                raise
+        except DeltaError:  # pragma: no cover - write_day converts every DeltaError
+            raise
+
+    def write_hour(
+        self, dataset: str, hour: TimeWindow, table: pa.Table, *, sort: bool = True, **metadata: str
+    ) -> WrittenHour:
+        """Replace ``hour`` of ``dataset`` with ``table`` (the registry's columns) in one commit."""
+        from deltalake import CommitProperties, write_deltalake
+        from deltalake.exceptions import CommitFailedError
+
+        layout = delta.layout(dataset)
+        rows = self._to_table(layout, hour, table)
+        if sort and rows.num_rows > 1:
+            rows = rows.sort_by([(k, "ascending") for k in layout.sort_keys])
+        custom = {
+            "obs.operation": INGEST,
+            "obs.hour": hour.start.isoformat(),
+            "obs.rows": str(rows.num_rows),
+            **{f"obs.{k}": v for k, v in metadata.items()},
+        }
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                with delta.delta_errors(f"write {dataset} {hour}", self.config):
+                    write_deltalake(
+                        self.uri(dataset),
+                        rows,
+                        mode="overwrite",
+                        predicate=hour_predicate(layout, hour),
+                        partition_by=list(layout.partition_by),
+                        name=dataset,
+                        description=dataset_of(dataset).description,
+                        configuration=delta.TABLE_CONFIGURATION,
+                        storage_options=self._options,
+                        writer_properties=delta.writer_properties(self.config, layout),
+                        commit_properties=CommitProperties(custom_metadata=custom),
+                    )
+                break
+            except LakeError as exc:
+                if not isinstance(exc.__context__, CommitFailedError):
+                    raise
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * 2**attempt)
+        return WrittenHour(
+            dataset,
+            hour,
+            rows.num_rows,
+            self._hour_bytes(layout, hour) if rows.num_rows else 0,
+            datetime.now(UTC),
+            metadata.get("source"),
+        )
+
+    def _to_table(self, layout: TableLayout, hour: TimeWindow, table: pa.Table) -> pa.Table:
+        """The registry's rows of ``hour`` as the Delta table stores them (types of
+        :func:`delta.to_delta`, plus ``dt`` and the columns that place a row in its hour)."""
+        registered = dataset_of(layout.dataset)
+        rows = table.select(registered.schema.names).cast(registered.schema)
+        stamp = pa.array([hour.start.replace(tzinfo=None)] * rows.num_rows, pa.timestamp("ms"))
+        if registered.collapse_series:
+            rows = rows.append_column(SERIES_SEEN[0].name, stamp)
+            rows = rows.append_column(SERIES_SEEN[1].name, stamp)
+        elif layout.day_of == FILED_HOUR:
+            rows = rows.append_column(FILED_HOUR, stamp)
+        day = hour.start.strftime("%Y-%m-%d")
+        rows = rows.append_column(DAY_COLUMN, pa.array([day] * rows.num_rows, pa.string()))
+        return rows.select(layout.schema.names).cast(layout.schema, safe=False)
+
+    def _hour_bytes(self, layout: TableLayout, hour: TimeWindow) -> int:
+        """Bytes of the files holding only ``hour`` (what the commit just added)."""
+        found = self.open(layout.dataset)
+        if found is None:
+            return 0
+        actions = pa.table(found.get_add_actions(flatten=True))
+        column = _hour_column(layout)
+        low, high = f"min.{column}", f"max.{column}"
+        if low not in actions.column_names:
+            return 0
+        day = hour.start.strftime("%Y-%m-%d")
+        start = pa.scalar(hour.start.replace(tzinfo=UTC), pa.timestamp("us", tz="UTC"))
+        end = pa.scalar(hour.end.replace(tzinfo=UTC), pa.timestamp("us", tz="UTC"))
+        mine = pc.and_(
+            pc.equal(actions[f"partition.{DAY_COLUMN}"], day),
+            pc.and_(
+                pc.greater_equal(actions[low].cast(start.type), start),
+                pc.less(actions[high].cast(start.type), end),
+            ),
+        )
+        return int(pc.sum(actions.filter(mine)["size_bytes"]).as_py() or 0)
+
+    def read_window(self, dataset: str, window: TimeWindow | None) -> pa.Table:
+        """The rows of ``dataset`` placed in ``window`` (hour-aligned; None: every row), in the
+        registry's types; ``metric_series`` returns each series seen in any of its hours."""
+        layout = delta.layout(dataset)
+        found = self.open(dataset)
+        if found is None:
+            return dataset_of(dataset).schema.empty_table()
+        where = None if window is None else _window_filter(layout, window)
+        with delta.delta_errors(f"read {dataset} {window or ''}".strip(), self.config):
+            stored = found.to_pyarrow_dataset().to_table(filter=where, columns=layout.source.names)
+        return from_delta(dataset, stored)
+
+    def read_hour(self, dataset: str, hour: TimeWindow) -> pa.Table | None:
+        """The rows of one hour, or None when no commit ever wrote that hour."""
+        rows = self.read_window(dataset, hour)
+        if rows.num_rows:
+            return rows
+        return (
+            rows if any(h.window == hour for h in self.written_hours(dataset, hour.start)) else None
+        )
+
+    def written_hours(self, dataset: str, since: datetime) -> list[WrittenHour]:
+        """Every hour starting at or after ``since`` that an ingest commit wrote, newest commit
+        per hour, from the log's commit records only (a commit for an hour is made after the
+        hour began, so the history is read back to ``since`` and no further)."""
+        found = self.open(dataset)
+        if found is None:
+            return []
+        horizon = since.timestamp() * 1000
+        newest: dict[datetime, WrittenHour] = {}
+        limit = _HISTORY_PAGE
+        while True:
+            with delta.delta_errors(f"read the history of {dataset}", self.config):
+                commits = found.history(limit)
+            for commit in commits:
+                if commit.get("obs.operation") != INGEST or "obs.hour" not in commit:
+                    continue
+                start = datetime.fromisoformat(commit["obs.hour"])
+                if start < since or start in newest:
+                    continue
+                newest[start] = WrittenHour(
+                    dataset,
+                    TimeWindow(start, start + timedelta(hours=1)),
+                    int(commit.get("obs.rows", 0)),
+                    0,
+                    datetime.fromtimestamp(commit["timestamp"] / 1000, UTC),
+                    commit.get("obs.source"),
+                )
+            oldest = min((c["timestamp"] for c in commits), default=0)
+            if len(commits) < limit or oldest < horizon:
+                break
+            limit *= 4
+        return sorted(newest.values(), key=lambda h: h.window.start)
+
+    def time_range(self, dataset: str) -> tuple[datetime, datetime] | None:
+        """The first and last time of the rows that place ``dataset``'s rows in hours, from the
+        log's file statistics (no data file is read); None for an empty table."""
+        found = self.open(dataset)
+        if found is None:
+            return None
+        column = _hour_column(delta.layout(dataset))
+        actions = pa.table(found.get_add_actions(flatten=True))
+        if f"min.{column}" not in actions.column_names or not actions.num_rows:
+            return None
+        first = pc.min(actions[f"min.{column}"]).as_py()
+        last = pc.max(actions[f"max.{column}"]).as_py()
+        if first is None or last is None:
+            return None
+        return first.astimezone(UTC), last.astimezone(UTC)
+
+    def newest_hour_end(self, dataset: str) -> datetime | None:
+        """The end of the newest hour holding rows (from the log's file statistics)."""
+        span = self.time_range(dataset)
+        if span is None:
+            return None
+        return span[1].replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+    def newest_snapshot(self, dataset: str, taken_at: str) -> pa.Table | None:
+        """The rows of ``dataset``'s newest snapshot: of its newest filed hour, those taken last
+        (None before the first snapshot)."""
+        found = self.open(dataset)
+        if found is None:
+            return None
+        actions = pa.table(found.get_add_actions(flatten=True))
+        if not actions.num_rows:
+            return None
+        newest = pc.max(actions[f"max.{FILED_HOUR}"]).as_py()
+        if newest is None:
+            return None
+        hour = newest.replace(minute=0, second=0, microsecond=0)
+        rows = self.read_window(dataset, TimeWindow(hour, hour + timedelta(hours=1)))
+        if not rows.num_rows:
+            return rows
+        return rows.filter(pc.equal(rows[taken_at], pc.max(rows[taken_at])))
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    """One table as its log describes it, checked against the objects under it."""
+
+    dataset: str
+    version: int
+    files: int
+    rows: int
+    bytes: int
+    problems: tuple[str, ...]  # a referenced file missing or of another size
+
+
+def summarize(tables: DeltaTables, listing: dict[str, dict[str, int]]) -> list[TableSummary]:
+    """Every table's files, rows and bytes from its log, and each referenced file that is
+    missing from ``listing`` (key under the table -> sizes found) or has another size there."""
+    found = []
+    for layout in delta.layouts():
+        table = tables.open(layout.dataset)
+        if table is None:
+            continue
+        actions = pa.table(table.get_add_actions(flatten=True))
+        paths = actions["path"].to_pylist()
+        sizes = actions["size_bytes"].to_pylist()
+        problems = tuple(
+            f"{layout.dataset}/{path}: "
+            + (
+                "missing"
+                if path not in listing.get(layout.dataset, {})
+                else f"{listing[layout.dataset][path]} bytes where the log says {size}"
+            )
+            for path, size in zip(paths, sizes, strict=True)
+            if listing.get(layout.dataset, {}).get(path) != size
+        )
+        found.append(
+            TableSummary(
+                layout.dataset,
+                table.version(),
+                actions.num_rows,
+                int(pc.sum(actions["num_records"]).as_py() or 0),
+                int(pc.sum(actions["size_bytes"]).as_py() or 0),
+                problems,
+            )
+        )
+    return found
+
+
+def hour_predicate(layout: TableLayout, hour: TimeWindow) -> str:
+    """The delta-rs predicate selecting exactly the rows of ``hour`` (with its day partition,
+    so only that day's files are considered)."""
+    day = delta.day_predicate(hour.start.strftime("%Y-%m-%d"))
+    start, end = (_literal(t) for t in (hour.start, hour.end))
+    if dataset_of(layout.dataset).collapse_series:
+        first, last = (f.name for f in SERIES_SEEN)
+        return f"{day} AND {first} = '{start}' AND {last} = '{start}'"
+    column = _hour_column(layout)
+    if column == FILED_HOUR:
+        return f"{day} AND {FILED_HOUR} = '{start}'"
+    return f"{day} AND \"{column}\" >= '{start}' AND \"{column}\" < '{end}'"
+
+
+def _hour_column(layout: TableLayout) -> str:
+    return layout.day_of or SERIES_SEEN[0].name
+
+
+def _literal(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _window_filter(layout: TableLayout, window: TimeWindow) -> pads.Expression:
+    days = []
+    day = window.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    while day < window.end:
+        days.append(day.strftime("%Y-%m-%d"))
+        day += timedelta(days=1)
+    start = pa.scalar(window.start.astimezone(UTC), pa.timestamp("us", tz="UTC"))
+    end = pa.scalar(window.end.astimezone(UTC), pa.timestamp("us", tz="UTC"))
+    in_days = pads.field(DAY_COLUMN).isin(days)
+    if dataset_of(layout.dataset).collapse_series:
+        first, last = (pads.field(f.name) for f in SERIES_SEEN)
+        return in_days & (first < end) & (last >= start)
+    column = pads.field(_hour_column(layout))
+    return in_days & (column >= start) & (column < end)
+
+
+def from_delta(dataset: str, stored: pa.Table) -> pa.Table:
+    """Rows read from a Delta table back in the registry's types (signed ``series_id`` to its
+    unsigned bits, UTC microseconds to the registry's naive timestamps: exact for values the
+    lake wrote)."""
+    schema = dataset_of(dataset).schema
+    columns = []
+    for field in schema:
+        column = stored.column(field.name)
+        if pa.types.is_timestamp(field.type):
+            column = column.cast(pa.timestamp("us")).cast(field.type)
+        else:
+            column = column.cast(field.type, safe=False)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def enabled(config: ObsConfig) -> bool:
+    """Whether the lake's datasets are Delta tables (``lake.format: delta``)."""
+    return config.lake.format == "delta"
+
+
+LAKE_TABLES = ALL

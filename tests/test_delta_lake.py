@@ -1,0 +1,240 @@
+"""``lake.format: delta``: an hour is one commit that replaces exactly that hour, whatever kills
+the writer or writes beside it, and the lake's hourly API reads it back bit for bit."""
+
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from obs_pipelines.config import ObsConfig, parse_config
+from obs_pipelines.datasets import dataset
+from obs_pipelines.errors import ConfigError, LakeError
+from obs_pipelines.lake import Lake, delta
+from obs_pipelines.lake.migrate import migrate
+from obs_pipelines.operations.freshness import lake_freshness
+from obs_pipelines.schemas import METRIC_SAMPLES
+from obs_pipelines.windows import TimeWindow, utc
+from tests.tiering_data import rules_snapshot
+
+pytestmark = pytest.mark.integration
+
+DAY = utc("2026-11-10T00:00:00Z")
+
+
+def hour(n: int) -> TimeWindow:
+    start = DAY + timedelta(hours=n)
+    return TimeWindow(start, start + timedelta(hours=1))
+
+
+def samples(window: TimeWindow, n: int, value: float, series: int = 7) -> pa.Table:
+    """``n`` samples spread over ``window``; series ids include ones above 2**63."""
+    step = 3_600_000 // max(n, 1)
+    ids = pc.add(
+        pa.array([i % series for i in range(n)], pa.uint64()), pa.scalar(2**63 - 3, pa.uint64())
+    )
+    return pa.table(
+        {
+            "series_id": ids,
+            "ts": pa.array([window.start_ms + i * step for i in range(n)], pa.int64()).cast(
+                pa.timestamp("ms")
+            ),
+            "value": pa.array([value + i for i in range(n)], pa.float64()),
+        },
+        schema=METRIC_SAMPLES,
+    )
+
+
+def delta_config(tmp_path: Path, **lake: Any) -> ObsConfig:
+    return parse_config(
+        {
+            "lake": {
+                "root": str(tmp_path / "lake"),
+                "catalog": str(tmp_path / "obs.duckdb"),
+                "format": "delta",
+                **lake,
+            }
+        }
+    )
+
+
+def sorted_rows(table: pa.Table) -> pa.Table:
+    return table.sort_by([("series_id", "ascending"), ("ts", "ascending")])
+
+
+def scanned(config: ObsConfig, sql: str) -> list[tuple[Any, ...]]:
+    """What DuckDB's delta_scan (delta-kernel, another reader than the writer) returns."""
+    con = delta.delta_connection(config)
+    try:
+        return con.execute(sql.format(t=delta.scan(config, "metric_samples"))).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> ObsConfig:
+    return delta_config(tmp_path)
+
+
+def test_an_hour_is_replaced_whole_and_read_back_bit_for_bit(config: ObsConfig) -> None:
+    lake = Lake(config)
+    first, second = samples(hour(5), 600, 1.0), samples(hour(6), 300, 2.0)
+    lake.write_hot("metric_samples", hour(5), first, source="prometheus")
+    lake.write_hot("metric_samples", hour(6), second, source="prometheus")
+    replacement = samples(hour(5), 200, 9.0, series=3)
+
+    written = lake.write_hot("metric_samples", hour(5), replacement, source="prometheus")
+    lake.write_hot("metric_samples", hour(5), replacement, source="prometheus")  # a rerun
+
+    assert written.rows == 200 and written.bytes > 0
+    assert sorted_rows(lake.read_hot("metric_samples", hour(5))).equals(sorted_rows(replacement))
+    assert sorted_rows(lake.read_hot("metric_samples", hour(6))).equals(sorted_rows(second))
+    assert scanned(config, "SELECT count(*), count(DISTINCT ts), sum(value) FROM {t}") == [
+        (500, 500, sum(replacement["value"].to_pylist()) + sum(second["value"].to_pylist()))
+    ]
+    assert [p.window for p in lake.hot_partitions("metric_samples")] == [hour(5), hour(6)]
+
+
+def test_an_hour_without_rows_is_written_and_counts_for_freshness(config: ObsConfig) -> None:
+    lake = Lake(config)
+    lake.write_hot("log_records", hour(1), dataset("log_records").schema.empty_table())
+    now = DAY + timedelta(hours=4)
+
+    [fresh] = lake_freshness(
+        lake,
+        {"log_records": timedelta(minutes=30)},
+        now,
+        earliest=DAY,
+        gap_lookback=timedelta(hours=4),
+    )
+
+    assert lake.read_hot("log_records", hour(1)).num_rows == 0
+    assert lake.read_hot("log_records", hour(2)) is None
+    assert [w.start.hour for w in fresh.missing] == [0, 2]
+    assert fresh.newest_end == hour(1).end
+
+
+def test_the_newest_snapshot_is_the_latest_of_the_newest_hour(config: ObsConfig) -> None:
+    lake = Lake(config)
+
+    def rules(taken: datetime, names: list[str]) -> pa.Table:
+        template = rules_snapshot(hour(0)).slice(0, len(names))
+        return template.set_column(
+            0,
+            "snapshot_at",
+            pa.array([taken.replace(tzinfo=None)] * len(names), pa.timestamp("ms")),
+        ).set_column(3, "name", pa.array(names))
+
+    # A snapshot filed under hour 3 may be stamped later (a rule evaluation's end plus lag).
+    lake.write_hot("alert_rules", hour(3), rules(hour(4).start + timedelta(minutes=2), ["A", "B"]))
+    lake.write_hot("alert_rules", hour(2), rules(hour(2).start, ["old"]))
+    assert lake.newest_snapshot("alert_rules", "snapshot_at")["name"].to_pylist() == ["A", "B"]
+
+    lake.write_hot("alert_rules", hour(3), rules(hour(3).start + timedelta(minutes=9), ["C"]))
+    assert lake.newest_snapshot("alert_rules", "snapshot_at")["name"].to_pylist() == ["C"]
+    assert lake.read_hot("alert_rules", hour(2))["name"].to_pylist() == ["old"]
+
+
+def _writer_script(config: ObsConfig, window: TimeWindow, rows: int, value: float) -> str:
+    return textwrap.dedent(
+        f"""\
+        import sys
+        from obs_pipelines.config import parse_config
+        from obs_pipelines.lake import Lake
+        from tests.test_delta_lake import samples
+        from obs_pipelines.windows import TimeWindow, utc
+        config = parse_config({config.model_dump(mode="json", include={"lake"})!r})
+        window = TimeWindow(utc({window.start.isoformat()!r}), utc({window.end.isoformat()!r}))
+        table = samples(window, {rows}, {value})
+        print("ready", flush=True)
+        Lake(config).write_hot("metric_samples", window, table)
+        """
+    )
+
+
+def test_a_writer_killed_at_any_moment_leaves_the_hour_before_or_after(
+    config: ObsConfig, tmp_path: Path
+) -> None:
+    lake = Lake(config)
+    before = samples(hour(5), 1000, 1.0)
+    lake.write_hot("metric_samples", hour(5), before)
+    lake.write_hot("metric_samples", hour(6), samples(hour(6), 100, 5.0))
+    after_rows = 400_000
+    script = _writer_script(config, hour(5), after_rows, 2.0)
+    seen = set()
+    for delay in (0.0, 0.05, 0.15, 0.3, 0.5, 0.8, 1.2):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", script], cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE
+        )
+        assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"
+        time.sleep(delay)
+        writer.kill()
+        writer.wait()
+        counts = scanned(
+            config,
+            "SELECT count(*), count(DISTINCT (series_id, ts)) FROM {t} "
+            f"WHERE ts < TIMESTAMPTZ '{hour(6).start.isoformat()}'",
+        )
+        assert counts in ([(1000, 1000)], [(after_rows, after_rows)]), delay
+        seen.add(counts[0][0])
+        assert lake.read_hot("metric_samples", hour(6)).num_rows == 100
+    # The rerun converges, whichever state the kills left.
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0
+    assert scanned(config, "SELECT count(*), count(DISTINCT (series_id, ts)) FROM {t}") == [
+        (after_rows + 100, after_rows + 100)
+    ]
+    assert 1000 in seen  # at least one kill landed before the commit
+
+
+def test_two_writers_of_the_same_day_lose_no_hour(config: ObsConfig, tmp_path: Path) -> None:
+    Lake(config).write_hot("metric_samples", hour(0), samples(hour(0), 10, 0.0))  # the table
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from obs_pipelines.config import parse_config
+        from obs_pipelines.lake import Lake
+        from tests.test_delta_lake import hour, samples
+        config = parse_config({config.model_dump(mode="json", include={"lake"})!r})
+        lake = Lake(config)
+        for n in range(int(sys.argv[1]), 24, 2):
+            lake.write_hot("metric_samples", hour(n), samples(hour(n), 50 + n, float(n)))
+        """
+    )
+    writers = [
+        subprocess.Popen([sys.executable, "-c", script, str(k)], cwd=Path(__file__).parent.parent)
+        for k in (1, 2)
+    ]
+    assert [w.wait() for w in writers] == [0, 0]
+
+    counts = scanned(config, "SELECT hour(ts) AS h, count(*) FROM {t} GROUP BY h ORDER BY h")
+    assert counts == [(0, 10)] + [(n, 50 + n) for n in range(1, 24)]
+    assert [p.window for p in Lake(config).hot_partitions("metric_samples")] == [
+        hour(n) for n in range(24)
+    ]
+
+
+def test_tier_roots_and_migrate_are_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        delta_config(tmp_path, cold={"root": str(tmp_path / "cold")})
+    assert "cold.root cannot apply" in str(refused.value)
+    with pytest.raises(LakeError, match="already is Delta tables"):
+        migrate(delta_config(tmp_path))
+
+
+def test_a_hour_is_written_to_s3_and_read_back(s3_lake: dict[str, Any], tmp_path: Path) -> None:
+    config = parse_config({"lake": {**s3_lake, "format": "delta"}})
+    lake = Lake(config)
+    rows = samples(hour(3), 2000, 4.0)
+    lake.write_hot("metric_samples", hour(3), rows)
+    lake.write_hot("metric_samples", hour(3), rows)
+
+    assert sorted_rows(lake.read_hot("metric_samples", hour(3))).equals(sorted_rows(rows))
+    assert scanned(config, "SELECT count(*) FROM {t}") == [(2000,)]
+    assert [p.window for p in lake.hot_partitions("metric_samples", hour(0).start)] == [hour(3)]
