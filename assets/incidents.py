@@ -31,7 +31,7 @@ from assets.partitions import group_of
 from assets.resources import ObsResource
 from obs_pipelines.datasets import DATASETS
 from obs_pipelines.lake import Lake
-from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.catalog import refresh_catalog
 from obs_pipelines.lake.ingest import ingest_table_hour
 from obs_pipelines.sources.incidents import incident_source, record_problems
 from obs_pipelines.windows import hour_window
@@ -67,7 +67,7 @@ def build_incident_records() -> AssetsDefinition:
         result = ingest_table_hour(lake, source, hour)
         published = lake.read_hot(DATASET, hour)
         context.log.info(f"{DATASET} {hour}: {result.rows} records from {source.name}")
-        build_catalog(config)
+        refresh_catalog(config)
         problems = record_problems(published)
         yield MaterializeResult(
             metadata={"source": source.name, "rows": result.rows, "bytes": result.bytes}

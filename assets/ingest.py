@@ -30,7 +30,7 @@ from assets.resources import ObsResource
 from obs_pipelines.datasets import DATASETS, SOURCE_PILLARS, Dataset, names
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake
-from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.catalog import refresh_catalog
 from obs_pipelines.lake.ingest import TableIngestResult, ingest_table_hour
 from obs_pipelines.lake.quality import validate_partition, validate_partitions
 from obs_pipelines.sources import table_source
@@ -127,7 +127,7 @@ def build_snapshot_ingest(spec: Dataset) -> AssetsDefinition:
         lake = Lake(config)
         result = ingest_table_hour(lake, source, hour)
         checked = (hour, validate_partition(spec.name, lake.read_hot(spec.name, hour), hour))
-        build_catalog(config)
+        refresh_catalog(config)
         yield MaterializeResult(asset_key=spec.name, metadata=_metadata(source.name, [result]))
         if check in context.selected_asset_check_keys:
             yield expectations_result(spec.name, [checked])

@@ -17,6 +17,7 @@ from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.datasets import dataset
 from obs_pipelines.errors import ConfigError, LakeError
 from obs_pipelines.lake import Lake, delta
+from obs_pipelines.lake.catalog import connect, refresh_catalog
 from obs_pipelines.lake.migrate import migrate
 from obs_pipelines.operations.freshness import lake_freshness
 from obs_pipelines.schemas import METRIC_SAMPLES
@@ -238,3 +239,36 @@ def test_a_hour_is_written_to_s3_and_read_back(s3_lake: dict[str, Any], tmp_path
     assert sorted_rows(lake.read_hot("metric_samples", hour(3))).equals(sorted_rows(rows))
     assert scanned(config, "SELECT count(*) FROM {t}") == [(2000,)]
     assert [p.window for p in lake.hot_partitions("metric_samples", hour(0).start)] == [hour(3)]
+
+
+def test_new_hours_show_in_the_catalog_without_a_rebuild(config: ObsConfig, tmp_path: Path) -> None:
+    lake = Lake(config)
+    lake.write_hot("metric_samples", hour(1), samples(hour(1), 30, 1.0))
+    refresh_catalog(config)
+    built = _built_at(config)
+
+    lake.write_hot("metric_samples", hour(2), samples(hour(2), 20, 1.0))
+    refresh_catalog(config)
+    con = connect(config)
+    try:
+        counts = con.execute(
+            "SELECT dt, hour(ts) AS h, count(*) FROM metric_samples GROUP BY ALL ORDER BY h"
+        ).fetchall()
+    finally:
+        con.close()
+
+    assert counts == [("2026-11-10", 1, 30), ("2026-11-10", 2, 20)]
+    assert _built_at(config) == built  # read live, not rebuilt
+    changed = config.model_copy(
+        update={"reports": config.reports.model_copy(update={"period": timedelta(days=14)})}
+    )
+    refresh_catalog(changed)
+    assert _built_at(config) > built  # another definition: rebuilt
+
+
+def _built_at(config: ObsConfig) -> datetime:
+    con = connect(config)
+    try:
+        return con.execute("SELECT built_at FROM catalog_info").fetchone()[0]
+    finally:
+        con.close()

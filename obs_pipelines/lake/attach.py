@@ -4,6 +4,7 @@ Below both the catalog (which builds the file) and the reports (which read it), 
 imports the other to open it.
 """
 
+import contextlib
 from pathlib import Path
 
 import duckdb
@@ -65,7 +66,9 @@ def attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
 
 def load_packaged_extension(con: duckdb.DuckDBPyConnection, module: str, name: str) -> None:
     """Load DuckDB's ``name`` extension from the wheel ``module`` that ships it for this DuckDB
-    release: no network, no extension repository."""
+    release: no network, no extension repository. It is also installed from that file into
+    DuckDB's extension folder, so a plain DuckDB of the same release (the ``duckdb`` shell, a
+    notebook) that opens the catalog autoloads it offline when a view needs it."""
     import importlib
 
     package = importlib.import_module(module)
@@ -81,3 +84,9 @@ def load_packaged_extension(con: duckdb.DuckDBPyConnection, module: str, name: s
             f"{extension}; install the {module.replace('_', '-')}=={duckdb.__version__} package"
         )
     con.execute(f"LOAD '{extension}'")
+    installed = con.execute(
+        "SELECT installed FROM duckdb_extensions() WHERE extension_name = ?", [name]
+    ).fetchone()
+    if not (installed and installed[0]):
+        with contextlib.suppress(duckdb.Error):  # a read-only home: plain sessions LOAD it
+            con.execute(f"INSTALL '{extension}'")

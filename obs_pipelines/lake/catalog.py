@@ -24,6 +24,7 @@ With ``lake.format: delta`` the same views read the datasets' Delta tables inste
 reads only their logs (:mod:`obs_pipelines.lake.delta_catalog`).
 """
 
+import hashlib
 import os
 import re
 import uuid
@@ -109,8 +110,9 @@ def build_catalog(config: ObsConfig) -> Path:
                 _create_partitions_table(con, lake, listed)
                 con.execute(_partition_sources_view(lake, listed))
             con.execute(
-                "CREATE TABLE catalog_info AS SELECT ? AS lake_root, now() AS built_at",
-                [lake_identity(lake)],
+                "CREATE TABLE catalog_info AS "
+                "SELECT ? AS lake_root, now() AS built_at, ? AS definition",
+                [lake_identity(lake), catalog_definition(config)],
             )
             reports.publish(con, config)
         finally:
@@ -120,6 +122,45 @@ def build_catalog(config: ObsConfig) -> Path:
         staged.unlink(missing_ok=True)
         Path(f"{staged}.wal").unlink(missing_ok=True)
     return target
+
+
+def refresh_catalog(config: ObsConfig) -> Path:
+    """What a run calls after writing: the catalog as current as its format needs.
+
+    Files: rebuilt, since a tier enters a view only once it holds files. Delta tables: the views
+    read each table's newest version whenever they are queried, so the catalog is rebuilt only
+    when it is missing or its definition changed (report SQL, config, this package); the
+    ``lake_catalog`` asset and ``obs catalog`` still rebuild it, refreshing ``lake_partitions``.
+    """
+    target = Path(config.catalog_path)
+    if enabled(config) and _built_definition(target) == catalog_definition(config):
+        return target
+    return build_catalog(config)
+
+
+def catalog_definition(config: ObsConfig) -> str:
+    """A fingerprint of everything the catalog's SQL is made from (not of the lake's data)."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    for text in (
+        version("obs-pipelines"),
+        config.model_dump_json(),
+        *(f"{name}\n{sql}" for name, sql in sorted(reports.report_queries().items())),
+    ):
+        digest.update(text.encode())
+    return digest.hexdigest()
+
+
+def _built_definition(target: Path) -> str | None:
+    if not target.exists():
+        return None
+    try:
+        with duckdb.connect(str(target), read_only=True) as con:
+            row = con.execute("SELECT definition FROM catalog_info").fetchone()
+    except duckdb.Error:  # an older catalog without the column, or one being replaced
+        return None
+    return row[0] if row else None
 
 
 def _create_delta_views(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:
