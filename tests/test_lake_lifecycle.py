@@ -32,7 +32,7 @@ METRIC_TIERS = [(30, IA), (60, IR)]
 ALERT_TIERS = [(30, IR)]
 # table prefix under s3://bucket/obs/delta/ -> (Days, StorageClass) of its transitions
 EXPECTED = {
-    "metric_series/part-": METRIC_TIERS,
+    "metric_series/dt=": METRIC_TIERS,
     "metric_samples/dt=": [(30, IA)],
     "log_records/dt=": [(45, IR)],
     "alert_fragments/dt=": ALERT_TIERS,
@@ -173,7 +173,7 @@ def test_a_changed_config_replaces_our_rules_only(
     lifecycle(lifecycle_config(s3_lake, warm=None), apply=True)  # no warm class any more
 
     rules = bucket_rules(s3_endpoint, s3_bucket)
-    assert ours(rules)["metric_series/part-"] == [(60, IR)]
+    assert ours(rules)["metric_series/dt="] == [(60, IR)]
     assert "metric_samples/dt=" not in ours(rules)  # raw samples never reach cold
     assert rules[: len(FOREIGN)] == FOREIGN
 

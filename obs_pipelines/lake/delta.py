@@ -9,15 +9,15 @@ Layout (under ``lake.root``, a local folder or ``s3://bucket/prefix``; the tier 
 used: a table is one unit, its files are referenced by its log)::
 
     <lake.root>/delta/<dataset>/_delta_log/...                  the table's commits
-    <lake.root>/delta/<dataset>/dt=YYYY-MM-DD/part-*.parquet    time series and snapshots
+    <lake.root>/delta/<dataset>/dt=YYYY-MM-DD/part-*.parquet    every dataset but rollups
     <lake.root>/delta/metric_rollups/resolution=5m/dt=YYYY-MM-DD/part-*.parquet
-    <lake.root>/delta/metric_series/part-*.parquet              unpartitioned
 
 * **Columns** are the dataset's plain schema (:mod:`obs_pipelines.schemas`), never the warm codec:
   ``metric_samples`` holds ``series_id, ts, value`` as the catalog decodes them, so no reader
   needs our SQL. ``metric_series`` also keeps the view's ``first_seen_hour`` and
   ``last_seen_hour`` (the hours the series was seen in), which the hourly files only had in
-  their paths.
+  their paths; snapshots keep ``_hour``, the hour a snapshot was filed under (its own time may
+  be later), so rewriting that hour replaces exactly that snapshot.
 * **Types** follow Delta's: Delta has no unsigned integers, so ``series_id`` (a BLAKE2b-64
   ``uint64``) is stored as BIGINT with the same 64 bits; joins and equality are unaffected, and
   the unsigned value is ``(series_id::HUGEINT & 18446744073709551615)::UBIGINT`` in DuckDB or
@@ -27,16 +27,18 @@ used: a table is one unit, its files are referenced by its log)::
   reader opens (``timestamp_ntz`` would require reader 3 / writer 7). Millisecond values are
   kept exactly (times 1000). DuckDB shows them as TIMESTAMP WITH TIME ZONE: ``SET TimeZone =
   'UTC'`` (or ``timezone('UTC', ts)``) gives back the lake's naive UTC times.
-* **Partitions**: every dataset with a time column (and every snapshot, by its ``snapshot_at`` or
-  ``fetched_at``) is partitioned by ``dt``, the UTC day of that column as 'YYYY-MM-DD'. A day is
-  the unit of every write (one commit per dataset and day, ``mode="overwrite"`` with the
-  predicate ``dt = 'YYYY-MM-DD'``, so a rerun replaces exactly that day and never duplicates it),
-  of retention, and of the pruning a one-day query gets from the log alone. Snapshots are
+* **Partitions**: every dataset is partitioned by ``dt``, the UTC day as 'YYYY-MM-DD' of its time
+  column (a snapshot: of ``_hour``; ``metric_series``: of ``first_seen_hour``). A day is the unit
+  of migration and compaction (one commit, ``mode="overwrite"`` with the predicate
+  ``dt = 'YYYY-MM-DD'``), of retention, and of the pruning a one-day query gets from the log
+  alone; an hourly write narrows the predicate to its hour
+  (:mod:`obs_pipelines.lake.delta_tables`). Snapshots are
   partitioned too although each is small: they accumulate every run and are kept long
   (``incident_records`` is kept longest), so an unpartitioned table would be rewritten whole at
   every snapshot, while by day a snapshot run is one small commit and "the newest snapshot"
-  reads one day. ``metric_series`` (one row per series, first and last hour seen) is not a time
-  series: it is one unpartitioned table replaced whole.
+  reads one day. ``metric_series`` is partitioned by the day a series was first seen, so an
+  hour's series are one small commit like any other dataset's; readers collapse its rows per
+  ``series_id`` (earliest first, latest last hour seen), as the catalog's view does.
 * **Rollups** are one ``metric_rollups`` table partitioned by ``resolution`` then ``dt``, not a
   table per resolution: the name and columns analysts query stay those of the catalog view
   (``WHERE resolution = '5m'`` prunes to the resolution's files), each resolution has its own

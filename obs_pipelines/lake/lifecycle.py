@@ -10,10 +10,9 @@ the tier storage classes (``lake.warm|cold.storage_class``) into one lifecycle r
   warm, to the cold tier's class. A transition to ``null``/``STANDARD`` or to the class the
   objects are already in is left out; a table with no transition gets no rule. Ages round up to
   whole days (S3 counts days since an object's upload).
-* a rule covers the table's data files only: ``<table>/dt=`` for tables partitioned by day,
-  ``metric_rollups/resolution=<r>/`` per resolution (each has its own retention), and
-  ``<table>/part-`` for the unpartitioned ``metric_series``; the ``_delta_log`` that every reader
-  opens stays in STANDARD.
+* a rule covers the table's data files only: ``<table>/dt=`` for tables partitioned by day
+  (every table but the rollups) and ``metric_rollups/resolution=<r>/`` per resolution (each has
+  its own retention); the ``_delta_log`` that every reader opens stays in STANDARD.
 * one more rule aborts multipart uploads left incomplete for a day under ``<prefix>/delta/``
   (a writer killed mid-upload would otherwise be billed for its parts forever).
 * **no rule expires anything.** A Delta table's log references its files: deleting by age would
@@ -44,7 +43,7 @@ from typing import Any
 
 from obs_pipelines.config import ARCHIVE_STORAGE_CLASSES, ObsConfig
 from obs_pipelines.errors import LakeError
-from obs_pipelines.lake.delta import DAY_COLUMN, DELTA_FOLDER, layout
+from obs_pipelines.lake.delta import DAY_COLUMN, DELTA_FOLDER
 from obs_pipelines.lake.tiering import ROLLUPS, Stream, streams
 
 RULE_ID_PREFIX = "obs-"
@@ -282,9 +281,7 @@ def _data_prefix(stream: Stream) -> str:
     """The key prefix of a table's data files (its log, under ``_delta_log/``, is not in it)."""
     if stream.dataset == ROLLUPS:
         return f"{ROLLUPS}/resolution={stream.resolution}/"
-    if layout(stream.dataset).partition_by:
-        return f"{stream.dataset}/{DAY_COLUMN}="
-    return f"{stream.dataset}/part-"
+    return f"{stream.dataset}/{DAY_COLUMN}="
 
 
 def _days(age: timedelta) -> int:

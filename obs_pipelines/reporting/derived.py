@@ -305,7 +305,8 @@ class DeltaLakeHours(LakeHours):
     read a day at a time (the day partition), so a window's hours share one read per day."""
 
     def __init__(self, lake: Lake, window: TimeWindow) -> None:
-        assert lake.tables is not None
+        if lake.tables is None:
+            raise TypeError("DeltaLakeHours reads a lake with format: delta")
         self.lake, self.window = lake, window
         self.tables = lake.tables
         self.span = TimeWindow(window.start - HOUR, window.end)
