@@ -57,9 +57,8 @@ servers:
 # modules to a worker so module fixtures are built once. Then the exactness suites again with
 # the lake as Delta tables (lake.format: delta): the same numbers are expected of both formats.
 DELTA_SUITES := $(addprefix tests/test_,reports_simulated.py reports_slo.py \
-	reports_alert_quality.py reports_coverage.py reports_prometheus.py impact_episodes.py \
-	alert_pending_episodes.py sli_history.py derive_hours.py prometheus_ingest.py \
-	duckdb_cli.py ingest_assets.py)
+	reports_alert_quality.py reports_prometheus.py sli_history.py derive_hours.py \
+	prometheus_ingest.py duckdb_cli.py)
 test: env servers
 	$(BIN)/pytest -n 2 --dist loadfile
 	OBS_TEST_LAKE_FORMAT=delta $(BIN)/pytest -n 2 --dist loadfile $(DELTA_SUITES)

@@ -189,7 +189,7 @@ def _inventory_mismatches(config: ObsConfig, window: TimeWindow) -> list[str]:
         f.start: f.rows for f in lake.files("metric_samples", ("hot",)) if f.rows is not None
     }
     if lake.tables is not None:
-        written = lake.tables.written_hours("metric_samples", window.start)
+        written = lake.tables.written_hours("metric_samples", window.start, window.end)
         published = {h.window.start: h.rows for h in written}
     mismatches = []
     for hour in window.hours():

@@ -88,8 +88,9 @@ def dataset_checksums(work: Path) -> dict[str, tuple[int, int]]:
                     [name],
                 ).fetchall()
             ]
+            quoted = ", ".join(f'"{c}"' for c in columns)
             row = con.execute(
-                f"SELECT count(*), coalesce(sum(hash({', '.join(columns)})), 0) FROM {name}"
+                f"SELECT count(*), coalesce(sum(hash({quoted})), 0) FROM {name}"
             ).fetchone()
             found[name] = (int(row[0]), int(row[1]))
         return found

@@ -129,13 +129,10 @@ def make_config(tmp_path: Path, **sections: Any) -> ObsConfig:
     """A config with its lake and catalog under ``tmp_path``."""
     body: dict[str, Any] = {
         "ingest": {"start": "2026-01-01T00:00:00Z"},
-        "lake": {
-            "root": str(tmp_path / "lake"),
-            "catalog": str(tmp_path / "lake" / "obs.duckdb"),
-            "format": lake_format(),
-        },
+        "lake": {"root": str(tmp_path / "lake"), "catalog": str(tmp_path / "lake" / "obs.duckdb")},
         **sections,
     }
+    body["lake"] = {"format": lake_format(), **body["lake"]}
     path = tmp_path / "obs.yaml"
     path.write_text(yaml.safe_dump(body))
     return load_config(path)

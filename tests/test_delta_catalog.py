@@ -27,14 +27,11 @@ from obs_pipelines.lake.catalog import (
 )
 from obs_pipelines.lake.checksum import Checksum, table_checksum
 from obs_pipelines.lake.delta_catalog import tier_sql
-from obs_pipelines.lake.ingest import ingest_metrics_hour, ingest_table_hour
 from obs_pipelines.lake.migrate import migrate
-from obs_pipelines.reporting.derived import derive
 from obs_pipelines.reporting.reports import report_connection
-from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.windows import TimeWindow, utc
 from tests.test_lake_migrate import HOURS, WRITTEN, build_lake
-from tests.test_reports_simulated import PERIOD, REPO, STRETCHES, TABLE_DATASETS
+from tests.test_reports_simulated import PERIOD, REPO, simulate
 from tests.tiering_data import RETENTION, log_hour, tiered_config
 
 pytestmark = pytest.mark.integration  # builds, migrates and catalogs whole lakes
@@ -245,22 +242,6 @@ def test_the_build_reads_the_logs_only_never_a_data_file(
 
 
 # --- every report, on the simulated lake ------------------------------------------------------
-
-
-def simulate(config: ObsConfig) -> None:
-    """Nine simulated hours ingested and derived (tests/test_reports_simulated.py)."""
-    lake = Lake(config)
-    metrics = metric_source(config)
-    tables = [table_source(config, d) for d in TABLE_DATASETS]
-    for a, b in STRETCHES:
-        for hour in TimeWindow(utc(a), utc(b)).hours():
-            ingest_metrics_hour(lake, metrics, hour)
-            for source in tables:
-                assert source is not None
-                ingest_table_hour(lake, source, hour)
-    for a, b in STRETCHES:
-        derive(config, TimeWindow(utc(a), utc(b)))
-    build_catalog(config)
 
 
 def simulated_config(root: Path, name: str = "obs", **lake: str) -> ObsConfig:

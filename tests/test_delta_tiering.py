@@ -23,7 +23,6 @@ from tests.tiering_data import (
     day,
     log_hour,
     metric_hour,
-    rules_snapshot,
     some_hours,
     tiered_config,
     write_hours,
@@ -38,17 +37,6 @@ EVERYTHING = TimeWindow(day("2026-01-01"), day("2027-01-01"))
 
 def delta_config(root: Path, **lake: Any) -> ObsConfig:
     return tiered_config(root, format="delta", **lake)
-
-
-def write_delta_hours(config: ObsConfig, hours: list[TimeWindow]) -> None:
-    """The hours tests/tiering_data.write_hours writes, as Delta commits."""
-    tables = DeltaTables(config)
-    for hour in hours:
-        series, samples = metric_hour(hour)
-        tables.write_hour("metric_series", hour, series)
-        tables.write_hour("metric_samples", hour, samples, sort=False)
-        tables.write_hour("log_records", hour, log_hour(hour))
-        tables.write_hour("alert_rules", hour, rules_snapshot(hour))
 
 
 def as_bits(table: pa.Table, order: list[str]) -> dict[str, list[Any]]:
@@ -145,7 +133,7 @@ def assert_same_as_files(files: ObsConfig, config: ObsConfig) -> None:
 def test_tiering_a_delta_lake_gives_the_files_layouts_rows_bit_for_bit(tmp_path: Path) -> None:
     files, config = tiered_config(tmp_path / "files"), delta_config(tmp_path / "delta")
     write_hours(Lake(files), some_hours(DAYS))
-    write_delta_hours(config, some_hours(DAYS))
+    write_hours(Lake(config), some_hours(DAYS))
     original = as_bits(delta_rows(config, "metric_samples"), ["series_id", "ts"])
     logs = as_bits(delta_rows(config, "log_records"), ["doc_id"])
     rules = as_bits(delta_rows(config, "alert_rules"), ["snapshot_at", "name"])
@@ -211,7 +199,7 @@ def test_tiering_a_delta_lake_gives_the_files_layouts_rows_bit_for_bit(tmp_path:
 
 def test_vacuum_deletes_replaced_files_only_after_the_delete_delay(tmp_path: Path) -> None:
     config = delta_config(tmp_path, delete_delay="2h")
-    write_delta_hours(config, some_hours(DAYS[:2]))
+    write_hours(Lake(config), some_hours(DAYS[:2]))
     hourly = parquet_files(config, "log_records")
     old = DeltaTables(config).open("log_records").version()
 
@@ -243,7 +231,7 @@ def test_vacuum_deletes_replaced_files_only_after_the_delete_delay(tmp_path: Pat
 
 def test_an_hour_re_ingested_while_its_day_is_compacted_is_kept(tmp_path: Path) -> None:
     config = delta_config(tmp_path)
-    write_delta_hours(config, some_hours(DAYS[:2]))
+    write_hours(Lake(config), some_hours(DAYS[:2]))
     late = TimeWindow(DAYS[0] + 7 * HOUR, DAYS[0] + 8 * HOUR)
     rewritten = log_hour(late).slice(0, 10)  # the source now has 10 rows for that hour
     done: list[str] = []
@@ -286,7 +274,7 @@ def test_rollups_are_remade_when_samples_of_a_compacted_day_are_re_ingested(
     changed = samples.set_column(2, "value", pa.compute.multiply(samples.column("value"), 2.0))
     config, reference = delta_config(tmp_path / "late"), delta_config(tmp_path / "reference")
     for lake in (config, reference):
-        write_delta_hours(lake, some_hours(DAYS[:2]))
+        write_hours(Lake(lake), some_hours(DAYS[:2]))
     run_tiering(config, now)
     DeltaTables(config).write_hour("metric_samples", late, changed, sort=False)
     DeltaTables(reference).write_hour("metric_samples", late, changed, sort=False)
@@ -310,7 +298,7 @@ def test_rollups_are_remade_when_samples_of_a_compacted_day_are_re_ingested(
 @pytest.mark.parametrize("step", STEPS)
 def test_a_crash_after_any_step_loses_and_duplicates_nothing(tmp_path: Path, step: str) -> None:
     config = delta_config(tmp_path)
-    write_delta_hours(config, some_hours(DAYS[:2]))
+    write_hours(Lake(config), some_hours(DAYS[:2]))
     original = as_bits(delta_rows(config, "metric_samples"), ["series_id", "ts"])
 
     def crash(at: str, move: DeltaMove) -> None:
@@ -329,7 +317,7 @@ def test_a_crash_after_any_step_loses_and_duplicates_nothing(tmp_path: Path, ste
     assert as_bits(delta_rows(config, "metric_samples"), ["series_id", "ts"]) == original
     assert day_files(config, "metric_samples") == {"dt=2026-03-30": 1, "dt=2026-03-31": 3}
     reference = delta_config(tmp_path / "reference")
-    write_delta_hours(reference, some_hours(DAYS[:2]))
+    write_hours(Lake(reference), some_hours(DAYS[:2]))
     run_tiering(reference, DAYS[0] + timedelta(days=2))
     key = ["series_id", "resolution", "ts"]
     assert as_bits(delta_rows(config, "metric_rollups"), key) == as_bits(
@@ -379,7 +367,7 @@ def test_tiering_a_delta_lake_on_s3_gives_the_local_lakes_rows(
     )
     local = delta_config(tmp_path / "local")
     for lake in (s3, local):
-        write_delta_hours(lake, some_hours(DAYS[:2]))
+        write_hours(Lake(lake), some_hours(DAYS[:2]))
         result = run_tiering(lake, DAYS[0] + timedelta(days=2))
         assert not result.problems and len(result.moves) == 4
 

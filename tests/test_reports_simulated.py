@@ -16,7 +16,7 @@ from dagster import DagsterInstance, DailyPartitionsDefinition, materialize
 
 from assets.reports import build_report_assets
 from assets.resources import ObsResource
-from obs_pipelines.config import load_config
+from obs_pipelines.config import ObsConfig, load_config
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.lake.ingest import ingest_metrics_hour, ingest_table_hour
@@ -24,6 +24,7 @@ from obs_pipelines.reporting.derived import derive
 from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.windows import TimeWindow, utc
+from tests.lake_format import lake_format
 
 pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
 
@@ -40,10 +41,19 @@ TABLE_DATASETS = ("alert_fragments", "alert_rules", "spans", "log_records")
 def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("simulated")
     raw = yaml.safe_load((REPO / "obs.yaml").read_text())
-    raw["lake"] = {"root": str(root / "lake"), "catalog": str(root / "lake" / "obs.duckdb")}
+    raw["lake"] = {
+        "root": str(root / "lake"),
+        "catalog": str(root / "lake" / "obs.duckdb"),
+        "format": lake_format(),
+    }
     path = root / "obs.yaml"
     path.write_text(yaml.safe_dump(raw))
-    config = load_config(path)
+    simulate(load_config(path))
+    return path
+
+
+def simulate(config: ObsConfig) -> None:
+    """Ingest and derive the simulated ``STRETCHES`` hour by hour, then build the catalog."""
     lake = Lake(config)
     hours = [h for a, b in STRETCHES for h in TimeWindow(utc(a), utc(b)).hours()]
     metrics = metric_source(config)
@@ -56,7 +66,6 @@ def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for a, b in STRETCHES:
         derive(config, TimeWindow(utc(a), utc(b)))
     build_catalog(config)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -87,8 +88,9 @@ def build_catalog(config: ObsConfig) -> Path:
     With ``lake.format: delta`` the views read the Delta tables and the build reads their logs
     only (:mod:`obs_pipelines.lake.delta_catalog`)."""
     lake = Lake(config)
+    opened = {}
     if enabled(config):
-        DeltaTables(config).ensure_tables()
+        opened = DeltaTables(config).ensure_tables()
     else:
         lake.adopt()
         lake.ensure_anchors()
@@ -101,7 +103,7 @@ def build_catalog(config: ObsConfig) -> Path:
         con = duckdb.connect(str(staged))
         try:
             if enabled(config):
-                _create_delta_views(con, config)
+                _create_delta_views(con, config, opened)
             else:
                 attach_lake(con, lake)
                 listed = {d: lake.files(d) for d in _DATASETS}
@@ -163,11 +165,13 @@ def _built_definition(target: Path) -> str | None:
     return row[0] if row else None
 
 
-def _create_delta_views(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:
+def _create_delta_views(
+    con: duckdb.DuckDBPyConnection, config: ObsConfig, opened: dict[str, Any]
+) -> None:
     """The dataset views, ``lake_partitions`` and ``lake_partition_sources`` over the Delta
-    tables, from their logs alone."""
+    tables, from their logs alone (``opened``: the tables, already open)."""
     _create_delta_dataset_views(con, config)
-    delta_catalog.create_partitions_table(con, config)
+    delta_catalog.create_partitions_table(con, config, opened)
     con.execute(delta_catalog.partition_sources_view(config))
 
 

@@ -54,6 +54,7 @@ used: a table is one unit, its files are referenced by its log)::
   names, as for the rest of the lake.
 """
 
+import json
 import math
 import re
 from collections.abc import Iterator
@@ -64,6 +65,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from obs_pipelines.config import DEFAULT_ZSTD_LEVELS, ObsConfig, secret
 from obs_pipelines.datasets import ALL
@@ -234,7 +236,7 @@ def storage_options(config: ObsConfig) -> dict[str, str] | None:
 
 def writer_properties(config: ObsConfig, table: TableLayout) -> Any:
     """zstd at the warm tier's level; DELTA_BINARY_PACKED integers and timestamps,
-    BYTE_STREAM_SPLIT doubles; one page per column per row group."""
+    BYTE_STREAM_SPLIT doubles; one page per column per row group: a day's file, kept long."""
     from deltalake import ColumnProperties, WriterProperties
 
     columns = {}
@@ -256,6 +258,68 @@ def writer_properties(config: ObsConfig, table: TableLayout) -> Any:
         data_page_size_limit=_PAGE_BYTES,
         column_properties=columns,
     )
+
+
+def hourly_writer_properties(config: ObsConfig, table: TableLayout) -> Any:
+    """An hour's file lives until its day is compacted: written fast, as the file layout's hot
+    tier is (zstd at the hot level, default encodings; ``metric_samples`` dictionary-encodes
+    ``series_id`` only: bench/RESULTS.md measured it twice as fast to write as dictionaries on
+    every column)."""
+    from deltalake import ColumnProperties, WriterProperties
+
+    columns = {}
+    if dataset_of(table.dataset).codec == "samples":
+        columns = {
+            name: ColumnProperties(dictionary_enabled=name == "series_id")
+            for name in table.schema.names
+            if name not in table.partition_by
+        }
+    return WriterProperties(
+        compression="ZSTD",
+        compression_level=config.lake.hot.zstd_level or DEFAULT_ZSTD_LEVELS["hot"],
+        column_properties=columns or None,
+    )
+
+
+def file_stats(rows: pa.Table) -> str:
+    """The add action's statistics: row count, null counts of flat columns, and min/max of
+    integer and timestamp columns (the ones queries prune on; timestamps to the millisecond,
+    the minimum rounded down and the maximum up, as bounds must be)."""
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for f in rows.schema:
+        if pa.types.is_nested(f.type):
+            continue
+        column = rows.column(f.name)
+        nulls[f.name] = column.null_count
+        if column.null_count == len(column) or not (
+            pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type)
+        ):
+            continue
+        bounds = pc.min_max(column.cast(pa.int64()) if pa.types.is_timestamp(f.type) else column)
+        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+        if pa.types.is_timestamp(f.type):
+            low[f.name], high[f.name] = _ms_text(lo // 1000), _ms_text(-(-hi // 1000))
+        else:
+            low[f.name], high[f.name] = lo, hi
+    return json.dumps(
+        {"numRecords": rows.num_rows, "minValues": low, "maxValues": high, "nullCount": nulls}
+    )
+
+
+def _ms_text(ms: int) -> str:
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def table_filesystem(config: ObsConfig, dataset: str) -> Any:
+    """The table's folder as a pyarrow filesystem, through delta-rs's own object store (the
+    same storage options, hence credentials and endpoint, as the commits)."""
+    from deltalake.fs import DeltaStorageHandler
+    from pyarrow.fs import PyFileSystem
+
+    return PyFileSystem(DeltaStorageHandler(table_uri(config, dataset), storage_options(config)))
 
 
 def day_predicate(day: str) -> str:

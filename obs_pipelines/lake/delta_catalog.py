@@ -31,6 +31,7 @@ table's newest version whenever it is queried, so new commits show up without a 
 """
 
 from datetime import timedelta
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -93,10 +94,14 @@ def _unsigned(kind: pa.DataType) -> str:
     return {pa.uint8(): "UTINYINT", pa.uint16(): "USMALLINT", pa.uint32(): "UINTEGER"}[kind]
 
 
-def create_partitions_table(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:
-    """``lake_partitions``: every data file the tables' logs reference, from the logs alone."""
+def create_partitions_table(
+    con: duckdb.DuckDBPyConnection, config: ObsConfig, opened: dict[str, Any] | None = None
+) -> None:
+    """``lake_partitions``: every data file the tables' logs reference, from the logs alone
+    (``opened``: the tables already open, as :meth:`DeltaTables.ensure_tables` returns them)."""
     tables = DeltaTables(config)
-    listing = pa.concat_tables([_add_actions(tables, name) for name in ALL])
+    opened = opened or {}
+    listing = pa.concat_tables([_add_actions(tables, name, opened.get(name)) for name in ALL])
     con.register("partitions_listing", listing)
     root = _quote(delta.delta_root(config))
     age = "(epoch_us(now()) - written_ms * 1000)"
@@ -115,9 +120,9 @@ def create_partitions_table(con: duckdb.DuckDBPyConnection, config: ObsConfig) -
     con.unregister("partitions_listing")
 
 
-def _add_actions(tables: DeltaTables, dataset: str) -> pa.Table:
+def _add_actions(tables: DeltaTables, dataset: str, found: Any | None = None) -> pa.Table:
     """The dataset's current data files as the log's add actions list them (no file opened)."""
-    found = tables.open(dataset)
+    found = found or tables.open(dataset)
     if found is None:
         return _LISTING.empty_table()
     with delta.delta_errors(f"read the log of {dataset}", tables.config):

@@ -1,19 +1,25 @@
 """The lake's datasets written and read as Delta tables (``lake.format: delta``).
 
 Every dataset is one table (:mod:`obs_pipelines.lake.delta` gives its layout). Writing an hour is
-one commit that replaces exactly that hour's rows: ``mode="overwrite"`` with a predicate that
-names the day partition and the hour, so a rerun never duplicates an hour, a reader sees the hour
-before or after the commit and never half of it, and two writers on S3 are serialized by the
-log's conditional PUT (delta-rs retries a commit that lost the race; a real conflict is retried
-here). The hour is identified by the rows' own time column, by the first and last hour a series
-was seen in (``metric_series``), or by the hour a snapshot was filed under (``_hour``).
+one commit that replaces exactly that hour's rows, so a rerun never duplicates an hour, a reader
+sees the hour before or after the commit and never half of it, and two writers on S3 are
+serialized by the log's conditional PUT (a commit that lost the race is retried on the newest
+version). The hour's rows go to one new Parquet file, written with pyarrow as fast as the file
+layout's hot tier; the commit adds it and removes the files that held that hour only (found from
+the log's statistics). Only when the hour's old rows share a file with other hours (its day was
+compacted) does delta-rs rewrite that file (a predicate overwrite). The hour is identified by the
+rows' own time column, by the first and last hour a series was seen in (``metric_series``), or by
+the hour a snapshot was filed under (``_hour``).
 
 Which hours were written is read from the log's commit records, not from the data: an hour with
 no rows is written too (a commit that adds no file), and freshness must count it as present.
 Each write's commit carries ``obs.operation = ingest``, ``obs.hour`` and ``obs.source``.
 """
 
+import contextlib
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from obs_pipelines.config import ObsConfig
+from obs_pipelines.config import DEFAULT_ZSTD_LEVELS, ObsConfig
 from obs_pipelines.datasets import ALL
 from obs_pipelines.datasets import dataset as dataset_of
 from obs_pipelines.errors import LakeError
@@ -69,15 +75,23 @@ class DeltaTables:
             except TableNotFoundError:
                 return None
 
-    def ensure_tables(self, datasets: list[str] | None = None) -> list[str]:
+    def ensure_tables(self, datasets: list[str] | None = None) -> dict[str, Any]:
         """Create every missing table, empty, so every view and engine finds every dataset;
-        returns the datasets created."""
-        created = []
-        for table in delta.layouts(datasets):
-            if self.open(table.dataset) is None:
+        returns every table opened at its newest version (logs read four at a time)."""
+        wanted = delta.layouts(datasets)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            found = dict(
+                zip(
+                    [t.dataset for t in wanted],
+                    pool.map(self.open, [t.dataset for t in wanted]),
+                    strict=True,
+                )
+            )
+        for table in wanted:
+            if found[table.dataset] is None:
                 self._create(table)
-                created.append(table.dataset)
-        return created
+                found[table.dataset] = self.open(table.dataset)
+        return found
 
     def _create(self, table: TableLayout) -> None:
         from deltalake.exceptions import DeltaError
@@ -99,34 +113,122 @@ class DeltaTables:
     def write_hour(
         self, dataset: str, hour: TimeWindow, table: pa.Table, *, sort: bool = True, **metadata: str
     ) -> WrittenHour:
-        """Replace ``hour`` of ``dataset`` with ``table`` (the registry's columns) in one commit."""
-        from deltalake import CommitProperties, write_deltalake
+        """Replace ``hour`` of ``dataset`` with ``table`` (the registry's columns) in one commit.
+
+        The hour's rows are written as one Parquet file with pyarrow at the hot tier's settings,
+        then one commit adds it and removes the files that held only this hour before (a rerun's
+        earlier file); a commit that lost a race with another writer of the day is retried on
+        the newest version. Where the hour's old rows share a file with other hours (its day was
+        compacted), delta-rs rewrites that file without them (a predicate overwrite)."""
+        from deltalake import CommitProperties
         from deltalake.exceptions import CommitFailedError
+        from deltalake.transaction import AddAction, RemoveAction
 
         layout = delta.layout(dataset)
+        if sort and table.num_rows > 1:  # the file layout's order: compaction sorts by the stored
+            table = table.sort_by([(k, "ascending") for k in layout.sort_keys])  # signed ids
         rows = self._to_table(layout, hour, table)
-        if sort and rows.num_rows > 1:
-            rows = rows.sort_by([(k, "ascending") for k in layout.sort_keys])
         custom = {
             "obs.operation": INGEST,
             "obs.hour": hour.start.isoformat(),
             "obs.rows": str(rows.num_rows),
             **{f"obs.{k}": v for k, v in metadata.items()},
         }
+        day = hour.start.strftime("%Y-%m-%d")
+        stored = rows.drop_columns([DAY_COLUMN])
+        for attempt in range(COMMIT_ATTEMPTS):
+            found = self.open(dataset)
+            if found is None:
+                self._create(layout)
+                found = self.open(dataset)
+            held = (
+                _hour_files(found, layout, hour) if layout.partition_by == (DAY_COLUMN,) else None
+            )
+            if held is None:
+                return self._overwrite(layout, hour, rows, custom, metadata.get("source"))
+            path, size = self._write_file(layout, hour, stored) if rows.num_rows else (None, 0)
+            stamp = int(time.time() * 1000)
+            actions: list[Any] = [
+                RemoveAction(f, True, stamp, bytes_, {DAY_COLUMN: day}) for f, bytes_ in held
+            ]
+            if path is not None:
+                actions.append(
+                    AddAction(path, size, {DAY_COLUMN: day}, stamp, True, delta.file_stats(stored))
+                )
+            try:
+                with delta.delta_errors(f"commit {dataset} {hour}", self.config):
+                    found.create_write_transaction(
+                        actions,
+                        "append",
+                        found.schema(),
+                        [DAY_COLUMN],
+                        commit_properties=CommitProperties(custom_metadata=custom),
+                    )
+            except LakeError as exc:
+                if path is not None:
+                    self._delete_file(dataset, path)
+                if not isinstance(exc.__context__, CommitFailedError):
+                    raise
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * 2**attempt)
+                continue
+            return WrittenHour(
+                dataset, hour, rows.num_rows, size, datetime.now(UTC), metadata.get("source")
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write_file(self, layout: TableLayout, hour: TimeWindow, rows: pa.Table) -> tuple[str, int]:
+        """One new data file of the hour's rows (partition column left out, as Delta stores
+        it); returns its path in the table and its size."""
+        import pyarrow.parquet as pq
+
+        path = (
+            f"{DAY_COLUMN}={hour.start:%Y-%m-%d}/part-h{hour.start:%H}-{uuid.uuid4().hex}.parquet"
+        )
+        fs = delta.table_filesystem(self.config, layout.dataset)
+        samples = dataset_of(layout.dataset).codec == "samples"
+        with delta.delta_errors(f"write {layout.dataset} {hour}", self.config):
+            with fs.open_output_stream(path) as sink:
+                pq.write_table(
+                    rows,
+                    sink,
+                    compression="zstd",
+                    compression_level=self.config.lake.hot.zstd_level or DEFAULT_ZSTD_LEVELS["hot"],
+                    use_dictionary=["series_id"] if samples else True,
+                    write_statistics=True,
+                )
+            return path, fs.get_file_info(path).size
+
+    def _delete_file(self, dataset: str, path: str) -> None:
+        """A file written for a commit that failed: in no log, so no reader ever saw it."""
+        with contextlib.suppress(OSError, pa.ArrowException):
+            delta.table_filesystem(self.config, dataset).delete_file(path)
+
+    def _overwrite(
+        self,
+        layout: TableLayout,
+        hour: TimeWindow,
+        rows: pa.Table,
+        custom: dict[str, str],
+        source: str | None,
+    ) -> WrittenHour:
+        """The hour replaced by delta-rs's predicate overwrite, which rewrites the files it
+        shares with other hours."""
+        from deltalake import CommitProperties, write_deltalake
+        from deltalake.exceptions import CommitFailedError
+
         for attempt in range(COMMIT_ATTEMPTS):
             try:
-                with delta.delta_errors(f"write {dataset} {hour}", self.config):
+                with delta.delta_errors(f"write {layout.dataset} {hour}", self.config):
                     write_deltalake(
-                        self.uri(dataset),
+                        self.uri(layout.dataset),
                         rows,
                         mode="overwrite",
                         predicate=hour_predicate(layout, hour),
                         partition_by=list(layout.partition_by),
-                        name=dataset,
-                        description=dataset_of(dataset).description,
-                        configuration=delta.TABLE_CONFIGURATION,
                         storage_options=self._options,
-                        writer_properties=delta.writer_properties(self.config, layout),
+                        writer_properties=delta.hourly_writer_properties(self.config, layout),
                         commit_properties=CommitProperties(custom_metadata=custom),
                     )
                 break
@@ -137,12 +239,12 @@ class DeltaTables:
                     raise
                 time.sleep(0.2 * 2**attempt)
         return WrittenHour(
-            dataset,
+            layout.dataset,
             hour,
             rows.num_rows,
             self._hour_bytes(layout, hour) if rows.num_rows else 0,
             datetime.now(UTC),
-            metadata.get("source"),
+            source,
         )
 
     def _to_table(self, layout: TableLayout, hour: TimeWindow, table: pa.Table) -> pa.Table:
@@ -150,14 +252,16 @@ class DeltaTables:
         :func:`delta.to_delta`, plus ``dt`` and the columns that place a row in its hour)."""
         registered = dataset_of(layout.dataset)
         rows = table.select(registered.schema.names).cast(registered.schema)
-        stamp = pa.array([hour.start.replace(tzinfo=None)] * rows.num_rows, pa.timestamp("ms"))
+        stamp = pa.repeat(
+            pa.scalar(hour.start.replace(tzinfo=None), pa.timestamp("ms")), rows.num_rows
+        )
         if registered.collapse_series:
             rows = rows.append_column(SERIES_SEEN[0].name, stamp)
             rows = rows.append_column(SERIES_SEEN[1].name, stamp)
         elif layout.day_of == FILED_HOUR:
             rows = rows.append_column(FILED_HOUR, stamp)
         day = hour.start.strftime("%Y-%m-%d")
-        rows = rows.append_column(DAY_COLUMN, pa.array([day] * rows.num_rows, pa.string()))
+        rows = rows.append_column(DAY_COLUMN, pa.repeat(pa.scalar(day, pa.string()), rows.num_rows))
         return rows.select(layout.schema.names).cast(layout.schema, safe=False)
 
     def _hour_bytes(self, layout: TableLayout, hour: TimeWindow) -> int:
@@ -203,14 +307,19 @@ class DeltaTables:
             rows if any(h.window == hour for h in self.written_hours(dataset, hour.start)) else None
         )
 
-    def written_hours(self, dataset: str, since: datetime) -> list[WrittenHour]:
-        """Every hour starting at or after ``since`` that an ingest commit wrote, newest commit
-        per hour, from the log's commit records only (a commit for an hour is made after the
-        hour began, so the history is read back to ``since`` and no further)."""
+    def written_hours(
+        self, dataset: str, since: datetime, until: datetime | None = None
+    ) -> list[WrittenHour]:
+        """Every hour in [``since``, ``until``) that an ingest commit wrote, newest commit per
+        hour, from the log's commit records only, newest first. The reading stops at the first
+        commit older than ``since`` (a commit for an hour is made after the hour began) or, with
+        ``until``, once every hour of the range is found (a run's own hours are its newest
+        commits, even in a backfill of old hours)."""
         found = self.open(dataset)
         if found is None:
             return []
         horizon = since.timestamp() * 1000
+        wanted = None if until is None else int((until - since) / timedelta(hours=1))
         newest: dict[datetime, WrittenHour] = {}
         limit = _HISTORY_PAGE
         while True:
@@ -220,7 +329,7 @@ class DeltaTables:
                 if commit.get("obs.operation") != INGEST or "obs.hour" not in commit:
                     continue
                 start = datetime.fromisoformat(commit["obs.hour"])
-                if start < since or start in newest:
+                if start < since or (until is not None and start >= until) or start in newest:
                     continue
                 newest[start] = WrittenHour(
                     dataset,
@@ -231,7 +340,7 @@ class DeltaTables:
                     commit.get("obs.source"),
                 )
             oldest = min((c["timestamp"] for c in commits), default=0)
-            if len(commits) < limit or oldest < horizon:
+            if len(commits) < limit or oldest < horizon or len(newest) == wanted:
                 break
             limit *= 4
         return sorted(newest.values(), key=lambda h: h.window.start)
@@ -322,6 +431,41 @@ def summarize(tables: DeltaTables, listing: dict[str, dict[str, int]]) -> list[T
             )
         )
     return found
+
+
+def _hour_files(table: Any, layout: TableLayout, hour: TimeWindow) -> list[tuple[str, int]] | None:
+    """(path, bytes) of the files of the hour's day that hold rows of this hour only; None when
+    a file holds rows of this hour and of others, or has no statistics to tell."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if not actions.num_rows:
+        return []
+    first, last = _bound_columns(layout)
+    day = hour.start.strftime("%Y-%m-%d")
+    actions = actions.filter(pc.equal(actions[f"partition.{DAY_COLUMN}"], day))
+    if not actions.num_rows:
+        return []
+    if f"min.{first}" not in actions.column_names or f"max.{last}" not in actions.column_names:
+        return None
+    kind = pa.timestamp("us", tz="UTC")
+    low = actions[f"min.{first}"].cast(kind)
+    high = actions[f"max.{last}"].cast(kind)
+    start, end = pa.scalar(hour.start, kind), pa.scalar(hour.end, kind)
+    if low.null_count or high.null_count:
+        return None
+    inside = pc.and_(pc.greater_equal(low, start), pc.less(high, end))
+    overlaps = pc.and_(pc.less(low, end), pc.greater_equal(high, start))
+    if pc.any(pc.and_(overlaps, pc.invert(inside))).as_py():
+        return None
+    held = actions.filter(inside)
+    return list(zip(held["path"].to_pylist(), held["size_bytes"].to_pylist(), strict=True))
+
+
+def _bound_columns(layout: TableLayout) -> tuple[str, str]:
+    """The columns whose minimum and maximum bound the hours a file holds."""
+    if dataset_of(layout.dataset).collapse_series:
+        return SERIES_SEEN[0].name, SERIES_SEEN[1].name
+    column = _hour_column(layout)
+    return column, column
 
 
 def hour_predicate(layout: TableLayout, hour: TimeWindow) -> str:

@@ -40,7 +40,6 @@ commit removed files since the last vacuum and the delay has passed).
 
 import contextlib
 import hashlib
-import json
 import math
 import time
 import uuid
@@ -51,7 +50,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from obs_pipelines.config import DEFAULT_ZSTD_LEVELS, ObsConfig
@@ -438,7 +436,7 @@ class _Runner:
                     values,
                     stamp,
                     output.data_change,
-                    _stats(output.rows),
+                    delta.file_stats(output.rows),
                 )
             ]
             actions += [
@@ -477,16 +475,7 @@ class _Runner:
             return
 
     def _fs(self, dataset: str) -> Any:
-        """The table's folder as a pyarrow filesystem, through delta-rs's own object store (the
-        same storage options, hence credentials and endpoint, as the commits)."""
-        from deltalake.fs import DeltaStorageHandler
-        from pyarrow.fs import PyFileSystem
-
-        return PyFileSystem(
-            DeltaStorageHandler(
-                delta.table_uri(self.config, dataset), delta.storage_options(self.config)
-            )
-        )
+        return delta.table_filesystem(self.config, dataset)
 
     def _remove_file(self, output: _Output) -> None:
         # Never written, or storage unreachable: the file is in no commit either way.
@@ -729,38 +718,6 @@ def _column_encodings(schema: pa.Schema) -> dict[str, str]:
         elif pa.types.is_floating(f.type):
             encodings[f.name] = "BYTE_STREAM_SPLIT"
     return encodings
-
-
-def _stats(rows: pa.Table) -> str:
-    """The add action's statistics: row count, null counts of flat columns, and min/max of
-    integer and timestamp columns (the ones queries prune on; timestamps to the millisecond,
-    the minimum rounded down and the maximum up, as bounds must be)."""
-    low: dict[str, Any] = {}
-    high: dict[str, Any] = {}
-    nulls: dict[str, int] = {}
-    for f in rows.schema:
-        if pa.types.is_nested(f.type):
-            continue
-        column = rows.column(f.name)
-        nulls[f.name] = column.null_count
-        if column.null_count == len(column) or not (
-            pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type)
-        ):
-            continue
-        bounds = pc.min_max(column.cast(pa.int64()) if pa.types.is_timestamp(f.type) else column)
-        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-        if pa.types.is_timestamp(f.type):
-            low[f.name], high[f.name] = _ms_text(lo // 1000), _ms_text(-(-hi // 1000))
-        else:
-            low[f.name], high[f.name] = lo, hi
-    return json.dumps(
-        {"numRecords": rows.num_rows, "minValues": low, "maxValues": high, "nullCount": nulls}
-    )
-
-
-def _ms_text(ms: int) -> str:
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _fingerprint(paths: Iterable[str]) -> str:

@@ -549,15 +549,15 @@ class S3Storage:
             ) from None
 
 
-def _record(store: "LocalStorage | S3Storage", key: str, rows: int | None, size: int, sha: str) -> None:
+def _record(
+    store: "LocalStorage | S3Storage", key: str, rows: int | None, size: int, sha: str
+) -> None:
     """Publish ``key`` in the inventory: its new marker first, then its older markers go."""
     if rows is None:
         raise LakeError(f"publishing {key} needs its row count for the inventory; this is a bug")
     marker = inventory.marker_key(key, rows, size, sha)
     store.put_empty(marker)
-    stale = [
-        o.key for o in store.list_objects(inventory.marker_prefix(key)) if o.key != marker
-    ]
+    stale = [o.key for o in store.list_objects(inventory.marker_prefix(key)) if o.key != marker]
     store.delete(stale)
 
 

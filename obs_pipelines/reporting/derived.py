@@ -301,7 +301,7 @@ class LakeHours:
 
 class DeltaLakeHours(LakeHours):
     """:class:`LakeHours` over Delta tables (``lake.format: delta``): where an hour's samples
-    come from is read from the tables' logs (file statistics and ingest commits), and rows are
+    come from is read from the tables' logs (file statistics), and rows are
     read a day at a time (the day partition), so a window's hours share one read per day."""
 
     def __init__(self, lake: Lake, window: TimeWindow) -> None:
@@ -311,14 +311,11 @@ class DeltaLakeHours(LakeHours):
         self.tables = lake.tables
         self.span = TimeWindow(window.start - HOUR, window.end)
         self.listing = Listing(lake, self.span)  # finds no files: Delta tables have none
-        written = {
-            h.window.start for h in self.tables.written_hours("metric_samples", self.span.start)
-        }
         raw = self._spans("metric_samples")
         rollups = self._spans("metric_rollups")
         self.sources = {}
         for hour in self.span.hours():
-            if hour.start in written or _overlaps(raw.get(None, []), hour):
+            if _overlaps(raw.get(None, []), hour):
                 self.sources[hour.start] = RAW
             else:
                 self.sources[hour.start] = next(
