@@ -400,10 +400,12 @@ def _oldest_metric_hour(config: ObsConfig) -> datetime | None:
     from obs_pipelines.lake import Lake
 
     lake = Lake(config)
-    starts = [f.start for d in ("metric_samples", "metric_rollups") for f in lake.files(d)]
+    datasets = ("metric_samples", "metric_rollups")
     if lake.tables is not None:
-        spans = (lake.tables.time_range(d) for d in ("metric_samples", "metric_rollups"))
+        spans = (lake.tables.time_range(d) for d in datasets)
         starts = [span[0] for span in spans if span is not None]
+    else:
+        starts = [f.start for d in datasets for f in lake.files(d)]
     return floor_hour(min(starts)) if starts else None
 
 

@@ -97,7 +97,7 @@ ROWS_PER_GROUP = 1 << 20
 # every hourly write and every reader opens the table by replaying the log since the last
 # checkpoint, and 100 JSON commits cost 50 ms per open where 10 cost 5 ms (measured here).
 TABLE_CONFIGURATION = {"delta.checkpointInterval": "10"}
-_PAGE_BYTES = 1 << 26  # above any page of ROWS_PER_GROUP rows: the row count decides
+PAGE_BYTES = 1 << 26  # above any page of ROWS_PER_GROUP rows: the row count decides
 
 
 @dataclass(frozen=True)
@@ -234,28 +234,34 @@ def storage_options(config: ObsConfig) -> dict[str, str] | None:
     return options
 
 
+def column_encodings(schema: pa.Schema) -> dict[str, str]:
+    """The encodings of a day's file: DELTA_BINARY_PACKED integers and timestamps,
+    BYTE_STREAM_SPLIT doubles (the rest: the writer's default)."""
+    encodings = {}
+    for field in schema:
+        if pa.types.is_integer(field.type) or pa.types.is_timestamp(field.type):
+            encodings[field.name] = "DELTA_BINARY_PACKED"
+        elif pa.types.is_floating(field.type):
+            encodings[field.name] = "BYTE_STREAM_SPLIT"
+    return encodings
+
+
 def writer_properties(config: ObsConfig, table: TableLayout) -> Any:
-    """zstd at the warm tier's level; DELTA_BINARY_PACKED integers and timestamps,
-    BYTE_STREAM_SPLIT doubles; one page per column per row group: a day's file, kept long."""
+    """zstd at the warm tier's level; :func:`column_encodings` without dictionaries; one page
+    per column per row group: a day's file, kept long."""
     from deltalake import ColumnProperties, WriterProperties
 
-    columns = {}
-    for field in table.schema:
-        if field.name in table.partition_by:
-            continue
-        if pa.types.is_integer(field.type) or pa.types.is_timestamp(field.type):
-            encoding = "DELTA_BINARY_PACKED"
-        elif pa.types.is_floating(field.type):
-            encoding = "BYTE_STREAM_SPLIT"
-        else:
-            continue
-        columns[field.name] = ColumnProperties(dictionary_enabled=False, encoding=encoding)
+    data = pa.schema([f for f in table.schema if f.name not in table.partition_by])
+    columns = {
+        name: ColumnProperties(dictionary_enabled=False, encoding=encoding)
+        for name, encoding in column_encodings(data).items()
+    }
     return WriterProperties(
         compression="ZSTD",
         compression_level=config.lake.warm.zstd_level or DEFAULT_ZSTD_LEVELS["warm"],
         max_row_group_size=ROWS_PER_GROUP,
         data_page_row_count_limit=ROWS_PER_GROUP,
-        data_page_size_limit=_PAGE_BYTES,
+        data_page_size_limit=PAGE_BYTES,
         column_properties=columns,
     )
 
@@ -311,6 +317,12 @@ def file_stats(rows: pa.Table) -> str:
 def _ms_text(ms: int) -> str:
     moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def add_actions(table: Any) -> pa.Table:
+    """The table's current data files as its log lists them (path, size, rows, partition values,
+    per-column min/max and null counts), flattened into one Arrow table; no data file is read."""
+    return pa.table(table.get_add_actions(flatten=True))
 
 
 def table_filesystem(config: ObsConfig, dataset: str) -> Any:

@@ -126,7 +126,7 @@ def _add_actions(tables: DeltaTables, dataset: str, found: Any | None = None) ->
     if found is None:
         return _LISTING.empty_table()
     with delta.delta_errors(f"read the log of {dataset}", tables.config):
-        actions = pa.table(found.get_add_actions(flatten=True))
+        actions = delta.add_actions(found)
     rows = actions.num_rows
 
     def column(name: str, kind: pa.DataType) -> pa.Array | pa.ChunkedArray:

@@ -280,7 +280,7 @@ class DeltaTables:
         found = self.open(layout.dataset)
         if found is None:
             return 0
-        actions = pa.table(found.get_add_actions(flatten=True))
+        actions = delta.add_actions(found)
         column = _hour_column(layout)
         low, high = f"min.{column}", f"max.{column}"
         if low not in actions.column_names:
@@ -379,7 +379,7 @@ class DeltaTables:
         if found is None:
             return None
         column = _hour_column(delta.layout(dataset))
-        actions = pa.table(found.get_add_actions(flatten=True))
+        actions = delta.add_actions(found)
         if f"min.{column}" not in actions.column_names or not actions.num_rows:
             return None
         first = pc.min(actions[f"min.{column}"]).as_py()
@@ -401,7 +401,7 @@ class DeltaTables:
         found = self.open(dataset)
         if found is None:
             return None
-        actions = pa.table(found.get_add_actions(flatten=True))
+        actions = delta.add_actions(found)
         if not actions.num_rows:
             return None
         newest = pc.max(actions[f"max.{FILED_HOUR}"]).as_py()
@@ -434,7 +434,7 @@ def summarize(tables: DeltaTables, listing: dict[str, dict[str, int]]) -> list[T
         table = tables.open(layout.dataset)
         if table is None:
             continue
-        actions = pa.table(table.get_add_actions(flatten=True))
+        actions = delta.add_actions(table)
         paths = actions["path"].to_pylist()
         sizes = actions["size_bytes"].to_pylist()
         problems = tuple(
@@ -463,7 +463,7 @@ def summarize(tables: DeltaTables, listing: dict[str, dict[str, int]]) -> list[T
 def _hour_files(table: Any, layout: TableLayout, hour: TimeWindow) -> list[tuple[str, int]] | None:
     """(path, bytes) of the files of the hour's day that hold rows of this hour only; None when
     a file holds rows of this hour and of others, or has no statistics to tell."""
-    actions = pa.table(table.get_add_actions(flatten=True))
+    actions = delta.add_actions(table)
     if not actions.num_rows:
         return []
     first, last = _bound_columns(layout)

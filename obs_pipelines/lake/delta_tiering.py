@@ -77,7 +77,6 @@ ATTEMPTS = 3
 DAY = timedelta(days=1)
 _COMPACTED = "-compacted"  # name suffix of files this module writes by compaction
 _FROM = "-from-"  # rollup files: "-from-<fingerprint of the sample files>"
-_PAGE_BYTES = 1 << 26  # one page per column chunk, as delta.writer_properties
 _NOT_REMOVING = {"VACUUM START", "VACUUM END", "CREATE TABLE", "SET TBLPROPERTIES"}
 
 DeltaHook = Callable[[str, "DeltaMove"], None]
@@ -381,7 +380,7 @@ class _Runner:
 
     def _write(self, output: _Output) -> None:
         fs = self._fs(output.dataset)
-        encodings = _column_encodings(output.rows.schema)
+        encodings = delta.column_encodings(output.rows.schema)
         others = [n for n in output.rows.column_names if n not in encodings]
         with delta.delta_errors(f"write {output.path} of {output.dataset}", self.config):
             output.written = True
@@ -395,7 +394,7 @@ class _Runner:
                     use_dictionary=others or False,
                     row_group_size=delta.ROWS_PER_GROUP,
                     max_rows_per_page=delta.ROWS_PER_GROUP,
-                    data_page_size=_PAGE_BYTES,
+                    data_page_size=delta.PAGE_BYTES,
                     write_statistics=True,
                 )
             output.size = fs.get_file_info(output.path).size
@@ -624,7 +623,7 @@ class _Runner:
 def _partitions(table: Any, resolution: str | None) -> dict[tuple[tuple[str, str], ...], Partition]:
     """The table's partitions at the version ``table`` was loaded at (rollups: of one
     resolution, or all when ``resolution`` is None)."""
-    actions = pa.table(table.get_add_actions(flatten=True))
+    actions = delta.add_actions(table)
     columns = list(table.metadata().partition_columns)
     found: dict[tuple[tuple[str, str], ...], list[LogFile]] = {}
     if not columns or not actions.num_rows:
@@ -707,17 +706,6 @@ def _registry_samples(rows: pa.Table) -> pa.Table:
     if samples.num_rows > 1:
         samples = samples.sort_by([("series_id", "ascending"), ("ts", "ascending")])
     return samples
-
-
-def _column_encodings(schema: pa.Schema) -> dict[str, str]:
-    """The encodings of :func:`obs_pipelines.lake.delta.writer_properties`, for pyarrow."""
-    encodings = {}
-    for f in schema:
-        if pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type):
-            encodings[f.name] = "DELTA_BINARY_PACKED"
-        elif pa.types.is_floating(f.type):
-            encodings[f.name] = "BYTE_STREAM_SPLIT"
-    return encodings
 
 
 def _fingerprint(paths: Iterable[str]) -> str:

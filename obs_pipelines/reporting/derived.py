@@ -47,7 +47,7 @@ from obs_pipelines.config import (
 from obs_pipelines.datasets import dataset as dataset_of
 from obs_pipelines.datasets import names
 from obs_pipelines.errors import ConfigError
-from obs_pipelines.lake import Lake, LockBusy, inventory, paths
+from obs_pipelines.lake import Lake, LockBusy, delta, inventory, paths
 from obs_pipelines.lake.metric_codec import decode_samples
 from obs_pipelines.lake.paths import LakeFile, split_visible
 from obs_pipelines.lake.rollups import RESOLUTIONS
@@ -164,7 +164,11 @@ class Listing:
         self._shown: dict[str, list[LakeFile]] = {}
 
     def files(self, dataset: str, tiers: tuple[str, ...] = TIERS) -> list[LakeFile]:
+        """As :meth:`Lake.files`, for the span's folders only (Delta tables have no such files:
+        nothing is listed)."""
         key = (dataset, tiers)
+        if self.lake.tables is not None:
+            return []
         if key not in self._found:
             found: list[LakeFile] = []
             for tier in tiers:
@@ -310,7 +314,7 @@ class DeltaLakeHours(LakeHours):
         self.lake, self.window = lake, window
         self.tables = lake.tables
         self.span = TimeWindow(window.start - HOUR, window.end)
-        self.listing = Listing(lake, self.span)  # finds no files: Delta tables have none
+        self.listing = Listing(lake, self.span)  # its days; it lists no files of Delta tables
         raw = self._spans("metric_samples")
         rollups = self._spans("metric_rollups")
         self.sources = {}
@@ -328,7 +332,7 @@ class DeltaLakeHours(LakeHours):
         found = self.tables.open(dataset)
         if found is None:
             return {}
-        actions = pa.table(found.get_add_actions(flatten=True))
+        actions = delta.add_actions(found)
         if not actions.num_rows or "min.ts" not in actions.column_names:
             return {}
         days = [d.strftime("%Y-%m-%d") for d in self.listing.days]
