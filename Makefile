@@ -54,14 +54,9 @@ servers:
 	fi
 
 # Two workers (this machine has 2 cores; most tests wait on servers and subprocesses), whole
-# modules to a worker so module fixtures are built once. Then the exactness suites again with
-# the lake as Delta tables (lake.format: delta): the same numbers are expected of both formats.
-DELTA_SUITES := $(addprefix tests/test_,reports_simulated.py reports_slo.py \
-	reports_alert_quality.py reports_prometheus.py sli_history.py derive_hours.py \
-	prometheus_ingest.py duckdb_cli.py)
+# modules to a worker so module fixtures are built once.
 test: env servers
 	$(BIN)/pytest -n 2 --dist loadfile
-	OBS_TEST_LAKE_FORMAT=delta $(BIN)/pytest -n 2 --dist loadfile $(DELTA_SUITES)
 
 # The fast unit tests only: none starts a server, a browser or the CLI in a subprocess
 # (tests/conftest.py marks those `integration`); a few still call promtool.

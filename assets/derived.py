@@ -185,12 +185,8 @@ def _sli_faults(config: ObsConfig, window: TimeWindow) -> list[str]:
 
 def _inventory_mismatches(config: ObsConfig, window: TimeWindow) -> list[str]:
     lake = Lake(config)
-    if lake.tables is not None:
-        written = lake.tables.written_hours("metric_samples", window.start, window.end)
-        published = {h.window.start: h.rows for h in written}
-    else:
-        listed = lake.files("metric_samples", ("hot",))
-        published = {f.start: f.rows for f in listed if f.rows is not None}
+    written = lake.tables.written_hours("metric_samples", window.start, window.end)
+    published = {h.window.start: h.rows for h in written}
     mismatches = []
     for hour in window.hours():
         inventory = lake.read_hot("series_inventory", hour)

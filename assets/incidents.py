@@ -5,7 +5,7 @@ they exist (defined only when ``sources.incidents`` is configured).
 PagerDuty resolves it hours or days after it was created, a postmortem is filed (and corrected)
 later still. So each run reads *everything* the sources hold now (the whole postmortems file,
 every PagerDuty incident created within ``since``) and publishes it as one snapshot under the
-hour of the run, through the lake's ordinary atomic publish and inventory (like
+hour of the run, through the lake's ordinary one-commit write of an hour (like
 ``alert_rules``). Nothing is appended to an older partition, so nothing is duplicated;
 ``sql/incidents.sql`` keeps the newest version of each ``incident_id`` (``fetched_at``), so an
 incident resolved days after it started reads resolved as soon as a run has seen it, and

@@ -23,7 +23,7 @@ from obs_pipelines.datasets import DATASETS, names
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.ingest import MetricsIngestResult, ingest_metrics_hour
 from obs_pipelines.lake.quality import validate_partitions
-from obs_pipelines.sources import metric_source
+from obs_pipelines.sources import CombinedMetrics, metric_source
 from obs_pipelines.windows import TimeWindow
 
 # The datasets one read of the metrics source writes (series and samples).
@@ -76,9 +76,12 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
         hours = list(TimeWindow(_utc(window.start), _utc(window.end)).hours())
         results: list[MetricsIngestResult] = []
         row_mismatches: list[str] = []
+        by_source: dict[str, int] = {}
         for hour in hours:
             result = ingest_metrics_hour(lake, source, hour)
             results.append(result)
+            for name, rows in _samples_by_source(source, result).items():
+                by_source[name] = by_source.get(name, 0) + rows
             context.log.info(
                 f"{hour}: {result.series} series, {result.samples} samples, {result.bytes} bytes"
             )
@@ -101,7 +104,11 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
         )
 
         yield MaterializeResult(
-            asset_key="metric_samples", metadata=_samples_metadata(source.name, results)
+            asset_key="metric_samples",
+            metadata={
+                **_samples_metadata(source.name, results),
+                **{f"samples from {name}": rows for name, rows in by_source.items()},
+            },
         )
         yield MaterializeResult(
             asset_key="metric_series",
@@ -120,6 +127,7 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
                 "source samples": sum(r.source_samples for r in results),
                 "distinct source samples": sum(r.source_distinct for r in results),
                 "duplicates dropped": sum(r.duplicates_dropped for r in results),
+                **{f"source samples from {name}": rows for name, rows in by_source.items()},
                 "mismatches": MetadataValue.md(
                     "\n".join(f"- {m}" for m in row_mismatches) or "none"
                 ),
@@ -151,6 +159,13 @@ def _samples_metadata(source: str, results: list[MetricsIngestResult]) -> dict[s
             "| hour | series | samples | bytes |\n|---|---|---|---|\n" + rows
         ),
     }
+
+
+def _samples_by_source(source: object, result: MetricsIngestResult) -> dict[str, int]:
+    """Samples each backend returned for the hour just ingested (one backend: all of them)."""
+    if isinstance(source, CombinedMetrics):
+        return dict(source.samples_by_source)
+    return {str(getattr(source, "name", "source")): result.source_samples}
 
 
 def _utc(moment: datetime) -> datetime:

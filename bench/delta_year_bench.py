@@ -1,4 +1,4 @@
-"""Catalog build and one-day queries on a Delta lake (``lake.format: delta``) as it grows to a year
+"""Catalog build and one-day queries on the Delta lake as it grows to a year
 (issue 13: "catalog rebuild <= 1 s and flat in lake size; a query over one day reads only that
 day's files, shown with EXPLAIN ANALYZE").
 
@@ -43,7 +43,6 @@ def config_for(work: Path) -> ObsConfig:
             "lake": {
                 "root": str(work / "lake"),
                 "catalog": str(work / "obs.duckdb"),
-                "format": "delta",
             }
         }
     )

@@ -285,22 +285,21 @@ def repeat(reps: int, run_once: Callable[[], dict[str, float]]) -> list[dict[str
     return runs
 
 
-def child_ours(spec: dict[str, Any], lake_format: str = "files") -> dict[str, Any]:
+def child_ours(spec: dict[str, Any]) -> dict[str, Any]:
     """The real path: ``ingest_metrics_hour`` with the shipped ``PrometheusSource`` into a local
-    lake, as files or (``lake_format="delta"``) Delta tables."""
+    lake (Delta tables: each hour one commit per dataset)."""
     from obs_pipelines.config import parse_config
     from obs_pipelines.lake import Lake
     from obs_pipelines.lake.ingest import ingest_metrics_hour
     from obs_pipelines.sources.prometheus import PrometheusSource
 
-    lake_root = Path(spec["work"]) / f"lake-ours-{lake_format}"
+    lake_root = Path(spec["work"]) / "lake-ours"
     config = parse_config(
         {
             "ingest": {"start": spec["hours"][0]},
             "lake": {
                 "root": str(lake_root),
                 "catalog": str(lake_root / "obs.duckdb"),
-                "format": lake_format,
             },
             "sources": {
                 "metrics": "prometheus",
@@ -330,17 +329,15 @@ def child_ours(spec: dict[str, Any], lake_format: str = "files") -> dict[str, An
         return {"seconds": time.perf_counter() - started, "samples": samples}
 
     runs = repeat(spec["reps"], once)
-    if lake_format == "delta":  # each rep's commits replaced the last's hours: count live files
-        from obs_pipelines.lake.delta_tables import DeltaTables
+    # Each rep's commits replaced the last's hours: count the live files only.
+    from obs_pipelines.lake.delta_tables import DeltaTables
 
-        tables = DeltaTables(config)
-        parquet = sum(
-            sum(pa.table(t.get_add_actions(flatten=True))["size_bytes"].to_pylist())
-            for t in (tables.open(d) for d in ("metric_series", "metric_samples"))
-            if t is not None
-        ) / len(windows)
-    else:
-        parquet = sum(p.stat().st_size for p in lake_root.rglob("*.parquet")) / len(windows)
+    tables = DeltaTables(config)
+    parquet = sum(
+        sum(pa.table(t.get_add_actions(flatten=True))["size_bytes"].to_pylist())
+        for t in (tables.open(d) for d in ("metric_series", "metric_samples"))
+        if t is not None
+    ) / len(windows)
     return {
         "runs": runs,
         "baseline_rss_mb": baseline,
@@ -490,7 +487,6 @@ CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "floor": lambda spec: child_floor(spec, "identity"),
     "floor_gzip": lambda spec: child_floor(spec, "gzip"),
     "ours": child_ours,
-    "ours_delta": lambda spec: child_ours(spec, "delta"),
     "decode": child_decode,
     "client_range": lambda spec: child_client(spec, "range"),
     "client_raw": lambda spec: child_client(spec, "raw"),
@@ -501,8 +497,7 @@ CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 LABELS = {
     "floor": "the floor: bare fetch of the same requests as ours (requests, body read and discarded)",
     "floor_gzip": "the same bare fetch asking for gzip (what `sources.prometheus.compress: true` costs)",
-    "ours": "**ours**: `ingest_metrics_hour` (fetch + decode + sort + Parquet)",
-    "ours_delta": "**ours, `lake.format: delta`**: the same, each hour one Delta commit per dataset",
+    "ours": "**ours**: `ingest_metrics_hour` (fetch + decode + sort + Parquet, one Delta commit per dataset)",
     "decode": "`decode_matrix` alone on captured bodies (1 hour)",
     "client_range": "prometheus-api-client: `custom_query_range(step=15s)` -> `MetricRangeDataFrame` -> `to_parquet`",
     "client_raw": "prometheus-api-client: `get_metric_range_data` -> `MetricRangeDataFrame` -> `to_parquet`",
@@ -609,12 +604,6 @@ def ratios(by: dict[str, dict[str, Any]]) -> str:
         ours = by["ours"]
         lines.append(
             f"| ours | {speedup(ours, 'client_range')} | {speedup(ours, 'client_raw')} | "
-            f"{slowdown(ours, 'floor', True)} |"
-        )
-    if "ours_delta" in by:
-        ours = by["ours_delta"]
-        lines.append(
-            f"| ours (delta) | {speedup(ours, 'client_range')} | {speedup(ours, 'client_raw')} | "
             f"{slowdown(ours, 'floor', True)} |"
         )
     if "decode" in by:

@@ -16,11 +16,12 @@ from obs_pipelines.config import (
     DEFAULT_CONFIG_PATH,
     NO_SOURCE,
     SOURCE_PILLARS,
+    TIERS,
     ObsConfig,
     load_config,
 )
 from obs_pipelines.durations import parse_duration
-from obs_pipelines.errors import ObsError
+from obs_pipelines.errors import ConfigError, ObsError
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour, utc
 
 RUN_PARTITIONS = 24  # hours per ingest run, as the assets' backfill policy
@@ -108,11 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     lake_commands = lake.add_subparsers(required=True, metavar="ACTION")
     migrate = lake_commands.add_parser(
         "migrate",
-        help="convert the lake into Delta tables under <lake.root>/delta, verified row for row",
+        help="convert a lake of the earlier file layout into Delta tables, verified row for row",
         description=(
-            "Read every dataset through the catalog's views, a day at a time, and write each day "
-            "as one Delta commit that replaces that day; each day is read back and its rows and "
-            "checksum compared with the views. Rerunning converges (no duplicates)."
+            "Read every dataset of the file layout under lake.root (hot/, warm/, cold/) as its "
+            "catalog showed it, a day at a time, and write each day as one Delta commit that "
+            "replaces that day under <lake.root>/delta; each day is read back and its rows and "
+            "checksum compared. Rerunning converges (no duplicates). The old files are only read."
         ),
     )
     migrate.add_argument(
@@ -126,6 +128,14 @@ def _parser() -> argparse.ArgumentParser:
         dest="datasets",
         metavar="NAME",
         help="a dataset to convert (repeat; default: every dataset)",
+    )
+    migrate.add_argument(
+        "--tier-root",
+        action="append",
+        dest="tier_roots",
+        default=[],
+        metavar="TIER=ROOT",
+        help="where the old lake kept a tier outside lake.root (its lake.<tier>.root; repeat)",
     )
     migrate.set_defaults(handler=_lake_migrate)
     lifecycle = lake_commands.add_parser(
@@ -154,12 +164,6 @@ def _parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser(
         "doctor", help="check every source, the lake, the catalog and the Dagster instance"
-    )
-    doctor.add_argument(
-        "--no-checksums",
-        dest="checksums",
-        action="store_false",
-        help="verify files from listings and footers only (skip reading every byte to hash it)",
     )
     doctor.set_defaults(handler=_doctor)
 
@@ -209,7 +213,6 @@ def _config(args: argparse.Namespace) -> ObsConfig:
 def _query(args: argparse.Namespace) -> int:
     """Check the SQL, run it once in the sandboxed session, write the last result; a reader
     that closes the pipe early (``| head``) ends it quietly with 141."""
-    from obs_pipelines.lake.catalog import archive_notice
     from obs_pipelines.reporting import query
 
     config = _config(args)
@@ -228,9 +231,6 @@ def _query(args: argparse.Namespace) -> int:
         con.close()
     if output:
         print(f"wrote {output}", file=sys.stderr)
-    notice = archive_notice(config, args.sql)
-    if notice:
-        print(f"obs: note: {notice}", file=sys.stderr)
     return 0
 
 
@@ -268,7 +268,7 @@ def _catalog(args: argparse.Namespace) -> int:
 
 def _lake_migrate(args: argparse.Namespace) -> int:
     """Print each dataset's line as it finishes (a long conversion shows its progress), the
-    header only once the catalog opened (an error stays one line)."""
+    header only once the old lake was read (an error stays one line)."""
     from obs_pipelines.lake import migrate
 
     config = _config(args)
@@ -280,8 +280,18 @@ def _lake_migrate(args: argparse.Namespace) -> int:
             shown.append(result.dataset)
         print(migrate.format_row(result, dry_run=dry_run), flush=True)
 
+    tier_roots = {}
+    for given in args.tier_roots:
+        tier, _, root = given.partition("=")
+        if tier not in TIERS or not root:
+            raise ConfigError(
+                f"--tier-root {given}: write TIER=ROOT with TIER one of {', '.join(TIERS)}"
+            )
+        tier_roots[tier] = root
     shown: list[str] = []
-    results = migrate.migrate(config, args.datasets, dry_run=dry_run, progress=show)
+    results = migrate.migrate(
+        config, args.datasets, dry_run=dry_run, progress=show, tier_roots=tier_roots
+    )
     print(migrate.format_footer(results, dry_run=dry_run))
     return 0
 
@@ -326,9 +336,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
     config = _config(args)
     push = config.operations.pushgateway
-    results = run_checks(
-        config, pushgateway_url=push.url if push else None, checksums=args.checksums
-    )
+    results = run_checks(config, pushgateway_url=push.url if push else None)
     print(format_report(results))
     return 1 if any(not r.ok for r in results) else 0
 
@@ -399,13 +407,9 @@ def _slo_recompute(args: argparse.Namespace) -> int:
 def _oldest_metric_hour(config: ObsConfig) -> datetime | None:
     from obs_pipelines.lake import Lake
 
-    lake = Lake(config)
-    datasets = ("metric_samples", "metric_rollups")
-    if lake.tables is not None:
-        spans = (lake.tables.time_range(d) for d in datasets)
-        starts = [span[0] for span in spans if span is not None]
-    else:
-        starts = [f.start for d in datasets for f in lake.files(d)]
+    tables = Lake(config).tables
+    spans = (tables.time_range(d) for d in ("metric_samples", "metric_rollups"))
+    starts = [span[0] for span in spans if span is not None]
     return floor_hour(min(starts)) if starts else None
 
 

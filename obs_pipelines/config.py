@@ -378,6 +378,172 @@ class AlertDerivationConfig(Strict):
     missed_evaluations_tolerated: int = Field(default=1, ge=0, le=10)
 
 
+CLOUDWATCH_STATISTICS = ("Sum", "Average", "Maximum", "Minimum", "SampleCount")
+_PERCENTILE = re.compile(r"p(100|\d{1,2}(\.\d{1,3})?)")
+# Statistics whose per-period values are event counts: they also get a counter view for SLOs.
+CLOUDWATCH_COUNTS = ("Sum", "SampleCount")
+_AWS_CREDENTIAL_KEYS = re.compile(r"(access_key|secret|session_token|password|credential)", re.I)
+
+
+def _cloudwatch_statistic(value: Any) -> str:
+    if not isinstance(value, str) or not (
+        value in CLOUDWATCH_STATISTICS or _PERCENTILE.fullmatch(value)
+    ):
+        raise ValueError(
+            f"{value!r} is not a statistic; use Sum, Average, Maximum, Minimum, SampleCount or a "
+            "percentile such as p99"
+        )
+    return value
+
+
+def _cloudwatch_period(value: Any) -> timedelta:
+    """Each hour is read on its own, so a period must tile the hour: one crossing its end would
+    be counted in both hours or split between them."""
+    period = _to_duration(value)
+    seconds = period.total_seconds()
+    if seconds < 60 or seconds % 60 or 3600 % seconds:
+        raise ValueError(
+            f"{_shown(value)} is not a whole number of minutes that divides an hour; write 60 "
+            "(1m), 300 (5m) or 3600 (1h), for example"
+        )
+    return period
+
+
+CloudWatchStatistic = Annotated[str, BeforeValidator(_cloudwatch_statistic)]
+CloudWatchPeriod = Annotated[timedelta, BeforeValidator(_cloudwatch_period), _SERIALIZED]
+
+
+class _CloudWatchSelection(Strict):
+    """What every query and discovery rule shares: the statistic, its period, and the series'
+    service and counter view."""
+
+    statistic: CloudWatchStatistic
+    period: CloudWatchPeriod = timedelta(minutes=1)
+    service: str | None = Field(
+        default=None, description="The `service` label of the series (for coverage and SLOs)."
+    )
+    counter: bool | None = Field(
+        default=None,
+        description="Also publish <metric>_total, a counter of the per-period values (default: "
+        "on for Sum and SampleCount).",
+    )
+
+    @model_validator(mode="after")
+    def _counter_of_counts(self) -> "_CloudWatchSelection":
+        if self.counter and self.statistic not in CLOUDWATCH_COUNTS:
+            raise ValueError(
+                f"counter: a counter view counts events, so it needs statistic Sum or SampleCount "
+                f"(got {self.statistic}); remove counter"
+            )
+        return self
+
+    @property
+    def counter_view(self) -> bool:
+        return self.statistic in CLOUDWATCH_COUNTS if self.counter is None else self.counter
+
+
+class CloudWatchQuery(_CloudWatchSelection):
+    """One metric of one resource: namespace, metric name and its exact dimensions."""
+
+    namespace: str = Field(min_length=1, max_length=255)
+    metric_name: str = Field(min_length=1, max_length=255)
+    dimensions: dict[str, str] = Field(default={}, max_length=30)
+
+
+class CloudWatchDiscovery(_CloudWatchSelection):
+    """Every metric ListMetrics finds under these filters (a dimension whose value is null
+    matches any value of it)."""
+
+    namespace: str = Field(min_length=1, max_length=255)
+    metric_name: str | None = None
+    dimensions: dict[str, str | None] = Field(default={}, max_length=10)
+
+
+class CloudWatchSourceConfig(Strict):
+    """Amazon CloudWatch metrics through GetMetricData. Credentials come from the standard AWS
+    chain only (environment, shared files, SSO, container or instance role)."""
+
+    region: str
+    endpoint_url: (
+        Annotated[str, _url("give AWS credentials through the standard AWS chain instead")] | None
+    ) = Field(default=None, description="For VPC endpoints or a local emulator.")
+    queries: list[CloudWatchQuery] = []
+    discover: list[CloudWatchDiscovery] = []
+    # GetMetricData takes at most 500 queries a call and pages at MaxDatapoints (100,800).
+    queries_per_call: int = Field(default=500, ge=1, le=500)
+    max_datapoints: int = Field(default=100_800, ge=1, le=100_800)
+    timeout: PositiveDuration = timedelta(seconds=60)
+    # Throttling, 5xx answers and connection failures are retried with exponential backoff.
+    retries: int = Field(default=5, ge=0, le=20)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+
+    @field_validator("region")
+    @classmethod
+    def _region_form(cls, region: str) -> str:
+        if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+", region):
+            raise ValueError(f"'{region}' is not an AWS region; write one such as eu-west-1")
+        return region
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_credentials(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if isinstance(key, str) and _AWS_CREDENTIAL_KEYS.search(key):
+                    raise ValueError(
+                        f"{key}: AWS credentials never go in the config; remove it and provide "
+                        "them through the standard AWS chain (AWS_ACCESS_KEY_ID and "
+                        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance or task role)"
+                    )
+        return data
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> "CloudWatchSourceConfig":
+        if not self.queries and not self.discover:
+            raise ValueError("give queries, discover or both: the metrics to read")
+        seen: dict[tuple[Any, ...], int] = {}
+        for index, query in enumerate(self.queries):
+            key = (
+                query.namespace,
+                query.metric_name,
+                tuple(sorted(query.dimensions.items())),
+                query.statistic,
+            )
+            if key in seen:
+                raise ValueError(
+                    f"queries[{index}] repeats queries[{seen[key]}] (same namespace, metric_name, "
+                    "dimensions and statistic); remove one"
+                )
+            seen[key] = index
+        return self
+
+
+# Metrics backends that may be listed together under sources.metrics.
+METRIC_BACKENDS = ("prometheus", "cloudwatch")
+_METRICS_CHOICES = (
+    "'simulator', 'prometheus', 'cloudwatch', 'none' or a list of 'prometheus' and 'cloudwatch'"
+)
+
+
+def _metric_backends(value: Any) -> str | tuple[str, ...]:
+    """One backend name, or a list of real backends (a list of one is that name)."""
+    if isinstance(value, list | tuple):
+        names = list(value)
+        if not names or any(n not in METRIC_BACKENDS for n in names):
+            raise ValueError(
+                f"got {names!r}; a list names real backends only: 'prometheus', 'cloudwatch' or both"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"got {names!r}; a backend is listed twice, list it once")
+        return names[0] if len(names) == 1 else tuple(names)
+    if value not in ("simulator", *METRIC_BACKENDS, "none"):
+        raise ValueError(f"got {value!r}; input should be {_METRICS_CHOICES}")
+    return str(value)
+
+
+MetricsBackends = Annotated[str | tuple[str, ...], BeforeValidator(_metric_backends)]
+
+
 # Not ingested at all: the pillar's assets are not defined and nothing is written.
 NO_SOURCE = "none"
 
@@ -391,7 +557,8 @@ class SourcesConfig(Strict):
     ``simulator`` beside a real backend must be written explicitly.
     """
 
-    metrics: Literal["simulator", "prometheus", "none"] = "simulator"
+    # One backend, or a list of real ones read together (`[prometheus, cloudwatch]`).
+    metrics: MetricsBackends = "simulator"
     logs: Literal["simulator", "elasticsearch", "none"] = "simulator"
     traces: Literal["simulator", "jaeger", "none"] = "simulator"
     alerts: Literal["simulator", "prometheus", "none"] = "simulator"
@@ -400,6 +567,7 @@ class SourcesConfig(Strict):
     elasticsearch: ElasticsearchSourceConfig | None = None
     jaeger: JaegerSourceConfig | None = None
     alertmanager: AlertmanagerSourceConfig | None = None
+    cloudwatch: CloudWatchSourceConfig | None = None
     alert_derivation: AlertDerivationConfig = AlertDerivationConfig()
     # Prometheus rule files (globs allowed), relative to the config file: their alerting rules are
     # published as the catalog table configured_alert_rules and count for coverage's alerts pillar.
@@ -422,17 +590,27 @@ class SourcesConfig(Strict):
     @model_validator(mode="after")
     def _selected_sources_configured(self) -> "SourcesConfig":
         for pillar in SOURCE_PILLARS:
-            backend = self.backend(pillar)
-            if backend not in ("simulator", NO_SOURCE) and getattr(self, backend) is None:
-                raise ValueError(
-                    f"{pillar} come from '{backend}' but there is no sources.{backend} section; "
-                    f"add one with its url, or set sources.{pillar}: simulator"
-                )
+            backends = self.metric_backends() if pillar == "metrics" else (self.backend(pillar),)
+            for backend in backends:
+                if backend not in ("simulator", NO_SOURCE) and getattr(self, backend) is None:
+                    what = "region and queries" if backend == "cloudwatch" else "url"
+                    raise ValueError(
+                        f"{pillar} come from '{backend}' but there is no sources.{backend} "
+                        f"section; add one with its {what}, or set sources.{pillar}: simulator"
+                    )
         return self
 
     def backend(self, pillar: str) -> str:
-        """What feeds ``pillar``: a backend name, ``simulator`` or ``none``."""
-        return str(getattr(self, pillar))
+        """What feeds ``pillar``: a backend name, ``simulator`` or ``none``; several metrics
+        backends read together are joined with ``+`` (``prometheus+cloudwatch``), the name
+        their partitions are recorded under."""
+        value = getattr(self, pillar)
+        return "+".join(value) if isinstance(value, tuple) else str(value)
+
+    def metric_backends(self) -> tuple[str, ...]:
+        """Every backend ``sources.metrics`` names, in order (``("simulator",)``, ``("none",)``,
+        ``("prometheus", "cloudwatch")``)."""
+        return self.metrics if isinstance(self.metrics, tuple) else (self.metrics,)
 
     def pillar_of(self, dataset: str) -> str | None:
         """The pillar whose source writes ``dataset`` (None for derived datasets)."""
@@ -497,21 +675,25 @@ def _check_root(root: str) -> str:
 
 
 class TierStorage(Strict):
-    """Where one tier lives and how its files are stored.
-
-    ``root`` defaults to ``lake.root``; a tier may live in its own folder or bucket. The tier's
-    files are under ``<root>/<tier>/<dataset>/...`` either way. ``storage_class`` is set on every
-    upload to S3 (ignored for a local folder); ``null`` leaves the bucket's default.
+    """How one tier's data is stored: every tier lives in the same Delta tables under
+    ``lake.root``; a file's tier is its age. ``storage_class`` is what S3 moves a tier's objects
+    to by age (``obs lake lifecycle``; ``null`` leaves the bucket's default); ``zstd_level`` is the
+    compression of the files written for the tier.
     """
 
-    root: str | None = None
     storage_class: Literal[STORAGE_CLASSES] | None = None  # type: ignore[valid-type]
     zstd_level: int | None = Field(default=None, ge=1, le=22)
 
-    @field_validator("root")
+    @model_validator(mode="before")
     @classmethod
-    def _root_form(cls, root: str | None) -> str | None:
-        return None if root is None else _check_root(root)
+    def _no_root_of_its_own(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "root" in data:
+            raise ValueError(
+                "root: a tier no longer has a root of its own (every dataset is one Delta table "
+                "under lake.root); remove it, and if an old lake kept this tier there, give it to "
+                "`obs lake migrate --tier-root TIER=ROOT`"
+            )
+        return data
 
     @property
     def archived(self) -> bool:
@@ -521,21 +703,36 @@ class TierStorage(Strict):
 class LakeConfig(Strict):
     root: str = "lake"
     catalog: str = "lake/obs.duckdb"
-    # How datasets are stored: "files", the lake's own hot/warm/cold layout read through the
-    # catalog's views; or "delta", one Delta Lake table per dataset under <root>/delta that any
-    # engine reads (tiering then compacts, rolls up and expires by commits; tier storage classes
-    # become an S3 lifecycle configuration, see `obs lake lifecycle`).
-    format: Literal["files", "delta"] = "files"
+    # Every dataset is one Delta Lake table under <root>/delta, which any engine reads. "delta"
+    # is the only format; lakes of the earlier file layout are converted by `obs lake migrate`.
+    format: Literal["delta"] = "delta"
     s3: S3Config = S3Config()
     hot: TierStorage = TierStorage()
     warm: TierStorage = TierStorage()
     cold: TierStorage = TierStorage()
-    # A file replaced by a tier move (hot hours compacted into a day, an older generation) is
-    # deleted this long after its replacement was published, so a query that listed the lake
-    # just before the move can still read what it listed. 0s deletes in the same run.
+    # A data file that a commit removed (hours compacted into a day, a re-ingested hour, expired
+    # days) is vacuumed this long after, so a reader that opened an older version of the table
+    # just before can still read it. 0s vacuums in the same run.
     delete_delay: Duration = timedelta(minutes=5)
-    # A tiering run holds a lock; one whose holder died is taken over after this long.
-    lock_ttl: PositiveDuration = timedelta(hours=2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_lock(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "lock_ttl" in data:
+            raise ValueError(
+                "lock_ttl: tiering commits to Delta tables and takes no lock any more; remove it"
+            )
+        return data
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _only_delta(cls, value: Any) -> Any:
+        if value == "files":
+            raise ValueError(
+                "the file layout is no longer written or read; remove lake.format and run "
+                "`obs lake migrate` to convert the lake into Delta tables"
+            )
+        return value
 
     @field_validator("root")
     @classmethod
@@ -556,18 +753,6 @@ class LakeConfig(Strict):
         return catalog
 
     @model_validator(mode="after")
-    def _delta_is_one_root(self) -> "LakeConfig":
-        if self.format == "delta":
-            rooted = [t for t in TIERS if self.tier(t).root not in (None, self.root)]
-            if rooted:
-                raise ValueError(
-                    f"format: delta keeps every dataset in one table under lake.root, so "
-                    f"{', '.join(t + '.root' for t in rooted)} cannot apply; remove it (storage "
-                    "classes by age come from `obs lake lifecycle`)"
-                )
-        return self
-
-    @model_validator(mode="after")
     def _readable_until_cold(self) -> "LakeConfig":
         for tier in ("hot", "warm"):
             if getattr(self, tier).archived:
@@ -579,14 +764,10 @@ class LakeConfig(Strict):
 
     @property
     def is_s3(self) -> bool:
-        return any(r.startswith("s3://") for r in self.tier_roots().values())
+        return self.root.startswith("s3://")
 
     def tier(self, name: str) -> TierStorage:
         return getattr(self, name)
-
-    def tier_roots(self) -> dict[str, str]:
-        """Root of each tier as written in the config (relative folders not yet resolved)."""
-        return {t: self.tier(t).root or self.root for t in TIERS}
 
 
 class TierAges(Strict):
@@ -1076,7 +1257,8 @@ class ObsConfig(Strict):
     def required_env_vars(self) -> list[tuple[str, str]]:
         """(config key, variable name) for every secret the sources in use need."""
         required: list[tuple[str, str]] = []
-        used = {self.sources.metrics, self.sources.logs, self.sources.traces, self.sources.alerts}
+        used = {*self.sources.metric_backends(), self.sources.logs, self.sources.traces}
+        used.add(self.sources.alerts)
         if self.sources.alerts == "prometheus":
             used.add("alertmanager")
         for backend in ("prometheus", "elasticsearch", "jaeger", "alertmanager"):
@@ -1246,18 +1428,10 @@ def _check_rule_files(config: ObsConfig, source: str) -> None:
 def _check_local_paths(config: ObsConfig, source: str) -> None:
     """Refuse a local lake folder or catalog that cannot be written now, not as a traceback in
     the middle of a run (S3 roots are reached at run time; ``obs doctor`` checks them)."""
-    folders: dict[str, str] = {}
-    for tier in TIERS:
-        own = config.lake.tier(tier).root
-        root = own or config.lake.root
-        if "://" not in root:
-            folders.setdefault(
-                config.resolve_path(root), f"lake.{tier}.root" if own else "lake.root"
-            )
-    for folder, key in folders.items():
-        problem = _folder_problem(Path(folder))
+    if "://" not in config.lake.root:
+        problem = _folder_problem(Path(config.resolve_path(config.lake.root)))
         if problem:
-            raise ConfigError(f"{source}: {key}: {problem}")
+            raise ConfigError(f"{source}: lake.root: {problem}")
     catalog = Path(config.catalog_path)
     if catalog.is_dir():
         raise ConfigError(

@@ -6,11 +6,8 @@
     samples.join(lake["metric_series"], on="series_id").group_by("service").len().collect()
 
 Each LazyFrame reads the catalog's view of the same name, so it sees exactly what ``obs query``
-sees: every tier, only published files, a row once while a move is under way, warm metric
-samples decoded bit-exact, archived partitions left out. The frames go through DuckDB rather than
-``polars.scan_parquet`` because which files are current (the supersede rule over the inventory)
-and the warm sample codec are written once, in the catalog's SQL; a second implementation in
-polars expressions would have to be kept in step with it forever.
+sees: one version of each Delta table, ``series_id`` as the unsigned id and timestamps as naive UTC
+(``polars.scan_delta`` reads the same tables, with the stored signed ids and UTC-aware times).
 
 Reading stays lazy and bounded: polars hands the scan the columns it needs (and a row limit), which
 become the SQL's projection, and ``start``/``end`` become a WHERE on the dataset's time column, so

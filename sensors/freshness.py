@@ -164,11 +164,12 @@ def build_source_freshness_sensor(
     )
     def source_freshness_sensor(context: SensorEvaluationContext, obs: ObsResource) -> SkipReason:
         config = obs.config
-        if config.sources.prometheus is None or config.sources.metrics != "prometheus":
+        backends = config.sources.metric_backends()
+        if config.sources.prometheus is None or "prometheus" not in backends:
             origin = (
                 "are not ingested"
-                if config.sources.metrics == "none"
-                else "come from the simulator"
+                if backends == ("none",)
+                else f"come from {' and '.join(backends)}"
             )
             return SkipReason(
                 f"metrics {origin}: no live Prometheus lag to watch "

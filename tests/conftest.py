@@ -19,7 +19,6 @@ import yaml
 
 from obs_pipelines.config import ObsConfig, load_config
 from tests import ops_servers, servers
-from tests.lake_format import lake_format
 
 
 @pytest.fixture
@@ -32,7 +31,6 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
             "lake": {
                 "root": str(tmp_path / "lake"),
                 "catalog": str(tmp_path / "lake" / "obs.duckdb"),
-                "format": lake_format(),
             },
         }
         for key, value in sections.items():

@@ -19,7 +19,6 @@ from obs_pipelines.reporting.reports import report_queries
 from obs_pipelines.schemas import ALERT_FRAGMENTS, LABELS, METRIC_SAMPLES
 from obs_pipelines.sources.series import series_id, series_table
 from obs_pipelines.windows import TimeWindow
-from tests.lake_format import lake_format
 
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
@@ -132,7 +131,6 @@ def make_config(tmp_path: Path, **sections: Any) -> ObsConfig:
         "lake": {"root": str(tmp_path / "lake"), "catalog": str(tmp_path / "lake" / "obs.duckdb")},
         **sections,
     }
-    body["lake"] = {"format": lake_format(), **body["lake"]}
     path = tmp_path / "obs.yaml"
     path.write_text(yaml.safe_dump(body))
     return load_config(path)

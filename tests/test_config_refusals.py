@@ -51,7 +51,6 @@ POSITIVE = [
     "sources.alert_derivation.evaluation_interval",
     "operations.pushgateway.timeout",
     "operations.gap_lookback",
-    "lake.lock_ttl",
     "slos[0].window",
     "reports.period",
     "reports.impact_windows[0].window",
@@ -155,7 +154,8 @@ def test_a_max_request_window_below_the_min_is_refused() -> None:
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e300, "99999999999y"])
 def test_an_impossible_duration_is_refused_not_a_traceback(value: Any) -> None:
-    assert refusal({"lake": {"lock_ttl": value}}).startswith("config: lake.lock_ttl: ")
+    refused = refusal({"operations": {"gap_lookback": value}})
+    assert refused.startswith("config: operations.gap_lookback: ")
 
 
 def test_a_duplicate_key_is_refused_with_its_line(tmp_path: Path) -> None:
@@ -202,11 +202,6 @@ def test_an_empty_config_file_is_refused(tmp_path: Path, text: str) -> None:
             "s3://bucket/prefix",
         ),
         (
-            {"warm": {"root": ""}},
-            "config: lake.warm.root: must not be empty; give a local folder such as lake, or "
-            "s3://bucket/prefix",
-        ),
-        (
             {"catalog": " "},
             "config: lake.catalog: must not be empty; give the catalog's file path, such as "
             "lake/obs.duckdb",
@@ -236,14 +231,10 @@ def test_a_lake_root_that_cannot_be_created_is_refused_and_nothing_is_made(
 ) -> None:
     (tmp_path / "data").write_text("a file")
     raw = {
-        "lake": {
-            "root": str(tmp_path / "lake"),
-            "cold": {"root": str(tmp_path / "data" / "cold")},
-            "catalog": str(tmp_path / "obs.duckdb"),
-        }
+        "lake": {"root": str(tmp_path / "data" / "lake"), "catalog": str(tmp_path / "obs.duckdb")}
     }
     assert refusal(raw) == (
-        f"config: lake.cold.root: {tmp_path / 'data' / 'cold'} cannot be created: "
+        f"config: lake.root: {tmp_path / 'data' / 'lake'} cannot be created: "
         f"{tmp_path / 'data'} is a file; choose another folder"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
@@ -317,8 +308,9 @@ S3_FIX = "set lake.s3.access_key_id_env and lake.s3.secret_access_key_env instea
         ),
         (
             {"lake": {"hot": {"root": "s3://AKIAKEY:Hunter2@bucket"}}},
-            f"config: lake.hot.root: credentials in the lake root are not allowed (they would be "
-            f"logged); remove the part before '@' and {S3_FIX}",
+            "config: lake.hot: root: a tier no longer has a root of its own (every dataset is one "
+            "Delta table under lake.root); remove it, and if an old lake kept this tier there, "
+            "give it to `obs lake migrate --tier-root TIER=ROOT`",
         ),
     ],
 )
@@ -397,3 +389,24 @@ def test_redact_secrets_masks_known_values_and_urls() -> None:
         redact_secrets(text, ["abc123", "", None, "abc"])
         == "token *** refused by http://***@h (***)"
     )
+
+
+@pytest.mark.parametrize(
+    ("lake", "message"),
+    [
+        (
+            {"format": "files"},
+            "config: lake.format: the file layout is no longer written or read; remove "
+            "lake.format and run `obs lake migrate` to convert the lake into Delta tables",
+        ),
+        (
+            {"lock_ttl": "2h"},
+            "config: lake: lock_ttl: tiering commits to Delta tables and takes no lock any more; "
+            "remove it",
+        ),
+    ],
+)
+def test_settings_of_the_old_file_layout_are_refused_with_what_to_do(
+    lake: dict[str, Any], message: str
+) -> None:
+    assert refusal({"lake": lake}) == message

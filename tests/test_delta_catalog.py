@@ -1,45 +1,46 @@
-"""The catalog on Delta tables (``lake.format: delta``): the same views, types and rows as the
-files-format catalog of the same lake, every report identical, ``lake_partitions`` and
-``lake_partition_sources`` from the tables' logs, one-day queries that read one day's files."""
+"""The catalog on Delta tables: every view with the registry's columns and types then ``dt``,
+the rows of the legacy lake fixture after ``obs lake migrate`` (tests/data/legacy_lake.json,
+read by the last file-layout catalog), every report unchanged by compaction,
+``lake_partitions`` and ``lake_partition_sources`` from the tables' logs, one-day queries that
+read one day's files, locally and on S3."""
 
 import json
 import math
 import shutil
+import tarfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import duckdb
+import pyarrow as pa
 import pytest
 import yaml
 
 from obs_pipelines import datasets as registry
 from obs_pipelines.config import ObsConfig, load_config, parse_config
-from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake, delta
-from obs_pipelines.lake.catalog import (
-    archive_notice,
-    archived_partitions,
-    build_catalog,
-    connect,
-    lake_connection,
-)
+from obs_pipelines.lake.catalog import build_catalog, connect, lake_connection
 from obs_pipelines.lake.checksum import Checksum, table_checksum
 from obs_pipelines.lake.delta_catalog import tier_sql
 from obs_pipelines.lake.migrate import migrate
+from obs_pipelines.lake.tiering import run_tiering
 from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.windows import TimeWindow, utc
-from tests.test_lake_migrate import HOURS, WRITTEN, build_lake
-from tests.test_reports_simulated import PERIOD, REPO, simulate
+from tests.test_reports_simulated import PERIOD, REPO, STRETCHES, simulate
 from tests.tiering_data import RETENTION, log_hour, tiered_config
 
-pytestmark = pytest.mark.integration  # builds, migrates and catalogs whole lakes
+pytestmark = pytest.mark.integration  # migrates, simulates and catalogs whole lakes
 
+LEGACY = Path(__file__).parent / "data"
+TRUTH: dict[str, dict[str, int]] = json.loads((LEGACY / "legacy_lake.json").read_text())["views"]
 REPORTS = sorted(p.stem for p in (REPO / "sql").glob("*.sql") if p.stem != "__init__")
 # Float columns whose last bits depend on the order DuckDB sums rows in (the same SQL over the
 # same rows read in another order): compared to a relative 1e-12, every other column exactly.
 ROUNDING = {"peak_burn_rate"}
+SIMULATED_HOURS = sum(len(list(TimeWindow(utc(a), utc(b)).hours())) for a, b in STRETCHES)
 
 
 def checksum(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str]) -> Checksum:
@@ -47,102 +48,122 @@ def checksum(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str]) 
     return table_checksum(con.execute(f"SELECT {listed} FROM {relation}").to_arrow_table())
 
 
+def legacy_checksum(con: duckdb.DuckDBPyConnection, name: str) -> Checksum:
+    """The view's checksum over the columns the ground truth was taken over."""
+    return checksum(con, f'"{name}"', list(delta.layout(name).columns))
+
+
+def truth(name: str) -> Checksum:
+    return Checksum(TRUTH[name]["rows"], TRUTH[name]["digest"])
+
+
 def described(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
     return [(name, kind) for name, kind, *_ in con.execute(f'DESCRIBE "{relation}"').fetchall()]
 
 
+def registry_columns(name: str) -> list[tuple[str, str]]:
+    """The dataset's registry columns as DuckDB types (timestamps: microsecond TIMESTAMP)."""
+    schema = registry.DATASETS[name].schema
+    fields = [
+        f.with_type(pa.timestamp("us")) if pa.types.is_timestamp(f.type) else f for f in schema
+    ]
+    con = duckdb.connect()
+    con.register("empty", pa.schema(fields).empty_table())
+    return described(con, "empty")
+
+
+def unpack_legacy_lake(root: Path) -> Path:
+    """The legacy lake fixture (a file-layout lake written by commit d3557d9) under ``root``;
+    returns its lake folder."""
+    with tarfile.open(LEGACY / "legacy_lake.tar.gz") as archive:
+        archive.extractall(root, filter="data")
+    return root / "lake"
+
+
 @pytest.fixture(scope="module")
-def tiered(tmp_path_factory: pytest.TempPathFactory) -> tuple[ObsConfig, ObsConfig]:
-    """A lake with hot, warm and cold files (tests/test_lake_migrate.py), migrated; its files
-    config and its Delta config (another catalog), both catalogs built."""
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
+    """The legacy lake fixture migrated to Delta tables, its catalog built."""
     root = tmp_path_factory.mktemp("delta-catalog")
-    files = build_lake(tiered_config(root))
-    migrate(files)
-    tables = tiered_config(root, format="delta", catalog=str(root / "delta.duckdb"))
-    build_catalog(tables)
-    return files, tables
+    unpack_legacy_lake(root)
+    config = tiered_config(root)
+    migrate(config)
+    build_catalog(config)
+    return config
 
 
-def test_every_dataset_view_has_the_files_columns_and_types_then_dt_and_the_same_rows(
-    tiered: tuple[ObsConfig, ObsConfig],
+def test_every_dataset_view_has_the_registry_columns_then_dt_and_the_legacy_lakes_rows(
+    migrated: ObsConfig,
 ) -> None:
-    files, tables = tiered
-    old, new = connect(files), connect(tables)
-    engine = lake_connection(tables)
+    con, engine = connect(migrated), lake_connection(migrated)
     try:
-        for name in [*registry.ALL, "metrics"]:
-            columns = described(old, name)
-            extra = [] if name in ("metric_series", "metrics") else [("dt", "VARCHAR")]
-            assert described(new, name) == columns + extra, name
-            names = [c for c, _ in columns]
-            expected = checksum(old, name, names)
-            assert (expected.rows > 0) == (name in WRITTEN | {"metrics"}), name
-            assert checksum(new, name, names) == expected, name
-            assert checksum(engine, name, names) == expected, name
-        ids = [i for (i,) in new.execute("SELECT series_id FROM metric_series").fetchall()]
+        for name in registry.ALL:
+            extra = (
+                [("first_seen_hour", "TIMESTAMP"), ("last_seen_hour", "TIMESTAMP")]
+                if name == "metric_series"
+                else [("dt", "VARCHAR")]
+            )
+            assert described(con, name) == registry_columns(name) + extra, name
+            assert legacy_checksum(con, name) == truth(name), name
+            assert legacy_checksum(engine, name) == truth(name), name
+        ids = [i for (i,) in con.execute("SELECT series_id FROM metric_series").fetchall()]
         assert max(ids) >= 1 << 63  # unsigned ids with the top bit set come back unsigned
-        assert new.execute(
+        assert con.execute(
             "SELECT count(*) FROM metric_samples WHERE dt <> strftime(ts, '%Y-%m-%d')"
         ).fetchone() == (0,)
+        # `metrics` joins every sample to its series
+        assert con.execute("SELECT count(*) FROM metrics").fetchone() == (
+            TRUTH["metric_samples"]["rows"],
+        )
     finally:
-        for con in (old, new, engine):
-            con.close()
-    # the catalog records the format it reads: the files config does not open it silently
-    with pytest.raises(LakeError, match="run `obs catalog`"):
-        connect(tiered_config(Path(files.lake_root).parent, catalog=tables.catalog_path))
+        con.close()
+        engine.close()
 
 
 def test_lake_partitions_lists_the_logs_files_with_the_rows_the_tables_hold(
-    tiered: tuple[ObsConfig, ObsConfig],
+    migrated: ObsConfig,
 ) -> None:
-    files, tables = tiered
-    old, new = connect(files), connect(tables)
+    con = connect(migrated)
     try:
-        assert described(new, "lake_partitions") == described(old, "lake_partitions")
         for name in registry.ALL:
-            listed = new.execute(
+            listed = con.execute(
                 """SELECT sum(row_count), list(DISTINCT day ORDER BY day)
                    FROM (SELECT row_count, regexp_extract("partition", 'dt=(.+)$', 1) AS day
                          FROM lake_partitions WHERE dataset = ?)""",
                 [name],
             ).fetchone()
-            held = new.execute(
+            held = con.execute(
                 "SELECT nullif(count(*), 0), list(DISTINCT dt ORDER BY dt) "
-                f"FROM {delta.scan(tables, name)}"
+                f"FROM {delta.scan(migrated, name)}"
             ).fetchone()
             assert listed == held, name
-            view = new.execute(f"SELECT nullif(count(*), 0) FROM {name}").fetchone()
             if name != "metric_series":  # its view collapses the table's rows per series
-                assert listed is not None and view == listed[:1], name
-        rollups = new.execute(
+                assert listed is not None and listed[0] == (TRUTH[name]["rows"] or None), name
+        rollups = con.execute(
             """SELECT DISTINCT "partition" FROM lake_partitions
                WHERE dataset = 'metric_rollups' AND resolution = '5m' ORDER BY 1"""
         ).fetchall()
-        days = old.execute(
+        days = con.execute(
             "SELECT DISTINCT strftime(ts, '%Y-%m-%d') FROM metric_rollups ORDER BY 1"
         ).fetchall()
         assert rollups == [(f"resolution=5m/dt={d}",) for (d,) in days] and len(days) > 1
-        listed_files = new.execute(
+        listed_files = con.execute(
             """SELECT dataset, "partition", file, bytes, span_end - span_start, tier,
                       "current", archived, storage_class FROM lake_partitions"""
         ).fetchall()
     finally:
-        old.close()
-        new.close()
-    assert len(listed_files) > len(WRITTEN)
+        con.close()
+    assert {d for d, *_ in listed_files} == {n for n in registry.ALL if TRUTH[n]["rows"]}
     for dataset, partition, file, size, span, tier, *flags in listed_files:
-        assert file.startswith(f"{delta.table_uri(tables, dataset)}/{partition}/part-")
+        assert file.startswith(f"{delta.table_uri(migrated, dataset)}/{partition}/part-")
         assert Path(file).stat().st_size == size
         assert span == timedelta(days=1)
         assert flags == [True, False, None]  # current, never archived, class unknown to the log
         # every file was written moments ago: the first tier of its dataset's retention
         assert tier == ("warm" if dataset == "metric_rollups" else "hot"), dataset
-    assert archived_partitions(tables) == []
-    assert archive_notice(tables, "SELECT * FROM metric_samples") is None
 
 
 def test_tier_is_the_age_class_of_the_datasets_retention(tmp_path: Path) -> None:
-    config = tiered_config(tmp_path, format="delta")
+    config = tiered_config(tmp_path)
     day = 86_400_000_000
 
     def tier(dataset: str, resolution: str | None, age_days: float) -> str:
@@ -180,11 +201,9 @@ def scanned_files(con: duckdb.DuckDBPyConnection, sql: str, profile: Path) -> tu
 
 
 def test_a_one_day_query_on_dt_reads_only_that_days_files(
-    tiered: tuple[ObsConfig, ObsConfig], tmp_path: Path
+    migrated: ObsConfig, tmp_path: Path
 ) -> None:
-    files, tables = tiered
-    con = connect(tables)
-    old = connect(files)
+    con = connect(migrated)
     try:
         day = "2026-03-31"
         sql = f"SELECT count(*), min(ts), max(ts) FROM metric_samples WHERE dt = '{day}'"
@@ -201,24 +220,20 @@ def test_a_one_day_query_on_dt_reads_only_that_days_files(
             f"{one[0]}/{total[0]}",
             str(one[0]),
         )
-        assert (
-            con.execute(sql).fetchone()
-            == old.execute(
-                f"SELECT count(*), min(ts), max(ts) FROM metric_samples "
-                f"WHERE ts >= '{day}' AND ts < TIMESTAMP '{day}' + INTERVAL 1 DAY"
-            ).fetchone()
-        )
+        by_time = con.execute(
+            f"SELECT count(*), min(ts), max(ts) FROM metric_samples "
+            f"WHERE ts >= '{day}' AND ts < TIMESTAMP '{day}' + INTERVAL 1 DAY"
+        ).fetchone()
+        assert con.execute(sql).fetchone() == by_time and by_time[0] > 0
     finally:
         con.close()
-        old.close()
 
 
 def test_the_build_reads_the_logs_only_never_a_data_file(
-    tiered: tuple[ObsConfig, ObsConfig], tmp_path: Path
+    migrated: ObsConfig, tmp_path: Path
 ) -> None:
-    files, tables = tiered
-    copy = tiered_config(tmp_path, format="delta")
-    shutil.copytree(Path(files.lake_root) / "delta", Path(copy.lake_root) / "delta")
+    copy = tiered_config(tmp_path)
+    shutil.copytree(Path(migrated.lake_root) / "delta", Path(copy.lake_root) / "delta")
     data = [
         p
         for p in (Path(copy.lake_root) / "delta").rglob("*.parquet")
@@ -230,7 +245,7 @@ def test_the_build_reads_the_logs_only_never_a_data_file(
 
     build_catalog(copy)
 
-    con, original = connect(copy), connect(tables)
+    con, original = connect(copy), connect(migrated)
     try:
         summary = 'SELECT dataset, "partition", row_count, bytes FROM lake_partitions ORDER BY ALL'
         assert con.execute(summary).fetchall() == original.execute(summary).fetchall()
@@ -244,28 +259,16 @@ def test_the_build_reads_the_logs_only_never_a_data_file(
 # --- every report, on the simulated lake ------------------------------------------------------
 
 
-def simulated_config(root: Path, name: str = "obs", **lake: str) -> ObsConfig:
-    """The repository's obs.yaml (the simulator) with its lake under ``root``."""
+def simulated_config(root: Path) -> ObsConfig:
+    """The repository's obs.yaml (the simulator) with its lake under ``root``, every day
+    compacted a day after it ends and nothing deleted for a year."""
     raw = yaml.safe_load((REPO / "obs.yaml").read_text())
-    raw["lake"] = {"root": str(root / "lake"), "catalog": str(root / f"{name}.duckdb"), **lake}
-    path = root / f"{name}.yaml"
+    raw["lake"] = {"root": str(root / "lake"), "catalog": str(root / "obs.duckdb")}
+    ages = {"hot": "1d", "warm": "400d"}
+    raw["retention"] = {k: ages for k in ("logs", "metrics", "traces", "alerts")}
+    path = root / "obs.yaml"
     path.write_text(yaml.safe_dump(raw))
     return load_config(path)
-
-
-@pytest.fixture(scope="module")
-def simulated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ObsConfig]:
-    """The simulated lake in files, the same migrated to Delta, and the same simulation
-    ingested straight into Delta tables."""
-    root = tmp_path_factory.mktemp("files")
-    files = simulated_config(root)
-    simulate(files)
-    migrate(files)
-    migrated = simulated_config(root, "migrated", format="delta")
-    build_catalog(migrated)
-    ingested = simulated_config(tmp_path_factory.mktemp("ingested"), format="delta")
-    simulate(ingested)
-    return {"files": files, "migrated": migrated, "ingested": ingested}
 
 
 def report_rows(con: duckdb.DuckDBPyConnection, view: str, columns: list[str]) -> list[tuple]:
@@ -302,51 +305,71 @@ def read_reports(config: ObsConfig) -> dict[str, ReportRows]:
 
 
 @pytest.fixture(scope="module")
-def files_reports(simulated: dict[str, ObsConfig]) -> dict[str, ReportRows]:
-    return read_reports(simulated["files"])
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[ObsConfig, dict[str, Any]]:
+    """The simulated lake as ingested (hourly files), its reports, then tiered: every
+    simulated day compacted (and rolled up), nothing expired."""
+    config = simulated_config(tmp_path_factory.mktemp("simulated"))
+    simulate(config)
+    hourly = read_reports(config)
+    result = run_tiering(config, PERIOD[1] + timedelta(days=1))
+    assert result.problems == []
+    build_catalog(config)
+    return config, {"hourly": hourly, "tiering": result}
 
 
-@pytest.mark.parametrize("lake", ["migrated", "ingested"])
-def test_every_report_reads_the_same_rows_from_delta_tables_as_from_files(
-    simulated: dict[str, ObsConfig], files_reports: dict[str, ReportRows], lake: str
+def test_every_report_reads_the_same_rows_after_the_days_are_compacted(
+    simulated: tuple[ObsConfig, dict[str, Any]],
 ) -> None:
-    found = read_reports(simulated[lake])
+    config, before = simulated
+    hourly: dict[str, ReportRows] = before["hourly"]
+    compacted = {(m.dataset, m.partition) for m in before["tiering"].moves}
+    assert {d for d, _ in compacted} >= {"metric_samples", "log_records", "spans"}
 
-    assert REPORTS and set(found) == set(files_reports)
-    for view, expected in files_reports.items():
-        dt = [("dt", "VARCHAR")] if view in registry.ALL and view != "metric_series" else []
-        assert found[view].columns == expected.columns + dt, view
+    found = read_reports(config)
+
+    assert REPORTS and set(found) == set(hourly)
+    for view, expected in hourly.items():
+        if view == "metric_rollups":  # made by the compaction
+            assert expected.exact.rows == 0 < found[view].exact.rows
+            continue
+        assert found[view].columns == expected.columns, view
         assert found[view].exact == expected.exact, view
         assert len(found[view].rounded) == len(expected.rounded), view
         for a, b in zip(found[view].rounded, expected.rounded, strict=True):
             exact = len(a) - 1  # the ROUNDING column is last, the rows sorted by the others first
             assert a[:exact] == b[:exact], view
             assert math.isclose(a[exact], b[exact], rel_tol=1e-12) or a[exact] is b[exact] is None
-    shown = [v for v in REPORTS if files_reports[v].exact.rows]
+    shown = [v for v in REPORTS if hourly[v].exact.rows]
     assert len(shown) >= len(REPORTS) - 2  # the simulator stages what nearly every report shows
-    assert sum(len(r.rounded) for r in files_reports.values()) > 0
+    assert sum(len(r.rounded) for r in hourly.values()) > 0
 
 
-def test_partition_sources_name_each_ingested_hours_source_as_the_files_catalog_does(
-    simulated: dict[str, ObsConfig],
+def test_partition_sources_name_each_ingested_hours_source(
+    simulated: tuple[ObsConfig, dict[str, Any]],
 ) -> None:
-    query = """SELECT dataset, tier, source, count(*), count(*) FILTER (WHERE "current")
-               FROM lake_partition_sources GROUP BY ALL ORDER BY ALL"""
-    old, new = connect(simulated["files"]), connect(simulated["ingested"])
+    config, _ = simulated
+    con = connect(config)
     try:
-        expected = old.execute(query).fetchall()
-        assert {r[2] for r in expected} == {"simulator", None}
-        assert new.execute(query).fetchall() == expected
-        assert described(new, "lake_partition_sources") == described(old, "lake_partition_sources")
+        found = con.execute(
+            """SELECT dataset, source, count(*), count(DISTINCT span_start),
+                      count(*) FILTER (WHERE "current")
+               FROM lake_partition_sources GROUP BY ALL ORDER BY ALL"""
+        ).fetchall()
     finally:
-        old.close()
-        new.close()
+        con.close()
+    ingested = {"metric_series", "metric_samples", "alert_fragments", "alert_rules", "spans"}
+    ingested |= {"log_records"}
+    by_source = {(d, s): rest for d, s, *rest in found}
+    for dataset in ingested:  # every simulated hour once, current after its day's compaction
+        assert by_source[(dataset, "simulator")] == [SIMULATED_HOURS] * 3, dataset
+    assert {s for _, s in by_source} == {"simulator", None}
+    assert all(d not in ingested for d, s in by_source if s is None)  # derived: no source
 
 
 def test_an_hour_rewritten_by_another_source_is_current_from_its_newest_commit(
     tmp_path: Path,
 ) -> None:
-    config = tiered_config(tmp_path, format="delta")
+    config = tiered_config(tmp_path)
     lake = Lake(config)
     hours = [
         TimeWindow(utc(f"2026-04-01T0{h}:00:00Z"), utc(f"2026-04-01T0{h + 1}:00:00Z"))
@@ -377,46 +400,55 @@ def test_an_hour_rewritten_by_another_source_is_current_from_its_newest_commit(
     assert log_lines == (100,)  # the rewritten hour counts once
 
 
-def test_a_lake_on_s3_reads_the_same_through_the_delta_catalog(s3_lake: dict[str, Any]) -> None:
-    files = build_lake(
-        parse_config({"lake": {**s3_lake, "delete_delay": "0s"}, "retention": RETENTION}),
-        HOURS[:6],
+def upload(folder: Path, s3_endpoint: str, bucket: str, prefix: str) -> int:
+    """Copy every file under ``folder`` to ``s3://bucket/prefix/``; returns how many."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing-key",
+        aws_secret_access_key="testing-secret",
     )
-    migrate(files)
-    catalog = str(Path(s3_lake["catalog"]).with_name("delta.duckdb"))
-    tables = parse_config(
-        {
-            "lake": {**s3_lake, "delete_delay": "0s", "format": "delta", "catalog": catalog},
-            "retention": RETENTION,
-        }
-    )
-    build_catalog(tables)
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    for path in files:
+        key = f"{prefix}/{path.relative_to(folder).as_posix()}"
+        client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+    return len(files)
 
-    old, new = connect(files), connect(tables)
+
+def test_the_legacy_lake_on_s3_migrates_and_reads_the_same_through_the_catalog(
+    s3_lake: dict[str, Any], s3_endpoint: str, s3_bucket: str, tmp_path: Path
+) -> None:
+    assert upload(unpack_legacy_lake(tmp_path / "legacy"), s3_endpoint, s3_bucket, "obs") > 100
+    config = parse_config({"lake": {**s3_lake, "delete_delay": "0s"}, "retention": RETENTION})
+    migrate(config)
+    build_catalog(config)
+
+    con = connect(config)
     try:
         for name in ("metric_samples", "metric_series", "log_records", "metric_rollups"):
-            names = [c for c, _ in described(old, name)]
-            expected = checksum(old, name, names)
-            assert expected.rows > 0, name
-            assert checksum(new, name, names) == expected, name
+            assert legacy_checksum(con, name) == truth(name), name
     finally:
-        old.close()
-        new.close()
+        con.close()
     # an hour ingested into the tables: its source, and every file listed with its rows
-    Lake(tables).write_hot("log_records", HOURS[6], log_hour(HOURS[6]), source="simulator")
-    build_catalog(tables)
-    new = connect(tables)
+    hour = TimeWindow(utc("2026-04-03T05:00:00Z"), utc("2026-04-03T06:00:00Z"))
+    Lake(config).write_hot("log_records", hour, log_hour(hour), source="simulator")
+    build_catalog(config)
+    con = connect(config)
     try:
-        assert new.execute(
+        assert con.execute(
             'SELECT dataset, source, "current", "partition" FROM lake_partition_sources'
-        ).fetchall() == [("log_records", "simulator", True, f"dt={HOURS[6].start:%Y-%m-%d}")]
-        listed = new.execute(
+        ).fetchall() == [("log_records", "simulator", True, "dt=2026-04-03")]
+        listed = con.execute(
             "SELECT dataset, sum(row_count), bool_and(starts_with(file, 's3://')) "
             "FROM lake_partitions GROUP BY ALL"
         ).fetchall()
         assert {d for d, _, _ in listed} >= {"log_records", "metric_samples", "metric_rollups"}
         for dataset, rows, on_s3 in listed:
-            held = new.execute(f"SELECT count(*) FROM {delta.scan(tables, dataset)}").fetchone()
+            held = con.execute(f"SELECT count(*) FROM {delta.scan(config, dataset)}").fetchone()
             assert on_s3 and (rows,) == held, dataset
+        assert con.execute("SELECT count(*) FROM log_records").fetchone() == (
+            TRUTH["log_records"]["rows"] + 50,
+        )
     finally:
-        new.close()
+        con.close()

@@ -1,4 +1,4 @@
-"""``lake.format: delta``: an hour is one commit that replaces exactly that hour, whatever kills
+"""The lake's Delta tables: an hour is one commit that replaces exactly that hour, whatever kills
 the writer or writes beside it, and the lake's hourly API reads it back bit for bit."""
 
 import subprocess
@@ -15,7 +15,7 @@ import pytest
 
 from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.datasets import dataset
-from obs_pipelines.errors import ConfigError, LakeError
+from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake, delta
 from obs_pipelines.lake.catalog import connect, refresh_catalog
 from obs_pipelines.lake.migrate import migrate
@@ -58,7 +58,6 @@ def delta_config(tmp_path: Path, **lake: Any) -> ObsConfig:
             "lake": {
                 "root": str(tmp_path / "lake"),
                 "catalog": str(tmp_path / "obs.duckdb"),
-                "format": "delta",
                 **lake,
             }
         }
@@ -221,16 +220,17 @@ def test_two_writers_of_the_same_day_lose_no_hour(config: ObsConfig, tmp_path: P
     ]
 
 
-def test_tier_roots_and_migrate_are_refused_in_one_line(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as refused:
-        delta_config(tmp_path, cold={"root": str(tmp_path / "cold")})
-    assert "cold.root cannot apply" in str(refused.value)
-    with pytest.raises(LakeError, match="already is Delta tables"):
+def test_migrate_without_a_lake_of_the_old_layout_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(LakeError) as refused:
         migrate(delta_config(tmp_path))
+    assert str(refused.value) == (
+        f"{tmp_path / 'lake'} holds no lake in the file layout (no hot/, warm/ or cold/ files); "
+        "nothing to migrate: check lake.root"
+    )
 
 
 def test_a_hour_is_written_to_s3_and_read_back(s3_lake: dict[str, Any], tmp_path: Path) -> None:
-    config = parse_config({"lake": {**s3_lake, "format": "delta"}})
+    config = parse_config({"lake": s3_lake})
     lake = Lake(config)
     rows = samples(hour(3), 2000, 4.0)
     lake.write_hot("metric_samples", hour(3), rows)

@@ -15,7 +15,6 @@ from obs_pipelines.operations.doctor import CheckResult, format_report, run_chec
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import hour_window
 from tests import ops_servers
-from tests.lake_format import lake_format
 from tests.servers import free_port
 
 pytestmark = pytest.mark.integration  # checks against a real Alertmanager and Prometheus
@@ -49,7 +48,7 @@ def test_healthy_simulator_setup_passes_every_check(
         "source.metrics",
         "source.alertmanager",
         "lake.writable",
-        "lake.tiers" if lake_format() == "files" else "lake.tables",
+        "lake.tables",
         "catalog",
         "dagster.home",
         "dagster.yaml",
@@ -57,10 +56,7 @@ def test_healthy_simulator_setup_passes_every_check(
     }
     assert "simulator" in by_check["source.metrics"].detail
     assert "Alertmanager 0.25" in by_check["source.alertmanager"].detail
-    if lake_format() == "files":
-        assert "hot: 2 published files" in by_check["lake.tiers"].detail  # series and samples
-    else:
-        assert "2 files" in by_check["lake.tables"].detail  # series and samples
+    assert "2 files" in by_check["lake.tables"].detail  # series and samples
     assert "views bind" in by_check["catalog"].detail
     assert report.splitlines()[-1] == f"all {len(results)} checks passed"
     assert not list(Path(lake.storage.root).rglob("*probe*"))

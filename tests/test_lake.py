@@ -1,25 +1,24 @@
-"""The hot tier: a partition is replaced whole or not at all, locally and on S3."""
+"""Hourly writes to the lake's Delta tables: an hour is replaced whole or not at all, locally and
+on S3; the catalog stays usable while it is rebuilt; storage that cannot be reached is one line.
+(A writer killed at any moment: tests/test_delta_lake.py.)"""
 
-import subprocess
-import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from obs_pipelines.config import ObsConfig, parse_config
-from obs_pipelines.lake import Lake
+from obs_pipelines.errors import LakeError
+from obs_pipelines.lake import Lake, delta
 from obs_pipelines.lake.catalog import build_catalog, connect
-from obs_pipelines.lake.paths import hot_file
-from obs_pipelines.lake.writer import write_partition
 from obs_pipelines.schemas import METRIC_SAMPLES
 from obs_pipelines.windows import TimeWindow, utc
 
-pytestmark = pytest.mark.integration  # writes, tiers and catalogs whole lakes, seconds per test
+pytestmark = pytest.mark.integration  # writes and catalogs whole lakes, seconds per test
 
 HOUR = TimeWindow(utc("2026-11-10T05:00:00Z"), utc("2026-11-10T06:00:00Z"))
 
@@ -36,20 +35,30 @@ def samples(n: int, value: float) -> pa.Table:
     )
 
 
-def failing_batches(table: pa.Table, fail_after: int) -> Iterator[pa.RecordBatch]:
-    for i, batch in enumerate(table.to_batches(max_chunksize=100)):
-        if i == fail_after:
-            raise RuntimeError("source died mid-export")
-        yield batch
-
-
 def visible_rows(config: ObsConfig) -> list[tuple[Any, ...]]:
     build_catalog(config)
-    return (
-        connect(config)
-        .execute("SELECT count(*), min(value), max(value) FROM metric_samples")
-        .fetchall()
-    )
+    con = connect(config)
+    try:
+        return con.execute("SELECT count(*), min(value), max(value) FROM metric_samples").fetchall()
+    finally:
+        con.close()
+
+
+def data_files(config: ObsConfig) -> set[str]:
+    """Every Parquet file in the metric_samples table's folder, listed by the log or not."""
+    fs = delta.table_filesystem(config, "metric_samples")
+    return {
+        f.path
+        for f in fs.get_file_info(pafs.FileSelector("", recursive=True))
+        if f.path.endswith(".parquet") and not f.path.startswith("_delta_log/")
+    }
+
+
+def logged_files(config: ObsConfig) -> dict[str, int]:
+    """The files the log references now, with their row counts."""
+    table = Lake(config).tables.open("metric_samples")
+    actions = delta.add_actions(table)
+    return dict(zip(actions["path"].to_pylist(), actions["num_records"].to_pylist(), strict=True))
 
 
 @pytest.fixture
@@ -65,7 +74,7 @@ def s3_config(s3_lake: dict[str, Any]) -> ObsConfig:
 
 
 @pytest.mark.parametrize("where", ["local_config", "s3_config"])
-def test_a_rewrite_replaces_the_partition_and_never_appends(
+def test_a_rewrite_replaces_the_hour_and_never_appends(
     where: str, request: pytest.FixtureRequest
 ) -> None:
     config = request.getfixturevalue(where)
@@ -75,69 +84,44 @@ def test_a_rewrite_replaces_the_partition_and_never_appends(
     lake.write_hot("metric_samples", HOUR, samples(300, 2.0))
 
     assert visible_rows(config) == [(300, 2.0, 2.0)]
-    assert [p.key for p in lake.hot_partitions("metric_samples")] == [
-        hot_file("metric_samples", HOUR)
-    ]
+    assert list(logged_files(config).values()) == [300]
+    assert [p.window for p in lake.hot_partitions("metric_samples")] == [HOUR]
+    assert lake.read_hot("metric_samples", HOUR).num_rows == 300
 
 
+@pytest.mark.parametrize("fails", ["file", "commit"])
 @pytest.mark.parametrize("where", ["local_config", "s3_config"])
-def test_a_failure_mid_write_leaves_the_previous_partition_intact(
-    where: str, request: pytest.FixtureRequest
+def test_a_failure_mid_write_leaves_the_previous_hour_intact(
+    where: str, fails: str, request: pytest.FixtureRequest
 ) -> None:
     config = request.getfixturevalue(where)
-    lake = Lake(config)
-    lake.write_hot("metric_samples", HOUR, samples(500, 1.0))
-    replacement = samples(1000, 2.0)
+    Lake(config).write_hot("metric_samples", HOUR, samples(500, 1.0))
+    before = logged_files(config)
 
-    with pytest.raises(RuntimeError, match="mid-export"):
-        write_partition(
-            lake.storage,
-            hot_file("metric_samples", HOUR),
-            METRIC_SAMPLES,
-            failing_batches(replacement, 4),
-        )
+    def half_written(table: pa.Table, where: Any, **_: Any) -> None:
+        writer = pq.ParquetWriter(where, table.schema)  # a row group out, never the footer
+        writer.write_table(table.slice(0, table.num_rows // 2))
+        writer.is_open = False  # not even when collected
+        raise OSError("No space left on device")
 
+    def refused(*_: Any, **__: Any) -> None:
+        raise OSError("connection reset by peer")
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(LakeError) as error:
+        if fails == "file":  # the storage gives out with the new file half written
+            patch.setattr(pq, "write_table", half_written)
+        else:  # the file is written, the commit that would publish it fails
+            patch.setattr(DeltaTable, "create_write_transaction", refused)
+        Lake(config).write_hot("metric_samples", HOUR, samples(1000, 2.0))
+
+    message = str(error.value)
+    assert message.startswith("could not ") and "\n" not in message
+    assert ("No space left" if fails == "file" else "connection reset") in message
     assert visible_rows(config) == [(500, 1.0, 1.0)]
-    assert [p.key for p in lake.hot_partitions("metric_samples")] == [
-        hot_file("metric_samples", HOUR)
-    ]
-
-
-def test_a_process_killed_mid_write_leaves_no_file_readers_can_see(
-    local_config: ObsConfig, tmp_path: Path
-) -> None:
-    lake = Lake(local_config)
-    lake.write_hot("metric_samples", HOUR, samples(500, 1.0))
-    script = textwrap.dedent(
-        f"""
-        import os, pyarrow as pa
-        from obs_pipelines.lake.storage import LocalStorage
-        from obs_pipelines.lake.writer import write_partition
-        from obs_pipelines.schemas import METRIC_SAMPLES
-        def batches():
-            for i in range(50):
-                yield pa.RecordBatch.from_pydict(
-                    {{"series_id": pa.array([i], pa.uint64()), "ts": pa.array([{HOUR.start_ms} + i], pa.timestamp("ms")),
-                      "value": [9.0]}}, schema=METRIC_SAMPLES)
-                if i == 25:
-                    os._exit(9)  # the process dies with the staged file half written
-        write_partition(LocalStorage({local_config.lake_root!r}), {hot_file("metric_samples", HOUR)!r}, METRIC_SAMPLES, batches())
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path)
-
-    assert done.returncode == 9
-    partition = Path(local_config.lake_root) / hot_file("metric_samples", HOUR)
-    leftovers = [p.name for p in partition.parent.iterdir() if p.name != "part-00000.parquet"]
-    assert (
-        len(leftovers) == 1
-        and leftovers[0].startswith(".part-00000.parquet.")
-        and leftovers[0].endswith(".tmp")
-    )
-    assert visible_rows(local_config) == [(500, 1.0, 1.0)]
-    assert duckdb.sql(
-        f"SELECT count(*) FROM read_parquet('{local_config.lake_root}/**/*.parquet')"
-    ).fetchone() == (500,)
+    assert logged_files(config) == before
+    assert Lake(config).read_hot("metric_samples", HOUR).num_rows == 500
+    if fails == "commit":  # the unpublished file is deleted at once
+        assert data_files(config) == set(before)
 
 
 def test_the_catalog_stays_open_for_an_analyst_while_it_is_rebuilt(local_config: ObsConfig) -> None:
@@ -161,27 +145,32 @@ def test_the_catalog_stays_open_for_an_analyst_while_it_is_rebuilt(local_config:
     build_catalog(local_config)
 
     assert analyst.execute("SELECT count(*) FROM metric_samples").fetchone() == (150,)
-    assert connect(local_config).execute(
-        "SELECT count(*), max(value) FROM metric_samples"
-    ).fetchone() == (150, 3.0)
+    analyst.close()
+    con = connect(local_config)
+    assert con.execute("SELECT count(*), max(value) FROM metric_samples").fetchone() == (150, 3.0)
+    con.close()
 
 
 def test_an_empty_lake_still_has_every_view(local_config: ObsConfig) -> None:
+    from obs_pipelines import datasets as registry
+
     build_catalog(local_config)
     con = connect(local_config)
     assert con.execute("SELECT count(*) FROM metrics").fetchone() == (0,)
+    for name in registry.ALL:
+        assert con.execute(f'SELECT count(*) FROM "{name}"').fetchone() == (0,), name
     columns = [row[0] for row in con.execute("DESCRIBE metric_series").fetchall()]
     assert columns[:6] == ["series_id", "metric", "labels", "service", "job", "instance"]
+    con.close()
 
 
 def test_an_unreachable_s3_endpoint_is_one_clear_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from obs_pipelines.errors import LakeError
     from tests.servers import free_port
 
-    monkeypatch.setenv("OBS_TEST_S3_KEY", "k")
-    monkeypatch.setenv("OBS_TEST_S3_SECRET", "s")
+    monkeypatch.setenv("OBS_TEST_S3_KEY", "AKIA-OBS-TEST-KEY")
+    monkeypatch.setenv("OBS_TEST_S3_SECRET", "obs-test-secret-value")
     endpoint = f"http://127.0.0.1:{free_port()}"
     config = parse_config(
         {
@@ -198,8 +187,8 @@ def test_an_unreachable_s3_endpoint_is_one_clear_line(
     with pytest.raises(LakeError) as error:
         Lake(config).write_hot("metric_samples", HOUR, samples(10, 1.0))
     message = str(error.value)
-    assert message.startswith(
-        "could not upload s3://nowhere/obs/hot/metric_samples/dt=2026-11-10/hour=05/part-00000.parquet: "
-    )
-    assert message.endswith("; check lake.s3.endpoint_url and the network")
+    assert message.startswith("could not open metric_samples under s3://nowhere/obs/delta: ")
+    assert "Connection refused" in message
+    assert "check lake.root, lake.s3 and the network" in message
     assert "\n" not in message
+    assert "obs-test-secret-value" not in message and "AKIA-OBS-TEST-KEY" not in message

@@ -1,6 +1,6 @@
-"""The lake under damage and with age: sub-millisecond times through every tier path, stray and
-damaged files, deleted files, a catalog held open across tiering, and what a killed catalog
-build leaves."""
+"""The lake under damage and with age: sub-millisecond times through compaction, re-ingest and
+expiry, stray and hidden Parquet files in a table's folder, data files the log references gone
+or truncated, a catalog held open across tiering, and what a killed catalog build leaves."""
 
 import os
 import shutil
@@ -17,11 +17,11 @@ import pytest
 from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.datasets import SCHEMAS
 from obs_pipelines.errors import LakeError
-from obs_pipelines.lake import Lake
+from obs_pipelines.lake import Lake, delta
 from obs_pipelines.lake.catalog import build_catalog, connect
-from obs_pipelines.lake.tiering import Move, run_tiering
+from obs_pipelines.lake.delta_tiering import DeltaMove
+from obs_pipelines.lake.tiering import run_tiering
 from obs_pipelines.operations.doctor import run_checks
-from obs_pipelines.operations.freshness import lake_freshness
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.windows import TimeWindow
 from tests.tiering_data import day, some_hours, tiered_config
@@ -107,207 +107,138 @@ def test_every_dataset_takes_every_tier_path_with_sub_millisecond_times(tmp_path
     assert pc.any(pc.not_equal(pc.multiply(pc.divide(micros, 1000), 1000), micros)).as_py()
     original = view_contents(config)
     assert all(original[d][0] > 0 for d in ("metric_samples", "log_records", "spans"))
+    now = DAYS[0] + timedelta(days=2, hours=1)
 
-    def crash_after_publish(step: str, move: Move) -> None:
-        if step == "publish":
-            raise RuntimeError("killed between publish and delete")
+    def crash_after_commit(step: str, move: DeltaMove) -> None:
+        if step == "commit":
+            raise RuntimeError("killed after the first commit")
 
-    # Hot -> warm, killed between publishing each day and deleting its hours.
+    # The first day is compacted; the run dies right after its first commit.
     with pytest.raises(RuntimeError):
-        run_tiering(config, DAYS[0] + timedelta(days=2, hours=1), hook=crash_after_publish)
+        run_tiering(config, now, hook=crash_after_commit)
     assert view_contents(config) == original
-    done = run_tiering(config, DAYS[0] + timedelta(days=2, hours=1))
-    assert done.problems == []
+    done = run_tiering(config, now)
+    assert done.problems == [] and {"spans", "log_records"} <= {m.dataset for m in done.moves}
     assert view_contents(config) == original
 
-    # An hour of a day already in warm is ingested again: unchanged, it is found held by the
-    # warm day and deleted; changed, the day is compacted again with it.
+    # An hour of the compacted day ingested again: unchanged, the views do not change (the
+    # hour's series are compacted into the day again, rollups remade from the rewritten samples
+    # file); with a row fewer, the view has one row fewer; whole again, the rows are back.
     ingest(config, hours[:1])
-    same = run_tiering(config, DAYS[0] + timedelta(days=2, hours=1))
-    assert same.problems == [] and same.moves == [] and same.deletions
+    same = run_tiering(config, now)
+    assert same.problems == []
+    assert {m.dataset for m in same.moves} <= {"metric_series", "metric_rollups"}
     assert view_contents(config) == original
-    spans = Lake(config).read_file(Lake(config).files("spans", ("warm",))[0])
-    in_hour = pc.less(spans["start_ts"], pa.scalar(hours[1].start, pa.timestamp("us")))
-    Lake(config).write_hot("spans", hours[0], spans.filter(in_hour).slice(1))
-    late = run_tiering(config, DAYS[0] + timedelta(days=2, hours=1))
-    assert late.problems == [] and {m.reason for m in late.moves} == {"late"}
+    fewer = Lake(config).read_hot("spans", hours[0])
+    assert fewer is not None and fewer.num_rows > 1
+    Lake(config).write_hot("spans", hours[0], fewer.slice(1))
+    late = run_tiering(config, now)
+    assert late.problems == []
     assert view_contents(config)["spans"][0] == original["spans"][0] - 1
     ingest(config, hours[:1])
-    run_tiering(config, DAYS[0] + timedelta(days=2, hours=1))
+    run_tiering(config, now)
     assert view_contents(config) == original
 
-    # The first day reaches cold, then the second day joins the same cold month (raw samples
-    # leave with warm: their rollups are the metrics from then on).
-    run_tiering(config, DAYS[0] + timedelta(days=4))
-    assert without_raw(view_contents(config)) == without_raw(original)
-    joined = run_tiering(config, DAYS[1] + timedelta(days=4))
-    assert joined.problems == []
-    assert any(m.tier == "cold" and "cold" in m.from_tiers for m in joined.moves)
-    assert without_raw(view_contents(config)) == without_raw(original)
-
-
-def test_with_a_delete_delay_the_next_pass_deletes_what_a_move_replaced(tmp_path: Path) -> None:
-    config = tiered_config(tmp_path, RETENTION, delete_delay="1ms")
-    ingest(config, some_hours(DAYS[:1], (3, 21)))
-    original = view_contents(config)
-
-    first = run_tiering(config, DAYS[0] + timedelta(days=2, hours=1))
-    time.sleep(0.01)
-    second = run_tiering(config, DAYS[0] + timedelta(days=2, hours=1))
-
-    assert first.problems == [] and second.problems == []
-    deleted = {d.dataset for d in first.deletions + second.deletions if d.reason == "superseded"}
-    assert {"spans", "log_records", "metric_samples"} <= deleted
-    assert Lake(config).files("spans", ("hot",)) == []
+    # Both days compacted, then raw samples expire (their rollups are the metrics from then
+    # on): every other dataset keeps every row, sub-millisecond times included.
+    run_tiering(config, DAYS[1] + timedelta(days=2))
     assert view_contents(config) == original
+    expired = run_tiering(config, DAYS[1] + timedelta(days=4))
+    assert expired.problems == [] and {d.dataset for d in expired.deletions} == {"metric_samples"}
+    assert without_raw(view_contents(config)) == without_raw(original)
+    assert view_contents(config)["metric_samples"] == (0, 0)
+
+
+def table_folder(config: ObsConfig, dataset: str) -> Path:
+    return Path(delta.table_uri(config, dataset))
 
 
 def test_stray_and_hidden_parquet_files_are_never_read_or_compacted(tmp_path: Path) -> None:
     config = tiered_config(tmp_path, RETENTION)
-    hours = some_hours(DAYS[:1], (2, 5))
-    ingest(config, hours)
+    ingest(config, some_hours(DAYS[:1], (2, 5)))
     original = view_contents(config)
-    partition = Path(config.lake_root) / "hot/log_records/dt=2026-03-30/hour=02"
-    published = partition / "part-00000.parquet"
+    partition = table_folder(config, "log_records") / "dt=2026-03-30"
+    (published, *_) = sorted(partition.glob("part-h02-*.parquet"))
     strays = [
         partition / "part-00001.parquet",
-        partition / ".part-00000.parquet",
+        partition / ".part-h02-hidden.parquet",
         partition / "copy" / "part-00000.parquet",
+        table_folder(config, "log_records") / "part-00000.parquet",
     ]
     for stray in strays:
         stray.parent.mkdir(exist_ok=True)
         shutil.copy(published, stray)
 
+    # Delta readers read the files the log lists, never a listing of the folder.
     assert view_contents(config) == original
-    assert len(Lake(config).files("log_records")) == 2
-    run_tiering(config, DAYS[0] + timedelta(days=2, hours=1))
+    held = Lake(config).tables.read_window("log_records", None)
+    assert held.num_rows == original["log_records"][0]
+    result = run_tiering(config, DAYS[0] + timedelta(days=2, hours=1))
+
+    assert result.problems == []
+    (compacted,) = [m for m in result.moves if m.dataset == "log_records"]
+    assert compacted.rows == original["log_records"][0] and compacted.source_files == 2
     assert view_contents(config) == original
-
-    for stray in strays:
-        if stray.exists():
-            os.utime(stray, (LONG_AGO, LONG_AGO))
-    swept = run_tiering(config, DAYS[0] + timedelta(days=2, hours=1))
-    quarantined = Path(config.lake_root) / "_quarantine/stray"
-    assert len([p for p in quarantined.rglob("*.parquet")]) >= 2
-    assert any("was not published by the lake" in note for note in swept.notes)
-    assert view_contents(config) == original
+    assert all(stray.exists() for stray in strays), "files outside the log are not touched"
 
 
-def hot_file(config: ObsConfig, dataset: str, hour: TimeWindow) -> Path:
-    return (
-        Path(config.lake_root)
-        / f"hot/{dataset}/dt={hour.start:%Y-%m-%d}/hour={hour.start:%H}/part-00000.parquet"
-    )
+def break_file(config: ObsConfig, dataset: str, how: str) -> str:
+    """Delete or truncate the data file of hour 05 of ``dataset``; its path in the table."""
+    folder = table_folder(config, dataset)
+    (target,) = sorted(folder.glob("dt=2026-03-30/part-h05-*.parquet"))
+    if how == "deleted":
+        target.unlink()
+    else:
+        target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    return target.relative_to(folder).as_posix()
 
 
-def rows_without(config: ObsConfig, dataset: str, hour: TimeWindow) -> int:
-    con = connect(config)
-    try:
-        column = {"log_records": "ts", "spans": "start_ts"}[dataset]
-        return con.execute(
-            f"SELECT count(*) FROM {dataset} WHERE NOT ({column} >= ? AND {column} < ?)",
-            [hour.start.replace(tzinfo=None), hour.end.replace(tzinfo=None)],
-        ).fetchone()[0]
-    finally:
+@pytest.mark.parametrize("how", ["deleted", "truncated"])
+def test_a_file_the_log_references_gone_or_damaged_is_named_in_one_line(
+    tmp_path: Path, how: str
+) -> None:
+    config = tiered_config(tmp_path, RETENTION)
+    ingest(config, some_hours(DAYS[:1], (4, 5)))
+    path = break_file(config, "spans", how)
+
+    results = run_checks(config, dagster_home=str(tmp_path))
+
+    (tables,) = [r for r in results if r.check == "lake.tables"]
+    line = tables.line()
+    assert not tables.ok and "\n" not in line
+    assert f"spans/{path}" in line
+    assert f"spans/{path}: " + ("missing" if how == "deleted" else "") in line
+    if how == "truncated":
+        assert "bytes where the log says" in line
+    assert "obs materialize" in line
+    if how == "deleted":
+        build_catalog(config)
+        con = connect(config)
+        with pytest.raises(Exception, match=path.split("/")[-1]) as error:
+            con.execute("SELECT count(*) FROM spans").fetchall()
         con.close()
+        assert "\n" not in str(error.value)
+        with pytest.raises(LakeError, match=path.split("/")[-1]) as error:
+            Lake(config).tables.read_window("spans", None)
+        assert "\n" not in str(error.value)
 
 
-def test_a_truncated_file_is_quarantined_named_and_the_rest_stays_queryable(tmp_path: Path) -> None:
+def test_tiering_over_a_deleted_file_stops_with_one_line_naming_it(tmp_path: Path) -> None:
     config = tiered_config(tmp_path, RETENTION)
-    hours = some_hours(DAYS[:1], (1, 2, 3))
-    ingest(config, hours)
-    build_catalog(config)
-    expected = rows_without(config, "log_records", hours[1])
-    damaged = hot_file(config, "log_records", hours[1])
-    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
-    os.utime(damaged, (LONG_AGO, LONG_AGO))
+    ingest(config, some_hours(DAYS[:1], (4, 5)))
+    path = break_file(config, "log_records", "deleted")
 
-    results = run_checks(config, dagster_home=str(tmp_path))
-    lines = [r.line() for r in results if r.check.startswith("lake.")]
+    with pytest.raises(LakeError) as error:
+        run_tiering(config, DAYS[0] + timedelta(days=2, hours=1))
 
-    failed = [line for line in lines if line.startswith("FAIL") and "lake.damaged" in line]
-    assert len(failed) == 1
-    assert "log_records hot dt=2026-03-30/hour=02" in failed[0]
-    assert "obs materialize --from 2026-03-30T02:00Z --to 2026-03-30T03:00Z" in failed[0]
-    assert not damaged.exists()
-    assert (
-        Path(config.lake_root)
-        / "_quarantine/damaged/hot/log_records/dt=2026-03-30/hour=02/part-00000.parquet"
-    ).exists()
-    build_catalog(config)
-    assert rows_without(config, "log_records", hours[1]) == expected
-    con = connect(config)
-    assert con.execute("SELECT count(*) FROM log_records").fetchone()[0] == expected
-    con.close()
-    assert [f.start for f in Lake(config).files("log_records")] == [hours[0].start, hours[2].start]
-    assert run_tiering(config, DAYS[0] + timedelta(days=2, hours=1)).problems == []
-
-
-def test_a_corrupt_page_is_caught_by_the_checksum_and_tiering_survives_it(tmp_path: Path) -> None:
-    config = tiered_config(tmp_path, RETENTION)
-    hours = some_hours(DAYS[:1], (1, 2))
-    ingest(config, hours)
-    build_catalog(config)
-    expected = rows_without(config, "spans", hours[0])
-    corrupt = hot_file(config, "spans", hours[0])
-    data = bytearray(corrupt.read_bytes())
-    for i in range(100, 400):
-        data[i] ^= 0x5A
-    corrupt.write_bytes(bytes(data))
-
-    tiering = run_tiering(config, DAYS[0] + timedelta(days=2, hours=1))
-
-    assert len(tiering.problems) == 1
-    assert "spans hot dt=2026-03-30/hour=01" in tiering.problems[0]
-    assert "obs materialize --from 2026-03-30T01:00Z" in tiering.problems[0]
-    assert {m.dataset for m in tiering.moves} >= {"log_records", "metric_samples", "spans"}
-    assert rows_without(config, "spans", hours[0]) == expected
-
-    ingest(config, hours[1:])
-    again = hot_file(config, "log_records", hours[1])
-    data = bytearray(again.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    again.write_bytes(bytes(data))
-    results = run_checks(config, dagster_home=str(tmp_path))
-    assert any(
-        not r.ok and "checksum" in r.detail and "dt=2026-03-30/hour=02" in r.detail for r in results
-    )
-    assert not again.exists()
-
-
-def test_a_deleted_file_is_reported_with_its_fix_and_becomes_a_gap(tmp_path: Path) -> None:
-    config = tiered_config(tmp_path, RETENTION)
-    hours = some_hours(DAYS[:1], (4, 5))
-    ingest(config, hours)
-    hot_file(config, "spans", hours[1]).unlink()
-
-    results = run_checks(config, dagster_home=str(tmp_path))
-
-    missing = [r for r in results if r.check == "lake.missing"]
-    assert len(missing) == 1 and not missing[0].ok
-    assert "spans hot dt=2026-03-30/hour=05" in missing[0].detail
-    assert "published with" in missing[0].detail and "the file is gone" in missing[0].detail
-    assert "obs materialize --from 2026-03-30T05:00Z --to 2026-03-30T06:00Z" in missing[0].detail
-    assert [p.window for p in Lake(config).hot_partitions("spans")] == [hours[0]]
-    sensed = lake_freshness(
-        Lake(config),
-        {"spans": timedelta(minutes=30)},
-        hours[1].end + timedelta(hours=1),
-        earliest=hours[0].start,
-    )
-    assert hours[1] in sensed[0].missing  # the freshness sensor asks for the hour again
-
-    ingest(config, hours[1:])
-    assert not [
-        r for r in run_checks(config, dagster_home=str(tmp_path)) if r.check == "lake.missing"
-    ]
+    assert path.split("/")[-1] in str(error.value) and "\n" not in str(error.value)
 
 
 def test_a_catalog_held_open_keeps_every_row_across_every_tiering_run(tmp_path: Path) -> None:
     config = tiered_config(tmp_path, RETENTION)
     ingest(config, some_hours(DAYS, (0, 12, 23)))
     original = view_contents(config)
-    con = connect(config)  # built while everything was hot
+    con = connect(config)  # built before any tiering
 
     for now in (
         DAYS[0] + timedelta(days=2, hours=1),
@@ -315,21 +246,11 @@ def test_a_catalog_held_open_keeps_every_row_across_every_tiering_run(tmp_path: 
         DAYS[0] + timedelta(days=4),
         DAYS[1] + timedelta(days=4),
     ):
-        run_tiering(config, now)
+        result = run_tiering(config, now)
+        assert result.problems == []
         assert without_raw(view_contents(config, con)) == without_raw(original)
+    assert view_contents(config, con)["metric_samples"] == (0, 0)
     con.close()
-
-
-def test_a_lake_written_before_the_inventory_is_adopted_as_it_is(tmp_path: Path) -> None:
-    config = tiered_config(tmp_path, RETENTION)
-    ingest(config, some_hours(DAYS[:1], (6, 7)))
-    original = view_contents(config)
-    shutil.rmtree(Path(config.lake_root) / "_inventory")
-
-    assert len(Lake(config).files("log_records")) == 2  # read as before until adopted
-    assert view_contents(config) == original
-    markers = (Path(config.lake_root) / "_inventory/hot/log_records").rglob("*")
-    assert len([m for m in markers if m.is_file()]) == 2
 
 
 def test_what_a_killed_catalog_build_left_is_swept(tmp_path: Path) -> None:

@@ -210,7 +210,7 @@ def test_rule_prefixes_cover_every_data_file_and_no_log_file(
         )
     prefixes = [r["Filter"]["Prefix"] for r in plan(config).rules if "Transitions" in r]
 
-    keys = [o.key for o in Lake(config).store("hot").list_objects("delta/")]
+    keys = [o.key for o in Lake(config).storage.list_objects("delta/")]
 
     data = [k for k in keys if "/_delta_log/" not in k]
     logs = [k for k in keys if "/_delta_log/" in k]

@@ -1,131 +1,47 @@
-"""`obs lake migrate`: the tiered lake becomes Delta tables that DuckDB (delta-kernel), delta-rs
-and polars read with the same rows as the catalog's views, locally and on S3; reruns converge."""
+"""`obs lake migrate`: a lake in the file layout of earlier versions (a real one, written by the
+last version that could write it) becomes Delta tables that DuckDB (delta-kernel), delta-rs and
+polars read with exactly the rows that version's catalog showed, locally and on S3; reruns
+converge, and the lake refuses to start Delta tables beside a layout it has not migrated."""
 
+import os
+import shutil
+import time
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import boto3
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
 from obs_pipelines import datasets as registry
 from obs_pipelines.cli import main
-from obs_pipelines.config import ObsConfig, parse_config
+from obs_pipelines.config import ObsConfig
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake, delta
-from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.lake.checksum import Checksum, table_checksum
+from obs_pipelines.lake.ingest import ingest_metrics_hour
+from obs_pipelines.lake.legacy import current_files, legacy_connection
 from obs_pipelines.lake.migrate import MigrationMismatch, migrate
-from obs_pipelines.lake.tiering import run_tiering
 from obs_pipelines.operations.doctor import CheckResult, run_checks
-from obs_pipelines.schemas import ALERTMANAGER_ALERTS, UP_MINUTES
-from obs_pipelines.windows import TimeWindow
-from tests.tiering_data import (
-    RETENTION,
-    day,
-    log_hour,
-    metric_hour,
-    some_hours,
-    tiered_config,
-    write_hours,
-)
+from obs_pipelines.sources import metric_source
+from obs_pipelines.windows import TimeWindow, utc
+from tests import legacy_fixture
+from tests.legacy_fixture import WRITTEN, expected, forget_day, legacy_config
 
-pytestmark = pytest.mark.integration  # writes, tiers, catalogs and converts whole lakes
+pytestmark = pytest.mark.integration  # converts whole lakes, some of them on S3
 
-DAYS = [day("2026-03-30"), day("2026-03-31"), day("2026-04-01"), day("2026-04-02")]
-HOURS = some_hours(DAYS)
-# What the lake below holds rows of; every other registered dataset is an empty table.
-WRITTEN = {
-    "metric_series",
-    "metric_samples",
-    "log_records",
-    "alert_rules",
-    "alertmanager_alerts",
-    "up_minutes",
-    "metric_rollups",
-}
-
-
-def up_hour(hour: TimeWindow) -> pa.Table:
-    minutes = [hour.start + timedelta(minutes=m) for m in range(60)]
-    return pa.table(
-        {
-            "service": ["svc-a"] * 60,
-            "minute": pa.array(minutes, pa.timestamp("ms")),
-            "up_samples": pa.array(np.full(60, 4), pa.int64()),
-            "up_ok_samples": pa.array(np.arange(60) % 5, pa.int64()),
-            "resolution": ["raw"] * 60,
-        },
-        schema=UP_MINUTES,
-    )
-
-
-def alertmanager_hour(hour: TimeWindow) -> pa.Table:
-    """Two alerts, with list columns (silences, receivers) and a NULL end."""
-    labels = ALERTMANAGER_ALERTS.field("labels").type
-    return pa.table(
-        {
-            "snapshot_at": pa.array([hour.end] * 2, pa.timestamp("ms")),
-            "fingerprint": ["a1b2", "c3d4"],
-            "alertname": ["HighErrorRate", "HighCPUUsage"],
-            "severity": ["page", "ticket"],
-            "category": [None, "saturation"],
-            "service": ["svc-a", "svc-b"],
-            "labels": pa.array([[("severity", "page")], []], labels),
-            "annotations": pa.array([[("summary", f"at {hour.start:%H}")], None], labels),
-            "starts_at": pa.array([hour.start, hour.start], pa.timestamp("ms")),
-            "ends_at": pa.array([hour.end, None], pa.timestamp("ms")),
-            "updated_at": pa.array([hour.end, hour.end], pa.timestamp("ms")),
-            "state": ["active", "suppressed"],
-            "silenced_by": [[], ["silence-1"]],
-            "inhibited_by": [[], []],
-            "receivers": [["pager"], ["pager", "mail"]],
-            "generator_url": [None, "http://prometheus/graph"],
-        },
-        schema=ALERTMANAGER_ALERTS,
-    )
-
-
-def build_lake(config: ObsConfig, hours: list[TimeWindow] = HOURS) -> ObsConfig:
-    """Hours over four days tiered so that 03-30 is cold (raw samples expired, rollups kept),
-    03-31 warm and April hot; then the catalog. The last hour's series have ids of 2**63 and
-    more (Delta has no unsigned type)."""
-    lake = Lake(config)
-    write_hours(lake, hours)
-    # One hour's series get ids with the top bit set: stored as negative BIGINTs in Delta.
-    series, samples = metric_hour(hours[-1])
-    top = pa.scalar(1 << 63, pa.uint64())
-    lake.write_hot(
-        "metric_series",
-        hours[-1],
-        series.set_column(0, "series_id", pc.bit_wise_or(series["series_id"], top)),
-    )
-    lake.write_hot(
-        "metric_samples",
-        hours[-1],
-        samples.set_column(0, "series_id", pc.bit_wise_or(samples["series_id"], top)),
-    )
-    for hour in hours:
-        lake.write_hot("up_minutes", hour, up_hour(hour))
-        lake.write_hot("alertmanager_alerts", hour, alertmanager_hour(hour))
-    run_tiering(config, DAYS[0] + timedelta(days=2))
-    run_tiering(config, DAYS[0] + timedelta(days=4, hours=12))
-    build_catalog(config)
-    return config
+EXPECTED = expected()
 
 
 def columns(dataset: str) -> str:
     return ", ".join(f'"{c}"' for c in delta.layout(dataset).columns)
 
 
-def view_checksum(config: ObsConfig, dataset: str, where: str = "") -> Checksum:
-    con = connect(config)
+def legacy_checksum(config: ObsConfig, dataset: str, where: str = "") -> Checksum:
+    con = legacy_connection(config)
     try:
         return table_checksum(
             con.execute(f'SELECT {columns(dataset)} FROM "{dataset}" {where}').to_arrow_table()
@@ -161,7 +77,7 @@ def polars_checksum(config: ObsConfig, dataset: str) -> Checksum:
     return table_checksum(frame.select(delta.layout(dataset).columns).collect().to_arrow())
 
 
-def delta_count(config: ObsConfig, sql: str) -> tuple[Any, ...]:
+def delta_row(config: ObsConfig, sql: str) -> tuple[Any, ...]:
     con = delta.delta_connection(config)
     try:
         row = con.execute(sql).fetchone()
@@ -171,34 +87,52 @@ def delta_count(config: ObsConfig, sql: str) -> tuple[Any, ...]:
         con.close()
 
 
+def assert_reads_as_expected(config: ObsConfig, names: list[str] | None = None) -> None:
+    """Every engine reads each table back as the file layout's own catalog read the lake."""
+    for name in names or registry.ALL:
+        assert duckdb_checksum(config, name) == EXPECTED[name], name
+        assert delta_rs_checksum(config, name) == EXPECTED[name], name
+        assert polars_checksum(config, name) == EXPECTED[name], name
+
+
 @pytest.fixture(scope="module")
 def migrated(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
-    config = build_lake(tiered_config(tmp_path_factory.mktemp("migrate")))
+    config = legacy_config(tmp_path_factory.mktemp("migrate"))
     migrate(config)
     return config
 
 
-def test_every_dataset_reads_the_same_from_the_views_duckdb_delta_rs_and_polars(
-    migrated: ObsConfig,
-) -> None:
-    con = connect(migrated)
-    tiers = set(
-        con.execute('SELECT DISTINCT dataset, tier FROM lake_partitions WHERE "current"').fetchall()
-    )
-    con.close()
-    assert {("log_records", t) for t in ("hot", "warm", "cold")} <= tiers
-    assert {
-        ("metric_samples", "hot"),
-        ("metric_samples", "warm"),
-        ("metric_rollups", "cold"),
-    } <= tiers
+def test_the_fixture_is_the_lake_the_ground_truth_describes() -> None:
+    assert set(EXPECTED) == set(registry.ALL)
+    assert {name for name, c in EXPECTED.items() if c.rows} == WRITTEN
+
+
+def test_the_legacy_reader_reads_what_the_file_layouts_catalog_read(tmp_path: Path) -> None:
+    config = legacy_config(tmp_path)
 
     for name in registry.ALL:
-        expected = view_checksum(migrated, name)
-        assert (expected.rows > 0) == (name in WRITTEN), name
-        assert duckdb_checksum(migrated, name) == expected, name
-        assert delta_rs_checksum(migrated, name) == expected, name
-        assert polars_checksum(migrated, name) == expected, name
+        assert legacy_checksum(config, name) == EXPECTED[name], name
+    assert not (tmp_path / "lake" / "delta").exists()  # reading wrote nothing
+
+
+def test_every_dataset_reads_the_same_from_duckdb_delta_rs_and_polars(
+    migrated: ObsConfig,
+) -> None:
+    assert_reads_as_expected(migrated)
+
+
+def test_the_stray_and_the_hidden_temp_file_are_not_migrated(migrated: ObsConfig) -> None:
+    """Both are copies of hour 00 of 04-02 (one well named at hour=05 without an inventory
+    marker): read as data, they would add 50 or 100 duplicate log records."""
+    logs = delta.scan(migrated, "log_records")
+
+    assert delta_row(migrated, f"SELECT count(*), count(DISTINCT doc_id) FROM {logs}") == (
+        600,
+        600,
+    )
+    assert delta_row(
+        migrated, f"SELECT count(*) FROM {logs} WHERE dt = '2026-04-02' AND hour(ts) = 5"
+    ) == (0,)
 
 
 def test_tables_are_partitioned_by_day_and_readable_by_any_delta_reader(
@@ -218,13 +152,12 @@ def test_tables_are_partitioned_by_day_and_readable_by_any_delta_reader(
     for name in registry.ALL:  # no table feature: every Delta reader opens them
         protocol = table(name).protocol()
         assert (protocol.min_reader_version, protocol.min_writer_version) == (1, 2), name
-    # one commit per day: the three days of raw samples are versions 0, 1 and 2
+    # one commit per day: the three days of raw samples (03-30's expired) are versions 0 to 2
     assert table("metric_samples").version() == 2
 
 
 def test_files_are_sorted_and_use_the_compact_encodings(migrated: ObsConfig) -> None:
-    uri = delta.table_uri(migrated, "metric_samples")
-    live = DeltaTable(uri).file_uris()
+    live = DeltaTable(delta.table_uri(migrated, "metric_samples")).file_uris()
     assert len(live) == 3  # one file per day
     for path in live:
         parquet = pq.ParquetFile(path)
@@ -241,76 +174,99 @@ def test_files_are_sorted_and_use_the_compact_encodings(migrated: ObsConfig) -> 
 
 def test_a_query_for_one_day_returns_exactly_that_days_rows(migrated: ObsConfig) -> None:
     uri = delta.scan(migrated, "metric_samples")
-    rows, first, last = delta_count(
+    rows, first, last = delta_row(
         migrated,
         f"SELECT count(*), min(timezone('UTC', ts)), max(timezone('UTC', ts)) FROM {uri} "
         "WHERE dt = '2026-03-31'",
     )
-    expected = view_checksum(
+    day = legacy_checksum(
         migrated, "metric_samples", "WHERE ts >= '2026-03-31' AND ts < '2026-04-01'"
     )
-    assert rows == expected.rows > 0
+    assert rows == day.rows == 3 * 12 * 240  # three hours of 12 series scraped every 15 s
     assert (first.date().isoformat(), last.date().isoformat()) == ("2026-03-31", "2026-03-31")
-    assert duckdb_checksum(migrated, "metric_samples", "WHERE dt = '2026-03-31'") == expected
+    assert duckdb_checksum(migrated, "metric_samples", "WHERE dt = '2026-03-31'") == day
 
 
 def test_a_second_migrate_adds_no_rows(migrated: ObsConfig) -> None:
-    before = {name: duckdb_checksum(migrated, name) for name in WRITTEN}
-
     again = migrate(migrated)
 
     assert all(r.verified for r in again)
-    assert {name: duckdb_checksum(migrated, name) for name in WRITTEN} == before
+    assert [(r.dataset, r.rows) for r in again] == [(n, EXPECTED[n].rows) for n in registry.ALL]
+    for name in WRITTEN:
+        assert duckdb_checksum(migrated, name) == EXPECTED[name], name
     samples = delta.scan(migrated, "metric_samples")
-    logs = delta.scan(migrated, "log_records")
-    assert delta_count(
+    assert delta_row(
         migrated, f"SELECT count(*) - count(DISTINCT (series_id, ts)) FROM {samples}"
     ) == (0,)
-    assert delta_count(migrated, f"SELECT count(*) - count(DISTINCT doc_id) FROM {logs}") == (0,)
+
+
+def test_duckdb_reads_series_ids_back_as_the_unsigned_ids_of_the_lake(
+    migrated: ObsConfig,
+) -> None:
+    con = legacy_connection(migrated)
+    ids = sorted(r[0] for r in con.execute("SELECT series_id FROM metric_series").fetchall())
+    con.close()
+    reader = delta.delta_connection(migrated)
+    stored = reader.execute(
+        "SELECT (series_id::HUGEINT & 18446744073709551615)::UBIGINT FROM "
+        f"{delta.scan(migrated, 'metric_series')}"
+    ).fetchall()
+    reader.close()
+
+    assert sorted(r[0] for r in stored) == ids
+    assert max(ids) >= 1 << 63  # ids with the top bit set come back too
+    assert len(ids) == EXPECTED["metric_series"].rows
 
 
 def test_dry_run_writes_nothing_and_counts_what_migrate_then_converts(tmp_path: Path) -> None:
-    config = build_lake(tiered_config(tmp_path))
+    config = legacy_config(tmp_path)
 
     planned = migrate(config, dry_run=True)
 
-    assert not (Path(config.lake_root) / "delta").exists()
-    assert sum(p.rows for p in planned) > 0
+    assert not (tmp_path / "lake" / "delta").exists()
     assert all(not p.verified for p in planned)
+    assert [(p.dataset, p.rows) for p in planned] == [(n, EXPECTED[n].rows) for n in registry.ALL]
+    assert {p.dataset for p in planned if p.source_bytes} == WRITTEN
     done = migrate(config)
     assert [(d.dataset, d.days, d.rows) for d in done] == [
         (p.dataset, p.days, p.rows) for p in planned
     ]
     assert [p.source_bytes for p in planned] == [d.source_bytes for d in done]
-    assert {p.dataset for p in planned if p.source_bytes} == WRITTEN
 
 
-def delta_check(config: ObsConfig) -> CheckResult:
-    return next(r for r in run_checks(config, checksums=False) if r.check == "lake.delta")
+def file_layout_check(config: ObsConfig) -> CheckResult:
+    return next(r for r in run_checks(config) if r.check == "lake.file_layout")
 
 
-def test_doctor_says_when_the_delta_tables_fall_behind_the_lake(tmp_path: Path) -> None:
-    config = build_lake(tiered_config(tmp_path))
+def test_doctor_says_when_the_delta_tables_fall_behind_the_old_layout(tmp_path: Path) -> None:
+    config = legacy_config(tmp_path)
+    files = sum(len(fs) for fs in current_files(config).values())
 
+    unmigrated = file_layout_check(config)
     migrate(config)
-    current = delta_check(config)
-    Lake(config).write_hot("log_records", HOURS[-1], log_hour(HOURS[-1]))
-    behind = delta_check(config)
+    migrated = file_layout_check(config)
+    # an older version still writing the old layout after the migrate: a newer log_records file
+    hot = next((tmp_path / "lake" / "hot" / "log_records").glob("dt=*/hour=23/part-00000.parquet"))
+    later = time.time() + 3600
+    os.utime(hot, (later, later))
+    behind = file_layout_check(config)
 
-    assert (
-        current.ok
-        and not current.warn
-        and "Delta tables hold what the lake holds" in current.detail
+    assert unmigrated.ok and unmigrated.warn and unmigrated.fix == "run `obs lake migrate`"
+    assert unmigrated.detail == (
+        f"{files} files of the old layout hold data the Delta tables lack "
+        f"({', '.join(n for n in registry.ALL if n in WRITTEN)})"
     )
-    assert behind.ok and behind.warn
-    assert "are behind the lake (log_records)" in behind.detail
-    assert behind.fix == "rerun `obs lake migrate`"
+    assert migrated.ok and migrated.warn
+    assert migrated.detail == f"{files} files of the old layout, all migrated into the Delta tables"
+    assert "delete hot/, warm/, cold/ and _inventory/" in (migrated.fix or "")
+    assert behind.ok and behind.warn and behind.fix == "run `obs lake migrate`"
+    assert behind.detail.endswith("hold data the Delta tables lack (log_records)")
 
 
 def test_an_interrupted_migrate_then_a_full_one_converges(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = build_lake(tiered_config(tmp_path))
+    config = legacy_config(tmp_path)
     migrate(config, ["log_records"])  # one dataset only
     real_write = delta.write_day
     commits: list[str | None] = []
@@ -325,81 +281,80 @@ def test_an_interrupted_migrate_then_a_full_one_converges(
     with pytest.raises(LakeError, match="killed"):
         migrate(config)
     monkeypatch.undo()
-    assert commits  # some days were committed before the run died
+    assert len(commits) == 3  # some days were committed before the run died
 
     migrate(config)
 
-    for name in WRITTEN:
-        assert duckdb_checksum(config, name) == view_checksum(config, name), name
+    for name in registry.ALL:
+        assert duckdb_checksum(config, name) == EXPECTED[name], name
 
 
 def test_days_the_lake_no_longer_holds_are_removed_from_the_tables(tmp_path: Path) -> None:
-    config = build_lake(tiered_config(tmp_path))
+    config = legacy_config(tmp_path)
     migrate(config, ["log_records"])
-    run_tiering(config, DAYS[0] + timedelta(days=21))  # 03-30 passes log retention (20 days)
-    build_catalog(config)
+    # retention passes 03-30, the only day of March's cold log file
+    forget_day(tmp_path / "lake", "cold", "log_records", "month=2026-03")
 
     result = migrate(config, ["log_records"])
 
     assert result[0].stale_days_deleted == 1
-    assert duckdb_checksum(config, "log_records") == view_checksum(config, "log_records")
-    assert delta_count(config, f"SELECT min(dt) FROM {delta.scan(config, 'log_records')}") == (
-        "2026-03-31",
-    )
+    assert result[0].rows == EXPECTED["log_records"].rows - 150
+    assert duckdb_checksum(config, "log_records") == legacy_checksum(config, "log_records")
+    logs = delta.scan(config, "log_records")
+    assert delta_row(config, f"SELECT min(dt), count(*) FROM {logs}") == ("2026-03-31", 450)
 
 
 def test_a_day_that_does_not_read_back_the_same_is_an_error_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = build_lake(tiered_config(tmp_path), some_hours(DAYS[2:], (0, 7)))
+    config = legacy_config(tmp_path)
     real = delta.to_delta
     monkeypatch.setattr(delta, "to_delta", lambda batch, table: real(batch.slice(1), table))
 
     with pytest.raises(
-        MigrationMismatch, match=r"metric_samples 2026-04-01: the Delta table holds"
-    ):
+        MigrationMismatch, match=r"metric_samples 2026-03-31: the Delta table holds"
+    ) as refused:
         migrate(config, ["metric_samples"])
+    assert "\n" not in str(refused.value)
 
 
-def test_a_lake_on_s3_converts_and_reads_the_same_everywhere(s3_lake: dict[str, Any]) -> None:
-    config = build_lake(
-        parse_config({"lake": {**s3_lake, "delete_delay": "0s"}, "retention": RETENTION}),
-        HOURS[:6],
+def test_a_lake_on_s3_converts_and_reads_the_same_everywhere(
+    s3_lake: dict[str, Any], s3_endpoint: str, s3_bucket: str, tmp_path: Path
+) -> None:
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing-key",
+        aws_secret_access_key="testing-secret",
     )
+    prefix = s3_lake["root"].removeprefix(f"s3://{s3_bucket}/")
+    uploaded = legacy_fixture.upload(legacy_fixture.extract(tmp_path), client, s3_bucket, prefix)
+    config = legacy_config(tmp_path, **s3_lake)
+
+    def keys(under: str) -> set[str]:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=s3_bucket, Prefix=f"{prefix}/{under}"
+        )
+        return {o["Key"] for page in pages for o in page.get("Contents", [])}
 
     planned = migrate(config, dry_run=True)
-    assert not [o for o in Lake(config).store("hot").list_objects("delta/")]
+    assert not keys("delta/")
+    assert [(p.dataset, p.rows) for p in planned] == [(n, EXPECTED[n].rows) for n in registry.ALL]
     migrate(config)
     migrate(config)  # a rerun on S3 converges too (conditional PUT commits)
 
-    assert [
-        o.key for o in Lake(config).store("hot").list_objects("delta/metric_samples/_delta_log/")
-    ]
-    for name in ("metric_samples", "metric_series", "log_records", "alert_rules", "metric_rollups"):
-        expected = view_checksum(config, name)
-        assert expected.rows == next(p.rows for p in planned if p.dataset == name) > 0, name
-        assert duckdb_checksum(config, name) == expected, name
-        assert delta_rs_checksum(config, name) == expected, name
-        assert polars_checksum(config, name) == expected, name
+    assert keys("delta/metric_samples/_delta_log/")
+    assert keys("") - keys("delta/") == uploaded  # the legacy layout was only read
+    assert_reads_as_expected(config)
 
     unreachable = {**s3_lake, "s3": {**s3_lake["s3"], "endpoint_url": "http://127.0.0.1:9"}}
-    down = parse_config({"lake": unreachable, "retention": RETENTION})
-    with pytest.raises(LakeError, match="could not migrate log_records") as refused:
+    down = legacy_config(tmp_path, **unreachable)
+    with pytest.raises(LakeError, match="could not") as refused:
         migrate(down, ["log_records"])
-    assert "\n" not in str(refused.value) and "testing-secret" not in str(refused.value)
-
-
-def test_cli_without_a_catalog_says_to_run_obs_catalog(
-    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = write_config()
-
-    code = main(["--config", str(path), "lake", "migrate", "--dry-run"])
-
-    out, err = capsys.readouterr()
-    assert code == 2
-    assert out == ""
-    assert err.count("\n") == 1 and "run `obs catalog`" in err
+    assert "\n" not in str(refused.value)
+    assert "testing-secret" not in str(refused.value)
+    assert "testing-key" not in str(refused.value)
 
 
 def test_cli_prints_a_line_per_dataset_and_refuses_unknown_names(
@@ -409,28 +364,32 @@ def test_cli_prints_a_line_per_dataset_and_refuses_unknown_names(
     path.write_text(f"lake:\n  root: {migrated.lake_root}\n  catalog: {migrated.catalog_path}\n")
 
     code = main(["--config", str(path), "lake", "migrate", "--dataset", "log_records"])
-
     out, _ = capsys.readouterr()
+    unknown = main(["--config", str(path), "lake", "migrate", "--dataset", "nope"])
+    _, err = capsys.readouterr()
+
     lines = out.splitlines()
     assert code == 0
     assert lines[0].split() == ["dataset", "days", "rows", "verified", "seconds"]
     assert lines[1].split()[:4] == ["log_records", "4", "600", "yes"]
+    assert unknown == 2
+    assert err.count("\n") == 1 and "no dataset nope" in err
     with pytest.raises(LakeError, match="no dataset nope"):
         migrate(migrated, ["nope"])
 
 
-def test_duckdb_reads_series_ids_back_as_the_unsigned_ids_of_the_views(migrated: ObsConfig) -> None:
-    con = connect(migrated)
-    ids = sorted(r[0] for r in con.execute("SELECT series_id FROM metric_series").fetchall())
-    con.close()
-    reader = delta.delta_connection(migrated)
-    stored = reader.execute(
-        "SELECT (series_id::HUGEINT & 18446744073709551615)::UBIGINT FROM "
-        f"{delta.scan(migrated, 'metric_series')}"
-    ).fetchall()
-    reader.close()
-    assert sorted(r[0] for r in stored) == ids
-    assert max(ids) >= 1 << 63  # ids with the top bit set come back too
+def test_cli_on_a_folder_without_a_legacy_layout_says_so_in_one_line(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config()
+
+    code = main(["--config", str(path), "lake", "migrate"])
+
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and "file layout" in err
+    assert not (path.parent / "lake" / "delta").exists()
 
 
 def data_files(config: ObsConfig, dataset: str) -> set[Path]:
@@ -446,8 +405,8 @@ def referenced(config: ObsConfig, dataset: str) -> set[Path]:
 def test_vacuum_after_delete_delay_leaves_only_the_files_the_log_references(
     tmp_path: Path,
 ) -> None:
-    prompt = build_lake(tiered_config(tmp_path))  # delete_delay 0s
-    patient = tiered_config(tmp_path, delete_delay="1d")  # the same lake
+    patient = legacy_config(tmp_path, delete_delay="1d")
+    prompt = legacy_config(tmp_path)  # the same lake, replaced files deleted at once
     migrate(patient)
     first = {name: DeltaTable(delta.table_uri(patient, name)).version() for name in WRITTEN}
 
@@ -458,9 +417,10 @@ def test_vacuum_after_delete_delay_leaves_only_the_files_the_log_references(
     for name in WRITTEN:
         assert data_files(patient, name) > referenced(patient, name), name
         old = DeltaTable(delta.table_uri(patient, name), version=first[name])
-        assert table_checksum(
-            old.to_pyarrow_table().select(delta.layout(name).columns)
-        ) == view_checksum(patient, name), name
+        assert (
+            table_checksum(old.to_pyarrow_table().select(delta.layout(name).columns))
+            == EXPECTED[name]
+        ), name
     before = {name: data_files(prompt, name) for name in registry.ALL}
 
     done = migrate(prompt)
@@ -469,5 +429,55 @@ def test_vacuum_after_delete_delay_leaves_only_the_files_the_log_references(
     assert sum(r.files_vacuumed for r in done) == deleted > 0
     for name in registry.ALL:
         assert data_files(prompt, name) == referenced(prompt, name), name
-        assert duckdb_checksum(prompt, name) == view_checksum(prompt, name), name
-        assert delta_rs_checksum(prompt, name) == view_checksum(prompt, name), name
+    assert_reads_as_expected(prompt)
+
+
+HOUR = TimeWindow(utc("2026-04-03T10:00:00Z"), utc("2026-04-03T11:00:00Z"))
+
+
+def test_delta_tables_are_not_started_beside_an_unmigrated_layout(tmp_path: Path) -> None:
+    """``lake.format`` defaults to delta: an upgrade must not read an unmigrated lake as empty
+    and start writing new tables beside it."""
+    config = legacy_config(tmp_path)
+
+    with pytest.raises(LakeError, match="obs lake migrate") as refused:
+        ingest_metrics_hour(Lake(config), metric_source(config), HOUR)
+    assert "\n" not in str(refused.value)
+    assert not list((tmp_path / "lake" / "delta").glob("*/_delta_log/*.json"))
+
+    migrate(config)
+    ingest_metrics_hour(Lake(config), metric_source(config), HOUR)
+
+    samples = delta.scan(config, "metric_samples")
+    rows, added = delta_row(
+        config, f"SELECT count(*), count(*) FILTER (WHERE dt = '2026-04-03') FROM {samples}"
+    )
+    assert added > 0
+    assert rows == EXPECTED["metric_samples"].rows + added
+    assert (
+        duckdb_checksum(config, "metric_samples", "WHERE dt < '2026-04-03'")
+        == EXPECTED["metric_samples"]
+    )
+
+
+def test_a_tier_the_old_lake_kept_elsewhere_is_migrated_with_tier_root(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = legacy_config(tmp_path)
+    root = Path(config.lake_root)
+    elsewhere = tmp_path / "warm-tier"
+    (elsewhere / "_inventory").mkdir(parents=True)
+    shutil.move(root / "warm", elsewhere / "warm")
+    shutil.move(root / "_inventory" / "warm", elsewhere / "_inventory" / "warm")
+    shutil.copy(root / "_inventory" / "VERSION", elsewhere / "_inventory" / "VERSION")
+    path = tmp_path / "obs.yaml"
+    path.write_text(f"lake:\n  root: {root}\n  catalog: {config.catalog_path}\n")
+
+    refused = main(["--config", str(path), "lake", "migrate", "--tier-root", "tepid=/x"])
+    _, err = capsys.readouterr()
+    code = main(["--config", str(path), "lake", "migrate", "--tier-root", f"warm={elsewhere}"])
+
+    assert refused == 2 and "--tier-root tepid=/x: write TIER=ROOT" in err
+    assert code == 0
+    for name, truth in expected().items():
+        assert duckdb_checksum(config, name) == truth, name

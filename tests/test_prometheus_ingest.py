@@ -21,7 +21,6 @@ from obs_pipelines.windows import TimeWindow
 from tests import servers
 from tests.dagster_runs import run_ingest
 from tests.history import HOUR_MS, START, START_MS, history, samples_in
-from tests.lake_format import lake_format
 
 pytestmark = pytest.mark.prometheus
 HISTORY = history(extra_series=40)
@@ -120,9 +119,6 @@ def test_rerunning_a_partition_leaves_the_same_rows(
 
     assert run_ingest(config_path, "2026-11-10-01:00", "2026-11-10-01:00").success
 
-    if lake_format() == "files":
-        partition = Path(config.lake_root) / "hot/metric_samples/dt=2026-11-10/hour=01"
-        assert sorted(p.name for p in partition.iterdir()) == ["part-00000.parquet"]
     again = Lake(config).read_hot("metric_samples", hour)
     assert _exact(again) == _exact(first)
     assert again.num_rows == sum(
@@ -193,11 +189,6 @@ def test_the_same_ingest_works_with_the_lake_on_s3(
     config = load_config(config_path)
     published = Lake(config).hot_partitions("metric_samples")
     assert [p.window.start for p in published] == [START, START + timedelta(hours=1)]
-    if lake_format() == "files":
-        assert [p.key for p in published] == [
-            "hot/metric_samples/dt=2026-11-10/hour=00/part-00000.parquet",
-            "hot/metric_samples/dt=2026-11-10/hour=01/part-00000.parquet",
-        ]
     window_end = START_MS + 2 * HOUR_MS
     assert lake_samples(connect(config), START_MS, window_end) == expected_samples(
         START_MS, window_end

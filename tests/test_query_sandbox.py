@@ -9,20 +9,20 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import duckdb
 import pytest
 import yaml
+from deltalake import DeltaTable
 
 from obs_pipelines.config import load_config
 from obs_pipelines.errors import ObsError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.lake.ingest import ingest_metrics_hour
-from obs_pipelines.lake.tiering import run_tiering
 from obs_pipelines.reporting import query
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow, utc
@@ -33,7 +33,6 @@ pytestmark = pytest.mark.integration  # runs obs or duckdb in a subprocess: seco
 REPO = Path(__file__).resolve().parent.parent
 OBS = REPO / ".venv" / "bin" / "obs"
 HOUR = TimeWindow(utc("2026-11-18T14:00:00Z"), utc("2026-11-18T15:00:00Z"))
-PARTITION = "hot/metric_samples/dt=2026-11-18/hour=14/part-00000.parquet"
 
 
 def obs(config: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -84,11 +83,30 @@ def lake_root(config_path: Path) -> Path:
     return Path(load_config(config_path).lake_root)
 
 
-def test_copy_onto_a_lake_partition_is_refused_and_the_partition_is_unchanged(
+def table_folder(config_path: Path) -> Path:
+    return lake_root(config_path) / "delta" / "metric_samples"
+
+
+def data_file(config_path: Path) -> Path:
+    """A data file the metric_samples table's log references (not one of its log's files)."""
+    table = DeltaTable(str(table_folder(config_path)))
+    [uri] = table.file_uris()  # one hour ingested: one file
+    return Path(uri)
+
+
+def table_state(config_path: Path) -> tuple[int, list[str], dict[str, bytes]]:
+    """The table as a reader sees it: its version, its files and every byte under its folder."""
+    folder = table_folder(config_path)
+    table = DeltaTable(str(folder))
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    return table.version(), sorted(table.file_uris()), files
+
+
+def test_copy_onto_a_file_of_a_delta_table_is_refused_and_the_table_is_unchanged(
     lake: Path, tmp_path: Path
 ) -> None:
-    partition = lake_root(lake) / PARTITION
-    before = partition.read_bytes()
+    partition = data_file(lake)
+    before = table_state(lake)
     exports = tmp_path / "exports"
     exports.mkdir()
 
@@ -105,7 +123,7 @@ def test_copy_onto_a_lake_partition_is_refused_and_the_partition_is_unchanged(
     assert "--allow-write-to DIR" in plain.stderr
     assert f"is outside {exports}" in one_error_line(allowed_elsewhere)
     assert one_error_line(explained).startswith("obs: error: COPY is not allowed")
-    assert partition.read_bytes() == before
+    assert table_state(lake) == before
 
 
 def test_the_session_itself_reads_only_the_lake_and_cannot_be_unlocked(
@@ -148,11 +166,11 @@ def test_the_session_itself_reads_only_the_lake_and_cannot_be_unlocked(
         ("EXPORT DATABASE '{tmp}/export'", "EXPORT DATABASE is not allowed in obs query"),
         ("CREATE TEMP TABLE t AS SELECT 1", "CREATE is not allowed in obs query"),
         (
-            "SELECT * FROM enable_logging(storage = 'file', storage_path = '{lake}/hot/logs')",
+            "SELECT * FROM enable_logging(storage = 'file', storage_path = '{lake}/delta/logs')",
             "enable_logging() is not allowed in obs query",
         ),
         (
-            "SELECT * FROM enable_profiling(save_location = '{lake}/hot/profile.json')",
+            "SELECT * FROM enable_profiling(save_location = '{lake}/delta/profile.json')",
             "enable_profiling() is not allowed in obs query",
         ),
         (
@@ -205,12 +223,12 @@ def test_allow_write_to_lets_copy_write_inside_that_folder_only(lake: Path, tmp_
         lake,
         "COPY (SELECT 1 AS x) TO 'exports/p' "
         "(FORMAT csv, PER_THREAD_OUTPUT true, FILENAME_PATTERN "
-        f"'{os.path.relpath(lake_root(lake) / 'hot', exports / 'p')}/x_{{i}}')",
+        f"'{os.path.relpath(table_folder(lake), exports / 'p')}/x_{{i}}')",
         "--allow-write-to",
         "exports",
         cwd=tmp_path,
     )
-    into_the_lake = obs(lake, "SELECT 1", "--allow-write-to", str(lake_root(lake) / "hot"))
+    into_the_lake = obs(lake, "SELECT 1", "--allow-write-to", str(table_folder(lake)))
     holding_the_lake = obs(lake, "SELECT 1", "--allow-write-to", str(lake_root(lake).parent))
 
     assert inside.returncode == 0, inside.stderr
@@ -221,20 +239,22 @@ def test_allow_write_to_lets_copy_write_inside_that_folder_only(lake: Path, tmp_
     assert partitioned.returncode == 0, partitioned.stderr
     assert len(list((exports / "by_service").glob("service=*/*.parquet"))) == 8
     assert "COPY option FILENAME_PATTERN is not allowed" in one_error_line(named_into_the_lake)
-    assert not list(lake_root(lake).glob("hot/x_*"))
+    assert not list(table_folder(lake).glob("x_*"))
     assert "overlaps the lake" in one_error_line(into_the_lake)
     assert "overlaps the lake" in one_error_line(holding_the_lake)
 
 
 def test_output_is_written_by_obs_and_never_into_the_lake(lake: Path, tmp_path: Path) -> None:
-    partition = lake_root(lake) / PARTITION
-    before = partition.read_bytes()
+    partition = data_file(lake)
+    before = table_state(lake)
 
     refused = obs(lake, "SELECT 1 AS x", "--format", "parquet", "-o", str(partition))
+    beside = obs(lake, "SELECT 1 AS x", "-o", str(table_folder(lake) / "_delta_log" / "x.json"))
     written = obs(lake, "SELECT 1 AS x", "--format", "csv", "-o", str(tmp_path / "x.csv"))
 
     assert "would write into the lake" in one_error_line(refused)
-    assert partition.read_bytes() == before
+    assert "would write into the lake" in one_error_line(beside)
+    assert table_state(lake) == before
     assert written.returncode == 0, written.stderr
     assert (tmp_path / "x.csv").read_text() == '"x"\n1\n'
 
@@ -430,31 +450,39 @@ def test_the_sql_runs_once(lake: Path, fmt: str) -> None:
         assert json.loads(done.stdout) == [{"runs": 1, "draw": first_draw[0]}]
 
 
-RETENTION = {
-    "metrics": {"hot": "1d", "warm": "3d", "cold": "20d"},
-    "logs": {"hot": "1d", "warm": "3d", "cold": "20d"},
-    "alerts": {"hot": "1d", "warm": "3d", "cold": "20d"},
-}
-
-
-def test_an_s3_lake_with_a_local_warm_tier_is_still_read_and_still_fenced(
-    write_config: Callable[..., Path], s3_lake: dict[str, Any], tmp_path: Path
+def test_an_s3_lake_is_read_and_fenced(
+    write_config: Callable[..., Path],
+    s3_lake: dict[str, Any],
+    s3_endpoint: str,
+    s3_bucket: str,
+    tmp_path: Path,
 ) -> None:
-    warm = tmp_path / "warm-tier"
-    path = write_config(
-        lake={**s3_lake, "warm": {"root": str(warm)}, "delete_delay": "0s"}, retention=RETENTION
-    )
+    path = write_config(lake=s3_lake)
+    exports = tmp_path / "exports"
+    exports.mkdir()
     config = load_config(path)
-    days = [day("2026-03-30"), day("2026-03-31")]
-    write_hours(Lake(config), some_hours(days, (0, 23)))
-    run_tiering(config, days[0] + timedelta(days=2))  # 03-30 to the local warm tier
+    write_hours(Lake(config), some_hours([day("2026-03-30"), day("2026-03-31")], (0, 23)))
     build_catalog(config)
     bucket_root = s3_lake["root"]
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing-key",
+        aws_secret_access_key="testing-secret",
+    )
 
-    tiers = obs(
+    def keys() -> set[str]:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=s3_bucket)
+        return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+    before = keys()
+
+    files = obs(
         path,
-        "SELECT tier, count(*) AS files FROM lake_partitions "
-        "WHERE dataset = 'log_records' GROUP BY ALL ORDER BY ALL",
+        "SELECT count(*) AS files, count(DISTINCT file[:length("
+        f"'{bucket_root}/delta/log_records/')]) AS prefixes "
+        "FROM lake_partitions WHERE dataset = 'log_records'",
         "--format",
         "json",
     )
@@ -465,14 +493,23 @@ def test_an_s3_lake_with_a_local_warm_tier_is_still_read_and_still_fenced(
         "csv",
     )
     outside_the_prefix = obs(path, f"SELECT * FROM glob('{bucket_root.rsplit('/', 1)[0]}/**')")
-    onto_the_bucket = obs(path, f"COPY (SELECT 1) TO '{bucket_root}/hot/x.parquet'")
+    onto_a_table = obs(path, f"COPY (SELECT 1) TO '{bucket_root}/delta/log_records/x.parquet'")
+    onto_its_log = obs(
+        path,
+        f"COPY (SELECT 1) TO '{bucket_root}/delta/log_records/_delta_log/00000000000000000099.json'"
+        " (FORMAT json)",
+        "--allow-write-to",
+        str(exports),
+    )
 
-    assert tiers.returncode == 0, tiers.stderr
-    assert json.loads(tiers.stdout) == [{"tier": "hot", "files": 2}, {"tier": "warm", "files": 1}]
+    assert files.returncode == 0, files.stderr
+    assert json.loads(files.stdout) == [{"files": 4, "prefixes": 1}]  # an hour, a file
     assert logs.returncode == 0, logs.stderr
     assert list(csv.DictReader(io.StringIO(logs.stdout))) == [{"n": "200", "days": "2"}]
     assert "Permission Error" in one_error_line(outside_the_prefix)
-    assert "COPY is not allowed" in one_error_line(onto_the_bucket)
+    assert "COPY is not allowed" in one_error_line(onto_a_table)
+    assert f"is outside {exports}" in one_error_line(onto_its_log)
+    assert keys() == before
 
 
 def test_statements_are_checked_before_anything_runs() -> None:

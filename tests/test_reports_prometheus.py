@@ -28,7 +28,6 @@ from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.sources.prometheus import PrometheusSource
 from obs_pipelines.windows import TimeWindow, utc
 from tests import servers
-from tests.lake_format import lake_format
 from tests.report_fixtures import HOUR_MS, SCRAPE_MS, every_report, make_config, ms
 
 pytestmark = pytest.mark.prometheus
@@ -171,7 +170,6 @@ def test_every_report_from_a_real_prometheus_is_unchanged_after_raw_samples_age_
         "root": str(tmp_path / "lake"),
         "catalog": str(tmp_path / "lake" / "obs.duckdb"),
         "delete_delay": "0s",
-        "format": lake_format(),
     }
     ages = {"hot": "1d", "warm": "2d", "cold": "60d"}
     config = prometheus_config(

@@ -24,7 +24,6 @@ from obs_pipelines.reporting.derived import derive
 from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.windows import TimeWindow, utc
-from tests.lake_format import lake_format
 
 pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
 
@@ -44,7 +43,6 @@ def config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw["lake"] = {
         "root": str(root / "lake"),
         "catalog": str(root / "lake" / "obs.duckdb"),
-        "format": lake_format(),
     }
     path = root / "obs.yaml"
     path.write_text(yaml.safe_dump(raw))

@@ -19,7 +19,6 @@ from obs_pipelines.reporting.derived import derive
 from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.windows import TimeWindow, utc
-from tests.lake_format import lake_format
 from tests.report_fixtures import (
     SCRAPE_MS,
     MetricSeries,
@@ -63,7 +62,6 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "root": str(root / "lake"),
         "catalog": str(root / "lake" / "obs.duckdb"),
         "delete_delay": "0s",
-        "format": lake_format(),
     }
     raw["retention"] = RETENTION
     raw["reports"] = {**raw.get("reports", {}), "period": "1d"}
@@ -94,7 +92,6 @@ def test_every_report_is_unchanged_after_raw_samples_age_out(simulated: Path) ->
     build_catalog(config)
     con = connect(config)
     raw_left = con.execute("SELECT count(*) FROM metric_samples").fetchone()[0]
-    tiers = {t for (t,) in con.execute("SELECT DISTINCT tier FROM lake_partitions").fetchall()}
     con.close()
     con = report_connection(config)
     after = every_report(con)
@@ -102,8 +99,6 @@ def test_every_report_is_unchanged_after_raw_samples_age_out(simulated: Path) ->
 
     assert result.problems == []
     assert raw_left == 0
-    if lake_format() == "files":  # Delta tables' tiers are their files' ages (S3 lifecycle)
-        assert tiers == {"cold"}
     assert {k: v for k, v in after.items() if v != before[k]} == {}
 
 
@@ -339,7 +334,6 @@ def test_a_long_slo_list_is_derived_in_one_pass(tmp_path: Path) -> None:
     raw["lake"] = {
         "root": str(tmp_path / "lake"),
         "catalog": str(tmp_path / "obs.duckdb"),
-        "format": lake_format(),
     }
     raw["slos"] = [{**s, "name": f"{s['name']}_{i}"} for i in range(4) for s in raw["slos"]]
     (tmp_path / "obs.yaml").write_text(yaml.safe_dump(raw))

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 
 from obs_pipelines.cli import Run, launch_runs
@@ -208,10 +207,12 @@ def test_simulated_metrics_alone_write_only_metrics_and_record_their_source_thro
     assert result.success
     lake = Lake(config)
     for dataset in ("log_records", "spans", "alert_fragments", "alert_rules"):
-        assert lake.files(dataset) == [], dataset
-    hot = next(f for f in lake.files("metric_samples") if f.tier == "hot")
-    footer = pq.read_metadata(Path(lake.file_url(hot))).metadata
-    assert footer[b"obs.source"] == b"simulator"
+        assert lake.hot_partitions(dataset) == [], dataset
+    written = lake.tables.written_hours("metric_samples", utc("2026-11-18T00:00:00Z"))
+    assert [(h.window.start.hour, h.source) for h in written] == [
+        (13, "simulator"),
+        (14, "simulator"),
+    ]
     sources = recorded_sources(path)
     assert sources[("metric_samples", "hot")] == sources[("metric_series", "hot")] == {"simulator"}
     assert sources[("series_inventory", "hot")] == {None}  # derived in the lake, not ingested
@@ -220,9 +221,15 @@ def test_simulated_metrics_alone_write_only_metrics_and_record_their_source_thro
     build_catalog(config)
 
     sources = recorded_sources(path)
-    assert ("metric_samples", "hot") not in sources
-    assert sources[("metric_samples", "warm")] == {"simulator"}
-    assert sources[("metric_rollups", "warm")] == {"simulator"}
+    assert {s for (d, _), found in sources.items() if d == "metric_samples" for s in found} == {
+        "simulator"
+    }
+    con = connect(config)
+    try:
+        rollups = con.execute("SELECT count(*) FROM metric_rollups").fetchone()
+    finally:
+        con.close()
+    assert rollups is not None and rollups[0] > 0
 
 
 # --- a lake fed by a real Prometheus only ---------------------------------------------------
@@ -282,7 +289,7 @@ def test_a_prometheus_only_config_writes_no_simulated_data_and_reports_no_phanto
     }
     lake = Lake(config)
     for dataset in ("log_records", "spans", "alert_fragments", "alert_rules"):
-        assert lake.files(dataset) == [], f"{dataset} was written"
+        assert lake.hot_partitions(dataset) == [], f"{dataset} was written"
     con = report_connection(config, utc("2026-11-18T10:00:00Z"), utc("2026-11-18T12:00:00Z"))
     cells = con.execute(
         "SELECT service, pillar, status FROM coverage WHERE period = 'current'"

@@ -171,19 +171,9 @@ def snapshot(config: ObsConfig, since: datetime | None = None) -> dict[str, Any]
     return result
 
 
-def lake_listing(config: ObsConfig) -> list[tuple[str, str, str, bool]]:
-    build_catalog(config)
-    con = connect(config)
-    rows = con.execute(
-        'SELECT dataset, tier, "partition", "current" FROM lake_partitions ORDER BY ALL'
-    ).fetchall()
-    con.close()
-    return rows
-
-
 def tiered_config(root: Path, retention: dict[str, Any] | None = None, **lake: Any) -> ObsConfig:
-    """A lake under ``root`` that tiers after a day (warm) and three days (cold), deleting
-    replaced files at once."""
+    """A lake under ``root`` whose days are compacted after a day (warm) and kept three
+    (raw samples) or twenty days (cold), vacuuming replaced files at once."""
     return parse_config(
         {
             "lake": {

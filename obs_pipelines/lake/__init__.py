@@ -1,8 +1,5 @@
-"""The lake: Parquet partitions in hot, warm and cold tiers on a local folder or S3."""
+"""The lake: one Delta Lake table per dataset, on a local folder or S3."""
 
-from obs_pipelines.lake.lake import Lake, PartitionInfo
-from obs_pipelines.lake.paths import LakeFile
-from obs_pipelines.lake.storage import LockBusy
-from obs_pipelines.lake.writer import WrittenPartition
+from obs_pipelines.lake.lake import Lake, PartitionInfo, WrittenPartition
 
-__all__ = ["Lake", "LakeFile", "LockBusy", "PartitionInfo", "WrittenPartition"]
+__all__ = ["Lake", "PartitionInfo", "WrittenPartition"]

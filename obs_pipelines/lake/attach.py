@@ -12,7 +12,6 @@ import duckdb
 from obs_pipelines.config import TIERS, ObsConfig
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake.lake import Lake
-from obs_pipelines.lake.storage import S3Storage
 
 
 def connect(config: ObsConfig, read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -34,10 +33,9 @@ def connect(config: ObsConfig, read_only: bool = True) -> duckdb.DuckDBPyConnect
 
 
 def lake_identity(lake: Lake) -> str:
-    """Where the views read from: every tier's root (views hold absolute paths), and for Delta
-    tables the format (their views read other objects under the same root)."""
-    roots = " ".join(f"{tier}={lake.tiers[tier].root}" for tier in TIERS)
-    return f"{roots} format=delta" if lake.config.lake.format == "delta" else roots
+    """Where the views read from (they hold absolute paths), written as catalogs always have
+    recorded it: each tier's root, all of them ``lake.root`` now, and the format."""
+    return " ".join(f"{tier}={lake.storage.root}" for tier in TIERS) + " format=delta"
 
 
 def catalog_lake_root(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -51,17 +49,11 @@ def catalog_lake_root(con: duckdb.DuckDBPyConnection) -> str | None:
 
 
 def attach_lake(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-    """Make the lake's S3 tiers readable in ``con`` (httpfs from its wheel, and a secret), and
-    its Delta tables with ``lake.format: delta`` (the catalog's views call ``delta_scan``)."""
-    if lake.config.lake.format == "delta":
-        from obs_pipelines.lake.delta import attach_delta  # delta imports this module
+    """Make the lake's Delta tables readable in ``con`` (the catalog's views call
+    ``delta_scan``; on S3 with httpfs and a secret)."""
+    from obs_pipelines.lake.delta import attach_delta  # delta imports this module
 
-        attach_delta(con, lake.config)
-        return
-    s3 = next((s for s in lake.tiers.values() if isinstance(s, S3Storage)), None)
-    if s3 is not None:
-        load_packaged_extension(con, "duckdb_extension_httpfs", "httpfs")
-        con.execute(s3.duckdb_secret_sql())
+    attach_delta(con, lake.config)
 
 
 def load_packaged_extension(con: duckdb.DuckDBPyConnection, module: str, name: str) -> None:

@@ -1,12 +1,13 @@
 """The lake's datasets as Delta Lake tables: one open table per dataset that any engine can read.
 
-Our own hot/warm/cold layout is correct only when read through the catalog's views (they list
-files, decode the warm codec and apply the supersede rules in SQL). A Delta table carries that
-knowledge in its transaction log instead, so Spark, Trino, Athena, polars and DuckDB read the
-same rows, with no duplicates during a rewrite and nothing left to decode.
+The file layout of earlier versions was correct only when read through its catalog's views (they
+listed files, decoded the warm codec and applied supersede rules in SQL; :mod:`legacy` keeps that
+reader for ``obs lake migrate``). A Delta table carries that knowledge in its transaction log
+instead, so Spark, Trino, Athena, polars and DuckDB read the same rows, with no duplicates during
+a rewrite and nothing left to decode.
 
-Layout (under ``lake.root``, a local folder or ``s3://bucket/prefix``; the tier roots are not
-used: a table is one unit, its files are referenced by its log)::
+Layout (under ``lake.root``, a local folder or ``s3://bucket/prefix``; a table is one unit, its
+files are referenced by its log, and a file's tier is its age)::
 
     <lake.root>/delta/<dataset>/_delta_log/...                  the table's commits
     <lake.root>/delta/<dataset>/dt=YYYY-MM-DD/part-*.parquet    every dataset but rollups
@@ -267,8 +268,7 @@ def writer_properties(config: ObsConfig, table: TableLayout) -> Any:
 
 
 def hourly_writer_properties(config: ObsConfig, table: TableLayout) -> Any:
-    """An hour's file lives until its day is compacted: written fast, as the file layout's hot
-    tier is (zstd at the hot level, default encodings; ``metric_samples`` dictionary-encodes
+    """An hour's file lives until its day is compacted: written fast (zstd at the hot level, default encodings; ``metric_samples`` dictionary-encodes
     ``series_id`` only: bench/RESULTS.md measured it twice as fast to write as dictionaries on
     every column)."""
     from deltalake import ColumnProperties, WriterProperties
@@ -467,7 +467,8 @@ def delta_errors(action: str, config: ObsConfig) -> Iterator[None]:
     except (DeltaError, duckdb.Error, OSError) as exc:
         raise LakeError(
             f"could not {action} under {delta_root(config)}: {_one_line(exc)}; check lake.root, "
-            "lake.s3 and the network, then rerun (days already converted are kept)"
+            "lake.s3 and the network, then rerun (`obs doctor` names data files the tables' logs "
+            "reference that are missing or damaged)"
         ) from None
 
 

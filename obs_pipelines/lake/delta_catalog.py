@@ -1,11 +1,11 @@
-"""The catalog over Delta tables (``lake.format: delta``): the same views, read through the log.
+"""The catalog's statements over the Delta tables: views read through the log.
 
 Each dataset view is one ``delta_scan`` of the dataset's table (:mod:`obs_pipelines.lake.delta`)
-with exactly the columns and DuckDB types of the files-format views, so reports and analysts'
-queries do not change, plus the table's partition column ``dt`` (the row's UTC day,
+with exactly the columns and DuckDB types of the dataset's schema (the views of the file layout
+of earlier versions had the same, so reports and analysts' queries did not change), plus the table's partition column ``dt`` (the row's UTC day,
 'YYYY-MM-DD') as the last column: a query that filters ``dt`` reads only that day's files
 (DuckDB's delta extension prunes on partition values, not on the timestamp columns).
-``metric_series`` collapses the table's hourly rows per series as the files view does, and has
+``metric_series`` collapses the table's hourly rows per series, and has
 no ``dt``. The table's stored types come back exactly: ``series_id`` from its signed 64 bits to
 the registry's UBIGINT, timestamps from UTC microseconds to naive UTC TIMESTAMP by their epoch
 value (never through the session's time zone); snapshot tables' ``_hour`` is left out.
@@ -21,11 +21,10 @@ table's newest version whenever it is queried, so new commits show up without a 
   NULL (the log does not record it). The span is the file's day partition.
 * ``lake_partition_sources`` is a view over the tables' commit records, read when it is
   queried: one row per ingest commit (``obs.operation = ingest``, one hour each) with the source
-  it recorded (``obs.source``; NULL for derived datasets, as in the files format). Unlike the
-  files format, a row is an hour, not a data file: ``file`` is the commit's log file,
+  it recorded (``obs.source``; NULL for derived datasets). A row is an hour, not a data file: ``file`` is the commit's log file,
   ``partition`` the hour's day and ``tier`` the commit's age class. An hour is ``current`` when
   this is its newest ingest commit and its day is still in ``lake_partitions`` (or it wrote no
-  rows, as an empty hourly file is current in the files format). Days written only by ``obs lake
+  rows). Days written only by ``obs lake
   migrate`` or tiering have no row (they keep no source), and commits removed by the log's cleanup
   (``delta.logRetentionDuration``, 30 days by default) drop out.
 """

@@ -1,4 +1,4 @@
-"""The lake's datasets written and read as Delta tables (``lake.format: delta``).
+"""The lake's datasets written and read as Delta tables.
 
 Every dataset is one table (:mod:`obs_pipelines.lake.delta` gives its layout). Writing an hour is
 one commit that replaces exactly that hour's rows, so a rerun never duplicates an hour, a reader
@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from obs_pipelines.config import DEFAULT_ZSTD_LEVELS, ObsConfig
+from obs_pipelines.config import DEFAULT_ZSTD_LEVELS, TIERS, ObsConfig
 from obs_pipelines.datasets import dataset as dataset_of
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import delta
@@ -109,6 +109,7 @@ class DeltaTables:
         return found
 
     def _create(self, table: TableLayout) -> None:
+        self._refuse_unmigrated(table.dataset)
         try:
             delta.write_day(
                 self.config,
@@ -120,6 +121,23 @@ class DeltaTables:
         except LakeError:
             if self.open(table.dataset) is None:  # not a concurrent creation that won
                 raise
+
+    def _refuse_unmigrated(self, dataset: str) -> None:
+        """A lake of the file layout of earlier versions is never read as empty: creating a
+        table beside that layout's folders of the same dataset is refused until migrated."""
+        import pyarrow.fs as pafs
+
+        from obs_pipelines.lake.storage import open_storage
+
+        root = self.config.resolve_path(self.config.lake.root)
+        fs, base = open_storage(self.config.lake, root).arrow_filesystem()
+        with delta.delta_errors(f"look for the file layout of {dataset}", self.config):
+            found = fs.get_file_info([f"{base}/{tier}/{dataset}" for tier in TIERS])
+        if any(info.type == pafs.FileType.Directory for info in found):
+            raise LakeError(
+                f"{root} holds {dataset} in the file layout of earlier versions; run "
+                "`obs lake migrate` to convert it into Delta tables, then run this again"
+            )
 
     def write_hour(
         self, dataset: str, hour: TimeWindow, table: pa.Table, *, sort: bool = True, **metadata: str
@@ -136,8 +154,8 @@ class DeltaTables:
         from deltalake.transaction import AddAction, RemoveAction
 
         layout = delta.layout(dataset)
-        if sort and table.num_rows > 1:  # the file layout's order: compaction sorts by the stored
-            table = table.sort_by([(k, "ascending") for k in layout.sort_keys])  # signed ids
+        if sort and table.num_rows > 1:  # the registry's order (compaction sorts by the stored
+            table = table.sort_by([(k, "ascending") for k in layout.sort_keys])  # signed ids)
         rows = self._to_table(layout, hour, table)
         custom = {
             "obs.operation": INGEST,
@@ -552,8 +570,3 @@ def from_delta(dataset: str, stored: pa.Table) -> pa.Table:
             column = column.cast(field.type, safe=False)
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=schema)
-
-
-def enabled(config: ObsConfig) -> bool:
-    """Whether the lake's datasets are Delta tables (``lake.format: delta``)."""
-    return config.lake.format == "delta"

@@ -1,22 +1,22 @@
-"""Tiering of a Delta lake (``lake.format: delta``): compaction, rollups and retention as commits.
+"""Tiering of the lake's Delta tables: compaction, rollups and retention as commits.
 
-The same rules as the files layout (:mod:`obs_pipelines.lake.tiering`, per :func:`streams`), on
-the tables of :mod:`obs_pipelines.lake.delta`, where a day partition is the unit:
+The rules of :mod:`obs_pipelines.lake.tiering` (per :func:`streams`), on the tables of
+:mod:`obs_pipelines.lake.delta`, where a day partition is the unit:
 
 * **Compaction.** A day whose end is older than the stream's hot age and that holds more than
   one file (hourly commits, or an hour re-ingested after the day was compacted) is rewritten as
   one file sorted by the dataset's sort keys (``series_id`` by its stored signed value);
   ``metric_series`` collapses to one row per series within the day (first and last hour seen).
-  Retention-only streams (no tier after hot) are never compacted, as in the files layout.
+  Retention-only streams (no tier after hot) are never compacted.
 * **Rollups.** When a ``metric_samples`` day is compacted, or its rollups are missing or were
   made from other files than the day holds now, its 5-minute and 1-hour rollups are computed
-  with :func:`~obs_pipelines.lake.rollups.compute_rollups` from exactly the rows the files
-  layout uses (the day, plus the last sample of each series the day before), so they are the
-  same bits. The rollup file's name carries a fingerprint of the sample files it was made from,
+  with :func:`~obs_pipelines.lake.rollups.compute_rollups` from the day's rows plus the last
+  sample of each series the day before (so a counter's first increase of the day counts), the
+  same bits the file layout of earlier versions made. The rollup file's name carries a fingerprint of the sample files it was made from,
   which is how a later run knows they are current without reading data.
 * **Retention.** Days whose end is older than the stream's last age are deleted, one commit per
   table. Raw sample days past retention whose rollups are due but missing (a run after a long
-  pause) get their rollups first, as files tiering's ``_awaiting_rollups`` guarantees.
+  pause) get their rollups first.
 * **Storage.** Files that commits removed are vacuumed once ``lake.delete_delay`` has passed
   (:func:`obs_pipelines.lake.delta.vacuum`); storage classes follow object age through the S3
   lifecycle rules of ``obs lake lifecycle``, so nothing moves between prefixes here.
@@ -146,11 +146,17 @@ class _Output:
     rows: pa.Table  # in the file's schema (the table's columns but the partition columns)
     expected: Checksum
     path: str
-    data_change: bool
     size: int = 0
     written: bool = False
     committed: bool = False
     replaces: tuple[LogFile, ...] = field(default_factory=tuple)
+
+
+# Every rewrite is committed as a data change, although compaction adds no data (OPTIMIZE marks
+# it dataChange=false): delta-rs 1.x detects two commits removing the same files only when they
+# change data, and two runs compacting one day must never both commit (the rows would double).
+# The cost: a streaming reader of the table re-reads a compacted day unless it ignores changes.
+_DATA_CHANGE = True
 
 
 class _Conflict(Exception):
@@ -288,7 +294,8 @@ class _Runner:
         move: DeltaMove,
     ) -> None:
         layout = delta.layout(stream.dataset)
-        rows = _read(table, layout, part)
+        with delta.delta_errors(f"read {stream.dataset} {part.folder}", self.config):
+            rows = _read(table, layout, part)
         outputs: list[_Output] = []
         compacted = None
         if move.compact:
@@ -300,7 +307,6 @@ class _Runner:
                 merged,
                 table_checksum(merged) if collapse else table_checksum(rows),
                 f"{part.folder}/part-00000-{uuid.uuid4()}{_COMPACTED}.zstd.parquet",
-                data_change=collapse,  # a plain rewrite adds no data (as OPTIMIZE)
                 replaces=part.files,
             )
         if move.rollups:
@@ -372,7 +378,6 @@ class _Runner:
                     stored,
                     table_checksum(stored),
                     f"{target.folder}/part-00000-{uuid.uuid4()}{_FROM}{fingerprint}.zstd.parquet",
-                    data_change=True,
                     replaces=target.files,
                 )
             )
@@ -434,13 +439,12 @@ class _Runner:
                     output.size,
                     values,
                     stamp,
-                    output.data_change,
+                    _DATA_CHANGE,
                     delta.file_stats(output.rows),
                 )
             ]
             actions += [
-                RemoveAction(f.path, output.data_change, stamp, f.size, values)
-                for f in output.replaces
+                RemoveAction(f.path, _DATA_CHANGE, stamp, f.size, values) for f in output.replaces
             ]
             metadata = {
                 "obs.operation": operation,
@@ -676,7 +680,7 @@ def _compact(layout: TableLayout, rows: pa.Table) -> pa.Table:
 
 def _collapse_series(rows: pa.Table) -> pa.Table:
     """One row per series: its row seen first, with the first and last hour it was seen in
-    (as the files layout's warm day; series never change, the id hashes metric and labels)."""
+    (series never change: the id hashes metric and labels)."""
     first, last = (f.name for f in SERIES_SEEN)
     if not rows.num_rows:
         return rows

@@ -1,7 +1,8 @@
-"""``obs lake migrate``: convert the lake as written today into Delta tables, verified row for row.
+"""``obs lake migrate``: convert a lake of the old file layout into Delta tables, verified row
+for row.
 
-The source is the catalog's views (they already decode warm files, apply the supersede rules and
-skip stray files), read one day of one dataset at a time and streamed as Arrow record batches
+The source is :mod:`obs_pipelines.lake.legacy`'s views over the old layout (they decode warm
+files, apply its supersede rules and skip stray files, as its catalog did), read one day of one dataset at a time and streamed as Arrow record batches
 into one Delta commit per (dataset, day) that replaces exactly that day (see
 :mod:`obs_pipelines.lake.delta` for the layout). Memory stays bounded by a batch and a row
 group, never by a dataset.
@@ -18,8 +19,8 @@ Each dataset is vacuumed once converted (:func:`obs_pipelines.lake.delta.vacuum`
 a rerun's commits replaced stop costing storage once they have been unreferenced for
 ``lake.delete_delay``, while a reader that opened an older version just before keeps working.
 
-The source lake is only read; tiering and ingest can keep running, but days they change during
-a migrate are migrated as they were read (rerun to pick the changes up).
+The old layout is only read, and nothing writes it any more; delete its ``hot/``, ``warm/``,
+``cold/`` and ``_inventory/`` folders once the tables are verified.
 """
 
 import time
@@ -33,9 +34,9 @@ from obs_pipelines.config import ObsConfig
 from obs_pipelines.datasets import ALL
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import delta
-from obs_pipelines.lake.attach import connect
 from obs_pipelines.lake.checksum import EMPTY, Checksum
 from obs_pipelines.lake.delta import TableLayout
+from obs_pipelines.lake.legacy import legacy_connection
 
 BATCH_ROWS = 1 << 17
 _SIGN_BIT = "9223372036854775808::UBIGINT"
@@ -52,7 +53,7 @@ class DatasetMigration:
     dataset: str
     days: int | None  # None: an unpartitioned table
     rows: int
-    source_bytes: int  # the dataset's current files in the lake, as the catalog lists them
+    source_bytes: int  # the dataset's current files in the old layout
     verified: bool
     seconds: float
     checksum: Checksum = EMPTY
@@ -66,20 +67,21 @@ def migrate(
     *,
     dry_run: bool = False,
     progress: Callable[[DatasetMigration], None] | None = None,
+    tier_roots: dict[str, str] | None = None,
 ) -> list[DatasetMigration]:
     """Convert ``datasets`` (default: all) to Delta tables under ``<lake.root>/delta``; with
     ``dry_run``, only count what would be converted and write nothing. ``progress`` is called
     with each dataset's result as soon as it is done."""
-    if config.lake.format == "delta":
-        raise LakeError(
-            "lake.format is delta: the lake already is Delta tables; migrate converts a lake "
-            "written with format: files (run it with that config, then switch the format)"
-        )
     unknown = sorted(set(datasets or ()) - set(ALL))
     if unknown:
         raise LakeError(f"no dataset {', '.join(unknown)}; choose from {', '.join(ALL)}")
-    source = connect(config)
+    source = legacy_connection(config, tier_roots)
     try:
+        if not source.execute("SELECT count(*) FROM legacy_files").fetchone()[0]:
+            raise LakeError(
+                f"{config.lake_root} holds no lake in the file layout (no hot/, warm/ or cold/ "
+                "files); nothing to migrate: check lake.root"
+            )
         reader = None if dry_run else delta.delta_connection(config)
         results = []
         try:
@@ -174,7 +176,7 @@ def _write_day(
             tally[0] += delta.content_checksum(batch, table)
             yield delta.to_delta(batch, table)
 
-    with delta.delta_errors(f"read {table.dataset} {day or ''} from the catalog", config):
+    with delta.delta_errors(f"read {table.dataset} {day or ''} from the old layout", config):
         rows = source.execute(_day_query(table, day)).to_arrow_reader(BATCH_ROWS)
     delta.write_day(
         config,
@@ -222,7 +224,7 @@ def _source_days(source: duckdb.DuckDBPyConnection, table: TableLayout) -> dict[
 
 def _source_bytes(source: duckdb.DuckDBPyConnection, dataset: str) -> int:
     row = source.execute(
-        'SELECT coalesce(sum(bytes), 0) FROM lake_partitions WHERE dataset = ? AND "current"',
+        "SELECT coalesce(sum(bytes), 0) FROM legacy_files WHERE dataset = ?",
         [dataset],
     ).fetchone()
     return int(row[0]) if row else 0

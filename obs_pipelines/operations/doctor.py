@@ -13,7 +13,6 @@ imported: the instance's storage is reached the way Dagster would (SQLite file o
 import os
 import sqlite3
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,7 +41,6 @@ from obs_pipelines.sources.http import (
 )
 
 DEFAULT_TIMEOUT = 5.0
-TIERS = ("hot", "warm", "cold")
 
 
 @dataclass(frozen=True)
@@ -68,14 +66,13 @@ def run_checks(
     dagster_home: str | None = None,
     pushgateway_url: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-    checksums: bool = True,
 ) -> list[CheckResult]:
     """Every check, in the order a person would fix things: sources, lake, catalog, Dagster."""
     results: list[CheckResult] = []
     results += _source_checks(config, timeout)
     if pushgateway_url:
         results.append(_guard("pushgateway", lambda: _pushgateway(pushgateway_url, timeout)))
-    results += _lake_checks(config, checksums)
+    results += _lake_checks(config)
     results += _catalog_checks(config)
     results += _dagster_checks(dagster_home or os.environ.get("DAGSTER_HOME"))
     return results
@@ -117,8 +114,14 @@ def _source_checks(config: ObsConfig, timeout: float) -> list[CheckResult]:
         "traces": sources.traces,
         "alerts": sources.alerts,
     }
-    for pillar, backend in selected.items():
-        check = f"source.{pillar}"
+    pairs = [
+        (pillar, backend)
+        for pillar, chosen in selected.items()
+        for backend in (sources.metric_backends() if pillar == "metrics" else (chosen,))
+    ]
+    for pillar, backend in pairs:
+        several = pillar == "metrics" and len(sources.metric_backends()) > 1
+        check = f"source.{pillar}.{backend}" if several else f"source.{pillar}"
         if backend == "simulator":
             results.append(CheckResult(check, True, "built-in simulator (no server needed)"))
             continue
@@ -138,8 +141,8 @@ def _source_checks(config: ObsConfig, timeout: float) -> list[CheckResult]:
                 "source.alertmanager", lambda: _alertmanager("source.alertmanager", config, timeout)
             )
         )
-    used = set(selected.values())
-    for backend in ("prometheus", "elasticsearch", "jaeger"):
+    used = {backend for _, backend in pairs}
+    for backend in ("prometheus", "elasticsearch", "jaeger", "cloudwatch"):
         if getattr(sources, backend) is not None and backend not in used:
             results.append(
                 CheckResult(
@@ -350,8 +353,25 @@ def _alertmanager(check: str, config: ObsConfig, timeout: float) -> CheckResult:
     )
 
 
+def _cloudwatch(check: str, config: ObsConfig, timeout: float) -> CheckResult:
+    from obs_pipelines.sources.cloudwatch import CloudWatchSource
+
+    section = config.sources.cloudwatch
+    if section is None:  # unreachable: config validation requires the section
+        return CheckResult(check, False, "no sources.cloudwatch section", "add one")
+    source = CloudWatchSource(section.model_copy(update={"retries": 0}))
+    listed = source.probe()
+    return CheckResult(
+        check,
+        True,
+        f"CloudWatch at {source.where} answers ListMetrics ({listed} metrics on the first page "
+        f"of {(section.queries or section.discover)[0].namespace})",
+    )
+
+
 _PROBES: dict[tuple[str, str], Callable[[str, ObsConfig, float], CheckResult]] = {
     ("metrics", "prometheus"): _prometheus,
+    ("metrics", "cloudwatch"): _cloudwatch,
     ("alerts", "prometheus"): _prometheus_rules,
     ("logs", "elasticsearch"): _elasticsearch,
     ("traces", "jaeger"): _jaeger,
@@ -367,36 +387,29 @@ def _pushgateway(url: str, timeout: float) -> CheckResult:
 # --- lake ------------------------------------------------------------------------------------
 
 
-def _lake_checks(config: ObsConfig, checksums: bool = True) -> list[CheckResult]:
+def _lake_checks(config: ObsConfig) -> list[CheckResult]:
     from obs_pipelines.lake import Lake
 
     try:
         lake = Lake(config)
     except ObsError as exc:
         return [CheckResult("lake", False, str(exc), "fix lake.root and lake.s3")]
-    if lake.tables is not None:
-        return [
-            _guard("lake.writable", lambda: _lake_writable(lake)),
-            _guard("lake.tables", lambda: _lake_tables(lake)),
-        ]
     return [
         _guard("lake.writable", lambda: _lake_writable(lake)),
-        _guard("lake.tiers", lambda: _lake_tiers(lake)),
-        _guard("lake.storage_classes", lambda: _storage_classes(lake)),
-        *_lake_integrity(lake, checksums),
-        _guard("lake.delta", lambda: _delta_tables(config, lake)),
+        _guard("lake.tables", lambda: _lake_tables(lake)),
+        _guard("lake.file_layout", lambda: _file_layout(config)),
     ]
 
 
 def _lake_tables(lake: Any) -> CheckResult:
-    """``lake.format: delta``: every file each table's log references is present with the size
-    the log gives (one listing per table; no data file is opened)."""
+    """Every file each table's log references is present with the size the log gives (one
+    listing per table; no data file is opened)."""
+    from obs_pipelines.datasets import ALL
     from obs_pipelines.lake.delta import DELTA_FOLDER
     from obs_pipelines.lake.delta_tables import summarize
-    from obs_pipelines.lake.lake import LAKE_DATASETS
 
     listing = {}
-    for dataset in LAKE_DATASETS:
+    for dataset in ALL:
         prefix = f"{DELTA_FOLDER}/{dataset}/"
         listing[dataset] = {
             o.key.removeprefix(prefix): o.size for o in lake.storage.list_objects(prefix)
@@ -422,176 +435,55 @@ def _lake_tables(lake: Any) -> CheckResult:
     )
 
 
-def _delta_tables(config: ObsConfig, lake: Any) -> CheckResult:
-    """Whether the Delta tables ``obs lake migrate`` wrote still hold what the lake holds: a
-    file published after a table's last commit is data the table does not have."""
-    from obs_pipelines.lake import delta
+def _file_layout(config: ObsConfig) -> CheckResult:
+    """Files of the layout of earlier versions left under the lake root: not read by anything
+    but ``obs lake migrate``; a warning while the Delta tables lack some of them."""
+    from obs_pipelines.lake import delta, legacy
 
-    behind, tables, oldest = [], 0, None
-    for table in delta.layouts():
-        committed = delta.last_commit(config, table.dataset)
-        if committed is None:
-            continue
-        tables += 1
-        oldest = committed if oldest is None else min(oldest, committed)
-        if any(f.modified > committed for f in lake.files(table.dataset)):
-            behind.append(table.dataset)
-    if not tables:
-        return CheckResult("lake.delta", True, "no Delta tables (obs lake migrate)", skipped=True)
+    files = legacy.current_files(config)
+    held = {d: fs for d, fs in files.items() if fs}
+    if not held:
+        return CheckResult("lake.file_layout", True, "no files of the old layout", skipped=True)
+    behind = [
+        d
+        for d, fs in held.items()
+        if (committed := delta.last_commit(config, d)) is None
+        or any(f.modified > committed for f in fs)
+    ]
+    count = sum(len(fs) for fs in held.values())
     if behind:
         return CheckResult(
-            "lake.delta",
+            "lake.file_layout",
             True,
-            f"{len(behind)} of {tables} Delta tables are behind the lake ({', '.join(behind)}): "
-            "files were published after they were last migrated",
-            "rerun `obs lake migrate`",
+            f"{count} files of the old layout hold data the Delta tables lack ({', '.join(behind)})",
+            "run `obs lake migrate`",
             warn=True,
         )
     return CheckResult(
-        "lake.delta",
+        "lake.file_layout",
         True,
-        f"{tables} Delta tables hold what the lake holds (migrated {oldest:%Y-%m-%d %H:%M} UTC)",
+        f"{count} files of the old layout, all migrated into the Delta tables",
+        "delete hot/, warm/, cold/ and _inventory/ under lake.root to stop paying for them",
+        warn=True,
     )
-
-
-def _lake_integrity(lake: Any, checksums: bool) -> list[CheckResult]:
-    """Every published file against the inventory: present, of its published size, a footer
-    that opens with the published row count and (``checksums``) the published SHA-256. What
-    fails is quarantined, one line each with the partition and the fix; the rest of the lake
-    stays readable."""
-    from obs_pipelines.lake.integrity import repair_listing_faults, verify_published
-
-    try:
-        lake.adopt()
-        findings = repair_listing_faults(lake)
-        verified, damaged = verify_published(lake, checksum=checksums)
-    except ObsError as exc:
-        return [CheckResult("lake.integrity", False, str(exc), "check lake.root and lake.s3")]
-    findings += damaged
-    results = [
-        CheckResult(f"lake.{f.kind}", f.kind == "stray", f.describe(lake), "") for f in findings
-    ]
-    held = [(reason, key) for reason, _, key in lake.quarantined() if reason == "damaged"]
-    unrepaired = [key for _, key in held if _unrepaired(lake, key)]
-    if held:
-        results.append(
-            CheckResult(
-                "lake.quarantine",
-                not unrepaired,
-                f"{len(held)} damaged files are held under _quarantine/damaged/; "
-                + (
-                    f"{len(unrepaired)} not yet replaced (first: {unrepaired[0]})"
-                    if unrepaired
-                    else "each partition has been written again; delete them when done"
-                ),
-                "re-ingest (obs materialize --from/--to) or restore the partitions named",
-            )
-        )
-    what = "footers, row counts and checksums" if checksums else "footers and row counts"
-    problems = [f for f in findings if f.kind != "stray"]
-    results.insert(
-        0,
-        CheckResult(
-            "lake.integrity",
-            not problems,
-            f"verified {what} of {verified} published files; "
-            + (f"{len(problems)} damaged or missing (below)" if problems else "all match"),
-            "re-ingest or restore each partition named below" if problems else "",
-        ),
-    )
-    return results
-
-
-def _distinct_stores(lake: Any) -> dict[str, Any]:
-    """Tier name(s) -> storage, once per distinct storage (tiers may share one root)."""
-    by_root: dict[str, tuple[list[str], Any]] = {}
-    for tier in TIERS:
-        store = lake.store(tier)
-        by_root.setdefault(store.root, ([], store))[0].append(tier)
-    return {"+".join(tiers): store for tiers, store in by_root.values()}
-
-
-def _unrepaired(lake: Any, key: str) -> bool:
-    """Whether the partition of a quarantined data file has no published file again."""
-    from obs_pipelines.lake.inventory import INVENTORY
-
-    parts = key.split("/")
-    if key.startswith(f"{INVENTORY}/") or len(parts) < 4:
-        return False
-    tier, dataset = parts[0], parts[1]
-    folder = key.rsplit("/", 1)[0]
-    return not any(f.key.startswith(f"{folder}/") for f in lake.files(dataset, (tier,)))
 
 
 def _lake_writable(lake: Any) -> CheckResult:
-    written = []
-    for tiers, store in _distinct_stores(lake).items():
-        key = f"_doctor/probe-{uuid.uuid4().hex}"
-        try:
-            with store.staging(key) as staged:
-                staged.write_bytes(b"obs doctor probe\n")
-                store.publish(staged, key)
-            store.delete([key])
-        except (OSError, ObsError) as exc:
-            return CheckResult(
-                "lake.writable",
-                False,
-                f"cannot write under {store.root} ({tiers}: {str(exc).splitlines()[0][:160]})",
-                "check lake.root, the tier roots, their permissions or the S3 credentials in lake.s3",
-            )
-        written.append(f"{tiers} at {store.root}")
-    return CheckResult("lake.writable", True, "wrote and deleted a probe: " + "; ".join(written))
-
-
-def _sample_objects(store: Any, prefix: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
-    """Up to ``limit`` objects under ``prefix`` of an S3 store, and whether there are more."""
-    page = store.client.list_objects_v2(
-        Bucket=store.bucket, Prefix=store._key(prefix), MaxKeys=limit
-    )
-    return page.get("Contents", []), bool(page.get("IsTruncated"))
-
-
-def _lake_tiers(lake: Any) -> CheckResult:
-    """How many published files each tier holds (listings only)."""
-    from obs_pipelines.lake.lake import LAKE_DATASETS
-
-    found = []
-    for tier in TIERS:
-        count = sum(len(lake.files(dataset, (tier,))) for dataset in LAKE_DATASETS)
-        found.append(f"{tier}: {count} published files")
-    return CheckResult("lake.tiers", True, "; ".join(found))
-
-
-def _storage_classes(lake: Any) -> CheckResult:
-    from obs_pipelines.lake.storage import S3Storage
-
-    seen, mismatched = [], []
-    for tier in TIERS:
-        store = lake.store(tier)
-        if not isinstance(store, S3Storage):
-            continue
-        wanted = lake.storage_class(tier) or "STANDARD"
-        objects, _ = _sample_objects(store, f"{tier}/", 200)
-        classes = Counter(item.get("StorageClass", "STANDARD") for item in objects)
-        seen.append(
-            f"{tier} ({wanted}): "
-            + (", ".join(f"{c} x{n}" for c, n in sorted(classes.items())) or "empty")
-        )
-        if any(c != wanted for c in classes):
-            mismatched.append(tier)
-    if not seen:
+    fs, base = lake.storage.arrow_filesystem()
+    probe = f"{base}/_doctor/probe-{uuid.uuid4().hex}"
+    try:
+        fs.create_dir(probe.rsplit("/", 1)[0], recursive=True)
+        with fs.open_output_stream(probe) as stream:
+            stream.write(b"obs doctor probe\n")
+        fs.delete_file(probe)
+    except (OSError, ObsError) as exc:
         return CheckResult(
-            "lake.storage_classes", True, "local folders (no storage classes)", skipped=True
-        )
-    detail = "; ".join(seen)
-    if mismatched:
-        return CheckResult(
-            "lake.storage_classes",
+            "lake.writable",
             False,
-            f"{detail}: objects of {', '.join(mismatched)} are not in the configured class",
-            "rerun tiering, or change the tier's storage_class under lake if the bucket's lifecycle moved them",
+            f"cannot write under {lake.storage.root} ({str(exc).splitlines()[0][:160]})",
+            "check lake.root, its permissions or the S3 credentials named under lake.s3",
         )
-    return CheckResult("lake.storage_classes", True, detail)
+    return CheckResult("lake.writable", True, f"wrote and deleted a probe at {lake.storage.root}")
 
 
 # --- catalog ---------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ def lake_freshness(
     gap_lookback: timedelta = DEFAULT_OPERATIONS.gap_lookback,
     hot_ages: Mapping[str, timedelta] | None = None,
 ) -> list[DatasetFreshness]:
-    """Freshness of every dataset in ``max_lag``, from one listing per dataset.
+    """Freshness of every dataset in ``max_lag``, from each table's commit history.
 
     An hour is *due* once its end is at least ``max_lag`` in the past (the schedule had its
     chance); due hours inside the look-back (never before ``earliest``, never older than the
@@ -123,11 +123,11 @@ def lake_freshness(
         if hot_ages and dataset in hot_ages:
             lookback = min(lookback, hot_ages[dataset])
         first = max(floor_hour(now - lookback), earliest)
-        # A Delta table's written hours come from its commit history, read back to `first` only.
-        listed = lake.hot_partitions(dataset, None if lake.tables is None else first)
+        # Written hours come from the table's commit history, read back to `first` only.
+        listed = lake.hot_partitions(dataset, first)
         present = {p.window.start for p in listed}
         newest_end = max((p.window.end for p in listed), default=None)
-        if newest_end is None and lake.tables is not None:
+        if newest_end is None:
             newest_end = lake.tables.newest_hour_end(dataset)
         last_due_end = floor_hour(now - allowed)
         missing = tuple(

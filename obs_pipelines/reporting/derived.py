@@ -22,36 +22,27 @@ At the boundary where rollups give way to raw samples, the last value of the rol
 the first raw sample is that sample's predecessor, so no increase is lost or counted twice.
 
 Cost: deriving must stay a small fraction of ingest (issue 10), so nothing here builds views over
-the lake. The files of the window's hours are found by listing only the day (and month) folders
-those hours live in, checked against the published inventory, and read whole with Arrow; every
+the lake. Where an hour's samples come from is read from the tables' logs (file statistics), and
+rows are read a day partition at a time with Arrow, so a window's hours share one read per day;
+every
 SLO selector is matched once against the hours' series (:func:`obs_pipelines.reporting.slo.match_roles`);
 the hours are then reduced with numpy, one pass over each hour's samples for all SLOs at once.
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from obs_pipelines.config import (
-    ARCHIVE_STORAGE_CLASSES,
-    TIERS,
-    ObsConfig,
-    RatioSli,
-    SloConfig,
-    ThresholdSli,
-)
+from obs_pipelines.config import ObsConfig, RatioSli, SloConfig, ThresholdSli
 from obs_pipelines.datasets import dataset as dataset_of
 from obs_pipelines.datasets import names
 from obs_pipelines.errors import ConfigError
-from obs_pipelines.lake import Lake, LockBusy, delta, inventory, paths
-from obs_pipelines.lake.metric_codec import decode_samples
-from obs_pipelines.lake.paths import LakeFile, split_visible
+from obs_pipelines.lake import Lake, delta
 from obs_pipelines.lake.rollups import RESOLUTIONS
-from obs_pipelines.lake.tiering import merge_rewritten
 from obs_pipelines.reporting.slo import match_roles, series_roles, slo_version
 from obs_pipelines.schemas import SERIES_INVENTORY, SLI_MINUTES, UP_MINUTES
 from obs_pipelines.windows import HOUR, TimeWindow
@@ -86,7 +77,7 @@ def derive(
     """
     slos = _selected(config, slo_names)
     lake = Lake(config)
-    hours = lake_hours(lake, window)
+    hours = LakeHours(lake, window)
     result = DerivedResult(window)
     for resolution in hours.sources.values():
         if resolution:
@@ -101,10 +92,6 @@ def derive(
     if kept is not None:
         recomputed = pa.array([s.name for s in slos], pa.string())
         kept = kept.filter(pc.invert(pc.is_in(kept.column("slo_name"), recomputed)))
-    # Files-format only: an hour rewritten under a compacted day shows once merged into it (a
-    # Delta commit replaces the hour wherever its rows are).
-    colder = {d: [f.window for f in hours.listing.files(d, ("warm", "cold"))] for d in datasets}
-    late: list[str] = []
     deriver = HourDeriver(hours, slos, datasets)
     for hour, tables in deriver.hours():
         for dataset in datasets:
@@ -113,26 +100,13 @@ def derive(
                 table = pa.concat_tables([_within(kept, "minute", hour), table])
             result.rows[dataset] = result.rows.get(dataset, 0) + table.num_rows
             lake.write_hot(dataset, hour, table, sort=kept is not None and dataset == "sli_minutes")
-            if dataset not in late and any(w.start <= hour.start < w.end for w in colder[dataset]):
-                late.append(dataset)
-    if late:
-        try:
-            merged = merge_rewritten(config, tuple(late))
-            result.notes += merged.problems
-        except LockBusy as busy:
-            result.notes.append(f"{busy}; the recomputed hours show once that run ends")
     return result
 
 
 def hour_sources(lake: Lake, window: TimeWindow) -> dict[datetime, str | None]:
     """For every hour of ``window`` and the one before it: ``raw`` where raw samples are in the
     lake, else the finest rollup resolution kept, else None."""
-    return lake_hours(lake, window).sources
-
-
-def lake_hours(lake: Lake, window: TimeWindow) -> "LakeHours":
-    """How the lake's format reads the hours of ``window``: files or Delta tables."""
-    return LakeHours(lake, window) if lake.tables is None else DeltaLakeHours(lake, window)
+    return LakeHours(lake, window).sources
 
 
 def _selected(config: ObsConfig, names: list[str] | None) -> list[SloConfig]:
@@ -151,170 +125,17 @@ def _selected(config: ObsConfig, names: list[str] | None) -> list[SloConfig]:
 # -- finding and reading the window's files --------------------------------------------------------
 
 
-class Listing:
-    """Published files of datasets in the folders of the days ``span`` touches (and the months,
-    for cold), as the inventory lists them: a derivation never lists a whole dataset."""
-
-    def __init__(self, lake: Lake, span: TimeWindow) -> None:
-        self.lake = lake
-        first, last = span.start.date(), (span.end - timedelta(milliseconds=1)).date()
-        self.days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-        self.months = sorted({(d.year, d.month) for d in self.days})
-        self._found: dict[tuple[str, tuple[str, ...]], list[LakeFile]] = {}
-        self._shown: dict[str, list[LakeFile]] = {}
-
-    def files(self, dataset: str, tiers: tuple[str, ...] = TIERS) -> list[LakeFile]:
-        """As :meth:`Lake.files`, for the span's folders only (Delta tables have no such files:
-        nothing is listed)."""
-        key = (dataset, tiers)
-        if self.lake.tables is not None:
-            return []
-        if key not in self._found:
-            found: list[LakeFile] = []
-            for tier in tiers:
-                for folder in self._folders(dataset, tier):
-                    found += _published(self.lake, dataset, tier, folder)
-            self._found[key] = found
-        return self._found[key]
-
-    def visible(self, dataset: str, span: TimeWindow) -> list[LakeFile]:
-        """The files a catalog view would read rows of ``span`` from: overlapping it, hidden by
-        no other file, and not in an archive storage class."""
-        if dataset not in self._shown:
-            self._shown[dataset] = split_visible(self.files(dataset))[0]
-        return [
-            f
-            for f in self._shown[dataset]
-            if f.start < span.end
-            and f.end > span.start
-            and f.storage_class not in ARCHIVE_STORAGE_CLASSES
-        ]
-
-    def _folders(self, dataset: str, tier: str) -> Iterator[str]:
-        if tier == "cold":
-            yield from (f"cold/{dataset}/month={y:04d}-{m:02d}" for y, m in self.months)
-        else:
-            yield from (f"{tier}/{dataset}/dt={d:%Y-%m-%d}" for d in self.days)
-
-
-def _published(lake: Lake, dataset: str, tier: str, folder: str) -> list[LakeFile]:
-    """The files under ``folder`` that count as published (:meth:`Lake.survey`'s rule, for one
-    folder): a marker of the same size, or every well-named file in a store before the
-    inventory."""
-    store = lake.store(tier)
-    objects = store.list_objects(f"{folder}/")
-    parsed = [
-        (o, paths.parse_file(dataset, tier, o.key, o.size, o.modified, o.storage_class, o.etag))
-        for o in objects
-    ]
-    if not lake.has_inventory(store):
-        return [f for _, f in parsed if f is not None]
-    markers: dict[str, list[inventory.Marker]] = {}
-    if objects:
-        for obj in store.list_objects(inventory.marker_prefix(folder)):
-            marker = inventory.parse_marker(obj.key)
-            if marker is not None:
-                markers.setdefault(marker.file_key, []).append(marker)
-    found = []
-    for obj, file in parsed:
-        own = markers.get(obj.key, [])
-        match = next((m for m in own if m.bytes == obj.size), None)
-        if file is not None and match is not None:
-            found.append(
-                replace(
-                    file, rows=match.rows, sha256=match.sha256, markers=tuple(m.key for m in own)
-                )
-            )
-    return found
-
-
 class LakeHours:
     """The hours a derivation of ``window`` reads (the window and the hour before it), where
-    each hour's samples come from, and their contents one hour at a time."""
+    each hour's samples come from (from the tables' logs: file statistics), and their contents
+    one hour at a time (read a day partition at a time, so a window's hours share one read)."""
 
     def __init__(self, lake: Lake, window: TimeWindow) -> None:
-        self.lake, self.window = lake, window
-        self.span = TimeWindow(window.start - HOUR, window.end)
-        self.listing = Listing(lake, self.span)
-        raw = self.listing.files("metric_samples")
-        rollups = self.listing.files("metric_rollups", ("warm", "cold"))
-        self.sources: dict[datetime, str | None] = {}
-        for hour in self.span.hours():
-            if any(f.start <= hour.start and f.end >= hour.end for f in raw):
-                self.sources[hour.start] = RAW
-            else:
-                self.sources[hour.start] = next(
-                    (
-                        res
-                        for res in RESOLUTIONS
-                        for f in rollups
-                        if f.resolution == res and f.start <= hour.start and f.end >= hour.end
-                    ),
-                    None,
-                )
-        self._cache: dict[str, pa.Table] = {}
-        self._held: dict[str, LakeFile] = {}
-
-    def samples(self, hour: TimeWindow) -> pa.Table:
-        """Raw samples of ``hour`` (series_id, ts, value), sorted by series and time."""
-        return _sorted(self._rows("metric_samples", hour), ["series_id", "ts"])
-
-    def buckets(self, hour: TimeWindow, resolution: str) -> pa.Table:
-        """Rollup buckets of ``hour`` at ``resolution``, sorted by series and bucket."""
-        table = self._rows("metric_rollups", hour)
-        table = table.filter(pc.equal(table.column("resolution"), resolution))
-        return _sorted(table, ["series_id", "ts"])
-
-    def series(self, hour: TimeWindow | None) -> pa.Table:
-        """Every series seen in ``hour`` (the metric_series files covering it); None: every
-        series of the lake (only for a series missing from its own hour, which ingest never
-        writes)."""
-        if hour is None:
-            files, _ = split_visible(self.lake.files("metric_series"))
-            files = [f for f in files if f.storage_class not in ARCHIVE_STORAGE_CLASSES]
-        else:
-            files = self.listing.visible("metric_series", hour)
-        tables = [self.lake.read_file(f).select(SERIES_COLUMNS) for f in files]
-        return pa.concat_tables(tables) if tables else _empty_series()
-
-    def _rows(self, dataset: str, hour: TimeWindow) -> pa.Table:
-        schema = dataset_of(dataset).schema
-        tables = []
-        for f in self.listing.visible(dataset, hour):
-            table = self._read(f).select(schema.names).cast(schema)
-            if f.start != hour.start or f.end != hour.end:
-                table = _within(table, "ts", hour)
-            tables.append(table)
-        # A file covering later hours stays cached; one that ends here is done with.
-        for key in [k for k, f in self._held.items() if f.end <= hour.end]:
-            self._cache.pop(key, None)
-            self._held.pop(key)
-        if not tables:
-            return schema.empty_table()
-        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-
-    def _read(self, file: LakeFile) -> pa.Table:
-        if file.key not in self._cache:
-            table = self.lake.read_file(file)
-            if "ts_base" in table.column_names:  # warm raw samples are stored encoded
-                table = decode_samples(table)
-            self._cache[file.key] = table.replace_schema_metadata(None)
-            self._held[file.key] = file
-        return self._cache[file.key]
-
-
-class DeltaLakeHours(LakeHours):
-    """:class:`LakeHours` over Delta tables (``lake.format: delta``): where an hour's samples
-    come from is read from the tables' logs (file statistics), and rows are
-    read a day at a time (the day partition), so a window's hours share one read per day."""
-
-    def __init__(self, lake: Lake, window: TimeWindow) -> None:
-        if lake.tables is None:
-            raise TypeError("DeltaLakeHours reads a lake with format: delta")
         self.lake, self.window = lake, window
         self.tables = lake.tables
         self.span = TimeWindow(window.start - HOUR, window.end)
-        self.listing = Listing(lake, self.span)  # its days; it lists no files of Delta tables
+        first, last = self.span.start.date(), (self.span.end - timedelta(milliseconds=1)).date()
+        self.days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
         raw = self._spans("metric_samples")
         rollups = self._spans("metric_rollups")
         self.sources = {}
@@ -327,6 +148,16 @@ class DeltaLakeHours(LakeHours):
                 )
         self._days: dict[tuple[str, datetime], pa.Table] = {}
 
+    def samples(self, hour: TimeWindow) -> pa.Table:
+        """Raw samples of ``hour`` (series_id, ts, value), sorted by series and time."""
+        return _sorted(self._rows("metric_samples", hour), ["series_id", "ts"])
+
+    def buckets(self, hour: TimeWindow, resolution: str) -> pa.Table:
+        """Rollup buckets of ``hour`` at ``resolution``, sorted by series and bucket."""
+        table = self._rows("metric_rollups", hour)
+        table = table.filter(pc.equal(table.column("resolution"), resolution))
+        return _sorted(table, ["series_id", "ts"])
+
     def _spans(self, dataset: str) -> dict[str | None, list[tuple[datetime, datetime]]]:
         """(first, last) timestamp of every file of ``dataset`` in the span's days, by resolution."""
         found = self.tables.open(dataset)
@@ -335,7 +166,7 @@ class DeltaLakeHours(LakeHours):
         actions = delta.add_actions(found)
         if not actions.num_rows or "min.ts" not in actions.column_names:
             return {}
-        days = [d.strftime("%Y-%m-%d") for d in self.listing.days]
+        days = [d.strftime("%Y-%m-%d") for d in self.days]
         actions = actions.filter(pc.is_in(actions["partition.dt"], pa.array(days)))
         firsts = actions["min.ts"].cast(pa.timestamp("us", tz="UTC")).to_pylist()
         lasts = actions["max.ts"].cast(pa.timestamp("us", tz="UTC")).to_pylist()
@@ -386,16 +217,8 @@ def _empty_series() -> pa.Table:
 
 
 def _current_rows(hours: LakeHours, dataset: str, window: TimeWindow) -> pa.Table:
-    """The rows ``dataset`` holds for ``window`` now, from the files a view would read."""
-    schema = dataset_of(dataset).schema
-    time_column = dataset_of(dataset).time_column or "hour"
-    if hours.lake.tables is not None:
-        return hours.lake.tables.read_window(dataset, window)
-    tables = [
-        _within(hours.lake.read_file(f), time_column, window).select(schema.names).cast(schema)
-        for f in hours.listing.visible(dataset, window)
-    ]
-    return pa.concat_tables(tables) if tables else schema.empty_table()
+    """The rows ``dataset`` holds for ``window`` now."""
+    return hours.tables.read_window(dataset, window)
 
 
 def _within(table: pa.Table, column: str, hour: TimeWindow) -> pa.Table:

@@ -120,8 +120,8 @@ class _Sink(Protocol):
 class Sandbox:
     """What an analyst's session may open, and what nothing in ``obs query`` may write."""
 
-    readable: tuple[str, ...]  # the lake's tier roots, local or s3://, each ending in /
-    protected: tuple[Path, ...]  # local tier roots and the catalog file
+    readable: tuple[str, ...]  # the lake's root, local or s3://, ending in /
+    protected: tuple[Path, ...]  # a local lake root and the catalog file
     write_dir: Path | None = None  # where COPY ... TO may write (--allow-write-to)
 
 
@@ -129,9 +129,9 @@ def sandbox(config: ObsConfig, allow_write_to: str | None = None) -> Sandbox:
     """The sandbox for ``config``'s lake, refusing a ``--allow-write-to`` folder that is not a
     folder or overlaps the lake or holds the catalog."""
     lake = Lake(config)
-    readable = tuple(dict.fromkeys(_folder(s.url("")) for s in lake.tiers.values()))
-    roots = {Path(s.root) for s in lake.tiers.values() if isinstance(s, LocalStorage)}
-    protected = (*sorted(roots), Path(config.catalog_path).resolve())
+    readable = (_folder(lake.storage.url("")),)
+    roots = [Path(lake.storage.root)] if isinstance(lake.storage, LocalStorage) else []
+    protected = (*roots, Path(config.catalog_path).resolve())
     if allow_write_to is None:
         return Sandbox(readable, protected)
     folder = Path(allow_write_to).expanduser().resolve()

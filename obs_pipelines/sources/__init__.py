@@ -3,21 +3,56 @@
 Adding a backend is one new module and one line in :func:`metric_source`.
 """
 
+from collections.abc import Iterator, Sequence
+
 from obs_pipelines.config import NO_SOURCE, ObsConfig, PrometheusSourceConfig
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.sources.base import MetricChunk, MetricSource, TableSource
+from obs_pipelines.windows import TimeWindow
 
 
 def metric_source(config: ObsConfig) -> MetricSource:
-    """The metrics backend the config selects."""
+    """The metrics backend the config selects; several (``metrics: [prometheus, cloudwatch]``)
+    are read together as one :class:`CombinedMetrics`."""
     _refuse_none(config, "metric_samples")
-    if config.sources.metrics == "prometheus":
+    backends = [_metric_backend(config, name) for name in config.sources.metric_backends()]
+    return backends[0] if len(backends) == 1 else CombinedMetrics(backends)
+
+
+def _metric_backend(config: ObsConfig, name: str) -> MetricSource:
+    if name == "prometheus":
         from obs_pipelines.sources.prometheus import PrometheusSource
 
         return PrometheusSource(_prometheus(config, "metrics"))
+    if name == "cloudwatch" and config.sources.cloudwatch is not None:
+        from obs_pipelines.sources.cloudwatch import CloudWatchSource
+
+        return CloudWatchSource(config.sources.cloudwatch)
     from obs_pipelines.sources.simulator import SimulatedMetrics
 
     return SimulatedMetrics(config.sources.simulator)
+
+
+class CombinedMetrics:
+    """Several metrics backends as one source: their chunks one after the other, so ingest
+    publishes the union of an hour with one write per dataset, and a backend that fails fails
+    the whole hour before anything is written. Series never collide across backends (each
+    backend's labels say where a series comes from, see ``sources/cloudwatch.py``)."""
+
+    def __init__(self, sources: Sequence[MetricSource]) -> None:
+        self.sources = list(sources)
+        self.name = "+".join(s.name for s in self.sources)
+        # Samples each backend returned for the window read last (for the asset's metadata).
+        self.samples_by_source: dict[str, int] = {}
+
+    def read_metrics(self, window: TimeWindow) -> Iterator[MetricChunk]:
+        self.samples_by_source = {}
+        for source in self.sources:
+            rows = 0
+            for chunk in source.read_metrics(window):
+                rows += chunk.samples.num_rows
+                yield chunk
+            self.samples_by_source[source.name] = rows
 
 
 def table_source(config: ObsConfig, dataset: str) -> TableSource | None:
@@ -93,4 +128,11 @@ def _alert_source(config: ObsConfig, dataset: str) -> TableSource | None:
     return AlertmanagerAlerts(sources.alertmanager)
 
 
-__all__ = ["MetricChunk", "MetricSource", "TableSource", "metric_source", "table_source"]
+__all__ = [
+    "CombinedMetrics",
+    "MetricChunk",
+    "MetricSource",
+    "TableSource",
+    "metric_source",
+    "table_source",
+]
