@@ -170,17 +170,22 @@ def publish(
 def _stand_in_datasets(con: duckdb.DuckDBPyConnection) -> list[str]:
     """An empty temporary table in place of each dataset view (the views of the lake's files),
     with the view's exact column names and types; the names shadowed."""
-    names = [
-        name
-        for (name,) in con.execute(
-            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary"
-        ).fetchall()
-    ]
-    for name in names:
-        columns = con.execute(f'DESCRIBE "{name}"').fetchall()
-        listed = ", ".join(f'"{column}" {kind}' for column, kind, *_ in columns)
-        con.execute(f'CREATE TEMP TABLE "{name}" ({listed})')
-    return names
+    # The columns a view was created with, as stored: DESCRIBE would bind (scan) it again.
+    rows = con.execute(
+        """SELECT c.table_name, c.column_name, c.data_type
+           FROM duckdb_columns() AS c
+           JOIN duckdb_views() AS v
+             ON v.view_name = c.table_name AND v.schema_name = c.schema_name
+            AND v.database_name = c.database_name
+           WHERE NOT v.internal AND NOT v.temporary
+           ORDER BY c.table_name, c.column_index"""
+    ).fetchall()
+    columns: dict[str, list[str]] = {}
+    for name, column, kind in rows:
+        columns.setdefault(name, []).append(f'"{column}" {kind}')
+    for name, listed in columns.items():
+        con.execute(f'CREATE TEMP TABLE "{name}" ({", ".join(listed)})')
+    return list(columns)
 
 
 # The statistical tests of impact_episodes (sql/impact_episodes.sql): macros in the catalog, so

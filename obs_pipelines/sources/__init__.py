@@ -24,9 +24,14 @@ def _metric_backend(config: ObsConfig, name: str) -> MetricSource:
         from obs_pipelines.sources.prometheus import PrometheusSource
 
         return PrometheusSource(_prometheus(config, "metrics"))
-    if name == "cloudwatch" and config.sources.cloudwatch is not None:
+    if name == "cloudwatch":
         from obs_pipelines.sources.cloudwatch import CloudWatchSource
 
+        if config.sources.cloudwatch is None:
+            raise ConfigError(
+                "sources.metrics names cloudwatch but there is no sources.cloudwatch section; "
+                "add one with its region and queries"
+            )
         return CloudWatchSource(config.sources.cloudwatch)
     from obs_pipelines.sources.simulator import SimulatedMetrics
 
