@@ -674,6 +674,13 @@ def _check_root(root: str) -> str:
     return root.rstrip("/")
 
 
+def _retired(data: Any, key: str, advice: str) -> Any:
+    """Refuse a key of the file layout's settings with what to do instead (not "unknown key")."""
+    if isinstance(data, dict) and key in data:
+        raise ValueError(f"{key}: {advice}")
+    return data
+
+
 class TierStorage(Strict):
     """How one tier's data is stored: every tier lives in the same Delta tables under
     ``lake.root``; a file's tier is its age. ``storage_class`` is what S3 moves a tier's objects
@@ -687,13 +694,13 @@ class TierStorage(Strict):
     @model_validator(mode="before")
     @classmethod
     def _no_root_of_its_own(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "root" in data:
-            raise ValueError(
-                "root: a tier no longer has a root of its own (every dataset is one Delta table "
-                "under lake.root); remove it, and if an old lake kept this tier there, give it to "
-                "`obs lake migrate --tier-root TIER=ROOT`"
-            )
-        return data
+        return _retired(
+            data,
+            "root",
+            "a tier no longer has a root of its own (every dataset is one Delta table under "
+            "lake.root); remove it, and if an old lake kept this tier there, give it to "
+            "`obs lake migrate --tier-root TIER=ROOT`",
+        )
 
     @property
     def archived(self) -> bool:
@@ -718,11 +725,11 @@ class LakeConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _no_lock(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "lock_ttl" in data:
-            raise ValueError(
-                "lock_ttl: tiering commits to Delta tables and takes no lock any more; remove it"
-            )
-        return data
+        return _retired(
+            data,
+            "lock_ttl",
+            "tiering commits to Delta tables and takes no lock any more; remove it",
+        )
 
     @field_validator("format", mode="before")
     @classmethod

@@ -14,10 +14,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import requests
+
+from tests.servers import serving_in_process
 
 GET_METRIC_DATA = "GraniteServiceVersion20100801.GetMetricData"
 
@@ -158,11 +160,5 @@ def cloudwatch_proxy(upstream: str) -> Iterator[tuple[str, CloudWatchProxy]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", proxy
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_in_process(Handler) as url:
+        yield url, proxy

@@ -61,15 +61,24 @@ def s3_bucket(
     monkeypatch.setenv("OBS_TEST_S3_KEY", "testing-key")
     monkeypatch.setenv("OBS_TEST_S3_SECRET", "testing-secret")
     name = f"lake-{abs(hash(request.node.nodeid)) % 10**10}"
-    client = boto3.client(
+    moto_client(s3_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_client(s3_endpoint: str) -> Any:
+    """A boto3 S3 client of the moto server, with the credentials of ``s3_bucket``."""
+    return moto_client(s3_endpoint)
+
+
+def moto_client(endpoint: str) -> Any:
+    return boto3.client(
         "s3",
-        endpoint_url=s3_endpoint,
+        endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing-key",
         aws_secret_access_key="testing-secret",
     )
-    client.create_bucket(Bucket=name)
-    return name
 
 
 @pytest.fixture

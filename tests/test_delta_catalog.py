@@ -7,13 +7,11 @@ read one day's files, locally and on S3."""
 import json
 import math
 import shutil
-import tarfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import duckdb
 import pyarrow as pa
 import pytest
@@ -29,13 +27,12 @@ from obs_pipelines.lake.migrate import migrate
 from obs_pipelines.lake.tiering import run_tiering
 from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.windows import TimeWindow, utc
+from tests import legacy_fixture
 from tests.test_reports_simulated import PERIOD, REPO, STRETCHES, simulate
 from tests.tiering_data import RETENTION, log_hour, tiered_config
 
 pytestmark = pytest.mark.integration  # migrates, simulates and catalogs whole lakes
 
-LEGACY = Path(__file__).parent / "data"
-TRUTH: dict[str, dict[str, int]] = json.loads((LEGACY / "legacy_lake.json").read_text())["views"]
 REPORTS = sorted(p.stem for p in (REPO / "sql").glob("*.sql") if p.stem != "__init__")
 # Float columns whose last bits depend on the order DuckDB sums rows in (the same SQL over the
 # same rows read in another order): compared to a relative 1e-12, every other column exactly.
@@ -53,10 +50,6 @@ def legacy_checksum(con: duckdb.DuckDBPyConnection, name: str) -> Checksum:
     return checksum(con, f'"{name}"', list(delta.layout(name).columns))
 
 
-def truth(name: str) -> Checksum:
-    return Checksum(TRUTH[name]["rows"], TRUTH[name]["digest"])
-
-
 def described(con: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
     return [(name, kind) for name, kind, *_ in con.execute(f'DESCRIBE "{relation}"').fetchall()]
 
@@ -72,19 +65,11 @@ def registry_columns(name: str) -> list[tuple[str, str]]:
     return described(con, "empty")
 
 
-def unpack_legacy_lake(root: Path) -> Path:
-    """The legacy lake fixture (a file-layout lake written by commit d3557d9) under ``root``;
-    returns its lake folder."""
-    with tarfile.open(LEGACY / "legacy_lake.tar.gz") as archive:
-        archive.extractall(root, filter="data")
-    return root / "lake"
-
-
 @pytest.fixture(scope="module")
 def migrated(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
     """The legacy lake fixture migrated to Delta tables, its catalog built."""
     root = tmp_path_factory.mktemp("delta-catalog")
-    unpack_legacy_lake(root)
+    legacy_fixture.extract(root)
     config = tiered_config(root)
     migrate(config)
     build_catalog(config)
@@ -103,8 +88,8 @@ def test_every_dataset_view_has_the_registry_columns_then_dt_and_the_legacy_lake
                 else [("dt", "VARCHAR")]
             )
             assert described(con, name) == registry_columns(name) + extra, name
-            assert legacy_checksum(con, name) == truth(name), name
-            assert legacy_checksum(engine, name) == truth(name), name
+            assert legacy_checksum(con, name) == legacy_fixture.expected()[name], name
+            assert legacy_checksum(engine, name) == legacy_fixture.expected()[name], name
         ids = [i for (i,) in con.execute("SELECT series_id FROM metric_series").fetchall()]
         assert max(ids) >= 1 << 63  # unsigned ids with the top bit set come back unsigned
         assert con.execute(
@@ -112,7 +97,7 @@ def test_every_dataset_view_has_the_registry_columns_then_dt_and_the_legacy_lake
         ).fetchone() == (0,)
         # `metrics` joins every sample to its series
         assert con.execute("SELECT count(*) FROM metrics").fetchone() == (
-            TRUTH["metric_samples"]["rows"],
+            legacy_fixture.expected()["metric_samples"].rows,
         )
     finally:
         con.close()
@@ -137,7 +122,9 @@ def test_lake_partitions_lists_the_logs_files_with_the_rows_the_tables_hold(
             ).fetchone()
             assert listed == held, name
             if name != "metric_series":  # its view collapses the table's rows per series
-                assert listed is not None and listed[0] == (TRUTH[name]["rows"] or None), name
+                assert listed is not None and listed[0] == (
+                    legacy_fixture.expected()[name].rows or None
+                ), name
         rollups = con.execute(
             """SELECT DISTINCT "partition" FROM lake_partitions
                WHERE dataset = 'metric_rollups' AND resolution = '5m' ORDER BY 1"""
@@ -152,7 +139,9 @@ def test_lake_partitions_lists_the_logs_files_with_the_rows_the_tables_hold(
         ).fetchall()
     finally:
         con.close()
-    assert {d for d, *_ in listed_files} == {n for n in registry.ALL if TRUTH[n]["rows"]}
+    assert {d for d, *_ in listed_files} == {
+        n for n in registry.ALL if legacy_fixture.expected()[n].rows
+    }
     for dataset, partition, file, size, span, tier, *flags in listed_files:
         assert file.startswith(f"{delta.table_uri(migrated, dataset)}/{partition}/part-")
         assert Path(file).stat().st_size == size
@@ -400,26 +389,11 @@ def test_an_hour_rewritten_by_another_source_is_current_from_its_newest_commit(
     assert log_lines == (100,)  # the rewritten hour counts once
 
 
-def upload(folder: Path, s3_endpoint: str, bucket: str, prefix: str) -> int:
-    """Copy every file under ``folder`` to ``s3://bucket/prefix/``; returns how many."""
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing-key",
-        aws_secret_access_key="testing-secret",
-    )
-    files = [p for p in folder.rglob("*") if p.is_file()]
-    for path in files:
-        key = f"{prefix}/{path.relative_to(folder).as_posix()}"
-        client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
-    return len(files)
-
-
 def test_the_legacy_lake_on_s3_migrates_and_reads_the_same_through_the_catalog(
-    s3_lake: dict[str, Any], s3_endpoint: str, s3_bucket: str, tmp_path: Path
+    s3_lake: dict[str, Any], s3_client: Any, s3_bucket: str, tmp_path: Path
 ) -> None:
-    assert upload(unpack_legacy_lake(tmp_path / "legacy"), s3_endpoint, s3_bucket, "obs") > 100
+    legacy = legacy_fixture.extract(tmp_path / "legacy")
+    assert len(legacy_fixture.upload(legacy, s3_client, s3_bucket, "obs")) > 100
     config = parse_config({"lake": {**s3_lake, "delete_delay": "0s"}, "retention": RETENTION})
     migrate(config)
     build_catalog(config)
@@ -427,7 +401,7 @@ def test_the_legacy_lake_on_s3_migrates_and_reads_the_same_through_the_catalog(
     con = connect(config)
     try:
         for name in ("metric_samples", "metric_series", "log_records", "metric_rollups"):
-            assert legacy_checksum(con, name) == truth(name), name
+            assert legacy_checksum(con, name) == legacy_fixture.expected()[name], name
     finally:
         con.close()
     # an hour ingested into the tables: its source, and every file listed with its rows
@@ -448,7 +422,7 @@ def test_the_legacy_lake_on_s3_migrates_and_reads_the_same_through_the_catalog(
             held = con.execute(f"SELECT count(*) FROM {delta.scan(config, dataset)}").fetchone()
             assert on_s3 and (rows,) == held, dataset
         assert con.execute("SELECT count(*) FROM log_records").fetchone() == (
-            TRUTH["log_records"]["rows"] + 50,
+            legacy_fixture.expected()["log_records"].rows + 50,
         )
     finally:
         con.close()

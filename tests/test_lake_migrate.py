@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
@@ -319,15 +318,9 @@ def test_a_day_that_does_not_read_back_the_same_is_an_error_naming_it(
 
 
 def test_a_lake_on_s3_converts_and_reads_the_same_everywhere(
-    s3_lake: dict[str, Any], s3_endpoint: str, s3_bucket: str, tmp_path: Path
+    s3_lake: dict[str, Any], s3_client: Any, s3_bucket: str, tmp_path: Path
 ) -> None:
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing-key",
-        aws_secret_access_key="testing-secret",
-    )
+    client = s3_client
     prefix = s3_lake["root"].removeprefix(f"s3://{s3_bucket}/")
     uploaded = legacy_fixture.upload(legacy_fixture.extract(tmp_path), client, s3_bucket, prefix)
     config = legacy_config(tmp_path, **s3_lake)

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import duckdb
 import pytest
 import yaml
@@ -453,7 +452,7 @@ def test_the_sql_runs_once(lake: Path, fmt: str) -> None:
 def test_an_s3_lake_is_read_and_fenced(
     write_config: Callable[..., Path],
     s3_lake: dict[str, Any],
-    s3_endpoint: str,
+    s3_client: Any,
     s3_bucket: str,
     tmp_path: Path,
 ) -> None:
@@ -464,13 +463,7 @@ def test_an_s3_lake_is_read_and_fenced(
     write_hours(Lake(config), some_hours([day("2026-03-30"), day("2026-03-31")], (0, 23)))
     build_catalog(config)
     bucket_root = s3_lake["root"]
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing-key",
-        aws_secret_access_key="testing-secret",
-    )
+    client = s3_client
 
     def keys() -> set[str]:
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=s3_bucket)
