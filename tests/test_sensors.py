@@ -289,6 +289,36 @@ def test_source_lag_breach_raises_then_clears(
 
 
 @pytest.mark.prometheus
+def test_source_lag_is_watched_when_prometheus_is_one_of_several_metrics_backends(
+    write_config: Callable[..., Path], lag_prometheus: str, webhook_alertmanager: str
+) -> None:
+    cloudwatch = {
+        "region": "eu-west-1",
+        "queries": [
+            {"namespace": "AWS/ApplicationELB", "metric_name": "RequestCount", "statistic": "Sum"}
+        ],
+    }
+    watched = write_config(
+        sources={
+            "metrics": ["prometheus", "cloudwatch"],
+            "prometheus": {"url": lag_prometheus, "selectors": ["data_pipeline_lag_seconds"]},
+            "cloudwatch": cloudwatch,
+            "alertmanager": {"url": webhook_alertmanager},
+        }
+    )
+    sensor = build_source_freshness_sensor(
+        [MARKET_DATA_LAG], evaluate_at=lambda: SPIKE[0] + timedelta(minutes=2)
+    )
+
+    during = _tick(sensor, watched, None, DagsterInstance.ephemeral())
+
+    assert "BREACHED" in during.skip_message
+    assert {a["labels"]["alertname"] for a in Alertmanager(webhook_alertmanager).active({})} >= {
+        "MarketDataLag"
+    }
+
+
+@pytest.mark.prometheus
 def test_lag_rule_needs_the_whole_hold_window(
     write_config: Callable[..., Path], lag_prometheus: str
 ) -> None:
