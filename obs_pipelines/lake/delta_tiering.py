@@ -12,8 +12,9 @@ The rules of :mod:`obs_pipelines.lake.tiering` (per :func:`streams`), on the tab
   made from other files than the day holds now, its 5-minute and 1-hour rollups are computed
   with :func:`~obs_pipelines.lake.rollups.compute_rollups` from the day's rows plus the last
   sample of each series the day before (so a counter's first increase of the day counts), the
-  same bits the file layout of earlier versions made. The rollup file's name carries a fingerprint of the sample files it was made from,
-  which is how a later run knows they are current without reading data.
+  same bits the file layout of earlier versions made. The rollup file's name carries a
+  fingerprint of the sample files it was made from, which is how a later run knows they are
+  current without reading data.
 * **Retention.** Days whose end is older than the stream's last age are deleted, one commit per
   table. Raw sample days past retention whose rollups are due but missing (a run after a long
   pause) get their rollups first.
@@ -27,8 +28,9 @@ the new file is read back and its row count and order-independent checksum
 (:mod:`obs_pipelines.lake.checksum`, every stored column) must equal those of the rows read
 (for ``metric_series``, of the collapse computed from them). A reader therefore sees the day as
 it was or as it is, never both. A concurrent commit that removed any file read (an hour
-re-ingested meanwhile) makes delta-rs refuse the commit (``CommitFailedError``, the delta-rs
-conflict checker); the day is then read again and redone, up to :data:`ATTEMPTS` times, then
+re-ingested meanwhile, or another tiering run's compaction of the same day) makes delta-rs
+refuse the commit (``CommitFailedError``, the delta-rs conflict checker, which sees it only
+because rewrites are committed as data changes: see ``_DATA_CHANGE``); the day is then read again and redone, up to :data:`ATTEMPTS` times, then
 left for the next run with a problem. A concurrent commit that only added a file (a new hour)
 does not conflict and is kept as is: the day then holds two files and is compacted next run.
 A file written for a commit that failed is deleted; one orphaned by a killed process is in no

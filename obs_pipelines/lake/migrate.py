@@ -2,9 +2,9 @@
 for row.
 
 The source is :mod:`obs_pipelines.lake.legacy`'s views over the old layout (they decode warm
-files, apply its supersede rules and skip stray files, as its catalog did), read one day of one dataset at a time and streamed as Arrow record batches
-into one Delta commit per (dataset, day) that replaces exactly that day (see
-:mod:`obs_pipelines.lake.delta` for the layout). Memory stays bounded by a batch and a row
+files, apply its supersede rules and skip stray files, as its catalog did), read one day of one
+dataset at a time and streamed as Arrow record batches into one Delta commit per (dataset, day)
+that replaces exactly that day (see :mod:`obs_pipelines.lake.delta` for the layout). Memory stays bounded by a batch and a row
 group, never by a dataset.
 
 Verification is part of every day, not an afterthought: the checksum of the rows the view
