@@ -590,8 +590,7 @@ class SourcesConfig(Strict):
     @model_validator(mode="after")
     def _selected_sources_configured(self) -> "SourcesConfig":
         for pillar in SOURCE_PILLARS:
-            backends = self.metric_backends() if pillar == "metrics" else (self.backend(pillar),)
-            for backend in backends:
+            for backend in self.backends(pillar):
                 if backend not in ("simulator", NO_SOURCE) and getattr(self, backend) is None:
                     what = "region and queries" if backend == "cloudwatch" else "url"
                     raise ValueError(
@@ -607,10 +606,11 @@ class SourcesConfig(Strict):
         value = getattr(self, pillar)
         return "+".join(value) if isinstance(value, tuple) else str(value)
 
-    def metric_backends(self) -> tuple[str, ...]:
-        """Every backend ``sources.metrics`` names, in order (``("simulator",)``, ``("none",)``,
-        ``("prometheus", "cloudwatch")``)."""
-        return self.metrics if isinstance(self.metrics, tuple) else (self.metrics,)
+    def backends(self, pillar: str) -> tuple[str, ...]:
+        """Every backend ``pillar`` names, in order (``("simulator",)``, ``("none",)``; only
+        metrics may name several: ``("prometheus", "cloudwatch")``)."""
+        value = getattr(self, pillar)
+        return value if isinstance(value, tuple) else (str(value),)
 
     def pillar_of(self, dataset: str) -> str | None:
         """The pillar whose source writes ``dataset`` (None for derived datasets)."""
@@ -1264,7 +1264,7 @@ class ObsConfig(Strict):
     def required_env_vars(self) -> list[tuple[str, str]]:
         """(config key, variable name) for every secret the sources in use need."""
         required: list[tuple[str, str]] = []
-        used = {*self.sources.metric_backends(), self.sources.logs, self.sources.traces}
+        used = {*self.sources.backends("metrics"), self.sources.logs, self.sources.traces}
         used.add(self.sources.alerts)
         if self.sources.alerts == "prometheus":
             used.add("alertmanager")

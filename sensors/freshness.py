@@ -164,7 +164,7 @@ def build_source_freshness_sensor(
     )
     def source_freshness_sensor(context: SensorEvaluationContext, obs: ObsResource) -> SkipReason:
         config = obs.config
-        backends = config.sources.metric_backends()
+        backends = config.sources.backends("metrics")
         if config.sources.prometheus is None or "prometheus" not in backends:
             origin = (
                 "are not ingested"

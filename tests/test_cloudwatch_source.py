@@ -592,9 +592,9 @@ def test_the_metrics_pillar_takes_one_backend_or_a_list_of_real_ones() -> None:
         {"sources": {"metrics": ["prometheus", "cloudwatch"], "cloudwatch": section, "prometheus": prometheus}}
     ).sources  # fmt: skip
     alone = parse_config({"sources": {"metrics": ["cloudwatch"], "cloudwatch": section}}).sources
-    assert both.metric_backends() == ("prometheus", "cloudwatch")
+    assert both.backends("metrics") == ("prometheus", "cloudwatch")
     assert both.backend("metrics") == "prometheus+cloudwatch" and both.backend("logs") == "none"
-    assert alone.metrics == "cloudwatch" and alone.metric_backends() == ("cloudwatch",)
+    assert alone.metrics == "cloudwatch" and alone.backends("metrics") == ("cloudwatch",)
     assert refusal(section, ["simulator", "cloudwatch"]) == (
         "config: sources.metrics: got ['simulator', 'cloudwatch']; a list names real backends "
         "only: 'prometheus', 'cloudwatch' or both"

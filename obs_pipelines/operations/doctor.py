@@ -108,19 +108,9 @@ def _guard(check: str, run: Callable[[], CheckResult]) -> CheckResult:
 def _source_checks(config: ObsConfig, timeout: float) -> list[CheckResult]:
     sources = config.sources
     results = []
-    selected = {
-        "metrics": sources.metrics,
-        "logs": sources.logs,
-        "traces": sources.traces,
-        "alerts": sources.alerts,
-    }
-    pairs = [
-        (pillar, backend)
-        for pillar, chosen in selected.items()
-        for backend in (sources.metric_backends() if pillar == "metrics" else (chosen,))
-    ]
+    pairs = [(pillar, backend) for pillar in SOURCE_PILLARS for backend in sources.backends(pillar)]
     for pillar, backend in pairs:
-        several = pillar == "metrics" and len(sources.metric_backends()) > 1
+        several = len(sources.backends(pillar)) > 1
         check = f"source.{pillar}.{backend}" if several else f"source.{pillar}"
         if backend == "simulator":
             results.append(CheckResult(check, True, "built-in simulator (no server needed)"))

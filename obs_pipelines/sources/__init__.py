@@ -15,7 +15,7 @@ def metric_source(config: ObsConfig) -> MetricSource:
     """The metrics backend the config selects; several (``metrics: [prometheus, cloudwatch]``)
     are read together as one :class:`CombinedMetrics`."""
     _refuse_none(config, "metric_samples")
-    backends = [_metric_backend(config, name) for name in config.sources.metric_backends()]
+    backends = [_metric_backend(config, name) for name in config.sources.backends("metrics")]
     return backends[0] if len(backends) == 1 else CombinedMetrics(backends)
 
 
