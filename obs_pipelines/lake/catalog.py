@@ -38,7 +38,7 @@ def build_catalog(config: ObsConfig) -> Path:
     ``lake_partition_sources``, reports. Every missing table is created empty first, so every
     view and engine finds every dataset."""
     lake = Lake(config)
-    opened = DeltaTables(config).ensure_tables()
+    opened = lake.tables.ensure_tables()
     target = Path(config.catalog_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     _sweep_abandoned_builds(target)

@@ -145,7 +145,8 @@ def lake_freshness_from_config(
     """:func:`lake_freshness` for the datasets under ``freshness:`` in the config that are
     ingested (a dataset whose source is ``none`` is never written, so it cannot be stale)."""
     watched = {d: lag for d, lag in config.freshness.items() if config.sources.ingests(d)}
-    # Older hours may have moved to warm: their absence from the hot listing is not a gap.
+    # Gaps are looked for within each dataset's hot age, as when older hours left the hot
+    # listing; the commit history shows older hours too, so this cap could be lifted.
     hot_ages = {}
     for dataset in watched:
         ages = config.retention.for_dataset(dataset)
