@@ -91,8 +91,12 @@ def current_files(
     config: ObsConfig, tier_roots: dict[str, str] | None = None
 ) -> dict[str, list[LegacyFile]]:
     """Every dataset's published files that no other file supersedes."""
+    return _current(_stores(config, tier_roots))
+
+
+def _current(stores: dict[str, LocalStorage | S3Storage]) -> dict[str, list[LegacyFile]]:
     found: dict[str, list[LegacyFile]] = {d: [] for d in ALL}
-    for tier, store in _stores(config, tier_roots).items():
+    for tier, store in stores.items():
         published = _published(store, tier)
         for obj in published:
             dataset = obj.key.split("/", 2)[1]
@@ -117,7 +121,7 @@ def legacy_connection(
 
         load_packaged_extension(con, "duckdb_extension_httpfs", "httpfs")
         con.execute(s3.duckdb_secret_sql())
-    files = current_files(config, tier_roots)
+    files = _current(stores)
     for dataset in ALL:
         con.execute(_view(dataset, files[dataset]))
     listing = [f for fs in files.values() for f in fs]
