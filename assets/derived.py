@@ -164,9 +164,8 @@ def _metadata(result: DerivedResult) -> dict[str, object]:
 def _sli_faults(config: ObsConfig, window: TimeWindow) -> list[str]:
     lake = Lake(config)
     faults: list[str] = []
-    for hour in window.hours():
-        table = lake.read_hot("sli_minutes", hour)
-        if table is None or not table.num_rows:
+    for _, table in lake.read_hours("sli_minutes", window):
+        if not table.num_rows:
             continue
         good, bad, total, uncertain = (
             table[c] for c in ("good_events", "bad_events", "total_events", "uncertain_events")
@@ -188,9 +187,8 @@ def _inventory_mismatches(config: ObsConfig, window: TimeWindow) -> list[str]:
     written = lake.tables.written_hours("metric_samples", window.start, window.end)
     published = {h.window.start: h.rows for h in written}
     mismatches = []
-    for hour in window.hours():
-        inventory = lake.read_hot("series_inventory", hour)
-        counted = sum(inventory.column("samples").to_pylist()) if inventory is not None else 0
+    for hour, inventory in lake.read_hours("series_inventory", window):
+        counted = pc.sum(inventory.column("samples")).as_py() or 0
         expected = published.get(hour.start)
         if expected is not None and counted != expected:
             mismatches.append(

@@ -31,7 +31,7 @@ from obs_pipelines.datasets import DATASETS, SOURCE_PILLARS, Dataset, names
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import refresh_catalog
-from obs_pipelines.lake.ingest import TableIngestResult, ingest_table_hour
+from obs_pipelines.lake.ingest import TableIngestResult, ingest_table_hour, ingest_table_hours
 from obs_pipelines.lake.quality import validate_partition, validate_partitions
 from obs_pipelines.sources import table_source
 from obs_pipelines.windows import TimeWindow, hour_window
@@ -77,14 +77,13 @@ def _hourly_ingest(spec: Dataset, partitions: PartitionsDefinition) -> AssetsDef
         if source is None:  # only snapshots may lack a source, and they are not hourly
             raise ConfigError(f"no source configured for {spec.name}; configure its pillar")
         window = context.partition_time_window
-        hours = list(TimeWindow(window.start.astimezone(UTC), window.end.astimezone(UTC)).hours())
-        results: list[TableIngestResult] = []
-        for hour in hours:
-            result = ingest_table_hour(lake, source, hour)
-            results.append(result)
-            context.log.info(f"{spec.name} {hour}: {result.rows} rows, {result.bytes} bytes")
-        published = ((hour, lake.read_hot(spec.name, hour)) for hour in hours)
-        checks = validate_partitions(spec.name, published)
+        span = TimeWindow(window.start.astimezone(UTC), window.end.astimezone(UTC))
+        results = ingest_table_hours(lake, source, list(span.hours()))
+        context.log.info(
+            f"{spec.name}: {len(results)} hours from {source.name}, "
+            f"{sum(r.rows for r in results)} rows, {sum(r.bytes for r in results)} bytes"
+        )
+        checks = validate_partitions(spec.name, lake.read_hours(spec.name, span))
         yield MaterializeResult(metadata=_metadata(source.name, results))
         yield expectations_result(spec.name, checks)
 

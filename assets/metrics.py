@@ -21,7 +21,7 @@ from assets.partitions import BACKFILL_POLICY, group_of
 from assets.resources import ObsResource
 from obs_pipelines.datasets import DATASETS, names
 from obs_pipelines.lake import Lake
-from obs_pipelines.lake.ingest import MetricsIngestResult, ingest_metrics_hour
+from obs_pipelines.lake.ingest import MetricsIngestResult, ingest_metrics_hours
 from obs_pipelines.lake.quality import validate_partitions
 from obs_pipelines.sources import CombinedMetrics, metric_source
 from obs_pipelines.windows import TimeWindow
@@ -73,35 +73,30 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
         lake = Lake(config)
         source = metric_source(config)
         window = context.partition_time_window
-        hours = list(TimeWindow(_utc(window.start), _utc(window.end)).hours())
-        results: list[MetricsIngestResult] = []
+        span = TimeWindow(_utc(window.start), _utc(window.end))
+        hours = list(span.hours())
+        results = ingest_metrics_hours(lake, source, hours)
+        by_source = _samples_by_source(source, results)
         row_mismatches: list[str] = []
-        by_source: dict[str, int] = {}
-        for hour in hours:
-            result = ingest_metrics_hour(lake, source, hour)
-            results.append(result)
-            for name, rows in _samples_by_source(source, result).items():
-                by_source[name] = by_source.get(name, 0) + rows
-            context.log.info(
-                f"{hour}: {result.series} series, {result.samples} samples, {result.bytes} bytes"
-            )
+        context.log.info(
+            f"{len(results)} hours from {source.name}: {sum(r.series for r in results)} series-hours, "
+            f"{sum(r.samples for r in results)} samples, {sum(r.bytes for r in results)} bytes"
+        )
 
         def published_samples() -> Iterator[tuple[TimeWindow, pa.Table]]:
             """Each hour as published, read once for both the row count and the GX suite."""
-            for result in results:
-                table = lake.read_hot("metric_samples", result.window)
-                rows = table.num_rows if table is not None else 0
-                if rows != result.source_distinct:
+            expected = {r.window: r for r in results}
+            for hour, table in lake.read_hours("metric_samples", span):
+                result = expected[hour]
+                if table.num_rows != result.source_distinct:
                     row_mismatches.append(
-                        f"{result.window}: published {rows}, the source returned "
+                        f"{hour}: published {table.num_rows}, the source returned "
                         f"{result.source_distinct} distinct of {result.source_samples}"
                     )
-                yield result.window, table
+                yield hour, table
 
         samples_checks = validate_partitions("metric_samples", published_samples())
-        series_checks = validate_partitions(
-            "metric_series", ((hour, lake.read_hot("metric_series", hour)) for hour in hours)
-        )
+        series_checks = validate_partitions("metric_series", lake.read_hours("metric_series", span))
 
         yield MaterializeResult(
             asset_key="metric_samples",
@@ -161,11 +156,11 @@ def _samples_metadata(source: str, results: list[MetricsIngestResult]) -> dict[s
     }
 
 
-def _samples_by_source(source: object, result: MetricsIngestResult) -> dict[str, int]:
-    """Samples each backend returned for the hour just ingested (one backend: all of them)."""
+def _samples_by_source(source: object, results: list[MetricsIngestResult]) -> dict[str, int]:
+    """Samples each backend returned for the run's hours (one backend: all of them)."""
     if isinstance(source, CombinedMetrics):
         return dict(source.samples_by_source)
-    return {str(getattr(source, "name", "source")): result.source_samples}
+    return {str(getattr(source, "name", "source")): sum(r.source_samples for r in results)}
 
 
 def _utc(moment: datetime) -> datetime:

@@ -1,5 +1,6 @@
-"""The lake's Delta tables: an hour is one commit that replaces exactly that hour, whatever kills
-the writer or writes beside it, and the lake's hourly API reads it back bit for bit."""
+"""The lake's Delta tables: an hour, or a run's hours, is one commit that replaces exactly those
+hours, whatever kills the writer, fails midway or writes beside it, and the lake's hourly API
+reads it back bit for bit."""
 
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from obs_pipelines.lake.migrate import migrate
 from obs_pipelines.operations.freshness import lake_freshness
 from obs_pipelines.schemas import METRIC_SAMPLES
 from obs_pipelines.windows import TimeWindow, utc
-from tests.tiering_data import rules_snapshot
+from tests.tiering_data import log_hour, rules_snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -218,6 +219,150 @@ def test_two_writers_of_the_same_day_lose_no_hour(config: ObsConfig, tmp_path: P
     assert [p.window for p in Lake(config).hot_partitions("metric_samples")] == [
         hour(n) for n in range(24)
     ]
+
+
+def _batch_script(config: ObsConfig, hours: list[int], rows: int, value: float) -> str:
+    """A run publishing ``hours`` as one batch: every file written, then one commit."""
+    return textwrap.dedent(
+        f"""\
+        from obs_pipelines.config import parse_config
+        from obs_pipelines.lake import Lake
+        from tests.test_delta_lake import hour, samples
+        config = parse_config({config.model_dump(mode="json", include={"lake"})!r})
+        tables = [(hour(n), samples(hour(n), {rows}, {value})) for n in {hours!r}]
+        print("ready", flush=True)
+        with Lake(config).batch("metric_samples", source="test") as batch:
+            for window, table in tables:
+                batch.add(window, table)
+            batch.commit()
+        """
+    )
+
+
+def _rows_per_hour(config: ObsConfig) -> dict[int, tuple[int, int]]:
+    return {
+        h: (rows, distinct)
+        for h, rows, distinct in scanned(
+            config,
+            "SELECT hour(ts) AS h, count(*), count(DISTINCT (series_id, ts)) FROM {t} "
+            "GROUP BY h ORDER BY h",
+        )
+    }
+
+
+def test_a_run_killed_at_any_moment_leaves_all_its_hours_before_or_all_after(
+    config: ObsConfig,
+) -> None:
+    lake = Lake(config)
+    run = [2, 3, 4]
+    with lake.batch("metric_samples", source="test") as batch:
+        for n in run:
+            batch.add(hour(n), samples(hour(n), 1000, 1.0))
+        assert [w.rows for w in batch.commit()] == [1000, 1000, 1000]
+    lake.write_hot("metric_samples", hour(6), samples(hour(6), 100, 5.0))
+    after_rows = 150_000
+    script = _batch_script(config, run, after_rows, 2.0)
+    seen = set()
+    for delay in (0.0, 0.1, 0.3, 0.6, 1.0, 1.5):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", script], cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE
+        )
+        assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"
+        time.sleep(delay)
+        writer.kill()
+        writer.wait()
+        found = _rows_per_hour(config)
+        before = {n: (1000, 1000) for n in run}
+        after = {n: (after_rows, after_rows) for n in run}
+        assert found in ({**before, 6: (100, 100)}, {**after, 6: (100, 100)}), delay
+        seen.add(found[2][0])
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0
+    assert _rows_per_hour(config) == {
+        **{n: (after_rows, after_rows) for n in run},
+        6: (100, 100),
+    }
+    assert 1000 in seen  # at least one kill landed before the commit
+
+
+def test_a_run_that_fails_midway_publishes_none_of_its_hours_and_leaves_no_file(
+    config: ObsConfig,
+) -> None:
+    lake = Lake(config)
+    lake.write_hot("metric_samples", hour(1), samples(hour(1), 10, 1.0))
+    table_folder = Path(delta.table_uri(config, "metric_samples"))
+    files_before = sorted(table_folder.rglob("*.parquet"))
+
+    with (
+        pytest.raises(RuntimeError, match="source failed at hour 3"),
+        lake.batch("metric_samples", source="test") as batch,
+    ):
+        batch.add(hour(1), samples(hour(1), 500, 2.0))
+        batch.add(hour(2), samples(hour(2), 500, 2.0))
+        raise RuntimeError("source failed at hour 3")
+
+    assert _rows_per_hour(config) == {1: (10, 10)}
+    assert sorted(table_folder.rglob("*.parquet")) == files_before
+    assert [p.window for p in lake.hot_partitions("metric_samples")] == [hour(1)]
+
+
+def test_every_hour_of_a_run_is_listed_as_written_with_its_rows_and_source(
+    config: ObsConfig,
+) -> None:
+    lake = Lake(config)
+    with lake.batch("log_records", source="elasticsearch") as batch:
+        batch.add(hour(7), dataset("log_records").schema.empty_table())
+        batch.add(hour(8), log_hour(hour(8)))
+        written = batch.commit()
+    assert [(w.window, w.rows) for w in written] == [(hour(7), 0), (hour(8), written[1].rows)]
+    assert written[1].rows > 0 and written[1].bytes > 0
+    refresh_catalog(config)
+    con = connect(config)
+    try:
+        listed = con.execute(
+            "SELECT span_start, source, current FROM lake_partition_sources "
+            "WHERE dataset = 'log_records' ORDER BY span_start"
+        ).fetchall()
+    finally:
+        con.close()
+
+    assert [
+        (h.window, h.rows, h.source) for h in lake.tables.written_hours("log_records", DAY)
+    ] == [
+        (hour(7), 0, "elasticsearch"),
+        (hour(8), written[1].rows, "elasticsearch"),
+    ]
+    assert listed == [
+        (hour(7).start.replace(tzinfo=None), "elasticsearch", True),
+        (hour(8).start.replace(tzinfo=None), "elasticsearch", True),
+    ]
+
+
+def test_two_runs_of_the_same_day_at_once_lose_no_hour(config: ObsConfig) -> None:
+    Lake(config).write_hot("metric_samples", hour(0), samples(hour(0), 10, 0.0))  # the table
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from obs_pipelines.config import parse_config
+        from obs_pipelines.lake import Lake
+        from tests.test_delta_lake import hour, samples
+        config = parse_config({config.model_dump(mode="json", include={"lake"})!r})
+        lake = Lake(config)
+        first = int(sys.argv[1])
+        for rerun in range(3):  # a rerun replaces the run's hours: its commit removes files
+            with lake.batch("metric_samples") as batch:
+                for n in range(first, first + 6):
+                    batch.add(hour(n), samples(hour(n), 50 + n, float(n)))
+                batch.commit()
+        """
+    )
+    writers = [
+        subprocess.Popen([sys.executable, "-c", script, str(k)], cwd=Path(__file__).parent.parent)
+        for k in (1, 7, 13)
+    ]
+    assert [w.wait() for w in writers] == [0, 0, 0]
+
+    assert _rows_per_hour(config) == {0: (10, 10), **{n: (50 + n, 50 + n) for n in range(1, 19)}}
 
 
 def test_migrate_without_a_lake_of_the_old_layout_is_one_line(tmp_path: Path) -> None:

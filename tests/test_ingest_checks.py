@@ -17,7 +17,7 @@ from assets.metrics import build_metric_ingest
 from assets.partitions import hourly_partitions
 from assets.resources import ObsResource
 from obs_pipelines.config import load_config
-from obs_pipelines.lake import Lake
+from obs_pipelines.lake.delta_tables import HourBatch
 from obs_pipelines.schemas import METRIC_SAMPLES, METRIC_SERIES
 from obs_pipelines.sources.base import MetricChunk
 from obs_pipelines.windows import TimeWindow
@@ -94,14 +94,14 @@ def test_a_sample_returned_twice_is_published_once_and_the_count_matches(
 def test_a_writer_that_publishes_fewer_rows_than_the_source_returned_fails_the_check(
     write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_hot = Lake.write_hot
+    add = HourBatch.add
 
-    def losing(self: Lake, dataset: str, hour: TimeWindow, table: pa.Table, **kw: Any) -> Any:
-        if dataset == "metric_samples":
+    def losing(self: HourBatch, hour: TimeWindow, table: pa.Table, **kw: Any) -> Any:
+        if self.dataset == "metric_samples":
             table = table.slice(0, table.num_rows - 3)
-        return write_hot(self, dataset, hour, table, **kw)
+        return add(self, hour, table, **kw)
 
-    monkeypatch.setattr(Lake, "write_hot", losing)
+    monkeypatch.setattr(HourBatch, "add", losing)
 
     check = rows_check(write_config(), monkeypatch)
 

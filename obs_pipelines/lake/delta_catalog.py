@@ -20,8 +20,9 @@ table's newest version whenever it is queried, so new commits show up without a 
   which is when S3 lifecycle rules move it to that tier's storage class; ``storage_class`` is
   NULL (the log does not record it). The span is the file's day partition.
 * ``lake_partition_sources`` is a view over the tables' commit records, read when it is
-  queried: one row per ingest commit (``obs.operation = ingest``, one hour each) with the source
-  it recorded (``obs.source``; NULL for derived datasets). A row is an hour, not a data file: ``file`` is the commit's log file,
+  queried: one row per hour an ingest commit (``obs.operation = ingest``) wrote, with the source
+  it recorded (``obs.source``; NULL for derived datasets). A row is an hour, not a data file:
+  ``file`` is the commit's log file,
   ``partition`` the hour's day and ``tier`` the commit's age class. An hour is ``current`` when
   this is its newest ingest commit and its day is still in ``lake_partitions`` (or it wrote no
   rows). Days written only by ``obs lake
@@ -165,12 +166,16 @@ WITH commits AS (
 ),
 hours AS (
     SELECT dataset, version, file,
-           make_timestamp(epoch_us(json_extract_string(info, '$."obs.hour"')::TIMESTAMPTZ))
-               AS span_start,
+           make_timestamp(epoch_us(h.hour::TIMESTAMPTZ)) AS span_start,
            json_extract_string(info, '$."obs.source"') AS source,
-           json_extract_string(info, '$."obs.rows"')::BIGINT AS row_count,
+           h.rows AS row_count,
            json_extract(info, '$.timestamp')::BIGINT AS committed_ms
-    FROM commits
+    FROM commits, unnest(from_json(coalesce(
+             json_extract_string(info, '$."obs.hours"'),
+             json_array(json_object(
+                 'hour', json_extract_string(info, '$."obs.hour"'),
+                 'rows', json_extract_string(info, '$."obs.rows"')::BIGINT))::VARCHAR),
+         '[{{"hour": "VARCHAR", "rows": "BIGINT"}}]')) AS t(h)
 ),
 newest AS (
     SELECT *, 'dt=' || strftime(span_start, '%Y-%m-%d') AS "partition",

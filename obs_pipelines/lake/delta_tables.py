@@ -1,24 +1,29 @@
 """The lake's datasets written and read as Delta tables.
 
-Every dataset is one table (:mod:`obs_pipelines.lake.delta` gives its layout). Writing an hour is
-one commit that replaces exactly that hour's rows, so a rerun never duplicates an hour, a reader
-sees the hour before or after the commit and never half of it, and two writers on S3 are
-serialized by the log's conditional PUT (a commit that lost the race is retried on the newest
-version). The hour's rows go to one new Parquet file, written with pyarrow as fast as the file
-layout's hot tier; the commit adds it and removes the files that held that hour only (found from
-the log's statistics). Only when the hour's old rows share a file with other hours (its day was
-compacted) does delta-rs rewrite that file (a predicate overwrite). The hour is identified by the
-rows' own time column, by the first and last hour a series was seen in (``metric_series``), or by
-the hour a snapshot was filed under (``_hour``).
+Every dataset is one table (:mod:`obs_pipelines.lake.delta` gives its layout). Writing hours is
+one commit that replaces exactly those hours' rows (a run's hours are a batch, :class:`HourBatch`;
+a single hour is a batch of one), so a rerun never duplicates an hour, a reader sees the hours
+before or after the commit and never part of them, and two writers on S3 are serialized by the
+log's conditional PUT (a commit that lost the race is retried on the newest version). Each hour's
+rows go to one new Parquet file, written with pyarrow as fast as the file layout's hot tier; the
+commit adds the files and removes the files that held those hours only (found from the log's
+statistics). Only when an hour's old rows share a file with other hours (its day was compacted)
+does delta-rs rewrite that file (a predicate overwrite, a commit of its own). The hour is
+identified by the rows' own time column, by the first and last hour a series was seen in
+(``metric_series``), or by the hour a snapshot was filed under (``_hour``).
 
 Which hours were written is read from the log's commit records, not from the data: an hour with
-no rows is written too (a commit that adds no file), and freshness must count it as present.
-Each write's commit carries ``obs.operation = ingest``, ``obs.hour`` and ``obs.source``.
+no rows is written too (it is listed, and adds no file), and freshness must count it as present.
+Each write's commit carries ``obs.operation = ingest``, ``obs.source`` and ``obs.hours``, a JSON
+list of the hours with their rows (commits of lakes written before batches carry ``obs.hour``
+and ``obs.rows`` for their one hour; both are read).
 """
 
 import contextlib
+import json
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -139,73 +144,22 @@ class DeltaTables:
                 "`obs lake migrate` to convert it into Delta tables, then run this again"
             )
 
+    def batch(self, dataset: str, *, source: str | None = None) -> "HourBatch":
+        """Hours of ``dataset`` written one file at a time and committed together
+        (:class:`HourBatch`); ``source`` is recorded in the commit."""
+        return HourBatch(self, dataset, source)
+
     def write_hour(
         self, dataset: str, hour: TimeWindow, table: pa.Table, *, sort: bool = True, **metadata: str
     ) -> WrittenHour:
-        """Replace ``hour`` of ``dataset`` with ``table`` (the registry's columns) in one commit.
-
-        The hour's rows are written as one Parquet file with pyarrow at the hot tier's settings,
-        then one commit adds it and removes the files that held only this hour before (a rerun's
-        earlier file); a commit that lost a race with another writer of the day is retried on
-        the newest version. Where the hour's old rows share a file with other hours (its day was
-        compacted), delta-rs rewrites that file without them (a predicate overwrite)."""
-        from deltalake import CommitProperties
-        from deltalake.exceptions import CommitFailedError
-        from deltalake.transaction import AddAction, RemoveAction
-
-        layout = delta.layout(dataset)
-        if sort and table.num_rows > 1:  # the registry's order (compaction sorts by the stored
-            table = table.sort_by([(k, "ascending") for k in layout.sort_keys])  # signed ids)
-        rows = self._to_table(layout, hour, table)
-        custom = {
-            "obs.operation": INGEST,
-            "obs.hour": hour.start.isoformat(),
-            "obs.rows": str(rows.num_rows),
-            **{f"obs.{k}": v for k, v in metadata.items()},
-        }
-        day = hour.start.strftime("%Y-%m-%d")
-        stored = rows.drop_columns([DAY_COLUMN])
-        for attempt in range(COMMIT_ATTEMPTS):
-            found = self.latest(dataset)
-            if found is None:
-                self._create(layout)
-                found = self.latest(dataset)
-            held = (
-                _hour_files(found, layout, hour) if layout.partition_by == (DAY_COLUMN,) else None
-            )
-            if held is None:
-                return self._overwrite(layout, hour, rows, custom, metadata.get("source"))
-            path, size = self._write_file(layout, hour, stored) if rows.num_rows else (None, 0)
-            stamp = int(time.time() * 1000)
-            actions: list[Any] = [
-                RemoveAction(f, True, stamp, bytes_, {DAY_COLUMN: day}) for f, bytes_ in held
-            ]
-            if path is not None:
-                actions.append(
-                    AddAction(path, size, {DAY_COLUMN: day}, stamp, True, delta.file_stats(stored))
-                )
-            try:
-                with delta.delta_errors(f"commit {dataset} {hour}", self.config):
-                    found.create_write_transaction(
-                        actions,
-                        "append",
-                        found.schema(),
-                        [DAY_COLUMN],
-                        commit_properties=CommitProperties(custom_metadata=custom),
-                    )
-            except LakeError as exc:
-                if path is not None:
-                    self._delete_file(dataset, path)
-                if not isinstance(exc.__context__, CommitFailedError):
-                    raise
-                if attempt == COMMIT_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.2 * 2**attempt)
-                continue
-            return WrittenHour(
-                dataset, hour, rows.num_rows, size, datetime.now(UTC), metadata.get("source")
-            )
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Replace ``hour`` of ``dataset`` with ``table`` (the registry's columns) in one commit:
+        a batch of one hour. ``source`` in ``metadata`` names the source; the rest is recorded
+        with the hour."""
+        source = metadata.pop("source", None)
+        with self.batch(dataset, source=source) as batch:
+            batch.add(hour, table, sort=sort, **metadata)
+            (written,) = batch.commit()
+        return written
 
     def _write_file(self, layout: TableLayout, hour: TimeWindow, rows: pa.Table) -> tuple[str, int]:
         """One new data file of the hour's rows (partition column left out, as Delta stores
@@ -326,22 +280,48 @@ class DeltaTables:
             with delta.delta_errors(f"read {dataset}", self.config):
                 stored = found.to_pyarrow_dataset().to_table(columns=layout.source.names)
             return from_delta(dataset, stored)
-        # The window's day partitions only, read as plain Parquet files: delta-rs's dataset
-        # builds an expression per file from its statistics (2 ms a file; 0.5 s at 264 files),
-        # where the files' own row-group statistics prune just as well.
+        files = self._window_files(found, dataset, window)
+        with delta.delta_errors(f"read {dataset} {window}", self.config):
+            stored = files.to_table(
+                filter=_window_filter(layout, window), columns=layout.source.names
+            )
+        return from_delta(dataset, stored)
+
+    def read_hours(self, dataset: str, window: TimeWindow) -> Iterator[tuple[TimeWindow, pa.Table]]:
+        """Every hour of ``window`` with its rows (empty for an hour without any), one hour in
+        memory at a time: one listing of the window's files serves every hour, and each hour
+        reads only the files whose statistics overlap it (a run's checks read back what it
+        published this way, instead of listing the table once per hour)."""
+        layout = delta.layout(dataset)
+        found = self.latest(dataset)
+        if found is None:
+            for hour in window.hours():
+                yield hour, dataset_of(dataset).schema.empty_table()
+            return
+        files = self._window_files(found, dataset, window)
+        for hour in window.hours():
+            with delta.delta_errors(f"read {dataset} {hour}", self.config):
+                stored = files.to_table(
+                    filter=_window_filter(layout, hour), columns=layout.source.names
+                )
+            yield hour, from_delta(dataset, stored)
+
+    def _window_files(self, found: Any, dataset: str, window: TimeWindow) -> pads.Dataset:
+        """The window's day partitions as a pyarrow dataset of plain Parquet files: delta-rs's
+        own dataset builds an expression per file from its statistics (2 ms a file; 0.5 s at
+        264 files), where the files' own row-group statistics prune just as well."""
+        layout = delta.layout(dataset)
         prefix = self.uri(dataset).rstrip("/") + "/"
         with delta.delta_errors(f"read {dataset} {window}", self.config):
             uris = found.file_uris(file_pruning_predicate=[(DAY_COLUMN, "in", _days(window))])
-            files = [u.removeprefix(prefix) for u in uris]
             partitions = pa.schema([layout.schema.field(c) for c in layout.partition_by])
-            stored = pads.dataset(
-                files,
+            return pads.dataset(
+                [u.removeprefix(prefix) for u in uris],
                 schema=layout.schema,
                 format="parquet",
                 filesystem=delta.table_filesystem(self.config, dataset),
                 partitioning=pads.partitioning(partitions, flavor="hive"),
-            ).to_table(filter=_window_filter(layout, window), columns=layout.source.names)
-        return from_delta(dataset, stored)
+            )
 
     def read_hour(self, dataset: str, hour: TimeWindow) -> pa.Table | None:
         """The rows of one hour, or None when no commit ever wrote that hour."""
@@ -371,19 +351,19 @@ class DeltaTables:
             with delta.delta_errors(f"read the history of {dataset}", self.config):
                 commits = found.history(limit)
             for commit in commits:
-                if commit.get("obs.operation") != INGEST or "obs.hour" not in commit:
+                if commit.get("obs.operation") != INGEST:
                     continue
-                start = datetime.fromisoformat(commit["obs.hour"])
-                if start < since or (until is not None and start >= until) or start in newest:
-                    continue
-                newest[start] = WrittenHour(
-                    dataset,
-                    TimeWindow(start, start + timedelta(hours=1)),
-                    int(commit.get("obs.rows", 0)),
-                    0,
-                    datetime.fromtimestamp(commit["timestamp"] / 1000, UTC),
-                    commit.get("obs.source"),
-                )
+                for start, rows in commit_hours(commit):
+                    if start < since or (until is not None and start >= until) or start in newest:
+                        continue
+                    newest[start] = WrittenHour(
+                        dataset,
+                        TimeWindow(start, start + timedelta(hours=1)),
+                        rows,
+                        0,
+                        datetime.fromtimestamp(commit["timestamp"] / 1000, UTC),
+                        commit.get("obs.source"),
+                    )
             oldest = min((c["timestamp"] for c in commits), default=0)
             if len(commits) < limit or oldest < horizon or len(newest) == wanted:
                 break
@@ -432,6 +412,190 @@ class DeltaTables:
         return rows.filter(pc.equal(rows[taken_at], pc.max(rows[taken_at])))
 
 
+@dataclass
+class _StagedHour:
+    hour: TimeWindow
+    rows: int
+    notes: dict[str, str]
+    path: str | None = None  # its data file, written but in no commit yet; None: no rows
+    size: int = 0
+    stats: str = ""
+    table: pa.Table | None = None  # kept instead of a file for tables not partitioned by day
+
+
+class HourBatch:
+    """Hours of one dataset published together. Each hour's rows go to a data file as soon as
+    they are added (memory holds one hour), and :meth:`commit` publishes every hour in one
+    commit that adds those files and removes the files that held the same hours before, so a
+    run of a day costs one commit per dataset, not 24, and a reader sees all of the run's hours
+    or none. A batch left without a commit (an error mid-run) deletes its files: no log names
+    them, so no reader ever saw them, and a rerun starts clean."""
+
+    def __init__(self, tables: DeltaTables, dataset: str, source: str | None) -> None:
+        self.tables, self.dataset, self.source = tables, dataset, source
+        self.layout = delta.layout(dataset)
+        self._staged: dict[datetime, _StagedHour] = {}
+        self._created = False
+
+    def __enter__(self) -> "HourBatch":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+    def add(self, hour: TimeWindow, table: pa.Table, *, sort: bool = True, **notes: str) -> int:
+        """Stage ``hour``'s rows (the registry's columns; sorted by the dataset's keys unless
+        the caller already did); ``notes`` are recorded with the hour. Returns the rows."""
+        layout = self.layout
+        if sort and table.num_rows > 1:  # the registry's order (compaction sorts by the stored
+            table = table.sort_by([(k, "ascending") for k in layout.sort_keys])  # signed ids)
+        rows = self.tables._to_table(layout, hour, table)
+        self._drop(hour)
+        staged = _StagedHour(hour, rows.num_rows, notes)
+        if layout.partition_by != (DAY_COLUMN,):
+            staged.table = rows
+        elif rows.num_rows:
+            if not self._created:  # the files go in the table's folder
+                self._created = self._table() is not None
+            stored = rows.drop_columns([DAY_COLUMN])
+            staged.path, staged.size = self.tables._write_file(layout, hour, stored)
+            staged.stats = delta.file_stats(stored)
+        self._staged[hour.start] = staged
+        return rows.num_rows
+
+    def commit(self) -> list[WrittenHour]:
+        """Publish every staged hour; returns them in time order."""
+        staged = sorted(self._staged.values(), key=lambda s: s.hour.start)
+        if not staged:
+            return []
+        committed, shared = self._commit_files(staged)
+        written = [self._written(s, s.size) for s in committed]
+        for item in shared:  # their old rows share files with other hours (a compacted day)
+            written.append(self._rewrite(item))
+        self._staged.clear()
+        return sorted(written, key=lambda w: w.window.start)
+
+    def discard(self) -> None:
+        """Delete the files of hours staged and not committed."""
+        for hour in list(self._staged):
+            self._drop(TimeWindow(hour, hour + timedelta(hours=1)))
+
+    def _commit_files(
+        self, staged: list[_StagedHour]
+    ) -> tuple[list[_StagedHour], list[_StagedHour]]:
+        """One commit of the staged files of every hour whose old rows sit in files of that
+        hour alone (removed by the same commit); returns those hours, and the others. A commit
+        that lost a race with another writer is retried on the newest version."""
+        from deltalake import CommitProperties
+        from deltalake.exceptions import CommitFailedError
+        from deltalake.transaction import AddAction, RemoveAction
+
+        for attempt in range(COMMIT_ATTEMPTS):
+            found = self._table()
+            current = delta.add_actions(found)
+            stamp = int(time.time() * 1000)
+            mine, shared, actions = [], [], []
+            for item in staged:
+                held = (
+                    None if item.table is not None else _hour_files(current, self.layout, item.hour)
+                )
+                if held is None:
+                    shared.append(item)
+                    continue
+                mine.append(item)
+                day = {DAY_COLUMN: item.hour.start.strftime("%Y-%m-%d")}
+                actions += [RemoveAction(f, True, stamp, size, day) for f, size in held]
+                if item.path is not None:
+                    actions.append(AddAction(item.path, item.size, day, stamp, True, item.stats))
+            if not mine:
+                return [], shared
+            try:
+                with delta.delta_errors(f"commit {self.dataset} {_span(mine)}", self.tables.config):
+                    found.create_write_transaction(
+                        actions,
+                        "append",
+                        found.schema(),
+                        [DAY_COLUMN],
+                        commit_properties=CommitProperties(custom_metadata=self._custom(mine)),
+                    )
+            except LakeError as exc:
+                if not isinstance(exc.__context__, CommitFailedError) or (
+                    attempt == COMMIT_ATTEMPTS - 1
+                ):
+                    raise
+                time.sleep(0.2 * 2**attempt)
+                continue
+            for item in mine:
+                del self._staged[item.hour.start]
+            return mine, shared
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _table(self) -> Any:
+        """The table at its newest version, created empty if it does not exist yet."""
+        found = self.tables.latest(self.dataset)
+        if found is None:
+            self.tables._create(self.layout)
+            found = self.tables.latest(self.dataset)
+        return found
+
+    def _rewrite(self, item: _StagedHour) -> WrittenHour:
+        """The hour replaced by a predicate overwrite, which rewrites the files it shares."""
+        rows = item.table
+        if rows is None:
+            rows = self._read_staged(item)
+        written = self.tables._overwrite(
+            self.layout, item.hour, rows, self._custom([item]), self.source
+        )
+        self._drop(item.hour)
+        return written
+
+    def _read_staged(self, item: _StagedHour) -> pa.Table:
+        import pyarrow.parquet as pq
+
+        layout = self.layout
+        if item.path is None:
+            return layout.schema.empty_table()
+        fs = delta.table_filesystem(self.tables.config, self.dataset)
+        with delta.delta_errors(f"read {self.dataset} {item.hour}", self.tables.config):
+            stored = pq.read_table(item.path, filesystem=fs)
+        day = pa.repeat(pa.scalar(item.hour.start.strftime("%Y-%m-%d")), stored.num_rows)
+        return stored.append_column(DAY_COLUMN, day).select(layout.schema.names)
+
+    def _custom(self, hours: list[_StagedHour]) -> dict[str, str]:
+        entries = [{"hour": s.hour.start.isoformat(), "rows": s.rows, **s.notes} for s in hours]
+        return {
+            "obs.operation": INGEST,
+            "obs.hours": json.dumps(entries),
+            **({"obs.source": self.source} if self.source is not None else {}),
+        }
+
+    def _written(self, item: _StagedHour, size: int) -> WrittenHour:
+        return WrittenHour(self.dataset, item.hour, item.rows, size, datetime.now(UTC), self.source)
+
+    def _drop(self, hour: TimeWindow) -> None:
+        item = self._staged.pop(hour.start, None)
+        if item is not None and item.path is not None:
+            self.tables._delete_file(self.dataset, item.path)
+
+
+def _span(hours: list[_StagedHour]) -> str:
+    first, last = hours[0].hour, hours[-1].hour
+    return str(first) if len(hours) == 1 else str(TimeWindow(first.start, last.end))
+
+
+def commit_hours(commit: dict[str, Any]) -> list[tuple[datetime, int]]:
+    """(hour start, rows) of every hour an ingest commit wrote: ``obs.hours`` (a JSON list), or
+    ``obs.hour`` and ``obs.rows`` as commits of one hour were recorded before batches."""
+    if "obs.hours" in commit:
+        return [
+            (datetime.fromisoformat(e["hour"]), int(e.get("rows", 0)))
+            for e in json.loads(commit["obs.hours"])
+        ]
+    if "obs.hour" in commit:
+        return [(datetime.fromisoformat(commit["obs.hour"]), int(commit.get("obs.rows", 0)))]
+    return []
+
+
 @dataclass(frozen=True)
 class TableSummary:
     """One table as its log describes it, checked against the objects under it."""
@@ -478,10 +642,12 @@ def summarize(tables: DeltaTables, listing: dict[str, dict[str, int]]) -> list[T
     return found
 
 
-def _hour_files(table: Any, layout: TableLayout, hour: TimeWindow) -> list[tuple[str, int]] | None:
-    """(path, bytes) of the files of the hour's day that hold rows of this hour only; None when
-    a file holds rows of this hour and of others, or has no statistics to tell."""
-    actions = delta.add_actions(table)
+def _hour_files(
+    actions: pa.Table, layout: TableLayout, hour: TimeWindow
+) -> list[tuple[str, int]] | None:
+    """(path, bytes) of the files (of the table's add ``actions``) of the hour's day that hold
+    rows of this hour only; None when a file holds rows of this hour and of others, or has no
+    statistics to tell."""
     if not actions.num_rows:
         return []
     first, last = _bound_columns(layout)

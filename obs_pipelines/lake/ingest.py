@@ -1,8 +1,8 @@
-"""Ingest: pull one hourly window from a source and publish it as hot partitions.
+"""Ingest: pull hourly windows from a source and publish them as hot partitions.
 
 Each hour is read whole, de-duplicated (a sample fetched twice through overlapping selectors is
-the same sample), sorted by (series_id, ts) and written with one atomic publish per dataset. A
-rerun of the same hour replaces both partitions with identical content.
+the same sample), sorted by (series_id, ts) and staged; a run's hours are then published with one
+atomic commit per dataset. A rerun of the same hours replaces them with identical content.
 """
 
 from dataclasses import dataclass
@@ -13,6 +13,7 @@ import pyarrow as pa
 from obs_pipelines.datasets import dataset
 from obs_pipelines.errors import SourceError
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.delta_tables import HourBatch
 from obs_pipelines.schemas import METRIC_SAMPLES, METRIC_SERIES
 from obs_pipelines.sources.base import MetricSource, TableSource
 from obs_pipelines.windows import TimeWindow
@@ -35,6 +36,45 @@ class MetricsIngestResult:
 
 def ingest_metrics_hour(lake: Lake, source: MetricSource, hour: TimeWindow) -> MetricsIngestResult:
     """Read ``hour`` from ``source`` and replace its ``metric_series`` and ``metric_samples`` partitions."""
+    return ingest_metrics_hours(lake, source, [hour])[0]
+
+
+def ingest_metrics_hours(
+    lake: Lake, source: MetricSource, hours: list[TimeWindow]
+) -> list[MetricsIngestResult]:
+    """Read each of ``hours`` from ``source`` (one hour in memory at a time) and replace them
+    in ``metric_series`` and ``metric_samples`` with one commit per dataset: a source failing
+    at any hour publishes none of them, and a rerun replaces them all again."""
+    staged = []
+    with (
+        lake.batch("metric_series", source=source.name) as series,
+        lake.batch("metric_samples", source=source.name) as samples,
+    ):
+        for hour in hours:
+            staged.append(_stage_metrics_hour(series, samples, source, hour))
+        series_written = {w.window: w for w in series.commit()}
+        samples_written = {w.window: w for w in samples.commit()}
+    return [
+        MetricsIngestResult(
+            window=s.window,
+            series=series_written[s.window].rows,
+            samples=samples_written[s.window].rows,
+            source_samples=s.source_samples,
+            source_distinct=s.source_distinct,
+            duplicates_dropped=s.duplicates_dropped,
+            bytes=series_written[s.window].bytes + samples_written[s.window].bytes,
+            first_ts_ms=s.first_ts_ms,
+            last_ts_ms=s.last_ts_ms,
+        )
+        for s in staged
+    ]
+
+
+def _stage_metrics_hour(
+    series_batch: HourBatch, samples_batch: HourBatch, source: MetricSource, hour: TimeWindow
+) -> MetricsIngestResult:
+    """One hour read, de-duplicated and sorted, and staged in both batches (rows and bytes are
+    filled in once the batches commit)."""
     chunks = list(source.read_metrics(hour))
     series = _unique_series(
         pa.concat_tables([c.series for c in chunks], promote_options="none")
@@ -53,23 +93,16 @@ def ingest_metrics_hour(lake: Lake, source: MetricSource, hour: TimeWindow) -> M
         raise SourceError(
             f"{source.name} returned samples outside {hour}; this is a bug in the source, please report it"
         )
-    series_written = lake.write_hot("metric_series", hour, series, source=source.name)
-    samples_written = lake.write_hot(
-        "metric_samples",
-        hour,
-        samples,
-        sort=False,
-        source=source.name,
-        source_rows=str(source_samples),
-    )
+    series_batch.add(hour, series)
+    samples_batch.add(hour, samples, sort=False, source_rows=str(source_samples))
     return MetricsIngestResult(
         window=hour,
-        series=series_written.rows,
-        samples=samples_written.rows,
+        series=series.num_rows,
+        samples=samples.num_rows,
         source_samples=source_samples,
         source_distinct=_distinct_samples(returned) if dropped else source_samples,
         duplicates_dropped=source_samples - samples.num_rows,
-        bytes=series_written.bytes + samples_written.bytes,
+        bytes=0,
         first_ts_ms=int(ts.min()) if ts.size else None,
         last_ts_ms=int(ts.max()) if ts.size else None,
     )
@@ -131,16 +164,33 @@ def ingest_table_hour(lake: Lake, source: TableSource, hour: TimeWindow) -> Tabl
     For snapshot datasets (rules, Alertmanager state) ``hour`` is the hour the snapshot is filed
     under; a later snapshot in the same hour replaces the earlier one.
     """
+    return ingest_table_hours(lake, source, [hour])[0]
+
+
+def ingest_table_hours(
+    lake: Lake, source: TableSource, hours: list[TimeWindow]
+) -> list[TableIngestResult]:
+    """Read each of ``hours`` of one dataset from ``source`` (one hour in memory at a time) and
+    replace them in one commit: a source failing at any hour publishes none of them."""
     registered = dataset(source.dataset)
     schema = registered.schema
-    tables = [t.select(schema.names).cast(schema) for t in source.read(hour)]
-    table = pa.concat_tables(tables) if tables else schema.empty_table()
-    time_column = registered.time_column
-    if time_column and table.num_rows:
-        times = table.column(time_column).cast(pa.timestamp("us")).cast(pa.int64()).to_numpy()
-        if times.min() < hour.start_ms * 1000 or times.max() >= hour.end_ms * 1000:
-            raise SourceError(
-                f"{source.name} returned {source.dataset} rows outside {hour}; this is a bug in the source, please report it"
-            )
-    written = lake.write_hot(source.dataset, hour, table, source=source.name)
-    return TableIngestResult(source.dataset, hour, written.rows, written.bytes)
+    with lake.batch(source.dataset, source=source.name) as batch:
+        for hour in hours:
+            tables = [t.select(schema.names).cast(schema) for t in source.read(hour)]
+            table = pa.concat_tables(tables) if tables else schema.empty_table()
+            _refuse_rows_outside(source, registered.time_column, table, hour)
+            batch.add(hour, table)
+        written = batch.commit()
+    return [TableIngestResult(source.dataset, w.window, w.rows, w.bytes) for w in written]
+
+
+def _refuse_rows_outside(
+    source: TableSource, time_column: str | None, table: pa.Table, hour: TimeWindow
+) -> None:
+    if not time_column or not table.num_rows:
+        return
+    times = table.column(time_column).cast(pa.timestamp("us")).cast(pa.int64()).to_numpy()
+    if times.min() < hour.start_ms * 1000 or times.max() >= hour.end_ms * 1000:
+        raise SourceError(
+            f"{source.name} returned {source.dataset} rows outside {hour}; this is a bug in the source, please report it"
+        )

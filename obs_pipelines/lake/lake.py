@@ -4,14 +4,19 @@ Every dataset is a Delta table (:mod:`obs_pipelines.lake.delta_tables`); this is
 ingest, derivation, snapshots, freshness and the CLI write and read hours through.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.lake.storage import LocalStorage, S3Storage, open_storage
 from obs_pipelines.windows import TimeWindow
+
+if TYPE_CHECKING:
+    from obs_pipelines.lake.delta_tables import HourBatch
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,16 @@ class Lake:
         return WrittenPartition(
             f"{self.tables.uri(dataset)}@{hour.start.isoformat()}", written.rows, written.bytes
         )
+
+    def batch(self, dataset: str, *, source: str | None = None) -> "HourBatch":
+        """Hours of ``dataset`` published together in one commit, as a run publishes its hours:
+        each hour is written to a file when added, and nothing is visible before ``commit()``."""
+        return self.tables.batch(dataset, source=source)
+
+    def read_hours(self, dataset: str, window: TimeWindow) -> Iterator[tuple[TimeWindow, pa.Table]]:
+        """Every hour of ``window`` as committed (empty where it holds no rows), an hour at a
+        time: what a run's checks read back after publishing."""
+        return self.tables.read_hours(dataset, window)
 
     def read_hot(self, dataset: str, hour: TimeWindow) -> pa.Table | None:
         """The committed content of one hour, or None if it was never written."""

@@ -29,6 +29,7 @@ SLO selector is matched once against the hours' series (:func:`obs_pipelines.rep
 the hours are then reduced with numpy, one pass over each hour's samples for all SLOs at once.
 """
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -93,13 +94,19 @@ def derive(
         recomputed = pa.array([s.name for s in slos], pa.string())
         kept = kept.filter(pc.invert(pc.is_in(kept.column("slo_name"), recomputed)))
     deriver = HourDeriver(hours, slos, datasets)
-    for hour, tables in deriver.hours():
-        for dataset in datasets:
-            table = tables[dataset]
-            if dataset == "sli_minutes" and kept is not None:
-                table = pa.concat_tables([_within(kept, "minute", hour), table])
-            result.rows[dataset] = result.rows.get(dataset, 0) + table.num_rows
-            lake.write_hot(dataset, hour, table, sort=kept is not None and dataset == "sli_minutes")
+    with contextlib.ExitStack() as stack:
+        batches = {d: stack.enter_context(lake.batch(d)) for d in datasets}
+        for hour, tables in deriver.hours():
+            for dataset in datasets:
+                table = tables[dataset]
+                if dataset == "sli_minutes" and kept is not None:
+                    table = pa.concat_tables([_within(kept, "minute", hour), table])
+                result.rows[dataset] = result.rows.get(dataset, 0) + table.num_rows
+                batches[dataset].add(
+                    hour, table, sort=kept is not None and dataset == "sli_minutes"
+                )
+        for batch in batches.values():
+            batch.commit()
     return result
 
 

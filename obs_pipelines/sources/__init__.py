@@ -47,17 +47,14 @@ class CombinedMetrics:
     def __init__(self, sources: Sequence[MetricSource]) -> None:
         self.sources = list(sources)
         self.name = "+".join(s.name for s in self.sources)
-        # Samples each backend returned for the window read last (for the asset's metadata).
-        self.samples_by_source: dict[str, int] = {}
+        # Samples each backend returned over every window read so far (the asset's metadata).
+        self.samples_by_source: dict[str, int] = {s.name: 0 for s in self.sources}
 
     def read_metrics(self, window: TimeWindow) -> Iterator[MetricChunk]:
-        self.samples_by_source = {}
         for source in self.sources:
-            rows = 0
             for chunk in source.read_metrics(window):
-                rows += chunk.samples.num_rows
+                self.samples_by_source[source.name] += chunk.samples.num_rows
                 yield chunk
-            self.samples_by_source[source.name] = rows
 
 
 def table_source(config: ObsConfig, dataset: str) -> TableSource | None:
