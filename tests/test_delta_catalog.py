@@ -1,13 +1,10 @@
 """The catalog on Delta tables: every view with the registry's columns and types then ``dt``,
 the rows of the legacy lake fixture after ``obs lake migrate`` (tests/data/legacy_lake.json,
-read by the last file-layout catalog), every report unchanged by compaction,
-``lake_partitions`` and ``lake_partition_sources`` from the tables' logs, one-day queries that
+read by the last file-layout catalog), ``lake_partitions`` and ``lake_partition_sources`` from the tables' logs, one-day queries that
 read one day's files, locally and on S3."""
 
 import json
-import math
 import shutil
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,6 @@ from obs_pipelines.lake.checksum import Checksum, table_checksum
 from obs_pipelines.lake.delta_catalog import tier_sql
 from obs_pipelines.lake.migrate import migrate
 from obs_pipelines.lake.tiering import run_tiering
-from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.windows import TimeWindow, utc
 from tests import legacy_fixture
 from tests.test_reports_simulated import PERIOD, REPO, STRETCHES, simulate
@@ -33,10 +29,6 @@ from tests.tiering_data import RETENTION, log_hour, tiered_config
 
 pytestmark = pytest.mark.integration  # migrates, simulates and catalogs whole lakes
 
-REPORTS = sorted(p.stem for p in (REPO / "sql").glob("*.sql") if p.stem != "__init__")
-# Float columns whose last bits depend on the order DuckDB sums rows in (the same SQL over the
-# same rows read in another order): compared to a relative 1e-12, every other column exactly.
-ROUNDING = {"peak_burn_rate"}
 SIMULATED_HOURS = sum(len(list(TimeWindow(utc(a), utc(b)).hours())) for a, b in STRETCHES)
 
 
@@ -245,7 +237,7 @@ def test_the_build_reads_the_logs_only_never_a_data_file(
         original.close()
 
 
-# --- every report, on the simulated lake ------------------------------------------------------
+# --- the simulated lake, compacted -------------------------------------------------------------
 
 
 def simulated_config(root: Path) -> ObsConfig:
@@ -260,83 +252,22 @@ def simulated_config(root: Path) -> ObsConfig:
     return load_config(path)
 
 
-def report_rows(con: duckdb.DuckDBPyConnection, view: str, columns: list[str]) -> list[tuple]:
-    order = ", ".join(f'"{c}"' for c in columns)
-    return con.execute(f'SELECT {order} FROM "{view}" ORDER BY ALL').fetchall()
-
-
-@dataclass(frozen=True)
-class ReportRows:
-    """What one view returns, exactly (a checksum) and, for ``ROUNDING`` columns, row by row."""
-
-    columns: list[tuple[str, str]]
-    exact: Checksum
-    rounded: list[tuple]
-
-
-def read_reports(config: ObsConfig) -> dict[str, ReportRows]:
-    """Every report and dataset view of the catalog over the simulated period."""
-    con = report_connection(config, *PERIOD)
-    try:
-        found = {}
-        for view in [*REPORTS, *registry.ALL]:
-            columns = described(con, view)
-            exact = [c for c, _ in columns if c not in ROUNDING and c != "dt"]
-            rounded = [c for c, _ in columns if c in ROUNDING]
-            found[view] = ReportRows(
-                columns,
-                checksum(con, f'"{view}"', exact),
-                report_rows(con, view, exact + rounded) if rounded else [],
-            )
-        return found
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[ObsConfig, dict[str, Any]]:
-    """The simulated lake as ingested (hourly files), its reports, then tiered: every
-    simulated day compacted (and rolled up), nothing expired."""
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
+    """The simulated lake as ingested (hourly files), then tiered: every simulated day
+    compacted (and rolled up), nothing expired. (Every report is unchanged by tiering, raw
+    samples deleted included: tests/test_sli_history.py.)"""
     config = simulated_config(tmp_path_factory.mktemp("simulated"))
     simulate(config)
-    hourly = read_reports(config)
     result = run_tiering(config, PERIOD[1] + timedelta(days=1))
     assert result.problems == []
+    assert {m.dataset for m in result.moves} >= {"metric_samples", "log_records", "spans"}
     build_catalog(config)
-    return config, {"hourly": hourly, "tiering": result}
+    return config
 
 
-def test_every_report_reads_the_same_rows_after_the_days_are_compacted(
-    simulated: tuple[ObsConfig, dict[str, Any]],
-) -> None:
-    config, before = simulated
-    hourly: dict[str, ReportRows] = before["hourly"]
-    compacted = {(m.dataset, m.partition) for m in before["tiering"].moves}
-    assert {d for d, _ in compacted} >= {"metric_samples", "log_records", "spans"}
-
-    found = read_reports(config)
-
-    assert REPORTS and set(found) == set(hourly)
-    for view, expected in hourly.items():
-        if view == "metric_rollups":  # made by the compaction
-            assert expected.exact.rows == 0 < found[view].exact.rows
-            continue
-        assert found[view].columns == expected.columns, view
-        assert found[view].exact == expected.exact, view
-        assert len(found[view].rounded) == len(expected.rounded), view
-        for a, b in zip(found[view].rounded, expected.rounded, strict=True):
-            exact = len(a) - 1  # the ROUNDING column is last, the rows sorted by the others first
-            assert a[:exact] == b[:exact], view
-            assert math.isclose(a[exact], b[exact], rel_tol=1e-12) or a[exact] is b[exact] is None
-    shown = [v for v in REPORTS if hourly[v].exact.rows]
-    assert len(shown) >= len(REPORTS) - 2  # the simulator stages what nearly every report shows
-    assert sum(len(r.rounded) for r in hourly.values()) > 0
-
-
-def test_partition_sources_name_each_ingested_hours_source(
-    simulated: tuple[ObsConfig, dict[str, Any]],
-) -> None:
-    config, _ = simulated
+def test_partition_sources_name_each_ingested_hours_source(simulated: ObsConfig) -> None:
+    config = simulated
     con = connect(config)
     try:
         found = con.execute(
