@@ -18,7 +18,7 @@ from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.datasets import dataset
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake, delta
-from obs_pipelines.lake.catalog import connect, refresh_catalog
+from obs_pipelines.lake.catalog import connect, refresh_catalog, refresh_partitions
 from obs_pipelines.lake.migrate import migrate
 from obs_pipelines.operations.freshness import lake_freshness
 from obs_pipelines.schemas import METRIC_SAMPLES
@@ -409,6 +409,34 @@ def test_new_hours_show_in_the_catalog_without_a_rebuild(config: ObsConfig, tmp_
     )
     refresh_catalog(changed)
     assert _built_at(config) > built  # another definition: rebuilt
+
+
+def test_each_run_refreshes_the_partition_index_and_rebuilds_only_a_changed_catalog(
+    config: ObsConfig,
+) -> None:
+    lake = Lake(config)
+    lake.write_hot("metric_samples", hour(1), samples(hour(1), 30, 1.0))
+    refresh_partitions(config)  # no catalog yet: built whole
+    built = _built_at(config)
+
+    lake.write_hot("metric_samples", hour(2), samples(hour(2), 20, 1.0))
+    refresh_partitions(config)
+    con = connect(config)
+    try:
+        indexed = con.execute(
+            "SELECT count(*), sum(row_count) FROM lake_partitions WHERE dataset = 'metric_samples'"
+        ).fetchone()
+        counted = con.execute("SELECT count(*) FROM metric_samples").fetchone()
+    finally:
+        con.close()
+
+    assert indexed == (2, 50) and counted == (50,)
+    assert _built_at(config) == built  # the views kept, the index read again
+    changed = config.model_copy(
+        update={"reports": config.reports.model_copy(update={"period": timedelta(days=14)})}
+    )
+    refresh_partitions(changed)
+    assert _built_at(config) > built
 
 
 def _built_at(config: ObsConfig) -> datetime:

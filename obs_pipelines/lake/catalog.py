@@ -11,6 +11,7 @@ open read-only keeps a consistent catalog, and the pipeline never waits for thei
 
 import hashlib
 import os
+import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -73,6 +74,31 @@ def refresh_catalog(config: ObsConfig) -> Path:
     if _built_definition(target) == catalog_definition(config):
         return target
     return build_catalog(config)
+
+
+def refresh_partitions(config: ObsConfig) -> Path:
+    """What the ``lake_catalog`` asset runs after each ingest run: ``lake_partitions`` read again
+    from the tables' logs into a copy of the catalog renamed over it (the views and reports are
+    kept as they are: they read the tables live). A catalog that is missing or whose definition
+    changed is built whole instead (:func:`build_catalog`)."""
+    target = Path(config.catalog_path)
+    if _built_definition(target) != catalog_definition(config):
+        return build_catalog(config)
+    opened = Lake(config).tables.ensure_tables()
+    _sweep_abandoned_builds(target)
+    staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_BUILD_SUFFIX}")
+    try:
+        shutil.copyfile(target, staged)
+        con = duckdb.connect(str(staged))
+        try:
+            delta_catalog.create_partitions_table(con, config, opened)
+        finally:
+            con.close()
+        os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
+        Path(f"{staged}.wal").unlink(missing_ok=True)
+    return target
 
 
 def catalog_definition(config: ObsConfig) -> str:
