@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,36 +41,26 @@ def build_catalog(config: ObsConfig) -> Path:
     view and engine finds every dataset."""
     lake = Lake(config)
     opened = lake.tables.ensure_tables()
-    target = Path(config.catalog_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_abandoned_builds(target)
-    staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_BUILD_SUFFIX}")
-    try:
-        con = duckdb.connect(str(staged))
-        try:
-            _create_dataset_views(con, config)
-            delta_catalog.create_partitions_table(con, config, opened)
-            con.execute(delta_catalog.partition_sources_view(config))
-            con.execute(
-                "CREATE TABLE catalog_info AS "
-                "SELECT ? AS lake_root, now() AS built_at, ? AS definition",
-                [lake_identity(lake), catalog_definition(config)],
-            )
-            reports.publish(con, config)
-        finally:
-            con.close()
-        os.replace(staged, target)
-    finally:
-        staged.unlink(missing_ok=True)
-        Path(f"{staged}.wal").unlink(missing_ok=True)
-    return target
+
+    def fill(con: duckdb.DuckDBPyConnection) -> None:
+        _create_dataset_views(con, config)
+        delta_catalog.create_partitions_table(con, config, opened)
+        con.execute(delta_catalog.partition_sources_view(config))
+        con.execute(
+            "CREATE TABLE catalog_info AS "
+            "SELECT ? AS lake_root, now() AS built_at, ? AS definition",
+            [lake_identity(lake), catalog_definition(config)],
+        )
+        reports.publish(con, config)
+
+    return _replace_catalog(Path(config.catalog_path), fill, start_from_current=False)
 
 
 def refresh_catalog(config: ObsConfig) -> Path:
     """What a run calls after writing. The views read each table's newest version whenever they
     are queried, so the catalog is rebuilt only when it is missing or its definition changed
-    (report SQL, config, this package); the ``lake_catalog`` asset and ``obs catalog`` still
-    rebuild it, refreshing ``lake_partitions``."""
+    (report SQL, config, this package); ``obs catalog`` still rebuilds it, and the
+    ``lake_catalog`` asset refreshes ``lake_partitions`` (:func:`refresh_partitions`)."""
     target = Path(config.catalog_path)
     if _built_definition(target) == catalog_definition(config):
         return target
@@ -85,13 +76,28 @@ def refresh_partitions(config: ObsConfig) -> Path:
     if _built_definition(target) != catalog_definition(config):
         return build_catalog(config)
     opened = Lake(config).tables.ensure_tables()
+    return _replace_catalog(
+        target,
+        lambda con: delta_catalog.create_partitions_table(con, config, opened),
+        start_from_current=True,
+    )
+
+
+def _replace_catalog(
+    target: Path, fill: Callable[[duckdb.DuckDBPyConnection], None], *, start_from_current: bool
+) -> Path:
+    """Write the catalog as ``fill`` makes it (in a new file, or a copy of the current one) and
+    rename it over ``target``: a reader of the old file keeps it whole, and a build killed
+    midway leaves only a staged file beside it, swept by a later build."""
+    target.parent.mkdir(parents=True, exist_ok=True)
     _sweep_abandoned_builds(target)
     staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_BUILD_SUFFIX}")
     try:
-        shutil.copyfile(target, staged)
+        if start_from_current:
+            shutil.copyfile(target, staged)
         con = duckdb.connect(str(staged))
         try:
-            delta_catalog.create_partitions_table(con, config, opened)
+            fill(con)
         finally:
             con.close()
         os.replace(staged, target)
