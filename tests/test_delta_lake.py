@@ -160,6 +160,17 @@ def _writer_script(config: ObsConfig, window: TimeWindow, rows: int, value: floa
     )
 
 
+def kill_after(script: str, delay: float) -> None:
+    """Run a writer ``script`` and SIGKILL it ``delay`` seconds after it says it is ready."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE
+    )
+    assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"
+    time.sleep(delay)
+    writer.kill()
+    writer.wait()
+
+
 def test_a_writer_killed_at_any_moment_leaves_the_hour_before_or_after(
     config: ObsConfig, tmp_path: Path
 ) -> None:
@@ -171,13 +182,7 @@ def test_a_writer_killed_at_any_moment_leaves_the_hour_before_or_after(
     script = _writer_script(config, hour(5), after_rows, 2.0)
     seen = set()
     for delay in (0.0, 0.05, 0.15, 0.3, 0.5, 0.8, 1.2):
-        writer = subprocess.Popen(
-            [sys.executable, "-c", script], cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE
-        )
-        assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"
-        time.sleep(delay)
-        writer.kill()
-        writer.wait()
+        kill_after(script, delay)
         counts = scanned(
             config,
             "SELECT count(*), count(DISTINCT (series_id, ts)) FROM {t} "
@@ -265,13 +270,7 @@ def test_a_run_killed_at_any_moment_leaves_all_its_hours_before_or_all_after(
     script = _batch_script(config, run, after_rows, 2.0)
     seen = set()
     for delay in (0.0, 0.1, 0.3, 0.6, 1.0, 1.5):
-        writer = subprocess.Popen(
-            [sys.executable, "-c", script], cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE
-        )
-        assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"
-        time.sleep(delay)
-        writer.kill()
-        writer.wait()
+        kill_after(script, delay)
         found = _rows_per_hour(config)
         before = {n: (1000, 1000) for n in run}
         after = {n: (after_rows, after_rows) for n in run}
