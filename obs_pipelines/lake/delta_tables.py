@@ -23,11 +23,11 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,6 +41,7 @@ from obs_pipelines.lake.delta import DAY_COLUMN, FILED_HOUR, SERIES_SEEN, TableL
 from obs_pipelines.windows import TimeWindow
 
 INGEST = "ingest"
+T = TypeVar("T")
 COMMIT_ATTEMPTS = 4
 _HISTORY_PAGE = 64
 
@@ -199,28 +200,21 @@ class DeltaTables:
         """The hour replaced by delta-rs's predicate overwrite, which rewrites the files it
         shares with other hours."""
         from deltalake import CommitProperties, write_deltalake
-        from deltalake.exceptions import CommitFailedError
 
-        for attempt in range(COMMIT_ATTEMPTS):
-            try:
-                with delta.delta_errors(f"write {layout.dataset} {hour}", self.config):
-                    write_deltalake(
-                        self.uri(layout.dataset),
-                        rows,
-                        mode="overwrite",
-                        predicate=hour_predicate(layout, hour),
-                        partition_by=list(layout.partition_by),
-                        storage_options=self._options,
-                        writer_properties=delta.hourly_writer_properties(self.config, layout),
-                        commit_properties=CommitProperties(custom_metadata=custom),
-                    )
-                break
-            except LakeError as exc:
-                if not isinstance(exc.__context__, CommitFailedError):
-                    raise
-                if attempt == COMMIT_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.2 * 2**attempt)
+        def overwrite() -> None:
+            with delta.delta_errors(f"write {layout.dataset} {hour}", self.config):
+                write_deltalake(
+                    self.uri(layout.dataset),
+                    rows,
+                    mode="overwrite",
+                    predicate=hour_predicate(layout, hour),
+                    partition_by=list(layout.partition_by),
+                    storage_options=self._options,
+                    writer_properties=delta.hourly_writer_properties(self.config, layout),
+                    commit_properties=CommitProperties(custom_metadata=custom),
+                )
+
+        _until_committed(overwrite)
         return WrittenHour(
             layout.dataset,
             hour,
@@ -487,10 +481,9 @@ class HourBatch:
         hour alone (removed by the same commit); returns those hours, and the others. A commit
         that lost a race with another writer is retried on the newest version."""
         from deltalake import CommitProperties
-        from deltalake.exceptions import CommitFailedError
         from deltalake.transaction import AddAction, RemoveAction
 
-        for attempt in range(COMMIT_ATTEMPTS):
+        def commit() -> tuple[list[_StagedHour], list[_StagedHour]]:
             found = self._table()
             current = delta.add_actions(found)
             stamp = int(time.time() * 1000)
@@ -507,9 +500,7 @@ class HourBatch:
                 actions += [RemoveAction(f, True, stamp, size, day) for f, size in held]
                 if item.path is not None:
                     actions.append(AddAction(item.path, item.size, day, stamp, True, item.stats))
-            if not mine:
-                return [], shared
-            try:
+            if mine:
                 with delta.delta_errors(f"commit {self.dataset} {_span(mine)}", self.tables.config):
                     found.create_write_transaction(
                         actions,
@@ -518,17 +509,12 @@ class HourBatch:
                         [DAY_COLUMN],
                         commit_properties=CommitProperties(custom_metadata=self._custom(mine)),
                     )
-            except LakeError as exc:
-                if not isinstance(exc.__context__, CommitFailedError) or (
-                    attempt == COMMIT_ATTEMPTS - 1
-                ):
-                    raise
-                time.sleep(0.2 * 2**attempt)
-                continue
-            for item in mine:
-                del self._staged[item.hour.start]
             return mine, shared
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        mine, shared = _until_committed(commit)
+        for item in mine:
+            del self._staged[item.hour.start]
+        return mine, shared
 
     def _table(self) -> Any:
         """The table at its newest version, created empty if it does not exist yet."""
@@ -576,6 +562,22 @@ class HourBatch:
         item = self._staged.pop(hour.start, None)
         if item is not None and item.path is not None:
             self.tables._delete_file(self.dataset, item.path)
+
+
+def _until_committed(commit: Callable[[], T]) -> T:
+    """``commit()`` (which reads the table's newest version itself), again after a short backoff
+    while it is refused for losing a race with another writer; any other error, and the last
+    refusal, is raised."""
+    from deltalake.exceptions import CommitFailedError
+
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            return commit()
+        except LakeError as exc:
+            if not isinstance(exc.__context__, CommitFailedError) or attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _span(hours: list[_StagedHour]) -> str:
