@@ -285,13 +285,35 @@ def test_a_run_killed_at_any_moment_leaves_all_its_hours_before_or_all_after(
     assert 1000 in seen  # at least one kill landed before the commit
 
 
+@pytest.fixture(params=["local", "s3"])
+def lake_and_files(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[Lake, Callable[[], list[str]]]:
+    """A lake, locally and on moto S3, and what lists the data files under ``metric_samples``."""
+    if request.param == "local":
+        config = delta_config(tmp_path)
+        folder = Path(delta.table_uri(config, "metric_samples"))
+        return Lake(config), lambda: sorted(str(f) for f in folder.rglob("*.parquet"))
+    lake = Lake(parse_config({"lake": request.getfixturevalue("s3_lake")}))
+    client, bucket = request.getfixturevalue("s3_client"), request.getfixturevalue("s3_bucket")
+
+    def listed() -> list[str]:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix="obs/delta/metric_samples/"
+        )
+        keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+        return sorted(k for k in keys if k.endswith(".parquet"))
+
+    return lake, listed
+
+
 def test_a_run_that_fails_midway_publishes_none_of_its_hours_and_leaves_no_file(
-    config: ObsConfig,
+    lake_and_files: tuple[Lake, Callable[[], list[str]]],
 ) -> None:
-    lake = Lake(config)
+    lake, data_files = lake_and_files
     lake.write_hot("metric_samples", hour(1), samples(hour(1), 10, 1.0))
-    table_folder = Path(delta.table_uri(config, "metric_samples"))
-    files_before = sorted(table_folder.rglob("*.parquet"))
+    files_before = data_files()
+    staged = []
 
     with (
         pytest.raises(RuntimeError, match="source failed at hour 3"),
@@ -299,10 +321,13 @@ def test_a_run_that_fails_midway_publishes_none_of_its_hours_and_leaves_no_file(
     ):
         batch.add(hour(1), samples(hour(1), 500, 2.0))
         batch.add(hour(2), samples(hour(2), 500, 2.0))
+        staged = data_files()
         raise RuntimeError("source failed at hour 3")
 
-    assert _rows_per_hour(config) == {1: (10, 10)}
-    assert sorted(table_folder.rglob("*.parquet")) == files_before
+    assert len(staged) == len(files_before) + 2  # the files were written, then deleted
+    assert data_files() == files_before
+    assert lake.read_hot("metric_samples", hour(1)).num_rows == 10
+    assert lake.read_hot("metric_samples", hour(2)) is None
     assert [p.window for p in lake.hot_partitions("metric_samples")] == [hour(1)]
 
 
