@@ -177,6 +177,32 @@ def test_a_tick_finds_the_one_missing_hour_from_the_commit_history_alone(
     assert [r.partition_key for r in result.run_requests] == [f"{hole:%Y-%m-%d-%H:%M}"]
 
 
+def test_a_hole_past_the_hot_age_is_requested_within_the_look_back_but_not_past_retention(
+    write_config: Callable[..., Path],
+) -> None:
+    current = floor_hour(datetime.now(UTC))
+    first = current - 100 * HOUR
+    config_path = write_config(
+        ingest={"start": first.isoformat()},
+        freshness={"log_records": "2h"},
+        retention={"logs": {"hot": "1d", "warm": "3d"}},
+    )
+    lake = Lake(load_config(config_path))
+    older_than_hot, past_retention = current - 40 * HOUR, current - 80 * HOUR
+    for hour in _hours(first, 100):
+        if hour.start not in (older_than_hot, past_retention):
+            lake.write_hot("log_records", hour, SCHEMAS["log_records"].empty_table())
+    sensor = build_lake_freshness_sensor(
+        {"log_records": metrics_ingest_job}, gap_lookback=timedelta(days=30)
+    )
+
+    result = _tick(sensor, config_path, None, DagsterInstance.ephemeral())
+
+    # 40 hours old: past the 1-day hot age (its day is compacted by now), inside the 30-day
+    # look-back; 80 hours old: past the 3-day retention, deleted on purpose.
+    assert [r.partition_key for r in result.run_requests] == [f"{older_than_hot:%Y-%m-%d-%H:%M}"]
+
+
 def test_freshness_policy_attached_from_config() -> None:
     partitions = hourly_partitions(datetime(2026, 1, 1, tzinfo=UTC))
     [assets_def] = with_freshness(

@@ -109,19 +109,19 @@ def lake_freshness(
     *,
     earliest: datetime,
     gap_lookback: timedelta = DEFAULT_OPERATIONS.gap_lookback,
-    hot_ages: Mapping[str, timedelta] | None = None,
+    kept_for: Mapping[str, timedelta] | None = None,
 ) -> list[DatasetFreshness]:
     """Freshness of every dataset in ``max_lag``, from each table's commit history.
 
     An hour is *due* once its end is at least ``max_lag`` in the past (the schedule had its
-    chance); due hours inside the look-back (never before ``earliest``, never older than the
-    dataset's hot-tier age, after which tiering moves them) without a partition are missing.
+    chance); due hours inside the look-back without a commit are missing, whatever tier their
+    day is in (the history lists hours of compacted days too, and a repaired hour is written
+    into its compacted day). The look-back never reaches before ``earliest``, nor past the age
+    at which retention deletes the dataset's rows (``kept_for``): those hours are gone on purpose.
     """
     results = []
     for dataset, allowed in max_lag.items():
-        lookback = gap_lookback
-        if hot_ages and dataset in hot_ages:
-            lookback = min(lookback, hot_ages[dataset])
+        lookback = min(gap_lookback, (kept_for or {}).get(dataset, gap_lookback))
         first = max(floor_hour(now - lookback), earliest)
         # Written hours come from the table's commit history, read back to `first` only.
         listed = lake.hot_partitions(dataset, first)
@@ -145,21 +145,22 @@ def lake_freshness_from_config(
     """:func:`lake_freshness` for the datasets under ``freshness:`` in the config that are
     ingested (a dataset whose source is ``none`` is never written, so it cannot be stale)."""
     watched = {d: lag for d, lag in config.freshness.items() if config.sources.ingests(d)}
-    # Gaps are looked for within each dataset's hot age, as when older hours left the hot
-    # listing; the commit history shows older hours too, so this cap could be lifted.
-    hot_ages = {}
-    for dataset in watched:
-        ages = config.retention.for_dataset(dataset)
-        if ages is not None:
-            hot_ages[dataset] = ages.hot
     return lake_freshness(
         Lake(config),
         watched,
         now,
         earliest=config.ingest.start,
         gap_lookback=gap_lookback,
-        hot_ages=hot_ages,
+        kept_for={d: age for d in watched if (age := _kept_for(config, d)) is not None},
     )
+
+
+def _kept_for(config: ObsConfig, dataset: str) -> timedelta | None:
+    """The age at which tiering deletes ``dataset``'s rows (None: no retention names it)."""
+    if dataset == "metric_samples":
+        return config.retention.resolution_age("raw")
+    ages = config.retention.for_dataset(dataset)
+    return ages.stages()[-1][1] if ages is not None else None
 
 
 def _hour_starts(first: datetime, end: datetime) -> Iterable[datetime]:
