@@ -463,7 +463,7 @@ class HourBatch:
         if not staged:
             return []
         committed, shared = self._commit_files(staged)
-        written = [self._written(s, s.size) for s in committed]
+        written = [self._written(s) for s in committed]
         for item in shared:  # their old rows share files with other hours (a compacted day)
             written.append(self._rewrite(item))
         self._staged.clear()
@@ -555,8 +555,10 @@ class HourBatch:
             **({"obs.source": self.source} if self.source is not None else {}),
         }
 
-    def _written(self, item: _StagedHour, size: int) -> WrittenHour:
-        return WrittenHour(self.dataset, item.hour, item.rows, size, datetime.now(UTC), self.source)
+    def _written(self, item: _StagedHour) -> WrittenHour:
+        return WrittenHour(
+            self.dataset, item.hour, item.rows, item.size, datetime.now(UTC), self.source
+        )
 
     def _drop(self, hour: TimeWindow) -> None:
         item = self._staged.pop(hour.start, None)
