@@ -313,7 +313,7 @@ def test_a_run_that_fails_midway_publishes_none_of_its_hours_and_leaves_no_file(
     lake, data_files = lake_and_files
     lake.write_hot("metric_samples", hour(1), samples(hour(1), 10, 1.0))
     files_before = data_files()
-    staged = []
+    staged: list[str] = []
 
     with (
         pytest.raises(RuntimeError, match="source failed at hour 3"),
@@ -321,7 +321,9 @@ def test_a_run_that_fails_midway_publishes_none_of_its_hours_and_leaves_no_file(
     ):
         batch.add(hour(1), samples(hour(1), 500, 2.0))
         batch.add(hour(2), samples(hour(2), 500, 2.0))
-        staged = data_files()
+        deadline = time.monotonic() + 30  # the files are written by the batch's thread
+        while len(staged := data_files()) < len(files_before) + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         raise RuntimeError("source failed at hour 3")
 
     assert len(staged) == len(files_before) + 2  # the files were written, then deleted

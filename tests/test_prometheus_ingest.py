@@ -15,7 +15,7 @@ from obs_pipelines.config import load_config
 from obs_pipelines.errors import SourceError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import connect
-from obs_pipelines.lake.ingest import ingest_metrics_hour
+from obs_pipelines.lake.ingest import ingest_metrics_hour, ingest_metrics_hours
 from obs_pipelines.sources.prometheus import PrometheusSource
 from obs_pipelines.windows import TimeWindow
 from tests import servers
@@ -160,22 +160,25 @@ def test_a_window_over_the_sample_limit_is_split_and_complete(
 
     data = tmp_path / "limited"
     shutil.copytree(tsdb, data, ignore=shutil.ignore_patterns("lock", "wal", "chunks_head"))
-    hour = TimeWindow(START, START.replace(hour=1))
-    expected = expected_samples(hour.start_ms, hour.end_ms)
-    fleet_per_hour = sum(len(v) for k, v in expected.items() if k[0] == "fleet_load")
+    hours = [TimeWindow(START + timedelta(hours=h), START + timedelta(hours=h + 1)) for h in (0, 1)]
+    expected = [expected_samples(h.start_ms, h.end_ms) for h in hours]
+    fleet_per_hour = sum(len(v) for k, v in expected[0].items() if k[0] == "fleet_load")
     with servers.prometheus(data, "--query.max-samples=2000") as url:
         config = load_config(write_config(sources=prometheus_section(url)))
         source = PrometheusSource(config.sources.prometheus)
 
-        result = ingest_metrics_hour(Lake(config), source, hour)
+        # Two hours as one run: the halves of one hour are queued before the next hour's pieces.
+        results = ingest_metrics_hours(Lake(config), source, hours)
 
     assert fleet_per_hour > 2000, "the fleet selector alone must exceed the limit"
-    assert source.requests_made > len(SELECTORS), "the over-limit window must have been split"
-    assert result.samples == sum(len(v) for v in expected.values())
+    assert source.requests_made > 2 * len(SELECTORS), "the over-limit windows must have been split"
+    assert [r.window for r in results] == hours
+    assert [r.samples for r in results] == [sum(len(v) for v in e.values()) for e in expected]
     from obs_pipelines.lake.catalog import build_catalog
 
     build_catalog(config)
-    assert lake_samples(connect(config), hour.start_ms, hour.end_ms) == expected
+    for hour, expect in zip(hours, expected, strict=True):
+        assert lake_samples(connect(config), hour.start_ms, hour.end_ms) == expect
 
 
 def test_the_same_ingest_works_with_the_lake_on_s3(

@@ -24,7 +24,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -415,6 +415,7 @@ class _StagedHour:
     size: int = 0
     stats: str = ""
     table: pa.Table | None = None  # kept instead of a file for tables not partitioned by day
+    writing: Future[tuple[str, int, str]] | None = None  # the file being written: path, size, stats
 
 
 class HourBatch:
@@ -430,12 +431,17 @@ class HourBatch:
         self.layout = delta.layout(dataset)
         self._staged: dict[datetime, _StagedHour] = {}
         self._created = False
+        self._writer: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> "HourBatch":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.discard()
+        try:
+            self.discard()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown()
 
     def add(self, hour: TimeWindow, table: pa.Table, *, sort: bool = True, **notes: str) -> int:
         """Stage ``hour``'s rows (the registry's columns; sorted by the dataset's keys unless
@@ -451,17 +457,29 @@ class HourBatch:
         elif rows.num_rows:
             if not self._created:  # the files go in the table's folder
                 self._created = self._table() is not None
-            stored = rows.drop_columns([DAY_COLUMN])
-            staged.path, staged.size = self.tables._write_file(layout, hour, stored)
-            staged.stats = delta.file_stats(stored)
+            if self._writer is None:  # writing (compression) overlaps the caller's next read
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hour-file")
+            staged.writing = self._writer.submit(self._write, hour, rows.drop_columns([DAY_COLUMN]))
         self._staged[hour.start] = staged
         return rows.num_rows
+
+    def _write(self, hour: TimeWindow, stored: pa.Table) -> tuple[str, int, str]:
+        path, size = self.tables._write_file(self.layout, hour, stored)
+        return path, size, delta.file_stats(stored)
+
+    def _settle(self, item: _StagedHour) -> None:
+        """Wait for the hour's file to be written (its error, if any, is raised here)."""
+        if item.writing is not None:
+            writing, item.writing = item.writing, None
+            item.path, item.size, item.stats = writing.result()
 
     def commit(self) -> list[WrittenHour]:
         """Publish every staged hour; returns them in time order."""
         staged = sorted(self._staged.values(), key=lambda s: s.hour.start)
         if not staged:
             return []
+        for item in staged:
+            self._settle(item)
         committed, shared = self._commit_files(staged)
         written = [self._written(s) for s in committed]
         for item in shared:  # their old rows share files with other hours (a compacted day)
@@ -562,7 +580,11 @@ class HourBatch:
 
     def _drop(self, hour: TimeWindow) -> None:
         item = self._staged.pop(hour.start, None)
-        if item is not None and item.path is not None:
+        if item is None:
+            return
+        with contextlib.suppress(Exception):  # a file that failed to write is not there
+            self._settle(item)
+        if item.path is not None:
             self.tables._delete_file(self.dataset, item.path)
 
 

@@ -5,7 +5,9 @@ the same sample), sorted by (series_id, ts) and staged; a run's hours are then p
 atomic commit per dataset. A rerun of the same hours replaces them with identical content.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +17,7 @@ from obs_pipelines.errors import SourceError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.delta_tables import HourBatch
 from obs_pipelines.schemas import METRIC_SAMPLES, METRIC_SERIES
-from obs_pipelines.sources.base import MetricSource, TableSource
+from obs_pipelines.sources.base import MetricChunk, MetricSource, TableSource
 from obs_pipelines.windows import TimeWindow
 
 
@@ -50,8 +52,8 @@ def ingest_metrics_hours(
         lake.batch("metric_series", source=source.name) as series,
         lake.batch("metric_samples", source=source.name) as samples,
     ):
-        for hour in hours:
-            staged.append(_stage_metrics_hour(series, samples, source, hour))
+        for hour, chunks in _chunks_by_hour(source, hours):
+            staged.append(_stage_metrics_hour(series, samples, source, hour, chunks))
         series_written = {w.window: w for w in series.commit()}
         samples_written = {w.window: w for w in samples.commit()}
     return [
@@ -70,12 +72,37 @@ def ingest_metrics_hours(
     ]
 
 
+def _chunks_by_hour(
+    source: MetricSource, hours: list[TimeWindow]
+) -> Iterator[tuple[TimeWindow, list[MetricChunk]]]:
+    """Each of ``hours`` with its chunks, in order. A source that reads across hours
+    (``read_metrics_hours``: Prometheus) already has the next hour's requests on the server
+    while the caller stores this one."""
+    across = getattr(source, "read_metrics_hours", None)
+    if across is None:
+        for hour in hours:
+            yield hour, list(source.read_metrics(hour))
+        return
+    chunks: dict[datetime, list[MetricChunk]] = {hour.start: [] for hour in hours}
+    for window, chunk in across(hours):
+        if chunk is None:  # the window's last answer came
+            yield window, chunks.pop(window.start)
+        else:
+            chunks[window.start].append(chunk)
+    for hour in hours:  # a window the source had nothing to ask for
+        if hour.start in chunks:
+            yield hour, chunks.pop(hour.start)
+
+
 def _stage_metrics_hour(
-    series_batch: HourBatch, samples_batch: HourBatch, source: MetricSource, hour: TimeWindow
+    series_batch: HourBatch,
+    samples_batch: HourBatch,
+    source: MetricSource,
+    hour: TimeWindow,
+    chunks: list[MetricChunk],
 ) -> MetricsIngestResult:
-    """One hour read, de-duplicated and sorted, and staged in both batches (rows and bytes are
-    filled in once the batches commit)."""
-    chunks = list(source.read_metrics(hour))
+    """One hour's chunks de-duplicated and sorted, and staged in both batches (rows and bytes
+    are filled in once the batches commit)."""
     series = _unique_series(
         pa.concat_tables([c.series for c in chunks], promote_options="none")
         if chunks

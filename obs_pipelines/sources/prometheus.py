@@ -6,11 +6,12 @@ samples untouched; ``query_range`` would re-sample on a step grid and is never u
 with prometheus-api-client, and obeys a total deadline per request (``sources.prometheus.timeout``,
 retries included); the body is read raw and decoded by :mod:`prometheus_decode`. A window that
 would load more samples than the server's ``--query.max-samples`` is halved until each request
-fits.
+fits. A run of several hours reads them as one stream (:meth:`PrometheusSource.read_metrics_hours`),
+so the next hour's requests wait on the server while the lake stores the previous hour.
 """
 
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
@@ -75,40 +76,56 @@ class PrometheusSource:
         self._session.mount(config.url, ours)  # it mounts a plain adapter of its own on the URL
 
     def read_metrics(self, window: TimeWindow) -> Iterator[MetricChunk]:
-        """Fetch every (selector, piece) with up to ``REQUESTS_IN_FLIGHT`` requests waiting on the
-        server while the caller decodes the previous answer; pieces over the sample limit are
-        halved and queued again."""
+        """Every raw sample of ``window``, a chunk per answer (see :meth:`read_metrics_hours`)."""
+        for _, chunk in self.read_metrics_hours([window]):
+            if chunk is not None:
+                yield chunk
+
+    def read_metrics_hours(
+        self, windows: list[TimeWindow]
+    ) -> Iterator[tuple[TimeWindow, MetricChunk | None]]:
+        """Every (selector, piece) of every window, in order, with up to ``REQUESTS_IN_FLIGHT``
+        requests waiting on the server while the caller decodes the previous answer; pieces over
+        the sample limit are halved and queued again. After a window's last chunk comes
+        ``(window, None)``: the next window's requests are already on the server while the
+        caller stores that one (a run of many hours hides the server's time behind its own)."""
         pending = deque(
-            (selector, piece)
+            (window, selector, piece)
+            for window in windows
             for selector in self.config.selectors
             for piece in window.split(self.config.max_request_window)
         )
+        left = Counter(window.start for window, _, _ in pending)  # answers still to come
         with ThreadPoolExecutor(
             max_workers=REQUESTS_IN_FLIGHT, thread_name_prefix="prometheus"
         ) as pool:
-            in_flight: deque[tuple[str, TimeWindow, Future[bytes]]] = deque()
+            in_flight: deque[tuple[TimeWindow, str, TimeWindow, Future[bytes]]] = deque()
             try:
                 while pending or in_flight:
                     while pending and len(in_flight) < REQUESTS_IN_FLIGHT:
-                        selector, piece = pending.popleft()
+                        window, selector, piece = pending.popleft()
                         in_flight.append(
                             (
+                                window,
                                 selector,
                                 piece,
                                 pool.submit(self._query_range_vector, selector, piece),
                             )
                         )
-                    selector, piece, answer = in_flight.popleft()
+                    window, selector, piece, answer = in_flight.popleft()
                     try:
                         body = answer.result()
                     except _TooManySamples:
-                        pending.extendleft(
-                            reversed([(selector, half) for half in self._halves(selector, piece)])
-                        )
+                        halves = self._halves(selector, piece)
+                        pending.extendleft(reversed([(window, selector, h) for h in halves]))
+                        left[window.start] += 1
                         continue
-                    yield _chunk(decode_matrix(body), piece)
+                    yield window, _chunk(decode_matrix(body), piece)
+                    left[window.start] -= 1
+                    if not left[window.start]:
+                        yield window, None
             finally:
-                for _, _, answer in in_flight:
+                for *_, answer in in_flight:
                     answer.cancel()
                 if in_flight:  # stopped early (an error, a terminated run): end them, not wait
                     self._in_flight.abort()
