@@ -103,6 +103,36 @@ def test_an_hour_is_replaced_whole_and_read_back_bit_for_bit(config: ObsConfig) 
     assert [p.window for p in lake.hot_partitions("metric_samples")] == [hour(5), hour(6)]
 
 
+def test_an_hour_of_rollups_partitioned_by_resolution_is_replaced_whole(config: ObsConfig) -> None:
+    """Rollups are partitioned by resolution and day: their hours take the predicate overwrite
+    (no file holds one hour alone), through the same hourly API."""
+    lake = Lake(config)
+    schema = dataset("metric_rollups").schema
+
+    def buckets(window: TimeWindow, n: int, value: float) -> pa.Table:
+        return pa.table(
+            {
+                "series_id": pa.array([2**63 + 5] * n, pa.uint64()),
+                "ts": pa.array([window.start_ms + i * 300_000 for i in range(n)], pa.int64()).cast(
+                    pa.timestamp("ms")
+                ),
+                "resolution": ["5m"] * n,
+                "count": [1] * n,
+                **{c: [value] * n for c in ("sum", "min", "max", "last", "counter_increase")},
+            },
+            schema=schema,
+        )
+
+    lake.write_hot("metric_rollups", hour(3), buckets(hour(3), 12, 1.0))
+    lake.write_hot("metric_rollups", hour(4), buckets(hour(4), 12, 4.0))
+    written = lake.write_hot("metric_rollups", hour(3), buckets(hour(3), 6, 2.0))
+
+    assert written.rows == 6 and written.bytes > 0
+    assert lake.read_hot("metric_rollups", hour(3)).equals(buckets(hour(3), 6, 2.0))
+    assert lake.read_hot("metric_rollups", hour(4)).equals(buckets(hour(4), 12, 4.0))
+    assert [p.window for p in lake.hot_partitions("metric_rollups")] == [hour(3), hour(4)]
+
+
 def test_an_hour_without_rows_is_written_and_counts_for_freshness(config: ObsConfig) -> None:
     lake = Lake(config)
     lake.write_hot("log_records", hour(1), dataset("log_records").schema.empty_table())
