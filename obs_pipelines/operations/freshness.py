@@ -36,6 +36,7 @@ from obs_pipelines.config import (
 from obs_pipelines.durations import format_duration
 from obs_pipelines.errors import SourceError
 from obs_pipelines.lake import Lake
+from obs_pipelines.lake.tiering import streams
 from obs_pipelines.operations.notify import Alert
 from obs_pipelines.redact import redact_url
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
@@ -151,16 +152,15 @@ def lake_freshness_from_config(
         now,
         earliest=config.ingest.start,
         gap_lookback=gap_lookback,
-        kept_for={d: age for d in watched if (age := _kept_for(config, d)) is not None},
+        kept_for=_deleted_at(config),
     )
 
 
-def _kept_for(config: ObsConfig, dataset: str) -> timedelta | None:
-    """The age at which tiering deletes ``dataset``'s rows (None: no retention names it)."""
-    if dataset == "metric_samples":
-        return config.retention.resolution_age("raw")
-    ages = config.retention.for_dataset(dataset)
-    return ages.stages()[-1][1] if ages is not None else None
+def _deleted_at(config: ObsConfig) -> dict[str, timedelta]:
+    """The age at which tiering deletes each dataset's rows: the last stage of its stream
+    (raw samples at their resolution's age, series and derived datasets kept longest)."""
+    found, _ = streams(config)
+    return {s.dataset: s.stages[-1][1] for s in found if s.resolution is None}
 
 
 def _hour_starts(first: datetime, end: datetime) -> Iterable[datetime]:
