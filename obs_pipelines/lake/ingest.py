@@ -6,7 +6,7 @@ atomic commit per dataset. A rerun of the same hours replaces them with identica
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -57,16 +57,11 @@ def ingest_metrics_hours(
         series_written = {w.window: w for w in series.commit()}
         samples_written = {w.window: w for w in samples.commit()}
     return [
-        MetricsIngestResult(
-            window=s.window,
+        replace(
+            s,
             series=series_written[s.window].rows,
             samples=samples_written[s.window].rows,
-            source_samples=s.source_samples,
-            source_distinct=s.source_distinct,
-            duplicates_dropped=s.duplicates_dropped,
             bytes=series_written[s.window].bytes + samples_written[s.window].bytes,
-            first_ts_ms=s.first_ts_ms,
-            last_ts_ms=s.last_ts_ms,
         )
         for s in staged
     ]
@@ -101,8 +96,8 @@ def _stage_metrics_hour(
     hour: TimeWindow,
     chunks: list[MetricChunk],
 ) -> MetricsIngestResult:
-    """One hour's chunks de-duplicated and sorted, and staged in both batches (rows and bytes
-    are filled in once the batches commit)."""
+    """One hour's chunks de-duplicated and sorted, and staged in both batches (the rows and
+    bytes published are set once the batches commit)."""
     series = _unique_series(
         pa.concat_tables([c.series for c in chunks], promote_options="none")
         if chunks
