@@ -7,11 +7,13 @@ from datetime import UTC
 
 import pyarrow.compute as pc
 from dagster import (
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
+    AssetKey,
     AssetSpec,
     BetaWarning,
     Config,
@@ -27,7 +29,7 @@ from assets.partitions import BACKFILL_POLICY
 from assets.resources import ObsResource
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.lake import Lake
-from obs_pipelines.reporting.derived import DerivedResult, derive
+from obs_pipelines.reporting.derived import DERIVED, DerivedResult, derive
 from obs_pipelines.reporting.slo import slos_version
 from obs_pipelines.windows import TimeWindow
 
@@ -46,15 +48,22 @@ with warnings.catch_warnings():
     ]
 
 
+EVENTS_ADD_UP = AssetCheckKey(AssetKey("sli_minutes"), "events_add_up")
+SAMPLES_MATCH_LAKE = AssetCheckKey(AssetKey("series_inventory"), "samples_match_lake")
+
+
 class SliConfig(Config):
-    """Which SLOs to (re)compute; empty: every SLO in the config."""
+    """Which SLOs to (re)compute in ``sli_minutes``; empty: every SLO in the config."""
 
     slos: list[str] = Field(default_factory=list)
 
 
-def build_sli_minutes(partitions: PartitionsDefinition, config: ObsConfig) -> object:
+def build_metric_derivations(partitions: PartitionsDefinition, config: ObsConfig) -> object:
+    """The three derived datasets as one step that reads each day of samples once; a subset (the
+    SLO recompute job selects ``sli_minutes`` alone) derives only what is selected."""
+
     @multi_asset(
-        name="derive_sli_minutes",
+        name="derive_metric_datasets",
         specs=[
             AssetSpec(
                 "sli_minutes",
@@ -67,42 +76,15 @@ def build_sli_minutes(partitions: PartitionsDefinition, config: ObsConfig) -> ob
                 # A changed SLO changes this version: Dagster shows every partition as stale.
                 code_version=slos_version(config.slos),
                 kinds={"parquet", "duckdb"},
-            )
-        ],
-        check_specs=[
-            AssetCheckSpec(
-                "events_add_up",
-                asset="sli_minutes",
-                description="No negative counts; good + bad + uncertain equals total in every minute.",
-            )
-        ],
-        partitions_def=partitions,
-        backfill_policy=BACKFILL_POLICY,
-    )
-    def derive_sli_minutes(
-        context: AssetExecutionContext, obs: ObsResource, config: SliConfig
-    ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        """Compute each hour's SLI minutes from raw samples (rollups where raw samples are gone)."""
-        window = _window(context)
-        result = derive(
-            obs.config, window, slo_names=config.slos or None, datasets=("sli_minutes",)
-        )
-        yield MaterializeResult(asset_key="sli_minutes", metadata=_metadata(result))
-        yield _check("sli_minutes", "events_add_up", _sli_faults(obs.config, window))
-
-    return derive_sli_minutes
-
-
-def build_metric_inventory(partitions: PartitionsDefinition) -> object:
-    @multi_asset(
-        name="derive_metric_inventory",
-        specs=[
+                skippable=True,
+            ),
             AssetSpec(
                 "up_minutes",
                 group_name="derived",
                 deps=RAW_INPUTS,
                 description="Per service and UTC minute: `up` samples and those equal to 1.",
                 kinds={"parquet", "duckdb"},
+                skippable=True,
             ),
             AssetSpec(
                 "series_inventory",
@@ -110,38 +92,50 @@ def build_metric_inventory(partitions: PartitionsDefinition) -> object:
                 deps=RAW_INPUTS,
                 description="Per series and hour: samples, first and last timestamp.",
                 kinds={"parquet", "duckdb"},
+                skippable=True,
             ),
         ],
         check_specs=[
             AssetCheckSpec(
-                "samples_match_lake",
-                asset="series_inventory",
+                EVENTS_ADD_UP.name,
+                asset=EVENTS_ADD_UP.asset_key,
+                description="No negative counts; good + bad + uncertain equals total in every minute.",
+            ),
+            AssetCheckSpec(
+                SAMPLES_MATCH_LAKE.name,
+                asset=SAMPLES_MATCH_LAKE.asset_key,
                 description="Samples counted per hour equal the rows published in metric_samples.",
-            )
+            ),
         ],
+        can_subset=True,
         partitions_def=partitions,
         backfill_policy=BACKFILL_POLICY,
     )
-    def derive_metric_inventory(
-        context: AssetExecutionContext, obs: ObsResource
+    def derive_metric_datasets(
+        context: AssetExecutionContext, obs: ObsResource, config: SliConfig
     ) -> Iterator[MaterializeResult | AssetCheckResult]:
-        """Count each hour's samples per series and `up` samples per service and minute."""
+        """Derive each hour's selected datasets from raw samples (rollups where raw samples are
+        gone), then check them."""
         window = _window(context)
-        result = derive(obs.config, window, datasets=("up_minutes", "series_inventory"))
-        yield MaterializeResult(asset_key="up_minutes", metadata=_metadata(result))
-        yield MaterializeResult(asset_key="series_inventory", metadata=_metadata(result))
-        yield _check(
-            "series_inventory", "samples_match_lake", _inventory_mismatches(obs.config, window)
-        )
+        selected = {key.to_user_string() for key in context.selected_asset_keys}
+        datasets = tuple(d for d in DERIVED if d in selected)
+        result = derive(obs.config, window, slo_names=config.slos or None, datasets=datasets)
+        for dataset in datasets:
+            yield MaterializeResult(asset_key=dataset, metadata=_metadata(result, dataset))
+        checks = context.selected_asset_check_keys
+        if EVENTS_ADD_UP in checks:
+            yield _check(EVENTS_ADD_UP, _sli_faults(obs.config, window))
+        if SAMPLES_MATCH_LAKE in checks:
+            yield _check(SAMPLES_MATCH_LAKE, _inventory_mismatches(obs.config, window))
 
-    return derive_metric_inventory
+    return derive_metric_datasets
 
 
-def _check(asset: str, name: str, faults: list[str]) -> AssetCheckResult:
+def _check(key: AssetCheckKey, faults: list[str]) -> AssetCheckResult:
     """A check that passes when ``faults`` is empty, listing the first 50 otherwise."""
     return AssetCheckResult(
-        asset_key=asset,
-        check_name=name,
+        asset_key=key.asset_key,
+        check_name=key.name,
         passed=not faults,
         severity=AssetCheckSeverity.ERROR,
         metadata={"faults": MetadataValue.md("\n".join(faults[:50]) or "none")},
@@ -153,10 +147,10 @@ def _window(context: AssetExecutionContext) -> TimeWindow:
     return TimeWindow(window.start.astimezone(UTC), window.end.astimezone(UTC))
 
 
-def _metadata(result: DerivedResult) -> dict[str, object]:
+def _metadata(result: DerivedResult, dataset: str) -> dict[str, object]:
     return {
         "hours": sum(result.hours_by_resolution.values()) - 1,
-        "rows": MetadataValue.json(result.rows),
+        "rows": result.rows.get(dataset, 0),
         "hours by resolution (and the hour before)": MetadataValue.json(result.hours_by_resolution),
     }
 

@@ -155,6 +155,33 @@ def _parser() -> argparse.ArgumentParser:
         help="write it to the bucket, replacing only rules whose ID starts with obs-",
     )
     lifecycle.set_defaults(handler=_lake_lifecycle)
+    vacuum = lake_commands.add_parser(
+        "vacuum",
+        help="delete data files no Delta table references (e.g. of runs killed before committing)",
+        description=(
+            "List, in every Delta table, the data files that no version the table keeps "
+            "references and that are older than --older-than: files of runs killed between "
+            "writing an hour and their commit, and files commits removed. Without --apply, "
+            "print what would be deleted and change nothing. The age must exceed your longest "
+            "run (a run's files are named by no log until it commits) and lake.delete_delay."
+        ),
+    )
+    vacuum.add_argument(
+        "--older-than",
+        type=_duration,
+        default="7d",
+        metavar="DURATION",
+        help="only files at least this old (default: 7d, Delta's own default)",
+    )
+    vacuum.add_argument(
+        "--dataset",
+        action="append",
+        dest="datasets",
+        metavar="NAME",
+        help="a dataset to vacuum (repeat; default: every dataset)",
+    )
+    vacuum.add_argument("--apply", action="store_true", help="delete the files listed")
+    vacuum.set_defaults(handler=_lake_vacuum)
 
     tier = commands.add_parser(
         "tier", help="move data between hot, warm and cold tiers by age (as the daily asset does)"
@@ -313,6 +340,23 @@ def _lake_lifecycle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lake_vacuum(args: argparse.Namespace) -> int:
+    from obs_pipelines.lake import vacuum
+
+    found = vacuum.vacuum_unreferenced(
+        _config(args), args.older_than, datasets=args.datasets, apply=args.apply
+    )
+    print("\n".join(vacuum.describe(found, args.older_than, applied=args.apply)))
+    return 0
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _tier(args: argparse.Namespace) -> int:
     from obs_pipelines.lake.catalog import build_catalog
     from obs_pipelines.lake.tiering import run_tiering
@@ -390,7 +434,7 @@ def _slo_recompute(args: argparse.Namespace) -> int:
     start = max(start, config.ingest.start)
     # Every SLO: every derived dataset too (a lake written before they existed needs them all).
     job = "slo_recompute_job" if args.slos else "derive_job"
-    run_config = {"ops": {"derive_sli_minutes": {"config": {"slos": args.slos or []}}}}
+    run_config = {"ops": {"derive_metric_datasets": {"config": {"slos": args.slos or []}}}}
     names = ", ".join(args.slos or ["every SLO and the inventories"])
     runs = [
         Run(

@@ -13,7 +13,7 @@ import yaml
 from dagster import AssetSelection, Definitions, ExecutorDefinition
 
 from assets.catalog import build_catalog_asset
-from assets.derived import build_metric_inventory, build_sli_minutes
+from assets.derived import build_metric_derivations
 from assets.incidents import build_incident_records, incidents_job, incidents_schedule
 from assets.ingest import (
     HOURLY_DATASETS,
@@ -85,7 +85,7 @@ def build_definitions(config_path: str) -> Definitions:
         *([build_metric_ingest(hourly)] if metrics else []),
         *(build_hourly_ingest(spec, hourly) for spec in hourly_specs),
         *(build_snapshot_ingest(spec) for spec in snapshot_specs),
-        *([build_sli_minutes(hourly, config), build_metric_inventory(hourly)] if metrics else []),
+        *([build_metric_derivations(hourly, config)] if metrics else []),
         build_catalog_asset(hourly, deps=(*raw, *derived)),
         *build_tiering_assets(daily, deps=raw),
         *build_report_assets(daily),

@@ -1,0 +1,131 @@
+"""Deleting the data files no Delta table references any more (``obs lake vacuum``).
+
+Two kinds of file are left behind on purpose and cost storage until they go:
+
+* files a commit removed (days replaced, compacted, rolled up or expired): tiering already
+  deletes those once ``lake.delete_delay`` has passed (:func:`obs_pipelines.lake.delta.vacuum`,
+  delta-rs's "lite" mode, which only looks at the log);
+* files of a run that never committed: a run writes each hour's file as soon as it has read the
+  hour and commits them all at its end (:class:`obs_pipelines.lake.delta_tables.HourBatch`), so
+  a run killed in between leaves files that no log names. Only a listing of the table's folder
+  finds them (delta-rs's "full" mode).
+
+A file no log names may also belong to a run that is still writing, so only files older than
+``older_than`` go: it must exceed the longest run (the default is Delta's own week), and it is
+never shorter than ``lake.delete_delay``, which protects readers of older table versions.
+"""
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from obs_pipelines.config import ObsConfig
+from obs_pipelines.durations import format_duration
+from obs_pipelines.errors import ConfigError
+from obs_pipelines.lake import delta
+
+DEFAULT_AGE = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Unreferenced:
+    """A table's files that no version it keeps references, older than the vacuum's age."""
+
+    dataset: str
+    files: int
+    bytes: int
+
+
+def vacuum_unreferenced(
+    config: ObsConfig,
+    older_than: timedelta = DEFAULT_AGE,
+    *,
+    datasets: list[str] | None = None,
+    apply: bool = False,
+) -> list[Unreferenced]:
+    """The files each Delta table no longer references and that are older than ``older_than``
+    (every dataset, or those named); with ``apply`` they are deleted (one VACUUM commit per
+    table that had any)."""
+    from deltalake import CommitProperties, DeltaTable
+
+    hours = _whole_hours(config, older_than)
+    found = []
+    for dataset in _datasets(datasets):
+        if not delta.table_exists(config, dataset):
+            continue
+        present = _present_files(config, dataset)
+        with delta.delta_errors(f"vacuum {dataset}", config):
+            table = DeltaTable(
+                delta.table_uri(config, dataset), storage_options=delta.storage_options(config)
+            )
+            # delta-rs also lists files a commit removed that are already gone: only present
+            # ones are counted.
+            listed = table.vacuum(
+                retention_hours=hours, dry_run=True, enforce_retention_duration=False, full=True
+            )
+            doomed = [p for p in (_relative(config, dataset, p) for p in listed) if p in present]
+            if apply and doomed:
+                table.vacuum(
+                    retention_hours=hours,
+                    dry_run=False,
+                    enforce_retention_duration=False,
+                    full=True,
+                    commit_properties=CommitProperties(
+                        custom_metadata={"obs.operation": "obs lake vacuum"}
+                    ),
+                )
+        if doomed:
+            found.append(Unreferenced(dataset, len(doomed), sum(present[p] for p in doomed)))
+    return found
+
+
+def describe(found: list[Unreferenced], older_than: timedelta, *, applied: bool) -> list[str]:
+    """One line per table with unreferenced files and a total."""
+    age = format_duration(older_than)
+    verb = "deleted" if applied else "would delete"
+    lines = [
+        f"{u.dataset}: {verb} {u.files} unreferenced files ({u.bytes:,} bytes) older than {age}"
+        for u in found
+    ]
+    files, size = sum(u.files for u in found), sum(u.bytes for u in found)
+    total = f"{verb} {files} files, {size:,} bytes, in {len(found)} tables"
+    if not applied and files:
+        total += " (dry run: --apply deletes them)"
+    return [*lines, total]
+
+
+def _whole_hours(config: ObsConfig, older_than: timedelta) -> int:
+    """delta-rs counts the age in whole hours: refuse an age that rounds below the delay
+    readers are promised."""
+    if older_than < config.lake.delete_delay:
+        raise ConfigError(
+            f"--older-than {format_duration(older_than)} is shorter than lake.delete_delay "
+            f"({format_duration(config.lake.delete_delay)}): a reader of an older table version "
+            "could lose its files; give at least the delay"
+        )
+    return math.ceil(older_than / timedelta(hours=1))
+
+
+def _datasets(named: list[str] | None) -> list[str]:
+    known = [t.dataset for t in delta.layouts()]
+    unknown = [n for n in named or [] if n not in known]
+    if unknown:
+        raise ConfigError(f"no dataset named {', '.join(unknown)}; choose from {', '.join(known)}")
+    return named or known
+
+
+def _present_files(config: ObsConfig, dataset: str) -> dict[str, int]:
+    """Every file in the table's folder (hidden ones included), by path relative to it."""
+    from pyarrow.fs import FileSelector, FileType
+
+    with delta.delta_errors(f"list the files of {dataset}", config):
+        infos = delta.table_filesystem(config, dataset).get_file_info(
+            FileSelector("", recursive=True)
+        )
+    return {i.path: i.size or 0 for i in infos if i.type == FileType.File}
+
+
+def _relative(config: ObsConfig, dataset: str, path: str) -> str:
+    """delta-rs lists a local table's paths absolute on a rerun: relative to the table."""
+    root = delta.table_uri(config, dataset).rstrip("/") + "/"
+    return path[len(root) :] if path.startswith(root) else path
