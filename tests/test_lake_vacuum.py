@@ -17,6 +17,7 @@ from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake, delta
 from obs_pipelines.lake.vacuum import Unreferenced, vacuum_unreferenced
+from obs_pipelines.operations.doctor import run_checks
 from obs_pipelines.windows import TimeWindow
 from tests.test_cli import obs
 from tests.test_delta_lake import delta_config, hour, samples, sorted_rows
@@ -43,6 +44,18 @@ def referenced(config: ObsConfig) -> list[str]:
     """The data files metric_samples' current version references."""
     table = Lake(config).tables.open("metric_samples")
     return delta.add_actions(table).column("path").to_pylist()
+
+
+def removed(before: dict[str, int], config: ObsConfig) -> int:
+    """Bytes of the files in ``before`` the current version no longer references."""
+    current = set(referenced(config))
+    return sum(size for path, size in before.items() if path not in current)
+
+
+def doctor_line(config: ObsConfig) -> str:
+    (tables,) = [r for r in run_checks(config, dagster_home=None) if r.check == "lake.tables"]
+    assert tables.ok
+    return tables.line()
 
 
 def killed_run(config: ObsConfig, hours: list[int]) -> None:
@@ -93,6 +106,10 @@ def test_the_files_of_a_run_killed_before_its_commit_are_vacuumed_and_nothing_el
 
     staged = {p: s for p, s in data_files(config).items() if p not in before}
     assert len(staged) == 3
+    assert (
+        f"{len(staged) + 1} files ({sum(staged.values()) + removed(before, config):,} bytes) "
+        "no version references yet" in doctor_line(config)
+    )
     assert sorted_rows(lake.tables.read_window("metric_samples", DAY_SPAN)) == published
     local = not config.lake_root.startswith("s3://")
     if local:
@@ -123,6 +140,10 @@ def test_the_files_of_a_run_killed_before_its_commit_are_vacuumed_and_nothing_el
     assert set(referenced(config)) <= set(remaining)
     assert sorted_rows(lake.tables.read_window("metric_samples", DAY_SPAN)) == published
     assert vacuum_unreferenced(config, older_than, apply=True) == []
+    if local:  # the file hour 1's rewrite removed waits for the delay
+        assert f"; 1 files ({removed(before, config):,} bytes) no version" in doctor_line(config)
+    else:
+        assert "no version references" not in doctor_line(config)
 
 
 def test_obs_lake_vacuum_is_a_dry_run_and_refuses_an_age_below_the_delay(

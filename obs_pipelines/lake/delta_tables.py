@@ -632,11 +632,15 @@ class TableSummary:
     rows: int
     bytes: int
     problems: tuple[str, ...]  # a referenced file missing or of another size
+    unreferenced_files: int = 0  # data files listed that the current version does not reference
+    unreferenced_bytes: int = 0
 
 
 def summarize(tables: DeltaTables, listing: dict[str, dict[str, int]]) -> list[TableSummary]:
-    """Every table's files, rows and bytes from its log, and each referenced file that is
-    missing from ``listing`` (key under the table -> sizes found) or has another size there."""
+    """Every table's files, rows and bytes from its log, each referenced file that is missing
+    from ``listing`` (key under the table -> sizes found) or has another size there, and the
+    listed data files the log does not reference (removed by commits and not yet vacuumed, or
+    written by runs killed before their commit)."""
     found = []
     for layout in delta.layouts():
         table = tables.open(layout.dataset)
@@ -655,6 +659,12 @@ def summarize(tables: DeltaTables, listing: dict[str, dict[str, int]]) -> list[T
             for path, size in zip(paths, sizes, strict=True)
             if listing.get(layout.dataset, {}).get(path) != size
         )
+        referenced = set(paths)
+        unreferenced = [
+            size
+            for path, size in listing.get(layout.dataset, {}).items()
+            if path not in referenced and not path.startswith("_")
+        ]
         found.append(
             TableSummary(
                 layout.dataset,
@@ -663,6 +673,8 @@ def summarize(tables: DeltaTables, listing: dict[str, dict[str, int]]) -> list[T
                 int(pc.sum(actions["num_records"]).as_py() or 0),
                 int(pc.sum(actions["size_bytes"]).as_py() or 0),
                 problems,
+                len(unreferenced),
+                sum(unreferenced),
             )
         )
     return found

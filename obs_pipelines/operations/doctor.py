@@ -417,11 +417,19 @@ def _lake_tables(lake: Any) -> CheckResult:
         )
     files = sum(t.files for t in tables)
     rows = sum(t.rows for t in tables)
+    unreferenced = sum(t.unreferenced_files for t in tables)
+    detail = (
+        f"; {unreferenced} files ({sum(t.unreferenced_bytes for t in tables):,} bytes) no "
+        "version references yet (removed by commits awaiting vacuum, or left by killed runs: "
+        "`obs lake vacuum` lists those old enough to delete)"
+        if unreferenced
+        else ""
+    )
     return CheckResult(
         "lake.tables",
         True,
         f"{len(tables)} Delta tables, {files} files, {rows} rows; every file the logs reference "
-        "is present with its logged size",
+        f"is present with its logged size{detail}",
     )
 
 
