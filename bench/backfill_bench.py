@@ -99,6 +99,37 @@ def dataset_checksums(work: Path) -> dict[str, tuple[int, int]]:
         con.close()
 
 
+def step_seconds(work: Path) -> tuple[dict[str, float], float]:
+    """Seconds of each step (summed over the runs) and of the runs, start to success, from the
+    instance's event log: where a run's time goes (the derived datasets' share of an ingest run
+    is issue 10's "derived datasets add <= 10% to ingest time" as a user's run shows it)."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    os.environ["DAGSTER_HOME"] = str(work / "dagster_home")
+    kinds = {
+        DagsterEventType.RUN_START,
+        DagsterEventType.RUN_SUCCESS,
+        DagsterEventType.STEP_START,
+        DagsterEventType.STEP_SUCCESS,
+    }
+    steps: dict[str, float] = {}
+    runs = 0.0
+    with DagsterInstance.get() as instance:
+        for run in instance.get_runs():
+            started: dict[str | None, float] = {}
+            for record in instance.all_logs(run.run_id, of_type=kinds):
+                event = record.dagster_event
+                if event.event_type in (DagsterEventType.RUN_START, DagsterEventType.STEP_START):
+                    started[event.step_key] = record.timestamp
+                    continue
+                seconds = record.timestamp - started.pop(event.step_key)
+                if event.step_key is None:
+                    runs += seconds
+                else:
+                    steps[event.step_key] = steps.get(event.step_key, 0.0) + seconds
+    return steps, runs
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=10)
@@ -113,6 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     sums = dataset_checksums(args.work)
     print(f"\n| {args.days}-day backfill | per day |\n|---:|---:|")
     print(f"| {seconds:.1f} s | {seconds / args.days:.1f} s |")
+    steps, runs = step_seconds(args.work)
+    print(f"\n| step | seconds | share of the runs ({runs:.1f} s) |\n|---|---:|---:|")
+    for step, spent in sorted(steps.items(), key=lambda s: -s[1]):
+        print(f"| {step} | {spent:.1f} | {spent / runs:.1%} |")
     print("\n| dataset | rows | checksum |\n|---|---:|---:|")
     for name, (rows, checksum) in sums.items():
         print(f"| {name} | {rows:,} | {checksum} |")
