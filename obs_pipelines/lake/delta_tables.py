@@ -27,11 +27,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 
 from obs_pipelines.config import DEFAULT_ZSTD_LEVELS, TIERS, ObsConfig
 from obs_pipelines.datasets import dataset as dataset_of
@@ -39,6 +38,9 @@ from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import delta
 from obs_pipelines.lake.delta import DAY_COLUMN, FILED_HOUR, SERIES_SEEN, TableLayout
 from obs_pipelines.windows import TimeWindow
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as pads
 
 INGEST = "ingest"
 T = TypeVar("T")
@@ -300,10 +302,12 @@ class DeltaTables:
                 )
             yield hour, from_delta(dataset, stored)
 
-    def _window_files(self, found: Any, dataset: str, window: TimeWindow) -> pads.Dataset:
+    def _window_files(self, found: Any, dataset: str, window: TimeWindow) -> "pads.Dataset":
         """The window's day partitions as a pyarrow dataset of plain Parquet files: delta-rs's
         own dataset builds an expression per file from its statistics (2 ms a file; 0.5 s at
         264 files), where the files' own row-group statistics prune just as well."""
+        import pyarrow.dataset as pads  # imports pandas: only where files are read
+
         layout = delta.layout(dataset)
         prefix = self.uri(dataset).rstrip("/") + "/"
         with delta.delta_errors(f"read {dataset} {window}", self.config):
@@ -749,14 +753,14 @@ def _days(window: TimeWindow) -> list[str]:
     return days
 
 
-def _window_filter(layout: TableLayout, window: TimeWindow) -> pads.Expression:
+def _window_filter(layout: TableLayout, window: TimeWindow) -> pc.Expression:
     """The rows of ``window`` among its days' files (the days were chosen from the log)."""
     start = pa.scalar(window.start.astimezone(UTC), pa.timestamp("us", tz="UTC"))
     end = pa.scalar(window.end.astimezone(UTC), pa.timestamp("us", tz="UTC"))
     if dataset_of(layout.dataset).collapse_series:
-        first, last = (pads.field(f.name) for f in SERIES_SEEN)
+        first, last = (pc.field(f.name) for f in SERIES_SEEN)
         return (first < end) & (last >= start)
-    column = pads.field(_hour_column(layout))
+    column = pc.field(_hour_column(layout))
     return (column >= start) & (column < end)
 
 
