@@ -8,7 +8,7 @@ find. Every value is a pure function of (seed, series, scrape index), so any win
 on its own, windows concatenate seamlessly, and a rerun returns the same bits.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -142,6 +142,9 @@ class SimulatedMetrics:
             for service in FAMILIES
             for i in range(config.instances_per_service)
         ]
+        # Per counter series and restart: the last scrape summed and its value, so that a run
+        # reading hour after hour sums each increment once instead of again from the restart.
+        self._counter_ends: dict[tuple[int, Hashable, int], tuple[int, float]] = {}
 
     def read_metrics(self, window: TimeWindow) -> Iterator[MetricChunk]:
         label_sets: list[dict[str, str]] = []
@@ -236,24 +239,52 @@ class SimulatedMetrics:
     # -- value models ---------------------------------------------------------------------------
 
     def counter(
-        self, scrapes: Scrapes, key: int, per_scrape: Callable[[np.ndarray, np.ndarray], np.ndarray]
+        self,
+        scrapes: Scrapes,
+        series: Hashable,
+        per_scrape: Callable[[np.ndarray, np.ndarray], np.ndarray],
     ) -> np.ndarray:
         """Whole-event counter: the sum of per-scrape increments since the last restart.
+        ``series`` names the counter among its target's (its metric and labels, say).
 
         Each run of the counter is summed from its own restart, so the value at a scrape does not
-        depend on which window asked for it (bit for bit, float sums included).
+        depend on which window asked for it (bit for bit, float sums included: a later window
+        continues the sequential sum where the earlier one stopped, adding the same numbers in
+        the same order).
         """
         values = np.empty(scrapes.k.size)
-        if scrapes.k.size == 0:
-            return values
-        k0, k_last = int(scrapes.reset_k.min()), int(scrapes.k.max())
-        history_k = np.arange(k0, k_last + 1, dtype=np.int64)
-        increments = per_scrape(history_k, history_k * self.interval_ms + scrapes.target.phase_ms)
         for restart in np.unique(scrapes.reset_k):
-            run = np.cumsum(increments[restart - k0 :])
             selected = scrapes.reset_k == restart
-            values[selected] = run[scrapes.k[selected] - restart]
+            k = scrapes.k[selected]
+            first, run = self._counter_run(
+                scrapes.target, series, int(restart), int(k.min()), int(k.max()), per_scrape
+            )
+            values[selected] = run[k - first]
         return values
+
+    def _counter_run(
+        self,
+        target: Target,
+        series: Hashable,
+        restart: int,
+        first: int,
+        last: int,
+        per_scrape: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    ) -> tuple[int, np.ndarray]:
+        """(k0, sums): the counter run begun at ``restart`` at scrapes k0.. ``last``, k0 <= ``first``;
+        continued from the last scrape an earlier window summed when that is before ``first``."""
+        end = self._counter_ends.get((target.key, series, restart))
+        resume = end is not None and restart <= end[0] < first
+        k0 = end[0] + 1 if resume else restart
+        k = np.arange(k0, last + 1, dtype=np.int64)
+        increments = per_scrape(k, k * self.interval_ms + target.phase_ms)
+        run = (
+            np.cumsum(np.concatenate(([end[1]], increments)))[1:]
+            if resume
+            else np.cumsum(increments)
+        )
+        self._counter_ends[(target.key, series, restart)] = (last, float(run[-1]))
+        return k0, run
 
     def poisson(self, key: int, k: np.ndarray, mean: np.ndarray) -> np.ndarray:
         """Deterministic event counts with the given mean (normal approximation, clipped at 0)."""
@@ -262,6 +293,22 @@ class SimulatedMetrics:
 
     def gauge(self, key: int, k: np.ndarray, center: np.ndarray, noise: float) -> np.ndarray:
         return center + noise * _normal(self.seed, key, k)
+
+
+def _last_call(
+    per_scrape: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``per_scrape`` remembering its last answer: a request count is the base of its count, its
+    sum and every bucket, asked for the same scrapes (a range of ``k``; ``ts`` follows from it)."""
+    last: list[tuple[tuple[int, int], np.ndarray]] = []
+
+    def remembered(k: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        scrapes = (int(k[0]), k.size) if k.size else (0, 0)
+        if not last or last[0][0] != scrapes:
+            last[:] = [(scrapes, per_scrape(k, ts))]
+        return last[0][1]
+
+    return remembered
 
 
 def diurnal(ts_ms: np.ndarray, depth: float = 0.6) -> np.ndarray:
@@ -302,11 +349,11 @@ def _api(sim: SimulatedMetrics, s: Scrapes) -> list[tuple[str, dict[str, str], n
             return np.clip(base - np.where(le < 2.5, degraded, 0), 0, 1)
 
         for status, count_fn in (
-            ("200", lambda k, ts, r=requests_at, e=errors_at: r(k, ts) - e(k, ts)),
-            ("500", errors_at),
+            ("200", _last_call(lambda k, ts, r=requests_at, e=errors_at: r(k, ts) - e(k, ts))),
+            ("500", _last_call(errors_at)),
         ):
             labels = {"method": method, "endpoint": endpoint, "status": status}
-            count = sim.counter(s, base_key, count_fn)
+            count = sim.counter(s, ("count", method, endpoint, status), count_fn)
             out.append(("api_request_duration_seconds_count", labels, count))
             for le in LATENCY_BUCKETS:
                 le_text = "+Inf" if le == float("inf") else repr(le)
@@ -321,7 +368,7 @@ def _api(sim: SimulatedMetrics, s: Scrapes) -> list[tuple[str, dict[str, str], n
                     (
                         "api_request_duration_seconds_bucket",
                         {**labels, "le": le_text},
-                        sim.counter(s, base_key, bucket_fn),
+                        sim.counter(s, ("bucket", method, endpoint, status, le), bucket_fn),
                     )
                 )
             out.append(
@@ -330,7 +377,7 @@ def _api(sim: SimulatedMetrics, s: Scrapes) -> list[tuple[str, dict[str, str], n
                     labels,
                     sim.counter(
                         s,
-                        base_key,
+                        ("sum", method, endpoint, status),
                         lambda k, ts, c=count_fn: (
                             c(k, ts) * (0.07 + 0.5 * sim._effect("waardhaven-api", "latency", ts))
                         ),
