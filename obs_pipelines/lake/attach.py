@@ -76,8 +76,9 @@ def load_packaged_extension(con: duckdb.DuckDBPyConnection, module: str, name: s
             f"{extension}; install the {module.replace('_', '-')}=={duckdb.__version__} package"
         )
     con.execute(f"LOAD '{extension}'")
+    # No bound parameter: DuckDB's Python binding imports pandas (0.25 s) to bind the first one.
     installed = con.execute(
-        "SELECT installed FROM duckdb_extensions() WHERE extension_name = ?", [name]
+        f"SELECT installed FROM duckdb_extensions() WHERE extension_name = '{name}'"
     ).fetchone()
     if not (installed and installed[0]):
         with contextlib.suppress(duckdb.Error):  # a read-only home: plain sessions LOAD it
