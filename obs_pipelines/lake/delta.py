@@ -392,21 +392,36 @@ def vacuum(config: ObsConfig, dataset: str, *, operation: str = "vacuum") -> int
     than ``lake.delete_delay`` ago, so they stop costing storage while a reader that opened an
     older version just before keeps working; returns how many files went.
 
-    delta-rs counts the delay in whole hours, so it is rounded up (files are kept a little
-    longer, never less). Only files a commit removed are candidates ("lite" vacuum): a file a
-    concurrent writer has uploaded but not yet committed is in no log and is never touched."""
+    Only files a commit removed are candidates ("lite" vacuum): a file a concurrent writer has
+    uploaded but not yet committed is in no log and is never touched."""
+    return len(vacuum_files(config, dataset, config.lake.delete_delay, operation=operation))
+
+
+def vacuum_files(
+    config: ObsConfig,
+    dataset: str,
+    older_than: timedelta,
+    *,
+    operation: str,
+    full: bool = False,
+    dry_run: bool = False,
+) -> list[str]:
+    """delta-rs's vacuum of the files older than ``older_than`` that the table no longer
+    references: those commits removed, and with ``full`` any file in the table's folder no log
+    names; returns their paths (``dry_run``: deletes nothing).
+
+    delta-rs counts the age in whole hours, so it is rounded up (files are kept a little
+    longer, never less)."""
     from deltalake import CommitProperties, DeltaTable
 
-    hours = math.ceil(config.lake.delete_delay / timedelta(hours=1))
+    hours = math.ceil(older_than / timedelta(hours=1))
     with delta_errors(f"vacuum {dataset}", config):
-        return len(
-            DeltaTable(table_uri(config, dataset), storage_options=storage_options(config)).vacuum(
-                retention_hours=hours,
-                dry_run=False,
-                enforce_retention_duration=False,  # the table's default is a week
-                full=False,
-                commit_properties=CommitProperties(custom_metadata={"obs.operation": operation}),
-            )
+        return DeltaTable(table_uri(config, dataset), storage_options=storage_options(config)).vacuum(
+            retention_hours=hours,
+            dry_run=dry_run,
+            enforce_retention_duration=False,  # the table's default is a week
+            full=full,
+            commit_properties=CommitProperties(custom_metadata={"obs.operation": operation}),
         )
 
 

@@ -15,7 +15,6 @@ A file no log names may also belong to a run that is still writing, so only file
 never shorter than ``lake.delete_delay``, which protects readers of older table versions.
 """
 
-import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,6 +24,7 @@ from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import delta
 
 DEFAULT_AGE = timedelta(days=7)
+OPERATION = "obs lake vacuum"
 
 
 @dataclass(frozen=True)
@@ -46,34 +46,20 @@ def vacuum_unreferenced(
     """The files each Delta table no longer references and that are older than ``older_than``
     (every dataset, or those named); with ``apply`` they are deleted (one VACUUM commit per
     table that had any)."""
-    from deltalake import CommitProperties, DeltaTable
-
-    hours = _whole_hours(config, older_than)
+    _refuse_below_delay(config, older_than)
     found = []
     for dataset in _datasets(datasets):
         if not delta.table_exists(config, dataset):
             continue
         present = _present_files(config, dataset)
-        with delta.delta_errors(f"vacuum {dataset}", config):
-            table = DeltaTable(
-                delta.table_uri(config, dataset), storage_options=delta.storage_options(config)
-            )
-            # delta-rs also lists files a commit removed that are already gone: only present
-            # ones are counted.
-            listed = table.vacuum(
-                retention_hours=hours, dry_run=True, enforce_retention_duration=False, full=True
-            )
-            doomed = [p for p in (_relative(config, dataset, p) for p in listed) if p in present]
-            if apply and doomed:
-                table.vacuum(
-                    retention_hours=hours,
-                    dry_run=False,
-                    enforce_retention_duration=False,
-                    full=True,
-                    commit_properties=CommitProperties(
-                        custom_metadata={"obs.operation": "obs lake vacuum"}
-                    ),
-                )
+        # delta-rs also lists files a commit removed that are already gone: only present ones
+        # are counted.
+        listed = delta.vacuum_files(
+            config, dataset, older_than, operation=OPERATION, full=True, dry_run=True
+        )
+        doomed = [p for p in (_relative(config, dataset, p) for p in listed) if p in present]
+        if apply and doomed:
+            delta.vacuum_files(config, dataset, older_than, operation=OPERATION, full=True)
         if doomed:
             found.append(Unreferenced(dataset, len(doomed), sum(present[p] for p in doomed)))
     return found
@@ -94,16 +80,14 @@ def describe(found: list[Unreferenced], older_than: timedelta, *, applied: bool)
     return [*lines, total]
 
 
-def _whole_hours(config: ObsConfig, older_than: timedelta) -> int:
-    """delta-rs counts the age in whole hours: refuse an age that rounds below the delay
-    readers are promised."""
+def _refuse_below_delay(config: ObsConfig, older_than: timedelta) -> None:
+    """An age below the delay readers of older versions are promised is refused."""
     if older_than < config.lake.delete_delay:
         raise ConfigError(
             f"--older-than {format_duration(older_than)} is shorter than lake.delete_delay "
             f"({format_duration(config.lake.delete_delay)}): a reader of an older table version "
             "could lose its files; give at least the delay"
         )
-    return math.ceil(older_than / timedelta(hours=1))
 
 
 def _datasets(named: list[str] | None) -> list[str]:
@@ -127,5 +111,4 @@ def _present_files(config: ObsConfig, dataset: str) -> dict[str, int]:
 
 def _relative(config: ObsConfig, dataset: str, path: str) -> str:
     """delta-rs lists a local table's paths absolute on a rerun: relative to the table."""
-    root = delta.table_uri(config, dataset).rstrip("/") + "/"
-    return path[len(root) :] if path.startswith(root) else path
+    return path.removeprefix(delta.table_uri(config, dataset).rstrip("/") + "/")
