@@ -201,7 +201,9 @@ def _parser() -> argparse.ArgumentParser:
         "materialize", help="ingest a range of hourly partitions through Dagster"
     )
     span = materialize.add_mutually_exclusive_group(required=True)
-    span.add_argument("--last", help="the closed hours of this trailing duration, e.g. 7d")
+    span.add_argument(
+        "--last", type=_duration, help="the closed hours of this trailing duration, e.g. 7d"
+    )
     span.add_argument("--from", dest="start", help="first hour (ISO 8601, UTC)")
     materialize.add_argument(
         "--to", dest="end", help="end of the range, exclusive (default: the current hour)"
@@ -410,9 +412,7 @@ def _pillar_sources(config: ObsConfig) -> str:
 def _materialize(args: argparse.Namespace) -> int:
     config_path = _config_path(args)
     end = floor_hour(utc(args.end)) if args.end else floor_hour(datetime.now(UTC))
-    start = (
-        floor_hour(end - parse_duration(args.last)) if args.last else floor_hour(utc(args.start))
-    )
+    start = floor_hour(end - args.last) if args.last else floor_hour(utc(args.start))
     return 1 if launch_runs(config_path, ingest_runs(TimeWindow(start, end))) else 0
 
 

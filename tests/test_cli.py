@@ -100,6 +100,20 @@ def test_a_bad_query_is_one_line(one_hour_lake: Path) -> None:
     assert done.stderr.count("\n") == 1
 
 
+def test_a_malformed_duration_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
+    for command in (["materialize", "--last"], ["lake", "vacuum", "--older-than"]):
+        done = obs("--config", str(tmp_path / "obs.yaml"), *command, "nope")
+        assert done.returncode == 2, command
+        assert "Traceback" not in done.stderr
+        assert (
+            done.stderr.strip()
+            .splitlines()[-1]
+            .endswith(
+                "'nope' is not a duration; write a number and a unit such as 90s, 15m, 2h, 7d, 1w or 1y"
+            )
+        )
+
+
 def test_materialize_runs_on_the_dagster_instance_and_fills_the_lake(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
