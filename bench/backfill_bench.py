@@ -9,14 +9,24 @@ give the time per day. Afterwards the bench prints the rows and checksum of ever
 (and writes them to `<work>/checksums.json`), so a rerun after a change can be compared with
 this one: the simulator is deterministic, so the same days must give the same rows.
 
-    .venv/bin/python -m bench.backfill_bench [--days 10] [--work DIR]
+``--instance production`` runs it on the production instance profile (`deploy/dagster.yaml`:
+Dagster's PostgreSQL storage) against a throwaway PostgreSQL started for the bench with fsync on,
+as a production server commits; the default is the local SQLite instance `obs materialize` makes.
+Dagster's own batching of a ranged run's materializations is set in the environment as for any
+Dagster process (`DAGSTER_EVENT_BATCH_SIZE`, see deploy/README.md).
+
+    .venv/bin/python -m bench.backfill_bench [--days 10] [--work DIR] [--instance production]
 """
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,11 +51,36 @@ def write_config(work: Path) -> Path:
     return path
 
 
+@contextmanager
+def dagster_instance(work: Path, kind: str) -> Iterator[None]:
+    """``$DAGSTER_HOME`` for the bench: none (`obs materialize` writes the local SQLite default)
+    or the production profile on a PostgreSQL that lives as long as the context."""
+    home = work / "dagster_home"
+    os.environ["DAGSTER_HOME"] = str(home)
+    if kind == "sqlite":
+        yield
+        return
+    sys.path.insert(0, str(REPO))  # tests.ops_servers starts PostgreSQL as the test suite does
+    from tests import ops_servers
+
+    home.mkdir(parents=True)
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    with ops_servers.postgres(durable=True) as pg:
+        os.environ.update(
+            DAGSTER_PG_HOST=pg.host,
+            DAGSTER_PG_PORT=str(pg.port),
+            DAGSTER_PG_USER=pg.user,
+            DAGSTER_PG_PASSWORD="",
+            DAGSTER_PG_DB=pg.database,
+        )
+        yield
+
+
 def backfill(work: Path, days: int) -> tuple[float, list[str]]:
     """Seconds the whole `obs materialize` took, and the lines it printed (one per run)."""
     work.mkdir(parents=True, exist_ok=True)
     config = write_config(work)
-    env = {**os.environ, "DAGSTER_HOME": str(work / "dagster_home")}
+    env = dict(os.environ)
     end = START + timedelta(days=days)
     started = time.perf_counter()
     done = subprocess.run(
@@ -134,17 +169,25 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "backfill")
+    parser.add_argument("--instance", choices=["sqlite", "production"], default="sqlite")
     args = parser.parse_args(argv)
     if args.work.exists():
         subprocess.run(["rm", "-rf", str(args.work)], check=True)
-    seconds, lines = backfill(args.work, args.days)
-    print(f"{seconds:.1f} s for {args.days} days", flush=True)
+    args.work.mkdir(parents=True)
+    with dagster_instance(args.work, args.instance):
+        report(args.work, args.days)
+
+
+def report(work: Path, days: int) -> None:
+    """Run the backfill and print its figures: time, steps, rows and checksums."""
+    seconds, lines = backfill(work, days)
+    print(f"{seconds:.1f} s for {days} days", flush=True)
     for line in lines:
         print(f"  {line}")
-    sums = dataset_checksums(args.work)
-    print(f"\n| {args.days}-day backfill | per day |\n|---:|---:|")
-    print(f"| {seconds:.1f} s | {seconds / args.days:.1f} s |")
-    steps, runs = step_seconds(args.work)
+    sums = dataset_checksums(work)
+    print(f"\n| {days}-day backfill | per day |\n|---:|---:|")
+    print(f"| {seconds:.1f} s | {seconds / days:.1f} s |")
+    steps, runs = step_seconds(work)
     print(f"\n| step | seconds | share of the runs ({runs:.1f} s) |\n|---|---:|---:|")
     for step, spent in sorted(steps.items(), key=lambda s: -s[1]):
         print(f"| {step} | {spent:.1f} | {spent / runs:.1%} |")
@@ -153,10 +196,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {name} | {rows:,} | {checksum} |")
     total = sum(r for r, _ in sums.values())
     print(f"| total | {total:,} | |")
-    (args.work / "checksums.json").write_text(
-        json.dumps({"days": args.days, "start": START.isoformat(), "datasets": sums}, indent=1)
+    (work / "checksums.json").write_text(
+        json.dumps({"days": days, "start": START.isoformat(), "datasets": sums}, indent=1)
     )
-    print(f"\nwritten to {args.work / 'checksums.json'}")
+    print(f"\nwritten to {work / 'checksums.json'}")
 
 
 if __name__ == "__main__":

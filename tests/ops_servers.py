@@ -107,11 +107,12 @@ class Postgres:
 
 
 @contextmanager
-def postgres() -> Iterator[Postgres]:
+def postgres(durable: bool = False) -> Iterator[Postgres]:
     """A throwaway PostgreSQL 15 cluster owned by the ``postgres`` user (the server refuses root).
 
     Its data and socket live in a private temporary folder (pytest's tmp_path is not readable by
-    another user); authentication is ``trust`` on 127.0.0.1 only; fsync is off. It is stopped with
+    another user); authentication is ``trust`` on 127.0.0.1 only. fsync is off unless ``durable``
+    (benchmarks: every commit then costs what it costs a production server). It is stopped with
     SIGINT, PostgreSQL's fast shutdown (SIGTERM would wait for every client to leave).
     """
     initdb = require("initdb", "postgresql", PG_BIN / "initdb")
@@ -136,11 +137,9 @@ def postgres() -> Iterator[Postgres]:
         str(root),
         "-c",
         "listen_addresses=127.0.0.1",
-        "-c",
-        "fsync=off",
-        "-c",
-        "full_page_writes=off",
     ]
+    if not durable:
+        command += ["-c", "fsync=off", "-c", "full_page_writes=off"]
     try:
         with running(
             command,

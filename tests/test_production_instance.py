@@ -1,7 +1,10 @@
 """The production instance profile (deploy/dagster.yaml) on a real PostgreSQL: it loads with its
 run queue and concurrency limits, records a materialization, and runs a sensor tick."""
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +23,9 @@ from sensors.freshness import build_lake_freshness_sensor
 from sensors.schedules import metrics_ingest_job
 from tests import ops_servers
 
-PROFILE = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = REPO / "deploy" / "dagster.yaml"
+OBS = [sys.executable, "-m", "obs_pipelines.cli"]
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
@@ -113,6 +118,55 @@ def test_materialization_and_sensor_tick_on_postgres(
     assert requested == [f"{h:%Y-%m-%d-%H:%M}" for h in due if h != newest]
     storage = next(r for r in run_checks(load_config(config_path)) if r.check == "dagster.storage")
     assert storage.ok and storage.detail.startswith(f"PostgreSQL {pg.host}:{pg.port}/dagster")
+
+
+def _materialization_writes(
+    pg: ops_servers.Postgres, asset: str, day: str
+) -> list[tuple[str, int, int]]:
+    """Per run: the hours of ``day`` materialized for ``asset`` and the transactions that wrote
+    them (rows a transaction inserts share its id, ``xmin``)."""
+    con = psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, dbname=pg.database)
+    try:
+        cursor = con.cursor()
+        cursor.execute(
+            "SELECT run_id, count(DISTINCT partition), count(DISTINCT xmin::text) FROM event_logs "
+            "WHERE dagster_event_type = 'ASSET_MATERIALIZATION' AND asset_key = %s "
+            "AND partition LIKE %s GROUP BY run_id ORDER BY min(id)",
+            [f'["{asset}"]', f"{day}-%"],
+        )
+        return cursor.fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.integration
+def test_a_backfill_writes_each_steps_hours_in_one_transaction(
+    production_home: Path, pg: ops_servers.Postgres, write_config: Callable[..., Path]
+) -> None:
+    config_path = write_config(ingest={"start": "2026-11-01T00:00:00Z"})
+
+    def materialize(start: str, end: str, **env: str) -> None:
+        done = subprocess.run(
+            [*OBS, "--config", str(config_path), "materialize", "--from", start, "--to", end],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            cwd=REPO,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+
+    os.environ.pop("DAGSTER_EVENT_BATCH_SIZE", None)
+    materialize("2026-11-01T00:00:00Z", "2026-11-01T06:00:00Z")
+    # An operator's own setting wins: 0 is Dagster's default, an event written at a time.
+    materialize("2026-11-01T06:00:00Z", "2026-11-01T09:00:00Z", DAGSTER_EVENT_BATCH_SIZE="0")
+
+    for asset in ("metric_samples", "sli_minutes", "log_records", "lake_catalog"):
+        writes = _materialization_writes(pg, asset, "2026-11-01")
+        assert [(hours, transactions) for _, hours, transactions in writes] == [(6, 1), (3, 3)]
+    with DagsterInstance.get() as instance:
+        materialized = instance.get_materialized_partitions(AssetKey("sli_minutes"))
+    assert materialized == {f"2026-11-01-{hour:02d}:00" for hour in range(9)}
 
 
 @pytest.mark.parametrize(

@@ -118,10 +118,8 @@ def _frame(partitions: list[tuple[TimeWindow, pa.Table]], columns: list[str]) ->
         start = pa.scalar(window.start.replace(tzinfo=None), pa.timestamp("us"))
         end = pa.scalar(window.end.replace(tzinfo=None), pa.timestamp("us"))
         tables.append(
-            table.append_column(
-                WINDOW_START, pa.array([start] * table.num_rows, pa.timestamp("us"))
-            )
-            .append_column(WINDOW_END, pa.array([end] * table.num_rows, pa.timestamp("us")))
+            table.append_column(WINDOW_START, pa.repeat(start, table.num_rows))
+            .append_column(WINDOW_END, pa.repeat(end, table.num_rows))
             .select(columns)
         )
     combined = pa.concat_tables(tables, promote_options="permissive")
