@@ -1,10 +1,8 @@
 """The production instance profile (deploy/dagster.yaml) on a real PostgreSQL: it loads with its
-run queue and concurrency limits, records a materialization, and runs a sensor tick."""
+run queue and concurrency limits, records a materialization, runs a sensor tick, and stores a
+backfill's hourly materializations a step at a time."""
 
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,16 +14,16 @@ from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context
 from assets.metrics import build_metric_ingest
 from assets.partitions import hourly_partitions
 from assets.resources import ObsResource
-from obs_pipelines.config import load_config
+from obs_pipelines import cli
+from obs_pipelines.config import CONFIG_ENV_VAR, load_config
 from obs_pipelines.operations.doctor import run_checks
 from obs_pipelines.windows import HOUR, floor_hour
 from sensors.freshness import build_lake_freshness_sensor
 from sensors.schedules import metrics_ingest_job
 from tests import ops_servers
 
-REPO = Path(__file__).resolve().parents[1]
-PROFILE = REPO / "deploy" / "dagster.yaml"
-OBS = [sys.executable, "-m", "obs_pipelines.cli"]
+PROFILE = Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml"
+EVENT_BATCH_SIZE_VAR = "DAGSTER_EVENT_BATCH_SIZE"  # Dagster's setting
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
@@ -141,32 +139,32 @@ def _materialization_writes(
 
 @pytest.mark.integration
 def test_a_backfill_writes_each_steps_hours_in_one_transaction(
-    production_home: Path, pg: ops_servers.Postgres, write_config: Callable[..., Path]
+    production_home: Path,
+    pg: ops_servers.Postgres,
+    write_config: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     config_path = write_config(ingest={"start": "2026-11-01T00:00:00Z"})
+    monkeypatch.setenv(CONFIG_ENV_VAR, str(config_path))
+    monkeypatch.delenv(EVENT_BATCH_SIZE_VAR, raising=False)  # obs sets it, not this test
 
-    def materialize(start: str, end: str, **env: str) -> None:
-        done = subprocess.run(
-            [*OBS, "--config", str(config_path), "materialize", "--from", start, "--to", end],
-            capture_output=True,
-            text=True,
-            env={**os.environ, **env},
-            cwd=REPO,
-            timeout=300,
+    def materialize(start: str, end: str) -> None:
+        assert (
+            cli.main(["--config", str(config_path), "materialize", "--from", start, "--to", end])
+            == 0
         )
-        assert done.returncode == 0, done.stderr
 
-    os.environ.pop("DAGSTER_EVENT_BATCH_SIZE", None)
-    materialize("2026-11-01T00:00:00Z", "2026-11-01T06:00:00Z")
+    materialize("2026-11-01T00:00:00Z", "2026-11-01T04:00:00Z")
     # An operator's own setting wins: 0 is Dagster's default, an event written at a time.
-    materialize("2026-11-01T06:00:00Z", "2026-11-01T09:00:00Z", DAGSTER_EVENT_BATCH_SIZE="0")
+    monkeypatch.setenv(EVENT_BATCH_SIZE_VAR, "0")
+    materialize("2026-11-01T04:00:00Z", "2026-11-01T06:00:00Z")
 
     for asset in ("metric_samples", "sli_minutes", "log_records", "lake_catalog"):
         writes = _materialization_writes(pg, asset, "2026-11-01")
-        assert [(hours, transactions) for _, hours, transactions in writes] == [(6, 1), (3, 3)]
+        assert [(hours, transactions) for _, hours, transactions in writes] == [(4, 1), (2, 2)]
     with DagsterInstance.get() as instance:
         materialized = instance.get_materialized_partitions(AssetKey("sli_minutes"))
-    assert materialized == {f"2026-11-01-{hour:02d}:00" for hour in range(9)}
+    assert materialized == {f"2026-11-01-{hour:02d}:00" for hour in range(6)}
 
 
 @pytest.mark.parametrize(
