@@ -1,15 +1,18 @@
 """``obs doctor`` checks: a healthy simulator deployment passes every line; an unreachable
 Prometheus, a missing catalog or a missing DAGSTER_HOME fail with what to do about it."""
 
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from obs_pipelines.config import load_config
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.delta import DELTA_FOLDER
 from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.operations.doctor import CheckResult, format_report, run_checks
 from obs_pipelines.sources import metric_source
@@ -60,6 +63,36 @@ def test_healthy_simulator_setup_passes_every_check(
     assert "views bind" in by_check["catalog"].detail
     assert report.splitlines()[-1] == f"all {len(results)} checks passed"
     assert not list(Path(lake.storage.root).rglob("*probe*"))
+
+
+def test_a_view_that_no_longer_binds_is_named_once_with_the_fix(
+    write_config: Callable[..., Path], dagster_home: Path
+) -> None:
+    """A table whose log is gone is named, not every report above it; a report whose query no
+    longer binds is named too."""
+    config = load_config(write_config())
+    ingest_metrics_hour(
+        Lake(config), metric_source(config), hour_window(datetime(2026, 1, 1, 3, tzinfo=UTC))
+    )
+    build_catalog(config)
+    with duckdb.connect(config.catalog_path) as con:
+        views = con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchone()[0]
+        con.execute("CREATE TABLE gone AS SELECT 1 AS x")
+        con.execute("CREATE VIEW spans_by_team AS SELECT x FROM gone")
+        con.execute("DROP TABLE gone")
+    shutil.rmtree(Path(config.lake_root) / DELTA_FOLDER / "spans" / "_delta_log")
+
+    catalog = {r.check: r for r in run_checks(config, dagster_home=str(dagster_home))}["catalog"]
+
+    assert not catalog.ok
+    # lake_partition_sources reads every table's log too; service_dependencies, which reads
+    # spans, binds: the table is the fault.
+    assert catalog.detail.startswith(
+        f"3 of {views + 1} views do not bind: lake_partition_sources ("
+    )
+    assert "; spans (IO Error" in catalog.detail
+    assert "; spans_by_team (Catalog Error" in catalog.detail
+    assert catalog.fix.startswith("rebuild the catalog with `obs catalog`")
 
 
 def test_unreachable_prometheus_fails_with_the_fix(

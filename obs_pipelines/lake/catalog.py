@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from obs_pipelines.config import ObsConfig
+from obs_pipelines.datasets import ALL
 from obs_pipelines.lake import Lake, delta_catalog
 from obs_pipelines.lake.attach import catalog_lake_root as catalog_lake_root
 from obs_pipelines.lake.attach import connect as connect
@@ -33,6 +34,10 @@ ABANDONED_BUILD_AGE = timedelta(hours=1)
 _METRICS_VIEW = """CREATE OR REPLACE VIEW metrics AS
            SELECT s.metric, s.labels, s.service, s.job, s.instance, x.series_id, x.ts, x.value
            FROM metric_samples x JOIN metric_series s USING (series_id)"""
+
+
+# The views that read the lake itself; reports read only these and each other.
+LAKE_VIEWS = (*ALL, "metrics", "lake_partition_sources")
 
 
 def build_catalog(config: ObsConfig) -> Path:

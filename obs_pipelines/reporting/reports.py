@@ -16,6 +16,7 @@ another period with ``SET VARIABLE report_start = TIMESTAMP '...'`` and ``report
 
 import importlib.resources
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib.resources.abc import Traversable
@@ -152,7 +153,7 @@ def publish(
     reports = reports or config.reports
     _create_config_tables(con, config, reports)
     create_configured_rules_table(con, config)
-    stand_ins = _stand_in_datasets(con)
+    stand_ins = stand_in_views(con)
     try:
         con.execute(
             f"CREATE OR REPLACE VIEW report_period AS\n{report_period_sql(config, reports)}"
@@ -167,9 +168,12 @@ def publish(
     check_latency_buckets(con, config)
 
 
-def _stand_in_datasets(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """An empty temporary table in place of each dataset view (the views of the lake's files),
-    with the view's exact column names and types; the names shadowed."""
+def stand_in_views(
+    con: duckdb.DuckDBPyConnection, names: Collection[str] | None = None
+) -> list[str]:
+    """An empty temporary table in place of each view of ``names`` (default: every view, which
+    while publishing means the dataset views), with the view's exact column names and types;
+    the names shadowed. Views bound after this read the stand-ins, not the lake."""
     # The columns a view was created with, as stored: DESCRIBE would bind (scan) it again.
     rows = con.execute(
         """SELECT c.table_name, c.column_name, c.data_type
@@ -182,6 +186,8 @@ def _stand_in_datasets(con: duckdb.DuckDBPyConnection) -> list[str]:
     ).fetchall()
     columns: dict[str, list[str]] = {}
     for name, column, kind in rows:
+        if names is not None and name not in names:
+            continue
         columns.setdefault(name, []).append(f'"{column}" {kind}')
     for name, listed in columns.items():
         con.execute(f'CREATE TEMP TABLE "{name}" ({", ".join(listed)})')
