@@ -18,7 +18,7 @@ from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.datasets import SCHEMAS
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake, delta
-from obs_pipelines.lake.catalog import build_catalog, connect
+from obs_pipelines.lake.catalog import build_catalog, connect, refresh_catalog
 from obs_pipelines.lake.delta_tiering import DeltaMove
 from obs_pipelines.lake.tiering import run_tiering
 from obs_pipelines.operations.doctor import run_checks
@@ -76,10 +76,11 @@ def _unique(series: pa.Table) -> pa.Table:
 
 
 def view_contents(config: ObsConfig, con: Any = None) -> dict[str, tuple[int, int]]:
-    """Row count and an order-independent content hash of every dataset view."""
+    """Row count and an order-independent content hash of every dataset view (they read the
+    tables live: the catalog is built once)."""
     own = con is None
     if own:
-        build_catalog(config)
+        refresh_catalog(config)
         con = connect(config)
     try:
         return {

@@ -12,7 +12,7 @@ import yaml
 
 from obs_pipelines.config import load_config
 from obs_pipelines.lake import Lake
-from obs_pipelines.lake.catalog import build_catalog, connect
+from obs_pipelines.lake.catalog import build_catalog, connect, refresh_catalog
 from obs_pipelines.lake.ingest import ingest_metrics_hour, ingest_table_hour
 from obs_pipelines.lake.tiering import run_tiering
 from obs_pipelines.reporting.derived import derive
@@ -120,7 +120,7 @@ def counting(
 
 
 def sli_totals(config: Any, by: str = "day") -> dict[tuple[str, Any], tuple[float, float]]:
-    build_catalog(config)
+    refresh_catalog(config)  # rebuilt when an SLO changed
     con = connect(config)
     rows = con.execute(
         f"""SELECT slo_name, date_trunc('{by}', minute), sum(total_events), sum(bad_events)

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.lake import Lake
-from obs_pipelines.lake.catalog import build_catalog, connect
+from obs_pipelines.lake.catalog import connect, refresh_catalog
 from obs_pipelines.schemas import ALERT_RULES, LOG_RECORDS, METRIC_SAMPLES, METRIC_SERIES
 from obs_pipelines.windows import HOUR, TimeWindow
 
@@ -146,8 +146,9 @@ def day(text: str) -> datetime:
 
 def snapshot(config: ObsConfig, since: datetime | None = None) -> dict[str, Any]:
     """Everything an analyst sees, bit for bit: samples (values as bits), series, logs, rules,
-    rollups."""
-    build_catalog(config)
+    rollups. The views read the tables live: the catalog is built once (again if the config
+    changes)."""
+    refresh_catalog(config)
     con = connect(config)
     where = f"WHERE ts >= '{since:%Y-%m-%d %H:%M:%S}'" if since else ""
     samples = con.execute(
