@@ -57,7 +57,9 @@ files are referenced by its log, and a file's tier is its age)::
 
 import json
 import math
+import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -465,10 +467,38 @@ def attach_delta(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:
 
 
 def delta_connection(config: ObsConfig) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB ready to ``delta_scan`` the lake's tables."""
-    con = duckdb.connect()
-    attach_delta(con, config)
-    return con
+    """A DuckDB session ready to ``delta_scan`` the lake's tables: a cursor on one in-memory
+    database per process and storage settings. DuckDB verifies the delta extension's signature
+    (its 82 MB, ~0.35 s) in every new database, so each session of a process after the first
+    starts at once. Closing the session leaves the database; what a session creates is its own
+    as long as it is temporary."""
+    key = (os.getpid(), _storage_key(config))
+    with _SHARED_LOCK:
+        shared = _SHARED.get(key)
+        if shared is None:
+            shared = duckdb.connect()
+            attach_delta(shared, config)
+            if len(_SHARED) >= _SHARED_MAX:
+                _SHARED.pop(next(iter(_SHARED))).close()
+            _SHARED[key] = shared
+        return shared.cursor()
+
+
+# Databases that delta_connection hands out sessions of, by process (a forked child opens its
+# own) and storage; the oldest is closed beyond a few (a process that reads several lakes).
+_SHARED: dict[tuple[int, str], duckdb.DuckDBPyConnection] = {}
+_SHARED_LOCK = threading.Lock()
+_SHARED_MAX = 4
+
+
+def _storage_key(config: ObsConfig) -> str:
+    """What a database's attachment depends on: the S3 secret (credentials as the environment
+    gives them now), or nothing for a local lake."""
+    if not config.lake_root.startswith("s3://"):
+        return "local"
+    from obs_pipelines.lake.storage import S3Storage
+
+    return S3Storage(config.lake_root, config.lake).duckdb_secret_sql()
 
 
 @contextmanager
