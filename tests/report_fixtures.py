@@ -15,7 +15,7 @@ from obs_pipelines.datasets import SCHEMAS
 from obs_pipelines.fingerprint import fingerprint
 from obs_pipelines.lake import Lake
 from obs_pipelines.reporting.derived import derive
-from obs_pipelines.reporting.reports import report_queries
+from obs_pipelines.reporting.reports import pin_reports, report_queries
 from obs_pipelines.schemas import ALERT_FRAGMENTS, LABELS, METRIC_SAMPLES
 from obs_pipelines.sources.series import series_id, series_table
 from obs_pipelines.windows import TimeWindow
@@ -54,24 +54,28 @@ def write_metrics(lake: Lake, series: Iterable[MetricSeries]) -> None:
             hours[hour_of(ts)].append((ts, value))
         for hour, samples in hours.items():
             by_hour[hour].append((s, samples))
-    for hour, members in by_hour.items():
-        table, _ = series_table([{"__name__": s.metric, **s.labels} for s, _ in members])
-        ids, stamps, values = [], [], []
-        for s, samples in members:
-            sid = series_id(s.metric, s.labels)
-            ids += [sid] * len(samples)
-            stamps += [ts for ts, _ in samples]
-            values += [v for _, v in samples]
-        samples_table = pa.table(
-            [
-                pa.array(ids, pa.uint64()),
-                pa.array(stamps, pa.int64()).cast(pa.timestamp("ms")),
-                pa.array(values, pa.float64()),
-            ],
-            schema=METRIC_SAMPLES,
-        )
-        lake.write_hot("metric_series", hour, table)
-        lake.write_hot("metric_samples", hour, samples_table)
+    # One commit per dataset for all the hours, as an ingest run publishes its hours.
+    with lake.batch("metric_series") as series_hours, lake.batch("metric_samples") as sample_hours:
+        for hour, members in by_hour.items():
+            table, _ = series_table([{"__name__": s.metric, **s.labels} for s, _ in members])
+            ids, stamps, values = [], [], []
+            for s, samples in members:
+                sid = series_id(s.metric, s.labels)
+                ids += [sid] * len(samples)
+                stamps += [ts for ts, _ in samples]
+                values += [v for _, v in samples]
+            samples_table = pa.table(
+                [
+                    pa.array(ids, pa.uint64()),
+                    pa.array(stamps, pa.int64()).cast(pa.timestamp("ms")),
+                    pa.array(values, pa.float64()),
+                ],
+                schema=METRIC_SAMPLES,
+            )
+            series_hours.add(hour, table)
+            sample_hours.add(hour, samples_table)
+        series_hours.commit()
+        sample_hours.commit()
     if by_hour:  # as the derived assets do after each ingest run
         derive(lake.config, TimeWindow(min(h.start for h in by_hour), max(h.end for h in by_hour)))
 
@@ -137,7 +141,9 @@ def make_config(tmp_path: Path, **sections: Any) -> ObsConfig:
 
 
 def every_report(con: Any) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every report view (and the generated ones), in a stable order."""
+    """Every row of every report view (and the generated ones), in a stable order, computed as
+    ``obs report`` computes them: the reports others read pinned first, each once."""
+    pin_reports(con)
     names = ["report_period", "slo_events", *report_queries()]
     return {name: con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall() for name in names}
 
