@@ -103,6 +103,47 @@ def test_an_hour_is_replaced_whole_and_read_back_bit_for_bit(config: ObsConfig) 
     assert [p.window for p in lake.hot_partitions("metric_samples")] == [hour(5), hour(6)]
 
 
+def test_delta_sessions_are_independent_and_outlive_their_shared_database(
+    config: ObsConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """delta_connection's sessions share a database per process and storage (the extension is
+    verified once): what one creates stays its own, and one still open keeps working after
+    lakes on other storage pushed its database out."""
+    Lake(config).write_hot("metric_samples", hour(0), samples(hour(0), 10, 1.0))
+    first, second = delta.delta_connection(config), delta.delta_connection(config)
+    first.execute("CREATE TEMP TABLE mine AS SELECT 1 AS x")
+    assert second.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'mine'"
+    ).fetchone() == (0,)
+    second.close()
+    for n in range(5):  # S3 lakes with other credentials: a database each (none contacted)
+        monkeypatch.setenv("OBS_TEST_OTHER_KEY", f"key-{n}")
+        other = parse_config(
+            {
+                "lake": {
+                    "root": f"s3://bucket-{n}/obs",
+                    "catalog": str(Path(config.catalog_path).with_name(f"{n}.duckdb")),
+                    "s3": {
+                        "region": "us-east-1",
+                        "access_key_id_env": "OBS_TEST_OTHER_KEY",
+                        "secret_access_key_env": "OBS_TEST_OTHER_KEY",
+                    },
+                }
+            }
+        )
+        delta.delta_connection(other).close()
+
+    assert first.execute(
+        f"SELECT count(*) FROM {delta.scan(config, 'metric_samples')}"
+    ).fetchone() == (10,)
+    assert first.execute("SELECT x FROM mine").fetchone() == (1,)
+    first.close()
+    with delta.delta_connection(config) as again:
+        assert again.execute(
+            f"SELECT count(*) FROM {delta.scan(config, 'metric_samples')}"
+        ).fetchone() == (10,)
+
+
 def test_an_hour_of_rollups_partitioned_by_resolution_is_replaced_whole(config: ObsConfig) -> None:
     """Rollups are partitioned by resolution and day: their hours take the predicate overwrite
     (no file holds one hour alone), through the same hourly API."""

@@ -479,13 +479,14 @@ def delta_connection(config: ObsConfig) -> duckdb.DuckDBPyConnection:
             shared = duckdb.connect()
             attach_delta(shared, config)
             if len(_SHARED) >= _SHARED_MAX:
-                _SHARED.pop(next(iter(_SHARED))).close()
+                del _SHARED[next(iter(_SHARED))]  # not closed: that would close its sessions
             _SHARED[key] = shared
         return shared.cursor()
 
 
 # Databases that delta_connection hands out sessions of, by process (a forked child opens its
-# own) and storage; the oldest is closed beyond a few (a process that reads several lakes).
+# own) and storage; beyond a few (a process that reads several lakes) the oldest is dropped,
+# and goes when its last session closes.
 _SHARED: dict[tuple[int, str], duckdb.DuckDBPyConnection] = {}
 _SHARED_LOCK = threading.Lock()
 _SHARED_MAX = 4
