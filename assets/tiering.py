@@ -19,7 +19,7 @@ from assets.partitions import TIERING_GROUP
 from assets.resources import ObsResource
 from obs_pipelines.datasets import dataset as dataset_of
 from obs_pipelines.datasets import names
-from obs_pipelines.lake.catalog import refresh_catalog
+from obs_pipelines.lake.catalog import refresh_partitions
 from obs_pipelines.lake.tiering import TieringResult, run_tiering
 
 # Tiering moves what ingest wrote; by default, the hourly metric datasets.
@@ -52,14 +52,15 @@ def build_tiering_assets(
         """Move every dataset's data by age (retention in obs.yaml): hot hours compact into one
         sorted warm file per day (metric samples also get 5-minute and 1-hour rollups), warm days
         into cold month files, data past retention is deleted. Each move is verified row for row
-        before its sources are deleted. Refreshes the catalog afterwards."""
+        before its sources are deleted. Then ``lake_partitions`` is read again from the logs:
+        the views read the tables live, the partition index does not."""
         now = (
             context.partition_time_window.end.astimezone(UTC)
             if context.has_partition_key
             else datetime.now(UTC)
         )
         result = run_tiering(obs.config, now)
-        refresh_catalog(obs.config)
+        refresh_partitions(obs.config)
         for problem in result.problems:
             context.log.warning(problem)
         yield MaterializeResult(metadata=tiering_metadata(result))

@@ -20,8 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pytest
+import yaml
 
-from obs_pipelines.config import ObsConfig, parse_config
+from obs_pipelines.config import ObsConfig, load_config, parse_config
 from obs_pipelines.lake import Lake, delta
 from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.lake.delta_tables import DeltaTables
@@ -158,6 +159,58 @@ def assert_converged(result: TieringResult, config: ObsConfig, now: Any) -> None
     again = run_tiering(config, now)
     assert (again.moves, again.deletions, again.problems) == ([], [], [])
     assert versions(config) == before, "a rerun on a tiered lake commits nothing"
+
+
+def test_the_tiering_asset_leaves_lake_partitions_listing_the_files_it_made(
+    tmp_path: Path,
+) -> None:
+    """The partition index is read from the logs when the catalog is refreshed, not when it is
+    queried: after the daily tiering asset it lists the compacted day and its rollups, not the
+    hourly files they replaced (make demo ends with tiering, and its summary reads the index)."""
+    from dagster import DailyPartitionsDefinition, materialize
+
+    from assets.resources import ObsResource
+    from assets.tiering import build_tiering_assets
+
+    path = tmp_path / "obs.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "lake": {
+                    "root": str(tmp_path / "lake"),
+                    "catalog": str(tmp_path / "obs.duckdb"),
+                    "delete_delay": "0s",
+                },
+                "retention": RETENTION,
+            }
+        )
+    )
+    config = load_config(path)
+    write_hours(Lake(config), some_hours(DAYS))
+    build_catalog(config)
+    index = 'SELECT dataset, "partition", row_count, file FROM lake_partitions ORDER BY ALL'
+
+    ran = materialize(
+        build_tiering_assets(DailyPartitionsDefinition(start_date="2026-03-30"), deps=[]),
+        partition_key="2026-03-31",  # as of 04-01 00:00: 03-30 leaves hot
+        resources={"obs": ObsResource(config_path=str(path))},
+    )
+    with connect(config) as con:
+        after_asset = con.execute(index).fetchall()
+    build_catalog(config)
+    with connect(config) as con:
+        after_build = con.execute(index).fetchall()
+
+    assert ran.success
+    assert day_files(config, "metric_samples")["dt=2026-03-30"] == 1
+    assert after_asset == after_build
+    compacted = [r for r in after_asset if r[0] == "metric_samples" and r[1] == "dt=2026-03-30"]
+    assert len(compacted) == 1 and compacted[0][2] == sum(
+        metric_hour(h)[1].num_rows for h in some_hours(DAYS[:1])
+    )
+    assert {r[1] for r in after_asset if r[0] == "metric_rollups"} == {
+        f"resolution={r}/dt=2026-03-30" for r in RESOLUTIONS
+    }
 
 
 def test_a_full_cycle_compacts_rolls_up_and_expires_days_keeping_the_rows_written(
