@@ -576,6 +576,7 @@ def _failure_reason(result: object) -> str:
 
 def _print_summary(config: ObsConfig) -> None:
     from obs_pipelines.lake.catalog import connect
+    from obs_pipelines.lake.delta_catalog import days_by_tier
     from obs_pipelines.reporting.report_html import scorecard_text
 
     con = connect(config)
@@ -593,15 +594,17 @@ def _print_summary(config: ObsConfig) -> None:
     rules = con.execute(
         "SELECT count(DISTINCT name) FROM alert_rules WHERE type = 'alerting'"
     ).fetchone()[0]
-    tiers = con.execute(
-        "SELECT tier, count(*), sum(bytes) FROM lake_partitions GROUP BY tier ORDER BY list_position(['hot','warm','cold'], tier)"
-    ).fetchall()
+    tiers = days_by_tier(con, config, datetime.now(UTC))
     reports = sorted(Path(config.catalog_path).parent.glob("reports/reliability-*.html"))
     print()
     print(f"Lake:    {config.lake_root}")
     print(
         "Tiers:   "
-        + ", ".join(f"{tier} {files} files / {size / 1e6:.1f} MB" for tier, files, size in tiers)
+        + ", ".join(
+            f"{tier} {days} days ({files} files, {size / 1e6:.1f} MB)"
+            for tier, days, files, size in tiers
+        )
+        + " by the data's age"
     )
     print(f"Catalog: {config.catalog_path}")
     print(

@@ -25,6 +25,7 @@ import yaml
 from obs_pipelines.config import ObsConfig, load_config, parse_config
 from obs_pipelines.lake import Lake, delta
 from obs_pipelines.lake.catalog import build_catalog, connect
+from obs_pipelines.lake.delta_catalog import days_by_tier
 from obs_pipelines.lake.delta_tables import DeltaTables
 from obs_pipelines.lake.delta_tiering import STEPS, DeltaMove
 from obs_pipelines.lake.rollups import RESOLUTIONS, compute_rollups, last_samples
@@ -166,7 +167,8 @@ def test_the_tiering_asset_leaves_lake_partitions_listing_the_files_it_made(
 ) -> None:
     """The partition index is read from the logs when the catalog is refreshed, not when it is
     queried: after the daily tiering asset it lists the compacted day and its rollups, not the
-    hourly files they replaced (make demo ends with tiering, and its summary reads the index)."""
+    hourly files they replaced (make demo ends with tiering, and its summary reads the index,
+    by the data's age)."""
     from dagster import DailyPartitionsDefinition, materialize
 
     from assets.resources import ObsResource
@@ -197,6 +199,7 @@ def test_the_tiering_asset_leaves_lake_partitions_listing_the_files_it_made(
     )
     with connect(config) as con:
         after_asset = con.execute(index).fetchall()
+        tiers = days_by_tier(con, config, DAYS[2])
     build_catalog(config)
     with connect(config) as con:
         after_build = con.execute(index).fetchall()
@@ -211,6 +214,9 @@ def test_the_tiering_asset_leaves_lake_partitions_listing_the_files_it_made(
     assert {r[1] for r in after_asset if r[0] == "metric_rollups"} == {
         f"resolution={r}/dt=2026-03-30" for r in RESOLUTIONS
     }
+    # What make demo prints: the compacted day (4 tables and 2 rollups) is warm by the data's age;
+    # the 3 days after it hot, 3 hourly files in each of 4 tables.
+    assert [t[:3] for t in tiers] == [("hot", 3, 36), ("warm", 1, 6)]
 
 
 def test_a_full_cycle_compacts_rolls_up_and_expires_days_keeping_the_rows_written(

@@ -30,7 +30,7 @@ table's newest version whenever it is queried, so new commits show up without a 
   (``delta.logRetentionDuration``, 30 days by default) drop out.
 """
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -216,6 +216,21 @@ def tier_sql(
             f"WHEN {match} THEN " + (f"CASE {steps} ELSE {last} END" if steps else last)
         )
     return f"CASE {' '.join(branches)} ELSE 'hot' END" if branches else "'hot'"
+
+
+def days_by_tier(
+    con: duckdb.DuckDBPyConnection, config: ObsConfig, now: datetime
+) -> list[tuple[str, int, int, int]]:
+    """(tier, days, files, bytes) of ``lake_partitions``, hot to cold, by the age of the data
+    at ``now`` under ``retention``: what tiering has done. ``lake_partitions.tier`` is by the
+    files' age instead (the S3 storage class), which a lake written at once has all hot."""
+    age = f"(epoch_us(TIMESTAMP '{now.astimezone(UTC):%Y-%m-%d %H:%M:%S}') - epoch_us(span_end))"
+    return con.execute(
+        f"""SELECT {tier_sql(config, age)} AS data_tier, count(DISTINCT span_start), count(*),
+                   sum(bytes)
+            FROM lake_partitions GROUP BY data_tier
+            ORDER BY list_position(['hot', 'warm', 'cold'], data_tier)"""
+    ).fetchall()
 
 
 def _ident(name: str) -> str:
