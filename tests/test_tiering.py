@@ -41,6 +41,7 @@ from tests.tiering_data import (
     snapshot,
     some_hours,
     tiered_config,
+    tiered_settings,
     write_hours,
 )
 
@@ -175,18 +176,7 @@ def test_the_tiering_asset_leaves_lake_partitions_listing_the_files_it_made(
     from assets.tiering import build_tiering_assets
 
     path = tmp_path / "obs.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "lake": {
-                    "root": str(tmp_path / "lake"),
-                    "catalog": str(tmp_path / "obs.duckdb"),
-                    "delete_delay": "0s",
-                },
-                "retention": RETENTION,
-            }
-        )
-    )
+    path.write_text(yaml.safe_dump(tiered_settings(tmp_path)))
     config = load_config(path)
     write_hours(Lake(config), some_hours(DAYS))
     build_catalog(config)

@@ -175,14 +175,19 @@ def snapshot(config: ObsConfig, since: datetime | None = None) -> dict[str, Any]
 def tiered_config(root: Path, retention: dict[str, Any] | None = None, **lake: Any) -> ObsConfig:
     """A lake under ``root`` whose days are compacted after a day (warm) and kept three
     (raw samples) or twenty days (cold), vacuuming replaced files at once."""
-    return parse_config(
-        {
-            "lake": {
-                "root": str(root / "lake"),
-                "catalog": str(root / "obs.duckdb"),
-                "delete_delay": "0s",
-                **lake,
-            },
-            "retention": retention or RETENTION,
-        }
-    )
+    return parse_config(tiered_settings(root, retention, **lake))
+
+
+def tiered_settings(
+    root: Path, retention: dict[str, Any] | None = None, **lake: Any
+) -> dict[str, Any]:
+    """The obs.yaml of :func:`tiered_config`, for what reads a file (Dagster's resource)."""
+    return {
+        "lake": {
+            "root": str(root / "lake"),
+            "catalog": str(root / "obs.duckdb"),
+            "delete_delay": "0s",
+            **lake,
+        },
+        "retention": retention or RETENTION,
+    }

@@ -73,7 +73,8 @@ def refresh_catalog(config: ObsConfig) -> Path:
 
 
 def refresh_partitions(config: ObsConfig) -> Path:
-    """What the ``lake_catalog`` asset runs after each ingest run: ``lake_partitions`` read again
+    """What the ``lake_catalog`` asset runs after each ingest run, and the ``lake_tiering`` asset
+    after each tiering run: ``lake_partitions`` read again
     from the tables' logs into a copy of the catalog renamed over it (the views and reports are
     kept as they are: they read the tables live). A catalog that is missing or whose definition
     changed is built whole instead (:func:`build_catalog`)."""

@@ -36,7 +36,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from obs_pipelines.config import ObsConfig
+from obs_pipelines.config import TIERS, ObsConfig
 from obs_pipelines.datasets import ALL
 from obs_pipelines.datasets import dataset as dataset_of
 from obs_pipelines.lake import delta
@@ -229,7 +229,7 @@ def days_by_tier(
         f"""SELECT {tier_sql(config, age)} AS data_tier, count(DISTINCT span_start), count(*),
                    sum(bytes)
             FROM lake_partitions GROUP BY data_tier
-            ORDER BY list_position(['hot', 'warm', 'cold'], data_tier)"""
+            ORDER BY list_position({list(TIERS)}, data_tier)"""
     ).fetchall()
 
 
