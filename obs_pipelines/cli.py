@@ -249,7 +249,7 @@ def _query(args: argparse.Namespace) -> int:
     box = query.sandbox(config, args.allow_write_to)
     output = query.output_file(box, args.output) if args.output else None
     statements = query.read_statements(args.sql, box.write_dir)
-    con = query.connect_sandboxed(config, box)
+    con = query.connect_sandboxed(config, box, args.sql)
     try:
         query.set_report_window(con, start, end, args.sql)
         query.run(con, statements, args.format, output, args.max_rows)

@@ -21,7 +21,10 @@ from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake, delta
 from obs_pipelines.lake.catalog import connect, refresh_catalog, refresh_partitions
 from obs_pipelines.lake.migrate import migrate
+from obs_pipelines.lake.snapshot import datasets_reached
 from obs_pipelines.operations.freshness import lake_freshness
+from obs_pipelines.reporting import query
+from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.schemas import METRIC_SAMPLES
 from obs_pipelines.windows import TimeWindow, utc
 from tests.tiering_data import log_hour, rules_snapshot
@@ -526,3 +529,42 @@ def _built_at(config: ObsConfig) -> datetime:
         return con.execute("SELECT built_at FROM catalog_info").fetchone()[0]
     finally:
         con.close()
+
+
+def test_report_and_query_sessions_read_one_version_of_each_table_while_commits_land(
+    config: ObsConfig,
+) -> None:
+    lake = Lake(config)
+    lake.write_hot("metric_samples", hour(1), samples(hour(1), 30, 1.0))
+    refresh_catalog(config)
+    sql = "SELECT count(*) FROM metric_samples"
+    live = connect(config)
+    reporting = report_connection(config, hour(0).start, hour(4).start)
+    querying = query.connect_sandboxed(config, query.sandbox(config), sql)  # locks DuckDB last
+    try:
+        lake.write_hot("metric_samples", hour(2), samples(hour(2), 20, 1.0))
+        counts = [con.execute(sql).fetchone()[0] for con in (reporting, querying, live)]
+        reached = {
+            text: datasets_reached(live, text)
+            for text in (
+                "SELECT 'spans' AS dataset",
+                "SELECT * FROM metrics",
+                "SELECT * FROM scorecard",
+            )
+        }
+    finally:
+        for con in (reporting, querying, live):
+            con.close()
+    fresh = report_connection(config, hour(0).start, hour(4).start)
+    try:
+        after = fresh.execute(sql).fetchone()[0]
+    finally:
+        fresh.close()
+
+    assert counts == [30, 30, 50]  # pinned at open; the catalog's views read the newest version
+    assert after == 50
+    assert reached["SELECT 'spans' AS dataset"] == ()
+    assert reached["SELECT * FROM metrics"] == ("metric_series", "metric_samples")
+    assert {"sli_minutes", "up_minutes", "series_inventory", "alert_fragments"} <= set(
+        reached["SELECT * FROM scorecard"]
+    )

@@ -63,19 +63,20 @@ _LISTING = pa.schema(
 def view_statements(config: ObsConfig) -> list[str]:
     """``CREATE VIEW`` of every dataset, in registry order (the ``metrics`` join is the
     catalog's, over these)."""
-    return [_view(config, delta.layout(name)) for name in ALL]
+    return [dataset_view(delta.layout(name), delta.scan(config, name)) for name in ALL]
 
 
-def _view(config: ObsConfig, table: TableLayout) -> str:
+def dataset_view(table: TableLayout, scan: str, create: str = "CREATE OR REPLACE VIEW") -> str:
+    """The dataset's view over ``scan`` (its ``delta_scan``, or the table attached under a name),
+    with the dataset's columns and types."""
     columns = ", ".join(_column(field) for field in table.source)
-    scan = delta.scan(config, table.dataset)
     if dataset_of(table.dataset).collapse_series:
-        return f"""CREATE OR REPLACE VIEW {table.dataset} AS
+        return f"""{create} {table.dataset} AS
 SELECT series_id, any_value(metric) AS metric, any_value(labels) AS labels,
        any_value(service) AS service, any_value(job) AS job, any_value(instance) AS instance,
        min(first_seen_hour) AS first_seen_hour, max(last_seen_hour) AS last_seen_hour
 FROM (SELECT {columns} FROM {scan}) GROUP BY series_id"""
-    return f"CREATE OR REPLACE VIEW {table.dataset} AS\nSELECT {columns}, {DAY_COLUMN} FROM {scan}"
+    return f"{create} {table.dataset} AS\nSELECT {columns}, {DAY_COLUMN} FROM {scan}"
 
 
 def _column(field: pa.Field) -> str:

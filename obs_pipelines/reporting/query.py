@@ -45,6 +45,7 @@ from obs_pipelines.config import ObsConfig
 from obs_pipelines.errors import ObsError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import connect
+from obs_pipelines.lake.snapshot import datasets_reached, pin_datasets
 from obs_pipelines.lake.storage import LocalStorage
 from obs_pipelines.reporting.reports import report_queries
 from obs_pipelines.windows import utc
@@ -176,10 +177,12 @@ def read_statements(sql: str, write_dir: Path | None = None) -> list[duckdb.Stat
     return statements
 
 
-def connect_sandboxed(config: ObsConfig, box: Sandbox) -> duckdb.DuckDBPyConnection:
-    """The catalog, read-only, with the lake attached and then everything else shut."""
+def connect_sandboxed(config: ObsConfig, box: Sandbox, sql: str = "") -> duckdb.DuckDBPyConnection:
+    """The catalog, read-only, with the lake attached and then everything else shut. The
+    datasets ``sql`` reaches are read at one version each (:mod:`obs_pipelines.lake.snapshot`)."""
     con = connect(config)
     try:
+        pin_datasets(con, config, datasets_reached(con, sql))
         folders = [*box.readable, *([_folder(str(box.write_dir))] if box.write_dir else [])]
         con.execute(f"SET allowed_directories = [{', '.join(_quote(f) for f in folders)}]")
         for statement in _LOCKDOWN:

@@ -31,6 +31,7 @@ from obs_pipelines.config import LatencySli, ObsConfig, RatioSli, ReportsConfig,
 from obs_pipelines.durations import format_duration
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake.attach import connect
+from obs_pipelines.lake.snapshot import pin_datasets
 from obs_pipelines.reporting.slo import check_latency_buckets, slo_version
 from obs_pipelines.sources.rule_files import create_configured_rules_table
 
@@ -555,9 +556,11 @@ def report_connection(
     before the end. The default end is found once, here, and set as ``report_end``: every
     report reads ``report_period`` many times, and each read would otherwise scan the derived
     datasets for their newest minute (the session's period stays put as data arrives, as a
-    pinned report's does).
+    pinned report's does). The session reads one version of each dataset
+    (:mod:`obs_pipelines.lake.snapshot`): each table's log is read once, not at every reference.
     """
     con = connect(config, read_only=True)
+    pin_datasets(con, config)
     con.execute("SET enable_progress_bar = false")
     for name, moment in (("report_start", start), ("report_end", end)):
         if moment is not None:
