@@ -1,0 +1,145 @@
+"""What a report query costs on an S3 lake: requests and seconds per ``obs query``.
+
+Starts moto's S3 server on 127.0.0.1 (its request log kept), materializes ``--hours`` of the
+built-in simulator into a lake on it with ``obs materialize``, then runs each query as its own
+``obs query`` process, and ``obs report``, and counts the requests the server logged while it ran. ``--repo`` runs
+the queries with another checkout's code (e.g. a ``git worktree`` of an older commit) on the same
+lake and catalog. Binding a ``delta_scan`` reads the table's log (``_last_checkpoint``, a listing,
+the commits since), so a report that reaches a dataset through many views pays that at every
+reference unless the session pins the tables (:mod:`obs_pipelines.lake.snapshot`). Request
+counts are what a real S3 would see; moto answers in well under a millisecond, so its seconds
+are a floor. Run from the repo root:
+
+    .venv/bin/python -m bench.s3_session_bench [--hours 3] [--repo PATH] [--work DIR]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from tests import servers
+from tests.conftest import moto_client
+
+ROOT = Path(__file__).resolve().parent.parent
+QUERIES = (
+    "SELECT count(*) FROM metric_samples",
+    "SELECT count(*) FROM metrics",
+    "SELECT * FROM slo_compliance",
+    "SELECT * FROM alert_quality",
+    "SELECT * FROM scorecard",
+)
+START = "2026-01-01T00:00:00Z"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hours", type=int, default=3)
+    parser.add_argument("--repo", type=Path, action="append", help="checkouts to compare")
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="s3-session-"))
+    work.mkdir(parents=True, exist_ok=True)
+    repos = args.repo or [ROOT]
+    log_path = work / "moto.log"
+    port = servers.free_port()
+    command = [
+        str(Path(sys.executable).with_name("moto_server")),
+        "-H",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with (
+        log_path.open("w") as log,
+        servers.running(
+            command,
+            lambda p: servers.wait_until_ready(f"{url}/moto-api/", p),
+            stdout=log,
+            stderr=log,
+        ),
+    ):
+        env = _environment(work, url)
+        end = f"2026-01-01T{args.hours:02d}:00:00Z"
+        started = time.perf_counter()
+        _obs(ROOT, env, "materialize", "--from", START, "--to", end)
+        print(
+            f"lake: {args.hours} simulated hours on moto S3 ({time.perf_counter() - started:.1f} s)"
+        )
+        print("| query | " + " | ".join(f"{r.name}: requests, s" for r in repos) + " |")
+        print("|---|" + "---:|" * len(repos))
+        for sql in QUERIES:
+            cells = []
+            for repo in repos:
+                before = _lines(log_path)
+                started = time.perf_counter()
+                _obs(repo, env, "query", sql)
+                seconds = time.perf_counter() - started
+                cells.append(f"{_lines(log_path) - before:,}, {seconds:.2f}")
+            print(f"| `{sql}` | " + " | ".join(cells) + " |")
+        cells = []
+        for repo in repos:
+            before = _lines(log_path)
+            started = time.perf_counter()
+            _obs(repo, env, "report", "--output", str(work / f"report-{repo.name}.html"))
+            seconds = time.perf_counter() - started
+            cells.append(f"{_lines(log_path) - before:,}, {seconds:.2f}")
+        print(
+            "| `obs report` (its catalog check, the scorecard, the HTML) | "
+            + " | ".join(cells)
+            + " |"
+        )
+
+
+def _environment(work: Path, url: str) -> dict[str, str]:
+    keys = {"OBS_BENCH_S3_KEY": "testing", "OBS_BENCH_S3_SECRET": "testing-secret"}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing-secret")
+    moto_client(url).create_bucket(Bucket="lake")
+    config = {
+        "ingest": {"start": START},
+        "lake": {
+            "root": "s3://lake/obs",
+            "catalog": str(work / "obs.duckdb"),
+            "s3": {
+                "endpoint_url": url,
+                "region": "us-east-1",
+                "access_key_id_env": "OBS_BENCH_S3_KEY",
+                "secret_access_key_env": "OBS_BENCH_S3_SECRET",
+            },
+        },
+    }
+    (work / "obs.yaml").write_text(yaml.safe_dump(config))
+    (work / "dagster_home").mkdir(exist_ok=True)
+    return {
+        **os.environ,
+        **keys,
+        "DAGSTER_HOME": str(work / "dagster_home"),
+        "OBS_BENCH_CONFIG": str(work / "obs.yaml"),
+    }
+
+
+def _obs(repo: Path, env: dict[str, str], *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "obs_pipelines.cli", "--config", env["OBS_BENCH_CONFIG"], *args],
+        cwd=repo,
+        env={**env, "PYTHONPATH": str(repo)},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"obs {' '.join(args)} failed in {repo}:\n{done.stderr[-2000:]}")
+
+
+def _lines(path: Path) -> int:
+    with path.open("rb") as log:
+        return sum(1 for _ in log)
+
+
+if __name__ == "__main__":
+    main()
