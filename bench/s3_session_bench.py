@@ -1,7 +1,8 @@
 """What a report query costs on an S3 lake: requests and seconds per ``obs query``.
 
 Starts moto's S3 server on 127.0.0.1 (its request log kept), materializes ``--hours`` of the
-built-in simulator into a lake on it with ``obs materialize``, then runs each query as its own
+built-in simulator into a lake on it with ``obs materialize`` (``--run-hours`` per run; 1 gives
+each table a commit per hour, as the hourly schedule does), then runs each query as its own
 ``obs query`` process, and ``obs report``, and counts the requests the server logged while it ran. ``--repo`` runs
 the queries with another checkout's code (e.g. a ``git worktree`` of an older commit) on the same
 lake and catalog. Binding a ``delta_scan`` reads the table's log (``_last_checkpoint``, a listing,
@@ -10,7 +11,7 @@ reference unless the session pins the tables (:mod:`obs_pipelines.lake.snapshot`
 counts are what a real S3 would see; moto answers in well under a millisecond, so its seconds
 are a floor. Run from the repo root:
 
-    .venv/bin/python -m bench.s3_session_bench [--hours 3] [--repo PATH] [--work DIR]
+    .venv/bin/python -m bench.s3_session_bench [--hours 3] [--run-hours 3] [--repo PATH] [--work DIR]
 """
 
 import argparse
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -40,6 +42,9 @@ START = "2026-01-01T00:00:00Z"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hours", type=int, default=3)
+    parser.add_argument(
+        "--run-hours", type=int, default=3, help="hours per run (1: as the hourly schedule)"
+    )
     parser.add_argument("--repo", type=Path, action="append", help="checkouts to compare")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
@@ -48,53 +53,46 @@ def main() -> None:
     repos = args.repo or [ROOT]
     log_path = work / "moto.log"
     port = servers.free_port()
-    command = [
-        str(Path(sys.executable).with_name("moto_server")),
-        "-H",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
+    command = [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1"]
     url = f"http://127.0.0.1:{port}"
     with (
         log_path.open("w") as log,
         servers.running(
-            command,
+            [*command, "-p", str(port)],
             lambda p: servers.wait_until_ready(f"{url}/moto-api/", p),
             stdout=log,
             stderr=log,
         ),
     ):
         env = _environment(work, url)
-        end = f"2026-01-01T{args.hours:02d}:00:00Z"
         started = time.perf_counter()
-        _obs(ROOT, env, "materialize", "--from", START, "--to", end)
+        for first in range(0, args.hours, args.run_hours):
+            last = min(first + args.run_hours, args.hours)
+            _obs(ROOT, env, "materialize", "--from", _hour(first), "--to", _hour(last))
         print(
-            f"lake: {args.hours} simulated hours on moto S3 ({time.perf_counter() - started:.1f} s)"
+            f"lake: {args.hours} simulated hours on moto S3, {args.run_hours} per run "
+            f"({time.perf_counter() - started:.1f} s)"
         )
-        print("| query | " + " | ".join(f"{r.name}: requests, s" for r in repos) + " |")
+        print("| command | " + " | ".join(f"{r.name}: requests, s" for r in repos) + " |")
         print("|---|" + "---:|" * len(repos))
-        for sql in QUERIES:
+        commands = [("query", sql) for sql in QUERIES] + [
+            ("report", "--output", str(work / "r.html"))
+        ]
+        for command_args in commands:
             cells = []
             for repo in repos:
                 before = _lines(log_path)
                 started = time.perf_counter()
-                _obs(repo, env, "query", sql)
+                _obs(repo, env, *command_args)
                 seconds = time.perf_counter() - started
                 cells.append(f"{_lines(log_path) - before:,}, {seconds:.2f}")
-            print(f"| `{sql}` | " + " | ".join(cells) + " |")
-        cells = []
-        for repo in repos:
-            before = _lines(log_path)
-            started = time.perf_counter()
-            _obs(repo, env, "report", "--output", str(work / f"report-{repo.name}.html"))
-            seconds = time.perf_counter() - started
-            cells.append(f"{_lines(log_path) - before:,}, {seconds:.2f}")
-        print(
-            "| `obs report` (its catalog check, the scorecard, the HTML) | "
-            + " | ".join(cells)
-            + " |"
-        )
+            shown = f'obs query "{command_args[1]}"' if command_args[0] == "query" else "obs report"
+            print(f"| `{shown}` | " + " | ".join(cells) + " |")
+
+
+def _hour(n: int) -> str:
+    moment = datetime.fromisoformat(START) + timedelta(hours=n)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _environment(work: Path, url: str) -> dict[str, str]:
