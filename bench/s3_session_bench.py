@@ -2,16 +2,17 @@
 
 Starts moto's S3 server on 127.0.0.1 (its request log kept), materializes ``--hours`` of the
 built-in simulator into a lake on it with ``obs materialize`` (``--run-hours`` per run; 1 gives
-each table a commit per hour, as the hourly schedule does), then runs each query as its own
-``obs query`` process, and ``obs report``, and counts the requests the server logged while it ran. ``--repo`` runs
-the queries with another checkout's code (e.g. a ``git worktree`` of an older commit) on the same
-lake and catalog. Binding a ``delta_scan`` reads the table's log (``_last_checkpoint``, a listing,
-the commits since), so a report that reaches a dataset through many views pays that at every
-reference unless the session pins the tables (:mod:`obs_pipelines.lake.snapshot`). Request
-counts are what a real S3 would see; moto answers in well under a millisecond, so its seconds
-are a floor. Run from the repo root:
+each table a commit per hour, as the hourly schedule does), then runs each query as its own ``obs
+query`` process, and ``obs report``, counts the requests the server logged while each ran and
+compares the checkouts' output (the rows as CSV; the scorecard). ``--repo`` runs the commands
+with another checkout's code (e.g. a ``git worktree`` of an older commit) on the same lake and
+catalog. Binding a ``delta_scan`` reads the table's log (``_last_checkpoint``, a listing, the
+checkpoint and commits since), so a report that reaches a dataset through many views pays that
+at every reference unless the session pins the tables (:mod:`obs_pipelines.lake.snapshot`).
+Request counts are what a real S3 would see; moto answers in well under a millisecond, so its
+seconds are a floor. Run from the repo root:
 
-    .venv/bin/python -m bench.s3_session_bench [--hours 3] [--run-hours 3] [--repo PATH] [--work DIR]
+    .venv/bin/python -m bench.s3_session_bench [--hours 3] [--run-hours 3] [--repo PATH]
 """
 
 import argparse
@@ -73,21 +74,22 @@ def main() -> None:
             f"lake: {args.hours} simulated hours on moto S3, {args.run_hours} per run "
             f"({time.perf_counter() - started:.1f} s)"
         )
-        print("| command | " + " | ".join(f"{r.name}: requests, s" for r in repos) + " |")
-        print("|---|" + "---:|" * len(repos))
-        commands = [("query", sql) for sql in QUERIES] + [
-            ("report", "--output", str(work / "r.html"))
-        ]
-        for command_args in commands:
-            cells = []
+        print("| command | " + " | ".join(f"{r.name}: requests, s" for r in repos) + " | same |")
+        print("|---|" + "---:|" * len(repos) + "---|")
+        commands = [("query", "--format", "csv", sql) for sql in QUERIES]
+        for command_args in [*commands, ("report", "--output", str(work / "report.html"))]:
+            cells, outputs = [], set()
             for repo in repos:
                 before = _lines(log_path)
                 started = time.perf_counter()
-                _obs(repo, env, *command_args)
+                outputs.add(_obs(repo, env, *command_args))
                 seconds = time.perf_counter() - started
                 cells.append(f"{_lines(log_path) - before:,}, {seconds:.2f}")
-            shown = f'obs query "{command_args[1]}"' if command_args[0] == "query" else "obs report"
-            print(f"| `{shown}` | " + " | ".join(cells) + " |")
+            shown = (
+                f'obs query "{command_args[-1]}"' if command_args[0] == "query" else "obs report"
+            )
+            same = "yes" if len(outputs) == 1 else "NO"
+            print(f"| `{shown}` | " + " | ".join(cells) + f" | {same} |")
 
 
 def _hour(n: int) -> str:
@@ -122,7 +124,8 @@ def _environment(work: Path, url: str) -> dict[str, str]:
     }
 
 
-def _obs(repo: Path, env: dict[str, str], *args: str) -> None:
+def _obs(repo: Path, env: dict[str, str], *args: str) -> str:
+    """Run ``obs`` from ``repo``; its standard output (a query's rows, the report's scorecard)."""
     done = subprocess.run(
         [sys.executable, "-m", "obs_pipelines.cli", "--config", env["OBS_BENCH_CONFIG"], *args],
         cwd=repo,
@@ -132,6 +135,7 @@ def _obs(repo: Path, env: dict[str, str], *args: str) -> None:
     )
     if done.returncode != 0:
         raise SystemExit(f"obs {' '.join(args)} failed in {repo}:\n{done.stderr[-2000:]}")
+    return done.stdout
 
 
 def _lines(path: Path) -> int:
