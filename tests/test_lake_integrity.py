@@ -4,6 +4,8 @@ or truncated, a catalog held open across tiering, and what a killed catalog buil
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from datetime import timedelta
@@ -13,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+import yaml
 
 from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.datasets import SCHEMAS
@@ -22,9 +25,10 @@ from obs_pipelines.lake.catalog import build_catalog, connect, refresh_catalog
 from obs_pipelines.lake.delta_tiering import DeltaMove
 from obs_pipelines.lake.tiering import run_tiering
 from obs_pipelines.operations.doctor import run_checks
+from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.windows import TimeWindow
-from tests.tiering_data import day, some_hours, tiered_config
+from tests.tiering_data import day, some_hours, tiered_config, tiered_settings
 
 pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
 
@@ -222,6 +226,45 @@ def test_a_file_the_log_references_gone_or_damaged_is_named_in_one_line(
         with pytest.raises(LakeError, match=path.split("/")[-1]) as error:
             Lake(config).tables.read_window("spans", None)
         assert "\n" not in str(error.value)
+
+
+def test_a_damaged_table_log_stops_report_and_query_sessions_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "obs.yaml"
+    path.write_text(yaml.safe_dump(tiered_settings(tmp_path, RETENTION)))
+    config = tiered_config(tmp_path, RETENTION)
+    ingest(config, some_hours(DAYS[:1], (4,)))
+    build_catalog(config)
+    commit = sorted(Path(delta.table_uri(config, "spans"), "_delta_log").glob("*.json"))[-1]
+    commit.write_text("garbage{")
+
+    def obs_query(sql: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "obs_pipelines.cli", "--config", str(path), "query", sql],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "RUST_BACKTRACE": "1"},  # delta-rs then appends a stack trace
+            timeout=120,
+        )
+
+    other = obs_query("SELECT count(*) AS n FROM metric_samples")
+    reaching = obs_query("SELECT count(*) FROM service_dependencies")  # reads spans
+    with pytest.raises(LakeError) as report:
+        report_connection(config)
+    (tables,) = [
+        r for r in run_checks(config, dagster_home=str(tmp_path)) if r.check == "lake.tables"
+    ]
+
+    assert other.returncode == 0 and "n" in other.stdout  # a query that does not reach it runs
+    assert reaching.returncode == 2 and reaching.stdout == ""
+    (line,) = reaching.stderr.splitlines()
+    assert line.startswith(
+        f"obs: error: could not read the spans table at {Path(commit).parents[1]}"
+    )
+    assert "obs doctor" in line
+    assert str(report.value).startswith("could not read the spans table") and "\n" not in str(
+        report.value
+    )
+    assert not tables.ok and "spans" in tables.line() and "<unknown>" not in tables.line()
 
 
 def test_tiering_over_a_deleted_file_stops_with_one_line_naming_it(tmp_path: Path) -> None:

@@ -418,7 +418,9 @@ def vacuum_files(
 
     hours = math.ceil(older_than / timedelta(hours=1))
     with delta_errors(f"vacuum {dataset}", config):
-        return DeltaTable(table_uri(config, dataset), storage_options=storage_options(config)).vacuum(
+        return DeltaTable(
+            table_uri(config, dataset), storage_options=storage_options(config)
+        ).vacuum(
             retention_hours=hours,
             dry_run=dry_run,
             enforce_retention_duration=False,  # the table's default is a week
@@ -519,9 +521,14 @@ def delta_errors(action: str, config: ObsConfig) -> Iterator[None]:
 
 
 def _one_line(exc: BaseException) -> str:
-    """delta-rs nests causes over several lines with colour codes: one plain line instead."""
+    """delta-rs nests causes over several lines with colour codes, and with ``RUST_BACKTRACE``
+    set appends a stack trace: one plain line of the causes instead."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).replace("↳", " ")
-    return (" ".join(text.split()) or type(exc).__name__)[:400]
+    causes = [line for line in text.splitlines() if not _BACKTRACE_LINE.match(line)]
+    return (" ".join(" ".join(causes).split()) or type(exc).__name__)[:400]
+
+
+_BACKTRACE_LINE = re.compile(r"\s*(\d+: |at \S+:\d+(:\d+)?$|stack backtrace:)", re.IGNORECASE)
 
 
 def _quote(text: str) -> str:

@@ -560,13 +560,17 @@ def report_connection(
     (:mod:`obs_pipelines.lake.snapshot`): each table's log is read once, not at every reference.
     """
     con = connect(config, read_only=True)
-    pin_datasets(con, config)
-    con.execute("SET enable_progress_bar = false")
-    for name, moment in (("report_start", start), ("report_end", end)):
-        if moment is not None:
-            con.execute(f"SET VARIABLE {name} = ?::TIMESTAMP", [_naive_utc(moment)])
-    if end is None:
-        con.execute("SET VARIABLE report_end = (SELECT period_end FROM report_period)")
+    try:
+        pin_datasets(con, config)
+        con.execute("SET enable_progress_bar = false")
+        for name, moment in (("report_start", start), ("report_end", end)):
+            if moment is not None:
+                con.execute(f"SET VARIABLE {name} = ?::TIMESTAMP", [_naive_utc(moment)])
+        if end is None:
+            con.execute("SET VARIABLE report_end = (SELECT period_end FROM report_period)")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
