@@ -264,7 +264,7 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from obs_pipelines.lake.catalog import build_catalog
+    from obs_pipelines.lake.catalog import refresh_catalog
     from obs_pipelines.reporting.report_export import push_reports
     from obs_pipelines.reporting.report_html import format_scorecard, write_report
     from obs_pipelines.reporting.reports import pin_reports, report_connection
@@ -274,7 +274,7 @@ def _report(args: argparse.Namespace) -> int:
         raise ObsError("--push needs operations.pushgateway.url in the config")
     start = utc(args.start) if args.start else None
     end = utc(args.end) if args.end else None
-    build_catalog(config)
+    refresh_catalog(config)  # the views read the lake live: rebuilt only if its definition changed
     con = report_connection(config, start, end)
     try:
         pin_reports(con)  # once: the scorecard, the HTML and the push read the same results

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -236,6 +237,17 @@ def test_report_prints_the_scorecard_and_writes_a_self_contained_html(
     page = html.read_text()
     assert page.count("<svg") >= 4 and "http://" not in page and "https://" not in page
     assert lines[-1] == f"report: {html}"
+
+    later = TimeWindow(hours.end, hours.end + timedelta(hours=2))
+    for hour in later.hours():
+        ingest_metrics_hour(lake, metric_source(config), hour)
+    derive(config, later)
+    again = obs("--config", str(path), "report", "-o", str(html))
+    path.write_text(path.read_text() + "reports:\n  period: 3d\n")
+    changed = obs("--config", str(path), "report", "-o", str(html))
+
+    assert again.stdout.splitlines()[0] == "Scorecard 2026-11-11 19:00 .. 2026-11-18 19:00 UTC"
+    assert changed.stdout.splitlines()[0] == "Scorecard 2026-11-15 19:00 .. 2026-11-18 19:00 UTC"
 
 
 def test_doctor_names_the_unreachable_source_and_exits_1(
