@@ -10,16 +10,21 @@ catalog. Binding a ``delta_scan`` reads the table's log (``_last_checkpoint``, a
 checkpoint and commits since), so a report that reaches a dataset through many views pays that
 at every reference unless the session pins the tables (:mod:`obs_pipelines.lake.snapshot`).
 Request counts are what a real S3 would see; moto answers in well under a millisecond, so its
-seconds are a floor. Run from the repo root:
+seconds are a floor unless ``--latency-ms`` delays each request as a real S3's round trip does.
+Run from the repo root:
 
-    .venv/bin/python -m bench.s3_session_bench [--hours 3] [--run-hours 3] [--repo PATH]
+    .venv/bin/python -m bench.s3_session_bench [--hours 3] [--run-hours 3] [--latency-ms 0]
+        [--repo PATH ...]
 """
 
 import argparse
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,6 +52,12 @@ def main() -> None:
         "--run-hours", type=int, default=3, help="hours per run (1: as the hourly schedule)"
     )
     parser.add_argument("--repo", type=Path, action="append", help="checkouts to compare")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="delay each request by this much (a real S3's round trip) once the lake is written",
+    )
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="s3-session-"))
@@ -74,6 +85,11 @@ def main() -> None:
             f"lake: {args.hours} simulated hours on moto S3, {args.run_hours} per run "
             f"({time.perf_counter() - started:.1f} s)"
         )
+        if args.latency_ms:
+            proxy = _delaying_proxy(port, args.latency_ms / 1000)
+            config = Path(env["OBS_BENCH_CONFIG"])
+            config.write_text(config.read_text().replace(url, f"http://127.0.0.1:{proxy}"))
+            print(f"each request to S3 delayed {args.latency_ms:g} ms")
         print("| command | " + " | ".join(f"{r.name}: requests, s" for r in repos) + " | same |")
         print("|---|" + "---:|" * len(repos) + "---|")
         commands = [("query", "--format", "csv", sql) for sql in QUERIES]
@@ -90,6 +106,33 @@ def main() -> None:
             )
             same = "yes" if len(outputs) == 1 else "NO"
             print(f"| `{shown}` | " + " | ".join(cells) + f" | {same} |")
+
+
+def _delaying_proxy(target: int, delay: float) -> int:
+    """A TCP proxy to 127.0.0.1:``target`` on a free port that holds each chunk a client sends
+    for ``delay`` seconds (one per request: they are small); returns its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pipe(source: socket.socket, sink: socket.socket, wait: float) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                time.sleep(wait)
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def accept() -> None:
+        while True:
+            client, _ = listener.accept()
+            upstream = socket.create_connection(("127.0.0.1", target))
+            for end in (client, upstream):
+                end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=pipe, args=(client, upstream, delay), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client, 0.0), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener.getsockname()[1]
 
 
 def _hour(n: int) -> str:
