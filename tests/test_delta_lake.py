@@ -2,6 +2,8 @@
 hours, whatever kills the writer, fails midway or writes beside it, and the lake's hourly API
 reads it back bit for bit."""
 
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,12 +16,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+import yaml
 
 from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.datasets import dataset
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake, delta
-from obs_pipelines.lake.catalog import connect, refresh_catalog, refresh_partitions
+from obs_pipelines.lake.catalog import (
+    connect,
+    refresh_catalog,
+    refresh_partitions,
+    source_digest,
+)
 from obs_pipelines.lake.migrate import migrate
 from obs_pipelines.lake.snapshot import datasets_reached
 from obs_pipelines.operations.freshness import lake_freshness
@@ -521,6 +529,66 @@ def test_new_hours_show_in_the_catalog_without_a_rebuild(
     )
     refresh(changed)
     assert _built_at(config) > built  # another definition: rebuilt
+
+
+def test_the_catalog_definition_follows_the_package_source_not_only_its_version(
+    tmp_path: Path,
+) -> None:
+    package = tmp_path / "obs_pipelines"
+    (package / "lake").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "lake" / "views.py").write_text("VIEW = 'SELECT 1'\n")
+    digest = source_digest.__wrapped__  # the cached one keeps what this process loaded
+
+    first = digest(package)
+    (package / "lake" / "__pycache__").mkdir()
+    (package / "lake" / "__pycache__" / "views.cpython-311.pyc").write_bytes(b"compiled")
+    (package / "README.txt").write_text("not code")
+    unchanged = digest(package)
+    (package / "lake" / "views.py").write_text("VIEW = 'SELECT 2'\n")
+    edited = digest(package)
+    (package / "lake" / "views.py").rename(package / "lake" / "renamed.py")
+    renamed = digest(package)
+
+    assert unchanged == first
+    assert len({first, edited, renamed}) == 3
+
+
+def test_an_edited_checkout_gets_another_catalog_definition(
+    config: ObsConfig, tmp_path: Path
+) -> None:
+    checkout = tmp_path / "checkout"
+    shutil.copytree(
+        Path(delta.__file__).resolve().parents[1],
+        checkout / "obs_pipelines",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    settings = tmp_path / "obs.yaml"
+    settings.write_text(yaml.safe_dump({"lake": {"root": config.lake_root}}))
+    script = (
+        "from obs_pipelines.config import load_config; "
+        "from obs_pipelines.lake.catalog import catalog_definition; "
+        f"print(catalog_definition(load_config({str(settings)!r})))"
+    )
+
+    def definition() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            cwd=checkout,
+            env={**os.environ, "PYTHONPATH": str(checkout)},
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    before, again = definition(), definition()
+    views = checkout / "obs_pipelines" / "lake" / "delta_catalog.py"
+    views.write_text(views.read_text() + "\n# a change with no version bump\n")
+    edited = definition()
+
+    assert before == again and edited != before
 
 
 def _built_at(config: ObsConfig) -> datetime:

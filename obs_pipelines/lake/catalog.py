@@ -9,6 +9,7 @@ this package), by writing a fresh copy and renaming it over the old one: an anal
 open read-only keeps a consistent catalog, and the pipeline never waits for their lock.
 """
 
+import functools
 import hashlib
 import os
 import shutil
@@ -120,10 +121,22 @@ def catalog_definition(config: ObsConfig) -> str:
     digest = hashlib.sha256()
     for text in (
         version("obs-pipelines"),
+        source_digest(Path(__file__).resolve().parents[1]),
         config.model_dump_json(),
         *(f"{name}\n{sql}" for name, sql in sorted(reports.report_queries().items())),
     ):
         digest.update(text.encode())
+    return digest.hexdigest()
+
+
+@functools.cache
+def source_digest(package: Path) -> str:
+    """A fingerprint of the Python source under ``package``, as this process loaded it: a
+    checkout that changed without a version bump (an editable install after ``git pull``) gets
+    its catalog rebuilt, as an upgrade does."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
