@@ -258,7 +258,7 @@ def test_a_damaged_table_log_stops_report_and_query_sessions_in_one_line(tmp_pat
     assert reaching.returncode == 2 and reaching.stdout == ""
     (line,) = reaching.stderr.splitlines()
     assert line.startswith(
-        f"obs: error: could not read the spans table at {Path(commit).parents[1]}"
+        f"obs: error: could not read the spans table under {Path(commit).parents[2]}: "
     )
     assert "obs doctor" in line
     assert str(report.value).startswith("could not read the spans table") and "\n" not in str(

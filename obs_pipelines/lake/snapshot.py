@@ -25,7 +25,6 @@ import duckdb
 
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.datasets import ALL
-from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import delta
 from obs_pipelines.lake.delta_catalog import dataset_view
 
@@ -45,17 +44,10 @@ def pin_datasets(
     session = uuid.uuid4().hex[:12]
     for name in names:
         table = f"pinned_{name}_{session}"
-        uri = delta.table_uri(config, name)
-        quoted = uri.replace("'", "''")
-        try:
+        quoted = delta.table_uri(config, name).replace("'", "''")
+        with delta.delta_errors(f"read the {name} table", config):
             con.execute(f"ATTACH '{quoted}' AS {table} (TYPE delta, PIN_SNAPSHOT)")
             con.execute(dataset_view(delta.layout(name), table, "CREATE TEMP VIEW"))
-        except duckdb.Error as exc:
-            raise LakeError(
-                f"could not read the {name} table at {uri}: {str(exc).strip().splitlines()[0]}; "
-                "check lake.root, lake.s3 and the network, then rerun (`obs doctor` names what "
-                "in the lake is missing or damaged)"
-            ) from None
 
 
 def datasets_reached(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, ...]:
