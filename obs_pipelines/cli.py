@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from obs_pipelines.config import (
     CONFIG_ENV_VAR,
@@ -24,7 +25,11 @@ from obs_pipelines.durations import parse_duration
 from obs_pipelines.errors import ConfigError, ObsError
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour, utc
 
+if TYPE_CHECKING:
+    import duckdb
+
 RUN_PARTITIONS = 24  # hours per ingest run, as the assets' backfill policy
+MAX_DEMO_DAYS = 365
 # The run's events are in the instance (and the UI); the terminal gets one line per run.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
@@ -34,12 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a reader gone away shows here, not in Python's flush at exit
+        return code
     except ObsError as exc:
         print(f"obs: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `obs ... | head`: the reader went away, as for any Unix filter
+        from obs_pipelines.reporting.query import BROKEN_PIPE_EXIT, silence_stdout
+
+        silence_stdout()
+        return BROKEN_PIPE_EXIT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     query.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     query.add_argument("--output", "-o", help="write to this file instead of standard output")
-    query.add_argument("--max-rows", type=int, default=40, help="rows shown by --format table")
+    query.add_argument("--max-rows", type=_count, default=40, help="rows shown by --format table")
     query.add_argument(
         "--allow-write-to",
         metavar="DIR",
@@ -87,10 +99,16 @@ def _parser() -> argparse.ArgumentParser:
         "report", help="print the scorecard and write the HTML reliability report"
     )
     report.add_argument(
-        "--from", dest="start", help="period start (ISO 8601, UTC; default: 7 days before --to)"
+        "--from",
+        dest="start",
+        type=_moment,
+        help="period start (ISO 8601, UTC; default: 7 days before --to)",
     )
     report.add_argument(
-        "--to", dest="end", help="period end, exclusive (default: the end of the newest data)"
+        "--to",
+        dest="end",
+        type=_moment,
+        help="period end, exclusive (default: the end of the newest data)",
     )
     report.add_argument(
         "--output", "-o", default="reports/reliability.html", help="HTML file to write"
@@ -186,7 +204,11 @@ def _parser() -> argparse.ArgumentParser:
     tier = commands.add_parser(
         "tier", help="move data between hot, warm and cold tiers by age (as the daily asset does)"
     )
-    tier.add_argument("--now", help="pretend it is this time (ISO 8601, UTC); default: the clock")
+    tier.add_argument(
+        "--now",
+        type=_moment,
+        help="tier as of this past time (ISO 8601, UTC); default: the clock",
+    )
     tier.set_defaults(handler=_tier)
 
     doctor = commands.add_parser(
@@ -204,9 +226,12 @@ def _parser() -> argparse.ArgumentParser:
     span.add_argument(
         "--last", type=_duration, help="the closed hours of this trailing duration, e.g. 7d"
     )
-    span.add_argument("--from", dest="start", help="first hour (ISO 8601, UTC)")
+    span.add_argument("--from", dest="start", type=_moment, help="first hour (ISO 8601, UTC)")
     materialize.add_argument(
-        "--to", dest="end", help="end of the range, exclusive (default: the current hour)"
+        "--to",
+        dest="end",
+        type=_moment,
+        help="end of the range, exclusive (default: the current hour, the last closed hour's end)",
     )
     materialize.set_defaults(handler=_materialize)
 
@@ -220,17 +245,25 @@ def _parser() -> argparse.ArgumentParser:
         "--slo", action="append", dest="slos", help="an SLO to recompute (repeat; default: all)"
     )
     recompute.add_argument(
-        "--from", dest="start", help="first hour (ISO 8601, UTC; default: the oldest metric data)"
+        "--from",
+        dest="start",
+        type=_moment,
+        help="first hour (ISO 8601, UTC; default: the oldest metric data)",
     )
     recompute.add_argument(
-        "--to", dest="end", help="end of the range, exclusive (default: the current hour)"
+        "--to",
+        dest="end",
+        type=_moment,
+        help="end of the range, exclusive (default: the current hour)",
     )
     recompute.set_defaults(handler=_slo_recompute)
 
     demo = commands.add_parser(
         "demo", help="ingest, tier and report days of simulated telemetry through Dagster"
     )
-    demo.add_argument("--days", type=int, default=7)
+    demo.add_argument(
+        "--days", type=_demo_days, default=7, help=f"days to simulate, 1 to {MAX_DEMO_DAYS}"
+    )
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -272,11 +305,11 @@ def _report(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.push and config.operations.pushgateway is None:
         raise ObsError("--push needs operations.pushgateway.url in the config")
-    start = utc(args.start) if args.start else None
-    end = utc(args.end) if args.end else None
+    _check_report_bounds(config, args.start, args.end)
     refresh_catalog(config)  # the views read the lake live: rebuilt only if its definition changed
-    con = report_connection(config, start, end)
+    con = report_connection(config, args.start, args.end)
     try:
+        _check_report_period(con)
         pin_reports(con)  # once: the scorecard, the HTML and the push read the same results
         print(format_scorecard(con))
         print(f"\nreport: {write_report(con, args.output)}")
@@ -286,6 +319,39 @@ def _report(args: argparse.Namespace) -> int:
     finally:
         con.close()
     return 0
+
+
+def _check_report_bounds(config: ObsConfig, start: datetime | None, end: datetime | None) -> None:
+    """Refuse a period the lake cannot hold before any work: every report evaluates a grid of
+    minutes over the period (and the one before it), so a stray year 1 or 9999 would exhaust
+    memory before it printed a number."""
+    if start is not None and end is not None and start >= end:
+        raise ObsError(f"--from {_when(start)} is not before --to {_when(end)}")
+    if start is not None and start < config.ingest.start:
+        raise ObsError(
+            f"--from {_when(start)} is before ingest.start "
+            f"({_when(config.ingest.start)}), so the lake holds no data there; "
+            "start the report later or move ingest.start earlier in the config"
+        )
+    now = datetime.now(UTC)
+    if end is not None and end > now:
+        raise ObsError(
+            f"--to {_when(end)} is in the future; a report period ends at the latest "
+            f"now ({_when(now)}): leave --to out for the end of the newest data"
+        )
+
+
+def _check_report_period(con: "duckdb.DuckDBPyConnection") -> None:
+    """A ``--from`` at or after the newest data's end (the default ``--to``) is an empty
+    period: refused rather than reported as 0 % coverage."""
+    from obs_pipelines.reporting.reports import period_of
+
+    period = period_of(con)
+    if period.start >= period.end:
+        raise ObsError(
+            f"the period from {_when(period.start)} ends at {_when(period.end)} "
+            "(the end of the newest data) before it starts; choose an earlier --from or set --to"
+        )
 
 
 def _catalog(args: argparse.Namespace) -> int:
@@ -359,12 +425,50 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _when(moment: datetime) -> str:
+    """A time in messages; four-digit years, as the user wrote them (strftime drops the zeros)."""
+    return f"{moment.year:04d}-{moment:%m-%d %H:%M}Z"
+
+
+def _moment(text: str) -> datetime:
+    """An option's time: ISO 8601, UTC unless it names its offset."""
+    try:
+        return utc(text)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time; write e.g. 2026-11-01 or 2026-11-01T00:00:00Z (UTC)"
+        ) from None
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return value
+
+
+def _demo_days(text: str) -> int:
+    days = _count(text)
+    if not 1 <= days <= MAX_DEMO_DAYS:
+        raise argparse.ArgumentTypeError(f"{text} is not between 1 and {MAX_DEMO_DAYS} days")
+    return days
+
+
 def _tier(args: argparse.Namespace) -> int:
     from obs_pipelines.lake.catalog import build_catalog
     from obs_pipelines.lake.tiering import run_tiering
 
     config = _config(args)
-    result = run_tiering(config, utc(args.now) if args.now else None)
+    if args.now is not None and args.now > datetime.now(UTC):
+        raise ObsError(
+            f"--now {_when(args.now)} is in the future: tiering as of then would move "
+            "and delete data that retention still keeps; give a past time, or leave --now out "
+            "to tier as of the clock"
+        )
+    result = run_tiering(config, args.now)
     build_catalog(config)
     print(
         f"tiering as of {result.now:%Y-%m-%d %H:%M}Z: {len(result.moves)} moves, {len(result.deletions)} deletions, "
@@ -393,7 +497,7 @@ def _check_config(args: argparse.Namespace) -> int:
         f"config OK: {_pillar_sources(config)}; lake at {config.lake_root}; catalog {config.catalog_path}"
     )
     print(
-        f"  {len(config.services)} services, {len(config.slos)} SLOs, ingest from {config.ingest.start:%Y-%m-%d %H:%M}Z"
+        f"  {len(config.services)} services, {len(config.slos)} SLOs, ingest from {_when(config.ingest.start)}"
     )
     return 0
 
@@ -411,9 +515,33 @@ def _pillar_sources(config: ObsConfig) -> str:
 
 def _materialize(args: argparse.Namespace) -> int:
     config_path = _config_path(args)
-    end = floor_hour(utc(args.end)) if args.end else floor_hour(datetime.now(UTC))
-    start = floor_hour(end - args.last) if args.last else floor_hour(utc(args.start))
-    return 1 if launch_runs(config_path, ingest_runs(TimeWindow(start, end))) else 0
+    end = floor_hour(args.end) if args.end else floor_hour(datetime.now(UTC))
+    start = floor_hour(end - args.last) if args.last is not None else floor_hour(args.start)
+    window = closed_hours(start, end, load_config(config_path).ingest.start)
+    return 1 if launch_runs(config_path, ingest_runs(window)) else 0
+
+
+def closed_hours(start: datetime, end: datetime, first: datetime) -> TimeWindow:
+    """``[start, end)`` as hours to ingest, refused in one line unless every hour has ended
+    and none precedes ``first`` (ingest.start): an hour still open would be stored, and shown
+    in Dagster, as complete with part of its data, and no schedule would fetch it again."""
+    closed = floor_hour(datetime.now(UTC))
+    if end > closed:
+        raise ObsError(
+            f"--to {_when(end)} is past the last closed hour, which ends at "
+            f"{_when(closed)}; an hour is read only once it has ended"
+        )
+    if start >= end:
+        raise ObsError(
+            f"[{_when(start)}, {_when(end)}) holds no whole hour; "
+            "give --from before --to (or a --last of an hour or more)"
+        )
+    if start < first:
+        raise ObsError(
+            f"{_when(start)} is before ingest.start ({_when(first)}); "
+            "move ingest.start earlier in the config or ask for a later range"
+        )
+    return TimeWindow(start, end)
 
 
 def _slo_recompute(args: argparse.Namespace) -> int:
@@ -427,11 +555,11 @@ def _slo_recompute(args: argparse.Namespace) -> int:
                 f"no SLO named {', '.join(unknown)} in the config; choose from "
                 f"{', '.join(s.name for s in config.slos) or '(none configured)'}"
             )
-    end = floor_hour(utc(args.end)) if args.end else floor_hour(datetime.now(UTC))
-    start = floor_hour(utc(args.start)) if args.start else _oldest_metric_hour(config)
-    if start is None or start >= end:
+    end = floor_hour(args.end) if args.end else floor_hour(datetime.now(UTC))
+    start = floor_hour(args.start) if args.start else _oldest_metric_hour(config)
+    if start is None or max(start, config.ingest.start) >= end:
         raise ObsError("no metric data to recompute in that range; check --from and --to")
-    start = max(start, config.ingest.start)
+    window = closed_hours(max(start, config.ingest.start), end, config.ingest.start)
     # Every SLO: every derived dataset too (a lake written before they existed needs them all).
     job = "slo_recompute_job" if args.slos else "derive_job"
     run_config = {"ops": {"derive_metric_datasets": {"config": {"slos": args.slos or []}}}}
@@ -443,7 +571,7 @@ def _slo_recompute(args: argparse.Namespace) -> int:
             run.tags,
             run_config,
         )
-        for run in ingest_runs(TimeWindow(start, end))
+        for run in ingest_runs(window)
     ]
     return 1 if launch_runs(config_path, runs) else 0
 
@@ -532,7 +660,7 @@ def launch_runs(config_path: str, runs: list[Run]) -> list[str]:
         first = run.tags.get("dagster/asset_partition_range_start")
         if first and utc(first[:10] + "T" + first[11:]) < config.ingest.start:
             raise ObsError(
-                f"{first} is before ingest.start ({config.ingest.start:%Y-%m-%d %H:%M}Z); "
+                f"{first} is before ingest.start ({_when(config.ingest.start)}); "
                 "move ingest.start earlier in the config or ask for a later range"
             )
     defs = build_definitions(config_path)

@@ -1,0 +1,184 @@
+"""Times and ranges the `obs` commands refuse before doing any work: each refusal is one line,
+and nothing in the lake changes (a future `tier --now` used to age out and delete every row)."""
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from obs_pipelines import cli
+from obs_pipelines.config import load_config
+from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import build_catalog, connect
+from obs_pipelines.lake.ingest import ingest_metrics_hour
+from obs_pipelines.reporting.derived import derive
+from obs_pipelines.sources import metric_source
+from obs_pipelines.windows import TimeWindow, utc
+
+HOUR = TimeWindow(utc("2026-11-18T14:00:00Z"), utc("2026-11-18T15:00:00Z"))
+
+
+@pytest.fixture
+def lake_with_an_hour(write_config: Callable[..., Path]) -> Path:
+    path = write_config()
+    config = load_config(path)
+    ingest_metrics_hour(Lake(config), metric_source(config), HOUR)
+    derive(config, HOUR)  # the newest data's end, which a report's default end is
+    build_catalog(config)
+    return path
+
+
+def _samples(path: Path) -> int:
+    con = connect(load_config(path), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM metric_samples").fetchone()[0]
+    finally:
+        con.close()
+
+
+def _refusal(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run ``obs`` in process; the one line it refused with (exit status 2, as argparse's)."""
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["report", "--from"],
+        ["report", "--to"],
+        ["tier", "--now"],
+        ["materialize", "--from"],
+        ["slo", "recompute", "--from"],
+    ],
+)
+def test_an_unreadable_time_is_a_usage_error(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _refusal(capsys, "--config", str(tmp_path / "obs.yaml"), *command, "garbage")
+    assert line.endswith(
+        "'garbage' is not an ISO 8601 time; write e.g. 2026-11-01 or 2026-11-01T00:00:00Z (UTC)"
+    )
+
+
+def test_tiering_as_of_a_future_time_is_refused_and_keeps_every_row(
+    lake_with_an_hour: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _samples(lake_with_an_hour)
+    line = _refusal(capsys, "--config", str(lake_with_an_hour), "tier", "--now", "2099-01-01")
+    assert line.startswith("obs: error: --now 2099-01-01 00:00Z is in the future")
+    assert before > 0 and _samples(lake_with_an_hour) == before
+
+
+@pytest.mark.parametrize(
+    ("span", "message"),
+    [
+        (
+            ["--from", "2026-12-02", "--to", "2026-12-01"],
+            "[2026-12-02 00:00Z, 2026-12-01 00:00Z) holds no whole hour",
+        ),
+        (
+            ["--from", "2026-12-01T10:00:00Z", "--to", "2026-12-01T10:30:00Z"],
+            "[2026-12-01 10:00Z, 2026-12-01 10:00Z) holds no whole hour",
+        ),
+        (["--last", "0s"], "holds no whole hour"),
+        (
+            ["--from", "0001-01-01", "--to", "2026-12-01"],
+            "0001-01-01 00:00Z is before ingest.start (2026-01-01 00:00Z)",
+        ),
+        (
+            ["--from", "2026-12-01", "--to", "2099-01-01"],
+            "--to 2099-01-01 00:00Z is past the last closed hour",
+        ),
+    ],
+)
+def test_materialize_takes_whole_closed_hours_from_ingest_start(
+    span: list[str],
+    message: str,
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    line = _refusal(capsys, "--config", str(write_config()), "materialize", *span)
+    assert message in line
+    assert not (tmp_path / "lake").exists()  # refused before any run was launched
+    assert not (tmp_path / "dagster_home").exists()
+
+
+@pytest.mark.parametrize(
+    ("window", "message"),
+    [
+        (
+            ["--from", "2026-11-19", "--to", "2026-11-18"],
+            "--from 2026-11-19 00:00Z is not before --to 2026-11-18 00:00Z",
+        ),
+        (["--from", "0001-01-01"], "--from 0001-01-01 00:00Z is before ingest.start"),
+        (["--to", "9999-12-31"], "--to 9999-12-31 00:00Z is in the future"),
+        (
+            ["--from", "2026-11-20"],
+            "the period from 2026-11-20 00:00Z ends at 2026-11-18 15:00Z (the end of the newest "
+            "data) before it starts",
+        ),
+    ],
+)
+def test_a_report_period_outside_the_lake_is_refused_before_any_html(
+    window: list[str],
+    message: str,
+    lake_with_an_hour: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    html = tmp_path / "report.html"
+    line = _refusal(capsys, "--config", str(lake_with_an_hour), "report", *window, "-o", str(html))
+    assert line.startswith(f"obs: error: {message}")
+    assert not html.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "--days", "0"], "argument --days: 0 is not between 1 and 365 days"),
+        (["demo", "--days", "10000000"], "argument --days: 10000000 is not between 1 and 365"),
+        (
+            ["query", "--max-rows", "-1", "SELECT 1"],
+            "argument --max-rows: '-1' is not a whole number of 0 or more",
+        ),
+    ],
+)
+def test_counts_out_of_range_are_usage_errors(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert message in _refusal(capsys, "--config", str(tmp_path / "obs.yaml"), *argv)
+
+
+@pytest.mark.integration
+def test_a_reader_that_goes_away_ends_any_command_quietly(
+    write_config: Callable[..., Path],
+) -> None:
+    """``obs check-config | head -0``: Python's own exit-time flush would print a traceback."""
+    done = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "obs_pipelines.cli",
+            "--config",
+            str(write_config()),
+            "check-config",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    done.stdout.close()  # before the interpreter has even started: every write meets EPIPE
+    err = done.stderr.read().decode()
+    assert done.wait(timeout=120) == 141, err
+    assert err == ""
