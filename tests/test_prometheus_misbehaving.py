@@ -17,6 +17,7 @@ from obs_pipelines.config import PrometheusSourceConfig, load_config
 from obs_pipelines.errors import SourceError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.ingest import ingest_metrics_hours
+from obs_pipelines.operations.doctor import run_checks
 from obs_pipelines.sources.alerts import PrometheusAlertRules
 from obs_pipelines.sources.prometheus import PrometheusSource
 from obs_pipelines.windows import TimeWindow
@@ -243,3 +244,62 @@ def test_an_html_page_for_the_rules_is_the_same_one_line(fake_prometheus: Any) -
         "'<!DOCTYPE html>"
     )
     assert "\n" not in str(error.value)
+
+
+# -- obs doctor -------------------------------------------------------------------------------
+
+MALFORMED = "sent a malformed answer, not a Prometheus API response"
+URL_FIX = "check sources.prometheus.url points at the Prometheus server"
+
+
+def on_query(answer: Answer) -> Callable[[str, dict[str, str]], Answer]:
+    return lambda path, form: answer if path == "/api/v1/query" else Answer(BUILDINFO)
+
+
+@pytest.mark.parametrize(
+    ("answer_for", "detail"),
+    [
+        (
+            every_request(Answer(LOGIN_PAGE, content_type="text/html")),
+            " answered with something that is not its JSON API (text/html: '<!DOCTYPE html> "
+            "<html><head><title>Sign in - Corporate SS...'); check sources.prometheus.url points "
+            "at the Prometheus server (not a proxy login page or UI path)",
+        ),
+        (
+            on_query(Answer(vector("nope"))),
+            f' {MALFORMED} (sample value "nope" of count(last_over_time(up[1h])) is not a number); '
+            f"{URL_FIX}",
+        ),
+        (  # the same answer to every query, as a stand-in replaying a canned file
+            on_query(Answer(NOT_A_NUMBER_HOUR_1)),
+            f' {MALFORMED} (a "matrix" result to the instant query count(last_over_time(up[1h]))); '
+            f"{URL_FIX}",
+        ),
+        (
+            every_request(Answer(b'{"status":"success"}')),
+            f' {MALFORMED} (no "data" object); {URL_FIX}',
+        ),
+        (
+            every_request(Answer(BUILDINFO, cut_at=20)),
+            "/api/v1/status/buildinfo closed the connection before its answer was complete; "
+            "check the server's health and any proxy in between, then rerun",
+        ),
+    ],
+    ids=["html", "not a number", "a matrix", "no data", "cut short"],
+)
+def test_doctor_fails_the_metrics_source_with_the_same_one_line(
+    write_config: Callable[..., Path],
+    fake_prometheus: Any,
+    tmp_path: Path,
+    answer_for: Callable[[str, dict[str, str]], Answer],
+    detail: str,
+) -> None:
+    url = fake_prometheus(answer_for)
+    section = {"url": url, "selectors": ["up"]}
+    config = load_config(write_config(sources={"metrics": "prometheus", "prometheus": section}))
+
+    results = run_checks(config, dagster_home=str(tmp_path), timeout=5)
+
+    metrics = next(r for r in results if r.check == "source.metrics")
+    assert not metrics.ok
+    assert metrics.line() == f"FAIL  source.metrics         Prometheus at {url}{detail}"
