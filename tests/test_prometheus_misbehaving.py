@@ -13,11 +13,12 @@ from typing import Any
 import orjson
 import pytest
 
-from obs_pipelines.config import PrometheusSourceConfig, load_config
+from obs_pipelines.config import AlertmanagerSourceConfig, PrometheusSourceConfig, load_config
 from obs_pipelines.errors import SourceError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.ingest import ingest_metrics_hours
 from obs_pipelines.operations.doctor import run_checks
+from obs_pipelines.sources.alertmanager import AlertmanagerAlerts
 from obs_pipelines.sources.alerts import PrometheusAlertRules
 from obs_pipelines.sources.prometheus import PrometheusSource
 from obs_pipelines.windows import TimeWindow
@@ -244,6 +245,21 @@ def test_an_html_page_for_the_rules_is_the_same_one_line(fake_prometheus: Any) -
         "'<!DOCTYPE html>"
     )
     assert "\n" not in str(error.value)
+
+
+def test_an_html_page_from_alertmanager_says_what_came_back(fake_prometheus: Any) -> None:
+    url = fake_prometheus(every_request(Answer(LOGIN_PAGE, content_type="text/html")))
+    alerts = AlertmanagerAlerts(AlertmanagerSourceConfig(url=url, retries=0), snapshot_at=START)
+
+    with pytest.raises(SourceError) as error:
+        list(alerts.read(TimeWindow(START, START.replace(hour=1))))
+
+    assert str(error.value) == (
+        f"Alertmanager at {url} answered with something that is not its JSON API (text/html: "
+        "'<!DOCTYPE html> <html><head><title>Sign in - Corporate SS...'); check "
+        "sources.alertmanager.url points at the Alertmanager server (not a proxy login page or "
+        "UI path)"
+    )
 
 
 # -- obs doctor -------------------------------------------------------------------------------
