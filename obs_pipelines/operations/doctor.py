@@ -39,6 +39,13 @@ from obs_pipelines.sources.http import (
     scrub,
     tls_failed,
 )
+from obs_pipelines.sources.prometheus_decode import (
+    api_data,
+    cut_short,
+    excerpt,
+    malformed,
+    not_json_api,
+)
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -171,6 +178,8 @@ def _get(
         raise ObsError(
             f"{what} at {where} did not finish answering within {timeout:g}s; check the server's health"
         ) from None
+    except requests.exceptions.ChunkedEncodingError:  # closed before Content-Length's end
+        raise cut_short(f"{what} at {where}") from None
     except requests.exceptions.RequestException as exc:
         reason = "connection refused" if "refused" in str(exc).lower() else type(exc).__name__
         raise ObsError(
@@ -186,6 +195,30 @@ def _get(
             f"{what} answered HTTP {response.status_code} at {where}; check {key}.url is the base URL"
         )
     return response
+
+
+def _json(response: requests.Response, what: str, key: str, url: str) -> Any:
+    """The JSON an API answered; a page that is not JSON (a proxy's login page, a UI path) or
+    JSON that does not parse is one line naming ``key``. ``url`` is the section's base URL."""
+    where = scrub(url)
+    kind = response.headers.get("Content-Type")
+    problem = not_json_api(f"{what} at {where}", what, key, response.content, kind)
+    if problem:
+        raise ObsError(problem)
+    try:
+        return response.json()
+    except ValueError as exc:
+        reason = (str(exc).splitlines() or [""])[0][:120]
+        raise ObsError(
+            f"{what} at {where} sent an answer that is not valid JSON ({reason}); check {key}.url "
+            f"points at the {what} server"
+        ) from None
+
+
+def _prometheus_data(response: requests.Response, url: str) -> dict[str, Any]:
+    """The ``data`` of a Prometheus API answer, checked as ingest checks it."""
+    kind = response.headers.get("Content-Type")
+    return api_data(response.content, kind, f"Prometheus at {scrub(url)}")
 
 
 Section = TypeVar("Section")
@@ -209,7 +242,7 @@ def _prometheus(check: str, config: ObsConfig, timeout: float) -> CheckResult:
     session = _session("sources.prometheus", section)
     key = "sources.prometheus"
     info = _get(session, f"{section.url}/api/v1/status/buildinfo", "Prometheus", key, timeout)
-    version = info.json().get("data", {}).get("version", "?")
+    version = _prometheus_data(info, section.url).get("version", "?")
     where = f"Prometheus {version} at {scrub(section.url)}"
     selector = section.selectors[0]
     count = _series_in_hour(session, section.url, selector, timeout)
@@ -255,7 +288,8 @@ def _series_in_hour(
     session: requests.Session, url: str, selector: str, timeout: float, at: datetime | None = None
 ) -> int:
     """How many series of ``selector`` have a sample in the hour up to ``at`` (default: now)."""
-    form = {"query": f"count(last_over_time({selector}[1h]))"}
+    query = f"count(last_over_time({selector}[1h]))"
+    form = {"query": query}
     if at is not None:
         form["time"] = f"{at.timestamp():.3f}"
     answer = _get(
@@ -267,8 +301,24 @@ def _series_in_hour(
         method="POST",
         data=form,
     )
-    result = answer.json()["data"]["result"]
-    return int(float(result[0]["value"][1])) if result else 0
+    data = _prometheus_data(answer, url)
+    where = f"Prometheus at {scrub(url)}"
+    result = data.get("result")
+    if data.get("resultType") != "vector" or not isinstance(result, list):
+        kind = excerpt(data.get("resultType"))
+        raise malformed(where, f"a {kind} result to the instant query {query}")
+    if not result:
+        return 0
+    try:
+        value = result[0]["value"][1]
+    except (KeyError, IndexError, TypeError):
+        raise malformed(where, f"{excerpt(result[0])} answering {query} is no sample") from None
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        raise malformed(
+            where, f"sample value {excerpt(value)} of {query} is not a number"
+        ) from None
 
 
 def _newest_sample(session: requests.Session, url: str, timeout: float) -> datetime | None:
@@ -277,7 +327,7 @@ def _newest_sample(session: requests.Session, url: str, timeout: float) -> datet
     promtool backfill) Prometheus sets it to the newest block's end. None if it holds nothing
     (the head's bounds are then the int64 extremes, max below min)."""
     status = _get(session, f"{url}/api/v1/status/tsdb", "Prometheus", "sources.prometheus", timeout)
-    head = status.json()["data"]["headStats"]
+    head = _prometheus_data(status, url)["headStats"]
     low, high = int(head["minTime"]), int(head["maxTime"])
     if high < low:
         return None
@@ -296,7 +346,11 @@ def _prometheus_rules(check: str, config: ObsConfig, timeout: float) -> CheckRes
     response = _get(
         session, f"{section.url}/api/v1/rules", "Prometheus", "sources.prometheus", timeout
     )
-    groups = response.json().get("data", {}).get("groups", [])
+    groups = _prometheus_data(response, section.url).get("groups")
+    if not isinstance(groups, list) or not all(
+        isinstance(g, dict) and isinstance(g.get("rules", []), list) for g in groups
+    ):
+        raise malformed(f"Prometheus at {scrub(section.url)}", 'no "groups" list of rule groups')
     rules = sum(len(g.get("rules", [])) for g in groups)
     return CheckResult(
         check,
@@ -309,10 +363,15 @@ def _elasticsearch(check: str, config: ObsConfig, timeout: float) -> CheckResult
     section = _required(config.sources.elasticsearch, "sources.elasticsearch")
     key = "sources.elasticsearch"
     session = _session(key, section)
-    info = _get(session, f"{section.url}/", "Elasticsearch", key, timeout).json()
+    info = _json(
+        _get(session, f"{section.url}/", "Elasticsearch", key, timeout),
+        "Elasticsearch",
+        key,
+        section.url,
+    )
     version = info.get("version", {}).get("number", "?")
     counted = _get(session, f"{section.url}/{section.index}/_count", "Elasticsearch", key, timeout)
-    documents = counted.json().get("count", 0)
+    documents = _json(counted, "Elasticsearch", key, section.url).get("count", 0)
     return CheckResult(
         check,
         True,
@@ -324,7 +383,10 @@ def _jaeger(check: str, config: ObsConfig, timeout: float) -> CheckResult:
     section = _required(config.sources.jaeger, "sources.jaeger")
     session = _session("sources.jaeger", section)
     path = "/api/services" if section.api == "v1" else "/api/v3/services"
-    body = _get(session, f"{section.url}{path}", "Jaeger", "sources.jaeger", timeout).json()
+    key = "sources.jaeger"
+    body = _json(
+        _get(session, f"{section.url}{path}", "Jaeger", key, timeout), "Jaeger", key, section.url
+    )
     services = body.get("services") or body.get("data") or []
     return CheckResult(check, True, f"Jaeger at {scrub(section.url)}; {len(services)} services")
 
@@ -333,9 +395,12 @@ def _alertmanager(check: str, config: ObsConfig, timeout: float) -> CheckResult:
     section = _required(config.sources.alertmanager, "sources.alertmanager")
     key = "sources.alertmanager"
     session = _session(key, section)
-    status = _get(session, f"{section.url}/api/v2/status", "Alertmanager", key, timeout).json()
-    version = status.get("versionInfo", {}).get("version", "?")
-    alerts = _get(session, f"{section.url}/api/v2/alerts", "Alertmanager", key, timeout).json()
+    status = _get(session, f"{section.url}/api/v2/status", "Alertmanager", key, timeout)
+    version = (
+        _json(status, "Alertmanager", key, section.url).get("versionInfo", {}).get("version", "?")
+    )
+    alerts = _get(session, f"{section.url}/api/v2/alerts", "Alertmanager", key, timeout)
+    alerts = _json(alerts, "Alertmanager", key, section.url)
     return CheckResult(
         check,
         True,

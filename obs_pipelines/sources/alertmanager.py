@@ -34,6 +34,7 @@ from obs_pipelines.sources.http import (
     server_words,
     tls_failed,
 )
+from obs_pipelines.sources.prometheus_decode import not_json_api
 from obs_pipelines.windows import TimeWindow
 
 KEY = "sources.alertmanager"
@@ -116,6 +117,15 @@ class AlertmanagerAlerts:
                 f"Alertmanager at {self.url} answered HTTP {status} "
                 f"({server_words(response.text, 200)}); rerun once it is healthy"
             )
+        problem = not_json_api(
+            f"Alertmanager at {self.url}",
+            "Alertmanager",
+            key,
+            response.content,
+            response.headers.get("Content-Type"),
+        )
+        if problem:
+            raise SourceError(problem)
         try:
             alerts = orjson.loads(response.content)
         except orjson.JSONDecodeError:

@@ -35,7 +35,12 @@ from obs_pipelines.sources.http import (
     server_words,
     tls_failed,
 )
-from obs_pipelines.sources.prometheus_decode import DecodedMatrix, decode_matrix
+from obs_pipelines.sources.prometheus_decode import (
+    DecodedMatrix,
+    cut_short,
+    decode_matrix,
+    not_json_api,
+)
 from obs_pipelines.sources.series import series_table
 from obs_pipelines.windows import TimeWindow
 
@@ -53,6 +58,7 @@ class PrometheusSource:
     def __init__(self, config: PrometheusSourceConfig) -> None:
         self.config = config
         self.url = scrub(config.url)  # for messages; requests go to config.url
+        self.where = f"Prometheus at {self.url}"
         self.requests_made = 0
         self._count_lock = threading.Lock()
         self._in_flight = InFlight()
@@ -120,7 +126,7 @@ class PrometheusSource:
                         pending.extendleft(reversed([(window, selector, h) for h in halves]))
                         left[window.start] += 1
                         continue
-                    yield window, _chunk(decode_matrix(body), piece)
+                    yield window, _chunk(decode_matrix(body, self.where), piece)
                     left[window.start] -= 1
                     if not left[window.start]:
                         yield window, None
@@ -170,10 +176,19 @@ class PrometheusSource:
                 )
                 if response.status_code == 200:
                     # Large reads: requests' default 10 KiB chunks cost more CPU than the decode.
-                    return b"".join(response.iter_content(1 << 20))
+                    body = b"".join(response.iter_content(1 << 20))
+                    kind = response.headers.get("Content-Type")
+                    problem = not_json_api(
+                        self.where, "Prometheus", "sources.prometheus", body, kind
+                    )
+                    if problem:
+                        raise SourceError(problem)
+                    return body
                 error = _error_text(response)
         except DeadlineExceeded:
             raise self._too_slow() from None
+        except requests.exceptions.ChunkedEncodingError:  # closed before Content-Length's end
+            raise cut_short(self.where) from None
         except requests.exceptions.RetryError as exc:
             raise SourceError(
                 f"Prometheus at {self.url} kept failing ({failure_reason(exc)}) after {self.config.retries} retries; "
