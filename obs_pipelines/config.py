@@ -1286,11 +1286,37 @@ class ObsConfig(Strict):
 
 
 def secret(variable: str) -> str:
-    """Read a secret named by the config; load_config has already checked it is set."""
+    """Read a secret named by the config; load_config has already checked it is set and fit to
+    send, but the environment of a run may differ from the one that loaded the config."""
     value = os.environ.get(variable)
     if value is None:
         raise ConfigError(f"environment variable {variable} is not set; export it before running")
+    problem = secret_problem(variable, value)
+    if problem:
+        raise ConfigError(problem)
     return value
+
+
+def secret_problem(variable: str, value: str) -> str | None:
+    """Why ``value``, read from ``variable``, cannot be sent as a credential, or None.
+
+    Credentials travel in HTTP headers, which cannot carry control characters (the newline of
+    ``$(cat token.txt)``, the CR of a file saved on Windows) or characters outside Latin-1; the
+    HTTP library's own error would quote the header, secret included, so the refusal names the
+    variable only, never its value."""
+    if not value:
+        return f"environment variable {variable} is empty; set it to the secret"
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        return (
+            f"environment variable {variable} holds a newline or other control character; "
+            "set it to the secret alone"
+        )
+    if any(ord(c) > 255 for c in value):
+        return (
+            f"environment variable {variable} holds a character an HTTP header cannot carry "
+            "(outside Latin-1); set it to the secret alone"
+        )
+    return None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> ObsConfig:
@@ -1383,6 +1409,9 @@ def parse_config(raw: Any, source: str = "config", base_dir: Path | None = None)
             raise ConfigError(
                 f"{source}: {key}: environment variable {variable} is not set; export it or change {key}"
             )
+        problem = secret_problem(variable, os.environ[variable])
+        if problem:
+            raise ConfigError(f"{source}: {key}: {problem}")
     _resolve_tls_paths(config, config.base_dir)
     _check_local_paths(config, source)
     _check_rule_files(config, source)

@@ -13,6 +13,7 @@ from obs_pipelines.config import load_config, parse_config
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake
 from obs_pipelines.redact import redact_secrets, redact_url
+from obs_pipelines.sources.http import elasticsearch_options, remember_secret, scrub
 from tests.tiering_data import day, some_hours, write_hours
 
 PROMETHEUS = {"url": "http://prom:9090", "selectors": ["up"]}
@@ -410,3 +411,93 @@ def test_settings_of_the_old_file_layout_are_refused_with_what_to_do(
     lake: dict[str, Any], message: str
 ) -> None:
     assert refusal({"lake": lake}) == message
+
+
+BEARER = {
+    "metrics": "prometheus",
+    "prometheus": {**PROMETHEUS, "auth": {"bearer_token_env": "OBS_TEST_TOKEN"}},
+}
+API_KEY = {
+    "logs": "elasticsearch",
+    "elasticsearch": {"url": "http://es:9200", "auth": {"api_key_env": "OBS_TEST_TOKEN"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("sources", "key"),
+    [
+        (BEARER, "sources.prometheus.auth.bearer_token_env"),
+        (API_KEY, "sources.elasticsearch.auth.api_key_env"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("supersecret-123\n", "holds a newline or other control character"),
+        ("supersecret-123\r", "holds a newline or other control character"),
+        ("super\tsecret-123", "holds a newline or other control character"),
+        ("supersecret-123€", "holds a character an HTTP header cannot carry (outside Latin-1)"),
+        ("", "is empty; set it to the secret"),
+    ],
+)
+def test_a_secret_unfit_for_a_header_is_refused_at_load_naming_only_its_variable(
+    sources: dict[str, Any],
+    key: str,
+    value: str,
+    problem: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OBS_TEST_TOKEN", value)
+    path = tmp_path / "obs.yaml"
+    path.write_text(yaml.safe_dump({"sources": sources, "lake": {"root": str(tmp_path)}}))
+
+    assert main(["--config", str(path), "check-config"]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(
+        f"obs: error: {path}: {key}: environment variable OBS_TEST_TOKEN {problem}"
+    )
+    assert err.count("\n") == 1
+    if value:
+        assert "supersecret" not in err and "super" not in err
+
+
+def test_a_secret_changed_after_load_is_refused_where_it_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run's process reads the variable again: a header built from it would quote it."""
+    monkeypatch.setenv("OBS_TEST_TOKEN", "eskey-secret-789")
+    config = parse_config({"sources": API_KEY})
+    monkeypatch.setenv("OBS_TEST_TOKEN", "eskey-secret-789\n")
+    es = config.sources.elasticsearch
+    with pytest.raises(ConfigError) as error:
+        elasticsearch_options("sources.elasticsearch", es.url, es.auth, es.tls)
+    assert str(error.value) == (
+        "environment variable OBS_TEST_TOKEN holds a newline or other control character; set it "
+        "to the secret alone"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "encoding"),
+    [
+        ("supersecret-123\n", "latin-1"),
+        (" supersecret-123 ", "latin-1"),
+        ("supersecret-é-123", "latin-1"),
+        ("supersecret-€-123", "utf-8"),
+    ],
+)
+def test_scrub_masks_a_secret_in_every_spelling_an_error_quotes(value: str, encoding: str) -> None:
+    remember_secret(value)
+    quoted = [
+        f"unreachable ({'Bearer ' + value!r})",
+        f"Invalid header value {('ApiKey ' + value).encode(encoding)!r}",
+        f"refused {value!a}",
+        f"token '{value.strip()}' refused",
+    ]
+    for text in quoted:
+        assert "secret" not in scrub(text), text
+        assert "secret" not in redact_secrets(text, [value]), text
