@@ -155,19 +155,38 @@ PushgatewayUrl = Annotated[str, _url("give the plain URL: reports are pushed wit
 S3EndpointUrl = Annotated[str, _url(_S3_CREDENTIALS_FIX)]
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(value: Any) -> str | None:
+    """A key ending in ``_env`` names the variable that holds a secret. Anything else is refused
+    without being repeated: it is most likely the secret itself, pasted where its variable's name
+    belongs (and "" would send requests without credentials)."""
+    if value is None or (isinstance(value, str) and _ENV_NAME.fullmatch(value)):
+        return value
+    raise ValueError(
+        "must name an environment variable (letters, digits, _), not hold the secret itself"
+    )
+
+
+# The name of the environment variable holding a secret; null where a key may be left unset.
+EnvVarName = Annotated[str, BeforeValidator(_env_name)]
+OptionalEnvVarName = Annotated[str | None, BeforeValidator(_env_name)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class BasicAuth(Strict):
-    username_env: str = Field(description="Environment variable holding the user name.")
-    password_env: str = Field(description="Environment variable holding the password.")
+    username_env: EnvVarName = Field(description="Environment variable holding the user name.")
+    password_env: EnvVarName = Field(description="Environment variable holding the password.")
 
 
 class HttpAuth(Strict):
     """Credentials by reference: each field names an environment variable."""
 
-    bearer_token_env: str | None = None
+    bearer_token_env: OptionalEnvVarName = None
     basic: BasicAuth | None = None
 
     @model_validator(mode="after")
@@ -244,7 +263,7 @@ class SimulatorConfig(Strict):
 class EsAuth(Strict):
     """Elasticsearch credentials by reference: an API key, or a user and password."""
 
-    api_key_env: str | None = None
+    api_key_env: OptionalEnvVarName = None
     basic: BasicAuth | None = None
 
     @model_validator(mode="after")
@@ -329,7 +348,7 @@ class PagerDutySourceConfig(Strict):
     the official ``pagerduty`` client. Only incidents of the mapped services are kept."""
 
     url: Annotated[str, BeforeValidator(_https_only)] = "https://api.pagerduty.com"
-    token_env: str = Field(description="Environment variable holding a REST API token.")
+    token_env: EnvVarName = Field(description="Environment variable holding a REST API token.")
     services: dict[str, str] = Field(
         min_length=1,
         description="PagerDuty service id or name -> our service name; others are skipped.",
@@ -630,9 +649,9 @@ class S3Config(Strict):
 
     endpoint_url: S3EndpointUrl | None = None
     region: str = "us-east-1"
-    access_key_id_env: str | None = "AWS_ACCESS_KEY_ID"
-    secret_access_key_env: str | None = "AWS_SECRET_ACCESS_KEY"
-    session_token_env: str | None = None
+    access_key_id_env: OptionalEnvVarName = "AWS_ACCESS_KEY_ID"
+    secret_access_key_env: OptionalEnvVarName = "AWS_SECRET_ACCESS_KEY"
+    session_token_env: OptionalEnvVarName = None
 
 
 TIERS = ("hot", "warm", "cold")

@@ -501,3 +501,42 @@ def test_scrub_masks_a_secret_in_every_spelling_an_error_quotes(value: str, enco
     for text in quoted:
         assert "secret" not in scrub(text), text
         assert "secret" not in redact_secrets(text, [value]), text
+
+
+def env_key_config(key: str, value: Any) -> dict[str, Any]:
+    """A config whose ``key`` (one of the ``*_env`` keys) holds ``value``, all else valid."""
+    basic = {"username_env": "OBS_USER", "password_env": "OBS_PASSWORD"}
+    pagerduty = {"token_env": "OBS_PD_TOKEN", "services": {"P1": "api"}}
+    raw = with_value(key, value)
+    if key.startswith("sources.incidents"):
+        raw["sources"]["incidents"]["pagerduty"] = {**pagerduty, "token_env": value}
+    if ".basic." in key:
+        section = key.split(".")[1]
+        raw["sources"][section]["auth"]["basic"] = {**basic, key.rsplit(".", 1)[1]: value}
+    return raw
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sources.prometheus.auth.bearer_token_env",
+        "sources.prometheus.auth.basic.password_env",
+        "sources.elasticsearch.auth.api_key_env",
+        "sources.jaeger.auth.basic.username_env",
+        "sources.incidents.pagerduty.token_env",
+        "lake.s3.secret_access_key_env",
+    ],
+)
+@pytest.mark.parametrize("value", ["glpat-REALTOKEN-abc123", "wJalr/XUtn+FEMI=", "", "9LIVES", 42])
+def test_an_env_key_holding_anything_but_a_variable_name_is_refused_without_echoing_it(
+    key: str, value: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message = refusal(env_key_config(key, value))
+
+    assert message == (
+        f"config: {key}: must name an environment variable (letters, digits, _), not hold the "
+        "secret itself"
+    )
+    assert "REALTOKEN" not in message and "FEMI" not in message and "LIVES" not in message
+    monkeypatch.setenv("_Obs_VAR_2", "secret")
+    assert parse_config(env_key_config(key, "_Obs_VAR_2"))  # any variable name is fine
