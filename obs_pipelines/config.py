@@ -105,10 +105,15 @@ FreshnessLag = Annotated[
 
 def _to_utc(value: Any) -> datetime:
     if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:  # its own message ("Invalid isoformat string") shows no example
+            raise ValueError(
+                f"{value!r} is not an ISO 8601 time; write one such as 2026-01-01T00:00:00Z"
+            ) from None
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    raise ValueError("expected an ISO 8601 time such as 2026-11-01T00:00:00Z")
+    raise ValueError("expected an ISO 8601 time such as 2026-01-01T00:00:00Z")
 
 
 UtcTime = Annotated[datetime, BeforeValidator(_to_utc)]
@@ -129,6 +134,8 @@ def _check_url(value: Any, fix: str) -> str:
             f"remove the user and password before '@' and {fix}"
         )
     parsed = urlparse(value)
+    if "://" in value and parsed.scheme not in ("http", "https"):
+        raise ValueError(f"'{value}': only http:// and https:// URLs are supported")
     if parsed.scheme not in ("http", "https"):
         raise ValueError(f"'{value}' has no http:// or https:// scheme; write it as http://{value}")
     if not parsed.hostname:
@@ -175,7 +182,10 @@ OptionalEnvVarName = Annotated[str | None, BeforeValidator(_env_name)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No setting means anything at infinity or NaN (YAML's .inf, .nan): a backoff of .inf waits
+    # forever and reports a timeout, a .nan bound judges every sample bad. Subclasses that set
+    # model_config of their own keep this (pydantic merges it).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class BasicAuth(Strict):
@@ -944,6 +954,11 @@ class ThresholdSli(Strict):
         parse_selector(self.gauge)
         if self.max is None and self.min is None:
             raise ValueError("give max, min or both: the bound the gauge must stay within")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(
+                f"min ({self.min:g}) is above max ({self.max:g}), so no sample could be good; "
+                "swap them or fix one"
+            )
         return self
 
 

@@ -25,6 +25,10 @@ BAD_CONFIGS = [
         "write it as http://localhost:9090",
     ),
     (
+        {"sources": {"prometheus": {"url": "ftp://x", "selectors": ["up"]}}},
+        "config: sources.prometheus.url: 'ftp://x': only http:// and https:// URLs are supported",
+    ),
+    (
         {"sources": {"prometheus": {"url": "http://prom:90x0", "selectors": ["up"]}}},
         "config: sources.prometheus.url: 'http://prom:90x0' has a port that is not a number from 1 to 65535",
     ),
@@ -85,6 +89,11 @@ BAD_CONFIGS = [
             ],
         },
         "config: slos: 'a' names service 'web', which is not under services; add it there or fix the name",
+    ),
+    (
+        {"ingest": {"start": "yesterday"}},
+        "config: ingest.start: 'yesterday' is not an ISO 8601 time; write one such as "
+        "2026-01-01T00:00:00Z",
     ),
     (
         {"ingest": {"start": "2026-11-01T00:30:00Z"}},

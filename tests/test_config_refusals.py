@@ -540,3 +540,57 @@ def test_an_env_key_holding_anything_but_a_variable_name_is_refused_without_echo
     assert "REALTOKEN" not in message and "FEMI" not in message and "LIVES" not in message
     monkeypatch.setenv("_Obs_VAR_2", "secret")
     assert parse_config(env_key_config(key, "_Obs_VAR_2"))  # any variable name is fine
+
+
+THRESHOLD_SLO = {**SLO, "sli": {"type": "threshold", "gauge": "queue_depth"}}
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        (
+            {"max": 1, "min": 5},
+            "config: slos[0].sli: min (5) is above max (1), so no sample could be good; swap them "
+            "or fix one",
+        ),
+        (
+            {"max": float("nan")},
+            "config: slos[0].sli.max: input should be a finite number (got nan); fix the value",
+        ),
+        (
+            {"min": 0, "max": float("inf")},
+            "config: slos[0].sli.max: input should be a finite number (got inf); fix the value",
+        ),
+    ],
+)
+def test_threshold_bounds_no_sample_could_meet_are_refused(
+    bounds: dict[str, float], message: str
+) -> None:
+    slo = {**THRESHOLD_SLO, "sli": {**THRESHOLD_SLO["sli"], **bounds}}
+    assert refusal({"slos": [slo]}) == message
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sources.prometheus.retry_backoff_seconds",
+        "sources.elasticsearch.retry_backoff_seconds",
+        "sources.jaeger.retry_backoff_seconds",
+        "reports.burn_rate_policy[0].burn_rate",
+        "reports.impact_burn_rate",
+        "reports.targets.mttr",
+    ],
+)
+@pytest.mark.parametrize("text", [".inf", ".nan"])
+def test_an_infinite_or_nan_number_is_refused_naming_the_key(
+    key: str, text: str, tmp_path: Path
+) -> None:
+    raw = with_value(key, yaml.safe_load(text))
+    path = tmp_path / "obs.yaml"
+    path.write_text(yaml.safe_dump({**raw, "lake": {"root": str(tmp_path)}}))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f"{path}: {key}: input should be a finite number (got {yaml.safe_load(text)}); "
+        "fix the value"
+    )
