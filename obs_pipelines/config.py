@@ -1356,7 +1356,7 @@ def secret_problem(variable: str, value: str) -> str | None:
 def load_config(path: str | os.PathLike[str] | None = None) -> ObsConfig:
     """Read and validate the config from ``path``, ``$OBS_CONFIG`` or ``./obs.yaml``."""
     config_path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
-    if not config_path.is_file():
+    if not _is_file(config_path):
         raise ConfigError(
             f"{config_path}: config file not found; set {CONFIG_ENV_VAR} to its path or copy obs.yaml"
         )
@@ -1371,7 +1371,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...]) -> Any:
     if path.resolve() in seen:
         raise ConfigError(f"{path}: extends loops back to itself; remove the cycle")
     try:
-        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+        raw = yaml.load(_read_text(path), Loader=_UniqueKeyLoader)
     except _DuplicateKey as exc:
         raise ConfigError(
             redact_url(f"{path}: duplicate key {exc.key!r} at line {exc.line}; remove one of them")
@@ -1388,11 +1388,41 @@ def _read_yaml(path: Path, seen: tuple[Path, ...]) -> Any:
     if not isinstance(raw, dict) or "extends" not in raw:
         return raw
     base_path = path.parent / str(raw.pop("extends"))
-    if not base_path.is_file():
+    if not _is_file(base_path):
         raise ConfigError(
             f"{path}: extends: {base_path} not found; fix the path (relative to this file)"
         )
     return _overlay(_read_yaml(base_path, (*seen, path.resolve())), raw)
+
+
+def _is_file(path: Path) -> bool:
+    """Whether config file ``path`` exists (a folder on the way that may not be searched raises,
+    as Path.is_file does not hide that)."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _read_text(path: Path) -> str:
+    """The text of config file ``path``, or one line saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: line {line} holds a byte that is not UTF-8 (0x{exc.object[exc.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions or give the path "
+        "of a readable copy"
+    )
 
 
 class _DuplicateKey(yaml.YAMLError):

@@ -594,3 +594,40 @@ def test_an_infinite_or_nan_number_is_refused_naming_the_key(
         f"{path}: {key}: input should be a finite number (got {yaml.safe_load(text)}); "
         "fix the value"
     )
+
+
+def test_a_config_file_that_is_not_utf8_is_refused_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"lake: {root: lake}\n# caf\xe9\n")
+
+    assert main(["--config", str(path), "check-config"]) == 2
+
+    assert capsys.readouterr() == (
+        "",
+        f"obs: error: {path}: line 2 holds a byte that is not UTF-8 (0xe9); save the file as "
+        "UTF-8\n",
+    )
+
+
+def test_an_unreadable_config_file_is_refused_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As root (the test machine) permissions are not enforced: the read itself is made to fail."""
+    path = tmp_path / "obs.yaml"
+    path.write_text("lake: {root: lake}\n")
+
+    def denied(self: Path, *args: Any, **kwargs: Any) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    for method in ("read_text", "is_file"):  # the file, or a folder on its way
+        with monkeypatch.context() as patch:
+            patch.setattr(Path, method, denied)
+            assert main(["--config", str(path), "check-config"]) == 2
+
+        assert capsys.readouterr() == (
+            "",
+            f"obs: error: {path}: cannot be read (Permission denied); fix its permissions or give "
+            "the path of a readable copy\n",
+        )
