@@ -1360,14 +1360,24 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ObsConfig:
         raise ConfigError(
             f"{config_path}: config file not found; set {CONFIG_ENV_VAR} to its path or copy obs.yaml"
         )
-    raw = _read_yaml(config_path, seen=())
-    return parse_config(raw, source=str(config_path), base_dir=config_path.resolve().parent)
+    raw, origins = _read_yaml(config_path, seen=())
+    return parse_config(
+        raw, source=str(config_path), base_dir=config_path.resolve().parent, origins=origins
+    )
 
 
-def _read_yaml(path: Path, seen: tuple[Path, ...]) -> Any:
-    """Parse ``path``; a top-level ``extends: other.yaml`` is read first and overlaid (mappings
-    merge key by key, anything else is replaced), so a demo or staging file states only what
-    differs from the main config."""
+# Which file each key came from: the key's path (("lake", "root")) -> the file, as shown.
+Origins = dict[tuple[Any, ...], str]
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...]) -> tuple[Any, Origins]:
+    """Parse ``path``, and say which file each key came from; a top-level ``extends:
+    other.yaml`` is read first and overlaid (mappings merge key by key, anything else is
+    replaced), so a demo or staging file states only what differs from the main config.
+
+    Relative paths mean what they meant where they were written, as in docker-compose: those of
+    a base file are made absolute against its folder here, those of ``path`` resolve against
+    ``path``'s folder later, as they would without ``extends``."""
     if path.resolve() in seen:
         raise ConfigError(f"{path}: extends loops back to itself; remove the cycle")
     try:
@@ -1386,13 +1396,64 @@ def _read_yaml(path: Path, seen: tuple[Path, ...]) -> Any:
     if raw is None:
         raise ConfigError(f"{path}: the file is empty; start from the obs.yaml in the repository")
     if not isinstance(raw, dict) or "extends" not in raw:
-        return raw
+        return raw, _origins(raw, str(path), {})
     base_path = path.parent / str(raw.pop("extends"))
     if not _is_file(base_path):
         raise ConfigError(
             f"{path}: extends: {base_path} not found; fix the path (relative to this file)"
         )
-    return _overlay(_read_yaml(base_path, (*seen, path.resolve())), raw)
+    base, base_origins = _read_yaml(base_path, (*seen, path.resolve()))
+    base = _anchored(base, base_path.resolve().parent)
+    shown = {name: os.path.normpath(name) for name in set(base_origins.values())}
+    base_origins = {key: shown[name] for key, name in base_origins.items()}
+    return _overlay(base, raw), _origins(raw, str(path), base_origins)
+
+
+def _origins(raw: Any, name: str, base: Origins, prefix: tuple[Any, ...] = ()) -> Origins:
+    """``base`` with every key of ``raw`` (under ``prefix``) now coming from file ``name``; keys
+    of ``base`` under one that ``raw`` replaces by a non-mapping are gone."""
+    origins = dict(base)
+    for key, value in raw.items() if isinstance(raw, dict) else ():
+        path = (*prefix, key)
+        if not isinstance(value, dict):
+            origins = {k: v for k, v in origins.items() if k[: len(path)] != path}
+        origins[path] = name
+        origins = _origins(value, name, origins, path)
+    return origins
+
+
+# Keys holding local paths, relative to the file that holds them (besides every tls section's
+# files): (section path, key).
+_PATH_KEYS = (
+    (("lake",), "root"),
+    (("lake",), "catalog"),
+    (("sources",), "alert_rule_files"),
+    (("sources", "incidents"), "postmortems"),
+)
+_TLS_FILES = ("ca_file", "client_cert", "client_key")
+
+
+def _anchored(raw: Any, folder: Path) -> Any:
+    """``raw`` (a base file's mapping) with its relative local paths made absolute against
+    ``folder``, the base file's; URLs, absolute paths and values of the wrong type are kept
+    for validation to judge."""
+
+    def absolute(value: Any) -> Any:
+        if isinstance(value, list):
+            return [absolute(item) for item in value]
+        if not isinstance(value, str) or "://" in value or Path(value).is_absolute():
+            return value
+        return str((folder / value).resolve())
+
+    def walk(node: Any, path: tuple[Any, ...]) -> Any:
+        if not isinstance(node, dict):
+            return node
+        keys = {k for section, k in _PATH_KEYS if section == path}
+        if path[-1:] == ("tls",):
+            keys |= set(_TLS_FILES)
+        return {k: absolute(v) if k in keys else walk(v, (*path, k)) for k, v in node.items()}
+
+    return walk(raw, ())
 
 
 def _is_file(path: Path) -> bool:
@@ -1458,28 +1519,43 @@ def _overlay(base: Any, top: Any) -> Any:
     return top
 
 
-def parse_config(raw: Any, source: str = "config", base_dir: Path | None = None) -> ObsConfig:
-    """Validate an already-parsed mapping; errors name ``source`` and the key."""
+def parse_config(
+    raw: Any,
+    source: str = "config",
+    base_dir: Path | None = None,
+    origins: Origins | None = None,
+) -> ObsConfig:
+    """Validate an already-parsed mapping; errors name the key and the file that holds it
+    (from ``origins``, see :func:`_read_yaml`; ``source`` for keys it does not know)."""
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{source}: the top level must be a mapping of sections (sources, lake, ...)"
         )
+
+    def holder(*key: Any) -> str:
+        """The file holding ``key``, or else the nearest mapping around it (``source`` for
+        keys no file set, such as the root of the config)."""
+        known = origins or {}
+        return next((known[key[:n]] for n in range(len(key), 0, -1) if key[:n] in known), source)
+
     try:
         config = ObsConfig.model_validate({**raw, "base_dir": base_dir or Path(".")})
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
+        error = exc.errors()[0]
+        raise ConfigError(f"{holder(*error['loc'])}: {_describe(error)}") from None
     for key, variable in config.required_env_vars():
+        where = holder(*key.split("."))
         if variable not in os.environ:
             raise ConfigError(
-                f"{source}: {key}: environment variable {variable} is not set; export it or change {key}"
+                f"{where}: {key}: environment variable {variable} is not set; export it or change {key}"
             )
         problem = secret_problem(variable, os.environ[variable])
         if problem:
-            raise ConfigError(f"{source}: {key}: {problem}")
+            raise ConfigError(f"{where}: {key}: {problem}")
     _resolve_tls_paths(config, config.base_dir)
-    _check_local_paths(config, source)
-    _check_rule_files(config, source)
-    _check_incident_files(config, source)
+    _check_local_paths(config, holder("lake", "root"), holder("lake", "catalog"))
+    _check_rule_files(config, holder("sources", "alert_rule_files"))
+    _check_incident_files(config, holder("sources", "incidents"))
     return config
 
 
@@ -1525,27 +1601,27 @@ def _check_rule_files(config: ObsConfig, source: str) -> None:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def _check_local_paths(config: ObsConfig, source: str) -> None:
+def _check_local_paths(config: ObsConfig, root_source: str, catalog_source: str) -> None:
     """Refuse a local lake folder or catalog that cannot be written now, not as a traceback in
     the middle of a run (S3 roots are reached at run time; ``obs doctor`` checks them)."""
     if "://" not in config.lake.root:
         problem = _folder_problem(Path(config.resolve_path(config.lake.root)))
         if problem:
-            raise ConfigError(f"{source}: lake.root: {problem}")
+            raise ConfigError(f"{root_source}: lake.root: {problem}")
     catalog = Path(config.catalog_path)
     if catalog.is_dir():
         raise ConfigError(
-            f"{source}: lake.catalog: {catalog} is a folder; give a file path such as "
+            f"{catalog_source}: lake.catalog: {catalog} is a folder; give a file path such as "
             f"{catalog / 'obs.duckdb'}"
         )
     if catalog.exists() and not os.access(catalog, os.W_OK):
         raise ConfigError(
-            f"{source}: lake.catalog: {catalog} is not writable; fix its permissions or choose "
-            "another path"
+            f"{catalog_source}: lake.catalog: {catalog} is not writable; fix its permissions or "
+            "choose another path"
         )
     problem = _folder_problem(catalog.parent)
     if problem:
-        raise ConfigError(f"{source}: lake.catalog: {problem}")
+        raise ConfigError(f"{catalog_source}: lake.catalog: {problem}")
 
 
 def _folder_problem(folder: Path) -> str | None:
