@@ -27,7 +27,7 @@ from pydantic import (
 from obs_pipelines.datasets import DATASETS as REGISTERED
 from obs_pipelines.datasets import INGESTED, PILLAR_DATASETS, SOURCE_PILLARS
 from obs_pipelines.durations import format_duration, parse_duration
-from obs_pipelines.errors import ConfigError
+from obs_pipelines.errors import ConfigError, LakeError
 from obs_pipelines.redact import redact_url
 from obs_pipelines.selectors import parse_selector
 
@@ -1602,37 +1602,59 @@ def _check_rule_files(config: ObsConfig, source: str) -> None:
 
 
 def _check_local_paths(config: ObsConfig, root_source: str, catalog_source: str) -> None:
-    """Refuse a local lake folder or catalog that cannot be written now, not as a traceback in
-    the middle of a run (S3 roots are reached at run time; ``obs doctor`` checks them)."""
+    """Refuse at load a lake folder or catalog that no command could use (a file where a folder
+    belongs, or the reverse), not as a traceback in the middle of a run (S3 roots are reached at
+    run time; ``obs doctor`` checks them). Permissions are not checked here: an analyst with
+    read access must be able to query, report and run ``obs doctor``; writers call
+    :func:`require_writable`."""
+    found = _path_problem(config, writing=False)
+    if found:
+        key, problem = found
+        raise ConfigError(
+            f"{root_source if key == 'lake.root' else catalog_source}: {key}: {problem}"
+        )
+
+
+def require_writable(config: ObsConfig) -> None:
+    """Refuse in one line a local lake folder or catalog this process cannot write (or create):
+    for the commands that write (ingest, tiering, the catalog build), before they start, so a
+    read-only lake is a clear message and not a PermissionError from deep inside delta-rs or
+    DuckDB. Loading the config no longer checks this."""
+    found = _path_problem(config, writing=True)
+    if found:
+        raise LakeError(f"{found[0]}: {found[1]}")
+
+
+def _path_problem(config: ObsConfig, writing: bool) -> tuple[str, str] | None:
+    """(key, why) for the first of lake.root and lake.catalog that cannot be used, or written
+    when ``writing``; None when both can."""
     if "://" not in config.lake.root:
-        problem = _folder_problem(Path(config.resolve_path(config.lake.root)))
+        problem = _folder_problem(Path(config.lake_root), writing)
         if problem:
-            raise ConfigError(f"{root_source}: lake.root: {problem}")
+            return "lake.root", problem
     catalog = Path(config.catalog_path)
     if catalog.is_dir():
-        raise ConfigError(
-            f"{catalog_source}: lake.catalog: {catalog} is a folder; give a file path such as "
-            f"{catalog / 'obs.duckdb'}"
+        return "lake.catalog", (
+            f"{catalog} is a folder; give a file path such as {catalog / 'obs.duckdb'}"
         )
-    if catalog.exists() and not os.access(catalog, os.W_OK):
-        raise ConfigError(
-            f"{catalog_source}: lake.catalog: {catalog} is not writable; fix its permissions or "
-            "choose another path"
+    if writing and catalog.exists() and not os.access(catalog, os.W_OK):
+        return "lake.catalog", (
+            f"{catalog} is not writable; fix its permissions or choose another path"
         )
-    problem = _folder_problem(catalog.parent)
-    if problem:
-        raise ConfigError(f"{catalog_source}: lake.catalog: {problem}")
+    problem = _folder_problem(catalog.parent, writing)
+    return ("lake.catalog", problem) if problem else None
 
 
-def _folder_problem(folder: Path) -> str | None:
-    """Why ``folder`` cannot hold lake files, or None when it exists writable or can be made."""
+def _folder_problem(folder: Path, writing: bool) -> str | None:
+    """Why ``folder`` cannot hold lake files (or, when ``writing``, cannot be written or made
+    now), or None."""
     try:
         if folder.exists():
             if not folder.is_dir():
                 return (
                     f"{folder} is a file, not a folder; move the file away or choose another folder"
                 )
-            if not os.access(folder, os.W_OK | os.X_OK):
+            if writing and not os.access(folder, os.W_OK | os.X_OK):
                 return f"{folder} is not writable; fix its permissions or choose another folder"
             return None
         ancestor = next((p for p in folder.parents if p.exists()), Path(folder.anchor))
@@ -1640,7 +1662,7 @@ def _folder_problem(folder: Path) -> str | None:
         return f"{folder} cannot be reached ({exc.strerror}); fix its permissions or choose another folder"
     if not ancestor.is_dir():
         return f"{folder} cannot be created: {ancestor} is a file; choose another folder"
-    if not os.access(ancestor, os.W_OK | os.X_OK):
+    if writing and not os.access(ancestor, os.W_OK | os.X_OK):
         return (
             f"{folder} cannot be created: {ancestor} is not writable; fix its permissions or "
             "choose another folder"

@@ -1,6 +1,7 @@
 """Values that would destroy data, crash a run or leak a password are refused at load, in one
 line that names the key; nothing has run yet when they are."""
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,8 @@ import pytest
 import yaml
 
 from obs_pipelines.cli import main
-from obs_pipelines.config import load_config, parse_config
-from obs_pipelines.errors import ConfigError
+from obs_pipelines.config import load_config, parse_config, require_writable
+from obs_pipelines.errors import ConfigError, LakeError
 from obs_pipelines.lake import Lake
 from obs_pipelines.redact import redact_secrets, redact_url
 from obs_pipelines.sources.http import elasticsearch_options, remember_secret, scrub
@@ -631,3 +632,66 @@ def test_an_unreadable_config_file_is_refused_naming_the_file(
             f"obs: error: {path}: cannot be read (Permission denied); fix its permissions or give "
             "the path of a readable copy\n",
         )
+
+
+def read_only(monkeypatch: pytest.MonkeyPatch, *folders: Path) -> None:
+    """Make ``folders`` (and what is under them) read-only as os.access sees them: the tests run
+    as root, which permissions do not stop."""
+    real = os.access
+
+    def access(path: Any, mode: int, *args: Any, **kwargs: Any) -> bool:
+        inside = any(Path(path) == f or f in Path(path).parents for f in folders)
+        return False if inside and mode & os.W_OK else real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+def test_a_read_only_lake_loads_for_readers_and_is_refused_for_writers(
+    write_config: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """obs query, report and doctor only read: an analyst with read access must get past
+    loading the config; ingest, tiering and the catalog build call require_writable."""
+    path = write_config()
+    (tmp_path / "lake").mkdir()
+    read_only(monkeypatch, tmp_path / "lake")
+
+    config = load_config(path)
+
+    with pytest.raises(LakeError) as error:
+        require_writable(config)
+    assert str(error.value) == (
+        f"lake.root: {tmp_path / 'lake'} is not writable; fix its permissions or choose another "
+        "folder"
+    )
+
+
+def test_a_read_only_catalog_loads_and_is_refused_for_writers(
+    write_config: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = tmp_path / "catalog" / "obs.duckdb"
+    path = write_config(lake={"catalog": str(catalog)})
+    catalog.parent.mkdir()
+    catalog.write_bytes(b"")
+    read_only(monkeypatch, catalog)
+
+    config = load_config(path)
+
+    with pytest.raises(LakeError) as error:
+        require_writable(config)
+    assert str(error.value) == (
+        f"lake.catalog: {catalog} is not writable; fix its permissions or choose another path"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root is not stopped by permissions")
+def test_a_lake_without_write_permission_loads_and_is_refused_for_writers(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_config()
+    (tmp_path / "lake").mkdir(mode=0o555)
+    try:
+        config = load_config(path)
+        with pytest.raises(LakeError, match=r"lake.root: .* is not writable"):
+            require_writable(config)
+    finally:
+        (tmp_path / "lake").chmod(0o755)
