@@ -27,7 +27,7 @@ from pydantic import (
 from obs_pipelines.datasets import DATASETS as REGISTERED
 from obs_pipelines.datasets import INGESTED, PILLAR_DATASETS, SOURCE_PILLARS
 from obs_pipelines.durations import format_duration, parse_duration
-from obs_pipelines.errors import ConfigError
+from obs_pipelines.errors import ConfigError, LakeError
 from obs_pipelines.redact import redact_url
 from obs_pipelines.selectors import parse_selector
 
@@ -105,10 +105,15 @@ FreshnessLag = Annotated[
 
 def _to_utc(value: Any) -> datetime:
     if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:  # its own message ("Invalid isoformat string") shows no example
+            raise ValueError(
+                f"{value!r} is not an ISO 8601 time; write one such as 2026-01-01T00:00:00Z"
+            ) from None
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    raise ValueError("expected an ISO 8601 time such as 2026-11-01T00:00:00Z")
+    raise ValueError("expected an ISO 8601 time such as 2026-01-01T00:00:00Z")
 
 
 UtcTime = Annotated[datetime, BeforeValidator(_to_utc)]
@@ -129,6 +134,8 @@ def _check_url(value: Any, fix: str) -> str:
             f"remove the user and password before '@' and {fix}"
         )
     parsed = urlparse(value)
+    if "://" in value and parsed.scheme not in ("http", "https"):
+        raise ValueError(f"'{value}': only http:// and https:// URLs are supported")
     if parsed.scheme not in ("http", "https"):
         raise ValueError(f"'{value}' has no http:// or https:// scheme; write it as http://{value}")
     if not parsed.hostname:
@@ -155,19 +162,41 @@ PushgatewayUrl = Annotated[str, _url("give the plain URL: reports are pushed wit
 S3EndpointUrl = Annotated[str, _url(_S3_CREDENTIALS_FIX)]
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(value: Any) -> str | None:
+    """A key ending in ``_env`` names the variable that holds a secret. Anything else is refused
+    without being repeated: it is most likely the secret itself, pasted where its variable's name
+    belongs (and "" would send requests without credentials)."""
+    if value is None or (isinstance(value, str) and _ENV_NAME.fullmatch(value)):
+        return value
+    raise ValueError(
+        "must name an environment variable (letters, digits, _), not hold the secret itself"
+    )
+
+
+# The name of the environment variable holding a secret; null where a key may be left unset.
+EnvVarName = Annotated[str, BeforeValidator(_env_name)]
+OptionalEnvVarName = Annotated[str | None, BeforeValidator(_env_name)]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No setting means anything at infinity or NaN (YAML's .inf, .nan): a backoff of .inf waits
+    # forever and reports a timeout, a .nan bound judges every sample bad. Subclasses that set
+    # model_config of their own keep this (pydantic merges it).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class BasicAuth(Strict):
-    username_env: str = Field(description="Environment variable holding the user name.")
-    password_env: str = Field(description="Environment variable holding the password.")
+    username_env: EnvVarName = Field(description="Environment variable holding the user name.")
+    password_env: EnvVarName = Field(description="Environment variable holding the password.")
 
 
 class HttpAuth(Strict):
     """Credentials by reference: each field names an environment variable."""
 
-    bearer_token_env: str | None = None
+    bearer_token_env: OptionalEnvVarName = None
     basic: BasicAuth | None = None
 
     @model_validator(mode="after")
@@ -244,7 +273,7 @@ class SimulatorConfig(Strict):
 class EsAuth(Strict):
     """Elasticsearch credentials by reference: an API key, or a user and password."""
 
-    api_key_env: str | None = None
+    api_key_env: OptionalEnvVarName = None
     basic: BasicAuth | None = None
 
     @model_validator(mode="after")
@@ -329,7 +358,7 @@ class PagerDutySourceConfig(Strict):
     the official ``pagerduty`` client. Only incidents of the mapped services are kept."""
 
     url: Annotated[str, BeforeValidator(_https_only)] = "https://api.pagerduty.com"
-    token_env: str = Field(description="Environment variable holding a REST API token.")
+    token_env: EnvVarName = Field(description="Environment variable holding a REST API token.")
     services: dict[str, str] = Field(
         min_length=1,
         description="PagerDuty service id or name -> our service name; others are skipped.",
@@ -630,9 +659,9 @@ class S3Config(Strict):
 
     endpoint_url: S3EndpointUrl | None = None
     region: str = "us-east-1"
-    access_key_id_env: str | None = "AWS_ACCESS_KEY_ID"
-    secret_access_key_env: str | None = "AWS_SECRET_ACCESS_KEY"
-    session_token_env: str | None = None
+    access_key_id_env: OptionalEnvVarName = "AWS_ACCESS_KEY_ID"
+    secret_access_key_env: OptionalEnvVarName = "AWS_SECRET_ACCESS_KEY"
+    session_token_env: OptionalEnvVarName = None
 
 
 TIERS = ("hot", "warm", "cold")
@@ -925,6 +954,11 @@ class ThresholdSli(Strict):
         parse_selector(self.gauge)
         if self.max is None and self.min is None:
             raise ValueError("give max, min or both: the bound the gauge must stay within")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(
+                f"min ({self.min:g}) is above max ({self.max:g}), so no sample could be good; "
+                "swap them or fix one"
+            )
         return self
 
 
@@ -1286,32 +1320,68 @@ class ObsConfig(Strict):
 
 
 def secret(variable: str) -> str:
-    """Read a secret named by the config; load_config has already checked it is set."""
+    """Read a secret named by the config; load_config has already checked it is set and fit to
+    send, but the environment of a run may differ from the one that loaded the config."""
     value = os.environ.get(variable)
     if value is None:
         raise ConfigError(f"environment variable {variable} is not set; export it before running")
+    problem = secret_problem(variable, value)
+    if problem:
+        raise ConfigError(problem)
     return value
+
+
+def secret_problem(variable: str, value: str) -> str | None:
+    """Why ``value``, read from ``variable``, cannot be sent as a credential, or None.
+
+    Credentials travel in HTTP headers, which cannot carry control characters (the newline of
+    ``$(cat token.txt)``, the CR of a file saved on Windows) or characters outside Latin-1; the
+    HTTP library's own error would quote the header, secret included, so the refusal names the
+    variable only, never its value."""
+    if not value:
+        return f"environment variable {variable} is empty; set it to the secret"
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        return (
+            f"environment variable {variable} holds a newline or other control character; "
+            "set it to the secret alone"
+        )
+    if any(ord(c) > 255 for c in value):
+        return (
+            f"environment variable {variable} holds a character an HTTP header cannot carry "
+            "(outside Latin-1); set it to the secret alone"
+        )
+    return None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> ObsConfig:
     """Read and validate the config from ``path``, ``$OBS_CONFIG`` or ``./obs.yaml``."""
     config_path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
-    if not config_path.is_file():
+    if not _is_file(config_path):
         raise ConfigError(
             f"{config_path}: config file not found; set {CONFIG_ENV_VAR} to its path or copy obs.yaml"
         )
-    raw = _read_yaml(config_path, seen=())
-    return parse_config(raw, source=str(config_path), base_dir=config_path.resolve().parent)
+    raw, origins = _read_yaml(config_path, seen=())
+    return parse_config(
+        raw, source=str(config_path), base_dir=config_path.resolve().parent, origins=origins
+    )
 
 
-def _read_yaml(path: Path, seen: tuple[Path, ...]) -> Any:
-    """Parse ``path``; a top-level ``extends: other.yaml`` is read first and overlaid (mappings
-    merge key by key, anything else is replaced), so a demo or staging file states only what
-    differs from the main config."""
+# Which file each key came from: the key's path (("lake", "root")) -> the file, as shown.
+Origins = dict[tuple[Any, ...], str]
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...]) -> tuple[Any, Origins]:
+    """Parse ``path``, and say which file each key came from; a top-level ``extends:
+    other.yaml`` is read first and overlaid (mappings merge key by key, anything else is
+    replaced), so a demo or staging file states only what differs from the main config.
+
+    Relative paths mean what they meant where they were written, as in docker-compose: those of
+    a base file are made absolute against its folder here, those of ``path`` resolve against
+    ``path``'s folder later, as they would without ``extends``."""
     if path.resolve() in seen:
         raise ConfigError(f"{path}: extends loops back to itself; remove the cycle")
     try:
-        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+        raw = yaml.load(_read_text(path), Loader=_UniqueKeyLoader)
     except _DuplicateKey as exc:
         raise ConfigError(
             redact_url(f"{path}: duplicate key {exc.key!r} at line {exc.line}; remove one of them")
@@ -1326,13 +1396,94 @@ def _read_yaml(path: Path, seen: tuple[Path, ...]) -> Any:
     if raw is None:
         raise ConfigError(f"{path}: the file is empty; start from the obs.yaml in the repository")
     if not isinstance(raw, dict) or "extends" not in raw:
-        return raw
+        return raw, _origins(raw, str(path), {})
     base_path = path.parent / str(raw.pop("extends"))
-    if not base_path.is_file():
+    if not _is_file(base_path):
         raise ConfigError(
             f"{path}: extends: {base_path} not found; fix the path (relative to this file)"
         )
-    return _overlay(_read_yaml(base_path, (*seen, path.resolve())), raw)
+    base, base_origins = _read_yaml(base_path, (*seen, path.resolve()))
+    base = _anchored(base, base_path.resolve().parent)
+    shown = {name: os.path.normpath(name) for name in set(base_origins.values())}
+    base_origins = {key: shown[name] for key, name in base_origins.items()}
+    return _overlay(base, raw), _origins(raw, str(path), base_origins)
+
+
+def _origins(raw: Any, name: str, base: Origins, prefix: tuple[Any, ...] = ()) -> Origins:
+    """``base`` with every key of ``raw`` (under ``prefix``) now coming from file ``name``; keys
+    of ``base`` under one that ``raw`` replaces by a non-mapping are gone."""
+    origins = dict(base)
+    for key, value in raw.items() if isinstance(raw, dict) else ():
+        path = (*prefix, key)
+        if not isinstance(value, dict):
+            origins = {k: v for k, v in origins.items() if k[: len(path)] != path}
+        origins[path] = name
+        origins = _origins(value, name, origins, path)
+    return origins
+
+
+# Keys holding local paths, relative to the file that holds them (besides every tls section's
+# files): (section path, key).
+_PATH_KEYS = (
+    (("lake",), "root"),
+    (("lake",), "catalog"),
+    (("sources",), "alert_rule_files"),
+    (("sources", "incidents"), "postmortems"),
+)
+_TLS_FILES = ("ca_file", "client_cert", "client_key")
+
+
+def _anchored(raw: Any, folder: Path) -> Any:
+    """``raw`` (a base file's mapping) with its relative local paths made absolute against
+    ``folder``, the base file's; URLs, absolute paths and values of the wrong type are kept
+    for validation to judge."""
+
+    def absolute(value: Any) -> Any:
+        if isinstance(value, list):
+            return [absolute(item) for item in value]
+        if not isinstance(value, str) or "://" in value or Path(value).is_absolute():
+            return value
+        return str((folder / value).resolve())
+
+    def walk(node: Any, path: tuple[Any, ...]) -> Any:
+        if not isinstance(node, dict):
+            return node
+        keys = {k for section, k in _PATH_KEYS if section == path}
+        if path[-1:] == ("tls",):
+            keys |= set(_TLS_FILES)
+        return {k: absolute(v) if k in keys else walk(v, (*path, k)) for k, v in node.items()}
+
+    return walk(raw, ())
+
+
+def _is_file(path: Path) -> bool:
+    """Whether config file ``path`` exists (a folder on the way that may not be searched raises,
+    as Path.is_file does not hide that)."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _read_text(path: Path) -> str:
+    """The text of config file ``path``, or one line saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: line {line} holds a byte that is not UTF-8 (0x{exc.object[exc.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"{path}: cannot be read ({exc.strerror or exc}); fix its permissions or give the path "
+        "of a readable copy"
+    )
 
 
 class _DuplicateKey(yaml.YAMLError):
@@ -1368,25 +1519,43 @@ def _overlay(base: Any, top: Any) -> Any:
     return top
 
 
-def parse_config(raw: Any, source: str = "config", base_dir: Path | None = None) -> ObsConfig:
-    """Validate an already-parsed mapping; errors name ``source`` and the key."""
+def parse_config(
+    raw: Any,
+    source: str = "config",
+    base_dir: Path | None = None,
+    origins: Origins | None = None,
+) -> ObsConfig:
+    """Validate an already-parsed mapping; errors name the key and the file that holds it
+    (from ``origins``, see :func:`_read_yaml`; ``source`` for keys it does not know)."""
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{source}: the top level must be a mapping of sections (sources, lake, ...)"
         )
+
+    def holder(*key: Any) -> str:
+        """The file holding ``key``, or else the nearest mapping around it (``source`` for
+        keys no file set, such as the root of the config)."""
+        known = origins or {}
+        return next((known[key[:n]] for n in range(len(key), 0, -1) if key[:n] in known), source)
+
     try:
         config = ObsConfig.model_validate({**raw, "base_dir": base_dir or Path(".")})
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc.errors()[0])}") from None
+        error = exc.errors()[0]
+        raise ConfigError(f"{holder(*error['loc'])}: {_describe(error)}") from None
     for key, variable in config.required_env_vars():
+        where = holder(*key.split("."))
         if variable not in os.environ:
             raise ConfigError(
-                f"{source}: {key}: environment variable {variable} is not set; export it or change {key}"
+                f"{where}: {key}: environment variable {variable} is not set; export it or change {key}"
             )
+        problem = secret_problem(variable, os.environ[variable])
+        if problem:
+            raise ConfigError(f"{where}: {key}: {problem}")
     _resolve_tls_paths(config, config.base_dir)
-    _check_local_paths(config, source)
-    _check_rule_files(config, source)
-    _check_incident_files(config, source)
+    _check_local_paths(config, holder("lake", "root"), holder("lake", "catalog"))
+    _check_rule_files(config, holder("sources", "alert_rule_files"))
+    _check_incident_files(config, holder("sources", "incidents"))
     return config
 
 
@@ -1432,38 +1601,60 @@ def _check_rule_files(config: ObsConfig, source: str) -> None:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def _check_local_paths(config: ObsConfig, source: str) -> None:
-    """Refuse a local lake folder or catalog that cannot be written now, not as a traceback in
-    the middle of a run (S3 roots are reached at run time; ``obs doctor`` checks them)."""
+def _check_local_paths(config: ObsConfig, root_source: str, catalog_source: str) -> None:
+    """Refuse at load a lake folder or catalog that no command could use (a file where a folder
+    belongs, or the reverse), not as a traceback in the middle of a run (S3 roots are reached at
+    run time; ``obs doctor`` checks them). Permissions are not checked here: an analyst with
+    read access must be able to query, report and run ``obs doctor``; writers call
+    :func:`require_writable`."""
+    found = _path_problem(config, writing=False)
+    if found:
+        key, problem = found
+        raise ConfigError(
+            f"{root_source if key == 'lake.root' else catalog_source}: {key}: {problem}"
+        )
+
+
+def require_writable(config: ObsConfig) -> None:
+    """Refuse in one line a local lake folder or catalog this process cannot write (or create):
+    for the commands that write (ingest, tiering, the catalog build), before they start, so a
+    read-only lake is a clear message and not a PermissionError from deep inside delta-rs or
+    DuckDB. Loading the config no longer checks this."""
+    found = _path_problem(config, writing=True)
+    if found:
+        raise LakeError(f"{found[0]}: {found[1]}")
+
+
+def _path_problem(config: ObsConfig, writing: bool) -> tuple[str, str] | None:
+    """(key, why) for the first of lake.root and lake.catalog that cannot be used, or written
+    when ``writing``; None when both can."""
     if "://" not in config.lake.root:
-        problem = _folder_problem(Path(config.resolve_path(config.lake.root)))
+        problem = _folder_problem(Path(config.lake_root), writing)
         if problem:
-            raise ConfigError(f"{source}: lake.root: {problem}")
+            return "lake.root", problem
     catalog = Path(config.catalog_path)
     if catalog.is_dir():
-        raise ConfigError(
-            f"{source}: lake.catalog: {catalog} is a folder; give a file path such as "
-            f"{catalog / 'obs.duckdb'}"
+        return "lake.catalog", (
+            f"{catalog} is a folder; give a file path such as {catalog / 'obs.duckdb'}"
         )
-    if catalog.exists() and not os.access(catalog, os.W_OK):
-        raise ConfigError(
-            f"{source}: lake.catalog: {catalog} is not writable; fix its permissions or choose "
-            "another path"
+    if writing and catalog.exists() and not os.access(catalog, os.W_OK):
+        return "lake.catalog", (
+            f"{catalog} is not writable; fix its permissions or choose another path"
         )
-    problem = _folder_problem(catalog.parent)
-    if problem:
-        raise ConfigError(f"{source}: lake.catalog: {problem}")
+    problem = _folder_problem(catalog.parent, writing)
+    return ("lake.catalog", problem) if problem else None
 
 
-def _folder_problem(folder: Path) -> str | None:
-    """Why ``folder`` cannot hold lake files, or None when it exists writable or can be made."""
+def _folder_problem(folder: Path, writing: bool) -> str | None:
+    """Why ``folder`` cannot hold lake files (or, when ``writing``, cannot be written or made
+    now), or None."""
     try:
         if folder.exists():
             if not folder.is_dir():
                 return (
                     f"{folder} is a file, not a folder; move the file away or choose another folder"
                 )
-            if not os.access(folder, os.W_OK | os.X_OK):
+            if writing and not os.access(folder, os.W_OK | os.X_OK):
                 return f"{folder} is not writable; fix its permissions or choose another folder"
             return None
         ancestor = next((p for p in folder.parents if p.exists()), Path(folder.anchor))
@@ -1471,7 +1662,7 @@ def _folder_problem(folder: Path) -> str | None:
         return f"{folder} cannot be reached ({exc.strerror}); fix its permissions or choose another folder"
     if not ancestor.is_dir():
         return f"{folder} cannot be created: {ancestor} is a file; choose another folder"
-    if not os.access(ancestor, os.W_OK | os.X_OK):
+    if writing and not os.access(ancestor, os.W_OK | os.X_OK):
         return (
             f"{folder} cannot be created: {ancestor} is not writable; fix its permissions or "
             "choose another folder"

@@ -3,6 +3,7 @@
 Total by design: error paths call these on whatever they hold, so they never raise.
 """
 
+import contextlib
 import re
 from collections.abc import Iterable
 
@@ -19,11 +20,25 @@ def redact_url(text: str) -> str:
         return "<unprintable>"
 
 
+def secret_forms(value: str) -> set[str]:
+    """Every spelling of ``value`` an error message may quote: as is, stripped, escaped as
+    ``repr`` and ``ascii`` write it (a newline as ``\\n``) and as bytes
+    (``b'...\\xe2\\x82\\xac'``). Masking only the raw value let a token ending in a newline
+    escape into "unreachable ('Bearer token\\n')"."""
+    forms = {value, value.strip(), repr(value)[1:-1], ascii(value)[1:-1]}
+    for encoding in ("utf-8", "latin-1"):
+        with contextlib.suppress(UnicodeEncodeError):
+            forms.add(repr(value.encode(encoding))[2:-1])
+    return {form for form in forms if form}
+
+
 def redact_secrets(text: str, values: Iterable[str | None]) -> str:
-    """``text`` with every non-empty value in ``values`` replaced by ``***``, and URLs redacted."""
+    """``text`` with every non-empty value in ``values`` (in each of its :func:`secret_forms`)
+    replaced by ``***``, and URLs redacted."""
     text = text if isinstance(text, str) else redact_url(text)
     try:
-        secrets = sorted({v for v in values if isinstance(v, str) and v}, key=len, reverse=True)
+        forms = {f for v in values if isinstance(v, str) and v for f in secret_forms(v)}
+        secrets = sorted(forms, key=len, reverse=True)
     except Exception:  # a broken iterable: mask URLs at least
         secrets = []
     for value in secrets:

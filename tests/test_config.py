@@ -25,6 +25,10 @@ BAD_CONFIGS = [
         "write it as http://localhost:9090",
     ),
     (
+        {"sources": {"prometheus": {"url": "ftp://x", "selectors": ["up"]}}},
+        "config: sources.prometheus.url: 'ftp://x': only http:// and https:// URLs are supported",
+    ),
+    (
         {"sources": {"prometheus": {"url": "http://prom:90x0", "selectors": ["up"]}}},
         "config: sources.prometheus.url: 'http://prom:90x0' has a port that is not a number from 1 to 65535",
     ),
@@ -85,6 +89,11 @@ BAD_CONFIGS = [
             ],
         },
         "config: slos: 'a' names service 'web', which is not under services; add it there or fix the name",
+    ),
+    (
+        {"ingest": {"start": "yesterday"}},
+        "config: ingest.start: 'yesterday' is not an ISO 8601 time; write one such as "
+        "2026-01-01T00:00:00Z",
     ),
     (
         {"ingest": {"start": "2026-11-01T00:30:00Z"}},
@@ -207,3 +216,86 @@ def test_tls_files_are_read_from_the_config_files_folder_whatever_the_working_di
 
     assert tls.ca_file == folder / "certs" / "ca.pem"
     assert tls.client_cert == Path("/etc/obs/client.pem")
+
+
+def test_relative_paths_of_an_extended_file_resolve_against_that_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As docker-compose and ESLint read them: a path means what it meant where it was written."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "app.yml").write_text((REPO / "rules" / "application.yml").read_text())
+    (tmp_path / "obs.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "lake": {"root": "lake", "catalog": "lake/obs.duckdb"},
+                "sources": {
+                    "alert_rule_files": ["rules/*.yml"],
+                    "prometheus": {
+                        "url": "https://prometheus:9090",
+                        "selectors": ["up"],
+                        "tls": {"ca_file": "certs/ca.pem"},
+                    },
+                },
+            }
+        )
+    )
+    top = tmp_path / "work" / "cfg" / "push.yaml"
+    top.parent.mkdir(parents=True)
+    top.write_text(
+        "extends: ../../obs.yaml\n"
+        "sources: {prometheus: {tls: {client_cert: client.pem}}}\n"  # this file's own folder
+    )
+    monkeypatch.chdir(tmp_path / "work")
+
+    config = load_config(top)
+
+    assert config.lake_root == str(tmp_path / "lake")
+    assert config.catalog_path == str(tmp_path / "lake" / "obs.duckdb")
+    assert config.sources.prometheus.tls.ca_file == tmp_path / "certs" / "ca.pem"
+    assert config.sources.prometheus.tls.client_cert == top.parent / "client.pem"
+    assert config.sources.alert_rule_files == [str(tmp_path / "rules" / "*.yml")]
+    alone = load_config(tmp_path / "obs.yaml")  # read by itself, a file keeps what it wrote
+    assert (alone.lake.root, alone.lake_root) == ("lake", str(tmp_path / "lake"))
+
+
+def test_an_error_in_an_extended_file_names_the_file_that_holds_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OBS_TEST_UNSET_TOKEN", raising=False)
+    base = tmp_path / "base_bad.yaml"
+    top = tmp_path / "work" / "top.yaml"
+    top.parent.mkdir()
+
+    def refusal(base_text: str, top_text: str) -> str:
+        base.write_text(base_text)
+        top.write_text("extends: ../base_bad.yaml\n" + top_text)
+        with pytest.raises(ConfigError) as error:
+            load_config(top)
+        return str(error.value)
+
+    lake = f"lake: {{root: {tmp_path / 'lake'}}}\n"
+    assert refusal("bogus_section: 1\n", lake) == (
+        f"{base}: bogus_section: unknown key; remove it or check its spelling"
+    )
+    assert refusal(lake, "bogus_section: 1\n") == (
+        f"{top}: bogus_section: unknown key; remove it or check its spelling"
+    )
+    prometheus = "sources: {prometheus: {url: 'http://p:9090', selectors: [up], timeout: soon}}\n"
+    assert refusal(prometheus, lake + "sources: {prometheus: {url: 'http://q:9090'}}\n") == (
+        f"{base}: sources.prometheus.timeout: 'soon' is not a duration; write a number and a unit "
+        "such as 90s, 15m, 2h, 7d, 1w or 1y"
+    )
+    auth = (
+        "sources: {prometheus: {url: 'http://p:9090', selectors: [up], "
+        "auth: {bearer_token_env: OBS_TEST_UNSET_TOKEN}}}\n"
+    )
+    assert refusal(auth, lake + "sources: {metrics: prometheus}\n") == (
+        f"{base}: sources.prometheus.auth.bearer_token_env: environment variable "
+        "OBS_TEST_UNSET_TOKEN is not set; export it or change sources.prometheus.auth."
+        "bearer_token_env"
+    )
+    (tmp_path / "lake").write_text("a file")
+    assert refusal(lake, "") == (
+        f"{base}: lake.root: {tmp_path / 'lake'} is a file, not a folder; move the file away or "
+        "choose another folder"
+    )

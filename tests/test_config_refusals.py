@@ -1,6 +1,7 @@
 """Values that would destroy data, crash a run or leak a password are refused at load, in one
 line that names the key; nothing has run yet when they are."""
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,11 @@ import pytest
 import yaml
 
 from obs_pipelines.cli import main
-from obs_pipelines.config import load_config, parse_config
-from obs_pipelines.errors import ConfigError
+from obs_pipelines.config import load_config, parse_config, require_writable
+from obs_pipelines.errors import ConfigError, LakeError
 from obs_pipelines.lake import Lake
 from obs_pipelines.redact import redact_secrets, redact_url
+from obs_pipelines.sources.http import elasticsearch_options, remember_secret, scrub
 from tests.tiering_data import day, some_hours, write_hours
 
 PROMETHEUS = {"url": "http://prom:9090", "selectors": ["up"]}
@@ -410,3 +412,286 @@ def test_settings_of_the_old_file_layout_are_refused_with_what_to_do(
     lake: dict[str, Any], message: str
 ) -> None:
     assert refusal({"lake": lake}) == message
+
+
+BEARER = {
+    "metrics": "prometheus",
+    "prometheus": {**PROMETHEUS, "auth": {"bearer_token_env": "OBS_TEST_TOKEN"}},
+}
+API_KEY = {
+    "logs": "elasticsearch",
+    "elasticsearch": {"url": "http://es:9200", "auth": {"api_key_env": "OBS_TEST_TOKEN"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("sources", "key"),
+    [
+        (BEARER, "sources.prometheus.auth.bearer_token_env"),
+        (API_KEY, "sources.elasticsearch.auth.api_key_env"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("supersecret-123\n", "holds a newline or other control character"),
+        ("supersecret-123\r", "holds a newline or other control character"),
+        ("super\tsecret-123", "holds a newline or other control character"),
+        ("supersecret-123€", "holds a character an HTTP header cannot carry (outside Latin-1)"),
+        ("", "is empty; set it to the secret"),
+    ],
+)
+def test_a_secret_unfit_for_a_header_is_refused_at_load_naming_only_its_variable(
+    sources: dict[str, Any],
+    key: str,
+    value: str,
+    problem: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OBS_TEST_TOKEN", value)
+    path = tmp_path / "obs.yaml"
+    path.write_text(yaml.safe_dump({"sources": sources, "lake": {"root": str(tmp_path)}}))
+
+    assert main(["--config", str(path), "check-config"]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(
+        f"obs: error: {path}: {key}: environment variable OBS_TEST_TOKEN {problem}"
+    )
+    assert err.count("\n") == 1
+    if value:
+        assert "supersecret" not in err and "super" not in err
+
+
+def test_a_secret_changed_after_load_is_refused_where_it_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run's process reads the variable again: a header built from it would quote it."""
+    monkeypatch.setenv("OBS_TEST_TOKEN", "eskey-secret-789")
+    config = parse_config({"sources": API_KEY})
+    monkeypatch.setenv("OBS_TEST_TOKEN", "eskey-secret-789\n")
+    es = config.sources.elasticsearch
+    with pytest.raises(ConfigError) as error:
+        elasticsearch_options("sources.elasticsearch", es.url, es.auth, es.tls)
+    assert str(error.value) == (
+        "environment variable OBS_TEST_TOKEN holds a newline or other control character; set it "
+        "to the secret alone"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "encoding"),
+    [
+        ("supersecret-123\n", "latin-1"),
+        (" supersecret-123 ", "latin-1"),
+        ("supersecret-é-123", "latin-1"),
+        ("supersecret-€-123", "utf-8"),
+    ],
+)
+def test_scrub_masks_a_secret_in_every_spelling_an_error_quotes(value: str, encoding: str) -> None:
+    remember_secret(value)
+    quoted = [
+        f"unreachable ({'Bearer ' + value!r})",
+        f"Invalid header value {('ApiKey ' + value).encode(encoding)!r}",
+        f"refused {value!a}",
+        f"token '{value.strip()}' refused",
+    ]
+    for text in quoted:
+        assert "secret" not in scrub(text), text
+        assert "secret" not in redact_secrets(text, [value]), text
+
+
+def env_key_config(key: str, value: Any) -> dict[str, Any]:
+    """A config whose ``key`` (one of the ``*_env`` keys) holds ``value``, all else valid."""
+    basic = {"username_env": "OBS_USER", "password_env": "OBS_PASSWORD"}
+    pagerduty = {"token_env": "OBS_PD_TOKEN", "services": {"P1": "api"}}
+    raw = with_value(key, value)
+    if key.startswith("sources.incidents"):
+        raw["sources"]["incidents"]["pagerduty"] = {**pagerduty, "token_env": value}
+    if ".basic." in key:
+        section = key.split(".")[1]
+        raw["sources"][section]["auth"]["basic"] = {**basic, key.rsplit(".", 1)[1]: value}
+    return raw
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sources.prometheus.auth.bearer_token_env",
+        "sources.prometheus.auth.basic.password_env",
+        "sources.elasticsearch.auth.api_key_env",
+        "sources.jaeger.auth.basic.username_env",
+        "sources.incidents.pagerduty.token_env",
+        "lake.s3.secret_access_key_env",
+    ],
+)
+@pytest.mark.parametrize("value", ["glpat-REALTOKEN-abc123", "wJalr/XUtn+FEMI=", "", "9LIVES", 42])
+def test_an_env_key_holding_anything_but_a_variable_name_is_refused_without_echoing_it(
+    key: str, value: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message = refusal(env_key_config(key, value))
+
+    assert message == (
+        f"config: {key}: must name an environment variable (letters, digits, _), not hold the "
+        "secret itself"
+    )
+    assert "REALTOKEN" not in message and "FEMI" not in message and "LIVES" not in message
+    monkeypatch.setenv("_Obs_VAR_2", "secret")
+    assert parse_config(env_key_config(key, "_Obs_VAR_2"))  # any variable name is fine
+
+
+THRESHOLD_SLO = {**SLO, "sli": {"type": "threshold", "gauge": "queue_depth"}}
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        (
+            {"max": 1, "min": 5},
+            "config: slos[0].sli: min (5) is above max (1), so no sample could be good; swap them "
+            "or fix one",
+        ),
+        (
+            {"max": float("nan")},
+            "config: slos[0].sli.max: input should be a finite number (got nan); fix the value",
+        ),
+        (
+            {"min": 0, "max": float("inf")},
+            "config: slos[0].sli.max: input should be a finite number (got inf); fix the value",
+        ),
+    ],
+)
+def test_threshold_bounds_no_sample_could_meet_are_refused(
+    bounds: dict[str, float], message: str
+) -> None:
+    slo = {**THRESHOLD_SLO, "sli": {**THRESHOLD_SLO["sli"], **bounds}}
+    assert refusal({"slos": [slo]}) == message
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sources.prometheus.retry_backoff_seconds",
+        "sources.elasticsearch.retry_backoff_seconds",
+        "sources.jaeger.retry_backoff_seconds",
+        "reports.burn_rate_policy[0].burn_rate",
+        "reports.impact_burn_rate",
+        "reports.targets.mttr",
+    ],
+)
+@pytest.mark.parametrize("text", [".inf", ".nan"])
+def test_an_infinite_or_nan_number_is_refused_naming_the_key(
+    key: str, text: str, tmp_path: Path
+) -> None:
+    raw = with_value(key, yaml.safe_load(text))
+    path = tmp_path / "obs.yaml"
+    path.write_text(yaml.safe_dump({**raw, "lake": {"root": str(tmp_path)}}))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f"{path}: {key}: input should be a finite number (got {yaml.safe_load(text)}); "
+        "fix the value"
+    )
+
+
+def test_a_config_file_that_is_not_utf8_is_refused_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"lake: {root: lake}\n# caf\xe9\n")
+
+    assert main(["--config", str(path), "check-config"]) == 2
+
+    assert capsys.readouterr() == (
+        "",
+        f"obs: error: {path}: line 2 holds a byte that is not UTF-8 (0xe9); save the file as "
+        "UTF-8\n",
+    )
+
+
+def test_an_unreadable_config_file_is_refused_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As root (the test machine) permissions are not enforced: the read itself is made to fail."""
+    path = tmp_path / "obs.yaml"
+    path.write_text("lake: {root: lake}\n")
+
+    def denied(self: Path, *args: Any, **kwargs: Any) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    for method in ("read_text", "is_file"):  # the file, or a folder on its way
+        with monkeypatch.context() as patch:
+            patch.setattr(Path, method, denied)
+            assert main(["--config", str(path), "check-config"]) == 2
+
+        assert capsys.readouterr() == (
+            "",
+            f"obs: error: {path}: cannot be read (Permission denied); fix its permissions or give "
+            "the path of a readable copy\n",
+        )
+
+
+def read_only(monkeypatch: pytest.MonkeyPatch, *folders: Path) -> None:
+    """Make ``folders`` (and what is under them) read-only as os.access sees them: the tests run
+    as root, which permissions do not stop."""
+    real = os.access
+
+    def access(path: Any, mode: int, *args: Any, **kwargs: Any) -> bool:
+        inside = any(Path(path) == f or f in Path(path).parents for f in folders)
+        return False if inside and mode & os.W_OK else real(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+
+
+def test_a_read_only_lake_loads_for_readers_and_is_refused_for_writers(
+    write_config: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """obs query, report and doctor only read: an analyst with read access must get past
+    loading the config; ingest, tiering and the catalog build call require_writable."""
+    path = write_config()
+    (tmp_path / "lake").mkdir()
+    read_only(monkeypatch, tmp_path / "lake")
+
+    config = load_config(path)
+
+    with pytest.raises(LakeError) as error:
+        require_writable(config)
+    assert str(error.value) == (
+        f"lake.root: {tmp_path / 'lake'} is not writable; fix its permissions or choose another "
+        "folder"
+    )
+
+
+def test_a_read_only_catalog_loads_and_is_refused_for_writers(
+    write_config: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = tmp_path / "catalog" / "obs.duckdb"
+    path = write_config(lake={"catalog": str(catalog)})
+    catalog.parent.mkdir()
+    catalog.write_bytes(b"")
+    read_only(monkeypatch, catalog)
+
+    config = load_config(path)
+
+    with pytest.raises(LakeError) as error:
+        require_writable(config)
+    assert str(error.value) == (
+        f"lake.catalog: {catalog} is not writable; fix its permissions or choose another path"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root is not stopped by permissions")
+def test_a_lake_without_write_permission_loads_and_is_refused_for_writers(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    path = write_config()
+    (tmp_path / "lake").mkdir(mode=0o555)
+    try:
+        config = load_config(path)
+        with pytest.raises(LakeError, match=r"lake.root: .* is not writable"):
+            require_writable(config)
+    finally:
+        (tmp_path / "lake").chmod(0o755)

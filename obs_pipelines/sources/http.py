@@ -40,7 +40,7 @@ from urllib3.util.retry import Retry
 
 from obs_pipelines.config import EsAuth, HttpAuth, Tls, secret
 from obs_pipelines.errors import ConfigError
-from obs_pipelines.redact import redact_url
+from obs_pipelines.redact import redact_url, secret_forms
 
 _MARKERS = (
     "Connection refused",
@@ -488,12 +488,13 @@ def basic_credentials(username_variable: str, password_variable: str) -> tuple[s
 
 
 def remember_secret(value: str) -> None:
-    """Have :func:`scrub` mask ``value`` (a secret that did not come through :func:`credential`)."""
+    """Have :func:`scrub` mask ``value`` (a secret that did not come through :func:`credential`),
+    in each of the spellings an error may quote it in (:func:`secret_forms`)."""
     global _secrets
-    if len(value) >= _SHORTEST_MASKED:
-        with _secrets_lock:
-            if value not in _secrets:
-                _secrets = tuple(sorted((*_secrets, value), key=len, reverse=True))
+    forms = {f for f in secret_forms(value) if len(f) >= _SHORTEST_MASKED}
+    with _secrets_lock:
+        if not forms <= set(_secrets):
+            _secrets = tuple(sorted({*_secrets, *forms}, key=len, reverse=True))
 
 
 def remember_basic_auth(user: str, password: str) -> None:
