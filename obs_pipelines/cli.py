@@ -20,6 +20,7 @@ from obs_pipelines.config import (
     TIERS,
     ObsConfig,
     load_config,
+    require_writable,
 )
 from obs_pipelines.durations import parse_duration
 from obs_pipelines.errors import ConfigError, ObsError
@@ -298,6 +299,7 @@ def _query(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from obs_pipelines.lake.catalog import refresh_catalog
+    from obs_pipelines.lake.delta import delta_errors
     from obs_pipelines.reporting.report_export import push_reports
     from obs_pipelines.reporting.report_html import format_scorecard, write_report
     from obs_pipelines.reporting.reports import pin_reports, report_connection
@@ -310,7 +312,8 @@ def _report(args: argparse.Namespace) -> int:
     con = report_connection(config, args.start, args.end)
     try:
         _check_report_period(con)
-        pin_reports(con)  # once: the scorecard, the HTML and the push read the same results
+        with delta_errors("read the lake for the report", config):  # e.g. a data file gone
+            pin_reports(con)  # once: the scorecard, the HTML and the push read the same results
         print(format_scorecard(con))
         print(f"\nreport: {write_report(con, args.output)}")
         if args.push:
@@ -357,7 +360,9 @@ def _check_report_period(con: "duckdb.DuckDBPyConnection") -> None:
 def _catalog(args: argparse.Namespace) -> int:
     from obs_pipelines.lake.catalog import build_catalog
 
-    print(f"catalog rebuilt: {build_catalog(_config(args))}")
+    config = _config(args)
+    require_writable(config)
+    print(f"catalog rebuilt: {build_catalog(config)}")
     return 0
 
 
@@ -462,6 +467,7 @@ def _tier(args: argparse.Namespace) -> int:
     from obs_pipelines.lake.tiering import run_tiering
 
     config = _config(args)
+    require_writable(config)
     if args.now is not None and args.now > datetime.now(UTC):
         raise ObsError(
             f"--now {_when(args.now)} is in the future: tiering as of then would move "
@@ -612,7 +618,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _config_path(args: argparse.Namespace) -> str:
     path = args.config or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH
-    load_config(path)  # refuse a bad config before Dagster starts
+    require_writable(load_config(path))  # every caller writes: refuse before Dagster starts
     return str(Path(path).resolve())
 
 

@@ -16,6 +16,7 @@ from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.reporting.derived import derive
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow, utc
+from tests.test_config_refusals import read_only
 
 HOUR = TimeWindow(utc("2026-11-18T14:00:00Z"), utc("2026-11-18T15:00:00Z"))
 
@@ -182,3 +183,37 @@ def test_a_reader_that_goes_away_ends_any_command_quietly(
     err = done.stderr.read().decode()
     assert done.wait(timeout=120) == 141, err
     assert err == ""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["tier"],
+        ["catalog"],
+        ["materialize", "--last", "1h"],
+        ["slo", "recompute"],
+        ["demo", "--days", "1"],
+    ],
+)
+def test_the_writing_commands_refuse_a_read_only_lake_before_they_start(
+    command: list[str],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write_config()
+    (tmp_path / "lake").mkdir()
+    read_only(
+        monkeypatch, tmp_path / "lake"
+    )  # as for a user without write access (tests run as root)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+
+    line = _refusal(capsys, "--config", str(path), *command)
+
+    assert line == (
+        f"obs: error: lake.root: {tmp_path / 'lake'} is not writable; fix its permissions or "
+        "choose another folder"
+    )
+    assert list((tmp_path / "lake").iterdir()) == []
+    assert not (tmp_path / "dagster_home").exists()

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pytest
 import yaml
 
+from obs_pipelines import cli
 from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.datasets import SCHEMAS
 from obs_pipelines.errors import LakeError
@@ -226,6 +227,25 @@ def test_a_file_the_log_references_gone_or_damaged_is_named_in_one_line(
         with pytest.raises(LakeError, match=path.split("/")[-1]) as error:
             Lake(config).tables.read_window("spans", None)
         assert "\n" not in str(error.value)
+
+
+def test_a_report_over_a_data_file_gone_is_one_line_and_writes_no_html(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "obs.yaml"
+    path.write_text(yaml.safe_dump(tiered_settings(tmp_path, RETENTION)))
+    config = tiered_config(tmp_path, RETENTION)
+    ingest(config, some_hours(DAYS[:1], (4, 5)))
+    gone = break_file(config, "log_records", "deleted")
+    html = tmp_path / "report.html"
+
+    code = cli.main(["--config", str(path), "report", "-o", str(html)])
+
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert line.startswith("obs: error: could not read the lake for the report under ")
+    assert gone.split("/")[-1] in line and "obs doctor" in line
+    assert not html.exists()
 
 
 def test_a_damaged_table_log_stops_report_and_query_sessions_in_one_line(tmp_path: Path) -> None:
