@@ -6,6 +6,7 @@ UI shows them); everything else is the plain engine.
 
 import argparse
 import os
+import socket
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from obs_pipelines.windows import HOUR, TimeWindow, floor_hour, utc
 
 if TYPE_CHECKING:
     import duckdb
+    from dagster import DagsterInstance
 
 RUN_PARTITIONS = 24  # hours per ingest run, as the assets' backfill policy
 MAX_DEMO_DAYS = 365
@@ -645,6 +647,10 @@ def ingest_runs(window: TimeWindow) -> list[Run]:
     ]
 
 
+# Who runs a run: runs execute in the obs process, so one whose process is gone never ends.
+OWNER_HOST_TAG = "obs/host"
+OWNER_PID_TAG = "obs/pid"
+
 # Jobs that exist only while a pillar has a source (obs_pipelines/definitions.py).
 _JOB_PILLAR = {"snapshot_job": "alerts", "derive_job": "metrics", "slo_recompute_job": "metrics"}
 
@@ -680,10 +686,12 @@ def launch_runs(config_path: str, runs: list[Run]) -> list[str]:
             )
     failures = []
     with DagsterInstance.get() as instance:
+        _fail_runs_of_ended_processes(instance)
+        owner = {OWNER_HOST_TAG: socket.gethostname(), OWNER_PID_TAG: str(os.getpid())}
         for run in runs:
             result = defs.resolve_job_def(run.job).execute_in_process(
                 instance=instance,
-                tags=run.tags,
+                tags={**run.tags, **owner},
                 raise_on_error=False,
                 run_config={**QUIET_RUN_CONFIG, **run.config},
             )
@@ -694,6 +702,37 @@ def launch_runs(config_path: str, runs: list[Run]) -> list[str]:
                 print(f"obs: error: {line}", file=sys.stderr)
                 failures.append(line)
     return failures
+
+
+def _fail_runs_of_ended_processes(instance: "DagsterInstance") -> None:
+    """Mark failed the runs an ``obs`` process on this host left unfinished when it was
+    killed: a run executes in the process that launched it, so nothing else would ever end
+    them, and the UI would show them started forever (and their hours neither done nor
+    failed, so "re-execute failed" would not offer them)."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    unfinished = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+    found = instance.get_runs(
+        RunsFilter(statuses=unfinished, tags={OWNER_HOST_TAG: socket.gethostname()})
+    )
+    for run in found:
+        pid = int(run.tags.get(OWNER_PID_TAG, "0"))
+        if pid and pid != os.getpid() and not _running(pid):
+            instance.report_run_failed(
+                run,
+                message=f"the obs process that ran it (pid {pid}) ended before the run did "
+                "(killed or crashed); rerun the same command to finish its hours",
+            )
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _failure_reason(result: object) -> str:
