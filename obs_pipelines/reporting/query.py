@@ -15,9 +15,11 @@ Two walls stand between the SQL and the lake or the machine:
   files elsewhere.
 
 Statements run once each, in order. The last one's result is written here, not by DuckDB's
-COPY: streamed from Arrow batches to standard output (never reopened, so ``>>`` appends) or to a
-file that replaces ``--output`` only once it is whole. A reader that leaves early (``| head``)
-ends the command quietly with exit status 141, as it would any Unix filter.
+COPY: streamed from Arrow batches to standard output (never reopened, so ``>>`` appends) or to
+``--output``: a regular file is replaced only once the result is whole, and anything else that
+exists there (a FIFO, a device, ``/dev/stdout``) is written in place, never replaced. A reader
+that leaves early (``| head``) ends the command quietly with exit status 141, as it would any
+Unix filter.
 """
 
 import base64
@@ -26,9 +28,10 @@ import io
 import itertools
 import os
 import re
+import stat
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -156,13 +159,30 @@ def output_file(box: Sandbox, output: str) -> Path:
             f"--output {output}: obs query writes local files only; write a local file and "
             "upload it yourself"
         )
-    path = Path(output).expanduser().resolve()
-    for kept in box.protected:
-        if path.is_relative_to(kept):
+    return output_target(output, box.protected, "result.csv", "write the result outside the lake")
+
+
+def output_target(output: str | Path, protected: Iterable[Path], example: str, hint: str) -> Path:
+    """``--output`` as an absolute path, refused in one line if it resolves into a ``protected``
+    path (``hint`` says where to write instead), is a folder, or lies under a file; ``example``
+    names a file to suggest inside a folder.
+
+    The path keeps its symlinks (``/dev/stdout`` stays itself: resolved, it names
+    ``/proc/<pid>/fd/pipe:[...]``, which cannot be opened); the checks follow them."""
+    path = Path(output).expanduser().absolute()
+    resolved = path.resolve()
+    for kept in protected:
+        if resolved.is_relative_to(kept):
             raise ObsError(
-                f"--output {output} would write into the lake or its catalog ({kept}); "
-                "write the result outside the lake"
+                f"--output {output} would write into the lake or its catalog ({kept}); {hint}"
             )
+    if path.is_dir():
+        raise ObsError(f"--output {output} is a folder; name a file in it, e.g. {path / example}")
+    above = next((p for p in resolved.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ObsError(
+            f"--output {output}: {above} is a file, not a folder; write to a path outside it"
+        )
     return path
 
 
@@ -253,14 +273,14 @@ def run(
             return
         if fmt == "table":
             text = _table(result, max_rows, last.type == duckdb.StatementType.EXPLAIN)
-            with _sink(output) as sink:
+            with output_sink(output) as sink:
                 sink.write(text.encode())
             return
         reader = result.to_arrow_reader(BATCH_ROWS)
     except duckdb.Error as exc:
         raise _failed(exc) from None
     try:
-        with _sink(output) as sink:
+        with output_sink(output) as sink:
             _WRITERS[fmt](_batches(reader), reader.schema, sink)
     except (pa.ArrowException, orjson.JSONEncodeError) as exc:
         raise ObsError(
@@ -488,27 +508,55 @@ def _batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
 
 
 @contextlib.contextmanager
-def _sink(output: Path | None) -> Iterator[_Sink]:
-    """Standard output as it is (a file opened for appending stays so), or a staged file that
-    replaces ``output`` once the result is whole."""
+def output_sink(output: Path | None) -> Iterator[_Sink]:
+    """Standard output as it is (a file opened for appending stays so); or for ``output``, a
+    staged file that replaces the regular file there (or takes its absent place) once the
+    result is whole; or, for anything else that exists there (a FIFO, a device such as
+    /dev/null, /dev/stdout), that very thing written in place: renamed over, it would be
+    replaced by a regular file and its reader would get nothing."""
     if output is None:
         sys.stdout.flush()
         yield _Stdout()
         sys.stdout.buffer.flush()
         return
-    staged = output.with_name(f".{output.name}.{uuid.uuid4().hex}.tmp")
+    if not _replaceable(output):
+        with _opened(output, output) as handle:
+            yield handle
+        return
+    target = output.resolve()  # a symlink to a file keeps pointing at the new file
+    staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
-        handle = open(staged, "wb")  # noqa: SIM115 - closed below, before the rename
+        with _opened(staged, output) as handle:
+            yield handle
+        os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _replaceable(output: Path) -> bool:
+    """Whether ``output`` is a regular file or nothing (after symlinks): only those are staged
+    and renamed over. A folder is refused in one line."""
+    try:
+        mode = output.stat().st_mode
+    except FileNotFoundError:
+        return True
+    except OSError as exc:  # e.g. a file where a folder should be, or no permission
+        raise ObsError(f"cannot write {output} ({exc.strerror}); write to another path") from None
+    if stat.S_ISDIR(mode):
+        raise ObsError(f"--output {output} is a folder; name a file in it")
+    return stat.S_ISREG(mode)
+
+
+@contextlib.contextmanager
+def _opened(path: Path, output: Path) -> Iterator[io.BufferedWriter]:
+    try:
+        handle = open(path, "wb")  # noqa: SIM115 - closed by the with below
     except OSError as exc:
         raise ObsError(
             f"cannot write {output} ({exc.strerror}); check that its folder exists and is writable"
         ) from None
-    try:
-        with handle:
-            yield handle
-        os.replace(staged, output)
-    finally:
-        staged.unlink(missing_ok=True)
+    with handle:
+        yield handle
 
 
 class _Stdout:

@@ -1,0 +1,150 @@
+"""Where `obs query` and `obs report` write, and the catalog they open: a FIFO or device named by
+--output is written in place (never replaced by a regular file), a folder or a path under a file
+is one line, the catalog and tables are never overwritten, a file that is not a DuckDB database
+is never replaced by a catalog build, and a catalog that cannot be opened is one line."""
+
+import os
+import shlex
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from obs_pipelines.config import load_config
+from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.ingest import ingest_metrics_hour
+from obs_pipelines.reporting import query
+from obs_pipelines.sources import metric_source
+from obs_pipelines.windows import TimeWindow, utc
+
+pytestmark = pytest.mark.integration  # runs obs in a subprocess: seconds per test
+
+REPO = Path(__file__).resolve().parent.parent
+HOUR = TimeWindow(utc("2026-11-18T14:00:00Z"), utc("2026-11-18T15:00:00Z"))
+
+
+def obs(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "obs_pipelines.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("obs: error: "), done.stderr
+    return done.stderr.strip()
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local lake with one hour of simulated metrics and its catalog, shared by the tests
+    (none may change it); returns the config path."""
+    folder = tmp_path_factory.mktemp("outputs")
+    path = folder / "obs.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "ingest": {"start": "2026-01-01T00:00:00Z"},
+                "lake": {"root": str(folder / "lake"), "catalog": str(folder / "obs.duckdb")},
+            }
+        )
+    )
+    config = load_config(path)
+    ingest_metrics_hour(Lake(config), metric_source(config), HOUR)
+    build_catalog(config)
+    return path
+
+
+def with_catalog(lake: Path, folder: Path, catalog: Path) -> Path:
+    """A config for ``lake``'s lake whose catalog is ``catalog``."""
+    body = yaml.safe_load(lake.read_text())
+    body["lake"]["catalog"] = str(catalog)
+    path = folder / "other.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def catalog_of(lake: Path) -> Path:
+    return Path(load_config(lake).catalog_path)
+
+
+def test_a_fifo_named_by_output_stays_a_fifo_and_its_reader_gets_the_result(
+    lake: Path, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "results"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    try:
+        done = obs(lake, "query", "SELECT 42 AS answer", "--format", "csv", "-o", str(fifo))
+        received, _ = reader.communicate(timeout=20)
+    finally:
+        reader.kill()
+
+    assert done.returncode == 0, done.stderr
+    assert received == b'"answer"\n42\n'
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(tmp_path.iterdir()) == [fifo]  # nothing staged beside it either
+
+
+def test_only_a_regular_file_or_nothing_is_staged_and_renamed_over(tmp_path: Path) -> None:
+    """A character device (/dev/null, seen through a link of ours: only its status is read)
+    and a FIFO are written in place; renamed over, they would become regular files."""
+    regular, fifo, device = tmp_path / "regular.csv", tmp_path / "fifo", tmp_path / "null"
+    regular.write_text("old\n")
+    os.mkfifo(fifo)
+    device.symlink_to(os.devnull)
+    assert stat.S_ISCHR(device.stat().st_mode)
+
+    assert query._replaceable(regular) and query._replaceable(tmp_path / "absent.csv")
+    assert not query._replaceable(fifo)
+    assert not query._replaceable(device)
+
+
+def test_output_to_dev_stdout_reaches_the_pipe(lake: Path) -> None:
+    done = subprocess.run(
+        f"{sys.executable} -m obs_pipelines.cli --config {shlex.quote(str(lake))} query 'SELECT 1 AS a' "
+        "--format csv -o /dev/stdout | cat",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '"a"\n1\n'
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [(("query", "SELECT 1 AS x"), "result.csv")],
+)
+def test_output_naming_a_folder_or_a_path_under_a_file_is_one_line(
+    lake: Path, tmp_path: Path, command: tuple[str, ...], example: str
+) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "kept.txt").write_text("kept\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes\n")
+
+    into_folder = obs(lake, *command, "-o", str(folder))
+    under_file = obs(lake, *command, "-o", str(notes / "x.html"))
+
+    assert one_error_line(into_folder) == (
+        f"obs: error: --output {folder} is a folder; name a file in it, e.g. {folder / example}"
+    )
+    assert one_error_line(under_file) == (
+        f"obs: error: --output {notes}/x.html: {notes} is a file, not a folder; "
+        "write to a path outside it"
+    )
+    assert [p.name for p in folder.iterdir()] == ["kept.txt"]
+    assert notes.read_text() == "notes\n"
