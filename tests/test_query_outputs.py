@@ -125,7 +125,7 @@ def test_output_to_dev_stdout_reaches_the_pipe(lake: Path) -> None:
 
 @pytest.mark.parametrize(
     ("command", "example"),
-    [(("query", "SELECT 1 AS x"), "result.csv")],
+    [(("query", "SELECT 1 AS x"), "result.csv"), (("report",), "reliability.html")],
 )
 def test_output_naming_a_folder_or_a_path_under_a_file_is_one_line(
     lake: Path, tmp_path: Path, command: tuple[str, ...], example: str
@@ -148,3 +148,19 @@ def test_output_naming_a_folder_or_a_path_under_a_file_is_one_line(
     )
     assert [p.name for p in folder.iterdir()] == ["kept.txt"]
     assert notes.read_text() == "notes\n"
+
+
+def test_report_never_writes_over_the_catalog_or_into_a_table(lake: Path) -> None:
+    catalog = catalog_of(lake)
+    before = catalog.read_bytes()
+    table = Path(load_config(lake).lake_root) / "delta" / "metric_samples"
+    log = sorted((table / "_delta_log").iterdir())
+
+    over_catalog = obs(lake, "report", "-o", str(catalog))
+    into_table = obs(lake, "report", "-o", str(table / "report.html"))
+
+    assert "would write into the lake or its catalog" in one_error_line(over_catalog)
+    assert "would write into the lake or its catalog" in one_error_line(into_table)
+    assert catalog.read_bytes() == before
+    assert not (table / "report.html").exists()
+    assert sorted((table / "_delta_log").iterdir()) == log
