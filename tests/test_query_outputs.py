@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from obs_pipelines.config import load_config
+from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.lake.ingest import ingest_metrics_hour
@@ -164,3 +165,29 @@ def test_report_never_writes_over_the_catalog_or_into_a_table(lake: Path) -> Non
     assert catalog.read_bytes() == before
     assert not (table / "report.html").exists()
     assert sorted((table / "_delta_log").iterdir()) == log
+
+
+def test_a_catalog_build_never_replaces_a_file_that_is_not_a_duckdb_database(
+    lake: Path, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("notes\n")
+    config = with_catalog(lake, tmp_path, victim)
+
+    with pytest.raises(LakeError, match="is not a DuckDB database"):
+        build_catalog(load_config(config))
+    by_command = obs(config, "catalog")
+    by_report = obs(config, "report", "-o", str(tmp_path / "report.html"))
+
+    assert one_error_line(by_command) == (
+        f"obs: error: lake.catalog {victim} is not a DuckDB database, and obs will not replace "
+        "it; move it away or point lake.catalog at another file"
+    )
+    assert one_error_line(by_report) == one_error_line(by_command)
+    assert victim.read_text() == "notes\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.yaml", "victim.txt"]
+
+    victim.write_bytes(b"")  # an empty file holds nothing to lose: built as if absent
+    built = obs(config, "catalog")
+    assert built.returncode == 0, built.stderr
+    assert obs(config, "query", "SELECT 1 AS x", "--format", "csv").stdout == '"x"\n1\n'
