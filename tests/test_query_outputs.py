@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 
@@ -191,3 +192,33 @@ def test_a_catalog_build_never_replaces_a_file_that_is_not_a_duckdb_database(
     built = obs(config, "catalog")
     assert built.returncode == 0, built.stderr
     assert obs(config, "query", "SELECT 1 AS x", "--format", "csv").stdout == '"x"\n1\n'
+
+
+def test_a_catalog_that_is_not_a_duckdb_database_is_one_line_in_query(
+    lake: Path, tmp_path: Path
+) -> None:
+    notes = tmp_path / "obs.duckdb"
+    notes.write_text("not a database\n")
+
+    done = obs(with_catalog(lake, tmp_path, notes), "query", "SELECT 1")
+
+    assert one_error_line(done) == (
+        f"obs: error: {notes} is not a DuckDB catalog; move it away and run `obs catalog`"
+    )
+    assert notes.read_text() == "not a database\n"
+
+
+def test_a_catalog_another_process_holds_for_writing_is_one_line(
+    lake: Path, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "obs.duckdb"
+    config = with_catalog(lake, tmp_path, catalog)
+    build_catalog(load_config(config))
+
+    with duckdb.connect(str(catalog)):  # a writer, as a running build or duckdb session is
+        done = obs(config, "query", "SELECT 1")
+
+    assert one_error_line(done) == (
+        f"obs: error: another process (PID {os.getpid()}) holds the catalog {catalog} open "
+        "for writing (a running obs, Dagster run or duckdb session?); retry when it ends"
+    )
