@@ -222,3 +222,11 @@ def test_a_catalog_another_process_holds_for_writing_is_one_line(
         f"obs: error: another process (PID {os.getpid()}) holds the catalog {catalog} open "
         "for writing (a running obs, Dagster run or duckdb session?); retry when it ends"
     )
+
+
+def test_a_negative_max_rows_is_one_line(lake: Path) -> None:
+    done = obs(lake, "query", "SELECT 1", "--max-rows", "-1")
+
+    assert one_error_line(done) == (
+        "obs: error: --max-rows must be 0 or more, not -1; e.g. --max-rows 100"
+    )
