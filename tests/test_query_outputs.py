@@ -3,6 +3,7 @@
 is one line, the catalog and tables are never overwritten, a file that is not a DuckDB database
 is never replaced by a catalog build, and a catalog that cannot be opened is one line."""
 
+import json
 import os
 import shlex
 import stat
@@ -229,4 +230,32 @@ def test_a_negative_max_rows_is_one_line(lake: Path) -> None:
 
     assert one_error_line(done) == (
         "obs: error: --max-rows must be 0 or more, not -1; e.g. --max-rows 100"
+    )
+
+
+def test_infinities_and_nan_survive_json_as_the_strings_json_tools_use(lake: Path) -> None:
+    sql = (
+        "SELECT 'inf'::DOUBLE AS up, '-inf'::DOUBLE AS down, 'nan'::DOUBLE AS nan, "
+        "1.5::DOUBLE AS finite, NULL::DOUBLE AS missing, ['nan'::DOUBLE, 2] AS list, "
+        "{'a': 'inf'::FLOAT} AS struct, MAP {'k': '-inf'::DOUBLE} AS map"
+    )
+
+    as_json = obs(lake, "query", sql, "--format", "json")
+    as_csv = obs(lake, "query", sql, "--format", "csv")
+
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == [
+        {
+            "up": "Infinity",
+            "down": "-Infinity",
+            "nan": "NaN",
+            "finite": 1.5,
+            "missing": None,
+            "list": ["NaN", 2.0],
+            "struct": {"a": "Infinity"},
+            "map": {"k": "-Infinity"},
+        }
+    ]
+    assert as_csv.stdout.splitlines()[1] == (
+        'inf,-inf,nan,1.5,,"[""NaN"",2.0]","{""a"":""Infinity""}","{""k"":""-Infinity""}"'
     )

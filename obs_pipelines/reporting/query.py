@@ -19,13 +19,15 @@ COPY: streamed from Arrow batches to standard output (never reopened, so ``>>`` 
 ``--output``: a regular file is replaced only once the result is whole, and anything else that
 exists there (a FIFO, a device, ``/dev/stdout``) is written in place, never replaced. A reader
 that leaves early (``| head``) ends the command quietly with exit status 141, as it would any
-Unix filter.
+Unix filter. JSON has no infinity or NaN: they are written as the strings ``"Infinity"``,
+``"-Infinity"`` and ``"NaN"`` (as protobuf's JSON mapping and many JSON tools do), not as null.
 """
 
 import base64
 import contextlib
 import io
 import itertools
+import math
 import os
 import re
 import stat
@@ -41,6 +43,7 @@ from typing import Any, Protocol
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -586,9 +589,11 @@ def _write_csv(batches: Iterator[pa.RecordBatch], schema: pa.Schema, sink: _Sink
 
 
 def _csv(batch: pa.RecordBatch, header: bool) -> bytes:
-    """One batch as CSV; lists, structs and maps as JSON text, intervals in ISO 8601."""
+    """One batch as CSV; lists, structs and maps as JSON text (infinities and NaN in them as
+    JSON output writes them), intervals in ISO 8601. A float column itself keeps Arrow's
+    ``inf``, ``-inf`` and ``nan``, which CSV readers parse back."""
     columns = [
-        pa.array([_cell(v) for v in column.to_pylist(maps_as_pydicts="lossy")], pa.string())
+        pa.array([_cell(v) for v in _json_values(column)], pa.string())
         if pa.types.is_nested(column.type) or pa.types.is_interval(column.type)
         else column
         for column in batch.columns
@@ -616,6 +621,10 @@ def _write_json(batches: Iterator[pa.RecordBatch], schema: pa.Schema, sink: _Sin
     first = True
     for batch in batches:
         rows = batch.to_pylist(maps_as_pydicts="lossy")
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            if _has_non_finite(column):  # orjson would write null
+                for row in rows:
+                    row[name] = _finite_json(row[name])
         if rows:
             sink.write(b"\n" if first else b",\n")
             sink.write(
@@ -626,6 +635,47 @@ def _write_json(batches: Iterator[pa.RecordBatch], schema: pa.Schema, sink: _Sin
             )
             first = False
     sink.write(b"]\n" if first else b"\n]\n")
+
+
+def _json_values(column: pa.Array) -> list[Any]:
+    """``column``'s values as Python, with infinities and NaN as JSON output writes them."""
+    values = column.to_pylist(maps_as_pydicts="lossy")
+    return [_finite_json(v) for v in values] if _has_non_finite(column) else values
+
+
+def _has_non_finite(column: pa.Array) -> bool:
+    """Whether ``column`` may hold an infinity or NaN, at any depth: exact for floats and
+    lists, structs or maps of them, True for any other type that holds floats (a union),
+    False for types that hold none. A column without one is not walked value by value."""
+    kind = column.type
+    if pa.types.is_floating(kind):
+        return bool(pc.any(pc.invert(pc.is_finite(column))).as_py())
+    if isinstance(column, pa.MapArray):  # a list of key-value structs, but not to flatten()
+        return _has_non_finite(column.keys) or _has_non_finite(column.items)
+    if isinstance(column, pa.ListArray | pa.LargeListArray | pa.FixedSizeListArray):
+        return _has_non_finite(column.flatten())
+    if isinstance(column, pa.StructArray):
+        return any(_has_non_finite(column.field(i)) for i in range(kind.num_fields))
+    return _holds_floats(kind)
+
+
+def _holds_floats(kind: pa.DataType) -> bool:
+    if pa.types.is_floating(kind):
+        return True
+    return any(_holds_floats(kind.field(i).type) for i in range(kind.num_fields))
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with every infinity and NaN in it as the string JSON tools write for it
+    (``"Infinity"``, ``"-Infinity"``, ``"NaN"``): orjson, as JSON has no such numbers, would
+    write null, and a reader could not tell them from a missing value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {_finite_json(k): _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_json(v) for v in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:
