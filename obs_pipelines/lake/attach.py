@@ -5,6 +5,7 @@ imports the other to open it.
 """
 
 import contextlib
+import re
 from pathlib import Path
 
 import duckdb
@@ -19,7 +20,10 @@ def connect(config: ObsConfig, read_only: bool = True) -> duckdb.DuckDBPyConnect
     path = Path(config.catalog_path)
     if not path.exists():
         raise LakeError(f"no catalog at {path}; run `obs catalog` (or materialize an asset) first")
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        raise LakeError(_unopenable(path, exc)) from None
     lake = Lake(config)
     built_for = catalog_lake_root(con)
     if built_for is not None and built_for != lake_identity(lake):
@@ -30,6 +34,22 @@ def connect(config: ObsConfig, read_only: bool = True) -> duckdb.DuckDBPyConnect
         )
     attach_lake(con, lake)
     return con
+
+
+def _unopenable(path: Path, exc: duckdb.Error) -> str:
+    """Why DuckDB would not open the catalog at ``path``, and what to do, in one line."""
+    text = str(exc)
+    if "Could not set lock" in text:
+        holder = re.search(r"\(PID (\d+)\)", text)
+        who = f" (PID {holder.group(1)})" if holder else ""
+        return (
+            f"another process{who} holds the catalog {path} open for writing (a running obs, "
+            "Dagster run or duckdb session?); retry when it ends"
+        )
+    if "not a valid DuckDB database" in text:
+        return f"{path} is not a DuckDB catalog; move it away and run `obs catalog`"
+    first = (text.strip().splitlines() or [type(exc).__name__])[0]
+    return f"cannot open the catalog {path} ({first}); fix that, or rebuild it with `obs catalog`"
 
 
 def lake_identity(lake: Lake) -> str:

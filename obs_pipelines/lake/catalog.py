@@ -6,13 +6,16 @@ compactions and expiries show without a rebuild, and a query sees one version, n
 done. The build reads the tables' logs only (``lake_partitions``: every data file with its rows,
 bytes and tier by age). The catalog is rebuilt when its definition changes (report SQL, config,
 this package), by writing a fresh copy and renaming it over the old one: an analyst who has it
-open read-only keeps a consistent catalog, and the pipeline never waits for their lock.
+open read-only keeps a consistent catalog, and the pipeline never waits for their lock. A file
+there that is not a DuckDB database (``lake.catalog`` pointed at someone's notes) is refused,
+never replaced.
 """
 
 import functools
 import hashlib
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,6 +25,7 @@ import duckdb
 
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.datasets import ALL
+from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake, delta_catalog
 from obs_pipelines.lake.attach import catalog_lake_root as catalog_lake_root
 from obs_pipelines.lake.attach import connect as connect
@@ -31,6 +35,9 @@ from obs_pipelines.lake.delta_tables import DeltaTables
 from obs_pipelines.reporting import reports
 
 _BUILD_SUFFIX = ".tmp"
+# Every DuckDB database file carries this at bytes 8..12 (after its header checksum).
+DUCKDB_MAGIC = b"DUCK"
+DUCKDB_MAGIC_START, DUCKDB_MAGIC_END = 8, 12
 ABANDONED_BUILD_AGE = timedelta(hours=1)
 _METRICS_VIEW = """CREATE OR REPLACE VIEW metrics AS
            SELECT s.metric, s.labels, s.service, s.job, s.instance, x.series_id, x.ts, x.value
@@ -97,6 +104,7 @@ def _replace_catalog(
     rename it over ``target``: a reader of the old file keeps it whole, and a build killed
     midway leaves only a staged file beside it, swept by a later build."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_foreign_file(target)
     _sweep_abandoned_builds(target)
     staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_BUILD_SUFFIX}")
     try:
@@ -112,6 +120,25 @@ def _replace_catalog(
         staged.unlink(missing_ok=True)
         Path(f"{staged}.wal").unlink(missing_ok=True)
     return target
+
+
+def _refuse_foreign_file(target: Path) -> None:
+    """Refuse, in one line, to rename a catalog over anything but a DuckDB database (or an empty
+    file, or nothing): ``lake.catalog`` pointed at someone's notes must not replace them."""
+    try:
+        header = b"?"  # anything but a regular file: a FIFO is not opened, that would block
+        if stat.S_ISREG(target.stat().st_mode):
+            with target.open("rb") as existing:
+                header = existing.read(DUCKDB_MAGIC_END)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise LakeError(f"cannot read the catalog {target} ({exc.strerror}); check it") from None
+    if header and header[DUCKDB_MAGIC_START:DUCKDB_MAGIC_END] != DUCKDB_MAGIC:
+        raise LakeError(
+            f"lake.catalog {target} is not a DuckDB database, and obs will not replace it; "
+            "move it away or point lake.catalog at another file"
+        )
 
 
 def catalog_definition(config: ObsConfig) -> str:

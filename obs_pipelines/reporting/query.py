@@ -15,20 +15,25 @@ Two walls stand between the SQL and the lake or the machine:
   files elsewhere.
 
 Statements run once each, in order. The last one's result is written here, not by DuckDB's
-COPY: streamed from Arrow batches to standard output (never reopened, so ``>>`` appends) or to a
-file that replaces ``--output`` only once it is whole. A reader that leaves early (``| head``)
-ends the command quietly with exit status 141, as it would any Unix filter.
+COPY: streamed from Arrow batches to standard output (never reopened, so ``>>`` appends) or to
+``--output``: a regular file is replaced only once the result is whole, and anything else that
+exists there (a FIFO, a device, ``/dev/stdout``) is written in place, never replaced. A reader
+that leaves early (``| head``) ends the command quietly with exit status 141, as it would any
+Unix filter. JSON has no infinity or NaN: they are written as the strings ``"Infinity"``,
+``"-Infinity"`` and ``"NaN"`` (as protobuf's JSON mapping and many JSON tools do), not as null.
 """
 
 import base64
 import contextlib
 import io
 import itertools
+import math
 import os
 import re
+import stat
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -38,6 +43,7 @@ from typing import Any, Protocol
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -156,13 +162,30 @@ def output_file(box: Sandbox, output: str) -> Path:
             f"--output {output}: obs query writes local files only; write a local file and "
             "upload it yourself"
         )
-    path = Path(output).expanduser().resolve()
-    for kept in box.protected:
-        if path.is_relative_to(kept):
+    return output_target(output, box.protected, "result.csv", "write the result outside the lake")
+
+
+def output_target(output: str | Path, protected: Iterable[Path], example: str, hint: str) -> Path:
+    """``--output`` as an absolute path, refused in one line if it resolves into a ``protected``
+    path (``hint`` says where to write instead), is a folder, or lies under a file; ``example``
+    names a file to suggest inside a folder.
+
+    The path keeps its symlinks (``/dev/stdout`` stays itself: resolved, it names
+    ``/proc/<pid>/fd/pipe:[...]``, which cannot be opened); the checks follow them."""
+    path = Path(output).expanduser().absolute()
+    resolved = path.resolve()
+    for kept in protected:
+        if resolved.is_relative_to(kept):
             raise ObsError(
-                f"--output {output} would write into the lake or its catalog ({kept}); "
-                "write the result outside the lake"
+                f"--output {output} would write into the lake or its catalog ({kept}); {hint}"
             )
+    if path.is_dir():
+        raise ObsError(f"--output {output} is a folder; name a file in it, e.g. {path / example}")
+    above = next((p for p in resolved.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ObsError(
+            f"--output {output}: {above} is a file, not a folder; write to a path outside it"
+        )
     return path
 
 
@@ -244,6 +267,8 @@ def run(
     one) to ``output`` or standard output. A broken pipe on stdout propagates."""
     if fmt == "parquet" and output is None:
         raise ObsError("--format parquet needs --output FILE (Parquet is not for a terminal)")
+    if max_rows < 0:
+        raise ObsError(f"--max-rows must be 0 or more, not {max_rows}; e.g. --max-rows 100")
     last = statements[-1]
     try:
         for statement in statements[:-1]:
@@ -253,14 +278,14 @@ def run(
             return
         if fmt == "table":
             text = _table(result, max_rows, last.type == duckdb.StatementType.EXPLAIN)
-            with _sink(output) as sink:
+            with output_sink(output) as sink:
                 sink.write(text.encode())
             return
         reader = result.to_arrow_reader(BATCH_ROWS)
     except duckdb.Error as exc:
         raise _failed(exc) from None
     try:
-        with _sink(output) as sink:
+        with output_sink(output) as sink:
             _WRITERS[fmt](_batches(reader), reader.schema, sink)
     except (pa.ArrowException, orjson.JSONEncodeError) as exc:
         raise ObsError(
@@ -488,27 +513,55 @@ def _batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
 
 
 @contextlib.contextmanager
-def _sink(output: Path | None) -> Iterator[_Sink]:
-    """Standard output as it is (a file opened for appending stays so), or a staged file that
-    replaces ``output`` once the result is whole."""
+def output_sink(output: Path | None) -> Iterator[_Sink]:
+    """Standard output as it is (a file opened for appending stays so); or for ``output``, a
+    staged file that replaces the regular file there (or takes its absent place) once the
+    result is whole; or, for anything else that exists there (a FIFO, a device such as
+    /dev/null, /dev/stdout), that very thing written in place: renamed over, it would be
+    replaced by a regular file and its reader would get nothing."""
     if output is None:
         sys.stdout.flush()
         yield _Stdout()
         sys.stdout.buffer.flush()
         return
-    staged = output.with_name(f".{output.name}.{uuid.uuid4().hex}.tmp")
+    if not _replaceable(output):
+        with _opened(output, output) as handle:
+            yield handle
+        return
+    target = output.resolve()  # a symlink to a file keeps pointing at the new file
+    staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     try:
-        handle = open(staged, "wb")  # noqa: SIM115 - closed below, before the rename
+        with _opened(staged, output) as handle:
+            yield handle
+        os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _replaceable(output: Path) -> bool:
+    """Whether ``output`` is a regular file or nothing (after symlinks): only those are staged
+    and renamed over. A folder is refused in one line."""
+    try:
+        mode = output.stat().st_mode
+    except FileNotFoundError:
+        return True
+    except OSError as exc:  # e.g. a file where a folder should be, or no permission
+        raise ObsError(f"cannot write {output} ({exc.strerror}); write to another path") from None
+    if stat.S_ISDIR(mode):
+        raise ObsError(f"--output {output} is a folder; name a file in it")
+    return stat.S_ISREG(mode)
+
+
+@contextlib.contextmanager
+def _opened(path: Path, output: Path) -> Iterator[io.BufferedWriter]:
+    try:
+        handle = open(path, "wb")  # noqa: SIM115 - closed by the with below
     except OSError as exc:
         raise ObsError(
             f"cannot write {output} ({exc.strerror}); check that its folder exists and is writable"
         ) from None
-    try:
-        with handle:
-            yield handle
-        os.replace(staged, output)
-    finally:
-        staged.unlink(missing_ok=True)
+    with handle:
+        yield handle
 
 
 class _Stdout:
@@ -536,9 +589,11 @@ def _write_csv(batches: Iterator[pa.RecordBatch], schema: pa.Schema, sink: _Sink
 
 
 def _csv(batch: pa.RecordBatch, header: bool) -> bytes:
-    """One batch as CSV; lists, structs and maps as JSON text, intervals in ISO 8601."""
+    """One batch as CSV; lists, structs and maps as JSON text (infinities and NaN in them as
+    JSON output writes them), intervals in ISO 8601. A float column itself keeps Arrow's
+    ``inf``, ``-inf`` and ``nan``, which CSV readers parse back."""
     columns = [
-        pa.array([_cell(v) for v in column.to_pylist(maps_as_pydicts="lossy")], pa.string())
+        pa.array([_cell(v) for v in _json_values(column)], pa.string())
         if pa.types.is_nested(column.type) or pa.types.is_interval(column.type)
         else column
         for column in batch.columns
@@ -566,6 +621,10 @@ def _write_json(batches: Iterator[pa.RecordBatch], schema: pa.Schema, sink: _Sin
     first = True
     for batch in batches:
         rows = batch.to_pylist(maps_as_pydicts="lossy")
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            if _has_non_finite(column):  # orjson would write null
+                for row in rows:
+                    row[name] = _finite_json(row[name])
         if rows:
             sink.write(b"\n" if first else b",\n")
             sink.write(
@@ -576,6 +635,47 @@ def _write_json(batches: Iterator[pa.RecordBatch], schema: pa.Schema, sink: _Sin
             )
             first = False
     sink.write(b"]\n" if first else b"\n]\n")
+
+
+def _json_values(column: pa.Array) -> list[Any]:
+    """``column``'s values as Python, with infinities and NaN as JSON output writes them."""
+    values = column.to_pylist(maps_as_pydicts="lossy")
+    return [_finite_json(v) for v in values] if _has_non_finite(column) else values
+
+
+def _has_non_finite(column: pa.Array) -> bool:
+    """Whether ``column`` may hold an infinity or NaN, at any depth: exact for floats and
+    lists, structs or maps of them, True for any other type that holds floats (a union),
+    False for types that hold none. A column without one is not walked value by value."""
+    kind = column.type
+    if pa.types.is_floating(kind):
+        return bool(pc.any(pc.invert(pc.is_finite(column))).as_py())
+    if isinstance(column, pa.MapArray):  # a list of key-value structs, but not to flatten()
+        return _has_non_finite(column.keys) or _has_non_finite(column.items)
+    if isinstance(column, pa.ListArray | pa.LargeListArray | pa.FixedSizeListArray):
+        return _has_non_finite(column.flatten())
+    if isinstance(column, pa.StructArray):
+        return any(_has_non_finite(column.field(i)) for i in range(kind.num_fields))
+    return _holds_floats(kind)
+
+
+def _holds_floats(kind: pa.DataType) -> bool:
+    if pa.types.is_floating(kind):
+        return True
+    return any(_holds_floats(kind.field(i).type) for i in range(kind.num_fields))
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with every infinity and NaN in it as the string JSON tools write for it
+    (``"Infinity"``, ``"-Infinity"``, ``"NaN"``): orjson, as JSON has no such numbers, would
+    write null, and a reader could not tell them from a missing value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {_finite_json(k): _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_json(v) for v in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -1,0 +1,261 @@
+"""Where `obs query` and `obs report` write, and the catalog they open: a FIFO or device named by
+--output is written in place (never replaced by a regular file), a folder or a path under a file
+is one line, the catalog and tables are never overwritten, a file that is not a DuckDB database
+is never replaced by a catalog build, and a catalog that cannot be opened is one line."""
+
+import json
+import os
+import shlex
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from obs_pipelines.config import load_config
+from obs_pipelines.errors import LakeError
+from obs_pipelines.lake import Lake
+from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.ingest import ingest_metrics_hour
+from obs_pipelines.reporting import query
+from obs_pipelines.sources import metric_source
+from obs_pipelines.windows import TimeWindow, utc
+
+pytestmark = pytest.mark.integration  # runs obs in a subprocess: seconds per test
+
+REPO = Path(__file__).resolve().parent.parent
+HOUR = TimeWindow(utc("2026-11-18T14:00:00Z"), utc("2026-11-18T15:00:00Z"))
+
+
+def obs(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "obs_pipelines.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("obs: error: "), done.stderr
+    return done.stderr.strip()
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local lake with one hour of simulated metrics and its catalog, shared by the tests
+    (none may change it); returns the config path."""
+    folder = tmp_path_factory.mktemp("outputs")
+    path = folder / "obs.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "ingest": {"start": "2026-01-01T00:00:00Z"},
+                "lake": {"root": str(folder / "lake"), "catalog": str(folder / "obs.duckdb")},
+            }
+        )
+    )
+    config = load_config(path)
+    ingest_metrics_hour(Lake(config), metric_source(config), HOUR)
+    build_catalog(config)
+    return path
+
+
+def with_catalog(lake: Path, folder: Path, catalog: Path) -> Path:
+    """A config for ``lake``'s lake whose catalog is ``catalog``."""
+    body = yaml.safe_load(lake.read_text())
+    body["lake"]["catalog"] = str(catalog)
+    path = folder / "other.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def catalog_of(lake: Path) -> Path:
+    return Path(load_config(lake).catalog_path)
+
+
+def test_a_fifo_named_by_output_stays_a_fifo_and_its_reader_gets_the_result(
+    lake: Path, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "results"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    try:
+        done = obs(lake, "query", "SELECT 42 AS answer", "--format", "csv", "-o", str(fifo))
+        received, _ = reader.communicate(timeout=20)
+    finally:
+        reader.kill()
+
+    assert done.returncode == 0, done.stderr
+    assert received == b'"answer"\n42\n'
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(tmp_path.iterdir()) == [fifo]  # nothing staged beside it either
+
+
+def test_only_a_regular_file_or_nothing_is_staged_and_renamed_over(tmp_path: Path) -> None:
+    """A character device (/dev/null, seen through a link of ours: only its status is read)
+    and a FIFO are written in place; renamed over, they would become regular files."""
+    regular, fifo, device = tmp_path / "regular.csv", tmp_path / "fifo", tmp_path / "null"
+    regular.write_text("old\n")
+    os.mkfifo(fifo)
+    device.symlink_to(os.devnull)
+    assert stat.S_ISCHR(device.stat().st_mode)
+
+    assert query._replaceable(regular) and query._replaceable(tmp_path / "absent.csv")
+    assert not query._replaceable(fifo)
+    assert not query._replaceable(device)
+
+
+def test_output_to_dev_stdout_reaches_the_pipe(lake: Path) -> None:
+    done = subprocess.run(
+        f"{sys.executable} -m obs_pipelines.cli --config {shlex.quote(str(lake))} query 'SELECT 1 AS a' "
+        "--format csv -o /dev/stdout | cat",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '"a"\n1\n'
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [(("query", "SELECT 1 AS x"), "result.csv"), (("report",), "reliability.html")],
+)
+def test_output_naming_a_folder_or_a_path_under_a_file_is_one_line(
+    lake: Path, tmp_path: Path, command: tuple[str, ...], example: str
+) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "kept.txt").write_text("kept\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes\n")
+
+    into_folder = obs(lake, *command, "-o", str(folder))
+    under_file = obs(lake, *command, "-o", str(notes / "x.html"))
+
+    assert one_error_line(into_folder) == (
+        f"obs: error: --output {folder} is a folder; name a file in it, e.g. {folder / example}"
+    )
+    assert one_error_line(under_file) == (
+        f"obs: error: --output {notes}/x.html: {notes} is a file, not a folder; "
+        "write to a path outside it"
+    )
+    assert [p.name for p in folder.iterdir()] == ["kept.txt"]
+    assert notes.read_text() == "notes\n"
+
+
+def test_report_never_writes_over_the_catalog_or_into_a_table(lake: Path) -> None:
+    catalog = catalog_of(lake)
+    before = catalog.read_bytes()
+    table = Path(load_config(lake).lake_root) / "delta" / "metric_samples"
+    log = sorted((table / "_delta_log").iterdir())
+
+    over_catalog = obs(lake, "report", "-o", str(catalog))
+    into_table = obs(lake, "report", "-o", str(table / "report.html"))
+
+    assert "would write into the lake or its catalog" in one_error_line(over_catalog)
+    assert "would write into the lake or its catalog" in one_error_line(into_table)
+    assert catalog.read_bytes() == before
+    assert not (table / "report.html").exists()
+    assert sorted((table / "_delta_log").iterdir()) == log
+
+
+def test_a_catalog_build_never_replaces_a_file_that_is_not_a_duckdb_database(
+    lake: Path, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("notes\n")
+    config = with_catalog(lake, tmp_path, victim)
+
+    with pytest.raises(LakeError, match="is not a DuckDB database"):
+        build_catalog(load_config(config))
+    by_command = obs(config, "catalog")
+    by_report = obs(config, "report", "-o", str(tmp_path / "report.html"))
+
+    assert one_error_line(by_command) == (
+        f"obs: error: lake.catalog {victim} is not a DuckDB database, and obs will not replace "
+        "it; move it away or point lake.catalog at another file"
+    )
+    assert one_error_line(by_report) == one_error_line(by_command)
+    assert victim.read_text() == "notes\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.yaml", "victim.txt"]
+
+    victim.write_bytes(b"")  # an empty file holds nothing to lose: built as if absent
+    built = obs(config, "catalog")
+    assert built.returncode == 0, built.stderr
+    assert obs(config, "query", "SELECT 1 AS x", "--format", "csv").stdout == '"x"\n1\n'
+
+
+def test_a_catalog_that_is_not_a_duckdb_database_is_one_line_in_query(
+    lake: Path, tmp_path: Path
+) -> None:
+    notes = tmp_path / "obs.duckdb"
+    notes.write_text("not a database\n")
+
+    done = obs(with_catalog(lake, tmp_path, notes), "query", "SELECT 1")
+
+    assert one_error_line(done) == (
+        f"obs: error: {notes} is not a DuckDB catalog; move it away and run `obs catalog`"
+    )
+    assert notes.read_text() == "not a database\n"
+
+
+def test_a_catalog_another_process_holds_for_writing_is_one_line(
+    lake: Path, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "obs.duckdb"
+    config = with_catalog(lake, tmp_path, catalog)
+    build_catalog(load_config(config))
+
+    with duckdb.connect(str(catalog)):  # a writer, as a running build or duckdb session is
+        done = obs(config, "query", "SELECT 1")
+
+    assert one_error_line(done) == (
+        f"obs: error: another process (PID {os.getpid()}) holds the catalog {catalog} open "
+        "for writing (a running obs, Dagster run or duckdb session?); retry when it ends"
+    )
+
+
+def test_a_negative_max_rows_is_one_line(lake: Path) -> None:
+    done = obs(lake, "query", "SELECT 1", "--max-rows", "-1")
+
+    assert one_error_line(done) == (
+        "obs: error: --max-rows must be 0 or more, not -1; e.g. --max-rows 100"
+    )
+
+
+def test_infinities_and_nan_survive_json_as_the_strings_json_tools_use(lake: Path) -> None:
+    sql = (
+        "SELECT 'inf'::DOUBLE AS up, '-inf'::DOUBLE AS down, 'nan'::DOUBLE AS nan, "
+        "1.5::DOUBLE AS finite, NULL::DOUBLE AS missing, ['nan'::DOUBLE, 2] AS list, "
+        "{'a': 'inf'::FLOAT} AS struct, MAP {'k': '-inf'::DOUBLE} AS map"
+    )
+
+    as_json = obs(lake, "query", sql, "--format", "json")
+    as_csv = obs(lake, "query", sql, "--format", "csv")
+
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == [
+        {
+            "up": "Infinity",
+            "down": "-Infinity",
+            "nan": "NaN",
+            "finite": 1.5,
+            "missing": None,
+            "list": ["NaN", 2.0],
+            "struct": {"a": "Infinity"},
+            "map": {"k": "-Infinity"},
+        }
+    ]
+    assert as_csv.stdout.splitlines()[1] == (
+        'inf,-inf,nan,1.5,,"[""NaN"",2.0]","{""a"":""Infinity""}","{""k"":""-Infinity""}"'
+    )
