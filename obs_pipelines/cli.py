@@ -316,8 +316,9 @@ def _report(args: argparse.Namespace) -> int:
         _check_report_period(con)
         with delta_errors("read the lake for the report", config):  # e.g. a data file gone
             pin_reports(con)  # once: the scorecard, the HTML and the push read the same results
+        written = write_report(con, args.output)  # first: a refused --output prints no scorecard
         print(format_scorecard(con))
-        print(f"\nreport: {write_report(con, args.output)}")
+        print(f"\nreport: {written}")
         if args.push:
             pushed = push_reports(config, con)
             print(f"pushed {pushed} samples to {config.operations.pushgateway.url}")

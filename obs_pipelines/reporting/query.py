@@ -267,8 +267,6 @@ def run(
     one) to ``output`` or standard output. A broken pipe on stdout propagates."""
     if fmt == "parquet" and output is None:
         raise ObsError("--format parquet needs --output FILE (Parquet is not for a terminal)")
-    if max_rows < 0:
-        raise ObsError(f"--max-rows must be 0 or more, not {max_rows}; e.g. --max-rows 100")
     last = statements[-1]
     try:
         for statement in statements[:-1]:
