@@ -453,7 +453,37 @@ def _lake_checks(config: ObsConfig) -> list[CheckResult]:
         _guard("lake.writable", lambda: _lake_writable(lake)),
         _guard("lake.tables", lambda: _lake_tables(lake)),
         _guard("lake.file_layout", lambda: _file_layout(config)),
+        *(
+            [_guard("lake.lifecycle", lambda: _lake_lifecycle(config))]
+            if config.lake_root.startswith("s3://")
+            else []
+        ),
     ]
+
+
+def _lake_lifecycle(config: ObsConfig) -> CheckResult:
+    """No lifecycle rule of the bucket expires the Delta tables' files or archives them (one
+    GetBucketLifecycleConfiguration): S3 would delete or hide files the logs reference."""
+    from obs_pipelines.lake import lifecycle
+
+    rules = lifecycle.bucket_rules(config)
+    bucket = config.lake_root.removeprefix("s3://").partition("/")[0]
+    prefix = lifecycle.delta_prefix_of(config.lake_root)
+    found = lifecycle.hazards(rules, bucket, prefix)
+    if found:
+        return CheckResult(
+            "lake.lifecycle",
+            False,
+            f"bucket {bucket}: " + "; ".join(h.line() for h in found) + ": S3 would delete or "
+            "make unreadable files the Delta logs reference, breaking the tables",
+            f"remove {'those rules' if len(found) > 1 else 'the rule'} or narrow the filter away "
+            f"from {prefix} (`obs lake lifecycle` prints the rules the lake needs)",
+        )
+    return CheckResult(
+        "lake.lifecycle",
+        True,
+        f"bucket {bucket}: {len(rules)} lifecycle rules, none expires or archives the Delta files",
+    )
 
 
 def _lake_tables(lake: Any) -> CheckResult:
