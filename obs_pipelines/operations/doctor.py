@@ -597,8 +597,9 @@ def _lake_tables(lake: Any) -> CheckResult:
             False,
             f"{len(problems)} files the Delta logs reference are missing or damaged (first: "
             f"{problems[0]})",
-            "restore them from a backup or versioned bucket, or re-ingest the hours they held "
-            "(obs materialize --from/--to) after restoring the table to a version without them",
+            "restore them from a backup or versioned bucket, or take the missing ones out of "
+            "the log with `obs lake repair --apply` (its dry run lists the hours they held) and "
+            "re-ingest those hours with the obs materialize it prints",
         )
     files = sum(t.files for t in tables)
     rows = sum(t.rows for t in tables)
