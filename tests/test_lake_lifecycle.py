@@ -329,3 +329,126 @@ def test_cli_dry_run_prints_the_json_and_changes_nothing(
     applied, _ = capsys.readouterr()
     assert f"applied: bucket {s3_bucket} has {len(printed['Rules'])} rules" in applied
     assert bucket_rules(s3_endpoint, s3_bucket) == printed["Rules"]
+
+
+HAZARDS = [
+    {
+        "ID": "expire-everything",
+        "Filter": {"Prefix": ""},
+        "Status": "Enabled",
+        "Expiration": {"Days": 10},
+    },
+    {
+        "ID": "glacier-all",
+        "Filter": {"Prefix": "obs/"},
+        "Status": "Enabled",
+        "Transitions": [{"Days": 5, "StorageClass": "DEEP_ARCHIVE"}],
+    },
+]
+HARMLESS = [
+    {  # only old versions go: the current files stay readable
+        "ID": "old-versions",
+        "Filter": {"Prefix": "obs/"},
+        "Status": "Enabled",
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+    },
+    {  # readable at once
+        "ID": "instant-retrieval",
+        "Filter": {"Prefix": "obs/delta/"},
+        "Status": "Enabled",
+        "Transitions": [{"Days": 90, "StorageClass": "GLACIER_IR"}],
+    },
+    {
+        "ID": "disabled-expiry",
+        "Filter": {"Prefix": "obs/delta/"},
+        "Status": "Disabled",
+        "Expiration": {"Days": 1},
+    },
+]
+
+
+def test_kept_rules_that_expire_or_archive_the_tables_are_named_refused_and_doctored(
+    s3_lake: dict[str, Any],
+    s3_endpoint: str,
+    s3_bucket: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from obs_pipelines.operations.doctor import run_checks
+
+    kept = FOREIGN + HARMLESS + HAZARDS
+    put_rules(s3_endpoint, s3_bucket, kept)
+    path = tmp_path / "obs.yaml"
+    lake = {**s3_lake, "warm": {"storage_class": IA}, "cold": {"storage_class": IR}}
+    path.write_text(yaml.safe_dump({"lake": lake, "retention": RETENTION}))
+
+    assert main(["--config", str(path), "lake", "lifecycle"]) == 0
+    _, err = capsys.readouterr()
+    warnings = [line for line in err.splitlines() if line.startswith("obs: warning:")]
+    assert warnings == [
+        f"obs: warning: bucket {s3_bucket} rule expire-everything expires (deletes) objects 10 "
+        f"days after upload under s3://{s3_bucket}/, which holds every Delta log and data file "
+        "of the lake: it would delete or make unreadable files the Delta logs reference, "
+        "breaking the tables; remove it or narrow its filter away from obs/delta/",
+        f"obs: warning: bucket {s3_bucket} rule glacier-all moves objects to DEEP_ARCHIVE after "
+        f"5 days (unreadable without a restore) under s3://{s3_bucket}/obs/, which holds every "
+        "Delta log and data file of the lake: it would delete or make unreadable files the Delta "
+        "logs reference, breaking the tables; remove it or narrow its filter away from obs/delta/",
+    ]
+    assert "--apply refuses while expire-everything, glacier-all is kept" in err
+    assert "no rule deletes anything" not in err
+
+    assert main(["--config", str(path), "lake", "lifecycle", "--apply"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith(
+        f"obs: error: not applied: bucket {s3_bucket} keeps rule expire-everything expires "
+        "(deletes) objects 10 days after upload"
+    )
+    assert "; rule glacier-all moves objects to DEEP_ARCHIVE after 5 days" in err
+    assert "breaking the tables; remove the rule or narrow its filter away from obs/delta/" in err
+    assert bucket_rules(s3_endpoint, s3_bucket) == kept  # nothing written
+
+    config = lifecycle_config(s3_lake)
+    (check,) = [r for r in run_checks(config) if r.check == "lake.lifecycle"]
+    assert not check.ok
+    assert "rule expire-everything expires (deletes) objects 10 days" in check.line()
+    assert "rule glacier-all moves objects to DEEP_ARCHIVE" in check.line()
+    assert check.line().endswith(
+        "-> remove those rules or narrow the filter away from obs/delta/ "
+        "(`obs lake lifecycle` prints the rules the lake needs)"
+    )
+
+    # A rule under one table, with a tag filter, still counts: tags are not relied on.
+    spans = {
+        "ID": "expire-tagged-spans",
+        "Filter": {"And": {"Prefix": "obs/delta/spans/", "Tags": [{"Key": "k", "Value": "v"}]}},
+        "Status": "Enabled",
+        "Expiration": {"Days": 3},
+    }
+    put_rules(s3_endpoint, s3_bucket, [*FOREIGN, *HARMLESS, spans])
+    with pytest.raises(
+        LakeError,
+        match=r"^not applied: .* rule expire-tagged-spans expires .*"
+        r"under s3://[^/]+/obs/delta/spans/, files of the Delta tables \(its "
+        r"tag/size filter may narrow it; not relied on\)",
+    ):
+        lifecycle(config, apply=True)
+
+    put_rules(s3_endpoint, s3_bucket, FOREIGN + HARMLESS)
+    result = lifecycle(config, apply=True)
+    assert result.hazards == () and result.applied
+    (check,) = [r for r in run_checks(config) if r.check == "lake.lifecycle"]
+    assert check.ok and "none expires or archives the Delta files" in check.detail
+
+
+def test_a_bucket_without_lifecycle_configuration_passes_the_doctor(
+    s3_lake: dict[str, Any],
+) -> None:
+    from obs_pipelines.operations.doctor import run_checks
+
+    (check,) = [r for r in run_checks(lifecycle_config(s3_lake)) if r.check == "lake.lifecycle"]
+    assert check.ok and check.detail.endswith(
+        ": 0 lifecycle rules, none expires or archives the Delta files"
+    )

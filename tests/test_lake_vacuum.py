@@ -182,3 +182,44 @@ def test_obs_lake_vacuum_is_a_dry_run_and_refuses_an_age_below_the_delay(
         applied.stdout.splitlines()[-1] == f"deleted 1 files, {files[staged]:,} bytes, in 1 tables"
     )
     assert staged not in data_files(config)
+
+
+def test_the_partial_file_of_a_write_killed_mid_file_is_vacuumed_as_doctor_counts_it(
+    tmp_path: Path,
+) -> None:
+    """delta-rs's local object store writes ``<name>#<n>`` and renames it when complete; its
+    listings skip such names, so only our own listing of the folder finds what a kill left."""
+    config = delta_config(tmp_path)
+    Lake(config).write_hot("metric_samples", hour(1), samples(hour(1), 50, 1.0))
+    before = data_files(config)
+    script = textwrap.dedent(
+        f"""\
+        import os, signal
+        import pyarrow as pa, pyarrow.parquet as pq
+        from obs_pipelines.config import parse_config
+        from obs_pipelines.lake import delta
+        config = parse_config({config.model_dump(mode="json", include={"lake"})!r})
+        fs = delta.table_filesystem(config, "metric_samples")
+        sink = fs.open_output_stream("dt=2026-11-10/part-h02-killed.parquet")
+        pq.write_table(pa.table({{"value": [1.0]}}), sink)  # written, never closed
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, timeout=120)
+    assert done.returncode == -9
+    folder = Path(delta.table_uri(config, "metric_samples"))
+    (partial,) = [p for p in (folder / "dt=2026-11-10").iterdir() if "#" in p.name]
+    assert partial.name.startswith("part-h02-killed.parquet#")
+    assert data_files(config) == before  # invisible to delta-rs's listings
+    assert "; 1 files (" in doctor_line(config)
+
+    assert vacuum_unreferenced(config, timedelta(days=1)) == []  # too young: a write under way?
+    os.utime(partial, (time.time() - 2 * 86400,) * 2)
+    size = partial.stat().st_size
+    listed = vacuum_unreferenced(config, timedelta(days=1))
+    assert listed == [Unreferenced("metric_samples", 1, size)]
+    assert partial.exists()  # a dry run deletes nothing
+    assert vacuum_unreferenced(config, timedelta(days=1), apply=True) == listed
+    assert not partial.exists()
+    assert data_files(config) == before
+    assert "no version references" not in doctor_line(config)

@@ -504,6 +504,17 @@ def _storage_key(config: ObsConfig) -> str:
     return S3Storage(config.lake_root, config.lake).duckdb_secret_sql()
 
 
+# The advice of a storage failure (:func:`delta_errors`); ``obs doctor`` gives its own.
+STORAGE_ADVICE = (
+    "check lake.root, lake.s3 and the network, then rerun (`obs doctor` names data files the "
+    "tables' logs reference that are missing or damaged)"
+)
+STALE_CHECKPOINT_ADVICE = (
+    "the table's _delta_log/_last_checkpoint names a checkpoint that is gone; `obs doctor` says "
+    "whether deleting that stale hint is enough (it is when every JSON commit is still there)"
+)
+
+
 @contextmanager
 def delta_errors(action: str, config: ObsConfig) -> Iterator[None]:
     """Turn delta-rs and DuckDB failures into one line naming the action and the fix (neither
@@ -513,11 +524,9 @@ def delta_errors(action: str, config: ObsConfig) -> Iterator[None]:
     try:
         yield
     except (DeltaError, duckdb.Error, OSError) as exc:
-        raise LakeError(
-            f"could not {action} under {delta_root(config)}: {_one_line(exc)}; check lake.root, "
-            "lake.s3 and the network, then rerun (`obs doctor` names data files the tables' logs "
-            "reference that are missing or damaged)"
-        ) from None
+        cause = _one_line(exc)
+        advice = STALE_CHECKPOINT_ADVICE if "_last_checkpoint hint" in cause else STORAGE_ADVICE
+        raise LakeError(f"could not {action} under {delta_root(config)}: {cause}; {advice}") from None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -34,6 +34,15 @@ STANDARD by default (its minimum transition size).
 Rules we own have IDs starting with ``obs-`` and filters under ``<prefix>/delta/``; ``--apply``
 replaces exactly those and keeps every other rule of the bucket, so applying twice gives the
 same configuration.
+
+A kept rule can still break the tables: one whose filter reaches ``<prefix>/delta/`` (its prefix
+is a start of it, the empty prefix included, or lies under it) and that expires current objects
+(``Expiration`` by days or date) or moves them to an archive class deletes or hides files the
+logs reference. Such a rule is a :class:`Hazard`: the dry run warns, ``--apply`` refuses while
+it is kept, and ``obs doctor`` names it. Tag and size filters are not evaluated (a file may
+carry any tag, and data files come in every size): the prefix alone decides. Rules that only act
+on noncurrent versions, delete markers or incomplete uploads leave the current files readable
+and are not hazards; disabled rules neither.
 """
 
 import math
@@ -120,12 +129,25 @@ class LifecyclePlan:
 
 
 @dataclass(frozen=True)
+class Hazard:
+    """A kept rule of the bucket that deletes or archives files of the Delta tables."""
+
+    rule_id: str
+    does: str  # e.g. "expires (deletes) objects after 10 days"
+    scope: str  # what of the lake its filter reaches, in words
+
+    def line(self) -> str:
+        return f"rule {self.rule_id} {self.does} {self.scope}"
+
+
+@dataclass(frozen=True)
 class LifecycleResult:
     plan: LifecyclePlan
     configuration: dict[str, Any]  # the bucket's whole configuration, as applied or to apply
     kept: int  # rules of the bucket that are not ours, kept as they are
     changed: bool  # whether it differs from what the bucket had
     applied: bool
+    hazards: tuple[Hazard, ...] = ()  # kept rules that would break the tables
 
 
 def plan(config: ObsConfig) -> LifecyclePlan:
@@ -137,8 +159,8 @@ def plan(config: ObsConfig) -> LifecyclePlan:
             f"lifecycle applies to S3 lakes only: lake.root {root} is a local folder, which has "
             "no storage classes"
         )
-    bucket, _, prefix = root.removeprefix("s3://").partition("/")
-    delta_prefix = "/".join(p for p in (prefix.strip("/"), DELTA_FOLDER) if p) + "/"
+    bucket = root.removeprefix("s3://").partition("/")[0]
+    delta_prefix = delta_prefix_of(root)
     lake = config.lake
     for tier in ("warm", "cold"):
         storage_class = lake.tier(tier).storage_class
@@ -169,30 +191,90 @@ def plan(config: ObsConfig) -> LifecyclePlan:
 
 def lifecycle(config: ObsConfig, *, apply: bool = False) -> LifecycleResult:
     """The bucket's lifecycle configuration with our rules in place of any earlier ones of ours
-    and every other rule kept; written only with ``apply`` (and only when it changes)."""
-    from botocore.exceptions import ClientError
-
+    and every other rule kept; written only with ``apply`` (and only when it changes), and
+    refused while a kept rule is a :class:`Hazard`."""
     from obs_pipelines.lake.storage import S3Storage
 
     planned = plan(config)
-    store = S3Storage(config.lake_root, config.lake)
     bucket = planned.bucket
-    with store.errors(f"read the lifecycle configuration of bucket {bucket}"):
-        try:
-            current = store.client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
-                raise
-            current = []
+    current = bucket_rules(config)
     others = [r for r in current if not planned.owns(r)]
     configuration = {"Rules": others + planned.rules}
     changed = configuration["Rules"] != current
+    found = hazards(others, bucket, planned.delta_prefix)
+    if apply and found:
+        raise LakeError(
+            f"not applied: bucket {bucket} keeps "
+            + "; ".join(h.line() for h in found)
+            + ": it would delete or make unreadable files the Delta logs reference, breaking "
+            f"the tables; remove the rule or narrow its filter away from {planned.delta_prefix} "
+            "(aws s3api put-bucket-lifecycle-configuration), then rerun"
+        )
     if apply and changed:
+        store = S3Storage(config.lake_root, config.lake)
         with store.errors(f"write the lifecycle configuration of bucket {bucket}"):
             store.client.put_bucket_lifecycle_configuration(
                 Bucket=bucket, LifecycleConfiguration=configuration
             )
-    return LifecycleResult(planned, configuration, len(others), changed, apply)
+    return LifecycleResult(planned, configuration, len(others), changed, apply, found)
+
+
+def bucket_rules(config: ObsConfig) -> list[dict[str, Any]]:
+    """The lifecycle rules of the lake's bucket (one GetBucketLifecycleConfiguration; none is
+    an empty list)."""
+    from botocore.exceptions import ClientError
+
+    from obs_pipelines.lake.storage import S3Storage
+
+    store = S3Storage(config.lake_root, config.lake)
+    bucket = store.bucket
+    with store.errors(f"read the lifecycle configuration of bucket {bucket}"):
+        try:
+            return list(store.client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+                raise
+            return []
+
+
+def delta_prefix_of(root: str) -> str:
+    """The key prefix every file of the Delta tables of an ``s3://`` root starts with."""
+    prefix = root.removeprefix("s3://").partition("/")[2]
+    return "/".join(p for p in (prefix.strip("/"), DELTA_FOLDER) if p) + "/"
+
+
+def hazards(rules: list[dict[str, Any]], bucket: str, delta_prefix: str) -> tuple[Hazard, ...]:
+    """The enabled ``rules`` that expire current objects or move them to an archive class and
+    whose prefix reaches ``delta_prefix`` (see the module docstring)."""
+    found = []
+    for rule in rules:
+        if rule.get("Status", "Enabled") != "Enabled":
+            continue
+        prefix = _rule_prefix(rule)
+        if not (delta_prefix.startswith(prefix) or prefix.startswith(delta_prefix)):
+            continue
+        scope = (
+            f"under s3://{bucket}/{prefix}, which holds every Delta log and data file of the lake"
+            if delta_prefix.startswith(prefix)
+            else f"under s3://{bucket}/{prefix}, files of the Delta tables"
+        )
+        if _filtered(rule):
+            scope += " (its tag/size filter may narrow it; not relied on)"
+        does = []
+        expiration = rule.get("Expiration") or {}
+        if "Days" in expiration:
+            does.append(f"expires (deletes) objects {expiration['Days']} days after upload")
+        elif "Date" in expiration:
+            does.append(f"expires (deletes) objects from {expiration['Date']}")
+        for t in rule.get("Transitions") or []:
+            if t.get("StorageClass") in ARCHIVE_STORAGE_CLASSES:
+                when = f"after {t['Days']} days" if "Days" in t else f"from {t.get('Date')}"
+                does.append(
+                    f"moves objects to {t['StorageClass']} {when} (unreadable without a restore)"
+                )
+        if does:
+            found.append(Hazard(str(rule.get("ID", "(no ID)")), " and ".join(does), scope))
+    return tuple(found)
 
 
 def describe(result: LifecycleResult) -> list[str]:
@@ -213,9 +295,15 @@ def describe(result: LifecycleResult) -> list[str]:
         f"{ABORT_UPLOADS_AFTER_DAYS} day are aborted"
     )
     lines.append(
-        "no rule deletes anything: retention deletes days by Delta commits and VACUUM (a table's "
-        "log references its files)"
+        "no obs rule deletes anything: retention deletes days by Delta commits and VACUUM (a "
+        "table's log references its files)"
     )
+    lines += [
+        f"warning: bucket {planned.bucket} {h.line()}: it would delete or make unreadable files "
+        "the Delta logs reference, breaking the tables; remove it or narrow its filter away from "
+        f"{planned.delta_prefix}"
+        for h in result.hazards
+    ]
     lines.append(
         "ages count from each file's upload: a day rewritten later starts again in STANDARD"
     )
@@ -227,6 +315,9 @@ def describe(result: LifecycleResult) -> list[str]:
         lines.append(
             f"applied: bucket {planned.bucket} has {len(result.configuration['Rules'])} rules"
         )
+    elif result.hazards:
+        held = ", ".join(h.rule_id for h in result.hazards)
+        lines.append(f"dry run: nothing was changed; --apply refuses while {held} is kept")
     else:
         lines.append("dry run: nothing was changed; rerun with --apply to apply it")
     return lines
@@ -286,6 +377,15 @@ def _data_prefix(stream: Stream) -> str:
 
 def _days(age: timedelta) -> int:
     return math.ceil(age / timedelta(days=1))
+
+
+def _filtered(rule: dict[str, Any]) -> bool:
+    """Whether the rule's filter also has tag or object-size conditions."""
+    filtered = rule.get("Filter") or {}
+    conditions = {**filtered, **(filtered.get("And") or {})}
+    return any(
+        k in conditions for k in ("Tag", "Tags", "ObjectSizeGreaterThan", "ObjectSizeLessThan")
+    )
 
 
 def _rule_prefix(rule: dict[str, Any]) -> str:

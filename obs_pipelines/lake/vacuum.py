@@ -8,15 +8,23 @@ Two kinds of file are left behind on purpose and cost storage until they go:
 * files of a run that never committed: a run writes each hour's file as soon as it has read the
   hour and commits them all at its end (:class:`obs_pipelines.lake.delta_tables.HourBatch`), so
   a run killed in between leaves files that no log names. Only a listing of the table's folder
-  finds them (delta-rs's "full" mode).
+  finds them (delta-rs's "full" mode);
+* on a local lake, the partial files of writes killed mid-file: delta-rs's object store writes a
+  file as ``<name>#<n>`` and renames it when complete, and its listings skip such names, so its
+  vacuum never sees them (``obs doctor``, which lists the folder itself, counts them). They are
+  listed here from the folder and deleted by their modification time like the rest.
 
 A file no log names may also belong to a run that is still writing, so only files older than
 ``older_than`` go: it must exceed the longest run (the default is Delta's own week), and it is
 never shorter than ``lake.delete_delay``, which protects readers of older table versions.
 """
 
+import os
+import re
+import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.durations import format_duration
@@ -25,6 +33,8 @@ from obs_pipelines.lake import delta
 
 DEFAULT_AGE = timedelta(days=7)
 OPERATION = "obs lake vacuum"
+# object_store's name for a local file being written (renamed to <name> once complete).
+_STAGING_NAME = re.compile(r".#\d+$")
 
 
 @dataclass(frozen=True)
@@ -58,10 +68,15 @@ def vacuum_unreferenced(
             config, dataset, older_than, operation=OPERATION, full=True, dry_run=True
         )
         doomed = [p for p in (_relative(config, dataset, p) for p in listed) if p in present]
+        partial = _partial_files(config, dataset, older_than)
         if apply and doomed:
             delta.vacuum_files(config, dataset, older_than, operation=OPERATION, full=True)
-        if doomed:
-            found.append(Unreferenced(dataset, len(doomed), sum(present[p] for p in doomed)))
+        if apply:
+            for path in partial:
+                path.unlink(missing_ok=True)
+        if doomed or partial:
+            size = sum(present[p] for p in doomed) + sum(partial.values())
+            found.append(Unreferenced(dataset, len(doomed) + len(partial), size))
     return found
 
 
@@ -107,6 +122,26 @@ def _present_files(config: ObsConfig, dataset: str) -> dict[str, int]:
             FileSelector("", recursive=True)
         )
     return {i.path: i.size or 0 for i in infos if i.type == FileType.File}
+
+
+def _partial_files(config: ObsConfig, dataset: str, older_than: timedelta) -> dict[Path, int]:
+    """The partial files of killed writes in a local table's data folders (``<name>#<n>``,
+    which delta-rs cannot list) last modified more than ``older_than`` ago, with their sizes;
+    none on S3, where an unfinished upload leaves no object (the lifecycle rule aborts it)."""
+    if config.lake_root.startswith("s3://"):
+        return {}
+    folder = Path(delta.table_uri(config, dataset))
+    cutoff = time.time() - older_than.total_seconds()
+    found = {}
+    for parent, folders, files in os.walk(folder):
+        folders[:] = [f for f in folders if not f.startswith("_")]  # the log is not data
+        for name in files:
+            path = Path(parent, name)
+            if _STAGING_NAME.search(name) and not name.startswith("_"):
+                stat = path.stat()
+                if stat.st_mtime < cutoff:
+                    found[path] = stat.st_size
+    return found
 
 
 def _relative(config: ObsConfig, dataset: str, path: str) -> str:

@@ -11,6 +11,7 @@ imported: the instance's storage is reached the way Dagster would (SQLite file o
 """
 
 import os
+import re
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -58,6 +59,9 @@ class CheckResult:
     fix: str = ""
     skipped: bool = False
     warn: bool = False  # passed (not counted as failed), but worth a look: printed "warn"
+    # what the check found failing (e.g. the datasets whose tables do not open), so later checks
+    # that depend on them can point here instead of repeating the cause
+    subjects: tuple[str, ...] = ()
 
     def line(self) -> str:
         status = (
@@ -79,8 +83,13 @@ def run_checks(
     results += _source_checks(config, timeout)
     if pushgateway_url:
         results.append(_guard("pushgateway", lambda: _pushgateway(pushgateway_url, timeout)))
-    results += _lake_checks(config)
-    results += _catalog_checks(config)
+    lake = _lake_checks(config)
+    results += lake
+    if any(r.check == "lake.reachable" and not r.ok for r in lake):
+        results += [_not_run(c) for c in ("catalog", "lake.sources")]
+    else:
+        broken = {d for r in lake if r.check == "lake.tables" and not r.ok for d in r.subjects}
+        results += _catalog_checks(config, broken)
     results += _dagster_checks(dagster_home or os.environ.get("DAGSTER_HOME"))
     return results
 
@@ -442,6 +451,18 @@ def _pushgateway(url: str, timeout: float) -> CheckResult:
 # --- lake ------------------------------------------------------------------------------------
 
 
+# The checks that read the lake, hence are not run when its S3 endpoint does not answer.
+_LAKE_DEPENDENT = ("lake.writable", "lake.tables", "lake.file_layout", "lake.lifecycle")
+# One quick attempt: an endpoint that answers at all answers within this.
+_REACH_TIMEOUT_SECONDS = 5.0
+
+
+def _not_run(check: str) -> CheckResult:
+    return CheckResult(
+        check, True, "not run: the lake is unreachable (lake.reachable)", skipped=True
+    )
+
+
 def _lake_checks(config: ObsConfig) -> list[CheckResult]:
     from obs_pipelines.lake import Lake
 
@@ -449,17 +470,101 @@ def _lake_checks(config: ObsConfig) -> list[CheckResult]:
         lake = Lake(config)
     except ObsError as exc:
         return [CheckResult("lake", False, str(exc), "fix lake.root and lake.s3")]
+    if config.lake_root.startswith("s3://"):
+        reachable = _guard("lake.reachable", lambda: _lake_reachable(config))
+        if not reachable.ok:
+            return [reachable, *(_not_run(c) for c in _LAKE_DEPENDENT)]
     return [
         _guard("lake.writable", lambda: _lake_writable(lake)),
         _guard("lake.tables", lambda: _lake_tables(lake)),
         _guard("lake.file_layout", lambda: _file_layout(config)),
+        *(
+            [_guard("lake.lifecycle", lambda: _lake_lifecycle(config))]
+            if config.lake_root.startswith("s3://")
+            else []
+        ),
     ]
+
+
+def _lake_reachable(config: ObsConfig) -> CheckResult:
+    """One HeadBucket with a short timeout and no retry: whether the S3 endpoint answers at all.
+    The other lake checks retry with long timeouts (as runs must), so against an endpoint that
+    is down they would take minutes to fail, each with the same cause."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError,
+        ConnectTimeoutError,
+        ReadTimeoutError,
+    )
+
+    from obs_pipelines.config import secret
+
+    s3 = config.lake.s3
+    bucket = config.lake_root.removeprefix("s3://").partition("/")[0]
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint_url,
+        region_name=s3.region,
+        aws_access_key_id=secret(s3.access_key_id_env) if s3.access_key_id_env else None,
+        aws_secret_access_key=secret(s3.secret_access_key_env)
+        if s3.secret_access_key_env
+        else None,
+        aws_session_token=secret(s3.session_token_env) if s3.session_token_env else None,
+        config=BotoConfig(
+            connect_timeout=_REACH_TIMEOUT_SECONDS,
+            read_timeout=_REACH_TIMEOUT_SECONDS,
+            retries={"total_max_attempts": 1},
+        ),
+    )
+    where = s3.endpoint_url or f"S3 ({s3.region})"
+    try:
+        client.head_bucket(Bucket=bucket)
+    except ClientError:  # it answered (a refusal is for lake.writable to explain)
+        pass
+    except (ConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
+        reason = "could not connect" if isinstance(exc, ConnectionError) else "timed out"
+        return CheckResult(
+            "lake.reachable",
+            False,
+            f"the lake's S3 endpoint {redact_url(where)} does not answer ({reason}); the checks "
+            "that read the lake and the catalog were not run",
+            "check lake.s3.endpoint_url and the network (is the S3 service up?), then rerun",
+        )
+    return CheckResult("lake.reachable", True, f"{redact_url(where)} answers for bucket {bucket}")
+
+
+def _lake_lifecycle(config: ObsConfig) -> CheckResult:
+    """No lifecycle rule of the bucket expires the Delta tables' files or archives them (one
+    GetBucketLifecycleConfiguration): S3 would delete or hide files the logs reference."""
+    from obs_pipelines.lake import lifecycle
+
+    rules = lifecycle.bucket_rules(config)
+    bucket = config.lake_root.removeprefix("s3://").partition("/")[0]
+    prefix = lifecycle.delta_prefix_of(config.lake_root)
+    found = lifecycle.hazards(rules, bucket, prefix)
+    if found:
+        return CheckResult(
+            "lake.lifecycle",
+            False,
+            f"bucket {bucket}: " + "; ".join(h.line() for h in found) + ": S3 would delete or "
+            "make unreadable files the Delta logs reference, breaking the tables",
+            f"remove {'those rules' if len(found) > 1 else 'the rule'} or narrow the filter away "
+            f"from {prefix} (`obs lake lifecycle` prints the rules the lake needs)",
+        )
+    return CheckResult(
+        "lake.lifecycle",
+        True,
+        f"bucket {bucket}: {len(rules)} lifecycle rules, none expires or archives the Delta files",
+    )
 
 
 def _lake_tables(lake: Any) -> CheckResult:
     """Every file each table's log references is present with the size the log gives (one
     listing per table; no data file is opened)."""
     from obs_pipelines.datasets import ALL
+    from obs_pipelines.errors import LakeError
     from obs_pipelines.lake.delta import DELTA_FOLDER
     from obs_pipelines.lake.delta_tables import summarize
 
@@ -469,7 +574,22 @@ def _lake_tables(lake: Any) -> CheckResult:
         listing[dataset] = {
             o.key.removeprefix(prefix): o.size for o in lake.storage.list_objects(prefix)
         }
-    tables = summarize(lake.tables, listing)
+    opened, unopened = {}, {}
+    for dataset in ALL:
+        try:
+            opened[dataset] = lake.tables.open(dataset)
+        except LakeError as exc:
+            unopened[dataset] = _why_unopened(lake.config, dataset, listing[dataset], exc)
+    if unopened:
+        return CheckResult(
+            "lake.tables",
+            False,
+            f"{len(unopened)} Delta tables do not open: "
+            + "; ".join(f"{d}: {why}" for d, (why, _) in unopened.items()),
+            "; ".join(dict.fromkeys(fix for _, fix in unopened.values())),
+            subjects=tuple(unopened),
+        )
+    tables = summarize(_Opened(opened), listing)
     problems = [p for t in tables for p in t.problems]
     if problems:
         return CheckResult(
@@ -477,8 +597,9 @@ def _lake_tables(lake: Any) -> CheckResult:
             False,
             f"{len(problems)} files the Delta logs reference are missing or damaged (first: "
             f"{problems[0]})",
-            "restore them from a backup or versioned bucket, or re-ingest the hours they held "
-            "(obs materialize --from/--to) after restoring the table to a version without them",
+            "restore them from a backup or versioned bucket, or take the missing ones out of "
+            "the log with `obs lake repair --apply` (its dry run lists the hours they held) and "
+            "re-ingest those hours with the obs materialize it prints",
         )
     files = sum(t.files for t in tables)
     rows = sum(t.rows for t in tables)
@@ -496,6 +617,60 @@ def _lake_tables(lake: Any) -> CheckResult:
         f"{len(tables)} Delta tables, {files} files, {rows} rows; every file the logs reference "
         f"is present with its logged size{detail}",
     )
+
+
+class _Opened:
+    """Tables already opened, in the shape :func:`summarize` reads them."""
+
+    def __init__(self, tables: dict[str, Any]) -> None:
+        self.tables = tables
+
+    def open(self, dataset: str) -> Any | None:
+        return self.tables.get(dataset)
+
+
+def _why_unopened(
+    config: ObsConfig, dataset: str, listed: dict[str, int], exc: Exception
+) -> tuple[str, str]:
+    """Why a table's log does not open, and the fix. A ``_last_checkpoint`` naming a checkpoint
+    that is gone makes delta-rs refuse the table although its JSON commits may all be there:
+    the hint alone is stale, and deleting it is the fix (when a commit is missing too, only the
+    checkpoint can restore the table)."""
+    import json
+
+    from obs_pipelines.lake import delta
+
+    log = f"{delta.table_uri(config, dataset)}/_delta_log"
+    if "_delta_log/_last_checkpoint" in listed:
+        with delta.delta_errors(f"read {dataset}'s _last_checkpoint", config):
+            hint = delta.table_filesystem(config, dataset).open_input_stream(
+                "_delta_log/_last_checkpoint"
+            )
+            version = int(json.loads(hint.readall())["version"])
+        named = f"_delta_log/{version:020d}.checkpoint."
+        if not any(path.startswith(named) for path in listed):
+            commits = sorted(
+                int(p.removeprefix("_delta_log/").removesuffix(".json"))
+                for p in listed
+                if re.fullmatch(r"_delta_log/\d{20}\.json", p)
+            )
+            newest = commits[-1] if commits else -1
+            stale = f"_delta_log/_last_checkpoint names checkpoint {version}, which is gone"
+            if newest >= version and commits == list(range(newest + 1)):
+                return (
+                    f"{stale}; every JSON commit 0..{newest} is present",
+                    f"delete the stale hint {log}/_last_checkpoint (the table opens from its "
+                    "commits; the next checkpoint rewrites it), then rerun `obs doctor`",
+                )
+            missing = sorted(set(range(version + 1)) - set(commits))
+            return (
+                f"{stale}, and {len(missing)} JSON commits up to it are gone too (first: "
+                f"{missing[0] if missing else '?'})",
+                f"restore {log}/{version:020d}.checkpoint.parquet from a backup or a versioned "
+                "bucket: without it the table's commits cannot be replayed",
+            )
+    why = str(exc).split(delta.STORAGE_ADVICE)[0].rstrip("; ")
+    return why, f"check lake.root, lake.s3 and the network; if {log} is damaged, restore it"
 
 
 def _file_layout(config: ObsConfig) -> CheckResult:
@@ -532,6 +707,8 @@ def _file_layout(config: ObsConfig) -> CheckResult:
 
 
 def _lake_writable(lake: Any) -> CheckResult:
+    """A probe file written and deleted at the root; on a local lake, each table's folder and
+    log folder must be writable too (writers add files and commits there, not at the root)."""
     fs, base = lake.storage.arrow_filesystem()
     probe = f"{base}/_doctor/probe-{uuid.uuid4().hex}"
     try:
@@ -546,13 +723,37 @@ def _lake_writable(lake: Any) -> CheckResult:
             f"cannot write under {lake.storage.root} ({str(exc).splitlines()[0][:160]})",
             "check lake.root, its permissions or the S3 credentials named under lake.s3",
         )
+    unwritable = _unwritable_table_folders(lake.config)
+    if unwritable:
+        return CheckResult(
+            "lake.writable",
+            False,
+            f"{len(unwritable)} table folders are not writable: {', '.join(unwritable[:4])}",
+            "give the user running obs write access to them (e.g. chmod -R u+w, or chown)",
+        )
     return CheckResult("lake.writable", True, f"wrote and deleted a probe at {lake.storage.root}")
+
+
+def _unwritable_table_folders(config: ObsConfig) -> list[str]:
+    """The folders of a local lake's tables (and of their partitions and logs) this process
+    cannot create files in: the root's probe says nothing about them. S3 has no folders."""
+    from obs_pipelines.lake.delta import delta_root
+
+    root = Path(delta_root(config))
+    if config.lake_root.startswith("s3://") or not root.is_dir():
+        return []
+    found = []
+    for table in sorted(p for p in root.iterdir() if p.is_dir()):
+        for folder in [table, *sorted(p for p in table.rglob("*") if p.is_dir())]:
+            if not os.access(folder, os.W_OK | os.X_OK):
+                found.append(str(folder))
+    return found
 
 
 # --- catalog ---------------------------------------------------------------------------------
 
 
-def _catalog_checks(config: ObsConfig) -> list[CheckResult]:
+def _catalog_checks(config: ObsConfig, broken_tables: set[str] | None = None) -> list[CheckResult]:
     path = Path(config.catalog_path)
     if not path.exists():
         return [
@@ -564,7 +765,7 @@ def _catalog_checks(config: ObsConfig) -> list[CheckResult]:
             )
         ]
     return [
-        _guard("catalog", lambda: _catalog_views(config)),
+        _guard("catalog", lambda: _catalog_views(config, broken_tables or set())),
         _guard("lake.sources", lambda: _lake_sources(config)),
     ]
 
@@ -634,12 +835,14 @@ def _lake_sources(config: ObsConfig) -> CheckResult:
     )
 
 
-def _catalog_views(config: ObsConfig) -> CheckResult:
+def _catalog_views(config: ObsConfig, broken_tables: set[str]) -> CheckResult:
     """Every view of the catalog binds. The views of the lake are bound against the tables
     (reading each table's log once); the reports against empty stand-ins of those views, with
     the columns the build gave them, as the build creates them: binding a report against the
     lake would read the logs once per reference (seconds a report on S3), and a broken table
-    would be named under every report above it instead of once."""
+    would be named under every report above it instead of once. Views that fail because their
+    table does not open (``broken_tables``, from ``lake.tables``) point at that check: rebuilding
+    the catalog cannot fix them."""
     import duckdb
 
     from obs_pipelines.lake.catalog import LAKE_VIEWS, connect
@@ -668,18 +871,29 @@ def _catalog_views(config: ObsConfig) -> CheckResult:
     finally:
         con.close()
     if broken:
-        return CheckResult(
-            "catalog",
-            False,
-            f"{len(broken)} of {len(views)} views do not bind: {'; '.join(broken[:3])}",
-            "rebuild the catalog with `obs catalog`; if it persists, fix the report SQL named",
+        detail = f"{len(broken)} of {len(views)} views do not bind: " + "; ".join(
+            f"{view} ({why})" for view, why in broken[:3]
         )
+        # the lake's other views (metrics, lake_partition_sources) read the datasets' tables too
+        of_tables = [
+            v for v, _ in broken if v in broken_tables or (broken_tables and v in LAKE_VIEWS)
+        ]
+        if len(of_tables) == len(broken):
+            fix = (
+                f"their tables do not open ({', '.join(sorted(broken_tables))}): fix what "
+                "lake.tables says first; `obs catalog` cannot bind them either"
+            )
+        else:
+            fix = "rebuild the catalog with `obs catalog`; if it persists, fix the report SQL named"
+            if of_tables:
+                fix += f" ({', '.join(of_tables)}: fix what lake.tables says first)"
+        return CheckResult("catalog", False, detail, fix)
     return CheckResult(
         "catalog", True, f"{config.catalog_path} opens read-only; {len(views)} views bind"
     )
 
 
-def _unbound(con: Any, views: list[str]) -> list[str]:
+def _unbound(con: Any, views: list[str]) -> list[tuple[str, str]]:
     """Each of ``views`` that does not bind, with the first line of why."""
     import duckdb
 
@@ -688,7 +902,7 @@ def _unbound(con: Any, views: list[str]) -> list[str]:
         try:
             con.execute(f'SELECT * FROM "{view}" LIMIT 0')
         except duckdb.Error as exc:
-            broken.append(f"{view} ({str(exc).splitlines()[0][:80]})")
+            broken.append((view, str(exc).splitlines()[0][:80]))
     return broken
 
 
