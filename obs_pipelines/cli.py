@@ -203,6 +203,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     vacuum.add_argument("--apply", action="store_true", help="delete the files listed")
     vacuum.set_defaults(handler=_lake_vacuum)
+    repair = lake_commands.add_parser(
+        "repair",
+        help="take data files the Delta logs reference but storage lost out of the logs "
+        "(one FSCK commit per table) and print the obs materialize that re-ingests their hours",
+        description=(
+            "List, per Delta table, the data files its log references that storage no longer "
+            "has, with the rows and hours they held. Without --apply, change nothing. With it, "
+            "commit one repair per table (a remove for each lost file), so the table opens "
+            "again, and print the obs materialize that re-ingests the lost hours."
+        ),
+    )
+    repair.add_argument(
+        "--dataset",
+        action="append",
+        dest="datasets",
+        metavar="NAME",
+        help="a dataset to repair (repeat; default: every dataset)",
+    )
+    repair.add_argument("--apply", action="store_true", help="commit the repair")
+    repair.set_defaults(handler=_lake_repair)
 
     tier = commands.add_parser(
         "tier", help="move data between hot, warm and cold tiers by age (as the daily asset does)"
@@ -423,6 +443,14 @@ def _lake_vacuum(args: argparse.Namespace) -> int:
         _config(args), args.older_than, datasets=args.datasets, apply=args.apply
     )
     print("\n".join(vacuum.describe(found, args.older_than, applied=args.apply)))
+    return 0
+
+
+def _lake_repair(args: argparse.Namespace) -> int:
+    from obs_pipelines.lake import repair
+
+    found = repair.repair(_config(args), datasets=args.datasets, apply=args.apply)
+    print("\n".join(repair.describe(found, applied=args.apply)))
     return 0
 
 

@@ -692,7 +692,7 @@ def _hour_files(
     statistics to tell."""
     if not actions.num_rows:
         return []
-    first, last = _bound_columns(layout)
+    first, last = bound_columns(layout)
     day = hour.start.strftime("%Y-%m-%d")
     actions = actions.filter(pc.equal(actions[f"partition.{DAY_COLUMN}"], day))
     if not actions.num_rows:
@@ -713,7 +713,7 @@ def _hour_files(
     return list(zip(held["path"].to_pylist(), held["size_bytes"].to_pylist(), strict=True))
 
 
-def _bound_columns(layout: TableLayout) -> tuple[str, str]:
+def bound_columns(layout: TableLayout) -> tuple[str, str]:
     """The columns whose minimum and maximum bound the hours a file holds."""
     if dataset_of(layout.dataset).collapse_series:
         return SERIES_SEEN[0].name, SERIES_SEEN[1].name

@@ -15,7 +15,6 @@ repair`` like the lake's other commits, and prints the ``obs materialize`` that 
 lost hours. Files present with a wrong size (truncated) are not what FSCK removes: restore them.
 """
 
-import argparse
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -91,7 +90,8 @@ def describe(found: list[TableRepair], *, applied: bool) -> list[str]:
             rows = "? rows" if f.rows is None else f"{f.rows} rows"
             lines.append(f"{table.dataset}: missing {f.path} ({rows}, {_span(f.start, f.end)})")
         verb = "removed from the log" if applied else "would be removed from the log"
-        lines.append(f"{table.dataset}: {len(table.lost)} missing files {verb} ({table.rows} rows)")
+        files = f"{len(table.lost)} missing file" + ("" if len(table.lost) == 1 else "s")
+        lines.append(f"{table.dataset}: {files} {verb} ({table.rows} rows)")
     start = min(f.start for t in found for f in t.lost)
     end = max(f.end for t in found for f in t.lost)
     command = f"obs materialize --from {_iso(start)} --to {_iso(end)}"
@@ -105,21 +105,12 @@ def describe(found: list[TableRepair], *, applied: bool) -> list[str]:
     return lines
 
 
-def lake_repair(args: argparse.Namespace) -> int:
-    """The ``obs lake repair`` handler (``args``: config, datasets, apply)."""
-    from obs_pipelines.cli import _config
-
-    found = repair(_config(args), datasets=args.datasets, apply=args.apply)
-    print("\n".join(describe(found, applied=args.apply)))
-    return 0
-
-
 def _lost_files(dataset: str, actions: pa.Table, missing: list[str]) -> tuple[LostFile, ...]:
     """What each missing file held, from its add action: rows, and the hours between the
     minimum and maximum of the columns that place a row in its hour (else its whole day)."""
-    from obs_pipelines.lake.delta_tables import _bound_columns
+    from obs_pipelines.lake.delta_tables import bound_columns
 
-    first, last = _bound_columns(delta.layout(dataset))
+    first, last = bound_columns(delta.layout(dataset))
     by_path = {row["path"]: row for row in actions.to_pylist()}
     lost = []
     for path in missing:
