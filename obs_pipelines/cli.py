@@ -507,9 +507,11 @@ def _tier(args: argparse.Namespace) -> int:
         )
     result = run_tiering(config, args.now)
     build_catalog(config)
+    expired = sum(1 for d in result.deletions if d.reason == "expired")
     print(
-        f"tiering as of {result.now:%Y-%m-%d %H:%M}Z: {len(result.moves)} moves, {len(result.deletions)} deletions, "
-        f"{result.bytes_before:,} bytes became {result.bytes_after:,}"
+        f"tiering as of {_when(result.now)}: {len(result.moves)} moves of "
+        f"{len(result.deletions) - expired} files into fewer ({result.bytes_before:,} bytes became "
+        f"{result.bytes_after:,}); {expired} files deleted by retention"
     )
     for note in result.notes:
         print(f"obs: note: {note}", file=sys.stderr)

@@ -217,3 +217,24 @@ def test_the_writing_commands_refuse_a_read_only_lake_before_they_start(
     )
     assert list((tmp_path / "lake").iterdir()) == []
     assert not (tmp_path / "dagster_home").exists()
+
+
+def test_tier_tells_compacted_files_from_files_retention_deleted(
+    write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Compaction replaces files; only retention deletes data: the summary keeps them apart."""
+    path = write_config(retention={"metrics": {"hot": "1d", "warm": "3d", "cold": "5d"}})
+    config = load_config(path)
+    ingest_metrics_hour(Lake(config), metric_source(config), HOUR)
+
+    assert cli.main(["--config", str(path), "tier", "--now", "2026-11-20"]) == 0
+    compacted = capsys.readouterr().out.strip()
+    assert cli.main(["--config", str(path), "tier", "--now", "2026-11-30"]) == 0
+    expired = capsys.readouterr().out.strip()
+
+    assert compacted.startswith("tiering as of 2026-11-20 00:00Z: ")
+    assert compacted.endswith("; 0 files deleted by retention")
+    assert " 0 moves" not in compacted
+    assert expired.startswith("tiering as of 2026-11-30 00:00Z: ")
+    assert not expired.endswith("; 0 files deleted by retention")
+    assert _samples(path) == 0
