@@ -172,3 +172,15 @@ ops_servers.running = _guarded_running
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+# Root writes anywhere: without these capabilities it is held to the folders' modes like anyone.
+AS_ANY_USER = (
+    [
+        "setpriv",
+        "--bounding-set=-dac_override,-dac_read_search",
+        "--inh-caps=-dac_override,-dac_read_search",
+    ]
+    if os.geteuid() == 0
+    else []
+)

@@ -2,6 +2,8 @@
 line that names the key; nothing has run yet when they are."""
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from obs_pipelines.errors import ConfigError, LakeError
 from obs_pipelines.lake import Lake
 from obs_pipelines.redact import redact_secrets, redact_url
 from obs_pipelines.sources.http import elasticsearch_options, remember_secret, scrub
+from tests.conftest import AS_ANY_USER
 from tests.tiering_data import day, some_hours, write_hours
 
 PROMETHEUS = {"url": "http://prom:9090", "selectors": ["up"]}
@@ -683,15 +686,28 @@ def test_a_read_only_catalog_loads_and_is_refused_for_writers(
     )
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root is not stopped by permissions")
 def test_a_lake_without_write_permission_loads_and_is_refused_for_writers(
     write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
+    """Real permissions, as a user without write access meets them (root's override dropped)."""
     path = write_config()
     (tmp_path / "lake").mkdir(mode=0o555)
+
+    def obs(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*AS_ANY_USER, sys.executable, "-m", "obs_pipelines.cli", "--config", str(path), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
     try:
-        config = load_config(path)
-        with pytest.raises(LakeError, match=r"lake.root: .* is not writable"):
-            require_writable(config)
+        reading, writing = obs("check-config"), obs("catalog")
     finally:
         (tmp_path / "lake").chmod(0o755)
+    assert reading.returncode == 0, reading.stderr
+    assert writing.returncode == 2
+    assert writing.stderr == (
+        f"obs: error: lake.root: {tmp_path / 'lake'} is not writable; fix its permissions or "
+        "choose another folder\n"
+    )

@@ -2,7 +2,6 @@
 views that fail because their table does not open, an S3 endpoint that does not answer, and a
 table folder the user cannot write."""
 
-import os
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake, delta
 from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.operations.doctor import run_checks
+from tests.conftest import AS_ANY_USER
 from tests.servers import free_port
 from tests.test_delta_lake import delta_config, hour, samples
 
@@ -130,18 +130,6 @@ def test_an_unreachable_s3_endpoint_is_one_failure_and_the_lake_checks_are_not_r
         "catalog",
         "lake.sources",
     }
-
-
-# Root writes anywhere: without these capabilities it is held to the folders' modes like anyone.
-AS_ANY_USER = (
-    [
-        "setpriv",
-        "--bounding-set=-dac_override,-dac_read_search",
-        "--inh-caps=-dac_override,-dac_read_search",
-    ]
-    if os.geteuid() == 0
-    else []
-)
 
 
 def test_a_read_only_table_folder_fails_lake_writable_by_name(tmp_path: Path) -> None:
