@@ -342,7 +342,7 @@ HAZARDS = [
         "ID": "glacier-all",
         "Filter": {"Prefix": "obs/"},
         "Status": "Enabled",
-        "Transitions": [{"Days": 5, "StorageClass": "DEEP_ARCHIVE"}],
+        "Transitions": [{"Days": 1, "StorageClass": "DEEP_ARCHIVE"}],
     },
 ]
 HARMLESS = [
@@ -391,7 +391,7 @@ def test_kept_rules_that_expire_or_archive_the_tables_are_named_refused_and_doct
         "of the lake: it would delete or make unreadable files the Delta logs reference, "
         "breaking the tables; remove it or narrow its filter away from obs/delta/",
         f"obs: warning: bucket {s3_bucket} rule glacier-all moves objects to DEEP_ARCHIVE after "
-        f"5 days (unreadable without a restore) under s3://{s3_bucket}/obs/, which holds every "
+        f"1 day (unreadable without a restore) under s3://{s3_bucket}/obs/, which holds every "
         "Delta log and data file of the lake: it would delete or make unreadable files the Delta "
         "logs reference, breaking the tables; remove it or narrow its filter away from obs/delta/",
     ]
@@ -406,7 +406,7 @@ def test_kept_rules_that_expire_or_archive_the_tables_are_named_refused_and_doct
         f"obs: error: not applied: bucket {s3_bucket} keeps rule expire-everything expires "
         "(deletes) objects 10 days after upload"
     )
-    assert "; rule glacier-all moves objects to DEEP_ARCHIVE after 5 days" in err
+    assert "; rule glacier-all moves objects to DEEP_ARCHIVE after 1 day" in err
     assert "breaking the tables; remove the rule or narrow its filter away from obs/delta/" in err
     assert bucket_rules(s3_endpoint, s3_bucket) == kept  # nothing written
 

@@ -263,12 +263,12 @@ def hazards(rules: list[dict[str, Any]], bucket: str, delta_prefix: str) -> tupl
         does = []
         expiration = rule.get("Expiration") or {}
         if "Days" in expiration:
-            does.append(f"expires (deletes) objects {expiration['Days']} days after upload")
+            does.append(f"expires (deletes) objects {_day_count(expiration['Days'])} after upload")
         elif "Date" in expiration:
             does.append(f"expires (deletes) objects from {expiration['Date']}")
         for t in rule.get("Transitions") or []:
             if t.get("StorageClass") in ARCHIVE_STORAGE_CLASSES:
-                when = f"after {t['Days']} days" if "Days" in t else f"from {t.get('Date')}"
+                when = f"after {_day_count(t['Days'])}" if "Days" in t else f"from {t.get('Date')}"
                 does.append(
                     f"moves objects to {t['StorageClass']} {when} (unreadable without a restore)"
                 )
@@ -287,7 +287,8 @@ def describe(result: LifecycleResult) -> list[str]:
             lines.append(f"{table.name}: stays in the bucket's default class (no colder class)")
             continue
         moves = ", then ".join(
-            f"to {t.storage_class} at {t.days} days (leaving {t.leaves})" for t in table.transitions
+            f"to {t.storage_class} at {_day_count(t.days)} (leaving {t.leaves})"
+            for t in table.transitions
         )
         lines.append(f"{table.name}: {root}{table.prefix}* moves {moves}")
     lines.append(
@@ -352,7 +353,7 @@ def _transitions(stream: Stream, classes: dict[str, str | None]) -> tuple[Transi
         if (t.storage_class in IA_CLASSES or previous in IA_CLASSES) and (
             t.days - since < IA_MINIMUM_DAYS
         ):
-            after = f", {t.days - since} days after entering {previous}" if since else ""
+            after = f", {_day_count(t.days - since)} after entering {previous}" if since else ""
             other = (
                 f", or choose {_NO_MINIMUM} for lake.{t.enters}.storage_class"
                 if previous not in IA_CLASSES
@@ -361,7 +362,7 @@ def _transitions(stream: Stream, classes: dict[str, str | None]) -> tuple[Transi
             raise LakeError(
                 f"{stream.name}: S3 moves objects to {t.storage_class} only after "
                 f"{IA_MINIMUM_DAYS} days in {previous} (its minimum), but {stream.name} leaves "
-                f"{t.leaves} at {t.days} days{after}; raise that age in retention to "
+                f"{t.leaves} at {_day_count(t.days)}{after}; raise that age in retention to "
                 f"{since + IA_MINIMUM_DAYS}d or more{other}"
             )
         previous, since = t.storage_class, t.days
@@ -397,3 +398,7 @@ def _rule_prefix(rule: dict[str, Any]) -> str:
         or rule.get("Prefix")
         or ""
     )
+
+
+def _day_count(count: int) -> str:
+    return f"{count} day" if count == 1 else f"{count} days"
