@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -532,6 +533,27 @@ def table_state(config: ObsConfig) -> dict[str, Checksum]:
     return {name: duckdb_checksum(config, name) for name in registry.ALL}
 
 
+def partitions_listed(config: ObsConfig, dataset: str) -> set[tuple[str, int]]:
+    con = duckdb.connect(config.catalog_path, read_only=True)
+    try:
+        found = con.execute(
+            "SELECT file, row_count FROM lake_partitions WHERE dataset = ?", [dataset]
+        ).fetchall()
+    finally:
+        con.close()
+    return {(str(Path(file).resolve()), rows) for file, rows in found}
+
+
+def partitions_logged(config: ObsConfig, dataset: str) -> set[tuple[str, int]]:
+    table = DeltaTable(delta.table_uri(config, dataset))
+    actions = table.get_add_actions(flatten=True)
+    rows = actions.column("num_records").to_pylist()
+    return {
+        (str(Path(uri).resolve()), count)
+        for uri, count in zip(table.file_uris(), rows, strict=True)
+    }
+
+
 def test_a_rerun_after_ingest_keeps_every_day_written_since_and_says_so(
     tmp_path: Path,
 ) -> None:
@@ -570,6 +592,33 @@ def test_a_rerun_after_ingest_keeps_every_day_written_since_and_says_so(
     assert delta_row(config, f"SELECT count(*) FROM {samples} WHERE dt = '2026-04-02'") == (
         8640 + 7,
     )
+    assert partitions_listed(config, "metric_samples") == partitions_logged(
+        config, "metric_samples"
+    )
+
+
+def test_a_day_the_old_layout_gained_since_is_rewritten_and_lake_partitions_follows(
+    tmp_path: Path,
+) -> None:
+    """A day whose newest commit is migrate's is the old layout's copy: when the old layout
+    holds more of it (an older version still wrote it), the rerun replaces it, and the
+    catalog's lake_partitions lists the new file instead of the replaced one."""
+    config = legacy_config(tmp_path)
+    put_back = late_hour(Path(config.lake_root), "log_records")
+    migrate(config)
+    build_catalog(config)
+    replaced = partitions_listed(config, "log_records")
+    put_back()
+
+    done = {r.dataset: r for r in migrate(config)}
+
+    listed = partitions_listed(config, "log_records")
+    assert listed == partitions_logged(config, "log_records") != replaced
+    assert done["log_records"].written == ("2026-04-02",)
+    assert done["log_records"].unchanged == ("2026-03-30", "2026-03-31", "2026-04-01")
+    assert done["log_records"].rows == EXPECTED["log_records"].rows
+    assert all(not r.written for name, r in done.items() if name != "log_records")
+    assert_reads_as_expected(config, ["log_records"])
 
 
 def test_a_day_expired_by_tiering_is_not_brought_back(tmp_path: Path) -> None:

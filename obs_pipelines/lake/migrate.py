@@ -39,6 +39,8 @@ changed meanwhile is kept too (the window left is one commit's; stop ingest whil
 Each dataset is vacuumed once converted (:func:`obs_pipelines.lake.delta.vacuum`): the files that
 a rerun's commits replaced stop costing storage once they have been unreferenced for
 ``lake.delete_delay``, while a reader that opened an older version just before keeps working.
+Last, the catalog's ``lake_partitions`` is read again from the logs
+(:func:`obs_pipelines.lake.catalog.refresh_partitions`), so it lists the files now current.
 
 The old layout is only read, and nothing writes it any more; delete its ``hot/``, ``warm/``,
 ``cold/`` and ``_inventory/`` folders once the tables are verified.
@@ -121,7 +123,8 @@ def migrate(
 ) -> list[DatasetMigration]:
     """Convert ``datasets`` (default: all) to Delta tables under ``<lake.root>/delta``, day by
     day as the module docstring says; with ``dry_run``, only read and plan: write nothing.
-    ``progress`` is called with each dataset's result as soon as it is done."""
+    ``progress`` is called with each dataset's result as soon as it is done. A run (not a dry
+    one) refreshes the catalog's ``lake_partitions`` last."""
     unknown = sorted(set(datasets or ()) - set(ALL))
     if unknown:
         raise LakeError(f"no dataset {', '.join(unknown)}; choose from {', '.join(ALL)}")
@@ -158,7 +161,27 @@ def migrate(
             reader.close()
     finally:
         source.close()
+    if not dry_run:
+        _refresh_partitions(config)
     return results
+
+
+def _refresh_partitions(config: ObsConfig) -> None:
+    """``lake_partitions`` read again from the logs, as ingest and tiering runs do after
+    writing: it lists data files, and migrate's commits replace some. Skipped while a dataset
+    of the old layout has no table yet (a run with ``--dataset``): no catalog of the Delta
+    tables can be built before every dataset is migrated."""
+    from obs_pipelines.lake.catalog import refresh_partitions
+
+    if not all(delta.table_exists(config, name) for name in ALL):
+        return
+    try:
+        refresh_partitions(config)
+    except LakeError as exc:
+        raise LakeError(
+            f"every day is migrated and verified, but lake_partitions could not be refreshed: "
+            f"{exc}; run `obs catalog`"
+        ) from None
 
 
 def _plan(
