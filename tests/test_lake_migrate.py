@@ -7,23 +7,27 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable
 
 from obs_pipelines import datasets as registry
 from obs_pipelines.cli import main
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake, delta
+from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.lake.checksum import Checksum, table_checksum
 from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.lake.legacy import current_files, legacy_connection
-from obs_pipelines.lake.migrate import MigrationMismatch, migrate
+from obs_pipelines.lake.migrate import MigrationMismatch, format_footer, format_row, migrate
 from obs_pipelines.operations.doctor import CheckResult, run_checks
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow, utc
@@ -186,10 +190,15 @@ def test_a_query_for_one_day_returns_exactly_that_days_rows(migrated: ObsConfig)
     assert duckdb_checksum(migrated, "metric_samples", "WHERE dt = '2026-03-31'") == day
 
 
-def test_a_second_migrate_adds_no_rows(migrated: ObsConfig) -> None:
+def test_a_second_migrate_is_a_verified_no_op(migrated: ObsConfig) -> None:
+    files = {name: referenced(migrated, name) for name in registry.ALL}
+
     again = migrate(migrated)
 
     assert all(r.verified for r in again)
+    assert all(not r.written and not r.kept and not r.untouched for r in again)
+    assert sum(len(r.unchanged) for r in again) == sum(r.days or 0 for r in again) > 0
+    assert {name: referenced(migrated, name) for name in registry.ALL} == files
     assert [(r.dataset, r.rows) for r in again] == [(n, EXPECTED[n].rows) for n in registry.ALL]
     for name in WRITTEN:
         assert duckdb_checksum(migrated, name) == EXPECTED[name], name
@@ -282,25 +291,36 @@ def test_an_interrupted_migrate_then_a_full_one_converges(
     monkeypatch.undo()
     assert len(commits) == 3  # some days were committed before the run died
 
-    migrate(config)
+    finished = migrate(config)
 
+    # the rerun writes only what is missing: log_records' 4 days and the 3 committed are there
+    assert sum(len(r.unchanged) for r in finished) == 4 + 3
+    assert all(not r.kept for r in finished)
     for name in registry.ALL:
         assert duckdb_checksum(config, name) == EXPECTED[name], name
 
 
-def test_days_the_lake_no_longer_holds_are_removed_from_the_tables(tmp_path: Path) -> None:
+def test_days_the_old_layout_no_longer_holds_are_kept_never_deleted(tmp_path: Path) -> None:
+    """The old layout losing a day (its retention, a tier deleted early or not pointed at) is
+    no reason to delete the table's copy: tiering's retention expires it in its own time."""
     config = legacy_config(tmp_path)
     migrate(config, ["log_records"])
     # retention passes 03-30, the only day of March's cold log file
     forget_day(tmp_path / "lake", "cold", "log_records", "month=2026-03")
 
-    result = migrate(config, ["log_records"])
+    (planned,) = migrate(config, ["log_records"], dry_run=True)
+    (result,) = migrate(config, ["log_records"])
 
-    assert result[0].stale_days_deleted == 1
-    assert result[0].rows == EXPECTED["log_records"].rows - 150
-    assert duckdb_checksum(config, "log_records") == legacy_checksum(config, "log_records")
-    logs = delta.scan(config, "log_records")
-    assert delta_row(config, f"SELECT min(dt), count(*) FROM {logs}") == ("2026-03-31", 450)
+    for done in (planned, result):
+        assert done.untouched == ("2026-03-30",)
+        assert done.written == () and done.kept == ()
+        assert done.unchanged == ("2026-03-31", "2026-04-01", "2026-04-02")
+        assert done.rows == EXPECTED["log_records"].rows - 150
+    assert format_row(planned, dry_run=True).endswith(
+        "not in the old layout, would be left as the table has them (migrate deletes "
+        "nothing): 2026-03-30"
+    )
+    assert duckdb_checksum(config, "log_records") == EXPECTED["log_records"]
 
 
 def test_a_day_that_does_not_read_back_the_same_is_an_error_naming_it(
@@ -400,19 +420,30 @@ def test_vacuum_after_delete_delay_leaves_only_the_files_the_log_references(
 ) -> None:
     patient = legacy_config(tmp_path, delete_delay="1d")
     prompt = legacy_config(tmp_path)  # the same lake, replaced files deleted at once
+    # datasets with a day of their own in 04-02 hour 23 (not so the snapshots and series, whose
+    # rows there belong to 04-03 and to the day each series was first seen)
+    late = ["log_records", "metric_samples", "up_minutes"]
+    put_back = [late_hour(Path(patient.lake_root), name) for name in late]
     migrate(patient)
-    first = {name: DeltaTable(delta.table_uri(patient, name)).version() for name in WRITTEN}
+    first = {name: DeltaTable(delta.table_uri(patient, name)).version() for name in late}
+    without = {name: legacy_checksum(patient, name) for name in late}
+    for undo in put_back:
+        undo()
 
-    again = migrate(patient)
+    again = migrate(patient)  # replaces 04-02 of each, which gained its hour 23
 
+    assert {r.dataset: r.written for r in again if r.written} == dict.fromkeys(
+        late, ("2026-04-02",)
+    )
     # replaced files younger than delete_delay stay: a reader of the first version still works
     assert sum(r.files_vacuumed for r in again) == 0
-    for name in WRITTEN:
+    for name in late:
         assert data_files(patient, name) > referenced(patient, name), name
         old = DeltaTable(delta.table_uri(patient, name), version=first[name])
         assert (
             table_checksum(old.to_pyarrow_table().select(delta.layout(name).columns))
-            == EXPECTED[name]
+            == without[name]
+            != EXPECTED[name]
         ), name
     before = {name: data_files(prompt, name) for name in registry.ALL}
 
@@ -474,3 +505,173 @@ def test_a_tier_the_old_lake_kept_elsewhere_is_migrated_with_tier_root(
     assert code == 0
     for name, truth in expected().items():
         assert duckdb_checksum(config, name) == truth, name
+
+
+def late_hour(root: Path, dataset: str) -> Callable[[], None]:
+    """Hide hour 23 of 04-02 of ``dataset`` in the old layout, as if an older version still
+    writing it had not written that hour yet; returns what writes it back."""
+    hot = root / "hot" / dataset / "dt=2026-04-02" / "hour=23" / "part-00000.parquet"
+    aside = root.parent / f"{dataset}-late.parquet"
+    shutil.move(hot, aside)
+    return lambda: shutil.move(aside, hot)
+
+
+def some_samples(hour: TimeWindow, count: int = 7) -> pa.Table:
+    """``count`` samples of one series in ``hour``, as an ingest run would write them."""
+    return pa.table(
+        {
+            "series_id": pa.array([42] * count, pa.uint64()),
+            "ts": pa.array(
+                [hour.start + timedelta(minutes=i) for i in range(count)], pa.timestamp("ms")
+            ),
+            "value": pa.array([float(i) for i in range(count)], pa.float64()),
+        }
+    )
+
+
+def table_state(config: ObsConfig) -> dict[str, Checksum]:
+    return {name: duckdb_checksum(config, name) for name in registry.ALL}
+
+
+def partitions_listed(config: ObsConfig, dataset: str) -> set[tuple[str, int]]:
+    con = duckdb.connect(config.catalog_path, read_only=True)
+    try:
+        found = con.execute(
+            "SELECT file, row_count FROM lake_partitions WHERE dataset = ?", [dataset]
+        ).fetchall()
+    finally:
+        con.close()
+    return {(str(Path(file).resolve()), rows) for file, rows in found}
+
+
+def partitions_logged(config: ObsConfig, dataset: str) -> set[tuple[str, int]]:
+    table = DeltaTable(delta.table_uri(config, dataset))
+    actions = table.get_add_actions(flatten=True)
+    rows = actions.column("num_records").to_pylist()
+    return {
+        (str(Path(uri).resolve()), count)
+        for uri, count in zip(table.file_uris(), rows, strict=True)
+    }
+
+
+def test_a_rerun_after_ingest_keeps_every_day_written_since_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """The outside tester's defect: a rerun deleted every day ingested after the migration
+    (03-04's hours), and would overwrite an ingested hour of a day the old layout also holds."""
+    config = legacy_config(tmp_path)
+    migrate(config)
+    ingest_metrics_hour(Lake(config), metric_source(config), HOUR)  # 04-03, a new day
+    also = TimeWindow(utc("2026-04-02T10:00:00Z"), utc("2026-04-02T11:00:00Z"))
+    Lake(config).tables.write_hour("metric_samples", also, some_samples(also), source="test")
+    build_catalog(config)  # as the lake_catalog asset does after an ingest run
+    before = table_state(config)
+    files = {name: referenced(config, name) for name in registry.ALL}
+
+    planned = {r.dataset: r for r in migrate(config, dry_run=True)}
+    done = {r.dataset: r for r in migrate(config)}
+
+    assert table_state(config) == before  # nothing of any table changed
+    assert {name: referenced(config, name) for name in registry.ALL} == files
+    for result in (planned["metric_samples"], done["metric_samples"]):
+        assert result.written == ()
+        assert result.unchanged == ("2026-03-31", "2026-04-01")
+        ((day, why),) = result.kept
+        assert day == "2026-04-02"
+        assert why.startswith("written since the migration by ingest (table version ")
+        assert why.endswith("; kept")
+        assert result.untouched == ("2026-04-03",)
+        assert result.rows == EXPECTED["metric_samples"].rows - 8640
+    assert all(not r.written for r in done.values())
+    assert "2026-04-03" in done["metric_series"].untouched
+    dry = format_row(planned["metric_samples"], dry_run=True)
+    assert "would keep 2026-04-02: written since the migration by ingest" in dry
+    assert "would be left as the table has them (migrate deletes nothing): 2026-04-03" in dry
+    assert "nothing would be deleted" in format_footer(list(planned.values()), dry_run=True)
+    samples = delta.scan(config, "metric_samples")
+    assert delta_row(config, f"SELECT count(*) FROM {samples} WHERE dt = '2026-04-02'") == (
+        8640 + 7,
+    )
+    assert partitions_listed(config, "metric_samples") == partitions_logged(
+        config, "metric_samples"
+    )
+
+
+def test_a_day_the_old_layout_gained_since_is_rewritten_and_lake_partitions_follows(
+    tmp_path: Path,
+) -> None:
+    """A day whose newest commit is migrate's is the old layout's copy: when the old layout
+    holds more of it (an older version still wrote it), the rerun replaces it, and the
+    catalog's lake_partitions lists the new file instead of the replaced one."""
+    config = legacy_config(tmp_path)
+    put_back = late_hour(Path(config.lake_root), "log_records")
+    migrate(config)
+    build_catalog(config)
+    replaced = partitions_listed(config, "log_records")
+    put_back()
+
+    done = {r.dataset: r for r in migrate(config)}
+
+    listed = partitions_listed(config, "log_records")
+    assert listed == partitions_logged(config, "log_records") != replaced
+    assert done["log_records"].written == ("2026-04-02",)
+    assert done["log_records"].unchanged == ("2026-03-30", "2026-03-31", "2026-04-01")
+    assert done["log_records"].rows == EXPECTED["log_records"].rows
+    assert all(not r.written for name, r in done.items() if name != "log_records")
+    assert_reads_as_expected(config, ["log_records"])
+
+
+def test_a_day_expired_by_tiering_is_not_brought_back(tmp_path: Path) -> None:
+    config = legacy_config(tmp_path)
+    migrate(config, ["log_records"])
+    DeltaTable(delta.table_uri(config, "log_records")).delete(
+        "dt = '2026-03-30'",
+        commit_properties=CommitProperties(
+            custom_metadata={"obs.operation": "expire", "obs.days": "2026-03-30"}
+        ),
+    )
+
+    (result,) = migrate(config, ["log_records"])
+
+    assert result.written == ()
+    ((day, why),) = result.kept
+    assert day == "2026-03-30" and "written since the migration by expire" in why
+    logs = delta.scan(config, "log_records")
+    assert delta_row(config, f"SELECT min(dt), count(*) FROM {logs}") == ("2026-03-31", 450)
+
+
+def test_a_day_ingest_writes_while_migrate_runs_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan is read again before each day is written: an ingest commit made since keeps
+    its day from being replaced."""
+    config = legacy_config(tmp_path)
+    real_write = delta.write_day
+    commits: list[str | None] = []
+
+    def dies_after_one(*args: Any, **kwargs: Any) -> None:
+        if commits:
+            raise LakeError("killed")
+        commits.append(args[2])
+        real_write(*args, **kwargs)
+
+    monkeypatch.setattr(delta, "write_day", dies_after_one)
+    with pytest.raises(LakeError, match="killed"):
+        migrate(config, ["metric_samples"])
+    hour = TimeWindow(utc("2026-04-02T10:00:00Z"), utc("2026-04-02T11:00:00Z"))
+
+    def ingest_meanwhile(*args: Any, **kwargs: Any) -> None:
+        if args[2] == "2026-04-01":
+            Lake(config).tables.write_hour("metric_samples", hour, some_samples(hour))
+        real_write(*args, **kwargs)
+
+    monkeypatch.setattr(delta, "write_day", ingest_meanwhile)
+    (result,) = migrate(config, ["metric_samples"])
+
+    assert commits == ["2026-03-31"]
+    assert result.unchanged == ("2026-03-31",)
+    assert result.written == ("2026-04-01",)
+    assert [day for day, _ in result.kept] == ["2026-04-02"]
+    assert "by ingest" in result.kept[0][1]
+    samples = delta.scan(config, "metric_samples")
+    assert delta_row(config, f"SELECT count(*) FROM {samples} WHERE dt = '2026-04-02'") == (7,)
