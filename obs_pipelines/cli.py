@@ -135,13 +135,15 @@ def _parser() -> argparse.ArgumentParser:
             "Read every dataset of the file layout under lake.root (hot/, warm/, cold/) as its "
             "catalog showed it, a day at a time, and write each day as one Delta commit that "
             "replaces that day under <lake.root>/delta; each day is read back and its rows and "
-            "checksum compared. Rerunning converges (no duplicates). The old files are only read."
+            "checksum compared. A rerun writes only days the old layout holds that the table lacks "
+            "or that migrate itself wrote last; it deletes nothing and keeps days written since "
+            "by ingest or tiering. The old files are only read."
         ),
     )
     migrate.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the days, rows and source bytes per dataset and write nothing",
+        help="print, per dataset, the days it would write, leave unchanged and keep; write nothing",
     )
     migrate.add_argument(
         "--dataset",

@@ -374,21 +374,6 @@ def write_day(
         )
 
 
-def delete_days(config: ObsConfig, table: TableLayout, days: list[str]) -> None:
-    """Remove whole days from the table in one commit (days the lake no longer holds)."""
-    from deltalake import DeltaTable
-
-    if not days:
-        return
-    for day in days:
-        day_predicate(day)
-    listed = ", ".join(f"'{d}'" for d in days)
-    with delta_errors(f"delete days of {table.dataset}", config):
-        DeltaTable(
-            table_uri(config, table.dataset), storage_options=storage_options(config)
-        ).delete(f"{DAY_COLUMN} IN ({listed})")
-
-
 def vacuum(config: ObsConfig, dataset: str, *, operation: str = "vacuum") -> int:
     """Delete the files that commits removed from the table (days replaced or deleted) more
     than ``lake.delete_delay`` ago, so they stop costing storage while a reader that opened an
