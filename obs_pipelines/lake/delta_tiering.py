@@ -41,6 +41,12 @@ does not conflict and is kept as is: the day then holds two files and is compact
 A file written for a commit that failed is deleted; one orphaned by a killed process is in no
 commit, so no reader ever sees it (``VACUUM ... FULL`` by any Delta engine removes it).
 
+**Failures.** A table that cannot be read or written (a data file its log names is missing, its
+folder is read-only) fails alone: the day is left as it was, every other day and table is still
+tiered, and the run ends with one problem per failed table naming it and the fix
+(``TieringResult.failed`` lists them; ``obs tier`` then exits 1 and the ``lake_tiering`` asset
+fails, both after the partition index is read again, so it lists what was tiered).
+
 A rerun converges, and on a tiered lake it commits nothing (vacuum included: it runs only when a
 commit removed files since the last vacuum and the delay has passed).
 """
@@ -50,7 +56,7 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -94,6 +100,20 @@ _FROM = "-from-"  # rollup files: "-from-<fingerprint of the sample files>"
 _NOT_REMOVING = {"VACUUM START", "VACUUM END", "CREATE TABLE", "SET TBLPROPERTIES"}
 
 HOURS_A_DAY = 24
+# What one table's failure raises: the lake refusing a read or write (delta_errors turns storage
+# and delta-rs errors into LakeError) or a data file pyarrow cannot decode.
+_TABLE_FAILURES = (LakeError, pa.ArrowException)
+
+# How storage says a folder or bucket refuses writes (local: EACCES, EPERM for an immutable
+# folder, EROFS; S3: 403).
+_UNWRITABLE = (
+    "permission denied",
+    "operation not permitted",
+    "read-only",
+    "access denied",
+    "forbidden",
+)
+
 DeltaHook = Callable[[str, "DeltaMove"], None]
 
 
@@ -202,9 +222,12 @@ def run_delta_tiering(
         runner.rework(stream)
     datasets = list(dict.fromkeys(s.dataset for s in planned))
     for dataset in datasets:
-        runner.expire(dataset, [s for s in planned if s.dataset == dataset])
+        with runner.failing_alone(dataset, "expired days"):
+            runner.expire(dataset, [s for s in planned if s.dataset == dataset])
     for dataset in datasets:
-        runner.vacuum(dataset)
+        with runner.failing_alone(dataset, "vacuum"):
+            runner.vacuum(dataset)
+    runner.report_failures()
     return result
 
 
@@ -218,16 +241,39 @@ class _Runner:
         self.zstd_level = config.lake.warm.zstd_level or DEFAULT_ZSTD_LEVELS["warm"]
         self._rollup_parts: dict[tuple[tuple[str, str], ...], Partition] | None = None
         self._gone: set[str] = set()
+        self._failures: dict[str, list[tuple[str, LakeError | pa.ArrowException]]] = {}
+
+    # -- failures ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def failing_alone(self, dataset: str, what: str) -> Iterator[None]:
+        """Record a failure of ``what`` (a day, a step) of one table and carry on: one broken
+        or unwritable table must not leave every table after it untiered."""
+        try:
+            yield
+        except _TABLE_FAILURES as exc:
+            self._failures.setdefault(dataset, []).append((what, exc))
+
+    def report_failures(self) -> None:
+        """One problem per failed table, naming what was left and the fix."""
+        for dataset, failures in self._failures.items():
+            left = ", ".join(dict.fromkeys(what for what, _ in failures))
+            reason = _one_reason(self.config, dataset, failures[0][1])
+            more = f" (and {len(failures) - 1} more failures)" if len(failures) > 1 else ""
+            line = f"{dataset}: not tiered: {left} left as they were: {reason}{more}"
+            self.result.failed[dataset] = line
+            self.result.problems.append(line)
 
     # -- planning ---------------------------------------------------------------------------
 
     def rework(self, stream: Stream) -> None:
         """Compact every due day of the stream (and roll up raw sample days)."""
-        table = self.tables.open(stream.dataset)
-        if table is None:
-            return
+        parts: dict[tuple[tuple[str, str], ...], Partition] = {}
+        with self.failing_alone(stream.dataset, "every day"):
+            table = self.tables.open(stream.dataset)
+            if table is not None:
+                parts = _partitions(table, stream.resolution)
         hot_age = _hot_age(stream)
-        parts = _partitions(table, stream.resolution)
         # Days retention deletes without waiting for rollups: gone before any rollup is made,
         # so none is the "day before" of another (as in files, where expiry runs first).
         horizon = self.now - stream.stages[-1][1]
@@ -237,9 +283,10 @@ class _Runner:
             if p.end <= horizon and not (self._makes_rollups(stream) and self._awaiting(stream, p))
         }
         for part in parts.values():
-            compact, rollups = self._needs(stream, part, hot_age)
-            if compact or rollups:
-                self._redo(stream, part.day, hot_age)
+            with self.failing_alone(stream.dataset, part.folder):
+                compact, rollups = self._needs(stream, part, hot_age)
+                if compact or rollups:
+                    self._redo(stream, part.day, hot_age)
 
     def _needs(
         self, stream: Stream, part: Partition, hot_age: timedelta | None
@@ -707,6 +754,23 @@ def _registry_rollups(table: Any, layout: TableLayout, part: Partition) -> pa.Ta
     rows = _read(table, layout, part)
     resolution = pa.repeat(pa.scalar(part.resolution, pa.string()), rows.num_rows)
     return from_delta(ROLLUPS, rows.append_column("resolution", resolution))
+
+
+def _one_reason(config: ObsConfig, dataset: str, exc: BaseException) -> str:
+    """Why a table failed, and the fix, in one line (the storage error names the file)."""
+    text = " ".join(str(exc).split()).split("; check lake.root")[0]
+    lowered = text.lower()
+    if "not found" in lowered or "no such file" in lowered:
+        return (
+            f"{text}; fix: restore that data file, or re-ingest the hours it held "
+            "(`obs doctor` names the missing files), then rerun `obs tier`"
+        )
+    if any(w in lowered for w in _UNWRITABLE):
+        return (
+            f"{text}; fix: make {delta.table_uri(config, dataset)} writable by the user "
+            "running tiering, then rerun `obs tier`"
+        )
+    return " ".join(str(exc).split())
 
 
 def _file_schema(layout: TableLayout) -> pa.Schema:
