@@ -9,6 +9,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
+    Failure,
     MaterializeResult,
     MetadataValue,
     PartitionsDefinition,
@@ -59,8 +60,10 @@ def build_tiering_assets(
             if context.has_partition_key
             else datetime.now(UTC)
         )
-        result = run_tiering(obs.config, now)
-        refresh_partitions(obs.config)
+        try:
+            result = run_tiering(obs.config, now)
+        finally:  # what a run that failed midway committed is listed too
+            refresh_partitions(obs.config)
         for problem in result.problems:
             context.log.warning(problem)
         yield MaterializeResult(metadata=tiering_metadata(result))
@@ -72,6 +75,12 @@ def build_tiering_assets(
                 "problems": MetadataValue.md("\n".join(f"- {p}" for p in result.problems) or "none")
             },
         )
+        if result.failed:  # the other tables were tiered; these need the fix their line names
+            raise Failure(
+                description=f"tiering failed for {', '.join(result.failed)} (the other "
+                "tables were tiered):\n" + "\n".join(result.failed.values()),
+                metadata={"failed tables": MetadataValue.json(list(result.failed))},
+            )
 
     return [lake_tiering]
 

@@ -14,7 +14,12 @@ The rules of :mod:`obs_pipelines.lake.tiering` (per :func:`streams`), on the tab
   sample of each series the day before (so a counter's first increase of the day counts), the
   same bits the file layout of earlier versions made. The rollup file's name carries a
   fingerprint of the sample files it was made from, which is how a later run knows they are
-  current without reading data.
+  current without reading data. Raw samples are the truth only for the hours they hold a
+  sample in: when the day's rollups cover hours the raw day no longer holds (retention deleted
+  the day's raw samples, then some hours were re-ingested, say at ``obs doctor``'s advice), those
+  hours' rollup rows are kept as they are and only the held hours' rows are remade
+  (:func:`~obs_pipelines.lake.rollups.rollups_for_hours`): remaking the day from the hours left
+  would replace 24 hours of rollups with one, for good.
 * **Retention.** Days whose end is older than the stream's last age are deleted, one commit per
   table. Raw sample days past retention whose rollups are due but missing (a run after a long
   pause) get their rollups first.
@@ -36,6 +41,12 @@ does not conflict and is kept as is: the day then holds two files and is compact
 A file written for a commit that failed is deleted; one orphaned by a killed process is in no
 commit, so no reader ever sees it (``VACUUM ... FULL`` by any Delta engine removes it).
 
+**Failures.** A table that cannot be read or written (a data file its log names is missing, its
+folder is read-only) fails alone: the day is left as it was, every other day and table is still
+tiered, and the run ends with one problem per failed table naming it and the fix
+(``TieringResult.failed`` lists them; ``obs tier`` then exits 1 and the ``lake_tiering`` asset
+fails, both after the partition index is read again, so it lists what was tiered).
+
 A rerun converges, and on a tiered lake it commits nothing (vacuum included: it runs only when a
 commit removed files since the last vacuum and the delay has passed).
 """
@@ -45,7 +56,7 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,7 +73,14 @@ from obs_pipelines.lake import delta
 from obs_pipelines.lake.checksum import Checksum, table_checksum
 from obs_pipelines.lake.delta import DAY_COLUMN, FILED_HOUR, SERIES_SEEN, TableLayout
 from obs_pipelines.lake.delta_tables import DeltaTables, from_delta
-from obs_pipelines.lake.rollups import RESOLUTIONS, compute_rollups, last_samples
+from obs_pipelines.lake.rollups import (
+    RESOLUTIONS,
+    compute_rollups,
+    held_hours,
+    known_samples,
+    last_samples,
+    rollups_for_hours,
+)
 from obs_pipelines.lake.tiering import (
     ROLLUPS,
     Deletion,
@@ -80,6 +98,21 @@ DAY = timedelta(days=1)
 _COMPACTED = "-compacted"  # name suffix of files this module writes by compaction
 _FROM = "-from-"  # rollup files: "-from-<fingerprint of the sample files>"
 _NOT_REMOVING = {"VACUUM START", "VACUUM END", "CREATE TABLE", "SET TBLPROPERTIES"}
+
+HOURS_A_DAY = 24
+# What one table's failure raises: the lake refusing a read or write (delta_errors turns storage
+# and delta-rs errors into LakeError) or a data file pyarrow cannot decode.
+_TABLE_FAILURES = (LakeError, pa.ArrowException)
+
+# How storage says a folder or bucket refuses writes (local: EACCES, EPERM for an immutable
+# folder, EROFS; S3: 403).
+_UNWRITABLE = (
+    "permission denied",
+    "operation not permitted",
+    "read-only",
+    "access denied",
+    "forbidden",
+)
 
 DeltaHook = Callable[[str, "DeltaMove"], None]
 
@@ -152,6 +185,13 @@ class _Output:
     written: bool = False
     committed: bool = False
     replaces: tuple[LogFile, ...] = field(default_factory=tuple)
+    # The table the rows were read from, when they are the files they replace (a compaction):
+    # committing after any of those was removed since would lose or resurrect rows, so the day
+    # is redone instead.
+    read: Any | None = None
+    # Rows kept from the files replaced (a rollup merge), read from the newest table: committed
+    # only if the partition still holds exactly those files.
+    merged: bool = False
 
 
 # Every rewrite is committed as a data change, although compaction adds no data (OPTIMIZE marks
@@ -182,9 +222,12 @@ def run_delta_tiering(
         runner.rework(stream)
     datasets = list(dict.fromkeys(s.dataset for s in planned))
     for dataset in datasets:
-        runner.expire(dataset, [s for s in planned if s.dataset == dataset])
+        with runner.failing_alone(dataset, "expired days"):
+            runner.expire(dataset, [s for s in planned if s.dataset == dataset])
     for dataset in datasets:
-        runner.vacuum(dataset)
+        with runner.failing_alone(dataset, "vacuum"):
+            runner.vacuum(dataset)
+    runner.report_failures()
     return result
 
 
@@ -198,16 +241,39 @@ class _Runner:
         self.zstd_level = config.lake.warm.zstd_level or DEFAULT_ZSTD_LEVELS["warm"]
         self._rollup_parts: dict[tuple[tuple[str, str], ...], Partition] | None = None
         self._gone: set[str] = set()
+        self._failures: dict[str, list[tuple[str, LakeError | pa.ArrowException]]] = {}
+
+    # -- failures ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def failing_alone(self, dataset: str, what: str) -> Iterator[None]:
+        """Record a failure of ``what`` (a day, a step) of one table and carry on: one broken
+        or unwritable table must not leave every table after it untiered."""
+        try:
+            yield
+        except _TABLE_FAILURES as exc:
+            self._failures.setdefault(dataset, []).append((what, exc))
+
+    def report_failures(self) -> None:
+        """One problem per failed table, naming what was left and the fix."""
+        for dataset, failures in self._failures.items():
+            left = ", ".join(dict.fromkeys(what for what, _ in failures))
+            reason = _one_reason(self.config, dataset, failures[0][1])
+            more = f" (and {len(failures) - 1} more failures)" if len(failures) > 1 else ""
+            line = f"{dataset}: not tiered: {left} left as they were: {reason}{more}"
+            self.result.failed[dataset] = line
+            self.result.problems.append(line)
 
     # -- planning ---------------------------------------------------------------------------
 
     def rework(self, stream: Stream) -> None:
         """Compact every due day of the stream (and roll up raw sample days)."""
-        table = self.tables.open(stream.dataset)
-        if table is None:
-            return
+        parts: dict[tuple[tuple[str, str], ...], Partition] = {}
+        with self.failing_alone(stream.dataset, "every day"):
+            table = self.tables.open(stream.dataset)
+            if table is not None:
+                parts = _partitions(table, stream.resolution)
         hot_age = _hot_age(stream)
-        parts = _partitions(table, stream.resolution)
         # Days retention deletes without waiting for rollups: gone before any rollup is made,
         # so none is the "day before" of another (as in files, where expiry runs first).
         horizon = self.now - stream.stages[-1][1]
@@ -217,9 +283,10 @@ class _Runner:
             if p.end <= horizon and not (self._makes_rollups(stream) and self._awaiting(stream, p))
         }
         for part in parts.values():
-            compact, rollups = self._needs(stream, part, hot_age)
-            if compact or rollups:
-                self._redo(stream, part.day, hot_age)
+            with self.failing_alone(stream.dataset, part.folder):
+                compact, rollups = self._needs(stream, part, hot_age)
+                if compact or rollups:
+                    self._redo(stream, part.day, hot_age)
 
     def _needs(
         self, stream: Stream, part: Partition, hot_age: timedelta | None
@@ -310,11 +377,12 @@ class _Runner:
                 table_checksum(merged) if collapse else table_checksum(rows),
                 f"{part.folder}/part-00000-{uuid.uuid4()}{_COMPACTED}.zstd.parquet",
                 replaces=part.files,
+                read=table,
             )
         if move.rollups:
             sample_files = [compacted.path] if compacted else [f.path for f in part.files]
-            previous = self._previous(table, layout, part, parts)
-            outputs += self._rollups(rows, previous, part.day, move.rollups, sample_files)
+            prior = self._prior_samples(table, layout, part, parts)
+            outputs += self._rollups(rows, prior, part.day, move.rollups, sample_files)
         if compacted is not None:
             outputs.append(compacted)  # committed last: its rollups are then in place
         try:
@@ -325,7 +393,7 @@ class _Runner:
                 self._verify(output)
             self.hook("verify", move)
             for output in outputs:
-                self._commit(output, table if output is compacted else None)
+                self._commit(output)
             self.hook("commit", move)
         finally:
             for output in outputs:
@@ -333,30 +401,32 @@ class _Runner:
                     self._remove_file(output)
         self._report(stream, part, compacted, [o for o in outputs if o is not compacted])
 
-    def _previous(
+    def _prior_samples(
         self,
         table: Any,
         layout: TableLayout,
         part: Partition,
         parts: dict[tuple[tuple[str, str], ...], Partition],
     ) -> pa.Table | None:
-        """The last raw sample of each series the day before, as files tiering sees it: none
-        when that day is gone or about to be deleted without waiting for rollups."""
+        """The raw samples of the day before, as files tiering sees them: none when that day
+        is gone or about to be deleted without waiting for rollups."""
         before = (part.end - 2 * DAY).strftime("%Y-%m-%d")
         prior = parts.get(((DAY_COLUMN, before),))
         if prior is None or prior.day in self._gone:
             return None
         samples = _registry_samples(_read(table, layout, prior))
-        return last_samples(samples) if samples.num_rows else None
+        return samples if samples.num_rows else None
 
     def _rollups(
         self,
         rows: pa.Table,
-        previous: pa.Table | None,
+        prior: pa.Table | None,
         day: str,
         resolutions: tuple[str, ...],
         sample_files: list[str],
     ) -> list[_Output]:
+        """The day's rollup files: made from its raw samples, or merged per hour with the
+        rollups it has when those cover hours the raw samples no longer do."""
         table = self.tables.open(ROLLUPS)
         if table is None:
             self.tables.ensure_tables([ROLLUPS])
@@ -364,15 +434,29 @@ class _Runner:
         layout = delta.layout(ROLLUPS)
         existing = _partitions(table, None)
         samples = _registry_samples(rows)
+        hours = held_hours(samples)
+        previous = last_samples(prior) if prior is not None else None
         fingerprint = _fingerprint(sample_files)
         outputs = []
         for resolution in resolutions:
             values = (("resolution", resolution), (DAY_COLUMN, day))
-            rolled = compute_rollups(samples, resolution, previous)
+            target = existing.get(values, Partition(values, ()))
+            kept = None
+            if target.files and hours.size < HOURS_A_DAY:  # a whole day remakes every hour
+                kept = _registry_rollups(table, layout, target)
+                if np.isin(held_hours(kept), hours).all():
+                    kept = None  # every hour they cover has raw samples: remade whole
+            if kept is None:
+                rolled = compute_rollups(samples, resolution, previous)
+            else:
+                before_day = (target.end - 2 * DAY).strftime("%Y-%m-%d")
+                prior_part = existing.get((("resolution", resolution), (DAY_COLUMN, before_day)))
+                prior_rollups = _registry_rollups(table, layout, prior_part) if prior_part else None
+                before = known_samples(prior, prior_rollups)
+                rolled = rollups_for_hours(samples, kept, resolution, before)
             stored = _stored(layout, rolled)
             keys = [k for k in layout.sort_keys if k in stored.column_names]
             stored = stored.sort_by([(k, "ascending") for k in keys])
-            target = existing.get(values, Partition(values, ()))
             outputs.append(
                 _Output(
                     ROLLUPS,
@@ -381,6 +465,7 @@ class _Runner:
                     table_checksum(stored),
                     f"{target.folder}/part-00000-{uuid.uuid4()}{_FROM}{fingerprint}.zstd.parquet",
                     replaces=target.files,
+                    merged=kept is not None,
                 )
             )
         return outputs
@@ -418,21 +503,26 @@ class _Runner:
                 "nothing was committed, this is a bug to report"
             )
 
-    def _commit(self, output: _Output, read: Any | None) -> None:
-        """Add the file and remove what it replaces in one commit. ``read``: the table as the
-        rows were read from it (the commit then fails if any file read has been removed
-        since); None: the output does not depend on the table's content (rollups), so a
-        conflicting commit is redone at the newest version."""
+    def _commit(self, output: _Output) -> None:
+        """Add the file and remove what it replaces in one commit. ``output.read``: the table
+        as the rows were read from it (the commit then fails if any file read has been removed
+        since); None: the output does not depend on the table's content (rollups made from
+        raw samples alone), so a conflicting commit is redone at the newest version, unless
+        it kept rows of the files it replaces (``merged``) and those changed meanwhile."""
         from deltalake import CommitProperties
         from deltalake.exceptions import CommitFailedError
         from deltalake.transaction import AddAction, RemoveAction
 
         operation = COMPACT if output.dataset != ROLLUPS else ROLLUP
+        read = output.read
         for attempt in range(ATTEMPTS):
             table = read if read is not None else self.tables.open(output.dataset)
             if read is None:
                 found = _partitions(table, None).get(output.partition.values)
-                output.replaces = found.files if found else ()
+                files = found.files if found else ()
+                if output.merged and files != output.replaces:
+                    raise _Conflict()  # the rows kept are no longer what the day holds
+                output.replaces = files
             stamp = int(time.time() * 1000)
             values = dict(output.partition.values)
             actions: list[Any] = [
@@ -469,7 +559,7 @@ class _Runner:
             except LakeError as exc:
                 if not isinstance(exc.__context__, CommitFailedError):
                     raise
-                if read is not None:
+                if read is not None or output.merged:
                     raise _Conflict() from None
                 if attempt == ATTEMPTS - 1:
                     raise
@@ -657,6 +747,30 @@ def _read(table: Any, layout: TableLayout, part: Partition) -> pa.Table:
     dataset = table.to_pyarrow_dataset(file_pruning_predicate=part.filters)
     rows = dataset.to_table(columns=columns.names)
     return rows.cast(columns).replace_schema_metadata(None)
+
+
+def _registry_rollups(table: Any, layout: TableLayout, part: Partition) -> pa.Table:
+    """A rollup partition's rows in the registry's types (its resolution a column again)."""
+    rows = _read(table, layout, part)
+    resolution = pa.repeat(pa.scalar(part.resolution, pa.string()), rows.num_rows)
+    return from_delta(ROLLUPS, rows.append_column("resolution", resolution))
+
+
+def _one_reason(config: ObsConfig, dataset: str, exc: BaseException) -> str:
+    """Why a table failed, and the fix, in one line (the storage error names the file)."""
+    text = " ".join(str(exc).split()).split("; check lake.root")[0]
+    lowered = text.lower()
+    if "not found" in lowered or "no such file" in lowered:
+        return (
+            f"{text}; fix: restore that data file, or re-ingest the hours it held "
+            "(`obs doctor` names the missing files), then rerun `obs tier`"
+        )
+    if any(w in lowered for w in _UNWRITABLE):
+        return (
+            f"{text}; fix: make {delta.table_uri(config, dataset)} writable by the user "
+            "running tiering, then rerun `obs tier`"
+        )
+    return " ".join(str(exc).split())
 
 
 def _file_schema(layout: TableLayout) -> pa.Schema:

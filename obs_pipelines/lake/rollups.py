@@ -15,6 +15,10 @@ One row per series per bucket (``ts`` is the bucket start; ``resolution`` '5m' o
   counters of whole events). The first sample of a series with no earlier sample adds nothing,
   and so does a step into or out of a NaN (as in the catalog's SLI queries).
   The column is computed for every series; it means something only for counters.
+
+A day whose raw samples are held for some hours only (retention deleted them once its rollups
+were made, then hours were re-ingested) is rolled up per hour by :func:`rollups_for_hours`:
+its existing rollups are kept for every other hour, since no raw sample is left to remake them.
 """
 
 import numpy as np
@@ -23,6 +27,10 @@ import pyarrow as pa
 from obs_pipelines.schemas import METRIC_ROLLUPS
 
 RESOLUTIONS = {"5m": 300_000, "1h": 3_600_000}
+HOUR_MS = 3_600_000
+_KNOWN = pa.schema(
+    [("series_id", pa.uint64()), ("ts", pa.int64()), ("value", pa.float64())]
+)  # samples known before a bucket: raw ones, or a rollup bucket's ``last`` at its start
 
 
 def compute_rollups(
@@ -117,3 +125,75 @@ def _counter_steps(
         steps = np.where(values >= before, values - before, values)
     # As the catalog's SLI queries do: a step into or out of a NaN adds nothing.
     return np.where(has_before & ~np.isnan(values) & ~np.isnan(before), steps, 0.0)
+
+
+def held_hours(samples: pa.Table) -> np.ndarray:
+    """The hours (their start, epoch ms, ascending) ``samples`` hold a sample in."""
+    ts = np.asarray(samples.column("ts").cast(pa.int64()).combine_chunks())
+    return np.unique(ts // HOUR_MS * HOUR_MS)
+
+
+def rollups_for_hours(
+    samples: pa.Table, kept: pa.Table, resolution: str, before: pa.Table | None = None
+) -> pa.Table:
+    """A day's rollups at ``resolution`` when its raw ``samples`` (sorted by series_id, ts)
+    may not cover every hour its existing rollups ``kept`` do: raw samples are the truth for
+    each hour they hold a sample in, the existing rows for every other hour (their raw
+    samples are gone, so dropping or remaking those rows would lose them for good).
+
+    Each run of consecutive held hours is rolled up on its own, every series starting from
+    the sample known just before the run (a counter's increase across the run's start counts
+    once, as it did when the day was rolled up whole): the latest of the held samples and the
+    kept buckets' ``last`` before it, else of ``before`` (:func:`known_samples` of the day
+    before). Rows are returned in no particular order."""
+    hours = held_hours(samples)
+    kept_ts = np.asarray(kept.column("ts").cast(pa.int64()).combine_chunks())
+    kept = kept.filter(pa.array(~np.isin(kept_ts // HOUR_MS * HOUR_MS, hours)))
+    known = [known_samples(samples), known_samples(None, kept)]
+    if before is not None:
+        known.append(before)
+    history = pa.concat_tables(known)
+    ts = np.asarray(samples.column("ts").cast(pa.int64()).combine_chunks())
+    found = [kept]
+    for run in np.split(hours, np.flatnonzero(np.diff(hours) != HOUR_MS) + 1):
+        if not run.size:
+            continue
+        start, end = int(run[0]), int(run[-1]) + HOUR_MS
+        rows = samples.filter(pa.array((ts >= start) & (ts < end)))
+        found.append(compute_rollups(rows, resolution, _latest(history, start)))
+    return pa.concat_tables(found)
+
+
+def known_samples(samples: pa.Table | None, rollups: pa.Table | None = None) -> pa.Table:
+    """Samples known of a stretch of time, as (series_id, ts ms, value): every raw sample,
+    and each rollup bucket's ``last`` at the bucket's start for the hours ``samples`` hold
+    none in (the hours of the two never overlap, so ordering by ``ts`` orders them in time)."""
+    found = [_KNOWN.empty_table()]
+    hours = np.empty(0, np.int64)
+    if samples is not None and samples.num_rows:
+        hours = held_hours(samples)
+        found.append(_known(samples, "value"))
+    if rollups is not None and rollups.num_rows:
+        ts = np.asarray(rollups.column("ts").cast(pa.int64()).combine_chunks())
+        rollups = rollups.filter(pa.array(~np.isin(ts // HOUR_MS * HOUR_MS, hours)))
+        found.append(_known(rollups, "last"))
+    return pa.concat_tables(found)
+
+
+def _known(rows: pa.Table, value: str) -> pa.Table:
+    return pa.table(
+        [
+            rows.column("series_id").cast(pa.uint64()),
+            rows.column("ts").cast(pa.int64()),
+            rows.column(value).cast(pa.float64()),
+        ],
+        schema=_KNOWN,
+    )
+
+
+def _latest(known: pa.Table, before_ms: int) -> pa.Table:
+    """Per series, the value of its latest known sample before ``before_ms``."""
+    ts = np.asarray(known.column("ts").combine_chunks())
+    earlier = known.filter(pa.array(ts < before_ms))
+    earlier = earlier.sort_by([("series_id", "ascending"), ("ts", "ascending")])
+    return last_samples(earlier)

@@ -137,6 +137,9 @@ class TieringResult:
     problems: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. stray files moved aside
+    # Tables a read or write failed on, each with its line of ``problems`` (what was left, the
+    # fix): the run tiered the others, but these need that fix, so the run failed.
+    failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def bytes_before(self) -> int:
