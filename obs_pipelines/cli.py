@@ -5,6 +5,7 @@ UI shows them); everything else is the plain engine.
 """
 
 import argparse
+import contextlib
 import os
 import socket
 import sys
@@ -507,7 +508,12 @@ def _tier(args: argparse.Namespace) -> int:
             "and delete data that retention still keeps; give a past time, or leave --now out "
             "to tier as of the clock"
         )
-    result = run_tiering(config, args.now)
+    try:
+        result = run_tiering(config, args.now)
+    except BaseException:  # lake_partitions lists what a run that failed midway committed
+        with contextlib.suppress(Exception):  # the tiering error is the one to show
+            build_catalog(config)
+        raise
     build_catalog(config)
     expired = sum(1 for d in result.deletions if d.reason == "expired")
     print(

@@ -762,8 +762,8 @@ def _one_reason(config: ObsConfig, dataset: str, exc: BaseException) -> str:
     lowered = text.lower()
     if "not found" in lowered or "no such file" in lowered:
         return (
-            f"{text}; fix: restore that data file, or re-ingest the hours it held "
-            "(`obs doctor` names the missing files), then rerun `obs tier`"
+            f"{text}; fix: restore that data file, or take it out of the log with "
+            "`obs lake repair --apply` and re-ingest the hours it names, then rerun `obs tier`"
         )
     if any(w in lowered for w in _UNWRITABLE):
         return (
