@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from obs_pipelines.config import ObsConfig, load_config
+from obs_pipelines.windows import TimeWindow
 from tests import ops_servers, servers
 
 
@@ -184,3 +185,26 @@ AS_ANY_USER = (
     if os.geteuid() == 0
     else []
 )
+
+
+def one_hour_lake(folder: Path, hour: TimeWindow) -> Path:
+    """A local lake under ``folder`` with ``hour`` of simulated metrics and its catalog;
+    returns the config path."""
+    from obs_pipelines.lake import Lake
+    from obs_pipelines.lake.catalog import build_catalog
+    from obs_pipelines.lake.ingest import ingest_metrics_hour
+    from obs_pipelines.sources import metric_source
+
+    path = folder / "obs.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "ingest": {"start": "2026-01-01T00:00:00Z"},
+                "lake": {"root": str(folder / "lake"), "catalog": str(folder / "obs.duckdb")},
+            }
+        )
+    )
+    config = load_config(path)
+    ingest_metrics_hour(Lake(config), metric_source(config), hour)
+    build_catalog(config)
+    return path

@@ -17,12 +17,10 @@ import yaml
 
 from obs_pipelines.config import load_config
 from obs_pipelines.errors import LakeError
-from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
-from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.reporting import query
-from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow, utc
+from tests.conftest import one_hour_lake
 
 pytestmark = pytest.mark.integration  # runs obs in a subprocess: seconds per test
 
@@ -50,20 +48,7 @@ def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A local lake with one hour of simulated metrics and its catalog, shared by the tests
     (none may change it); returns the config path."""
-    folder = tmp_path_factory.mktemp("outputs")
-    path = folder / "obs.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "ingest": {"start": "2026-01-01T00:00:00Z"},
-                "lake": {"root": str(folder / "lake"), "catalog": str(folder / "obs.duckdb")},
-            }
-        )
-    )
-    config = load_config(path)
-    ingest_metrics_hour(Lake(config), metric_source(config), HOUR)
-    build_catalog(config)
-    return path
+    return one_hour_lake(tmp_path_factory.mktemp("outputs"), HOUR)
 
 
 def with_catalog(lake: Path, folder: Path, catalog: Path) -> Path:

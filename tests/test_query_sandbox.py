@@ -14,17 +14,15 @@ from typing import Any
 
 import duckdb
 import pytest
-import yaml
 from deltalake import DeltaTable
 
 from obs_pipelines.config import load_config
 from obs_pipelines.errors import ObsError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
-from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.reporting import query
-from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow, utc
+from tests.conftest import one_hour_lake
 from tests.tiering_data import day, some_hours, write_hours
 
 pytestmark = pytest.mark.integration  # runs obs or duckdb in a subprocess: seconds per test
@@ -62,20 +60,7 @@ def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A local lake with one hour of simulated metrics and its catalog, shared by the tests
     (none may change it: that is the point); returns the config path."""
-    folder = tmp_path_factory.mktemp("query")
-    path = folder / "obs.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "ingest": {"start": "2026-01-01T00:00:00Z"},
-                "lake": {"root": str(folder / "lake"), "catalog": str(folder / "obs.duckdb")},
-            }
-        )
-    )
-    config = load_config(path)
-    ingest_metrics_hour(Lake(config), metric_source(config), HOUR)
-    build_catalog(config)
-    return path
+    return one_hour_lake(tmp_path_factory.mktemp("query"), HOUR)
 
 
 def lake_root(config_path: Path) -> Path:

@@ -73,7 +73,7 @@ import pyarrow.compute as pc
 from obs_pipelines.config import DEFAULT_ZSTD_LEVELS, ObsConfig, secret
 from obs_pipelines.datasets import ALL
 from obs_pipelines.datasets import dataset as dataset_of
-from obs_pipelines.errors import LakeError
+from obs_pipelines.errors import ConfigError, LakeError
 from obs_pipelines.lake.attach import load_packaged_extension
 from obs_pipelines.lake.checksum import Checksum, table_checksum
 
@@ -167,6 +167,16 @@ def layout(dataset: str) -> TableLayout:
 def layouts(datasets: list[str] | None = None) -> list[TableLayout]:
     """Layouts of ``datasets`` (default: every registered dataset), in registry order."""
     return [layout(name) for name in ALL if datasets is None or name in datasets]
+
+
+def named_datasets(named: list[str] | None) -> list[str]:
+    """The datasets a ``--dataset`` option names (default: every one), refused in one line if
+    one is unknown."""
+    known = [t.dataset for t in layouts()]
+    unknown = [n for n in named or [] if n not in known]
+    if unknown:
+        raise ConfigError(f"no dataset named {', '.join(unknown)}; choose from {', '.join(known)}")
+    return named or known
 
 
 def _delta_field(field: pa.Field) -> pa.Field:
@@ -511,7 +521,9 @@ def delta_errors(action: str, config: ObsConfig) -> Iterator[None]:
     except (DeltaError, duckdb.Error, OSError) as exc:
         cause = _one_line(exc)
         advice = STALE_CHECKPOINT_ADVICE if "_last_checkpoint hint" in cause else STORAGE_ADVICE
-        raise LakeError(f"could not {action} under {delta_root(config)}: {cause}; {advice}") from None
+        raise LakeError(
+            f"could not {action} under {delta_root(config)}: {cause}; {advice}"
+        ) from None
 
 
 def _one_line(exc: BaseException) -> str:

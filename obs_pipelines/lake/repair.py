@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 
 from obs_pipelines.config import ObsConfig
-from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import delta
 
 OPERATION = "repair"
@@ -58,7 +57,7 @@ def repair(
     from deltalake.exceptions import TableNotFoundError
 
     found = []
-    for dataset in _datasets(datasets):
+    for dataset in delta.named_datasets(datasets):
         with delta.delta_errors(f"check the files of {dataset}", config):
             try:
                 table = DeltaTable(
@@ -143,11 +142,3 @@ def _span(start: datetime, end: datetime) -> str:
     if end - start == timedelta(days=1) and start.hour == 0:
         return f"the day {start:%Y-%m-%d}"
     return f"hours {start:%Y-%m-%d %H:%M}Z to {end:%Y-%m-%d %H:%M}Z"
-
-
-def _datasets(named: list[str] | None) -> list[str]:
-    known = [t.dataset for t in delta.layouts()]
-    unknown = [n for n in named or [] if n not in known]
-    if unknown:
-        raise ConfigError(f"no dataset named {', '.join(unknown)}; choose from {', '.join(known)}")
-    return named or known

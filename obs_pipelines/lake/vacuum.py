@@ -58,7 +58,7 @@ def vacuum_unreferenced(
     table that had any)."""
     _refuse_below_delay(config, older_than)
     found = []
-    for dataset in _datasets(datasets):
+    for dataset in delta.named_datasets(datasets):
         if not delta.table_exists(config, dataset):
             continue
         present = _present_files(config, dataset)
@@ -103,14 +103,6 @@ def _refuse_below_delay(config: ObsConfig, older_than: timedelta) -> None:
             f"({format_duration(config.lake.delete_delay)}): a reader of an older table version "
             "could lose its files; give at least the delay"
         )
-
-
-def _datasets(named: list[str] | None) -> list[str]:
-    known = [t.dataset for t in delta.layouts()]
-    unknown = [n for n in named or [] if n not in known]
-    if unknown:
-        raise ConfigError(f"no dataset named {', '.join(unknown)}; choose from {', '.join(known)}")
-    return named or known
 
 
 def _present_files(config: ObsConfig, dataset: str) -> dict[str, int]:
