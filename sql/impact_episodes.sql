@@ -72,14 +72,22 @@ windows AS (
            row_number() OVER (ORDER BY window_minutes) AS layer
     FROM impact_windows
 ),
+data_span AS (
+    SELECT min(minute) AS first_minute, max(minute) AS last_minute FROM slo_events
+),
 bounds AS (
     -- The minutes read: from a day before the previous period, less the longest window, to the
-    -- period end; windows are evaluated from a day before the previous period.
-    SELECT p.previous_start - INTERVAL 1 DAY
-             - to_minutes((SELECT max(window_minutes) FROM windows)) AS grid_start,
+    -- period end; windows are evaluated from a day before the previous period. Minutes before the
+    -- first event or after the last window holding one are left out: no window there holds an
+    -- event, and a period far wider than the data would otherwise fill memory with empty minutes.
+    SELECT greatest(p.previous_start - INTERVAL 1 DAY
+                      - to_minutes((SELECT max(window_minutes) FROM windows)),
+                    s.first_minute) AS grid_start,
            p.previous_start - INTERVAL 1 DAY AS evaluated_from,
-           p.period_end
-    FROM period AS p
+           least(p.period_end,
+                 s.last_minute + to_minutes(1 + (SELECT max(window_minutes) FROM windows)))
+               AS period_end
+    FROM period AS p, data_span AS s
 ),
 grid AS (
     -- Every minute of every SLO: minutes without data count zero events.

@@ -16,6 +16,8 @@
 --
 -- Evaluations run on a gapless minute grid (minutes without data count zero events), and the
 -- windows near the start of the horizon are partial (they see only the data the horizon holds).
+-- There are no rows before the first minute with events, nor once every window is past the last
+-- one: those windows hold no events, and a period far wider than the data would fill memory.
 WITH period AS (
     SELECT * FROM report_period
 ),
@@ -28,14 +30,21 @@ evaluation_windows AS (
     UNION
     SELECT 1
 ),
+data_span AS (
+    SELECT min(minute) AS first_minute, max(minute) AS last_minute FROM slo_events
+),
 bounds AS (
     -- The grid runs from a day before the previous period, less the longest window, to the period
-    -- end; windows are evaluated from a day before the previous period.
-    SELECT p.previous_start - INTERVAL 1 DAY
-             - to_minutes((SELECT max(window_minutes) FROM evaluation_windows)) AS grid_start,
+    -- end; windows are evaluated from a day before the previous period. Minutes before the first
+    -- event or after the last window holding one are left out (see the header).
+    SELECT greatest(p.previous_start - INTERVAL 1 DAY
+                      - to_minutes((SELECT max(window_minutes) FROM evaluation_windows)),
+                    s.first_minute) AS grid_start,
            p.previous_start - INTERVAL 1 DAY AS evaluated_from,
-           p.period_end
-    FROM period AS p
+           least(p.period_end,
+                 s.last_minute + to_minutes(1 + (SELECT max(window_minutes) FROM evaluation_windows)))
+               AS period_end
+    FROM period AS p, data_span AS s
 ),
 slos AS (
     SELECT *, row_number() OVER (ORDER BY slo_name) AS slo_number FROM slo_definitions

@@ -2,6 +2,7 @@
 
 import math
 import random
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -270,3 +271,38 @@ def test_report_period_defaults_to_the_week_ending_with_the_newest_hour(lake_dir
         "2026-11-10T04:00:00",
         "2026-10-27T04:00:00",
     )
+
+
+def test_a_period_far_wider_than_the_data_evaluates_only_minutes_whose_windows_hold_events(
+    lake_dir: Path,
+) -> None:
+    """Six months around four hours of data: the same burn rates and compliance as a ten-day
+    period, and no evaluation where every window is empty (a grid of every minute of a year
+    took gigabytes for nothing)."""
+    config = make_config(lake_dir, services=SERVICES, slos=SLOS)
+    build_catalog(config)
+    burn_rates = """SELECT slo_name, window_minutes, count(*), count(burn_rate), sum(bad_events),
+                           sum(total_events), min(evaluated_at), max(evaluated_at)
+                    FROM slo_burn_rates GROUP BY ALL ORDER BY ALL"""
+    compliance = f"""SELECT * FROM slo_compliance
+                     WHERE scope = 'day' AND window_start = TIMESTAMP '{DAY}' ORDER BY ALL"""
+    results = []
+    for start in (f"{DAY}T00:00:00Z", "2026-05-01T00:00:00Z"):
+        con = report_connection(config, utc(start), utc("2026-11-20T00:00:00Z"))
+        results.append(
+            (
+                con.execute(burn_rates).fetchall(),
+                con.execute(compliance).fetchall(),
+                con.execute("SELECT * FROM impact_episodes ORDER BY ALL").fetchall(),
+            )
+        )
+        first, last = con.execute("SELECT min(minute), max(minute) FROM slo_events").fetchone()
+        longest = con.execute("SELECT max(window_minutes) FROM slo_burn_rates").fetchone()[0]
+        con.close()
+
+    (day_rates, day_compliance, day_impact), (wide_rates, wide_compliance, wide_impact) = results
+    assert wide_rates == day_rates and wide_compliance == day_compliance
+    assert wide_impact == day_impact and len(day_impact) > 0
+    assert {r[6] for r in wide_rates} == {first + timedelta(minutes=1)}
+    assert max(r[7] for r in wide_rates) == last + timedelta(minutes=1 + longest)
+    assert all(r[3] > 0 for r in wide_rates)
