@@ -287,15 +287,20 @@ def test_a_damaged_table_log_stops_report_and_query_sessions_in_one_line(tmp_pat
     assert not tables.ok and "spans" in tables.line() and "<unknown>" not in tables.line()
 
 
-def test_tiering_over_a_deleted_file_stops_with_one_line_naming_it(tmp_path: Path) -> None:
+def test_tiering_over_a_deleted_file_names_it_in_one_line_and_tiers_the_other_tables(
+    tmp_path: Path,
+) -> None:
     config = tiered_config(tmp_path, RETENTION)
     ingest(config, some_hours(DAYS[:1], (4, 5)))
     path = break_file(config, "log_records", "deleted")
 
-    with pytest.raises(LakeError) as error:
-        run_tiering(config, DAYS[0] + timedelta(days=2, hours=1))
+    result = run_tiering(config, DAYS[0] + timedelta(days=2, hours=1))
 
-    assert path.split("/")[-1] in str(error.value) and "\n" not in str(error.value)
+    assert list(result.failed) == ["log_records"]
+    line = result.failed["log_records"]
+    assert path.split("/")[-1] in line and "\n" not in line and "obs lake repair" in line
+    assert line in result.problems
+    assert {"spans", "metric_samples"} <= {m.dataset for m in result.moves}
 
 
 def test_a_catalog_held_open_keeps_every_row_across_every_tiering_run(tmp_path: Path) -> None:
