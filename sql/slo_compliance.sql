@@ -75,9 +75,15 @@ measured AS (
     JOIN slo_definitions AS d USING (slo_name)
 ),
 budget AS (
+    -- The share not good, from the counts (one rounding): 1 - sli_measurement rounds twice, and
+    -- an SLI exactly at its objective came out a hair over budget, half the budget a hair under.
     SELECT m.*,
-           1 - m.sli_measurement AS error_budget_measurement,
-           (1 - m.sli_measurement) / m.error_budget_target AS error_budget_burn_rate
+           CASE WHEN m.events_count > 0
+                THEN (m.events_count - m.good_events_count) / m.events_count END
+               AS error_budget_measurement,
+           CASE WHEN m.events_count > 0
+                THEN (m.events_count - m.good_events_count) / m.events_count / m.error_budget_target
+           END AS error_budget_burn_rate
     FROM measured AS m
 )
 SELECT

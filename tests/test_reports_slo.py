@@ -257,6 +257,21 @@ def test_a_latency_threshold_that_is_not_a_bucket_bound_is_refused(lake_dir: Pat
     )
 
 
+def test_a_latency_histogram_without_its_inf_bucket_is_refused(lake_dir: Path) -> None:
+    """Without +Inf the total is 0 and bad = total - good went negative: "no data" with traffic."""
+    narrowed = {**SLOS[1]["sli"], "histogram": 'latency_seconds_bucket{le!="+Inf"}'}
+    config = make_config(lake_dir, services=SERVICES, slos=[SLOS[0], {**SLOS[1], "sli": narrowed}])
+
+    with pytest.raises(ConfigError) as refused:
+        build_catalog(config)
+
+    assert str(refused.value) == (
+        'slos[1].sli.histogram: latency_seconds_bucket{le!="+Inf"} has no le="+Inf" bucket '
+        "(le = 0.1, 0.5), which counts every request; every Prometheus histogram exports one, "
+        "so widen the selector to include it"
+    )
+
+
 def test_report_period_defaults_to_the_week_ending_with_the_newest_hour(lake_dir: Path) -> None:
     config = make_config(lake_dir, services=SERVICES, slos=SLOS)
     build_catalog(config)
@@ -306,3 +321,53 @@ def test_a_period_far_wider_than_the_data_evaluates_only_minutes_whose_windows_h
     assert {r[6] for r in wide_rates} == {first + timedelta(minutes=1)}
     assert max(r[7] for r in wide_rates) == last + timedelta(minutes=1 + longest)
     assert all(r[3] > 0 for r in wide_rates)
+
+
+def test_budget_boundaries_are_decided_by_the_counts_not_by_rounding(tmp_path: Path) -> None:
+    """An SLI exactly at its objective has spent exactly its budget (0 left, not -8.9e-16) and
+    one at half its budget is a warning (consumed 0.5, not 0.4999999999999968)."""
+
+    def slo(name: str, objective: float, metric: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "service": "shop",
+            "objective": objective,
+            "window": "1d",
+            "sli": {"type": "ratio", "bad": f'{metric}{{code="500"}}', "total": metric},
+        }
+
+    config = make_config(
+        tmp_path,
+        services=SERVICES,
+        slos=[slo("half", 0.985, "a_total"), slo("exact", 0.99, "b_total")],
+    )
+    start, end = ms(f"{DAY}T10:00:00Z"), ms(f"{DAY}T10:00:15Z")
+    write_metrics(
+        Lake(config),
+        [
+            MetricSeries(
+                "a_total", {"service": "shop", "code": "200"}, [(start, 0.0), (end, 3970.0)]
+            ),
+            MetricSeries(
+                "a_total", {"service": "shop", "code": "500"}, [(start, 0.0), (end, 30.0)]
+            ),
+            MetricSeries(
+                "b_total", {"service": "shop", "code": "200"}, [(start, 0.0), (end, 99.0)]
+            ),
+            MetricSeries("b_total", {"service": "shop", "code": "500"}, [(start, 0.0), (end, 1.0)]),
+        ],
+    )
+    build_catalog(config)
+    con = report_connection(config, utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
+    rows = con.execute(
+        """SELECT slo_name, gap, error_budget_consumed, error_budget_remaining,
+                  error_budget_remaining_minutes, status
+           FROM slo_compliance WHERE scope = 'day' ORDER BY slo_name"""
+    ).fetchall()
+    con.close()
+
+    assert rows == [
+        ("exact", 0.0, 1.0, 0.0, 0.0, "critical"),
+        ("half", rows[1][1], 0.5, 0.5, rows[1][4], "warning"),
+    ]
+    assert rows[1][1] > 0 and rows[1][4] == pytest.approx(1440 * 0.0075)

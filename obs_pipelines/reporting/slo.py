@@ -333,7 +333,8 @@ def slos_version(slos: Iterable[SloConfig]) -> str:
 
 
 def check_latency_buckets(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:
-    """Refuse a latency SLO whose threshold is not one of its histogram's bucket bounds.
+    """Refuse a latency SLO whose threshold is not one of its histogram's bucket bounds, or
+    whose histogram has no ``+Inf`` bucket (the total its SLI divides by).
 
     A histogram only knows how many requests were under each ``le``; any other threshold would be
     an interpolation, not a count. An SLO whose histogram has no series yet passes (no data).
@@ -370,11 +371,17 @@ def _check_threshold_is_a_bound(
         f"WHERE {selector_predicate(sli.histogram)}"
     ).fetchall()
     values = sorted({float(le) for (le,) in bounds if le is not None and _is_number(le)})
+    shown = ", ".join("+Inf" if v == float("inf") else f"{v:g}" for v in values)
     if values and sli.threshold_seconds not in values:
-        shown = ", ".join("+Inf" if v == float("inf") else f"{v:g}" for v in values)
         raise ConfigError(
             f"slos[{index}].sli.threshold_seconds: {sli.threshold_seconds:g} is not a bucket "
             f"bound of {sli.histogram} (le = {shown}); set it to one of those bounds"
+        )
+    if values and float("inf") not in values:  # the total: without it, bad = 0 - good
+        raise ConfigError(
+            f'slos[{index}].sli.histogram: {sli.histogram} has no le="+Inf" bucket (le = '
+            f"{shown}), which counts every request; every Prometheus histogram exports one, so "
+            "widen the selector to include it"
         )
 
 
