@@ -696,7 +696,8 @@ _JOB_PILLAR = {"snapshot_job": "alerts", "derive_job": "metrics", "slo_recompute
 
 def launch_runs(config_path: str, runs: list[Run]) -> list[str]:
     """Execute ``runs`` in order on the persistent Dagster instance (``$DAGSTER_HOME``, default
-    ``.dagster_home``), so the UI shows them. Returns one line per failed run (already printed)."""
+    ``.dagster_home``), so the UI shows them. Returns one line per failed run or failed asset
+    check (already printed)."""
     os.environ[CONFIG_ENV_VAR] = config_path
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
@@ -734,8 +735,14 @@ def launch_runs(config_path: str, runs: list[Run]) -> list[str]:
                 raise_on_error=False,
                 run_config={**QUIET_RUN_CONFIG, **run.config},
             )
-            if result.success:
+            failed_checks = _failed_checks(result)
+            if result.success and not failed_checks:
                 print(f"{run.what} (run {result.run_id[:8]})")
+            elif result.success:  # written, but what a check found needs a look
+                for check in failed_checks:
+                    line = f"run {result.run_id[:8]} ({run.what}): check {check}"
+                    print(f"obs: warning: {line}", file=sys.stderr)
+                    failures.append(line)
             else:
                 line = f"run {result.run_id[:8]} ({run.what}) failed: {_failure_reason(result)}"
                 print(f"obs: error: {line}", file=sys.stderr)
@@ -772,6 +779,20 @@ def _running(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+def _failed_checks(result: object) -> list[str]:
+    """'<asset>.<check> failed: <first finding>' for each asset check of the run that failed
+    (the run succeeds: the data is written, and the UI shows the check red)."""
+    found = []
+    for check in result.get_asset_check_evaluations():  # type: ignore[attr-defined]
+        if check.passed:
+            continue
+        texts = [str(v.value).strip() for v in check.metadata.values() if isinstance(v.value, str)]
+        first = next((t.splitlines()[0] for t in texts if t and t != "none"), "")
+        what = f"{check.asset_key.to_user_string()}.{check.check_name} failed"
+        found.append(f"{what}: {first.lstrip('- ')}" if first else what)
+    return found
 
 
 def _failure_reason(result: object) -> str:

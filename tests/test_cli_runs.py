@@ -8,11 +8,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
+import assets.metrics
 from obs_pipelines import cli
+from obs_pipelines.lake.delta_tables import HourBatch
+from obs_pipelines.windows import TimeWindow
+from tests.test_ingest_checks import OverlappingSelectors
 
 pytestmark = pytest.mark.integration  # runs obs in a subprocess and kills it
 
@@ -65,3 +71,36 @@ def test_a_run_left_started_by_a_killed_obs_is_marked_failed_by_the_next_one(
     )
     newest = instance.get_runs(limit=1)[0]
     assert newest.run_id != run_id and newest.status == DagsterRunStatus.SUCCESS
+
+
+def test_a_run_whose_asset_check_fails_exits_1_naming_the_check(
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The run succeeds (the hour is written) but a check found fewer rows than the source
+    returned: the command must not report plain success."""
+    add = HourBatch.add
+
+    def losing(self: HourBatch, hour: TimeWindow, table: pa.Table, **kw: Any) -> Any:
+        if self.dataset == "metric_samples":
+            table = table.slice(0, table.num_rows - 3)
+        return add(self, hour, table, **kw)
+
+    monkeypatch.setattr(assets.metrics, "metric_source", lambda config: OverlappingSelectors())
+    monkeypatch.setattr(HourBatch, "add", losing)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    hour = ["--from", "2026-11-18T14:00:00Z", "--to", "2026-11-18T15:00:00Z"]
+
+    code = cli.main(["--config", str(write_config()), "materialize", *hour])
+
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("obs: warning: run ")
+    assert line.endswith(
+        "(ingested [2026-11-18T14:00:00Z, 2026-11-18T15:00:00Z)): check "
+        "metric_samples.rows_match_source failed: [2026-11-18T14:00:00Z, 2026-11-18T15:00:00Z): "
+        "published 5, the source returned 8 distinct of 12"
+    )
