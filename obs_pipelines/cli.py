@@ -351,9 +351,9 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _check_report_bounds(config: ObsConfig, start: datetime | None, end: datetime | None) -> None:
-    """Refuse a period the lake cannot hold before any work: every report evaluates a grid of
-    minutes over the period (and the one before it), so a stray year 1 or 9999 would exhaust
-    memory before it printed a number."""
+    """Refuse, before any work, a period the lake cannot hold: one starting before
+    ``ingest.start`` or ending in the future is a typo (year 1, 9999), not a report, and its
+    scorecard would read as 0 % coverage or 100 % uptime of nothing."""
     if start is not None and end is not None and start >= end:
         raise ObsError(f"--from {_when(start)} is not before --to {_when(end)}")
     if start is not None and start < config.ingest.start:
