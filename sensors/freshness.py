@@ -6,6 +6,7 @@ run requests, a cursor and a tick message.
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from dagster import (
@@ -25,19 +26,19 @@ from dagster import (
 
 from assets.partitions import PARTITION_KEY_FORMAT
 from assets.resources import ObsResource
-from obs_pipelines.config import DEFAULT_OPERATIONS, SourceLagRuleConfig
+from obs_pipelines.config import DEFAULT_OPERATIONS, ObsConfig, SourceLagRuleConfig
 from obs_pipelines.errors import ObsError
 from obs_pipelines.operations.freshness import (
-    CHECK_LABEL,
     PrometheusQuery,
     RequestLedger,
     lag_objectives_from_config,
     lake_freshness_from_config,
+    lake_scope,
     plan_gap_runs,
     source_freshness,
     utc_now,
 )
-from obs_pipelines.operations.notify import Alertmanager
+from obs_pipelines.operations.notify import Alert, Alertmanager
 from sensors.schedules import AssetJob
 
 RUNBOOK = "https://github.com/waardhaven/obs-pipelines/blob/main/deploy/README.md#freshness-alerts"
@@ -190,19 +191,26 @@ def build_source_freshness_sensor(
 
 
 def _reconcile_alerts(
-    context: SensorEvaluationContext, config: object, alerts: list, check: str, now: datetime
+    context: SensorEvaluationContext,
+    config: ObsConfig,
+    alerts: Sequence[Alert],
+    check: str,
+    now: datetime,
 ) -> None:
-    """Post breaches and resolve recovered ones; an unreachable Alertmanager is logged, not
-    fatal, so the tick still requests its repair runs."""
-    target = config.sources.alertmanager  # type: ignore[attr-defined]
+    """Post breaches and resolve recovered ones, within this lake's scope only (see
+    :func:`lake_scope`); an unreachable Alertmanager is logged, not fatal, so the tick still
+    requests its repair runs."""
+    target = config.sources.alertmanager
     if target is None:
         if alerts:
             context.log.warning(
                 f"{len(alerts)} freshness breaches not posted: no sources.alertmanager configured"
             )
         return
+    scope = lake_scope(config, check)
+    ours = [replace(a, labels={**a.labels, **scope}) for a in alerts]
     try:
-        done = Alertmanager.from_config(target).reconcile(alerts, {CHECK_LABEL: check}, now)
+        done = Alertmanager.from_config(target).reconcile(ours, scope, now)
     except ObsError as exc:
         context.log.error(str(exc))
         return

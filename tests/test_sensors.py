@@ -120,6 +120,40 @@ def test_lake_gap_is_requested_once_and_breach_raised_then_resolved(
     assert all(a["endsAt"] and not a["endsAt"].startswith("0001") for a in resolved)
 
 
+def test_two_lakes_sharing_an_alertmanager_only_resolve_their_own_alerts(
+    write_config: Callable[..., Path], webhook_alertmanager: str, tmp_path: Path
+) -> None:
+    current = floor_hour(datetime.now(UTC))
+    shared = {
+        "ingest": {"start": (current - 6 * HOUR).isoformat()},
+        "freshness": {"metric_samples": "2h", "metric_series": "2h"},
+        "sources": {"alertmanager": {"url": webhook_alertmanager}},
+    }
+    # Prod's lake is fresh; staging's (another root) is empty: both tick against one Alertmanager.
+    prod = write_config(**shared).rename(tmp_path / "prod.yaml")
+    staging = write_config(
+        **shared,
+        lake={"root": str(tmp_path / "staging"), "catalog": str(tmp_path / "staging.duckdb")},
+    ).rename(tmp_path / "staging.yaml")
+    _write_hours(Lake(load_config(prod)), _hours(current - 6 * HOUR, 6))
+    sensor = build_lake_freshness_sensor({d: metrics_ingest_job for d in METRIC_DATASETS})
+    am = Alertmanager(webhook_alertmanager)
+    staging_lake = {"obs_check": "lake_freshness", "obs_lake": str(tmp_path / "staging")}
+
+    _tick(sensor, staging, None, DagsterInstance.ephemeral())
+    _tick(sensor, prod, None, DagsterInstance.ephemeral())
+
+    # Prod's tick, fresh itself, left staging's breaches firing, labelled with staging's lake.
+    stale = am.active(staging_lake)
+    assert sorted(a["labels"]["dataset"] for a in stale) == sorted(METRIC_DATASETS)
+    assert {a["labels"]["severity"] for a in stale} == {"warning"}
+    assert am.active({"obs_lake": str(tmp_path / "lake")}) == []
+
+    _write_hours(Lake(load_config(staging)), _hours(current - 6 * HOUR, 6))
+    _tick(sensor, staging, None, DagsterInstance.ephemeral())
+    assert am.active(staging_lake) == []
+
+
 def test_long_gap_is_requested_in_bounded_ticks_newest_first(
     write_config: Callable[..., Path],
 ) -> None:

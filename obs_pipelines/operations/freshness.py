@@ -43,6 +43,7 @@ from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
 
 LAKE_ALERTNAME = "ObsLakeDatasetStale"
 CHECK_LABEL = "obs_check"  # every alert we raise carries it, so we resolve only our own
+LAKE_LABEL = "obs_lake"  # ... and this one, so a deployment resolves only its own lake's
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,17 @@ class DatasetFreshness:
             },
             starts_at=self.stale_since,
         )
+
+
+def lake_scope(config: ObsConfig, check: str) -> dict[str, str]:
+    """The labels that make an alert this deployment's own: the check that raised it and the
+    lake it watches (the resolved ``lake.root``, a folder or ``s3://bucket/prefix``).
+
+    Every alert the sensors post carries them and reconciliation resolves only alerts that have
+    both, so staging and prod sharing one Alertmanager never resolve each other's breaches. The
+    config refuses credentials in a lake root; the value is redacted all the same, since labels
+    are shown to everyone who can read Alertmanager."""
+    return {CHECK_LABEL: check, LAKE_LABEL: redact_url(config.lake_root)}
 
 
 def lake_freshness(

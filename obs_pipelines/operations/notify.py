@@ -4,8 +4,8 @@
 Alertmanager's v2 API is stateless for a client: an alert is its label set; posting it again
 extends it, posting it with ``endsAt`` in the past resolves it. :meth:`Alertmanager.reconcile`
 makes one call per tick enough: post everything breached now, then resolve every alert of the
-same scope (our ``obs_check`` label) that Alertmanager still shows active but is no longer
-breached. Nothing is remembered between ticks, so a restarted sensor neither loses nor
+same scope (our ``obs_check`` and ``obs_lake`` labels: this check, this deployment's lake) that
+Alertmanager still shows active but is no longer breached. Nothing is remembered between ticks, so a restarted sensor neither loses nor
 duplicates an alert.
 """
 
@@ -111,7 +111,7 @@ class Alertmanager:
 
     def active(self, matchers: Mapping[str, str]) -> list[dict[str, object]]:
         """Alerts Alertmanager considers active (not resolved) whose labels equal ``matchers``."""
-        params = [("filter", f'{k}="{v}"') for k, v in matchers.items()]
+        params = [("filter", f"{k}={_quoted(v)}") for k, v in matchers.items()]
         params += [("silenced", "true"), ("inhibited", "true"), ("active", "true")]
         response = self._request("GET", "/api/v2/alerts", params=params)
         if response.status_code != 200:
@@ -199,6 +199,13 @@ class Alertmanager:
 
 def _identity(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in labels.items() if v != ""))
+
+
+def _quoted(value: str) -> str:
+    """A matcher value as Alertmanager parses it: a label such as a lake's folder may hold a
+    quote or a backslash, which unescaped would end the value early or fail the filter."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
 
 
 def _rfc3339(moment: datetime) -> str:
