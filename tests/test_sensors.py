@@ -398,6 +398,69 @@ def test_lag_rule_needs_the_whole_hold_window(
     assert held.breached and held.value == 45.0
 
 
+@pytest.mark.prometheus
+def test_unreachable_prometheus_keeps_the_lag_alerts_and_says_lag_is_unknown(
+    write_config: Callable[..., Path], lag_prometheus: str, webhook_alertmanager: str
+) -> None:
+    def config(prometheus: str) -> Path:
+        return write_config(
+            sources={
+                "metrics": "prometheus",
+                "prometheus": {"url": prometheus, "selectors": ["up"], "retries": 0},
+                "alertmanager": {"url": webhook_alertmanager},
+            },
+            slos=[
+                {
+                    "name": "data_freshness",
+                    "service": "market-data",
+                    "objective": 0.99,
+                    "window": "24h",
+                    "sli": {
+                        "type": "threshold",
+                        "gauge": 'data_pipeline_lag_seconds{pipeline="market-data"}',
+                        "max": 5,
+                    },
+                }
+            ],
+        )
+
+    instant = {"at": SPIKE[0] + timedelta(minutes=2)}
+    sensor = build_source_freshness_sensor([MARKET_DATA_LAG], evaluate_at=lambda: instant["at"])
+    instance = DagsterInstance.ephemeral()
+    am = Alertmanager(webhook_alertmanager)
+    lake = str(load_config(config(lag_prometheus)).lake_root)
+    lag_scope = {"obs_check": "source_lag", "obs_lake": lake}
+    unknown_scope = {"alertname": "ObsFreshnessUnknown", "obs_lake": lake}
+    _tick(sensor, config(lag_prometheus), None, instance)
+    open_lag = {a["labels"]["alertname"]: a for a in am.active(lag_scope)}
+    assert set(open_lag) == {"MarketDataLag", "ObsLagObjectiveMissed"}
+
+    dead = f"http://127.0.0.1:{servers.free_port()}"
+    for _ in range(2):  # the outage lasts two ticks: one unknown alert, kept up, never doubled
+        time.sleep(0.01)
+        during = _tick(sensor, config(dead), None, instance)
+
+        assert during.skip_message.startswith("source lag unknown, its alerts left as they were:")
+        assert f"Prometheus at {dead} is unreachable (ConnectionError)" in during.skip_message
+        # Not resolved, and re-posted (a later end) so they do not expire while unmeasured.
+        kept = {a["labels"]["alertname"]: a for a in am.active(lag_scope)}
+        assert set(kept) == set(open_lag)
+        assert all(kept[n]["endsAt"] > open_lag[n]["endsAt"] for n in kept)
+        assert all(kept[n]["annotations"] == open_lag[n]["annotations"] for n in kept)
+        [unknown] = am.active(unknown_scope)
+        assert unknown["labels"]["source"] == "prometheus"
+        assert "\n" not in unknown["annotations"]["description"]
+        assert f"Prometheus at {dead} is unreachable" in unknown["annotations"]["description"]
+        open_lag = kept
+
+    # Prometheus answers again, 7 h later: the lag is measured and fine, everything resolves.
+    instant["at"] = SPIKE[0] + timedelta(hours=7)
+    after = _tick(sensor, config(lag_prometheus), None, instance)
+
+    assert "ok" in after.skip_message
+    assert am.active(unknown_scope) == [] and am.active(lag_scope) == []
+
+
 def test_the_deployed_sensor_repairs_a_gap_with_that_datasets_job_only(
     write_config: Callable[..., Path],
 ) -> None:

@@ -162,6 +162,25 @@ class Alertmanager:
             resolved=tuple(a.labels for a in resolutions),
         )
 
+    def hold(
+        self, scope: Mapping[str, str], now: datetime, ttl: timedelta = DEFAULT_ALERT_TTL
+    ) -> tuple[Mapping[str, str], ...]:
+        """Re-post every active alert of ``scope`` as it is (labels, annotations, start), ending
+        at ``now + ttl``: for a check that cannot tell right now whether they still hold, so they
+        neither resolve nor expire on a guess. Returns their labels."""
+        held = [
+            Alert(
+                labels=a["labels"],  # type: ignore[arg-type]
+                annotations=a.get("annotations", {}),  # type: ignore[arg-type]
+                starts_at=_parse_time(str(a["startsAt"])),
+                ends_at=now + ttl,
+                generator_url=str(a.get("generatorURL", "")),
+            )
+            for a in self.active(scope)
+        ]
+        self.post(held)
+        return tuple(a.labels for a in held)
+
     def ready(self) -> str:
         """Version string of a reachable Alertmanager (``/api/v2/status``)."""
         response = self._request("GET", "/api/v2/status")
