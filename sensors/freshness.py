@@ -6,6 +6,7 @@ run requests, a cursor and a tick message.
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from dagster import (
@@ -25,19 +26,20 @@ from dagster import (
 
 from assets.partitions import PARTITION_KEY_FORMAT
 from assets.resources import ObsResource
-from obs_pipelines.config import DEFAULT_OPERATIONS, SourceLagRuleConfig
-from obs_pipelines.errors import ObsError
+from obs_pipelines.config import DEFAULT_OPERATIONS, ObsConfig, SourceLagRuleConfig
+from obs_pipelines.errors import ObsError, SourceError
 from obs_pipelines.operations.freshness import (
-    CHECK_LABEL,
     PrometheusQuery,
     RequestLedger,
     lag_objectives_from_config,
+    lag_unknown_alert,
     lake_freshness_from_config,
+    lake_scope,
     plan_gap_runs,
     source_freshness,
     utc_now,
 )
-from obs_pipelines.operations.notify import Alertmanager
+from obs_pipelines.operations.notify import Alert, Alertmanager
 from sensors.schedules import AssetJob
 
 RUNBOOK = "https://github.com/waardhaven/obs-pipelines/blob/main/deploy/README.md#freshness-alerts"
@@ -180,31 +182,65 @@ def build_source_freshness_sensor(
             rules += lag_objectives_from_config(config, runbook)
         if not rules:
             return SkipReason("no source lag rules and no threshold SLO configured")
-        prometheus = PrometheusQuery(config.sources.prometheus)
-        results = source_freshness(prometheus, rules, evaluate_at())
+        try:
+            prometheus = PrometheusQuery(config.sources.prometheus)
+            results = source_freshness(prometheus, rules, evaluate_at())
+        except SourceError as exc:
+            reason = " ".join(str(exc).split())
+            context.log.error(f"source lag unknown: {reason}")
+            _hold_while_unknown(context, config, lag_unknown_alert("prometheus", reason, runbook))
+            return SkipReason(f"source lag unknown, its alerts left as they were: {reason}")
         breaches = [r for r in results if r.breached]
-        _reconcile_alerts(context, config, [r.alert() for r in breaches], "source_lag", utc_now())
+        now = utc_now()
+        _reconcile_alerts(context, config, [r.alert() for r in breaches], "source_lag", now)
+        _reconcile_alerts(context, config, [], "source_unknown", now)
         return SkipReason("; ".join(r.describe() for r in results))
 
     return source_freshness_sensor
 
 
 def _reconcile_alerts(
-    context: SensorEvaluationContext, config: object, alerts: list, check: str, now: datetime
+    context: SensorEvaluationContext,
+    config: ObsConfig,
+    alerts: Sequence[Alert],
+    check: str,
+    now: datetime,
 ) -> None:
-    """Post breaches and resolve recovered ones; an unreachable Alertmanager is logged, not
-    fatal, so the tick still requests its repair runs."""
-    target = config.sources.alertmanager  # type: ignore[attr-defined]
+    """Post breaches and resolve recovered ones, within this lake's scope only (see
+    :func:`lake_scope`); an unreachable Alertmanager is logged, not fatal, so the tick still
+    requests its repair runs."""
+    target = config.sources.alertmanager
     if target is None:
         if alerts:
             context.log.warning(
                 f"{len(alerts)} freshness breaches not posted: no sources.alertmanager configured"
             )
         return
+    scope = lake_scope(config, check)
+    ours = [replace(a, labels={**a.labels, **scope}) for a in alerts]
     try:
-        done = Alertmanager.from_config(target).reconcile(alerts, {CHECK_LABEL: check}, now)
+        done = Alertmanager.from_config(target).reconcile(ours, scope, now)
     except ObsError as exc:
         context.log.error(str(exc))
         return
     for labels in done.resolved:
         context.log.info(f"resolved {dict(labels)}")
+
+
+def _hold_while_unknown(
+    context: SensorEvaluationContext, config: ObsConfig, unknown: Alert
+) -> None:
+    """Post ``unknown`` (lag cannot be measured) and re-post this lake's open lag alerts as they
+    were: what cannot be measured is not resolved, nor left to expire as if it had recovered.
+    The next tick that measures the lag raises and resolves as usual, and resolves ``unknown``."""
+    target = config.sources.alertmanager
+    if target is None:
+        return
+    now = utc_now()
+    try:
+        held = Alertmanager.from_config(target).hold(lake_scope(config, "source_lag"), now)
+        if held:
+            context.log.info(f"kept {len(held)} lag alerts open while the lag is unknown")
+        _reconcile_alerts(context, config, [unknown], "source_unknown", now)
+    except ObsError as exc:
+        context.log.error(str(exc))

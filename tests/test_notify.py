@@ -113,3 +113,16 @@ def test_alertmanager_refusal_names_the_status(am: Alertmanager) -> None:
                 )
             ]
         )
+
+
+def test_a_scope_value_with_quotes_and_backslashes_matches_only_itself(am: Alertmanager) -> None:
+    odd = {**SCOPE, "obs_lake": '/srv/obs "blue"\\lake'}
+    near = {**SCOPE, "obs_lake": "/srv/obs "}
+
+    am.reconcile([_stale("spans", **odd)], odd, datetime.now(UTC))
+    am.reconcile([_stale("spans", **near)], near, datetime.now(UTC))
+
+    assert [a["labels"]["obs_lake"] for a in am.active(odd)] == [odd["obs_lake"]]
+    am.reconcile([], odd, datetime.now(UTC))
+    assert am.active(odd) == [] and len(am.active(near)) == 1
+    am.reconcile([], near, datetime.now(UTC))

@@ -120,6 +120,40 @@ def test_lake_gap_is_requested_once_and_breach_raised_then_resolved(
     assert all(a["endsAt"] and not a["endsAt"].startswith("0001") for a in resolved)
 
 
+def test_two_lakes_sharing_an_alertmanager_only_resolve_their_own_alerts(
+    write_config: Callable[..., Path], webhook_alertmanager: str, tmp_path: Path
+) -> None:
+    current = floor_hour(datetime.now(UTC))
+    shared = {
+        "ingest": {"start": (current - 6 * HOUR).isoformat()},
+        "freshness": {"metric_samples": "2h", "metric_series": "2h"},
+        "sources": {"alertmanager": {"url": webhook_alertmanager}},
+    }
+    # Prod's lake is fresh; staging's (another root) is empty: both tick against one Alertmanager.
+    prod = write_config(**shared).rename(tmp_path / "prod.yaml")
+    staging = write_config(
+        **shared,
+        lake={"root": str(tmp_path / "staging"), "catalog": str(tmp_path / "staging.duckdb")},
+    ).rename(tmp_path / "staging.yaml")
+    _write_hours(Lake(load_config(prod)), _hours(current - 6 * HOUR, 6))
+    sensor = build_lake_freshness_sensor({d: metrics_ingest_job for d in METRIC_DATASETS})
+    am = Alertmanager(webhook_alertmanager)
+    staging_lake = {"obs_check": "lake_freshness", "obs_lake": str(tmp_path / "staging")}
+
+    _tick(sensor, staging, None, DagsterInstance.ephemeral())
+    _tick(sensor, prod, None, DagsterInstance.ephemeral())
+
+    # Prod's tick, fresh itself, left staging's breaches firing, labelled with staging's lake.
+    stale = am.active(staging_lake)
+    assert sorted(a["labels"]["dataset"] for a in stale) == sorted(METRIC_DATASETS)
+    assert {a["labels"]["severity"] for a in stale} == {"warning"}
+    assert am.active({"obs_lake": str(tmp_path / "lake")}) == []
+
+    _write_hours(Lake(load_config(staging)), _hours(current - 6 * HOUR, 6))
+    _tick(sensor, staging, None, DagsterInstance.ephemeral())
+    assert am.active(staging_lake) == []
+
+
 def test_long_gap_is_requested_in_bounded_ticks_newest_first(
     write_config: Callable[..., Path],
 ) -> None:
@@ -362,6 +396,69 @@ def test_lag_rule_needs_the_whole_hold_window(
     )
     assert not early.breached  # above 30 s for only 30 s
     assert held.breached and held.value == 45.0
+
+
+@pytest.mark.prometheus
+def test_unreachable_prometheus_keeps_the_lag_alerts_and_says_lag_is_unknown(
+    write_config: Callable[..., Path], lag_prometheus: str, webhook_alertmanager: str
+) -> None:
+    def config(prometheus: str) -> Path:
+        return write_config(
+            sources={
+                "metrics": "prometheus",
+                "prometheus": {"url": prometheus, "selectors": ["up"], "retries": 0},
+                "alertmanager": {"url": webhook_alertmanager},
+            },
+            slos=[
+                {
+                    "name": "data_freshness",
+                    "service": "market-data",
+                    "objective": 0.99,
+                    "window": "24h",
+                    "sli": {
+                        "type": "threshold",
+                        "gauge": 'data_pipeline_lag_seconds{pipeline="market-data"}',
+                        "max": 5,
+                    },
+                }
+            ],
+        )
+
+    instant = {"at": SPIKE[0] + timedelta(minutes=2)}
+    sensor = build_source_freshness_sensor([MARKET_DATA_LAG], evaluate_at=lambda: instant["at"])
+    instance = DagsterInstance.ephemeral()
+    am = Alertmanager(webhook_alertmanager)
+    lake = str(load_config(config(lag_prometheus)).lake_root)
+    lag_scope = {"obs_check": "source_lag", "obs_lake": lake}
+    unknown_scope = {"alertname": "ObsFreshnessUnknown", "obs_lake": lake}
+    _tick(sensor, config(lag_prometheus), None, instance)
+    open_lag = {a["labels"]["alertname"]: a for a in am.active(lag_scope)}
+    assert set(open_lag) == {"MarketDataLag", "ObsLagObjectiveMissed"}
+
+    dead = f"http://127.0.0.1:{servers.free_port()}"
+    for _ in range(2):  # the outage lasts two ticks: one unknown alert, kept up, never doubled
+        time.sleep(0.01)
+        during = _tick(sensor, config(dead), None, instance)
+
+        assert during.skip_message.startswith("source lag unknown, its alerts left as they were:")
+        assert f"Prometheus at {dead} is unreachable (ConnectionError)" in during.skip_message
+        # Not resolved, and re-posted (a later end) so they do not expire while unmeasured.
+        kept = {a["labels"]["alertname"]: a for a in am.active(lag_scope)}
+        assert set(kept) == set(open_lag)
+        assert all(kept[n]["endsAt"] > open_lag[n]["endsAt"] for n in kept)
+        assert all(kept[n]["annotations"] == open_lag[n]["annotations"] for n in kept)
+        [unknown] = am.active(unknown_scope)
+        assert unknown["labels"]["source"] == "prometheus"
+        assert "\n" not in unknown["annotations"]["description"]
+        assert f"Prometheus at {dead} is unreachable" in unknown["annotations"]["description"]
+        open_lag = kept
+
+    # Prometheus answers again, 7 h later: the lag is measured and fine, everything resolves.
+    instant["at"] = SPIKE[0] + timedelta(hours=7)
+    after = _tick(sensor, config(lag_prometheus), None, instance)
+
+    assert "ok" in after.skip_message
+    assert am.active(unknown_scope) == [] and am.active(lag_scope) == []
 
 
 def test_the_deployed_sensor_repairs_a_gap_with_that_datasets_job_only(

@@ -43,6 +43,8 @@ from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
 
 LAKE_ALERTNAME = "ObsLakeDatasetStale"
 CHECK_LABEL = "obs_check"  # every alert we raise carries it, so we resolve only our own
+LAKE_LABEL = "obs_lake"  # ... and this one, so a deployment resolves only its own lake's
+UNKNOWN_ALERTNAME = "ObsFreshnessUnknown"
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,17 @@ class DatasetFreshness:
             },
             starts_at=self.stale_since,
         )
+
+
+def lake_scope(config: ObsConfig, check: str) -> dict[str, str]:
+    """The labels that make an alert this deployment's own: the check that raised it and the
+    lake it watches (the resolved ``lake.root``, a folder or ``s3://bucket/prefix``).
+
+    Every alert the sensors post carries them and reconciliation resolves only alerts that have
+    both, so staging and prod sharing one Alertmanager never resolve each other's breaches. The
+    config refuses credentials in a lake root; the value is redacted all the same, since labels
+    are shown to everyone who can read Alertmanager."""
+    return {CHECK_LABEL: check, LAKE_LABEL: redact_url(config.lake_root)}
 
 
 def lake_freshness(
@@ -359,6 +372,32 @@ class SourceFreshness:
             },
             starts_at=self.evaluated_at,
         )
+
+
+def lag_unknown_alert(source: str, reason: str, runbook: str) -> Alert:
+    """The alert saying source lag cannot be measured, while ``source`` fails (``reason``: its
+    one-line error, URLs already redacted).
+
+    The reason is an annotation, not a label: a label is the alert's identity, so a reason
+    changing from timeout to refused would raise a second alert instead of updating this one.
+    It has an ``obs_check`` of its own so reconciling it never touches the lag alerts."""
+    return Alert(
+        labels={
+            "alertname": UNKNOWN_ALERTNAME,
+            "source": source,
+            "severity": "warning",
+            "category": "infrastructure",
+            CHECK_LABEL: "source_unknown",
+        },
+        annotations={
+            "summary": f"Source lag cannot be measured: the {source} query fails",
+            "description": (
+                f"{redact_url(reason)}. The lag alerts already open are kept as they were until "
+                f"{source} answers again; none is raised or resolved meanwhile."
+            ),
+            "runbook": runbook,
+        },
+    )
 
 
 class PrometheusQuery:

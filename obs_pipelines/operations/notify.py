@@ -4,8 +4,8 @@
 Alertmanager's v2 API is stateless for a client: an alert is its label set; posting it again
 extends it, posting it with ``endsAt`` in the past resolves it. :meth:`Alertmanager.reconcile`
 makes one call per tick enough: post everything breached now, then resolve every alert of the
-same scope (our ``obs_check`` label) that Alertmanager still shows active but is no longer
-breached. Nothing is remembered between ticks, so a restarted sensor neither loses nor
+same scope (our ``obs_check`` and ``obs_lake`` labels: this check, this deployment's lake) that
+Alertmanager still shows active but is no longer breached. Nothing is remembered between ticks, so a restarted sensor neither loses nor
 duplicates an alert.
 """
 
@@ -111,7 +111,7 @@ class Alertmanager:
 
     def active(self, matchers: Mapping[str, str]) -> list[dict[str, object]]:
         """Alerts Alertmanager considers active (not resolved) whose labels equal ``matchers``."""
-        params = [("filter", f'{k}="{v}"') for k, v in matchers.items()]
+        params = [("filter", f"{k}={_quoted(v)}") for k, v in matchers.items()]
         params += [("silenced", "true"), ("inhibited", "true"), ("active", "true")]
         response = self._request("GET", "/api/v2/alerts", params=params)
         if response.status_code != 200:
@@ -162,6 +162,25 @@ class Alertmanager:
             resolved=tuple(a.labels for a in resolutions),
         )
 
+    def hold(
+        self, scope: Mapping[str, str], now: datetime, ttl: timedelta = DEFAULT_ALERT_TTL
+    ) -> tuple[Mapping[str, str], ...]:
+        """Re-post every active alert of ``scope`` as it is (labels, annotations, start), ending
+        at ``now + ttl``: for a check that cannot tell right now whether they still hold, so they
+        neither resolve nor expire on a guess. Returns their labels."""
+        held = [
+            Alert(
+                labels=a["labels"],  # type: ignore[arg-type]
+                annotations=a.get("annotations", {}),  # type: ignore[arg-type]
+                starts_at=_parse_time(str(a["startsAt"])),
+                ends_at=now + ttl,
+                generator_url=str(a.get("generatorURL", "")),
+            )
+            for a in self.active(scope)
+        ]
+        self.post(held)
+        return tuple(a.labels for a in held)
+
     def ready(self) -> str:
         """Version string of a reachable Alertmanager (``/api/v2/status``)."""
         response = self._request("GET", "/api/v2/status")
@@ -199,6 +218,13 @@ class Alertmanager:
 
 def _identity(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in labels.items() if v != ""))
+
+
+def _quoted(value: str) -> str:
+    """A matcher value as Alertmanager parses it: a label such as a lake's folder may hold a
+    quote or a backslash, which unescaped would end the value early or fail the filter."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
 
 
 def _rfc3339(moment: datetime) -> str:
