@@ -53,8 +53,10 @@ def with_freshness(
 ) -> list[AssetsDefinition | AssetSpec]:
     """Attach Dagster's native freshness policy to every asset named under ``freshness:``.
 
-    ``fail_window`` is the configured lag, so the UI's freshness state and the lake freshness
-    sensor agree on what stale means; the warning comes at 75% of it (Dagster needs >= 1 minute).
+    ``fail_window`` is the configured lag; the warning comes at 75% of it (Dagster needs >= 1
+    minute). Dagster measures it from the asset's last materialization of any partition, so a
+    backfill of old hours turns the UI green while the newest hour is late: the lake freshness
+    sensor, which measures the newest partition, is the one that alerts and requests runs.
     """
 
     def attach(spec: AssetSpec) -> AssetSpec:
