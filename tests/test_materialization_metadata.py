@@ -41,7 +41,7 @@ def by_partition(result: Any, asset: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def ranged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Any]:
+def ranged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Any, Path]:
     """Three hours of every simulated pillar and the shipped SLOs, in one run from ingest.start."""
     folder = tmp_path_factory.mktemp("ranged")
     path = folder / "obs.yaml"
@@ -57,12 +57,12 @@ def ranged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Any]:
     )
     result = run_ingest(path, KEYS[0], KEYS[-1])
     assert result.success
-    return Lake(load_config(path)), result
+    return Lake(load_config(path)), result, path
 
 
 @pytest.mark.parametrize("asset", sorted(ROWS))
-def test_each_hour_records_its_own_rows(ranged: tuple[Lake, Any], asset: str) -> None:
-    lake, result = ranged
+def test_each_hour_records_its_own_rows(ranged: tuple[Lake, Any, Path], asset: str) -> None:
+    lake, result, _ = ranged
     recorded = by_partition(result, asset)
 
     assert sorted(recorded) == KEYS
@@ -75,9 +75,9 @@ def test_each_hour_records_its_own_rows(ranged: tuple[Lake, Any], asset: str) ->
 
 
 def test_each_hour_of_metrics_records_its_own_bytes_series_and_samples(
-    ranged: tuple[Lake, Any],
+    ranged: tuple[Lake, Any, Path],
 ) -> None:
-    _, result = ranged
+    _, result, _ = ranged
     samples, series = by_partition(result, "metric_samples"), by_partition(result, "metric_series")
 
     for key, hour in zip(KEYS, HOURS, strict=True):
@@ -91,13 +91,25 @@ def test_each_hour_of_metrics_records_its_own_bytes_series_and_samples(
 
 
 def test_derived_hours_count_the_run_hours_not_the_missing_hour_before(
-    ranged: tuple[Lake, Any],
+    ranged: tuple[Lake, Any, Path],
 ) -> None:
     """The first run at ingest.start has no hour before to read: 3 hours derived, not 2."""
-    _, result = ranged
+    _, result, _ = ranged
     for asset in ("sli_minutes", "up_minutes", "series_inventory"):
         recorded = by_partition(result, asset)
         for key in KEYS:
             assert recorded[key]["run hours"] == 3
             assert recorded[key]["run hours by resolution (and the hour before)"] == {"raw": 3}
             assert recorded[key]["from"] == "raw"
+
+
+def test_a_next_hour_reads_the_hour_before_but_counts_only_its_own(
+    ranged: tuple[Lake, Any, Path],
+) -> None:
+    """Runs last in this module: it adds 16:00 to the shared lake."""
+    _, _, path = ranged
+    result = run_ingest(path, "2026-11-18-16:00", "2026-11-18-16:00")
+
+    (recorded,) = by_partition(result, "sli_minutes").values()
+    assert recorded["run hours"] == 1
+    assert recorded["run hours by resolution (and the hour before)"] == {"raw": 2}
