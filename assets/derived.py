@@ -3,7 +3,7 @@ series inventory (see obs_pipelines/reporting/derived.py), so reports never need
 
 import warnings
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pyarrow.compute as pc
 from dagster import (
@@ -25,11 +25,11 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.partitions import BACKFILL_POLICY
+from assets.partitions import BACKFILL_POLICY, partition_key
 from assets.resources import ObsResource
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.lake import Lake
-from obs_pipelines.reporting.derived import DERIVED, DerivedResult, derive
+from obs_pipelines.reporting.derived import DERIVED, DerivedResult, derive, hour_sources
 from obs_pipelines.reporting.slo import slos_version
 from obs_pipelines.windows import TimeWindow
 
@@ -120,8 +120,21 @@ def build_metric_derivations(partitions: PartitionsDefinition, config: ObsConfig
         selected = {key.to_user_string() for key in context.selected_asset_keys}
         datasets = tuple(d for d in DERIVED if d in selected)
         result = derive(obs.config, window, slo_names=config.slos or None, datasets=datasets)
+        lake = Lake(obs.config)
+        sources = hour_sources(lake, window)  # the window's hours and the one before
         for dataset in datasets:
-            yield MaterializeResult(asset_key=dataset, metadata=_metadata(result, dataset))
+            # Each hour's partition gets its own rows (from the commit just made) and source.
+            written = {
+                h.window.start: h.rows
+                for h in lake.tables.written_hours(dataset, window.start, window.end)
+            }
+            for hour in window.hours():
+                context.add_asset_metadata(
+                    {"rows": written.get(hour.start, 0), "from": sources.get(hour.start) or "none"},
+                    asset_key=dataset,
+                    partition_key=partition_key(hour),
+                )
+            yield MaterializeResult(asset_key=dataset, metadata=_metadata(result, sources))
         checks = context.selected_asset_check_keys
         if EVENTS_ADD_UP in checks:
             yield _check(EVENTS_ADD_UP, _sli_faults(obs.config, window))
@@ -147,11 +160,14 @@ def _window(context: AssetExecutionContext) -> TimeWindow:
     return TimeWindow(window.start.astimezone(UTC), window.end.astimezone(UTC))
 
 
-def _metadata(result: DerivedResult, dataset: str) -> dict[str, object]:
+def _metadata(result: DerivedResult, sources: dict[datetime, str | None]) -> dict[str, object]:
+    """What is true of every partition of the run: its hours with samples to derive from (the
+    hour before the window read too, where it has any, is not one of them)."""
     return {
-        "hours": sum(result.hours_by_resolution.values()) - 1,
-        "rows": result.rows.get(dataset, 0),
-        "hours by resolution (and the hour before)": MetadataValue.json(result.hours_by_resolution),
+        "run hours": sum(1 for h in result.window.hours() if sources.get(h.start)),
+        "run hours by resolution (and the hour before)": MetadataValue.json(
+            result.hours_by_resolution
+        ),
     }
 
 

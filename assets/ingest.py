@@ -25,7 +25,7 @@ from dagster import (
 )
 
 from assets.checks import expectations_result
-from assets.partitions import BACKFILL_POLICY, group_of
+from assets.partitions import BACKFILL_POLICY, group_of, partition_key
 from assets.resources import ObsResource
 from obs_pipelines.datasets import DATASETS, SOURCE_PILLARS, Dataset, names
 from obs_pipelines.errors import ConfigError
@@ -84,7 +84,12 @@ def _hourly_ingest(spec: Dataset, partitions: PartitionsDefinition) -> AssetsDef
             f"{sum(r.rows for r in results)} rows, {sum(r.bytes for r in results)} bytes"
         )
         checks = validate_partitions(spec.name, lake.read_hours(spec.name, span))
-        yield MaterializeResult(metadata=_metadata(source.name, results))
+        for r in results:  # each hour's partition gets its own numbers, not the run's totals
+            context.add_asset_metadata(
+                {"rows": r.rows, "bytes": r.bytes},
+                partition_key=partition_key(r.window),
+            )
+        yield MaterializeResult(metadata={"source": source.name, "run hours": len(results)})
         yield expectations_result(spec.name, checks)
 
     return ingest

@@ -17,7 +17,7 @@ from dagster import (
 )
 
 from assets.checks import expectations_result
-from assets.partitions import BACKFILL_POLICY, group_of
+from assets.partitions import BACKFILL_POLICY, group_of, partition_key
 from assets.resources import ObsResource
 from obs_pipelines.datasets import DATASETS, names
 from obs_pipelines.lake import Lake
@@ -98,20 +98,25 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
         samples_checks = validate_partitions("metric_samples", published_samples())
         series_checks = validate_partitions("metric_series", lake.read_hours("metric_series", span))
 
+        # Each hour's partition gets its own numbers; the results' metadata goes on every
+        # partition of the run, so it holds only what is true of each (the source, the run).
+        for r in results:
+            key = partition_key(r.window)
+            context.add_asset_metadata(
+                _samples_metadata(r), asset_key="metric_samples", partition_key=key
+            )
+            context.add_asset_metadata(
+                {"series": r.series}, asset_key="metric_series", partition_key=key
+            )
         yield MaterializeResult(
             asset_key="metric_samples",
             metadata={
-                **_samples_metadata(source.name, results),
-                **{f"samples from {name}": rows for name, rows in by_source.items()},
+                "source": source.name,
+                "run hours": len(results),
+                **{f"run samples from {name}": rows for name, rows in by_source.items()},
             },
         )
-        yield MaterializeResult(
-            asset_key="metric_series",
-            metadata={
-                "series (max per hour)": max(r.series for r in results),
-                "hours": len(results),
-            },
-        )
+        yield MaterializeResult(asset_key="metric_series", metadata={"run hours": len(results)})
         yield expectations_result("metric_samples", samples_checks)
         yield AssetCheckResult(
             asset_key="metric_samples",
@@ -133,25 +138,18 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
     return ingest_metrics
 
 
-def _samples_metadata(source: str, results: list[MetricsIngestResult]) -> dict[str, object]:
-    first = [r.first_ts_ms for r in results if r.first_ts_ms is not None]
-    last = [r.last_ts_ms for r in results if r.last_ts_ms is not None]
-    rows = "\n".join(
-        f"| {r.window.start:%Y-%m-%d %H:00} | {r.series} | {r.samples} | {r.bytes} |"
-        for r in results[:48]
-    )
+def _samples_metadata(r: MetricsIngestResult) -> dict[str, object]:
+    """One hour's samples, for its partition."""
     return {
-        "source": source,
-        "hours": len(results),
-        "samples": sum(r.samples for r in results),
-        "bytes": sum(r.bytes for r in results),
-        "bytes per sample": round(
-            sum(r.bytes for r in results) / max(1, sum(r.samples for r in results)), 3
+        "samples": r.samples,
+        "series": r.series,
+        "bytes": r.bytes,
+        "bytes per sample": round(r.bytes / max(1, r.samples), 3),
+        "first sample": (
+            MetadataValue.timestamp(r.first_ts_ms / 1000) if r.first_ts_ms is not None else "none"
         ),
-        "first sample": MetadataValue.timestamp(min(first) / 1000) if first else "none",
-        "last sample": MetadataValue.timestamp(max(last) / 1000) if last else "none",
-        "per hour": MetadataValue.md(
-            "| hour | series | samples | bytes |\n|---|---|---|---|\n" + rows
+        "last sample": (
+            MetadataValue.timestamp(r.last_ts_ms / 1000) if r.last_ts_ms is not None else "none"
         ),
     }
 

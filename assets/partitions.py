@@ -1,10 +1,11 @@
 """The partitions every asset family shares, defined once."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from dagster import BackfillPolicy, DailyPartitionsDefinition, HourlyPartitionsDefinition
 
 from obs_pipelines.datasets import Dataset
+from obs_pipelines.windows import TimeWindow
 
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 
@@ -32,6 +33,13 @@ def hourly_partitions(start: datetime) -> HourlyPartitionsDefinition:
     return HourlyPartitionsDefinition(
         start_date=start.strftime(PARTITION_KEY_FORMAT), timezone="UTC"
     )
+
+
+def partition_key(hour: TimeWindow) -> str:
+    """The key of ``hour``'s hourly partition. A run over a range of hours attaches each hour's
+    numbers to its own partition with it (``context.add_asset_metadata(..., partition_key=)``):
+    metadata of the ``MaterializeResult`` goes on every partition of the run."""
+    return hour.start.astimezone(UTC).strftime(PARTITION_KEY_FORMAT)
 
 
 def daily_partitions(start: datetime) -> DailyPartitionsDefinition:

@@ -47,6 +47,7 @@ from sensors.schedules import (
     asset_job,
     hourly_ingest_schedule,
     reports_schedule,
+    snapshot_schedule,
     tiering_schedule,
 )
 
@@ -82,10 +83,11 @@ def build_definitions(config_path: str) -> Definitions:
     snapshot_specs = [spec for spec in SNAPSHOT_DATASETS if ingested(spec.name)]
     raw = (*(METRIC_ASSETS if metrics else ()), *(spec.name for spec in hourly_specs))
     derived = DERIVED_ASSETS if metrics else ()
+    snapshots = [build_snapshot_ingest(spec) for spec in snapshot_specs]
     assets = [
         *([build_metric_ingest(hourly)] if metrics else []),
         *(build_hourly_ingest(spec, hourly) for spec in hourly_specs),
-        *(build_snapshot_ingest(spec) for spec in snapshot_specs),
+        *snapshots,
         *([build_metric_derivations(hourly, config)] if metrics else []),
         build_catalog_asset(hourly, deps=(*raw, *derived)),
         *build_tiering_assets(daily, deps=raw),
@@ -127,6 +129,10 @@ def build_definitions(config_path: str) -> Definitions:
                 "Snapshot Prometheus's rules, Alertmanager's alerts and the incident records "
                 "(those configured) as of now.",
             )
+        )
+    if snapshots:  # sources.alerts: rules and Alertmanager state each hour (incidents have theirs)
+        extra_schedules.append(
+            snapshot_schedule(jobs[-1], snapshots, minute_of_hour=operations.ingest_minute)
         )
     tiering_job = asset_job(
         TIERING_JOB,

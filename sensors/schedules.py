@@ -3,7 +3,10 @@
 * ingest, hourly: the hour that just closed, a few minutes past the hour so late scrapes and
   remote writes have landed (``minute_of_hour``);
 * tiering, daily: after the day closed and its last hour was ingested;
-* reports, daily: after tiering, so they read the day in its final place.
+* reports, daily: after tiering, so they read the day in its final place;
+* snapshots (alert rules, Alertmanager state), hourly at the ingest minute: each run records the
+  source's state under the hour it runs in, a rerun within the hour replacing it, so one run an
+  hour keeps one snapshot per hour, the finest the lake holds.
 
 The factories take the jobs (or the assets to build them from), so the composition root passes
 each family as its assets appear.
@@ -17,9 +20,12 @@ from dagster import (
     AssetsDefinition,
     AssetSelection,
     DefaultScheduleStatus,
+    RunRequest,
     ScheduleDefinition,
+    ScheduleEvaluationContext,
     build_schedule_from_partitioned_job,
     define_asset_job,
+    schedule,
 )
 
 from obs_pipelines.config import DEFAULT_OPERATIONS
@@ -138,6 +144,35 @@ def reports_schedule(
     return daily_schedule(
         job, hour=at[0], minute=at[1], partitioned=partitioned, default_status=default_status
     )
+
+
+def snapshot_schedule(
+    job: AssetJob,
+    snapshots: Sequence[AssetsDefinition],
+    *,
+    minute_of_hour: int = DEFAULT_OPERATIONS.ingest_minute,
+    default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
+) -> ScheduleDefinition:
+    """Hourly, ``minute_of_hour`` past the hour: a run of ``job`` materializing ``snapshots``
+    (with their checks) and nothing else of it. The job may hold a snapshot that has a schedule
+    of its own (``incident_records``, hourly at the same minute): two runs writing one hour of a
+    dataset at once would race, so each schedule takes only its own assets."""
+    _check_minute(minute_of_hour)
+    keys = [key for snapshot in snapshots for key in snapshot.keys]
+    checks = [key for snapshot in snapshots for key in snapshot.check_keys]
+
+    @schedule(
+        name=f"{job.name}_hourly",
+        job=job,
+        cron_schedule=f"{minute_of_hour} * * * *",
+        execution_timezone="UTC",
+        default_status=default_status,
+        description="Snapshot " + ", ".join(k.to_user_string() for k in keys) + " as of now.",
+    )
+    def _snapshots(context: ScheduleEvaluationContext) -> RunRequest:
+        return RunRequest(asset_selection=keys, asset_check_keys=checks)
+
+    return _snapshots
 
 
 def _check_minute(minute: int) -> None:

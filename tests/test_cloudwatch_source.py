@@ -292,8 +292,8 @@ def test_datapoints_put_come_back_exactly_through_the_asset_across_pages(
     )
     metadata = samples.materialization.metadata
     raw_points = sum(len(v) for k, v in want.items() if not k[0].endswith("_total"))
-    assert metadata["samples from cloudwatch"].value == sum(len(v) for v in want.values())
-    assert metadata["samples from cloudwatch"].value > raw_points
+    assert metadata["run samples from cloudwatch"].value == sum(len(v) for v in want.values())
+    assert metadata["run samples from cloudwatch"].value > raw_points
 
 
 def test_an_slo_on_alb_5xx_over_requests_counts_exactly_the_numbers_put(
@@ -464,8 +464,8 @@ def test_prometheus_and_cloudwatch_together_publish_the_union_of_the_hour(
     )
     metadata = samples.materialization.metadata
     assert metadata["source"].value == "prometheus+cloudwatch"
-    assert metadata["samples from prometheus"].value == len(up)
-    assert metadata["samples from cloudwatch"].value == sum(len(v) for v in cloud.values())
+    assert metadata["run samples from prometheus"].value == len(up)
+    assert metadata["run samples from cloudwatch"].value == sum(len(v) for v in cloud.values())
 
 
 def test_a_failing_backend_fails_the_hour_before_anything_is_written(

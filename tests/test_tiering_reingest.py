@@ -254,9 +254,11 @@ def test_a_missing_file_and_a_read_only_folder_fail_their_tables_alone(tmp_path:
 def test_the_tiering_asset_fails_listing_the_broken_tables_after_tiering_the_others(
     tmp_path: Path,
 ) -> None:
-    """The asset fails (a WARN check alone would show green), and lake_partitions lists the
-    compacted files of the tables that were tiered, not the hourly files they replaced."""
-    from dagster import DailyPartitionsDefinition, materialize
+    """The asset fails (a WARN check alone would show green) and its partition shows failed, not
+    materialized (so "re-execute failed" offers it); lake_partitions lists the compacted files
+    of the tables that were tiered, not the hourly files they replaced."""
+    from dagster import AssetKey, DagsterInstance, DailyPartitionsDefinition, materialize
+    from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
     from assets.resources import ObsResource
     from assets.tiering import build_tiering_assets
@@ -265,10 +267,13 @@ def test_the_tiering_asset_fails_listing_the_broken_tables_after_tiering_the_oth
     build_catalog(config)
     index = 'SELECT dataset, "partition", count(*) FROM lake_partitions GROUP BY ALL ORDER BY ALL'
 
+    daily = DailyPartitionsDefinition(start_date="2026-03-30")
+    instance = DagsterInstance.ephemeral()
     ran = materialize(
-        build_tiering_assets(DailyPartitionsDefinition(start_date="2026-03-30"), deps=[]),
+        build_tiering_assets(daily, deps=[]),
         partition_key="2026-03-31",  # as of 04-01 00:00: 03-30 leaves hot
         resources={"obs": ObsResource(config_path=str(path))},
+        instance=instance,
         raise_on_error=False,
     )
 
@@ -277,6 +282,12 @@ def test_the_tiering_asset_fails_listing_the_broken_tables_after_tiering_the_oth
     message = failure.step_failure_data.error.message
     assert "metric_series" in message and "re-ingest the hours" in message
     assert "log_records" not in message
+    assert not [e for e in ran.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
+    metadata = failure.step_failure_data.user_failure_data.metadata
+    assert list(metadata["failed tables"].value) == ["metric_series"]
+    assert metadata["moves"].value > 0, "what was tiered is on the failure"
+    status = instance.get_status_by_partition(AssetKey("lake_tiering"), ["2026-03-31"], daily)
+    assert status == {"2026-03-31": AssetPartitionStatus.FAILED}
     with connect(config) as con:
         listed = con.execute(index).fetchall()
     for name in ("metric_samples", "log_records", "alert_rules"):
