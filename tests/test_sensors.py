@@ -27,6 +27,18 @@ from tests import servers
 from tests.servers import Sample, Series
 
 METRIC_DATASETS = ("metric_series", "metric_samples")
+# The seed's data_freshness SLO: 99% of 24 h with the market-data lag within 5 s.
+DATA_FRESHNESS_SLO = {
+    "name": "data_freshness",
+    "service": "market-data",
+    "objective": 0.99,
+    "window": "24h",
+    "sli": {
+        "type": "threshold",
+        "gauge": 'data_pipeline_lag_seconds{pipeline="market-data"}',
+        "max": 5,
+    },
+}
 
 
 def _write_hours(lake: Lake, hours: list[TimeWindow]) -> None:
@@ -310,19 +322,7 @@ def test_source_lag_breach_raises_then_clears(
             "prometheus": {"url": lag_prometheus, "selectors": ["data_pipeline_lag_seconds"]},
             "alertmanager": {"url": webhook_alertmanager},
         },
-        slos=[
-            {
-                "name": "data_freshness",
-                "service": "market-data",
-                "objective": 0.99,
-                "window": "24h",
-                "sli": {
-                    "type": "threshold",
-                    "gauge": 'data_pipeline_lag_seconds{pipeline="market-data"}',
-                    "max": 5,
-                },
-            }
-        ],
+        slos=[DATA_FRESHNESS_SLO],
     )
     instant = {"at": SPIKE[0] + timedelta(minutes=2)}
     sensor = build_source_freshness_sensor([MARKET_DATA_LAG], evaluate_at=lambda: instant["at"])
@@ -409,19 +409,7 @@ def test_unreachable_prometheus_keeps_the_lag_alerts_and_says_lag_is_unknown(
                 "prometheus": {"url": prometheus, "selectors": ["up"], "retries": 0},
                 "alertmanager": {"url": webhook_alertmanager},
             },
-            slos=[
-                {
-                    "name": "data_freshness",
-                    "service": "market-data",
-                    "objective": 0.99,
-                    "window": "24h",
-                    "sli": {
-                        "type": "threshold",
-                        "gauge": 'data_pipeline_lag_seconds{pipeline="market-data"}',
-                        "max": 5,
-                    },
-                }
-            ],
+            slos=[DATA_FRESHNESS_SLO],
         )
 
     instant = {"at": SPIKE[0] + timedelta(minutes=2)}
