@@ -371,3 +371,48 @@ def test_budget_boundaries_are_decided_by_the_counts_not_by_rounding(tmp_path: P
         ("half", rows[1][1], 0.5, 0.5, rows[1][4], "warning"),
     ]
     assert rows[1][1] > 0 and rows[1][4] == pytest.approx(1440 * 0.0075)
+
+
+GAP_SLO = {
+    "name": "avail",
+    "service": "shop",
+    "objective": 0.99,
+    "window": "1d",
+    "sli": {"type": "ratio", "bad": 'req_total{code="500"}', "total": "req_total"},
+}
+
+
+@pytest.mark.parametrize("batching", ["one run", "hourly runs"])
+def test_an_increase_across_a_scrape_gap_of_hours_counts_the_same_however_ingest_is_batched(
+    tmp_path: Path, batching: str
+) -> None:
+    # The 12:09 samples' predecessors (10:59) are two hours back: the gap's increase is not
+    # counted, by a backfill over the three hours as by the hourly runs (which cannot see it).
+    stamps = [ms(f"{DAY}T10:00:00Z"), ms(f"{DAY}T10:59:00Z"), ms(f"{DAY}T12:09:00Z")]
+    values = {"200": [0.0, 100.0, 200.0], "500": [0.0, 10.0, 20.0]}
+
+    def series(lo: int, hi: int) -> list[MetricSeries]:
+        return [
+            MetricSeries(
+                "req_total",
+                {"service": "shop", "code": code},
+                [(t, v) for t, v in zip(stamps, vs, strict=True) if lo <= t < hi],
+            )
+            for code, vs in values.items()
+        ]
+
+    config = make_config(tmp_path, services=[{"name": "shop", "owner": "t"}], slos=[GAP_SLO])
+    if batching == "one run":
+        write_metrics(Lake(config), series(0, 2**62))
+    else:
+        for hour in ("10", "12"):
+            lo = ms(f"{DAY}T{hour}:00:00Z")
+            write_metrics(Lake(config), series(lo, lo + HOUR_MS))
+    build_catalog(config)
+
+    con = report_connection(config, utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
+    found = con.execute(
+        "SELECT bad_events_count, events_count FROM slo_compliance WHERE scope = 'day'"
+    ).fetchall()
+    con.close()
+    assert found == [(10.0, 110.0)]

@@ -4,6 +4,7 @@ resets and the boundary between rollups and raw samples."""
 
 import random
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,62 @@ def test_the_raw_to_rollup_boundary_loses_no_increase(tmp_path: Path) -> None:
     assert sum(t for t, _ in recomputed.values()) == total
     assert sum(b for _, b in recomputed.values()) == bad
     assert recomputed == from_raw
+
+
+def counted_increase(samples: list[tuple[int, float]]) -> float:
+    """The events a counter's samples count by the predecessor rule, one sample at a time: from
+    the sample before only when that one lies in the same UTC hour or the hour just before."""
+    total = 0.0
+    for (before_ts, before), (ts, value) in pairwise(samples):
+        if before_ts // 3_600_000 >= ts // 3_600_000 - 1:
+            total += value - before if value >= before else value
+    return total
+
+
+def gapped(samples: list[tuple[int, float]], *gaps: tuple[str, str]) -> list[tuple[int, float]]:
+    """``samples`` without those in each [start, end) of ``gaps`` (a scrape gap)."""
+    cut = [(ms(start), ms(end)) for start, end in gaps]
+    return [(ts, v) for ts, v in samples if not any(lo <= ts < hi for lo, hi in cut)]
+
+
+@pytest.mark.parametrize(
+    ("tiered_at", "resolutions"),
+    [("2026-11-13T00:00:00Z", {"raw", "5m"}), ("2026-11-14T00:00:00Z", {"5m"})],
+)
+def test_a_scrape_gap_of_hours_counts_the_same_from_raw_samples_and_from_rollups(
+    tmp_path: Path, tiered_at: str, resolutions: set[str]
+) -> None:
+    config = aged_config(tmp_path, RATIO_SLO)
+    series, _, _ = two_days_of_requests()
+    # 200: no sample 05:00-06:59 (04:59 -> 07:00, two hours back: nothing counted) nor across
+    # midnight 22:00-23:59 (day two's first sample, at the raw/rollup boundary, counts nothing);
+    # 500: none 10:01-11:58 (10:00 -> 11:59 is the hour just before: the gap's increase counts).
+    series[0].samples = gapped(
+        series[0].samples,
+        ("2026-11-10T05:00:00Z", "2026-11-10T07:00:00Z"),
+        ("2026-11-10T22:00:00Z", "2026-11-11T00:00:00Z"),
+    )
+    series[1].samples = gapped(series[1].samples, ("2026-11-10T10:01:00Z", "2026-11-10T11:59:00Z"))
+    total = sum(counted_increase(s.samples) for s in series)
+    bad = counted_increase(series[1].samples)
+    write_metrics(Lake(config), series)
+    days = TimeWindow(utc("2026-11-10T00:00:00Z"), utc("2026-11-12T00:00:00Z"))
+    from_raw = sli_totals(config, by="hour")
+    for hour in days.hours():  # the hourly schedule counts the same as the backfill
+        derive(config, hour)
+    hourly = sli_totals(config, by="hour")
+
+    run_tiering(config, utc(tiered_at))
+    derive(config, days)  # recomputed from rollups where raw samples are gone
+    recomputed = sli_totals(config, by="hour")
+
+    con = connect(config)
+    found = {r for (r,) in con.execute("SELECT DISTINCT resolution FROM sli_minutes").fetchall()}
+    con.close()
+    assert found == resolutions
+    assert recomputed == hourly == from_raw
+    assert sum(t for t, _ in from_raw.values()) == total
+    assert sum(b for _, b in from_raw.values()) == bad
 
 
 def test_an_slo_changed_after_raw_data_aged_out_is_recomputed_from_rollups(tmp_path: Path) -> None:

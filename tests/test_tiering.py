@@ -323,7 +323,13 @@ def test_rollups_are_exact_against_the_raw_samples_with_counter_resets() -> None
         ],
         schema=METRIC_SAMPLES,
     )
-    previous = pa.table({"series_id": pa.array([42], pa.uint64()), "value": [4.0]})
+    previous = pa.table(  # the last sample of the hour before
+        {
+            "series_id": pa.array([42], pa.uint64()),
+            "ts": [hour.start_ms - 10_000],
+            "value": [4.0],
+        }
+    )
 
     five = compute_rollups(samples, "5m", previous).to_pylist()
     hourly = compute_rollups(samples, "1h", previous).to_pylist()
@@ -348,6 +354,54 @@ def test_rollups_are_exact_against_the_raw_samples_with_counter_resets() -> None
     for v in values:
         total += v
     assert hourly[0]["sum"] == total
+
+
+def test_a_counter_step_from_before_the_hour_just_before_counts_nothing() -> None:
+    """A step counts only from a sample in the same UTC hour or the hour just before, whether
+    that sample is in ``samples`` or in ``previous``: the rule of the derived datasets."""
+    at = day("2026-04-01")
+    h = HOUR // timedelta(milliseconds=1)
+    start = TimeWindow(at, at + HOUR).start_ms
+    rows = [  # (series, ms after midnight, value)
+        (7, 10 * h, 5.0),  # previous at 08:59: two hours back, nothing
+        (7, 10 * h + 59 * 60_000, 8.0),  # +3
+        (7, 12 * h, 20.0),  # 10:59 is two hours back: nothing
+        (7, 12 * h + 30 * 60_000, 25.0),  # +5
+        (7, 13 * h + 59 * 60_000, 30.0),  # +5 (an hour and a half, from the hour just before)
+        (7, 14 * h, 40.0),  # +10
+        (8, 10 * h, 3.0),  # previous at 09:59:59: +2
+    ]
+    samples = pa.table(
+        [
+            pa.array([r[0] for r in rows], pa.uint64()),
+            pa.array([start + r[1] for r in rows]).cast(pa.timestamp("ms")),
+            pa.array([r[2] for r in rows]),
+        ],
+        schema=METRIC_SAMPLES,
+    )
+    previous = pa.table(
+        {
+            "series_id": pa.array([7, 8], pa.uint64()),
+            "ts": [start + 8 * h + 59 * 60_000, start + 10 * h - 1_000],
+            "value": [1.0, 1.0],
+        }
+    )
+
+    hourly = compute_rollups(samples, "1h", previous).to_pylist()
+    five = compute_rollups(samples, "5m", previous).to_pylist()
+
+    assert [(r["series_id"], r["counter_increase"]) for r in hourly] == [
+        (7, 3.0),
+        (7, 5.0),
+        (7, 5.0),
+        (7, 10.0),
+        (8, 2.0),
+    ]
+    assert sum(r["counter_increase"] for r in five) == 25.0
+    assert last_samples(samples).to_pylist() == [
+        {"series_id": 7, "ts": start + 14 * h, "value": 40.0},
+        {"series_id": 8, "ts": start + 10 * h, "value": 3.0},
+    ]
 
 
 def test_rollups_in_the_lake_match_raw_samples_across_the_day_boundary(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ The rules of :mod:`obs_pipelines.lake.tiering` (per :func:`streams`), on the tab
 * **Rollups.** When a ``metric_samples`` day is compacted, or its rollups are missing or were
   made from other files than the day holds now, its 5-minute and 1-hour rollups are computed
   with :func:`~obs_pipelines.lake.rollups.compute_rollups` from the day's rows plus the last
-  sample of each series the day before (so a counter's first increase of the day counts), the
+  sample of each series the day before and its time (so a counter's first increase of the day
+  counts when that sample lies in the day before's last hour), the
   same bits the file layout of earlier versions made. The rollup file's name carries a
   fingerprint of the sample files it was made from, which is how a later run knows they are
   current without reading data. Raw samples are the truth only for the hours they hold a

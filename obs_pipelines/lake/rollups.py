@@ -14,6 +14,13 @@ One row per series per bucket (``ts`` is the bucket start; ``resolution`` '5m' o
   sample, so the buckets of any range sum to the raw increase over that range (exactly, for
   counters of whole events). The first sample of a series with no earlier sample adds nothing,
   and so does a step into or out of a NaN (as in the catalog's SLI queries).
+  A step counts only when its earlier sample lies in the same UTC hour as its later one or in the
+  hour just before (:func:`counter_steps_count`, the rule of
+  :mod:`obs_pipelines.reporting.derived` and of :func:`obs_pipelines.reporting.slo.slo_events_sql`):
+  after a scrape gap of hours the counter says how many events the gap held but not when, the
+  hourly derivation sees only the hour before its own, and Prometheus's ``rate()``/``increase()``
+  do not bridge a gap longer than their range either. So every path counts the same events
+  whatever the batching.
   The column is computed for every series; it means something only for counters.
 
 A day whose raw samples are held for some hours only (retention deleted them once its rollups
@@ -38,8 +45,10 @@ def compute_rollups(
 ) -> pa.Table:
     """Rollups of ``samples`` (sorted by series_id, ts) at ``resolution``.
 
-    ``previous`` holds, per series, the last raw sample before ``samples`` begin (columns
-    series_id, value); it gives the first step of each series its starting point.
+    ``previous`` holds, per series, the last sample known before ``samples`` begin (columns
+    series_id, ts in epoch ms, value: :func:`last_samples`); it gives the first step of each
+    series its starting point when it lies in the hour of that series' first sample or the hour
+    just before (:func:`counter_steps_count`).
     """
     width = RESOLUTIONS[resolution]
     n = samples.num_rows
@@ -54,7 +63,7 @@ def compute_rollups(
     starts = np.flatnonzero(series_start | np.r_[True, bucket[1:] != bucket[:-1]])
     ends = np.r_[starts[1:], n]
 
-    steps = _counter_steps(sid, values, series_start, previous)
+    steps = _counter_steps(sid, ts, values, series_start, previous)
     return pa.table(
         [
             pa.array(sid[starts], pa.uint64()),
@@ -72,18 +81,19 @@ def compute_rollups(
 
 
 def last_samples(samples: pa.Table) -> pa.Table:
-    """The last sample of each series in ``samples`` (sorted by series_id, ts)."""
+    """The last sample of each series in ``samples`` (sorted by series_id, ts), as (series_id,
+    ts epoch ms, value)."""
     sid = np.asarray(samples.column("series_id").combine_chunks()).astype(np.uint64, copy=False)
     if sid.size == 0:
-        return pa.table(
-            {"series_id": pa.array([], pa.uint64()), "value": pa.array([], pa.float64())}
-        )
-    last = np.flatnonzero(np.r_[sid[1:] != sid[:-1], True])
+        return _KNOWN.empty_table()
+    last = pa.array(np.flatnonzero(np.r_[sid[1:] != sid[:-1], True]))
     return pa.table(
-        {
-            "series_id": pa.array(sid[last], pa.uint64()),
-            "value": samples.column("value").take(pa.array(last)),
-        }
+        [
+            pa.array(sid[last.to_numpy()], pa.uint64()),
+            samples.column("ts").cast(pa.int64()).take(last),
+            samples.column("value").cast(pa.float64()).take(last),
+        ],
+        schema=_KNOWN,
     )
 
 
@@ -105,22 +115,43 @@ def sequential_sums(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) ->
     return result
 
 
+def counter_steps_count(before_ms: np.ndarray, ts_ms: np.ndarray) -> np.ndarray:
+    """Whether a counter's step from a sample at ``before_ms`` to the next one of its series at
+    ``ts_ms`` (epoch ms) counts: when the earlier sample lies in the same UTC hour or the hour
+    just before. Otherwise the later sample has no predecessor, like a series' first sample.
+
+    An hourly run derives an hour from it and the hour before only, and a counter read again
+    after a scrape gap of hours says how many events the gap held but not when (Prometheus's
+    ``rate()``/``increase()`` do not bridge a gap longer than their range either), so the
+    increase across such a gap is counted by no path, whatever the batching."""
+    return before_ms // HOUR_MS >= ts_ms // HOUR_MS - 1
+
+
 def _counter_steps(
-    sid: np.ndarray, values: np.ndarray, series_start: np.ndarray, previous: pa.Table | None
+    sid: np.ndarray,
+    ts: np.ndarray,
+    values: np.ndarray,
+    series_start: np.ndarray,
+    previous: pa.Table | None,
 ) -> np.ndarray:
-    """Increase of each sample over the one before it in its series (reset: the new value)."""
+    """Increase of each sample over the one before it in its series (reset: the new value),
+    zero where that one is older than the hour before the sample's (:func:`counter_steps_count`)."""
     before = np.r_[np.nan, values[:-1]]
+    before_ts = np.r_[ts[:1], ts[:-1]]
     has_before = ~series_start
     if previous is not None and previous.num_rows:
         prev_ids = np.asarray(previous.column("series_id").combine_chunks()).astype(np.uint64)
+        prev_ts = np.asarray(previous.column("ts").cast(pa.int64()).combine_chunks())
         prev_values = np.asarray(previous.column("value").combine_chunks()).astype(np.float64)
-        order = np.argsort(prev_ids)
-        prev_ids, prev_values = prev_ids[order], prev_values[order]
+        order = np.argsort(prev_ids, kind="stable")
+        prev_ids, prev_ts, prev_values = prev_ids[order], prev_ts[order], prev_values[order]
         first = np.flatnonzero(series_start)
         where = np.clip(np.searchsorted(prev_ids, sid[first]), 0, prev_ids.size - 1)
         found = prev_ids[where] == sid[first]
         before[first[found]] = prev_values[where[found]]
+        before_ts[first[found]] = prev_ts[where[found]]
         has_before[first[found]] = True
+    has_before &= counter_steps_count(before_ts, ts)
     with np.errstate(invalid="ignore"):
         steps = np.where(values >= before, values - before, values)
     # As the catalog's SLI queries do: a step into or out of a NaN adds nothing.
@@ -192,7 +223,8 @@ def _known(rows: pa.Table, value: str) -> pa.Table:
 
 
 def _latest(known: pa.Table, before_ms: int) -> pa.Table:
-    """Per series, the value of its latest known sample before ``before_ms``."""
+    """Per series, its latest known sample before ``before_ms`` (series_id, ts, value: the time
+    decides whether a counter's step from it counts, :func:`counter_steps_count`)."""
     ts = np.asarray(known.column("ts").combine_chunks())
     earlier = known.filter(pa.array(ts < before_ms))
     earlier = earlier.sort_by([("series_id", "ascending"), ("ts", "ascending")])

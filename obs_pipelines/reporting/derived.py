@@ -9,8 +9,19 @@ and kept long after raw samples age out (retention: as long as the lake keeps an
 From raw samples the numbers are exactly those :mod:`obs_pipelines.reporting.slo` defines, and a counter's
 increase across the boundary of an hour is exact: each hour starts from every series' last
 sample before it (the hour before the window is read for that, and within the window the last
-sample carries over any hour without one). Where raw samples are gone, an hour is computed from
-the finest rollup kept (``resolution`` says which, so a report knows how exact a window is):
+sample and its time carry over from hour to hour).
+
+A sample's predecessor, the sample its counter increase is measured from, is the previous sample
+of its series only when that one lies in the same UTC hour or the hour just before; otherwise the
+sample adds no increase, as a series' first sample does
+(:func:`obs_pipelines.lake.rollups.counter_steps_count`). An hourly run can only see the hour
+before its own, and a counter read again after a scrape gap of hours says how many events the
+gap held but not when (Prometheus's ``rate()``/``increase()`` do not bridge a gap longer than
+their range either); with this rule a backfill over many hours, the hourly schedule, rollups and
+the SQL reference count the same events whatever the batching.
+
+Where raw samples are gone, an hour is computed from the finest rollup kept (``resolution`` says
+which, so a report knows how exact a window is):
 
 * counters: the bucket's ``counter_increase`` (exact over the bucket) lands on its first minute;
 * threshold SLIs: a bucket's samples are good when its min and max are both within the bounds,
@@ -19,7 +30,9 @@ the finest rollup kept (``resolution`` says which, so a report knows how exact a
 * the inventory: bucket counts, first and last bucket start.
 
 At the boundary where rollups give way to raw samples, the last value of the rollup bucket before
-the first raw sample is that sample's predecessor, so no increase is lost or counted twice.
+the first raw sample is that sample's predecessor, so no increase is lost or counted twice; its
+time is the bucket's start, in the same hour as the sample it was, so the hour rule applies alike
+(and the buckets' ``counter_increase`` was computed with it).
 
 Cost: deriving must stay a small fraction of ingest (issue 10), so nothing here builds views over
 the lake. Where an hour's samples come from is read from the tables' logs (file statistics), and
@@ -43,7 +56,7 @@ from obs_pipelines.datasets import dataset as dataset_of
 from obs_pipelines.datasets import names
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake, delta
-from obs_pipelines.lake.rollups import RESOLUTIONS
+from obs_pipelines.lake.rollups import RESOLUTIONS, counter_steps_count
 from obs_pipelines.reporting.slo import match_roles, series_roles, slo_version
 from obs_pipelines.schemas import SERIES_INVENTORY, SLI_MINUTES, UP_MINUTES
 from obs_pipelines.windows import HOUR, TimeWindow
@@ -316,7 +329,8 @@ class SeriesBook:
 
 class HourDeriver:
     """The derived rows of each hour of a window, hour after hour, carrying every series' last
-    value from one hour to the next (the predecessor of a counter's first sample in an hour)."""
+    value and its time from one hour to the next (the predecessor of a counter's first sample in
+    an hour, when that time lies in the hour just before: :meth:`_previous`)."""
 
     def __init__(
         self, hours: LakeHours, slos: list[SloConfig], datasets: tuple[str, ...] = DERIVED
@@ -346,6 +360,7 @@ class HourDeriver:
             ]
         )
         self.last_ids = np.zeros(0, np.uint64)
+        self.last_ts = np.zeros(0, np.int64)
         self.last_values = np.zeros(0)
 
     def hours(self) -> Iterator[tuple[TimeWindow, dict[str, pa.Table]]]:
@@ -358,33 +373,39 @@ class HourDeriver:
                 samples = self.lake_hours.samples(hour)
                 if inside:
                     yield hour, self._raw_hour(hour, samples)
-                self._carry(_ids(samples), _floats(samples, "value"))
+                self._carry(_ids(samples), _millis(samples.column("ts")), _floats(samples, "value"))
             elif resolution is not None:
                 buckets = self.lake_hours.buckets(hour, resolution)
                 if inside:
                     yield hour, self._rollup_hour(hour, buckets, resolution)
-                self._carry(_ids(buckets), _floats(buckets, "last"))
+                # A bucket's ``last`` at its start: the same hour as the sample it was.
+                self._carry(_ids(buckets), _millis(buckets.column("ts")), _floats(buckets, "last"))
             elif inside:
                 yield hour, self._tables(hour, RAW, *self._nothing())
 
-    def _carry(self, sid: np.ndarray, values: np.ndarray) -> None:
-        """Remember each series' last value of the hour (rows sorted by series and time)."""
+    def _carry(self, sid: np.ndarray, ts: np.ndarray, values: np.ndarray) -> None:
+        """Remember each series' last value of the hour and its time (rows sorted by series and
+        time)."""
         if not sid.size:
             return
         last = np.flatnonzero(np.r_[sid[1:] != sid[:-1], True])
         ids = np.concatenate([self.last_ids, sid[last]])
+        stamps = np.concatenate([self.last_ts, ts[last]])
         values = np.concatenate([self.last_values, values[last]])
         order = np.argsort(ids, kind="stable")
-        ids, values = ids[order], values[order]
+        ids, stamps, values = ids[order], stamps[order], values[order]
         keep = np.r_[ids[1:] != ids[:-1], True]  # the newest of each id
-        self.last_ids, self.last_values = ids[keep], values[keep]
+        self.last_ids, self.last_ts, self.last_values = ids[keep], stamps[keep], values[keep]
 
-    def _previous(self, ids: np.ndarray) -> np.ndarray:
-        """The carried last value of each id (NaN: none)."""
+    def _previous(self, ids: np.ndarray, hour: TimeWindow) -> np.ndarray:
+        """The carried last value of each id, the predecessor of its first sample in ``hour``
+        (NaN: none, or carried from before the hour just before ``hour``, so older than any
+        predecessor: :func:`~obs_pipelines.lake.rollups.counter_steps_count`)."""
         out = np.full(ids.size, np.nan)
         if self.last_ids.size:
             at = np.minimum(np.searchsorted(self.last_ids, ids), self.last_ids.size - 1)
             hit = self.last_ids[at] == ids
+            hit[hit] = counter_steps_count(self.last_ts[at[hit]], np.int64(hour.start_ms))
             out[hit] = self.last_values[at[hit]]
         return out
 
@@ -404,9 +425,10 @@ class HourDeriver:
         cells = starts.size * MINUTES
         events: dict[str, np.ndarray] = {}
         if "sli_minutes" in self.datasets:
-            # Each sample's increase over the one before it in its series (a drop is a reset).
+            # Each sample's increase over the one before it in its series (a drop is a reset);
+            # within the hour the one before is always in the same hour, so it counts.
             before = np.r_[np.nan, value[:-1]]
-            before[starts] = self._previous(run_ids)
+            before[starts] = self._previous(run_ids, hour)
             with np.errstate(invalid="ignore"):
                 increase = np.where(value >= before, value - before, value)
             increase[np.isnan(value) | np.isnan(before)] = 0.0

@@ -12,7 +12,12 @@ How events are counted, exactly:
   is a reset: the counter restarted from zero). The increase is attributed to the minute of the
   later sample. Summed over any range of minutes this is the exact number of events counted in it;
   nothing is extrapolated to window edges the way PromQL's ``increase()`` does. The first sample a
-  series has in the report horizon has no predecessor and contributes nothing.
+  series has in the report horizon has no predecessor and contributes nothing, and neither does a
+  sample whose previous one lies before the UTC hour just before its own (a scrape gap of hours):
+  a predecessor is in the same hour or the hour just before. The hourly derivation sees only the
+  hour before its own, a counter read again after a gap of hours says how many events the gap
+  held but not when, and Prometheus's ``rate()``/``increase()`` do not bridge a gap longer than
+  their range either; so every path (one run, hourly runs, rollups) counts the same events.
 - **Latency** (histograms): good = the bucket whose ``le`` equals the threshold, total = the
   ``+Inf`` bucket. The bucket must exist (checked when the catalog is built).
 - **Threshold** (gauges): every raw sample is one event, good when the value is within the bounds
@@ -291,7 +296,8 @@ counter_series AS (
 ),
 counter_samples AS (
     SELECT x.series_id, x.ts, x.value,
-           lag(x.value) OVER (PARTITION BY x.series_id ORDER BY x.ts) AS previous_value
+           lag(x.value) OVER (PARTITION BY x.series_id ORDER BY x.ts) AS previous_value,
+           lag(x.ts) OVER (PARTITION BY x.series_id ORDER BY x.ts) AS previous_ts
     FROM {samples} AS x
     WHERE x.series_id IN (SELECT series_id FROM counter_series)
       AND x.ts >= (SELECT horizon_start FROM report_period)
@@ -299,9 +305,12 @@ counter_samples AS (
 ),{first_raw}
 counter_increases AS (
     -- A drop is a reset: the counter restarted from zero, so it counted `value` since.
+    -- A predecessor before the hour just before the sample's (a gap of hours) is none.
     SELECT series_id, date_trunc('minute', ts) AS minute,
            CASE
                WHEN previous_value IS NULL OR isnan(value) OR isnan(previous_value) THEN 0
+               WHEN date_trunc('hour', previous_ts)
+                    < date_trunc('hour', ts) - INTERVAL 1 HOUR THEN 0
                WHEN value >= previous_value THEN value - previous_value
                ELSE value
            END AS increase
