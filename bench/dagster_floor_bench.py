@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     (args.work / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     from dagster import DagsterInstance
 
-    from obs_pipelines.cli import QUIET_RUN_CONFIG
+    from obs_pipelines.launch import QUIET_RUN_CONFIG
 
     job = hollow_job(write_config(args.work))
     started = time.perf_counter()

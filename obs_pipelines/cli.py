@@ -7,9 +7,7 @@ UI shows them); everything else is the plain engine.
 import argparse
 import contextlib
 import os
-import socket
 import sys
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,17 +24,13 @@ from obs_pipelines.config import (
 )
 from obs_pipelines.durations import parse_duration
 from obs_pipelines.errors import ConfigError, ObsError
-from obs_pipelines.windows import HOUR, TimeWindow, floor_hour, utc
+from obs_pipelines.launch import Run, ingest_runs, launch_runs
+from obs_pipelines.windows import TimeWindow, floor_hour, minute_text, utc
 
 if TYPE_CHECKING:
     import duckdb
-    from dagster import DagsterInstance
 
-RUN_PARTITIONS = 24  # hours per ingest run, as the assets' backfill policy
 MAX_DEMO_DAYS = 365
-# The run's events are in the instance (and the UI); the terminal gets one line per run.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,18 +349,18 @@ def _check_report_bounds(config: ObsConfig, start: datetime | None, end: datetim
     ``ingest.start`` or ending in the future is a typo (year 1, 9999), not a report, and its
     scorecard would read as 0 % coverage or 100 % uptime of nothing."""
     if start is not None and end is not None and start >= end:
-        raise ObsError(f"--from {_when(start)} is not before --to {_when(end)}")
+        raise ObsError(f"--from {minute_text(start)} is not before --to {minute_text(end)}")
     if start is not None and start < config.ingest.start:
         raise ObsError(
-            f"--from {_when(start)} is before ingest.start "
-            f"({_when(config.ingest.start)}), so the lake holds no data there; "
+            f"--from {minute_text(start)} is before ingest.start "
+            f"({minute_text(config.ingest.start)}), so the lake holds no data there; "
             "start the report later or move ingest.start earlier in the config"
         )
     now = datetime.now(UTC)
     if end is not None and end > now:
         raise ObsError(
-            f"--to {_when(end)} is in the future; a report period ends at the latest "
-            f"now ({_when(now)}): leave --to out for the end of the newest data"
+            f"--to {minute_text(end)} is in the future; a report period ends at the latest "
+            f"now ({minute_text(now)}): leave --to out for the end of the newest data"
         )
 
 
@@ -378,7 +372,7 @@ def _check_report_period(con: "duckdb.DuckDBPyConnection") -> None:
     period = period_of(con)
     if period.start >= period.end:
         raise ObsError(
-            f"the period from {_when(period.start)} ends at {_when(period.end)} "
+            f"the period from {minute_text(period.start)} ends at {minute_text(period.end)} "
             "(the end of the newest data) before it starts; choose an earlier --from or set --to"
         )
 
@@ -464,11 +458,6 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _when(moment: datetime) -> str:
-    """A time in messages; four-digit years, as the user wrote them (strftime drops the zeros)."""
-    return f"{moment.year:04d}-{moment:%m-%d %H:%M}Z"
-
-
 def _moment(text: str) -> datetime:
     """An option's time: ISO 8601, UTC unless it names its offset."""
     try:
@@ -504,7 +493,7 @@ def _tier(args: argparse.Namespace) -> int:
     require_writable(config)
     if args.now is not None and args.now > datetime.now(UTC):
         raise ObsError(
-            f"--now {_when(args.now)} is in the future: tiering as of then would move "
+            f"--now {minute_text(args.now)} is in the future: tiering as of then would move "
             "and delete data that retention still keeps; give a past time, or leave --now out "
             "to tier as of the clock"
         )
@@ -517,7 +506,7 @@ def _tier(args: argparse.Namespace) -> int:
     build_catalog(config)
     expired = sum(1 for d in result.deletions if d.reason == "expired")
     print(
-        f"tiering as of {_when(result.now)}: {len(result.moves)} moves of "
+        f"tiering as of {minute_text(result.now)}: {len(result.moves)} moves of "
         f"{len(result.deletions) - expired} files into fewer ({result.bytes_before:,} bytes became "
         f"{result.bytes_after:,}); {expired} files deleted by retention"
     )
@@ -544,7 +533,7 @@ def _check_config(args: argparse.Namespace) -> int:
         f"config OK: {_pillar_sources(config)}; lake at {config.lake_root}; catalog {config.catalog_path}"
     )
     print(
-        f"  {len(config.services)} services, {len(config.slos)} SLOs, ingest from {_when(config.ingest.start)}"
+        f"  {len(config.services)} services, {len(config.slos)} SLOs, ingest from {minute_text(config.ingest.start)}"
     )
     return 0
 
@@ -575,17 +564,17 @@ def closed_hours(start: datetime, end: datetime, first: datetime) -> TimeWindow:
     closed = floor_hour(datetime.now(UTC))
     if end > closed:
         raise ObsError(
-            f"--to {_when(end)} is past the last closed hour, which ends at "
-            f"{_when(closed)}; an hour is read only once it has ended"
+            f"--to {minute_text(end)} is past the last closed hour, which ends at "
+            f"{minute_text(closed)}; an hour is read only once it has ended"
         )
     if start >= end:
         raise ObsError(
-            f"[{_when(start)}, {_when(end)}) holds no whole hour; "
+            f"[{minute_text(start)}, {minute_text(end)}) holds no whole hour; "
             "give --from before --to (or a --last of an hour or more)"
         )
     if start < first:
         raise ObsError(
-            f"{_when(start)} is before ingest.start ({_when(first)}); "
+            f"{minute_text(start)} is before ingest.start ({minute_text(first)}); "
             "move ingest.start earlier in the config or ask for a later range"
         )
     return TimeWindow(start, end)
@@ -661,150 +650,6 @@ def _config_path(args: argparse.Namespace) -> str:
     path = args.config or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH
     require_writable(load_config(path))  # every caller writes: refuse before Dagster starts
     return str(Path(path).resolve())
-
-
-@dataclass(frozen=True)
-class Run:
-    job: str
-    what: str
-    tags: dict[str, str] = field(default_factory=dict)
-    config: dict[str, object] = field(default_factory=dict)
-
-
-def ingest_runs(window: TimeWindow) -> list[Run]:
-    """The ingest job over ``window``, a day of hourly partitions per run."""
-    return [
-        Run(
-            "ingest_job",
-            f"ingested {chunk}",
-            {
-                "dagster/asset_partition_range_start": f"{chunk.start:%Y-%m-%d-%H:%M}",
-                "dagster/asset_partition_range_end": f"{chunk.end - HOUR:%Y-%m-%d-%H:%M}",
-            },
-        )
-        for chunk in window.split(RUN_PARTITIONS * HOUR)
-    ]
-
-
-# Who runs a run: runs execute in the obs process, so one whose process is gone never ends.
-OWNER_HOST_TAG = "obs/host"
-OWNER_PID_TAG = "obs/pid"
-
-# Jobs that exist only while a pillar has a source (obs_pipelines/definitions.py).
-_JOB_PILLAR = {"snapshot_job": "alerts", "derive_job": "metrics", "slo_recompute_job": "metrics"}
-
-
-def launch_runs(config_path: str, runs: list[Run]) -> list[str]:
-    """Execute ``runs`` in order on the persistent Dagster instance (``$DAGSTER_HOME``, default
-    ``.dagster_home``), so the UI shows them. Returns one line per failed run or failed asset
-    check (already printed)."""
-    os.environ[CONFIG_ENV_VAR] = config_path
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(DEFAULT_INSTANCE_YAML)
-    from dagster import DagsterInstance
-
-    from obs_pipelines.definitions import build_definitions
-
-    config = load_config(config_path)
-    for run in runs:
-        first = run.tags.get("dagster/asset_partition_range_start")
-        if first and utc(first[:10] + "T" + first[11:]) < config.ingest.start:
-            raise ObsError(
-                f"{first} is before ingest.start ({_when(config.ingest.start)}); "
-                "move ingest.start earlier in the config or ask for a later range"
-            )
-    defs = build_definitions(config_path)
-    defined = {job.name for job in defs.resolve_all_job_defs()}
-    for run in runs:
-        if run.job not in defined:
-            pillar = _JOB_PILLAR.get(run.job, "metrics")
-            raise ObsError(
-                f"{run.job} is not defined: sources.{pillar} is none, so nothing feeds it; "
-                f"set sources.{pillar} to a backend (or simulator) in the config"
-            )
-    failures = []
-    with DagsterInstance.get() as instance:
-        _fail_runs_of_ended_processes(instance)
-        owner = {OWNER_HOST_TAG: socket.gethostname(), OWNER_PID_TAG: str(os.getpid())}
-        for run in runs:
-            result = defs.resolve_job_def(run.job).execute_in_process(
-                instance=instance,
-                tags={**run.tags, **owner},
-                raise_on_error=False,
-                run_config={**QUIET_RUN_CONFIG, **run.config},
-            )
-            failed_checks = _failed_checks(result)
-            if result.success and not failed_checks:
-                print(f"{run.what} (run {result.run_id[:8]})")
-            elif result.success:  # written, but what a check found needs a look
-                for check in failed_checks:
-                    line = f"run {result.run_id[:8]} ({run.what}): check {check}"
-                    print(f"obs: warning: {line}", file=sys.stderr)
-                    failures.append(line)
-            else:
-                line = f"run {result.run_id[:8]} ({run.what}) failed: {_failure_reason(result)}"
-                print(f"obs: error: {line}", file=sys.stderr)
-                failures.append(line)
-    return failures
-
-
-def _fail_runs_of_ended_processes(instance: "DagsterInstance") -> None:
-    """Mark failed the runs an ``obs`` process on this host left unfinished when it was
-    killed: a run executes in the process that launched it, so nothing else would ever end
-    them, and the UI would show them started forever (and their hours neither done nor
-    failed, so "re-execute failed" would not offer them)."""
-    from dagster import DagsterRunStatus, RunsFilter
-
-    unfinished = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
-    found = instance.get_runs(
-        RunsFilter(statuses=unfinished, tags={OWNER_HOST_TAG: socket.gethostname()})
-    )
-    for run in found:
-        pid = int(run.tags.get(OWNER_PID_TAG, "0"))
-        if pid and pid != os.getpid() and not _running(pid):
-            instance.report_run_failed(
-                run,
-                message=f"the obs process that ran it (pid {pid}) ended before the run did "
-                "(killed or crashed); rerun the same command to finish its hours",
-            )
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def _failed_checks(result: object) -> list[str]:
-    """'<asset>.<check> failed: <first finding>' for each asset check of the run that failed
-    (the run succeeds: the data is written, and the UI shows the check red)."""
-    found = []
-    for check in result.get_asset_check_evaluations():  # type: ignore[attr-defined]
-        if check.passed:
-            continue
-        texts = [str(v.value).strip() for v in check.metadata.values() if isinstance(v.value, str)]
-        first = next((t.splitlines()[0] for t in texts if t and t != "none"), "")
-        what = f"{check.asset_key.to_user_string()}.{check.check_name} failed"
-        found.append(f"{what}: {first.lstrip('- ')}" if first else what)
-    return found
-
-
-def _failure_reason(result: object) -> str:
-    for event in result.all_events:  # type: ignore[attr-defined]
-        if event.is_step_failure and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            while error.cause is not None:
-                error = error.cause
-            if "Interrupted" in (error.cls_name or ""):
-                return "interrupted (terminated or Ctrl-C); rerun the same command to finish it"
-            return error.message.strip().split(": ", 1)[-1].splitlines()[0]
-    return "see the run in the Dagster UI"
 
 
 def _print_summary(config: ObsConfig) -> None:

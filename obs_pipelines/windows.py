@@ -62,3 +62,9 @@ def utc(text: str) -> datetime:
     """Parse ISO 8601 (``Z`` allowed); naive times are taken as UTC."""
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def minute_text(moment: datetime) -> str:
+    """A time in messages, to the minute, UTC; four-digit years as a user writes them (strftime
+    drops the zeros of year 1)."""
+    return f"{moment.year:04d}-{moment:%m-%d %H:%M}Z"

@@ -17,6 +17,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 import assets.metrics
 from obs_pipelines import cli
 from obs_pipelines.lake.delta_tables import HourBatch
+from obs_pipelines.launch import DEFAULT_INSTANCE_YAML
 from obs_pipelines.windows import TimeWindow
 from tests.test_ingest_checks import OverlappingSelectors
 
@@ -38,7 +39,7 @@ def test_a_run_left_started_by_a_killed_obs_is_marked_failed_by_the_next_one(
 ) -> None:
     path = write_config()
     (tmp_path / "dagster_home").mkdir()
-    (tmp_path / "dagster_home" / "dagster.yaml").write_text(cli.DEFAULT_INSTANCE_YAML)
+    (tmp_path / "dagster_home" / "dagster.yaml").write_text(DEFAULT_INSTANCE_YAML)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     day = ["--from", "2026-11-18T00:00:00Z", "--to", "2026-11-19T00:00:00Z"]
     killed = subprocess.Popen(

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from obs_pipelines.cli import Run, launch_runs
 from obs_pipelines.config import load_config, parse_config
 from obs_pipelines.datasets import SCHEMAS
 from obs_pipelines.definitions import INGEST_JOB, build_definitions
@@ -16,6 +15,7 @@ from obs_pipelines.errors import ConfigError, ObsError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.lake.tiering import run_tiering
+from obs_pipelines.launch import Run, launch_runs
 from obs_pipelines.operations.doctor import run_checks
 from obs_pipelines.operations.freshness import lake_freshness_from_config
 from obs_pipelines.reporting.reports import report_connection
