@@ -623,11 +623,13 @@ def _oldest_metric_hour(config: ObsConfig) -> datetime | None:
 
 def _demo(args: argparse.Namespace) -> int:
     config_path = _config_path(args)
+    config = load_config(config_path)
     end = floor_hour(datetime.now(UTC))
     yesterday = (end - timedelta(days=1)).date()
-    snapshot = load_config(config_path).sources.ingests("alert_rules")
+    window = closed_hours(end - timedelta(days=args.days), end, config.ingest.start)
+    snapshot = config.sources.ingests("alert_rules")
     runs = [
-        *ingest_runs(TimeWindow(end - timedelta(days=args.days), end)),
+        *ingest_runs(window),
         *([Run("snapshot_job", "rules and Alertmanager snapshot")] if snapshot else []),
         Run(
             "tiering_job",
