@@ -538,15 +538,13 @@ def output_sink(output: Path | None) -> Iterator[_Sink]:
 
 def _replaceable(output: Path) -> bool:
     """Whether ``output`` is a regular file or nothing (after symlinks): only those are staged
-    and renamed over. A folder is refused in one line."""
+    and renamed over. Folders and paths under a file were refused by :func:`output_target`."""
     try:
         mode = output.stat().st_mode
     except FileNotFoundError:
         return True
-    except OSError as exc:  # e.g. a file where a folder should be, or no permission
+    except OSError as exc:  # e.g. no permission
         raise ObsError(f"cannot write {output} ({exc.strerror}); write to another path") from None
-    if stat.S_ISDIR(mode):
-        raise ObsError(f"--output {output} is a folder; name a file in it")
     return stat.S_ISREG(mode)
 
 
