@@ -51,7 +51,7 @@ def build_report_assets(
         con = report_connection(config, start, end)
         try:
             pin_reports(con)
-            path = write_report(con, report_path(config, end))
+            path = write_report(con, config, report_path(config, end))
             rows = scorecard_rows(con)
             found = findings(con)
             pushed = push_reports(config, con)

@@ -333,7 +333,8 @@ def _report(args: argparse.Namespace) -> int:
         _check_report_period(con)
         with delta_errors("read the lake for the report", config):  # e.g. a data file gone
             pin_reports(con)  # once: the scorecard, the HTML and the push read the same results
-        written = write_report(con, args.output)  # first: a refused --output prints no scorecard
+        # Written first: a refused --output prints no scorecard above its error.
+        written = write_report(con, config, args.output)
         print(format_scorecard(con))
         print(f"\nreport: {written}")
         if args.push:

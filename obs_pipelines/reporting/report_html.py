@@ -17,10 +17,9 @@ from typing import Any
 
 import duckdb
 
-from obs_pipelines.config import TIERS, ObsConfig
+from obs_pipelines.config import ObsConfig
 from obs_pipelines.errors import ObsError
-from obs_pipelines.lake.attach import catalog_lake_root
-from obs_pipelines.lake.delta import DELTA_FOLDER
+from obs_pipelines.lake.delta import delta_root
 from obs_pipelines.reporting.query import output_sink, output_target
 from obs_pipelines.reporting.reports import pin_reports, report_connection
 
@@ -73,12 +72,12 @@ def render_report(
     con = report_connection(config, start, end)
     try:
         pin_reports(con)
-        return write_report(con, path)
+        return write_report(con, config, path)
     finally:
         con.close()
 
 
-def write_report(con: duckdb.DuckDBPyConnection, path: str | Path) -> Path:
+def write_report(con: duckdb.DuckDBPyConnection, config: ObsConfig, path: str | Path) -> Path:
     """Write the report of a session whose reports are pinned (``pin_reports``): the scorecard,
     the HTML file and the Pushgateway export of one run share one computation of the reports.
 
@@ -86,7 +85,7 @@ def write_report(con: duckdb.DuckDBPyConnection, path: str | Path) -> Path:
     catalog or a Delta table, not a folder, not under a file (one line each). A regular file is
     replaced once the report is whole; a FIFO or device there is written in place."""
     target = output_target(
-        path, _kept(con), "reliability.html", "write the report elsewhere (e.g. reports/)"
+        path, _kept(config), "reliability.html", "write the report elsewhere (e.g. reports/)"
     )
     document = _document(con)
     try:
@@ -101,22 +100,14 @@ def write_report(con: duckdb.DuckDBPyConnection, path: str | Path) -> Path:
     return Path(path)
 
 
-def _kept(con: duckdb.DuckDBPyConnection) -> list[Path]:
-    """What a report must never overwrite: the catalog file ``con`` reads (and its WAL) and,
-    for a local lake, its Delta tables. Not the whole lake root: the report asset writes into
-    ``reports/`` beside the catalog, often inside it."""
-    kept = []
-    row = con.execute(
-        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
-    ).fetchone()
-    if row and row[0]:
-        catalog = Path(row[0]).resolve()
-        kept += [catalog, catalog.with_name(f"{catalog.name}.wal")]
-    identity = catalog_lake_root(con) or ""
-    root = identity.removeprefix("hot=").split(" warm=")[0]
-    local = "://" not in root and identity.startswith("hot=")
-    if local and identity == " ".join(f"{t}={root}" for t in TIERS) + " format=delta":
-        kept.append(Path(root).resolve() / DELTA_FOLDER)
+def _kept(config: ObsConfig) -> list[Path]:
+    """What a report must never overwrite: the catalog file (and its WAL) and, for a local
+    lake, its Delta tables. Not the whole lake root: the report asset writes into ``reports/``
+    beside the catalog, often inside it."""
+    catalog = Path(config.catalog_path).resolve()
+    kept = [catalog, catalog.with_name(f"{catalog.name}.wal")]
+    if "://" not in config.lake_root:
+        kept.append(Path(delta_root(config)).resolve())
     return kept
 
 
