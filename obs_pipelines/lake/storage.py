@@ -78,7 +78,17 @@ class S3Storage:
     READ_TIMEOUT_SECONDS = 60.0
     MAX_ATTEMPTS = 5
 
-    def __init__(self, root: str, config: LakeConfig) -> None:
+    def __init__(
+        self,
+        root: str,
+        config: LakeConfig,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+        read_timeout: float = READ_TIMEOUT_SECONDS,
+        retries: dict[str, object] | None = None,
+    ) -> None:
+        """``connect_timeout``, ``read_timeout`` and ``retries`` (botocore's) default to what
+        runs need; ``obs doctor`` asks once, briefly, whether the endpoint answers at all."""
         import boto3
         from botocore.config import Config as BotoConfig
 
@@ -99,9 +109,9 @@ class S3Storage:
             aws_secret_access_key=self._secret_key,
             aws_session_token=self._token,
             config=BotoConfig(
-                connect_timeout=self.CONNECT_TIMEOUT_SECONDS,
-                read_timeout=self.READ_TIMEOUT_SECONDS,
-                retries={"max_attempts": self.MAX_ATTEMPTS, "mode": "standard"},
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                retries=retries or {"max_attempts": self.MAX_ATTEMPTS, "mode": "standard"},
             ),
         )
 

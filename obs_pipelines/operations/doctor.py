@@ -490,8 +490,6 @@ def _lake_reachable(config: ObsConfig) -> CheckResult:
     """One HeadBucket with a short timeout and no retry: whether the S3 endpoint answers at all.
     The other lake checks retry with long timeouts (as runs must), so against an endpoint that
     is down they would take minutes to fail, each with the same cause."""
-    import boto3
-    from botocore.config import Config as BotoConfig
     from botocore.exceptions import (
         ClientError,
         ConnectionError,
@@ -499,28 +497,20 @@ def _lake_reachable(config: ObsConfig) -> CheckResult:
         ReadTimeoutError,
     )
 
-    from obs_pipelines.config import secret
+    from obs_pipelines.lake.storage import S3Storage
 
     s3 = config.lake.s3
-    bucket = config.lake_root.removeprefix("s3://").partition("/")[0]
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3.endpoint_url,
-        region_name=s3.region,
-        aws_access_key_id=secret(s3.access_key_id_env) if s3.access_key_id_env else None,
-        aws_secret_access_key=secret(s3.secret_access_key_env)
-        if s3.secret_access_key_env
-        else None,
-        aws_session_token=secret(s3.session_token_env) if s3.session_token_env else None,
-        config=BotoConfig(
-            connect_timeout=_REACH_TIMEOUT_SECONDS,
-            read_timeout=_REACH_TIMEOUT_SECONDS,
-            retries={"total_max_attempts": 1},
-        ),
+    store = S3Storage(
+        config.lake_root,
+        config.lake,
+        connect_timeout=_REACH_TIMEOUT_SECONDS,
+        read_timeout=_REACH_TIMEOUT_SECONDS,
+        retries={"total_max_attempts": 1},
     )
+    bucket = store.bucket
     where = s3.endpoint_url or f"S3 ({s3.region})"
     try:
-        client.head_bucket(Bucket=bucket)
+        store.client.head_bucket(Bucket=bucket)
     except ClientError:  # it answered (a refusal is for lake.writable to explain)
         pass
     except (ConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
