@@ -526,6 +526,12 @@ def delta_errors(action: str, config: ObsConfig) -> Iterator[None]:
         ) from None
 
 
+def without_advice(exc: BaseException) -> str:
+    """A lake error's message, on one line, without the storage advice :func:`delta_errors`
+    appends: for callers that name a fix of their own."""
+    return " ".join(str(exc).split()).split(f"; {STORAGE_ADVICE}")[0]
+
+
 def _one_line(exc: BaseException) -> str:
     """delta-rs nests causes over several lines with colour codes, and with ``RUST_BACKTRACE``
     set appends a stack trace: one plain line of the causes instead."""

@@ -759,7 +759,7 @@ def _registry_rollups(table: Any, layout: TableLayout, part: Partition) -> pa.Ta
 
 def _one_reason(config: ObsConfig, dataset: str, exc: BaseException) -> str:
     """Why a table failed, and the fix, in one line (the storage error names the file)."""
-    text = " ".join(str(exc).split()).split("; check lake.root")[0]
+    text = delta.without_advice(exc)
     lowered = text.lower()
     if "not found" in lowered or "no such file" in lowered:
         return (

@@ -659,7 +659,7 @@ def _why_unopened(
                 f"restore {log}/{version:020d}.checkpoint.parquet from a backup or a versioned "
                 "bucket: without it the table's commits cannot be replayed",
             )
-    why = str(exc).split(delta.STORAGE_ADVICE)[0].rstrip("; ")
+    why = delta.without_advice(exc)
     return why, f"check lake.root, lake.s3 and the network; if {log} is damaged, restore it"
 
 
