@@ -11,7 +11,9 @@
 -- starts_at         when it started firing
 -- ends_at           when it resolved; NULL while still firing
 -- effective_end     ends_at, or the end of the report period for an alert still firing
--- firing_minutes    effective_end - starts_at
+-- firing_minutes    time firing up to the period end: a firing resolved after the period end counts
+--                   to the end, as one still firing does, so a past period's figure does not
+--                   change as later data arrives
 -- transient         resolved within `transient_alert_seconds` (report_settings)
 WITH period AS (
     SELECT * FROM report_period
@@ -29,8 +31,8 @@ SELECT
     a.starts_at,
     a.ends_at,
     coalesce(a.ends_at, greatest(p.period_end, a.starts_at))                   AS effective_end,
-    (epoch(coalesce(a.ends_at, greatest(p.period_end, a.starts_at))) - epoch(a.starts_at)) / 60.0
-                                                                               AS firing_minutes,
+    (epoch(least(coalesce(a.ends_at, p.period_end), greatest(p.period_end, a.starts_at)))
+     - epoch(a.starts_at)) / 60.0                                              AS firing_minutes,
     coalesce(epoch(a.ends_at) - epoch(a.starts_at) < s.transient_alert_seconds, false)
                                                                                AS transient
 FROM alert_events AS a, period AS p, report_settings AS s

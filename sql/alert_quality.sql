@@ -13,7 +13,8 @@
 -- firings                firings that started in the period
 -- unmapped_firings       firings with no service label (reported, never dropped; they cannot
 --                        match an episode, so they count as noise)
--- firing_minutes         total time firing (an alert still firing counts to the period end)
+-- firing_minutes         total time firing up to the period end (a firing resolved after it, or
+--                        still firing, counts to the period end)
 -- transient_firings      firings resolved within `transient_alert_seconds`
 -- transient_share        transient_firings / firings
 -- flapping               true when any of its alerts flapped in the period (see alert_flapping)

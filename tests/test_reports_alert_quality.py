@@ -274,3 +274,23 @@ def test_scorecard_targets_are_strict_for_noise_mttd_and_mttr(
     assert judged(alert_noise=12 / 14, mttd=2.0, mttr=15.0) == [False, False, False]
     assert judged(alert_noise=0.8572, mttd=2.001, mttr=15.001) == [True, True, True]
     assert judged() == [False, True, True]
+
+
+def test_firing_time_stops_at_the_period_end_whether_or_not_the_alert_resolved_later(
+    config: ObsConfig,
+) -> None:
+    """A past period's firing time must not change once the lake holds the resolution."""
+    con = report_connection(config, utc(f"{DAY}T00:00:00Z"), utc(f"{DAY}T11:15:00Z"))
+    firings = {
+        r["alertname"]: r
+        for r in rows(
+            con,
+            "SELECT alertname, ends_at, firing_minutes FROM alert_firings WHERE period = 'current'",
+        )
+    }
+
+    # CheckoutErrors fired 11:02-11:25 and CheckoutSlow 11:08-11:30: both resolved after 11:15.
+    assert firings["CheckoutErrors"]["firing_minutes"] == 13.0
+    assert firings["CheckoutSlow"]["firing_minutes"] == 7.0
+    assert firings["NodeHot"]["firing_minutes"] == 15.0
+    assert quality(con)["CheckoutErrors"]["firing_minutes"] == 13.0
