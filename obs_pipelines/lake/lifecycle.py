@@ -53,6 +53,7 @@ from typing import Any
 from obs_pipelines.config import ARCHIVE_STORAGE_CLASSES, ObsConfig
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake.delta import DAY_COLUMN, DELTA_FOLDER
+from obs_pipelines.lake.storage import s3_location
 from obs_pipelines.lake.tiering import ROLLUPS, Stream, streams
 
 RULE_ID_PREFIX = "obs-"
@@ -159,7 +160,7 @@ def plan(config: ObsConfig) -> LifecyclePlan:
             f"lifecycle applies to S3 lakes only: lake.root {root} is a local folder, which has "
             "no storage classes"
         )
-    bucket = root.removeprefix("s3://").partition("/")[0]
+    bucket, _ = s3_location(root)
     delta_prefix = delta_prefix_of(root)
     lake = config.lake
     for tier in ("warm", "cold"):
@@ -239,8 +240,8 @@ def bucket_rules(config: ObsConfig) -> list[dict[str, Any]]:
 
 def delta_prefix_of(root: str) -> str:
     """The key prefix every file of the Delta tables of an ``s3://`` root starts with."""
-    prefix = root.removeprefix("s3://").partition("/")[2]
-    return "/".join(p for p in (prefix.strip("/"), DELTA_FOLDER) if p) + "/"
+    _, prefix = s3_location(root)
+    return "/".join(p for p in (prefix, DELTA_FOLDER) if p) + "/"
 
 
 def hazards(rules: list[dict[str, Any]], bucket: str, delta_prefix: str) -> tuple[Hazard, ...]:

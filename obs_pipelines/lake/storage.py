@@ -15,6 +15,12 @@ from obs_pipelines.config import LakeConfig, secret
 from obs_pipelines.errors import LakeError
 
 
+def s3_location(root: str) -> tuple[str, str]:
+    """The bucket and the key prefix (no slashes at its ends) of an ``s3://bucket/prefix`` root."""
+    bucket, _, prefix = root.removeprefix("s3://").partition("/")
+    return bucket, prefix.strip("/")
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -93,8 +99,7 @@ class S3Storage:
         from botocore.config import Config as BotoConfig
 
         self.root = root
-        self.bucket, _, prefix = root.removeprefix("s3://").partition("/")
-        self.prefix = prefix.strip("/")
+        self.bucket, self.prefix = s3_location(root)
         s3 = config.s3
         self._endpoint = s3.endpoint_url
         self._region = s3.region

@@ -529,9 +529,10 @@ def _lake_lifecycle(config: ObsConfig) -> CheckResult:
     """No lifecycle rule of the bucket expires the Delta tables' files or archives them (one
     GetBucketLifecycleConfiguration): S3 would delete or hide files the logs reference."""
     from obs_pipelines.lake import lifecycle
+    from obs_pipelines.lake.storage import s3_location
 
     rules = lifecycle.bucket_rules(config)
-    bucket = config.lake_root.removeprefix("s3://").partition("/")[0]
+    bucket, _ = s3_location(config.lake_root)
     prefix = lifecycle.delta_prefix_of(config.lake_root)
     found = lifecycle.hazards(rules, bucket, prefix)
     if found:
