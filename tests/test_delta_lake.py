@@ -495,6 +495,18 @@ def test_a_hour_is_written_to_s3_and_read_back(s3_lake: dict[str, Any], tmp_path
     assert [p.window for p in lake.hot_partitions("metric_samples", hour(0).start)] == [hour(3)]
 
 
+def test_a_secret_key_holding_a_quote_reads_the_s3_lake(
+    s3_lake: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credentials are values in DuckDB's S3 secret, never SQL (a quote used to break it and
+    print the key in the parser's traceback)."""
+    monkeypatch.setenv("OBS_TEST_S3_SECRET", "abc'TOPSECRET")
+    config = parse_config({"lake": s3_lake})
+    Lake(config).write_hot("metric_samples", hour(3), samples(hour(3), 50, 4.0))
+
+    assert scanned(config, "SELECT count(*) FROM {t}") == [(50,)]
+
+
 @pytest.mark.parametrize(
     ("refresh", "files_indexed"),
     [(refresh_catalog, 1), (refresh_partitions, 2)],

@@ -460,7 +460,7 @@ def attach_delta(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:
         from obs_pipelines.lake.storage import S3Storage
 
         load_packaged_extension(con, "duckdb_extension_httpfs", "httpfs")
-        con.execute(S3Storage(config.lake_root, config.lake).duckdb_secret_sql())
+        S3Storage(config.lake_root, config.lake).create_duckdb_secret(con)
 
 
 def delta_connection(config: ObsConfig) -> duckdb.DuckDBPyConnection:

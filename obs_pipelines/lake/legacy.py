@@ -120,7 +120,7 @@ def legacy_connection(
         from obs_pipelines.lake.attach import load_packaged_extension
 
         load_packaged_extension(con, "duckdb_extension_httpfs", "httpfs")
-        con.execute(s3.duckdb_secret_sql())
+        s3.create_duckdb_secret(con)
     files = _current(stores)
     for dataset in ALL:
         con.execute(_view(dataset, files[dataset]))

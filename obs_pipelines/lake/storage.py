@@ -8,11 +8,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow.fs as pafs
 
 from obs_pipelines.config import LakeConfig, secret
 from obs_pipelines.errors import LakeError
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def s3_location(root: str) -> tuple[str, str]:
@@ -157,19 +161,36 @@ class S3Storage:
         return fs, f"{self.bucket}/{self.prefix}".rstrip("/")
 
     def duckdb_secret_sql(self) -> str:
-        """A temporary DuckDB secret for this lake (never persisted, never logged)."""
-        parts = ["TYPE s3", f"REGION '{self._region}'", "URL_STYLE 'path'"]
+        """A temporary DuckDB secret for this lake (never persisted, never logged). Every value
+        is a quoted literal: a credential holding a quote stays a value, never SQL."""
+        parts = ["TYPE s3", f"REGION {_literal(self._region)}", "URL_STYLE 'path'"]
         if self._access_key:
-            parts += [f"KEY_ID '{self._access_key}'", f"SECRET '{self._secret_key}'"]
+            parts += [
+                f"KEY_ID {_literal(self._access_key)}",
+                f"SECRET {_literal(self._secret_key or '')}",
+            ]
         if self._token:
-            parts.append(f"SESSION_TOKEN '{self._token}'")
+            parts.append(f"SESSION_TOKEN {_literal(self._token)}")
         if self._endpoint:
             host = self._endpoint.split("://", 1)[-1]
             parts += [
-                f"ENDPOINT '{host}'",
+                f"ENDPOINT {_literal(host)}",
                 f"USE_SSL {str(self._endpoint.startswith('https')).lower()}",
             ]
         return f"CREATE OR REPLACE TEMPORARY SECRET obs_lake ({', '.join(parts)})"
+
+    def create_duckdb_secret(self, con: "duckdb.DuckDBPyConnection") -> None:
+        """Create :meth:`duckdb_secret_sql` in ``con``; a refusal is one line that never
+        repeats the statement (DuckDB's errors quote it, credentials included)."""
+        import duckdb
+
+        try:
+            con.execute(self.duckdb_secret_sql())
+        except duckdb.Error as exc:
+            raise LakeError(
+                f"DuckDB refused the S3 secret for {self.root} ({type(exc).__name__}); check "
+                "the credentials named under lake.s3"
+            ) from None
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -194,6 +215,11 @@ class S3Storage:
             raise LakeError(
                 f"could not {action}: {exc}; check lake.s3.endpoint_url and the network"
             ) from None
+
+
+def _literal(value: str | None) -> str:
+    """``value`` as a SQL string literal."""
+    return "'" + (value or "").replace("'", "''") + "'"
 
 
 def _stored(key: str, stat: os.stat_result) -> StoredObject:
