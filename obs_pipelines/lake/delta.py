@@ -76,6 +76,7 @@ from obs_pipelines.datasets import dataset as dataset_of
 from obs_pipelines.errors import ConfigError, LakeError
 from obs_pipelines.lake.attach import load_packaged_extension
 from obs_pipelines.lake.checksum import Checksum, table_checksum
+from obs_pipelines.sql_literal import sql_literal
 
 DELTA_FOLDER = "delta"
 DAY_COLUMN = "dt"
@@ -449,7 +450,7 @@ def last_commit(config: ObsConfig, dataset: str) -> datetime | None:
 
 def scan(config: ObsConfig, dataset: str) -> str:
     """The DuckDB table function reading the dataset's table (needs :func:`attach_delta`)."""
-    return "delta_scan(" + _quote(table_uri(config, dataset)) + ")"
+    return "delta_scan(" + sql_literal(table_uri(config, dataset)) + ")"
 
 
 def attach_delta(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:
@@ -541,7 +542,3 @@ def _one_line(exc: BaseException) -> str:
 
 
 _BACKTRACE_LINE = re.compile(r"\s*(\d+: |at \S+:\d+(:\d+)?$|stack backtrace:)", re.IGNORECASE)
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -43,6 +43,7 @@ from obs_pipelines.lake import delta
 from obs_pipelines.lake.delta import DAY_COLUMN, TableLayout
 from obs_pipelines.lake.delta_tables import INGEST, DeltaTables
 from obs_pipelines.lake.tiering import streams
+from obs_pipelines.sql_literal import sql_literal
 
 _UNSIGNED_64 = "18446744073709551615"
 _MICROSECOND = timedelta(microseconds=1)
@@ -104,7 +105,7 @@ def create_partitions_table(
     opened = opened or {}
     listing = pa.concat_tables([_add_actions(tables, name, opened.get(name)) for name in ALL])
     con.register("partitions_listing", listing)
-    root = _quote(delta.delta_root(config))
+    root = sql_literal(delta.delta_root(config))
     age = "(epoch_us(now()) - written_ms * 1000)"
     con.execute(
         f"""CREATE OR REPLACE TABLE lake_partitions AS
@@ -152,7 +153,9 @@ def _add_actions(tables: DeltaTables, dataset: str, found: Any | None = None) ->
 def partition_sources_view(config: ObsConfig) -> str:
     """``lake_partition_sources``: a view over the tables' commit records (read when queried,
     never at the build), one row per hour an ingest commit wrote, with its recorded source."""
-    logs = ", ".join(_quote(f"{delta.table_uri(config, name)}/_delta_log/*.json") for name in ALL)
+    logs = ", ".join(
+        sql_literal(f"{delta.table_uri(config, name)}/_delta_log/*.json") for name in ALL
+    )
     age = "(epoch_us(now()) - committed_ms * 1000)"
     return f"""CREATE OR REPLACE VIEW lake_partition_sources AS
 WITH commits AS (
@@ -205,14 +208,14 @@ def tier_sql(
     found, _ = streams(config)
     branches = []
     for stream in found:
-        match = f"{dataset} = {_quote(stream.dataset)}"
+        match = f"{dataset} = {sql_literal(stream.dataset)}"
         if stream.resolution is not None:
-            match += f" AND {resolution} = {_quote(stream.resolution)}"
+            match += f" AND {resolution} = {sql_literal(stream.resolution)}"
         steps = " ".join(
-            f"WHEN {age_us} < {age // _MICROSECOND} THEN {_quote(tier)}"
+            f"WHEN {age_us} < {age // _MICROSECOND} THEN {sql_literal(tier)}"
             for tier, age in stream.stages[:-1]
         )
-        last = _quote(stream.stages[-1][0])
+        last = sql_literal(stream.stages[-1][0])
         branches.append(
             f"WHEN {match} THEN " + (f"CASE {steps} ELSE {last} END" if steps else last)
         )
@@ -236,7 +239,3 @@ def days_by_tier(
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

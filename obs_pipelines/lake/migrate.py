@@ -62,6 +62,7 @@ from obs_pipelines.lake import delta
 from obs_pipelines.lake.checksum import EMPTY, Checksum
 from obs_pipelines.lake.delta import TableLayout
 from obs_pipelines.lake.legacy import legacy_connection
+from obs_pipelines.sql_literal import sql_literal
 
 BATCH_ROWS = 1 << 17
 MIGRATE = "obs lake migrate"  # the obs.operation of migrate's commits
@@ -435,9 +436,9 @@ def _day_writers(
         return {}
     log = f"{delta.table_uri(config, table.dataset)}/_delta_log/"
     if versions.start == 0:
-        files = _quote(log + "*.json")
+        files = sql_literal(log + "*.json")
     else:
-        files = "[" + ", ".join(_quote(f"{log}{v:020d}.json") for v in versions) + "]"
+        files = "[" + ", ".join(sql_literal(f"{log}{v:020d}.json") for v in versions) + "]"
     day = f"'$.partitionValues.{delta.DAY_COLUMN}'"
     with delta.delta_errors(f"read the log of {table.dataset}", config):
         found = reader.execute(
@@ -552,7 +553,3 @@ def _days(result: DatasetMigration) -> str:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -14,6 +14,7 @@ import pyarrow.fs as pafs
 
 from obs_pipelines.config import LakeConfig, secret
 from obs_pipelines.errors import LakeError
+from obs_pipelines.sql_literal import sql_literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -163,18 +164,18 @@ class S3Storage:
     def duckdb_secret_sql(self) -> str:
         """A temporary DuckDB secret for this lake (never persisted, never logged). Every value
         is a quoted literal: a credential holding a quote stays a value, never SQL."""
-        parts = ["TYPE s3", f"REGION {_literal(self._region)}", "URL_STYLE 'path'"]
+        parts = ["TYPE s3", f"REGION {sql_literal(self._region)}", "URL_STYLE 'path'"]
         if self._access_key:
             parts += [
-                f"KEY_ID {_literal(self._access_key)}",
-                f"SECRET {_literal(self._secret_key or '')}",
+                f"KEY_ID {sql_literal(self._access_key)}",
+                f"SECRET {sql_literal(self._secret_key or '')}",
             ]
         if self._token:
-            parts.append(f"SESSION_TOKEN {_literal(self._token)}")
+            parts.append(f"SESSION_TOKEN {sql_literal(self._token)}")
         if self._endpoint:
             host = self._endpoint.split("://", 1)[-1]
             parts += [
-                f"ENDPOINT {_literal(host)}",
+                f"ENDPOINT {sql_literal(host)}",
                 f"USE_SSL {str(self._endpoint.startswith('https')).lower()}",
             ]
         return f"CREATE OR REPLACE TEMPORARY SECRET obs_lake ({', '.join(parts)})"
@@ -215,11 +216,6 @@ class S3Storage:
             raise LakeError(
                 f"could not {action}: {exc}; check lake.s3.endpoint_url and the network"
             ) from None
-
-
-def _literal(value: str | None) -> str:
-    """``value`` as a SQL string literal."""
-    return "'" + (value or "").replace("'", "''") + "'"
 
 
 def _stored(key: str, stat: os.stat_result) -> StoredObject:
