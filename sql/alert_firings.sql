@@ -11,9 +11,12 @@
 -- starts_at         when it started firing
 -- ends_at           when it resolved; NULL while still firing
 -- effective_end     ends_at, or the end of the report period for an alert still firing
--- firing_minutes    time firing up to the period end: a firing resolved after the period end counts
---                   to the end, as one still firing does, so a past period's figure does not
---                   change as later data arrives
+-- previous_minutes  time firing inside the previous period: the overlap of [starts_at,
+--                   effective_end) with it, whatever period the firing started in
+-- current_minutes   time firing inside the report period, likewise: a firing resolved after the
+--                   period end counts to the end, as one still firing does, so a past period's
+--                   figure does not change as later data arrives
+-- firing_minutes    previous_minutes + current_minutes: time firing inside the two periods
 -- transient         resolved within `transient_alert_seconds` (report_settings)
 WITH period AS (
     SELECT * FROM report_period
@@ -31,8 +34,11 @@ SELECT
     a.starts_at,
     a.ends_at,
     coalesce(a.ends_at, greatest(p.period_end, a.starts_at))                   AS effective_end,
-    (epoch(least(coalesce(a.ends_at, p.period_end), greatest(p.period_end, a.starts_at)))
-     - epoch(a.starts_at)) / 60.0                                              AS firing_minutes,
+    greatest(epoch(least(effective_end, p.previous_end))
+             - epoch(greatest(a.starts_at, p.previous_start)), 0) / 60.0       AS previous_minutes,
+    greatest(epoch(least(effective_end, p.period_end))
+             - epoch(greatest(a.starts_at, p.period_start)), 0) / 60.0         AS current_minutes,
+    previous_minutes + current_minutes                                         AS firing_minutes,
     coalesce(epoch(a.ends_at) - epoch(a.starts_at) < s.transient_alert_seconds, false)
                                                                                AS transient
 FROM alert_events AS a, period AS p, report_settings AS s

@@ -294,3 +294,36 @@ def test_firing_time_stops_at_the_period_end_whether_or_not_the_alert_resolved_l
     assert firings["CheckoutSlow"]["firing_minutes"] == 7.0
     assert firings["NodeHot"]["firing_minutes"] == 15.0
     assert quality(con)["CheckoutErrors"]["firing_minutes"] == 13.0
+
+
+def test_firing_time_counts_in_the_period_it_was_spent_in_whichever_period_it_started_in(
+    config: ObsConfig,
+) -> None:
+    """A firing that spans the period boundary spends part of its time in each period."""
+    con = report_connection(config, utc(f"{DAY}T11:10:00Z"), utc(f"{DAY}T11:20:00Z"))
+    by_period = {
+        (r["period"], r["alertname"]): (r["firings"], r["firing_minutes"])
+        for r in rows(con, "SELECT * FROM alert_quality")
+    }
+
+    # The previous period is 11:00-11:10. CheckoutErrors fired 11:02-11:25: 8 min before 11:10
+    # and 10 min after; CheckoutSlow fired 11:08-11:30: 2 min before, 10 min after.
+    assert by_period == {
+        ("previous", "CheckoutErrors"): (1, 8.0),
+        ("previous", "CheckoutSlow"): (1, 2.0),
+        ("previous", None): (2, 10.0),
+        # Both started in the previous period: no firing of the current one, but 2 x 10 minutes.
+        ("current", "CheckoutErrors"): (0, 10.0),
+        ("current", "CheckoutSlow"): (0, 10.0),
+        ("current", None): (0, 20.0),
+    }
+    firings = rows(
+        con,
+        "SELECT period, alertname, previous_minutes, current_minutes, firing_minutes"
+        " FROM alert_firings ORDER BY starts_at",
+    )
+    con.close()
+    assert [tuple(r.values()) for r in firings] == [
+        ("previous", "CheckoutErrors", 8.0, 10.0, 18.0),
+        ("previous", "CheckoutSlow", 2.0, 10.0, 12.0),
+    ]
