@@ -1,8 +1,12 @@
--- alert_firings: every alert firing that started in the current or previous report period, with
--- what the quality reports need to judge it.
+-- alert_firings: every alert firing that fired during the current or previous report period (it
+-- started in one of them, or started earlier and was still firing when the previous period
+-- began), with what the quality reports need to judge it.
 -- Built on alert_events (one row per firing interval, stitched across partitions).
 --
--- period            'current' or 'previous' (by starts_at)
+-- period            the period the firing started in: 'current' or 'previous'; NULL for a firing
+--                   that started before the previous period (it counts in no period's `firings`
+--                   in alert_quality, but its firing time inside each period counts, and it is
+--                   related to impact episodes and incidents like any other firing)
 -- firing_id         fingerprint@starts_at: one firing of one alert (label set)
 -- fingerprint, alertname, severity, category   as in alert_events
 -- service           the alert's `service` label, else its `job`; NULL when it has neither
@@ -22,7 +26,8 @@ WITH period AS (
     SELECT * FROM report_period
 )
 SELECT
-    CASE WHEN a.starts_at >= p.period_start THEN 'current' ELSE 'previous' END AS period,
+    CASE WHEN a.starts_at >= p.period_start THEN 'current'
+         WHEN a.starts_at >= p.previous_start THEN 'previous' END              AS period,
     a.fingerprint || '@' || strftime(a.starts_at, '%Y-%m-%dT%H:%M:%S.%gZ')     AS firing_id,
     a.fingerprint,
     a.alertname,
@@ -42,5 +47,5 @@ SELECT
     coalesce(epoch(a.ends_at) - epoch(a.starts_at) < s.transient_alert_seconds, false)
                                                                                AS transient
 FROM alert_events AS a, period AS p, report_settings AS s
-WHERE a.starts_at >= p.previous_start AND a.starts_at < p.period_end
+WHERE a.starts_at < p.period_end AND coalesce(a.ends_at > p.previous_start, true)
 ORDER BY a.starts_at, a.alertname, a.fingerprint

@@ -10,9 +10,11 @@
 -- period                 'current' or 'previous'
 -- scope                  'alert' or 'all alerts'
 -- alertname              the alert (NULL on the 'all alerts' row)
--- services               the services its firings named (empty when unmapped)
--- firings                firings that started in the period (an alert with a row in a period
---                        fired in it; it may have started firing before, then its firings is 0)
+-- services               the services named by its firings that fired in the period (empty when
+--                        unmapped)
+-- firings                firings that started in the period (an alert has a row in every period
+--                        it fired in: 0 when all its firings there had started before it; one
+--                        started before the previous period is counted in neither)
 -- unmapped_firings       of those, firings with no service label (reported, never dropped; they
 --                        cannot match an episode, so they count as noise)
 -- firing_minutes         total time firing inside the period, whatever period each firing
@@ -85,7 +87,7 @@ period_firings AS (
     -- it started in, and its time firing inside each period counts there.
     SELECT * FROM (
         SELECT r.period, f.* EXCLUDE (period),
-               f.period = r.period AS started_in_period,
+               coalesce(f.period = r.period, false) AS started_in_period,
                CASE r.period WHEN 'current' THEN f.current_minutes ELSE f.previous_minutes END
                    AS minutes_in_period
         FROM firing_outcomes AS f
