@@ -1,8 +1,12 @@
--- alert_firings: every alert firing that started in the current or previous report period, with
--- what the quality reports need to judge it.
+-- alert_firings: every alert firing that fired during the current or previous report period (it
+-- started in one of them, or started earlier and was still firing when the previous period
+-- began), with what the quality reports need to judge it.
 -- Built on alert_events (one row per firing interval, stitched across partitions).
 --
--- period            'current' or 'previous' (by starts_at)
+-- period            the period the firing started in: 'current' or 'previous'; NULL for a firing
+--                   that started before the previous period (it counts in no period's `firings`
+--                   in alert_quality, but its firing time inside each period counts, and it is
+--                   related to impact episodes and incidents like any other firing)
 -- firing_id         fingerprint@starts_at: one firing of one alert (label set)
 -- fingerprint, alertname, severity, category   as in alert_events
 -- service           the alert's `service` label, else its `job`; NULL when it has neither
@@ -11,15 +15,19 @@
 -- starts_at         when it started firing
 -- ends_at           when it resolved; NULL while still firing
 -- effective_end     ends_at, or the end of the report period for an alert still firing
--- firing_minutes    time firing up to the period end: a firing resolved after the period end counts
---                   to the end, as one still firing does, so a past period's figure does not
---                   change as later data arrives
+-- previous_minutes  time firing inside the previous period: the overlap of [starts_at,
+--                   effective_end) with it, whatever period the firing started in
+-- current_minutes   time firing inside the report period, likewise: a firing resolved after the
+--                   period end counts to the end, as one still firing does, so a past period's
+--                   figure does not change as later data arrives
+-- firing_minutes    previous_minutes + current_minutes: time firing inside the two periods
 -- transient         resolved within `transient_alert_seconds` (report_settings)
 WITH period AS (
     SELECT * FROM report_period
 )
 SELECT
-    CASE WHEN a.starts_at >= p.period_start THEN 'current' ELSE 'previous' END AS period,
+    CASE WHEN a.starts_at >= p.period_start THEN 'current'
+         WHEN a.starts_at >= p.previous_start THEN 'previous' END              AS period,
     a.fingerprint || '@' || strftime(a.starts_at, '%Y-%m-%dT%H:%M:%S.%gZ')     AS firing_id,
     a.fingerprint,
     a.alertname,
@@ -31,10 +39,13 @@ SELECT
     a.starts_at,
     a.ends_at,
     coalesce(a.ends_at, greatest(p.period_end, a.starts_at))                   AS effective_end,
-    (epoch(least(coalesce(a.ends_at, p.period_end), greatest(p.period_end, a.starts_at)))
-     - epoch(a.starts_at)) / 60.0                                              AS firing_minutes,
+    greatest(epoch(least(effective_end, p.previous_end))
+             - epoch(greatest(a.starts_at, p.previous_start)), 0) / 60.0       AS previous_minutes,
+    greatest(epoch(least(effective_end, p.period_end))
+             - epoch(greatest(a.starts_at, p.period_start)), 0) / 60.0         AS current_minutes,
+    previous_minutes + current_minutes                                         AS firing_minutes,
     coalesce(epoch(a.ends_at) - epoch(a.starts_at) < s.transient_alert_seconds, false)
                                                                                AS transient
 FROM alert_events AS a, period AS p, report_settings AS s
-WHERE a.starts_at >= p.previous_start AND a.starts_at < p.period_end
+WHERE a.starts_at < p.period_end AND coalesce(a.ends_at > p.previous_start, true)
 ORDER BY a.starts_at, a.alertname, a.fingerprint

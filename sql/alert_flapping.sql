@@ -3,8 +3,9 @@
 -- Nagios's: over the last 21 states (20 possible changes), each change weighted from 0.75 (oldest)
 -- to 1.25 (newest), as a percentage of 20. An alert starts flapping when the percentage reaches
 -- `flap_high_threshold` and stops when it falls to `flap_low_threshold` (report_settings). Only the
--- minutes around firings are listed (from 20 minutes before each firing to 20 minutes after it);
--- every other minute has no state change in its history, so a percentage of 0.
+-- minutes of the two periods around firings are listed (from 20 minutes before each firing of
+-- alert_firings, one already firing when the previous period began included, to 20 minutes after
+-- it); every other minute has no state change in its history, so a percentage of 0.
 --
 -- fingerprint, alertname   the alert
 -- period                   'current' or 'previous'
@@ -16,24 +17,35 @@
 WITH period AS (
     SELECT * FROM report_period
 ),
+bounds AS (
+    -- Checks are listed from 40 minutes before the previous period to the period end, not over
+    -- the whole of a firing that began long before: one cut here fires from 20 minutes later at
+    -- the latest into the previous period, so from then on its 20-check history holds no change,
+    -- cut or not, and its 0% resets the flap state (no low threshold is below 0). Checks after
+    -- the period end change no earlier one.
+    SELECT date_trunc('minute', previous_start) - INTERVAL 40 MINUTE AS first_check,
+           period_end AS last_check
+    FROM period
+),
 firing_checks AS (
     -- Checks at which a firing was active: starts_at <= check < effective_end.
-    SELECT DISTINCT fingerprint,
+    SELECT DISTINCT f.fingerprint,
            unnest(generate_series(
-               date_trunc('minute', starts_at - INTERVAL 1 MICROSECOND) + INTERVAL 1 MINUTE,
-               date_trunc('minute', effective_end - INTERVAL 1 MICROSECOND),
+               greatest(date_trunc('minute', f.starts_at - INTERVAL 1 MICROSECOND) + INTERVAL 1 MINUTE,
+                        b.first_check),
+               least(date_trunc('minute', f.effective_end - INTERVAL 1 MICROSECOND), b.last_check),
                INTERVAL 1 MINUTE
            )) AS evaluated_at
-    FROM alert_firings
+    FROM alert_firings AS f, bounds AS b
 ),
 checks AS (
-    SELECT DISTINCT fingerprint, alertname,
+    SELECT DISTINCT f.fingerprint, f.alertname,
            unnest(generate_series(
-               date_trunc('minute', starts_at) - INTERVAL 20 MINUTE,
-               date_trunc('minute', effective_end) + INTERVAL 21 MINUTE,
+               greatest(date_trunc('minute', f.starts_at) - INTERVAL 20 MINUTE, b.first_check),
+               least(date_trunc('minute', f.effective_end) + INTERVAL 21 MINUTE, b.last_check),
                INTERVAL 1 MINUTE
            )) AS evaluated_at
-    FROM alert_firings
+    FROM alert_firings AS f, bounds AS b
 ),
 states AS (
     SELECT c.fingerprint, c.alertname, c.evaluated_at, f.evaluated_at IS NOT NULL AS firing

@@ -7,7 +7,9 @@
 --
 -- firing_id, alertname, fingerprint, service       the firing (see alert_firings)
 -- episode_id, episode_period                        the episode (see impact_episodes)
--- firing_period                                     the firing's period
+-- firing_period                                     the period the firing started in; NULL when it
+--                                                   started before the previous period and was
+--                                                   still firing in it (see alert_firings)
 -- starts_at, effective_end                          the firing's interval
 -- episode_started_at, episode_ended_at              the episode's interval
 -- detection_minutes   starts_at - episode_started_at, floored at 0 (an alert already firing

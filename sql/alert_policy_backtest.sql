@@ -6,7 +6,8 @@
 --
 -- row_kind              'policy and alerts' (both fired), 'policy only' (the policy would have
 --                       fired, no alert did), 'alerts only' (alerts fired, the policy would not have)
--- period                'current' or 'previous' (by the start of the episode or alert span)
+-- period                'current' or 'previous' (by the start of the episode or alert span; a span
+--                       of alerts already firing when the previous period began is 'previous')
 -- service               the service
 -- slo_name, policy_name, severity   the SLO and window pair (NULL on 'alerts only' rows)
 -- policy_started_at, policy_ended_at   the replayed episode
@@ -37,15 +38,22 @@ span_starts AS (
     FROM firings
 ),
 alert_spans AS (
-    -- Actual alerting per service as disjoint spans (overlapping firings merged).
-    SELECT service, period, span_number,
-           min(starts_at) AS span_start, max(effective_end) AS span_end,
-           list_sort(list(DISTINCT alertname)) AS alertnames
+    -- Actual alerting per service as disjoint spans (overlapping firings merged, across the
+    -- period boundary too), each in the period it started in, or 'previous' when it was already
+    -- alerting as that began.
+    SELECT a.*,
+           CASE WHEN a.span_start >= p.period_start THEN 'current' ELSE 'previous' END AS period
     FROM (
-        SELECT *, sum(new_span) OVER (PARTITION BY service ORDER BY starts_at, effective_end) AS span_number
-        FROM span_starts
-    )
-    GROUP BY service, period, span_number
+        SELECT service, span_number,
+               min(starts_at) AS span_start, max(effective_end) AS span_end,
+               list_sort(list(DISTINCT alertname)) AS alertnames
+        FROM (
+            SELECT *, sum(new_span) OVER (PARTITION BY service ORDER BY starts_at, effective_end) AS span_number
+            FROM span_starts
+        )
+        GROUP BY service, span_number
+    ) AS a
+    CROSS JOIN report_period AS p
 ),
 policy_vs_alerts AS (
     SELECT e.period, e.service, e.slo_name, e.policy_name, e.severity,

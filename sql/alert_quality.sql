@@ -3,31 +3,38 @@
 -- is useful when an SLO-impact episode (impact_episodes) or an incident record of its service
 -- (incidents) overlaps it, so an outage the SLOs cannot see but a postmortem records is no noise;
 -- recall counts incidents (see incidents): incident records where a service has them in the
--- period, impact episodes where it has none. One row per period and alert name, plus one row per
--- period for all alerts together (alertname NULL, scope 'all alerts').
+-- period, impact episodes where it has none. One row per period and alert name that fired in the
+-- period (see alert_firings), plus one row per period for all alerts together (alertname NULL,
+-- scope 'all alerts').
 --
 -- period                 'current' or 'previous'
 -- scope                  'alert' or 'all alerts'
 -- alertname              the alert (NULL on the 'all alerts' row)
--- services               the services its firings named (empty when unmapped)
--- firings                firings that started in the period
--- unmapped_firings       firings with no service label (reported, never dropped; they cannot
---                        match an episode, so they count as noise)
--- firing_minutes         total time firing up to the period end (a firing resolved after it, or
---                        still firing, counts to the period end)
--- transient_firings      firings resolved within `transient_alert_seconds`
+-- services               the services named by its firings that fired in the period (empty when
+--                        unmapped)
+-- firings                firings that started in the period (an alert has a row in every period
+--                        it fired in: 0 when all its firings there had started before it; one
+--                        started before the previous period is counted in neither)
+-- unmapped_firings       of those, firings with no service label (reported, never dropped; they
+--                        cannot match an episode, so they count as noise)
+-- firing_minutes         total time firing inside the period, whatever period each firing
+--                        started in: the sum of each firing's overlap with the period (a firing
+--                        resolved after the period end, or still firing, counts to the period end;
+--                        see alert_firings)
+-- transient_firings      of the firings, those resolved within `transient_alert_seconds`
 -- transient_share        transient_firings / firings
 -- flapping               true when any of its alerts flapped in the period (see alert_flapping)
 -- flapping_minutes       checks at which one of its alerts was in the flapping state
 -- flap_starts            times one of its alerts entered the flapping state
 -- max_state_change_pct   highest Nagios state-change percentage seen
--- matched_firings        firings related to an impact episode (alert_impact_matches) or an
---                        incident of their service (incident_alert_matches)
+-- matched_firings        of the firings, those related to an impact episode (alert_impact_matches)
+--                        or an incident of their service (incident_alert_matches), in any period
 -- precision              matched_firings / firings
 -- noise_ratio            1 - precision: the share of firings that matched no impact episode and
 --                        no incident (false positives)
--- impact_episodes        incidents in the period of the services this alert names (all incidents on
---                        the 'all alerts' row): records where the service has them, else episodes
+-- impact_episodes        incidents in the period of the services named by this alert's firings
+--                        that fired in the period (all incidents on the 'all alerts' row):
+--                        records where the service has them, else episodes
 -- detected_episodes      of those, incidents this alert (any alert) was related to
 --                        (incident_alert_matches)
 -- recall                 detected_episodes / impact_episodes
@@ -75,15 +82,28 @@ flap_starts AS (
     WHERE flapping AND NOT coalesce(was_flapping, false)
     GROUP BY period, alertname
 ),
+period_firings AS (
+    -- Each firing in every period it started or fired in: it is one of the firings of the period
+    -- it started in, and its time firing inside each period counts there.
+    SELECT * FROM (
+        SELECT r.period, f.* EXCLUDE (period),
+               coalesce(f.period = r.period, false) AS started_in_period,
+               CASE r.period WHEN 'current' THEN f.current_minutes ELSE f.previous_minutes END
+                   AS minutes_in_period
+        FROM firing_outcomes AS f
+        CROSS JOIN report_periods AS r
+    )
+    WHERE started_in_period OR minutes_in_period > 0
+),
 firing_summary AS (
     SELECT period, alertname,
            coalesce(list_sort(list(DISTINCT service) FILTER (WHERE service IS NOT NULL)), []) AS services,
-           count(*) AS firings,
-           count(*) FILTER (WHERE NOT mapped) AS unmapped_firings,
-           sum(firing_minutes) AS firing_minutes,
-           count(*) FILTER (WHERE transient) AS transient_firings,
-           count(*) FILTER (WHERE matched) AS matched_firings
-    FROM firing_outcomes
+           count(*) FILTER (WHERE started_in_period) AS firings,
+           count(*) FILTER (WHERE started_in_period AND NOT mapped) AS unmapped_firings,
+           sum(minutes_in_period) AS firing_minutes,
+           count(*) FILTER (WHERE started_in_period AND transient) AS transient_firings,
+           count(*) FILTER (WHERE started_in_period AND matched) AS matched_firings
+    FROM period_firings
     GROUP BY period, alertname
 ),
 alert_episodes AS (

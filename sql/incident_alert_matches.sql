@@ -7,7 +7,9 @@
 -- in alert_quality counts these, and its precision counts a firing related here or there.
 --
 -- firing_id, alertname, fingerprint, service   the firing (see alert_firings)
--- firing_period                                the firing's period
+-- firing_period                                the period the firing started in; NULL when it
+--                                              started before the previous period and was still
+--                                              firing in it (see alert_firings)
 -- incident_id, incident_period, basis          the incident (see incidents)
 -- starts_at, effective_end                     the firing's interval
 -- incident_started_at, incident_effective_end  the incident's interval (an open one ends at the

@@ -17,9 +17,10 @@
 -- definition             how the value is measured:
 --   System uptime            share of `up` scrapes equal to 1 over every target of the catalog's
 --                            services whose tier is in report_settings.uptime_tiers (critical)
---   Alert noise ratio        alert_quality's, all alerts: firings that matched no impact episode
---                            and no incident / firings (counted from alert_firings,
---                            alert_impact_matches and incident_alert_matches, as there)
+--   Alert noise ratio        alert_quality's, all alerts: firings that started in the period and
+--                            matched no impact episode and no incident / firings that started in
+--                            the period (counted from alert_firings, alert_impact_matches and
+--                            incident_alert_matches, as there)
 --   Mean time to detection   incident_summary, all services: mean time to detect
 --   Mean time to resolution  incident_summary, all services: mean time to resolve
 --   Monitoring coverage      coverage: share of catalog services with every required pillar present

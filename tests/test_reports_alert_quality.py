@@ -15,18 +15,25 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pytest
 
-from obs_pipelines.config import ObsConfig, ReportsConfig
+from obs_pipelines.config import AlertDerivationConfig, ObsConfig, ReportsConfig
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog, connect
+from obs_pipelines.lake.ingest import ingest_table_hour
 from obs_pipelines.reporting.reports import publish, report_connection
-from obs_pipelines.windows import utc
+from obs_pipelines.sources.alerts import AlertSamples, build_fragments
+from obs_pipelines.sources.incidents import incident_source
+from obs_pipelines.windows import hour_window, utc
 from tests.report_fixtures import (
+    EVALUATION_MS,
+    HOUR_MS,
     MINUTE_MS,
     SCRAPE_MS,
     Firing,
     MetricSeries,
+    hour_of,
     make_config,
     ms,
     write_alerts,
@@ -43,20 +50,23 @@ OUTAGES = [
 CHECKOUT = {"service": "checkout", "severity": "critical"}
 
 
-def traffic() -> list[MetricSeries]:
+def traffic(
+    service: str = "checkout", outages: list[tuple[int, int]] = OUTAGES
+) -> list[MetricSeries]:
+    """100 requests every 15 s from 10:00 to 16:00, half of them failing during ``outages``."""
     ok, failed = [], []
     good = bad = 0
     ts = ms(f"{DAY}T10:00:05Z")
     while ts < ms(f"{DAY}T16:00:00Z"):
-        failing = any(a <= ts < b for a, b in OUTAGES)
+        failing = any(a <= ts < b for a, b in outages)
         good += 50 if failing else 100
         bad += 50 if failing else 0
         ok.append((ts, float(good)))
         failed.append((ts, float(bad)))
         ts += SCRAPE_MS
     return [
-        MetricSeries("requests_total", {"service": "checkout", "code": "200"}, ok),
-        MetricSeries("requests_total", {"service": "checkout", "code": "500"}, failed),
+        MetricSeries("requests_total", {"service": service, "code": "200"}, ok),
+        MetricSeries("requests_total", {"service": service, "code": "500"}, failed),
     ]
 
 
@@ -86,25 +96,29 @@ FIRINGS = [
 PERIOD = (utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
 
 
+def availability_slo(service: str) -> dict[str, Any]:
+    """A 99% availability SLO of ``service`` on the requests of ``traffic`` (the only ones in
+    the lake)."""
+    return {
+        "name": f"{service}_availability",
+        "service": service,
+        "objective": 0.99,
+        "window": "1d",
+        "sli": {
+            "type": "ratio",
+            "bad": 'requests_total{code="500"}',
+            "total": "requests_total",
+        },
+    }
+
+
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
     root: Path = tmp_path_factory.mktemp("quality")
     config = make_config(
         root,
         services=[{"name": "checkout", "owner": "team"}],
-        slos=[
-            {
-                "name": "checkout_availability",
-                "service": "checkout",
-                "objective": 0.99,
-                "window": "1d",
-                "sli": {
-                    "type": "ratio",
-                    "bad": 'requests_total{code="500"}',
-                    "total": "requests_total",
-                },
-            }
-        ],
+        slos=[availability_slo("checkout")],
     )
     lake = Lake(config)
     write_metrics(lake, traffic())
@@ -294,3 +308,170 @@ def test_firing_time_stops_at_the_period_end_whether_or_not_the_alert_resolved_l
     assert firings["CheckoutSlow"]["firing_minutes"] == 7.0
     assert firings["NodeHot"]["firing_minutes"] == 15.0
     assert quality(con)["CheckoutErrors"]["firing_minutes"] == 13.0
+
+
+def test_firing_time_counts_in_the_period_it_was_spent_in_whichever_period_it_started_in(
+    config: ObsConfig,
+) -> None:
+    """A firing that spans the period boundary spends part of its time in each period."""
+    con = report_connection(config, utc(f"{DAY}T11:10:00Z"), utc(f"{DAY}T11:20:00Z"))
+    by_period = {
+        (r["period"], r["alertname"]): (r["firings"], r["firing_minutes"])
+        for r in rows(con, "SELECT * FROM alert_quality")
+    }
+
+    # The previous period is 11:00-11:10. CheckoutErrors fired 11:02-11:25: 8 min before 11:10
+    # and 10 min after; CheckoutSlow fired 11:08-11:30: 2 min before, 10 min after.
+    assert by_period == {
+        ("previous", "CheckoutErrors"): (1, 8.0),
+        ("previous", "CheckoutSlow"): (1, 2.0),
+        ("previous", None): (2, 10.0),
+        # Both started in the previous period: no firing of the current one, but 2 x 10 minutes.
+        ("current", "CheckoutErrors"): (0, 10.0),
+        ("current", "CheckoutSlow"): (0, 10.0),
+        ("current", None): (0, 20.0),
+    }
+    firings = rows(
+        con,
+        "SELECT period, alertname, previous_minutes, current_minutes, firing_minutes"
+        " FROM alert_firings ORDER BY starts_at",
+    )
+    con.close()
+    assert [tuple(r.values()) for r in firings] == [
+        ("previous", "CheckoutErrors", 8.0, 10.0, 18.0),
+        ("previous", "CheckoutSlow", 2.0, 10.0, 12.0),
+    ]
+
+
+def test_a_firing_begun_before_the_previous_period_meets_the_policy_it_overlaps(
+    config: ObsConfig,
+) -> None:
+    """The backtest sets a policy episode beside every alert firing through it."""
+    con = report_connection(config, utc(f"{DAY}T11:30:00Z"), utc(f"{DAY}T11:50:00Z"))
+    backtest = rows(con, "SELECT * FROM alert_policy_backtest WHERE policy_name = 'page_1h_5m'")
+    by_period = {
+        (r["period"], r["alertname"]): (r["firings"], r["firing_minutes"])
+        for r in rows(con, "SELECT * FROM alert_quality")
+    }
+    con.close()
+
+    # The previous period is 11:10-11:30; the policy pages 11:18-11:24. CheckoutErrors (from
+    # 11:02) and CheckoutSlow (from 11:08) started before it and fired through the page.
+    assert [(r["period"], r["row_kind"], r["alertnames"]) for r in backtest] == [
+        ("previous", "policy and alerts", ["CheckoutErrors", "CheckoutSlow"])
+    ]
+    assert (backtest[0]["lead_minutes"], backtest[0]["alert_overlap_minutes"]) == (-16.0, 6.0)
+    # Neither started in a report period; 11:10-11:25 and 11:10-11:30 were spent in the previous.
+    assert by_period == {
+        ("previous", "CheckoutErrors"): (0, 15.0),
+        ("previous", "CheckoutSlow"): (0, 20.0),
+        ("previous", None): (0, 35.0),
+        ("current", None): (0, 0.0),
+    }
+
+
+# --- alerts firing since before the previous period ------------------------------------------
+# checkout has a postmortem, PM-1, 11:00 -> 11:45; payments has no records and fails 13:00-13:10
+# (one impact episode). CheckoutDown and PaymentsDown have fired since 11-08 10:00 and resolve at
+# 11:50 and 13:40: both fired through the whole previous period (11-09) and into the incidents.
+
+LONG_FIRINGS = [
+    Firing("CheckoutDown", CHECKOUT, ms("2026-11-08T10:00:00Z"), at("11:50")),
+    Firing("PaymentsDown", {"service": "payments"}, ms("2026-11-08T10:00:00Z"), at("13:40")),
+]
+
+
+def write_long_alerts(lake: Lake, firings: list[Firing], end_ms: int) -> None:
+    """Publish the hourly ``alert_fragments`` Prometheus's ALERTS samples of ``firings`` (one per
+    evaluation) give, from the hour of the first one to ``end_ms``, as an ingest run would."""
+    labels = [
+        {**f.labels, "__name__": "ALERTS", "alertname": f.alertname, "alertstate": "firing"}
+        for f in firings
+    ]
+    stamps = [np.arange(f.start_ms, f.end_ms, EVALUATION_MS, dtype=np.int64) for f in firings]
+    samples = AlertSamples(
+        labels,
+        np.concatenate([np.full(s.size, i, np.int64) for i, s in enumerate(stamps)]),
+        np.concatenate(stamps),
+    )
+    first = hour_of(min(f.start_ms for f in firings)).start_ms
+    with lake.batch("alert_fragments") as batch:
+        for start in range(first, end_ms, HOUR_MS):
+            hour = hour_of(start)
+            batch.add(hour, build_fragments(samples, hour, AlertDerivationConfig(), "prometheus"))
+        batch.commit()
+
+
+@pytest.fixture(scope="module")
+def long_alerts(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
+    root: Path = tmp_path_factory.mktemp("long_alerts")
+    (root / "postmortems.csv").write_text(
+        "id,service,started_at,detected_at,resolved_at\n"
+        f"PM-1,checkout,{DAY}T11:00:00Z,{DAY}T11:06:00Z,{DAY}T11:45:00Z\n"
+    )
+    config = make_config(
+        root,
+        services=[{"name": "checkout", "owner": "team"}, {"name": "payments", "owner": "team"}],
+        slos=[availability_slo("payments")],
+        sources={"incidents": {"postmortems": "postmortems.csv"}},
+    )
+    lake = Lake(config)
+    write_metrics(lake, traffic("payments", [(at("13:00"), at("13:10"))]))
+    write_long_alerts(lake, LONG_FIRINGS, at("16:00"))
+    now = utc(f"{DAY}T16:05:00Z")
+    ingest_table_hour(lake, incident_source(config, clock=lambda: now), hour_window(now))
+    build_catalog(config)
+    return config
+
+
+def test_an_alert_firing_since_before_the_previous_period_detects_the_incidents_it_spans(
+    long_alerts: ObsConfig,
+) -> None:
+    """An alert already firing when impact starts detects it at once, however long ago it
+    started."""
+    con = report_connection(long_alerts, *PERIOD)
+    incidents = rows(
+        con,
+        "SELECT incident_id, basis, alerts, alert_detected, time_to_detect_minutes"
+        " FROM incidents WHERE period = 'current' ORDER BY started_at",
+    )
+    summary = rows(
+        con, "SELECT * FROM incident_summary WHERE period = 'current' AND scope = 'all services'"
+    )[0]
+    by_alert = quality(con)
+    firings = rows(
+        con,
+        "SELECT alertname, period, previous_minutes, current_minutes FROM alert_firings"
+        " ORDER BY alertname",
+    )
+    flapping = con.execute("SELECT count(*) FILTER (WHERE flapping) FROM alert_flapping").fetchone()
+    con.close()
+
+    assert [tuple(i.values()) for i in incidents] == [
+        ("PM-1", "records", ["CheckoutDown"], True, 6.0),
+        ("payments@2026-11-10T13:00Z", "impact episodes", ["PaymentsDown"], True, 0.0),
+    ]
+    assert (summary["incidents"], summary["alert_detected"], summary["alert_recall"]) == (2, 2, 1.0)
+    # Detected at once (0 min); resolved 11:50 - 11:45 and 13:40 - 13:10 after the impact.
+    assert {
+        name: (
+            r["firings"],
+            r["firing_minutes"],
+            r["impact_episodes"],
+            r["detected_episodes"],
+            r["recall"],
+            r["mean_detection_minutes"],
+            r["mean_reset_minutes"],
+        )
+        for name, r in by_alert.items()
+    } == {
+        "CheckoutDown": (0, 710.0, 1, 1, 1.0, 0.0, 5.0),
+        "PaymentsDown": (0, 820.0, 1, 1, 1.0, 0.0, 30.0),
+        None: (0, 1530.0, 2, 2, 1.0, 0.0, 17.5),
+    }
+    # Started in neither period (no firing of either), all of 11-09 in the previous one.
+    assert [tuple(f.values()) for f in firings] == [
+        ("CheckoutDown", None, 1440.0, 710.0),
+        ("PaymentsDown", None, 1440.0, 820.0),
+    ]
+    assert flapping == (0,)
