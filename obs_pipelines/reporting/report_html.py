@@ -175,9 +175,9 @@ def findings(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[str]:
         """SELECT service, started_at, time_to_resolve_minutes FROM incidents
            WHERE period = 'current' AND NOT detected ORDER BY started_at"""
     ).fetchall():
+        impact = "ongoing" if minutes is None else f"{minutes:.0f} min of SLO impact"
         found.append(
-            f"Undetected incident on {service} at {started:%Y-%m-%d %H:%M} UTC "
-            f"({minutes:.0f} min of SLO impact, no alert)"
+            f"Undetected incident on {service} at {started:%Y-%m-%d %H:%M} UTC ({impact}, no alert)"
         )
     for alert, firings, noise, flapping in con.execute(
         """SELECT alertname, firings, noise_ratio, flapping FROM alert_quality
@@ -301,22 +301,31 @@ def _compliance_table(con: duckdb.DuckDBPyConnection) -> str:
 
 def _incident_table(con: duckdb.DuckDBPyConnection) -> str:
     rows = con.execute(
-        """SELECT service, started_at, resolved_at, first_alert, time_to_detect_minutes,
-                  time_to_resolve_minutes, slo_names
+        """SELECT service, started_at, resolved_at, first_alert, detected,
+                  time_to_detect_minutes, time_to_resolve_minutes, slo_names
            FROM incidents WHERE period = 'current' ORDER BY started_at"""
     ).fetchall()
     if not rows:
         return "<p>No SLO-impact episodes in the period.</p>"
     body = "".join(
-        f"<tr><td>{_e(service)}</td><td>{start:%Y-%m-%d %H:%M}</td><td>{end:%H:%M}</td>"
-        f"<td>{_e(alert or 'none (undetected)')}</td><td>{_num(ttd)}</td><td>{_num(ttr)}</td>"
-        f"<td>{_e(', '.join(slos))}</td></tr>"
-        for service, start, end, alert, ttd, ttr, slos in rows
+        f"<tr><td>{_e(service)}</td><td>{start:%Y-%m-%d %H:%M}</td>"
+        f"<td>{'ongoing' if end is None else f'{end:%H:%M}'}</td>"
+        f"<td>{_e(alert or _undetected(detected, end))}</td><td>{_num(ttd)}</td><td>{_num(ttr)}</td>"
+        f"<td>{_e(', '.join(slos or []))}</td></tr>"
+        for service, start, end, alert, detected, ttd, ttr, slos in rows
     )
     return (
         "<table><tr><th>Service</th><th>Start (UTC)</th><th>End</th><th>First alert</th>"
         f"<th>TTD (min)</th><th>TTR (min)</th><th>SLOs</th></tr>{body}</table>"
     )
+
+
+def _undetected(detected: bool, resolved_at: datetime | None) -> str:
+    """The first-alert cell of an incident no alert related to: a postmortem may record its
+    detection all the same, and an open incident may still be detected."""
+    if detected:
+        return "none"
+    return "none (not detected yet)" if resolved_at is None else "none (undetected)"
 
 
 def _pct(value: float | None) -> str:
