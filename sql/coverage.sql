@@ -21,6 +21,13 @@
 --   slo      an SLO of the service in obs.yaml
 -- Required pillars are the service's `pillars` in the catalog (all by default), `up` wherever
 -- metrics are required.
+-- A period holds data when the lake has, inside it, a metric sample, a log record, a span, an
+-- ALERTS sample, an Alertmanager snapshot or a rule snapshot, whatever service it names (or
+-- none). The catalog, SLOs and rule files are config, not data, and neither is the later rule
+-- snapshot standing in for a period or an Alertmanager alert's startsAt before its snapshot.
+-- A period without data (an empty lake, a lake younger than the previous period, a period
+-- before the data starts) has unknown coverage, not 0%: its shares are NULL, while `present`
+-- and `status` still say what it holds.
 --
 -- period             'current' or 'previous'
 -- service, tier      the service and its catalog tier (NULL when not in the catalog)
@@ -29,11 +36,16 @@
 -- required           the catalog requires the pillar for this service
 -- present            the period holds it (see above)
 -- status             'present', 'missing' (required, absent) or 'not required' (absent, optional)
--- service_coverage   share of the service's required pillars that are present
--- service_covered    every required pillar of this catalog service is present
--- pillar_coverage    share of catalog services requiring this pillar that have it
+-- service_coverage   share of the service's required pillars that are present; NULL for a
+--                    service seen in data only, and in a period without data
+-- service_covered    every required pillar of this catalog service is present; NULL in a period
+--                    without data
+-- pillar_coverage    share of catalog services requiring this pillar that have it; NULL when no
+--                    catalog service requires it, and in a period without data
 -- overall_coverage   share of catalog services with every required pillar present (the seed's
---                    "monitoring coverage")
+--                    "monitoring coverage"); NULL without catalog services, and in a period
+--                    without data
+-- period_has_data    the period holds data (see above)
 WITH period AS (
     SELECT * FROM report_period
 ),
@@ -76,7 +88,7 @@ alerts_seen AS (
       AND coalesce(a.starts_at, a.snapshot_at) < p.ends_at
       AND least(a.snapshot_at, coalesce(a.ends_at, a.snapshot_at)) >= p.starts_at
 ),
-samples_by_period AS (
+samples_by_period AS MATERIALIZED (
     -- From the series inventory (per series and hour, derived at ingest), so coverage holds
     -- after raw samples age out; exact for periods that start and end on the hour.
     SELECT DISTINCT
@@ -84,6 +96,39 @@ samples_by_period AS (
            i.series_id
     FROM series_inventory AS i, period AS p
     WHERE i.last_ts >= p.previous_start AND i.first_ts < p.period_end
+),
+logs_by_period AS MATERIALIZED (
+    -- Services with log records per period; NULL stands for records naming no service.
+    SELECT DISTINCT CASE WHEN l.ts >= p.period_start THEN 'current' ELSE 'previous' END AS period,
+           l.service
+    FROM log_records AS l, period AS p
+    WHERE l.ts >= p.previous_start AND l.ts < p.period_end
+),
+spans_by_period AS MATERIALIZED (
+    -- Services with spans per period; NULL stands for spans naming no service.
+    SELECT DISTINCT CASE WHEN t.start_ts >= p.period_start THEN 'current' ELSE 'previous' END
+               AS period,
+           t.service
+    FROM spans AS t, period AS p
+    WHERE t.start_ts >= p.previous_start AND t.start_ts < p.period_end
+),
+period_data AS (
+    -- The periods that hold data (see the header): a period without any has unknown coverage.
+    SELECT period FROM samples_by_period
+    UNION SELECT period FROM logs_by_period
+    UNION SELECT period FROM spans_by_period
+    UNION
+    SELECT p.period
+    FROM alert_fragments AS f, report_periods AS p
+    WHERE f.first_sample < p.ends_at AND f.last_sample >= p.starts_at
+    UNION
+    SELECT p.period
+    FROM alertmanager_alerts AS a, report_periods AS p
+    WHERE a.snapshot_at >= p.starts_at AND a.snapshot_at < p.ends_at
+    UNION
+    SELECT p.period
+    FROM alert_rules AS r, report_periods AS p
+    WHERE r.snapshot_at > p.starts_at AND r.snapshot_at <= p.ends_at
 ),
 presence AS (
     SELECT DISTINCT s.period, m.service, 'metrics' AS pillar
@@ -94,15 +139,9 @@ presence AS (
     FROM samples_by_period AS s JOIN metric_series AS m USING (series_id)
     WHERE m.service IS NOT NULL AND m.metric = 'up'
     UNION
-    SELECT DISTINCT CASE WHEN l.ts >= p.period_start THEN 'current' ELSE 'previous' END,
-           l.service, 'logs'
-    FROM log_records AS l, period AS p
-    WHERE l.ts >= p.previous_start AND l.ts < p.period_end AND l.service IS NOT NULL
+    SELECT period, service, 'logs' FROM logs_by_period WHERE service IS NOT NULL
     UNION
-    SELECT DISTINCT CASE WHEN t.start_ts >= p.period_start THEN 'current' ELSE 'previous' END,
-           t.service, 'traces'
-    FROM spans AS t, period AS p
-    WHERE t.start_ts >= p.previous_start AND t.start_ts < p.period_end AND t.service IS NOT NULL
+    SELECT period, service, 'traces' FROM spans_by_period WHERE service IS NOT NULL
     UNION
     SELECT DISTINCT r.period, c.service, 'alerts'
     FROM alerting_rules AS r,
@@ -133,7 +172,8 @@ pillars AS (
 cells AS (
     SELECT p.period, s.service, s.tier, s.in_catalog, l.pillar, l.pillar_order,
            list_contains(s.required_pillars, l.pillar) AS required,
-           x.service IS NOT NULL AS present
+           x.service IS NOT NULL AS present,
+           p.period IN (SELECT period FROM period_data) AS period_has_data
     FROM report_periods AS p
     CROSS JOIN known_services AS s
     CROSS JOIN pillars AS l
@@ -171,11 +211,14 @@ SELECT
     c.present,
     CASE WHEN c.present THEN 'present' WHEN c.required THEN 'missing' ELSE 'not required' END
                                                                         AS status,
-    CASE WHEN s.required_pillars > 0 THEN s.present_pillars / s.required_pillars
+    CASE WHEN NOT c.period_has_data THEN NULL
+         WHEN s.required_pillars > 0 THEN s.present_pillars / s.required_pillars
          WHEN c.in_catalog THEN 1.0 END                                 AS service_coverage,
-    c.in_catalog AND s.present_pillars = s.required_pillars             AS service_covered,
-    g.pillar_coverage,
-    o.overall_coverage
+    CASE WHEN c.period_has_data
+         THEN c.in_catalog AND s.present_pillars = s.required_pillars END AS service_covered,
+    CASE WHEN c.period_has_data THEN g.pillar_coverage END              AS pillar_coverage,
+    CASE WHEN c.period_has_data THEN o.overall_coverage END             AS overall_coverage,
+    c.period_has_data
 FROM cells AS c
 JOIN per_service AS s USING (period, service)
 JOIN per_pillar AS g USING (period, pillar)

@@ -9,7 +9,8 @@
 -- target                 the target as the seed writes it, e.g. '> 99.9%'
 -- current_value          the value over the report period (ratio 0..1, or minutes)
 -- previous_value         the value over the previous period; NULL when it has nothing to measure,
---                        as current_value (for coverage: no metric sample, log record or span)
+--                        as current_value (for coverage: a period holding no data at all, see
+--                        coverage's period_has_data)
 -- change                 current_value - previous_value
 -- unit                   ratio or minutes
 -- passed                 true / false; NULL when there is nothing to measure (e.g. no incidents)
@@ -23,7 +24,8 @@
 --                            incident_alert_matches, as there)
 --   Mean time to detection   incident_summary, all services: mean time to detect
 --   Mean time to resolution  incident_summary, all services: mean time to resolve
---   Monitoring coverage      coverage: share of catalog services with every required pillar present
+--   Monitoring coverage      coverage: share of catalog services with every required pillar present;
+--                            no data in a period holding none (coverage.period_has_data)
 -- period_start, period_end the report period
 -- basis                  for MTTD and MTTR: the incidents they were measured on (incident_summary):
 --                        'records' (postmortems, PagerDuty), 'impact episodes', or 'records and
@@ -33,9 +35,6 @@ WITH period AS (
 ),
 incident_totals AS MATERIALIZED (
     SELECT * FROM incident_summary WHERE scope = 'all services'
-),
-coverage_cells AS MATERIALIZED (
-    SELECT period, pillar, present, overall_coverage FROM coverage
 ),
 uptime AS (
     -- From up_minutes (derived at ingest): the same share once raw samples have aged out.
@@ -71,14 +70,8 @@ measured AS (
     UNION ALL
     SELECT 'mttr', period, mttr_minutes FROM incident_totals
     UNION ALL
-    -- Coverage counts catalog services, so a period without any telemetry would score 0%: for the
-    -- previous period that means no data (a lake younger than two periods), not 0% covered.
-    SELECT DISTINCT 'coverage', period, overall_coverage FROM coverage_cells
-    WHERE period = 'current'
-       OR period IN (
-           SELECT period FROM coverage_cells
-           WHERE present AND pillar IN ('metrics', 'logs', 'traces')
-       )
+    -- NULL (no data) for a period holding no data: coverage is unknown there, not 0%.
+    SELECT DISTINCT 'coverage', period, overall_coverage FROM coverage
 ),
 values_by_period AS (
     SELECT metric_key,

@@ -63,3 +63,27 @@ def test_the_pushgateway_serves_the_reports_values(
         'obs_scorecard_pass{instance="",job="obs_pipelines_reports",metric="System uptime"}'
         in exposed
     )
+
+
+def test_a_period_holding_no_data_pushes_no_coverage(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """An empty lake's coverage is unknown: no coverage ratio and no pillar sent as absent (0),
+    which dashboards would chart as every service unmonitored."""
+    with ops_servers.pushgateway(tmp_path / "pgw") as gateway:
+        config = load_config(
+            write_config(
+                extends=str(REPO / "obs.yaml"), operations={"pushgateway": {"url": gateway}}
+            )
+        )
+        build_catalog(config)
+        con = report_connection(config, HOURS.end - timedelta(days=7), HOURS.end)
+        pin_reports(con)
+
+        pushed = push_reports(config, con)
+        exposed = requests.get(f"{gateway}/metrics", timeout=5).text
+        con.close()
+
+    names = {line.split("{")[0] for line in exposed.splitlines() if line.startswith("obs_")}
+    assert pushed and "obs_scorecard_target" in names
+    assert names.isdisjoint({"obs_coverage_ratio", "obs_service_pillar_present"})

@@ -22,10 +22,12 @@ from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.lake.ingest import ingest_metrics_hour, ingest_table_hour
 from obs_pipelines.reporting.derived import derive
-from obs_pipelines.reporting.report_html import render_report, scorecard_text
-from obs_pipelines.reporting.reports import report_connection
+from obs_pipelines.reporting.report_html import findings, render_report, scorecard_text
+from obs_pipelines.reporting.reports import pin_reports, report_connection
 from obs_pipelines.sources import metric_source, table_source
-from obs_pipelines.windows import TimeWindow, utc
+from obs_pipelines.sources.incidents import incident_source
+from obs_pipelines.windows import TimeWindow, hour_window, utc
+from tests.report_fixtures import SCRAPE_MS, MetricSeries, make_config, ms, write_metrics
 
 pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
 
@@ -231,3 +233,86 @@ def test_scorecard_text_is_an_aligned_table_of_the_five_success_metrics(config: 
     ]
     assert lines[5].endswith("PASS") and "min" in lines[5]
     assert lines[8:] == ["MTTD and MTTR measured on: impact episodes"]
+
+
+class Tables(HTMLParser):
+    """The text of every cell of every ``<table>`` in a document, row by row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self.cell is not None:
+            self.tables[-1][-1].append("".join(self.cell))
+            self.cell = None
+
+
+def incident_rows(page: str) -> list[list[str]]:
+    parser = Tables()
+    parser.feed(page)
+    return next(t for t in parser.tables if t[0][:3] == ["Service", "Start (UTC)", "End"])[1:]
+
+
+def test_incidents_still_open_or_not_yet_detected_are_reported_as_such(tmp_path: Path) -> None:
+    """Postmortems of incidents still open (no resolved_at) and not yet detected (no
+    detected_at) are valid records: the report shows them as ongoing and undetected."""
+    (tmp_path / "postmortems.csv").write_text(
+        "service,id,started_at,detected_at,resolved_at\n"
+        "checkout,PM-1,2026-11-10T11:00:00Z,,\n"
+        "payments,PM-2,2026-11-10T12:00:00Z,,2026-11-10T12:30:00Z\n"
+        "checkout,PM-3,2026-11-10T13:00:00Z,2026-11-10T13:04:00Z,\n"
+    )
+    config = make_config(
+        tmp_path,
+        services=[
+            {"name": name, "owner": "team", "pillars": ["metrics"]}
+            for name in ("checkout", "payments")
+        ],
+        sources={"incidents": {"postmortems": "postmortems.csv"}},
+    )
+    lake = Lake(config)
+    t0 = ms("2026-11-10T10:00:05Z")
+    write_metrics(
+        lake,
+        [
+            MetricSeries("up", {"job": name}, [(t0 + i * SCRAPE_MS, 1.0) for i in range(8)])
+            for name in ("checkout", "payments")
+        ],
+    )
+    now = utc("2026-11-10T14:05:00Z")
+    ingest_table_hour(lake, incident_source(config, clock=lambda: now), hour_window(now))
+    build_catalog(config)
+    start, end = utc("2026-11-10T00:00:00Z"), utc("2026-11-11T00:00:00Z")
+
+    page = render_report(config, start, end, tmp_path / "report.html").read_text()
+    con = report_connection(config, start, end)
+    pin_reports(con)
+    found = findings(con)
+    con.close()
+
+    rows = incident_rows(page)
+    # Service, start, end, first alert, TTR, SLOs (TTD: incidents.sql's, only the detected one's)
+    assert [r[:4] + r[5:] for r in rows] == [
+        ["checkout", "2026-11-10 11:00", "ongoing", "none (not detected yet)", "-", ""],
+        ["payments", "2026-11-10 12:00", "12:30", "none (undetected)", "30.0", ""],
+        ["checkout", "2026-11-10 13:00", "ongoing", "none", "-", ""],
+    ]
+    assert rows[2][4] == "4.0"
+    assert found == [
+        "Undetected incident on checkout at 2026-11-10 11:00 UTC (ongoing, no alert)",
+        "Undetected incident on payments at 2026-11-10 12:00 UTC (30 min of SLO impact, no alert)",
+    ]

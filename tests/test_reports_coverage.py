@@ -9,8 +9,13 @@ import pytest
 from obs_pipelines.config import ObsConfig, ReportsConfig
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog, connect
-from obs_pipelines.reporting.report_html import render_report, scorecard_text
-from obs_pipelines.reporting.reports import SCORECARD_METRICS, publish, report_connection
+from obs_pipelines.reporting.report_html import findings, render_report, scorecard_text
+from obs_pipelines.reporting.reports import (
+    SCORECARD_METRICS,
+    pin_reports,
+    publish,
+    report_connection,
+)
 from obs_pipelines.windows import utc
 from tests.report_fixtures import (
     SCRAPE_MS,
@@ -228,6 +233,51 @@ def test_a_previous_period_without_telemetry_is_no_data_not_zero_coverage(
         r"<td>Monitoring coverage</td><td>[^<]*</td><td>50.000%</td><td>-</td><td>-</td>", page
     )
     assert previous == 0.5  # 10:00-12:00 holds every pillar the whole day does
+
+
+@pytest.fixture(params=["empty lake", "period before the data"])
+def dataless(request: pytest.FixtureRequest, config: ObsConfig, tmp_path: Path) -> ObsConfig:
+    """A config whose lake holds nothing in the week of 2026-11-01: an empty lake, or the
+    module's lake (its one day is 2026-11-10; its later rule snapshot, SLO and catalog remain)."""
+    if request.param == "period before the data":
+        return config
+    empty = make_config(tmp_path, services=SERVICES, slos=SLOS)
+    build_catalog(empty)
+    return empty
+
+
+def test_a_period_holding_no_data_has_unknown_coverage_not_zero(
+    dataless: ObsConfig, tmp_path: Path
+) -> None:
+    start, end = utc("2026-11-01T00:00:00Z"), utc("2026-11-08T00:00:00Z")
+    con = report_connection(dataless, start, end)
+    pin_reports(con)
+    card = con.execute(
+        "SELECT current_value, previous_value, status FROM scorecard "
+        "WHERE metric = 'Monitoring coverage'"
+    ).fetchone()
+    shares = con.execute(
+        "SELECT DISTINCT pillar_coverage, overall_coverage FROM coverage WHERE period = 'current'"
+    ).fetchall()
+    found = findings(con)
+    text = scorecard_text(dataless, start, end)
+    page = render_report(dataless, start, end, tmp_path / "report.html").read_text()
+
+    assert card == (None, None, "no data")
+    assert shares == [(None, None)]
+    note = (
+        "The period 2026-11-01 00:00 to 2026-11-08 00:00 UTC holds no data (no metric sample, "
+        "log record, span, alert or rule snapshot): there is nothing to measure; report a period "
+        "the lake holds data for, or ingest this one first"
+    )
+    assert found == [note], "no service 'lacks required' anything in a period without data"
+    line = next(x for x in text.splitlines() if x.startswith("Monitoring coverage"))
+    assert re.split(r"\s{2,}", line)[2:] == ["-", "-", "-", "NO DATA"]
+    assert text.splitlines()[-1] == note
+    assert f'<p class="notice">{note}</p>' in page
+    assert re.search(r'data-chart="coverage" data-services="0"[^>]*><text[^>]*>No data', page)
+    assert con.execute("SELECT DISTINCT period_has_data FROM coverage").fetchall() == [(False,)]
+    con.close()
 
 
 def test_service_uptime_breaks_the_scorecard_uptime_down_by_service(config: ObsConfig) -> None:

@@ -55,8 +55,10 @@ def report_metrics(con: duckdb.DuckDBPyConnection) -> list[ReportMetric]:
         metrics += _some(("obs_coverage_ratio", {"pillar": pillar}, pillar_coverage))
     if coverage:
         metrics += _some(("obs_coverage_ratio", {"pillar": "all"}, coverage[0][2]))
+    # A period holding no data has unknown coverage (its ratios are NULL): no pillar sent as absent.
     for service, pillar, present in con.execute(
-        "SELECT service, pillar, present FROM coverage WHERE period = 'current' AND in_catalog"
+        """SELECT service, pillar, present FROM coverage
+           WHERE period = 'current' AND in_catalog AND period_has_data"""
     ).fetchall():
         metrics.append(
             ReportMetric(

@@ -138,9 +138,7 @@ def format_scorecard(con: duckdb.DuckDBPyConnection) -> str:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
-    note = incidents_basis_note(rows)
-    if note:
-        lines.append(note)
+    lines += [n for n in (incidents_basis_note(rows), no_data_note(con)) if n]
     return "\n".join(lines) + "\n"
 
 
@@ -149,6 +147,24 @@ def incidents_basis_note(rows: list[ScorecardRow]) -> str | None:
     are ground truth, impact episodes the fallback; a reader must know which."""
     basis = next((r.basis for r in rows if r.basis), None)
     return f"MTTD and MTTR measured on: {basis}" if basis else None
+
+
+def no_data_note(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Says so when the report period holds no data (coverage's ``period_has_data``: no metric
+    sample, log record, span, alert or rule snapshot), so that a report of an empty lake or of
+    the wrong dates is not read as one of a quiet, unmonitored week. Coverage has a row per
+    service known to the catalog or the data: none at all means no data either."""
+    (has_data,) = con.execute(
+        "SELECT bool_or(period_has_data) FROM coverage WHERE period = 'current'"
+    ).fetchone()
+    if has_data:
+        return None
+    start, end = con.execute("SELECT period_start, period_end FROM report_period").fetchone()
+    return (
+        f"The period {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC holds no data (no metric "
+        "sample, log record, span, alert or rule snapshot): there is nothing to measure; report "
+        "a period the lake holds data for, or ingest this one first"
+    )
 
 
 def scorecard_rows(con: duckdb.DuckDBPyConnection) -> list[ScorecardRow]:
@@ -163,7 +179,7 @@ def scorecard_rows(con: duckdb.DuckDBPyConnection) -> list[ScorecardRow]:
 
 def findings(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[str]:
     """The few things a lead should read first, most severe first."""
-    found: list[str] = []
+    found = [note] if (note := no_data_note(con)) else []
     for slo, status, remaining in con.execute(
         """SELECT slo_name, status, error_budget_remaining FROM slo_compliance
            WHERE scope = 'rolling' AND status IN ('breached', 'critical', 'warning')
@@ -175,9 +191,9 @@ def findings(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[str]:
         """SELECT service, started_at, time_to_resolve_minutes FROM incidents
            WHERE period = 'current' AND NOT detected ORDER BY started_at"""
     ).fetchall():
+        impact = "ongoing" if minutes is None else f"{minutes:.0f} min of SLO impact"
         found.append(
-            f"Undetected incident on {service} at {started:%Y-%m-%d %H:%M} UTC "
-            f"({minutes:.0f} min of SLO impact, no alert)"
+            f"Undetected incident on {service} at {started:%Y-%m-%d %H:%M} UTC ({impact}, no alert)"
         )
     for alert, firings, noise, flapping in con.execute(
         """SELECT alertname, firings, noise_ratio, flapping FROM alert_quality
@@ -190,7 +206,7 @@ def findings(con: duckdb.DuckDBPyConnection, limit: int = 10) -> list[str]:
         )
     for service, pillars in con.execute(
         """SELECT service, string_agg(pillar, ', ' ORDER BY pillar) FROM coverage
-           WHERE period = 'current' AND in_catalog AND status = 'missing'
+           WHERE period = 'current' AND in_catalog AND status = 'missing' AND period_has_data
            GROUP BY service ORDER BY service"""
     ).fetchall():
         found.append(f"{service} lacks required {pillars}")
@@ -207,6 +223,7 @@ def _document(con: duckdb.DuckDBPyConnection) -> str:
     slos = con.execute(
         "SELECT slo_name, service, slo_target, window_minutes FROM slo_definitions ORDER BY slo_name"
     ).fetchall()
+    no_data = no_data_note(con)
     sections = [
         _section("Scorecard", _scorecard_table(scorecard_rows(con))),
         _section("Top findings", _list(findings(con)) or "<p>Nothing stands out.</p>"),
@@ -222,7 +239,7 @@ def _document(con: duckdb.DuckDBPyConnection) -> str:
             + "".join(_burn_rate_chart(con, slo, period_start, period_end) for slo in slos),
         ),
         _section("Alert noise", _noise_chart(con)),
-        _section("Monitoring coverage", _coverage_heatmap(con)),
+        _section("Monitoring coverage", _coverage_heatmap(con, known=no_data is None)),
         _section("SLO compliance at period end", _compliance_table(con)),
         _section("Incidents", _incident_table(con)),
     ]
@@ -239,6 +256,7 @@ table {{ border-collapse: collapse; font-size: 13px; }}
 td, th {{ padding: 4px 10px; border-bottom: 1px solid {PALETTE["grid"]}; text-align: left; }}
 .pass {{ color: {PALETTE["ok"]}; font-weight: 600; }} .fail {{ color: {PALETTE["bad"]}; font-weight: 600; }}
 .nodata {{ color: {PALETTE["muted"]}; }}
+.notice {{ border-left: 4px solid {PALETTE["warn"]}; padding: 8px 12px; background: #fff4e6; }}
 svg text {{ font-size: 11px; fill: {PALETTE["ink"]}; }}
 </style>
 </head>
@@ -247,10 +265,14 @@ svg text {{ font-size: 11px; fill: {PALETTE["ink"]}; }}
 <p>Period {period_start:%Y-%m-%d %H:%M} to {period_end:%Y-%m-%d %H:%M} UTC, compared with the same
 length before it. Computed from the lake's catalog views (slo_compliance, alert_quality, coverage,
 incidents, scorecard).</p>
-{"".join(sections)}
+{_notice(no_data)}{"".join(sections)}
 </body>
 </html>
 """
+
+
+def _notice(text: str | None) -> str:
+    return f'<p class="notice">{_e(text)}</p>\n' if text else ""
 
 
 def _section(title: str, body: str) -> str:
@@ -301,22 +323,31 @@ def _compliance_table(con: duckdb.DuckDBPyConnection) -> str:
 
 def _incident_table(con: duckdb.DuckDBPyConnection) -> str:
     rows = con.execute(
-        """SELECT service, started_at, resolved_at, first_alert, time_to_detect_minutes,
-                  time_to_resolve_minutes, slo_names
+        """SELECT service, started_at, resolved_at, first_alert, detected,
+                  time_to_detect_minutes, time_to_resolve_minutes, slo_names
            FROM incidents WHERE period = 'current' ORDER BY started_at"""
     ).fetchall()
     if not rows:
         return "<p>No SLO-impact episodes in the period.</p>"
     body = "".join(
-        f"<tr><td>{_e(service)}</td><td>{start:%Y-%m-%d %H:%M}</td><td>{end:%H:%M}</td>"
-        f"<td>{_e(alert or 'none (undetected)')}</td><td>{_num(ttd)}</td><td>{_num(ttr)}</td>"
-        f"<td>{_e(', '.join(slos))}</td></tr>"
-        for service, start, end, alert, ttd, ttr, slos in rows
+        f"<tr><td>{_e(service)}</td><td>{start:%Y-%m-%d %H:%M}</td>"
+        f"<td>{'ongoing' if end is None else f'{end:%H:%M}'}</td>"
+        f"<td>{_e(alert or _undetected(detected, end))}</td><td>{_num(ttd)}</td><td>{_num(ttr)}</td>"
+        f"<td>{_e(', '.join(slos or []))}</td></tr>"
+        for service, start, end, alert, detected, ttd, ttr, slos in rows
     )
     return (
         "<table><tr><th>Service</th><th>Start (UTC)</th><th>End</th><th>First alert</th>"
         f"<th>TTD (min)</th><th>TTR (min)</th><th>SLOs</th></tr>{body}</table>"
     )
+
+
+def _undetected(detected: bool, resolved_at: datetime | None) -> str:
+    """The first-alert cell of an incident no alert related to: a postmortem may record its
+    detection all the same, and an open incident may still be detected."""
+    if detected:
+        return "none"
+    return "none (not detected yet)" if resolved_at is None else "none (undetected)"
 
 
 def _pct(value: float | None) -> str:
@@ -518,7 +549,17 @@ def _noise_chart(con: duckdb.DuckDBPyConnection) -> str:
     return _svg("alert-noise", height, "".join(marks) + legend, alerts=str(len(rows)))
 
 
-def _coverage_heatmap(con: duckdb.DuckDBPyConnection) -> str:
+def _coverage_heatmap(con: duckdb.DuckDBPyConnection, known: bool) -> str:
+    """Service x pillar cells; when the period holds no data (``known`` false), a line saying
+    so: every required cell would be red, a gap in the lake drawn as a gap in monitoring."""
+    if not known:
+        return _svg(
+            "coverage",
+            40,
+            '<text x="10" y="24">No data in the period: coverage is unknown.</text>',
+            services="0",
+            pillars=str(len(PILLARS)),
+        )
     rows = con.execute(
         """SELECT service, in_catalog, pillar, status FROM coverage
            WHERE period = 'current' ORDER BY NOT in_catalog, service"""
