@@ -83,7 +83,9 @@ record_rows AS (
         coalesce(a.alerts, [])                                        AS alerts,
         r.resolved_at,
         r.effective_end,
-        greatest(epoch(r.detected_at) - epoch(r.started_at), 0) / 60.0 AS time_to_detect_minutes,
+        CASE WHEN r.detected_at IS NOT NULL  -- greatest() would skip the NULL and give 0
+             THEN greatest(epoch(r.detected_at) - epoch(r.started_at), 0) / 60.0
+        END                                                           AS time_to_detect_minutes,
         (epoch(r.resolved_at) - epoch(r.started_at)) / 60.0           AS time_to_resolve_minutes,
         r.detected_at IS NOT NULL                                     AS detected,
         a.incident_id IS NOT NULL                                     AS alert_detected,

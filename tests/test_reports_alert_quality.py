@@ -475,3 +475,39 @@ def test_an_alert_firing_since_before_the_previous_period_detects_the_incidents_
         ("PaymentsDown", None, 1440.0, 820.0),
     ]
     assert flapping == (0,)
+
+
+@pytest.fixture(scope="module")
+def undetected(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
+    root: Path = tmp_path_factory.mktemp("undetected")
+    (root / "postmortems.csv").write_text(
+        "id,service,started_at,detected_at,resolved_at\n"
+        f"PM-1,checkout,{DAY}T11:00:00Z,{DAY}T11:10:00Z,{DAY}T11:40:00Z\n"
+        f"PM-2,checkout,{DAY}T13:00:00Z,,{DAY}T13:20:00Z\n"
+    )
+    config = make_config(
+        root,
+        services=[{"name": "checkout", "owner": "team"}],
+        sources={"incidents": {"postmortems": "postmortems.csv"}},
+    )
+    now = utc(f"{DAY}T16:05:00Z")
+    ingest_table_hour(Lake(config), incident_source(config, clock=lambda: now), hour_window(now))
+    build_catalog(config)
+    return config
+
+
+def test_an_undetected_incident_has_no_time_to_detect_and_stays_out_of_mttd(
+    undetected: ObsConfig,
+) -> None:
+    con = report_connection(undetected, *PERIOD)
+    incidents = rows(
+        con, "SELECT incident_id, detected, time_to_detect_minutes FROM incidents ORDER BY 1"
+    )
+    summary = rows(
+        con, "SELECT * FROM incident_summary WHERE period = 'current' AND scope = 'all services'"
+    )[0]
+    con.close()
+
+    assert [tuple(i.values()) for i in incidents] == [("PM-1", True, 10.0), ("PM-2", False, None)]
+    assert (summary["detected"], summary["undetected"], summary["mttd_minutes"]) == (1, 1, 10.0)
+    assert summary["mttr_minutes"] == 30.0
