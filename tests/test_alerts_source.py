@@ -6,7 +6,8 @@ were materialized in. The simulator is held to the same stitching and to its inc
 """
 
 import itertools
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,17 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
-from obs_pipelines.config import AlertDerivationConfig, PrometheusSourceConfig, SimulatorConfig
+from obs_pipelines.config import (
+    AlertDerivationConfig,
+    AlertmanagerSourceConfig,
+    PrometheusSourceConfig,
+    SimulatorConfig,
+)
 from obs_pipelines.errors import SourceError
 from obs_pipelines.fingerprint import fingerprint
+from obs_pipelines.sources.alertmanager import AlertmanagerAlerts
 from obs_pipelines.sources.alerts import PrometheusAlertFragments
 from obs_pipelines.sources.simulated_alerts import (
     SimulatedAlertFragments,
@@ -26,7 +34,7 @@ from obs_pipelines.sources.simulated_alerts import (
 )
 from obs_pipelines.sources.simulator import INCIDENTS
 from obs_pipelines.windows import TimeWindow
-from tests import servers
+from tests import ops_servers, servers
 from tests.servers import Sample, Series
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -522,3 +530,75 @@ def test_an_unlisted_alert_slower_than_the_configured_interval_is_refused_beside
     assert "\n" not in message
     assert message.startswith("ALERTS samples of DiskPressure are at least 60s apart but ")
     assert "sources.alert_derivation.evaluation_interval is 15s" in message
+
+
+# -- fingerprints as Alertmanager sees them ----------------------------------------------------------
+
+ALWAYS_FIRING = """
+groups:
+  - name: checkout
+    rules:
+      - alert: CheckoutDown
+        expr: vector(1)
+        labels: {service: checkout, severity: critical, team: payments}
+"""
+EXTERNAL_LABELS = {"cluster": "prod", "team": "platform"}  # the alert's own `team` wins
+
+
+@pytest.fixture
+def alerting_prometheus(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A real Prometheus with external_labels, evaluating ALWAYS_FIRING every 2 s and sending it to
+    a real Alertmanager: (Prometheus URL, Alertmanager URL)."""
+    rules = tmp_path / "rules.yml"
+    rules.write_text(ALWAYS_FIRING)
+    with ops_servers.alertmanager(tmp_path / "alertmanager") as alertmanager_url:
+        target = alertmanager_url.removeprefix("http://")
+        settings = {
+            "global": {"evaluation_interval": "2s", "external_labels": EXTERNAL_LABELS},
+            "rule_files": [str(rules)],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [target]}]}]},
+        }
+        config = tmp_path / "prometheus.yml"
+        config.write_text(yaml.safe_dump(settings))
+        port = servers.free_port()
+        command = [
+            servers.require("prometheus", "prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            # A first send made before Alertmanager is discovered is dropped; resend soon.
+            "--rules.alert.resend-delay=1s",
+        ]
+        with servers.serving_http(command, port) as prometheus_url:
+            yield prometheus_url, alertmanager_url
+
+
+def until_rows(read: Callable[[], pa.Table], timeout: float = 60.0) -> pa.Table:
+    """``read()`` again until it gives rows (the servers need an evaluation or two first)."""
+    deadline = time.monotonic() + timeout
+    while (table := read()).num_rows == 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still no rows after {timeout:g}s")
+        time.sleep(0.5)
+    return table
+
+
+@pytest.mark.prometheus
+def test_fragments_have_alertmanagers_fingerprint_when_prometheus_has_external_labels(
+    alerting_prometheus: tuple[str, str],
+) -> None:
+    prometheus_url, alertmanager_url = alerting_prometheus
+    now = datetime.now(UTC)
+    window = TimeWindow(now - timedelta(minutes=5), now + timedelta(minutes=5))
+    alertmanager = AlertmanagerAlerts(AlertmanagerSourceConfig(url=alertmanager_url))
+
+    fragments = until_rows(lambda: read_window(prometheus_fragments(prometheus_url), window))
+    (held,) = until_rows(lambda: read_window(alertmanager, window)).to_pylist()
+
+    alert = {"alertname": "CheckoutDown", "service": "checkout", "severity": "critical"}
+    assert dict(held["labels"]) == {**alert, "team": "payments", "cluster": "prod"}
+    assert set(fragments.column("fingerprint").to_pylist()) == {held["fingerprint"]}
+    # The fragment's labels stay the ALERTS series' own: the external labels are not stored.
+    assert {tuple(labels) for labels in fragments.column("labels").to_pylist()} == {
+        tuple(sorted({**alert, "team": "payments"}.items()))
+    }

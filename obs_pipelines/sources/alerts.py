@@ -10,8 +10,11 @@ fragments of neighbouring windows into whole intervals with the same rule. Nothi
 from one window to the next, so a window can be materialized alone, twice, or out of order.
 
 Rule groups may set their own ``interval:``, so each alert's evaluation interval is its rule
-group's, from Prometheus's ``/api/v1/rules`` (read once per source, i.e. once per run); only alerts
-that no listed rule produces fall back to ``sources.alert_derivation.evaluation_interval``.
+group's, from Prometheus's ``/api/v1/rules``; only alerts that no listed rule produces fall back to
+``sources.alert_derivation.evaluation_interval``. An alert's fingerprint is Alertmanager's: over its
+labels plus Prometheus's ``external_labels`` (``/api/v1/status/config``), which Prometheus adds to
+the alerts it sends but not to the ALERTS series; ``labels`` stay the ALERTS ones. Both are read
+once per source, i.e. once per run.
 
 The samples come through :class:`PrometheusSource` (same connection, retries, splitting and
 errors as metrics ingest) with the ALERTS selector in place of the configured ones.
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+import yaml
 
 from obs_pipelines.config import AlertDerivationConfig, PrometheusSourceConfig
 from obs_pipelines.durations import format_duration
@@ -67,11 +71,13 @@ class RuleInterval:
 class AlertContext:
     """What Prometheus knows of its alerts beyond the ALERTS series.
 
-    ``rules``: the alerting rules by name, each with its group's evaluation interval. Empty (the
-    simulator's case), every alert follows the configured interval.
+    ``rules``: the alerting rules by name, each with its group's evaluation interval.
+    ``external_labels``: what Prometheus adds to every alert it sends to Alertmanager. Both empty
+    (the simulator's case): every alert follows the configured interval and its own labels.
     """
 
     rules: Mapping[str, Sequence[RuleInterval]] = field(default_factory=dict)
+    external_labels: Mapping[str, str] = field(default_factory=dict)
 
     def interval_ms(self, alert: Mapping[str, str]) -> int | None:
         """The evaluation interval of the group whose rule produces ``alert``, None when no listed
@@ -84,6 +90,11 @@ class AlertContext:
             if all(alert.get(k) == v for k, v in r.fixed_labels.items())
         ]
         return max(matching, default=None)
+
+    def fingerprint(self, alert: Mapping[str, str]) -> str:
+        """Alertmanager's fingerprint of ``alert``: over its labels plus the external labels it
+        does not set itself, as Prometheus's notifier adds them."""
+        return fingerprint({**self.external_labels, **alert})
 
 
 NO_CONTEXT = AlertContext()
@@ -189,7 +200,7 @@ def _alert_keys(
     for i, label_set in enumerate(label_sets):
         alert = {k: v for k, v in label_set.items() if k not in _NOT_ALERT_LABELS}
         state = label_set.get("alertstate", "firing")
-        alert_print = fingerprint(alert)
+        alert_print = context.fingerprint(alert)
         slot = index.setdefault((alert_print, state), len(index))
         key_of_series[i] = slot
         if slot < len(labels):
@@ -265,10 +276,13 @@ class PrometheusAlertFragments:
         )
 
     def context(self) -> AlertContext:
-        """Prometheus's rules, read for the first window and kept: every window of a run is
-        derived with the same intervals, for one request per run."""
+        """Prometheus's rules and external labels, read for the first window and kept: every
+        window of a run is derived with the same ones, for two requests per run."""
         if self._context is None:
-            self._context = AlertContext(rules=rule_intervals(fetch_rule_groups(self.prometheus)))
+            self._context = AlertContext(
+                rules=rule_intervals(fetch_rule_groups(self.prometheus)),
+                external_labels=fetch_external_labels(self.prometheus),
+            )
         return self._context
 
 
@@ -296,6 +310,22 @@ class PrometheusAlertRules:
 def fetch_rule_groups(prometheus: PrometheusSource) -> list[dict]:
     """The rule groups of Prometheus's ``/api/v1/rules``."""
     return _api_data(prometheus, "/api/v1/rules", "groups", "rules JSON")
+
+
+def fetch_external_labels(prometheus: PrometheusSource) -> dict[str, str]:
+    """``global.external_labels`` of the configuration Prometheus runs (``/api/v1/status/config``).
+    Only that key is read: the rest of the file is not repeated anywhere, even in an error."""
+    text = _api_data(prometheus, "/api/v1/status/config", "yaml", "its configuration")
+    try:
+        settings = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        labels = (settings.get("global") or {}).get("external_labels") or {}
+        return {str(k): str(v) for k, v in labels.items() if v is not None and str(v)}
+    except (yaml.YAMLError, AttributeError, TypeError):
+        raise SourceError(
+            f"Prometheus at {prometheus.url} sent a /api/v1/status/config answer whose "
+            "configuration is not YAML with a readable global.external_labels; check that "
+            "sources.prometheus.url points at Prometheus itself"
+        ) from None
 
 
 def _api_data(prometheus: PrometheusSource, path: str, key: str, what: str) -> Any:
