@@ -401,7 +401,9 @@ class IncidentsSourceConfig(Strict):
 
 
 class AlertDerivationConfig(Strict):
-    """How firing intervals are derived from Prometheus's ALERTS series."""
+    """How firing intervals are derived from Prometheus's ALERTS series. Each alert follows its
+    rule group's interval as Prometheus's /api/v1/rules lists it; ``evaluation_interval`` is for
+    the alerts that no listed rule produces (and for every simulated alert)."""
 
     evaluation_interval: PositiveDuration = timedelta(seconds=15)
     missed_evaluations_tolerated: int = Field(default=1, ge=0, le=10)

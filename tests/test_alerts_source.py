@@ -6,7 +6,8 @@ were materialized in. The simulator is held to the same stitching and to its inc
 """
 
 import itertools
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,17 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
-from obs_pipelines.config import AlertDerivationConfig, PrometheusSourceConfig, SimulatorConfig
+from obs_pipelines.config import (
+    AlertDerivationConfig,
+    AlertmanagerSourceConfig,
+    PrometheusSourceConfig,
+    SimulatorConfig,
+)
 from obs_pipelines.errors import SourceError
 from obs_pipelines.fingerprint import fingerprint
+from obs_pipelines.sources.alertmanager import AlertmanagerAlerts
 from obs_pipelines.sources.alerts import PrometheusAlertFragments
 from obs_pipelines.sources.simulated_alerts import (
     SimulatedAlertFragments,
@@ -26,7 +34,7 @@ from obs_pipelines.sources.simulated_alerts import (
 )
 from obs_pipelines.sources.simulator import INCIDENTS
 from obs_pipelines.windows import TimeWindow
-from tests import servers
+from tests import ops_servers, servers
 from tests.servers import Sample, Series
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -47,11 +55,14 @@ def at(hh: int, mm: int, ss: int = 0) -> datetime:
     return datetime(2026, 11, 10, hh, mm, ss)
 
 
-def evaluations(begin: datetime, end: datetime, missing: tuple[datetime, ...] = ()) -> list[int]:
-    """Rule evaluation times (15 s grid, 7 s phase) in [begin, end), minus the missed ones."""
+def evaluations(
+    begin: datetime, end: datetime, missing: tuple[datetime, ...] = (), every_ms: int = EVAL_MS
+) -> list[int]:
+    """Rule evaluation times (15 s grid unless ``every_ms``, 7 s phase) in [begin, end), minus the
+    missed ones."""
     skip = {_ms(m) for m in missing}
-    first = -((PHASE_MS - _ms(begin)) // EVAL_MS)
-    times = range(first * EVAL_MS + PHASE_MS, _ms(end), EVAL_MS)
+    first = -((PHASE_MS - _ms(begin)) // every_ms)
+    times = range(first * every_ms + PHASE_MS, _ms(end), every_ms)
     return [t for t in times if t not in skip]
 
 
@@ -64,6 +75,7 @@ def _dt(ms: int) -> datetime:
 
 
 # The alerts the test writes: labels, pending stretches, firing stretches (each a list of samples).
+History = list[tuple[dict[str, str], list[list[int]], list[list[int]]]]
 BOUNDARY = {  # crosses 01:00 with the evaluation right after the boundary missed
     "alertname": "HighAPIErrorRate",
     "endpoint": "/api/trades",
@@ -98,7 +110,7 @@ STILL_FIRING = {
 }
 
 FLAP_STARTS = [at(1, 51) + timedelta(minutes=4 * i) for i in range(6)]
-HISTORY: list[tuple[dict[str, str], list[list[int]], list[list[int]]]] = [
+HISTORY: History = [
     (
         BOUNDARY,
         [evaluations(at(0, 50), at(0, 52))],
@@ -141,9 +153,9 @@ def expected_events() -> list[tuple[Any, ...]]:
     return sorted(events, key=lambda e: (e[2], e[0]))
 
 
-def alerts_history() -> list[Series]:
+def alerts_history(history: History = HISTORY) -> list[Series]:
     series = []
-    for labels, pending, firing in HISTORY:
+    for labels, pending, firing in history:
         for state, stretches in (("pending", pending), ("firing", firing)):
             times = sorted(t for stretch in stretches for t in stretch)
             if times:
@@ -423,3 +435,170 @@ def test_an_evaluation_interval_shorter_than_prometheuses_is_refused_with_the_ke
 
     assert "sources.alert_derivation.evaluation_interval" in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+# -- rule groups with their own `interval:` ---------------------------------------------------------
+
+MINUTE_MS = 60_000
+# Never true: the rules are there for Prometheus's /api/v1/rules; the history is backfilled.
+GROUPED_RULES = """
+groups:
+  - name: fast  # the global evaluation_interval, 15s
+    rules:
+      - alert: CheckoutErrors
+        expr: vector(1) < 0
+        labels: {service: checkout, severity: critical}
+      - alert: QueueBacklog
+        expr: vector(1) < 0
+        labels: {severity: warning, queue: "{{ $labels.queue }}"}
+  - name: slow
+    interval: 1m
+    rules:
+      - alert: CheckoutSlow
+        expr: vector(1) < 0
+        labels: {service: checkout, severity: warning}
+      - alert: QueueBacklog
+        expr: vector(1) < 0
+        labels: {severity: critical}
+"""
+CHECKOUT_ERRORS = {"alertname": "CheckoutErrors", "service": "checkout", "severity": "critical"}
+CHECKOUT_SLOW = {"alertname": "CheckoutSlow", "service": "checkout", "severity": "warning"}
+BACKLOG_FAST = {"alertname": "QueueBacklog", "queue": "orders", "severity": "warning"}
+BACKLOG_SLOW = {"alertname": "QueueBacklog", "queue": "orders", "severity": "critical"}
+UNLISTED = {"alertname": "DiskPressure", "instance": "node-3:9100", "severity": "warning"}
+GROUPED_HISTORY: History = [
+    (CHECKOUT_ERRORS, [], [evaluations(at(2, 0), at(2, 30)), evaluations(at(4, 0), at(4, 30))]),
+    # Every minute, across 03:00 with the evaluation right after it missed: one interval.
+    (
+        CHECKOUT_SLOW,
+        [],
+        [evaluations(at(2, 20), at(3, 20), missing=(at(3, 0, 7),), every_ms=MINUTE_MS)],
+    ),
+    (BACKLOG_SLOW, [], [evaluations(at(2, 10), at(2, 50), every_ms=MINUTE_MS)]),
+    # Same name, the fast group (told apart by severity): two missed evaluations split it.
+    (
+        BACKLOG_FAST,
+        [],
+        [evaluations(at(2, 10), at(2, 20), missing=(at(2, 15, 7), at(2, 15, 22)))],
+    ),
+    # No listed rule and every minute: the configured 15 s cannot apply to it.
+    (UNLISTED, [], [evaluations(at(4, 0), at(4, 30), every_ms=MINUTE_MS)]),
+]
+
+
+@pytest.fixture(scope="module")
+def grouped_prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prometheus (global evaluation_interval 15s) whose rule group `slow` has its own
+    `interval: 1m`, over a backfilled ALERTS history that follows those intervals."""
+    folder = tmp_path_factory.mktemp("grouped-alerts")
+    rules = folder / "rules.yml"
+    rules.write_text(GROUPED_RULES)
+    servers.backfill(folder / "data", alerts_history(GROUPED_HISTORY))
+    with servers.prometheus(folder / "data", evaluation_interval="15s", rule_files=[rules]) as url:
+        yield url
+
+
+@pytest.mark.prometheus
+def test_alerts_of_a_group_with_its_own_interval_are_not_split_between_evaluations(
+    grouped_prometheus_url: str,
+) -> None:
+    source = prometheus_fragments(grouped_prometheus_url)  # configured interval: 15 s
+
+    events = events_of([read_window(source, HOURS[2]), read_window(source, HOURS[3])])
+
+    assert sorted(e[:4] for e in events) == sorted(
+        [
+            ("CheckoutErrors", fingerprint(CHECKOUT_ERRORS), at(2, 0, 7), at(2, 30, 7)),
+            ("QueueBacklog", fingerprint(BACKLOG_FAST), at(2, 10, 7), at(2, 15, 7)),
+            ("QueueBacklog", fingerprint(BACKLOG_SLOW), at(2, 10, 7), at(2, 50, 7)),
+            ("QueueBacklog", fingerprint(BACKLOG_FAST), at(2, 15, 37), at(2, 20, 7)),
+            ("CheckoutSlow", fingerprint(CHECKOUT_SLOW), at(2, 20, 7), at(3, 20, 7)),
+        ]
+    )
+
+
+@pytest.mark.prometheus
+def test_an_unlisted_alert_slower_than_the_configured_interval_is_refused_beside_faster_ones(
+    grouped_prometheus_url: str,
+) -> None:
+    source = prometheus_fragments(grouped_prometheus_url)
+
+    with pytest.raises(SourceError) as raised:
+        read_window(source, TimeWindow(HOURS[3].end, HOURS[3].end + timedelta(hours=1)))
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("ALERTS samples of DiskPressure are at least 60s apart but ")
+    assert "sources.alert_derivation.evaluation_interval is 15s" in message
+
+
+# -- fingerprints as Alertmanager sees them ----------------------------------------------------------
+
+ALWAYS_FIRING = """
+groups:
+  - name: checkout
+    rules:
+      - alert: CheckoutDown
+        expr: vector(1)
+        labels: {service: checkout, severity: critical, team: payments}
+"""
+EXTERNAL_LABELS = {"cluster": "prod", "team": "platform"}  # the alert's own `team` wins
+
+
+@pytest.fixture
+def alerting_prometheus(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A real Prometheus with external_labels, evaluating ALWAYS_FIRING every 2 s and sending it to
+    a real Alertmanager: (Prometheus URL, Alertmanager URL)."""
+    rules = tmp_path / "rules.yml"
+    rules.write_text(ALWAYS_FIRING)
+    with ops_servers.alertmanager(tmp_path / "alertmanager") as alertmanager_url:
+        target = alertmanager_url.removeprefix("http://")
+        settings = {
+            "global": {"evaluation_interval": "2s", "external_labels": EXTERNAL_LABELS},
+            "rule_files": [str(rules)],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [target]}]}]},
+        }
+        config = tmp_path / "prometheus.yml"
+        config.write_text(yaml.safe_dump(settings))
+        port = servers.free_port()
+        command = [
+            servers.require("prometheus", "prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            # A first send made before Alertmanager is discovered is dropped; resend soon.
+            "--rules.alert.resend-delay=1s",
+        ]
+        with servers.serving_http(command, port) as prometheus_url:
+            yield prometheus_url, alertmanager_url
+
+
+def until_rows(read: Callable[[], pa.Table], timeout: float = 60.0) -> pa.Table:
+    """``read()`` again until it gives rows (the servers need an evaluation or two first)."""
+    deadline = time.monotonic() + timeout
+    while (table := read()).num_rows == 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still no rows after {timeout:g}s")
+        time.sleep(0.5)
+    return table
+
+
+@pytest.mark.prometheus
+def test_fragments_have_alertmanagers_fingerprint_when_prometheus_has_external_labels(
+    alerting_prometheus: tuple[str, str],
+) -> None:
+    prometheus_url, alertmanager_url = alerting_prometheus
+    now = datetime.now(UTC)
+    window = TimeWindow(now - timedelta(minutes=5), now + timedelta(minutes=5))
+    alertmanager = AlertmanagerAlerts(AlertmanagerSourceConfig(url=alertmanager_url))
+
+    fragments = until_rows(lambda: read_window(prometheus_fragments(prometheus_url), window))
+    (held,) = until_rows(lambda: read_window(alertmanager, window)).to_pylist()
+
+    alert = {"alertname": "CheckoutDown", "service": "checkout", "severity": "critical"}
+    assert dict(held["labels"]) == {**alert, "team": "payments", "cluster": "prod"}
+    assert set(fragments.column("fingerprint").to_pylist()) == {held["fingerprint"]}
+    # The fragment's labels stay the ALERTS series' own: the external labels are not stored.
+    assert {tuple(labels) for labels in fragments.column("labels").to_pylist()} == {
+        tuple(sorted({**alert, "team": "payments"}.items()))
+    }

@@ -9,17 +9,26 @@ and state merge into one *fragment* while the gap between samples stays within
 fragments of neighbouring windows into whole intervals with the same rule. Nothing is carried
 from one window to the next, so a window can be materialized alone, twice, or out of order.
 
+Rule groups may set their own ``interval:``, so each alert's evaluation interval is its rule
+group's, from Prometheus's ``/api/v1/rules``; only alerts that no listed rule produces fall back to
+``sources.alert_derivation.evaluation_interval``. An alert's fingerprint is Alertmanager's: over its
+labels plus Prometheus's ``external_labels`` (``/api/v1/status/config``), which Prometheus adds to
+the alerts it sends but not to the ALERTS series; ``labels`` stay the ALERTS ones. Both are read
+once per source, i.e. once per run.
+
 The samples come through :class:`PrometheusSource` (same connection, retries, splitting and
 errors as metrics ingest) with the ALERTS selector in place of the configured ones.
 """
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
+import yaml
 
 from obs_pipelines.config import AlertDerivationConfig, PrometheusSourceConfig
 from obs_pipelines.durations import format_duration
@@ -35,6 +44,8 @@ ALERTS_SELECTOR = 'ALERTS{alertstate=~"firing|pending"}'
 _NOT_ALERT_LABELS = ("__name__", "alertstate")
 # A fragment's service: the alert's `service` label, else the scrape `job` it came from.
 SERVICE_LABELS = ("service", "job")
+# Fewest consecutive-sample spacings that show an evaluation_interval is shorter than Prometheus's.
+_SPACINGS_TO_JUDGE = 20
 
 
 @dataclass(frozen=True)
@@ -47,22 +58,74 @@ class AlertSamples:
     ts_ms: np.ndarray  # int64 epoch milliseconds, one per sample
 
 
-def max_gap_ms(derivation: AlertDerivationConfig) -> int:
-    """Largest gap between two samples of one stretch: one evaluation plus the tolerated misses."""
-    interval_ms = round(derivation.evaluation_interval.total_seconds() * 1000)
+@dataclass(frozen=True)
+class RuleInterval:
+    """One alerting rule, as far as telling which group's interval its alerts follow: its labels
+    with a fixed value (a templated one differs per alert), and its group's interval."""
+
+    fixed_labels: Mapping[str, str]
+    interval_ms: int
+
+
+@dataclass(frozen=True)
+class AlertContext:
+    """What Prometheus knows of its alerts beyond the ALERTS series.
+
+    ``rules``: the alerting rules by name, each with its group's evaluation interval.
+    ``external_labels``: what Prometheus adds to every alert it sends to Alertmanager. Both empty
+    (the simulator's case): every alert follows the configured interval and its own labels.
+    """
+
+    rules: Mapping[str, Sequence[RuleInterval]] = field(default_factory=dict)
+    external_labels: Mapping[str, str] = field(default_factory=dict)
+
+    def interval_ms(self, alert: Mapping[str, str]) -> int | None:
+        """The evaluation interval of the group whose rule produces ``alert``, None when no listed
+        rule does. Rules of one name are told apart by their fixed labels; when several still
+        match, the longest interval, so that none of them has its evaluations split."""
+        rules = self.rules.get(alert.get("alertname", ""), ())
+        matching = [
+            r.interval_ms
+            for r in rules
+            if all(alert.get(k) == v for k, v in r.fixed_labels.items())
+        ]
+        return max(matching, default=None)
+
+    def fingerprint(self, alert: Mapping[str, str]) -> str:
+        """Alertmanager's fingerprint of ``alert``: over its labels plus the external labels it
+        does not set itself, as Prometheus's notifier adds them."""
+        return fingerprint({**self.external_labels, **alert})
+
+
+NO_CONTEXT = AlertContext()
+
+
+def max_gap_ms(derivation: AlertDerivationConfig, interval_ms: int | None = None) -> int:
+    """Largest gap between two samples of one stretch: one evaluation (``interval_ms``, else the
+    configured interval) plus the tolerated misses."""
+    if interval_ms is None:
+        interval_ms = _configured_ms(derivation)
     return interval_ms * (1 + derivation.missed_evaluations_tolerated)
 
 
+def _configured_ms(derivation: AlertDerivationConfig) -> int:
+    return round(derivation.evaluation_interval.total_seconds() * 1000)
+
+
 def build_fragments(
-    samples: AlertSamples, window: TimeWindow, derivation: AlertDerivationConfig, source: str
+    samples: AlertSamples,
+    window: TimeWindow,
+    derivation: AlertDerivationConfig,
+    source: str,
+    context: AlertContext = NO_CONTEXT,
 ) -> pa.Table:
     """Merge ALERTS samples inside ``window`` into fragments (rows of ``alert_fragments``).
 
-    Work per label set is Python (fingerprints, promoted labels); work per sample is numpy: sort
-    by (alert, state, time), cut where the alert changes or the gap exceeds the tolerance, and
-    read first/last/count off the cut points.
+    Work per label set is Python (fingerprints, promoted labels, the rule group's interval); work
+    per sample is numpy: sort by (alert, state, time), cut where the alert changes or the gap
+    exceeds that alert's tolerance, and read first/last/count off the cut points.
     """
-    keys, key_of_series = _alert_keys(samples.label_sets)
+    keys, key_of_series = _alert_keys(samples.label_sets, derivation, context)
     ts = np.asarray(samples.ts_ms, dtype=np.int64)
     key = key_of_series[np.asarray(samples.series, dtype=np.int64)] if ts.size else ts
     inside = (ts >= window.start_ms) & (ts < window.end_ms)
@@ -73,15 +136,14 @@ def build_fragments(
         repeated = np.zeros(ts.size, dtype=bool)
         repeated[1:] = (key[1:] == key[:-1]) & (ts[1:] == ts[:-1])
         ts, key = ts[~repeated], key[~repeated]
-    gap = max_gap_ms(derivation)
+    spacing = np.diff(ts)
     same_alert = key[1:] == key[:-1]
-    _check_evaluation_interval(np.diff(ts)[same_alert], gap, derivation)
+    _check_evaluation_interval(keys, key[1:][same_alert], spacing[same_alert], derivation)
     cut = np.ones(ts.size, dtype=bool)
-    cut[1:] = ~same_alert | (np.diff(ts) > gap)
+    cut[1:] = ~same_alert | (spacing > keys.column("max_gap_ms").to_numpy()[key[1:]])
     starts = np.flatnonzero(cut)
     ends = np.append(starts[1:], ts.size)[: starts.size] - 1
-    per_fragment = pa.array(key[starts], pa.int64())
-    attributes = keys.take(per_fragment)
+    attributes = keys.take(pa.array(key[starts], pa.int64()))
     n = starts.size
     columns = {
         **{name: attributes.column(name) for name in attributes.column_names},
@@ -90,40 +152,55 @@ def build_fragments(
         "samples": pa.array(ends - starts + 1, pa.int64()),
         "window_start": _timestamps(np.full(n, window.start_ms, dtype=np.int64)),
         "window_end": _timestamps(np.full(n, window.end_ms, dtype=np.int64)),
-        "evaluation_interval_ms": pa.array(
-            np.full(n, round(derivation.evaluation_interval.total_seconds() * 1000)), pa.int64()
-        ),
-        "max_gap_ms": pa.array(np.full(n, gap), pa.int64()),
         "source": pa.array([source] * n, pa.string()),
     }
     return pa.table([columns[f.name] for f in ALERT_FRAGMENTS], schema=ALERT_FRAGMENTS)
 
 
 def _check_evaluation_interval(
-    spacing_ms: np.ndarray, gap_ms: int, derivation: AlertDerivationConfig
+    keys: pa.Table, pair_key: np.ndarray, spacing_ms: np.ndarray, derivation: AlertDerivationConfig
 ) -> None:
-    """Refuse a configured interval shorter than Prometheus's: every sample would be its own
-    interval. Caught when no two consecutive samples of any alert are within the tolerance."""
-    if spacing_ms.size >= 20 and int(spacing_ms.min()) > gap_ms:
-        raise SourceError(
-            f"ALERTS samples are at least {int(spacing_ms.min()) / 1000:g}s apart but "
-            f"sources.alert_derivation.evaluation_interval is {format_duration(derivation.evaluation_interval)}; "
-            "set it to Prometheus's evaluation_interval"
-        )
+    """Refuse a configured interval shorter than Prometheus's: every sample of an alert it applies
+    to would be its own interval. Only alerts of no listed rule use it; caught when no two
+    consecutive samples of any of them are within the tolerance, or of any one of them alone (an
+    alert of a slower group is not hidden by faster ones)."""
+    configured = keys.column("configured").to_numpy(zero_copy_only=False)[pair_key]
+    pair_key, spacing_ms = pair_key[configured], spacing_ms[configured]
+    if spacing_ms.size < _SPACINGS_TO_JUDGE:
+        return
+    gap_ms = max_gap_ms(derivation)
+    alerts, first, count = np.unique(pair_key, return_index=True, return_counts=True)
+    closest = np.minimum.reduceat(spacing_ms, first)  # pairs are sorted by alert
+    too_far = (count >= _SPACINGS_TO_JUDGE) & (closest > gap_ms)
+    if not too_far.any():
+        if int(closest.min()) <= gap_ms:
+            return
+        too_far = closest > gap_ms
+    names = sorted(set(keys.column("alertname").take(pa.array(alerts[too_far])).to_pylist()))
+    others = f" and {len(names) - 1} other alerts" if len(names) > 1 else ""
+    raise SourceError(
+        f"ALERTS samples of {names[0]}{others} are at least {int(closest[too_far].min()) / 1000:g}s "
+        f"apart but sources.alert_derivation.evaluation_interval is {format_duration(derivation.evaluation_interval)}; "
+        "set it to Prometheus's evaluation_interval (it applies to the alerts whose rule Prometheus does not list)"
+    )
 
 
-def _alert_keys(label_sets: Sequence[dict[str, str]]) -> tuple[pa.Table, np.ndarray]:
-    """One row per distinct (alert label set, state) and, per input label set, its row index."""
+def _alert_keys(
+    label_sets: Sequence[dict[str, str]], derivation: AlertDerivationConfig, context: AlertContext
+) -> tuple[pa.Table, np.ndarray]:
+    """One row per distinct (alert, state), with its evaluation interval and tolerance, and per
+    input label set its row index."""
     index: dict[tuple[str, str], int] = {}
     key_of_series = np.empty(len(label_sets), dtype=np.int64)
     rows: dict[str, list] = {
         c: [] for c in ("fingerprint", "alertname", "state", "severity", "category", "service")
     }
     labels: list[list[tuple[str, str]]] = []
+    intervals: list[int | None] = []
     for i, label_set in enumerate(label_sets):
         alert = {k: v for k, v in label_set.items() if k not in _NOT_ALERT_LABELS}
         state = label_set.get("alertstate", "firing")
-        alert_print = fingerprint(alert)
+        alert_print = context.fingerprint(alert)
         slot = index.setdefault((alert_print, state), len(index))
         key_of_series[i] = slot
         if slot < len(labels):
@@ -138,10 +215,15 @@ def _alert_keys(label_sets: Sequence[dict[str, str]]) -> tuple[pa.Table, np.ndar
         ):
             rows[column].append(value)
         labels.append(sorted(alert.items()))
+        intervals.append(context.interval_ms(alert))
+    interval_ms = [_configured_ms(derivation) if i is None else i for i in intervals]
     table = pa.table(
         {
             **{c: pa.array(v, pa.string()) for c, v in rows.items()},
             "labels": pa.array(labels, LABELS),
+            "evaluation_interval_ms": pa.array(interval_ms, pa.int64()),
+            "max_gap_ms": pa.array([max_gap_ms(derivation, i) for i in interval_ms], pa.int64()),
+            "configured": pa.array([i is None for i in intervals], pa.bool_()),
         }
     )
     return table, key_of_series
@@ -184,10 +266,24 @@ class PrometheusAlertFragments:
         self.prometheus = PrometheusSource(
             config.model_copy(update={"selectors": [ALERTS_SELECTOR]})
         )
+        self._context: AlertContext | None = None
 
     def read(self, window: TimeWindow) -> Iterator[pa.Table]:
+        context = self.context()
         chunks = list(self.prometheus.read_metrics(window))
-        yield build_fragments(samples_from_chunks(chunks), window, self.derivation, self.name)
+        yield build_fragments(
+            samples_from_chunks(chunks), window, self.derivation, self.name, context
+        )
+
+    def context(self) -> AlertContext:
+        """Prometheus's rules and external labels, read for the first window and kept: every
+        window of a run is derived with the same ones, for two requests per run."""
+        if self._context is None:
+            self._context = AlertContext(
+                rules=rule_intervals(fetch_rule_groups(self.prometheus)),
+                external_labels=fetch_external_labels(self.prometheus),
+            )
+        return self._context
 
 
 class PrometheusAlertRules:
@@ -207,16 +303,59 @@ class PrometheusAlertRules:
         self.snapshot_at = snapshot_at
 
     def read(self, window: TimeWindow) -> Iterator[pa.Table]:
-        body = self.prometheus.get("/api/v1/rules")
-        try:
-            groups = orjson.loads(body)["data"]["groups"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise SourceError(
-                f"Prometheus at {self.prometheus.url} sent a /api/v1/rules answer that is not rules JSON ({exc}); "
-                "check that sources.prometheus.url points at Prometheus itself"
-            ) from None
         moment = self.snapshot_at or window.end
-        yield rules_table(groups, moment)
+        yield rules_table(fetch_rule_groups(self.prometheus), moment)
+
+
+def fetch_rule_groups(prometheus: PrometheusSource) -> list[dict]:
+    """The rule groups of Prometheus's ``/api/v1/rules``."""
+    return _api_data(prometheus, "/api/v1/rules", "groups", "rules JSON")
+
+
+def fetch_external_labels(prometheus: PrometheusSource) -> dict[str, str]:
+    """``global.external_labels`` of the configuration Prometheus runs (``/api/v1/status/config``).
+    Only that key is read: the rest of the file is not repeated anywhere, even in an error."""
+    text = _api_data(prometheus, "/api/v1/status/config", "yaml", "its configuration")
+    try:
+        settings = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        labels = (settings.get("global") or {}).get("external_labels") or {}
+        return {str(k): str(v) for k, v in labels.items() if v is not None and str(v)}
+    except (yaml.YAMLError, AttributeError, TypeError):
+        raise SourceError(
+            f"Prometheus at {prometheus.url} sent a /api/v1/status/config answer whose "
+            "configuration is not YAML with a readable global.external_labels; check that "
+            "sources.prometheus.url points at Prometheus itself"
+        ) from None
+
+
+def _api_data(prometheus: PrometheusSource, path: str, key: str, what: str) -> Any:
+    """``data[key]`` of Prometheus's answer to ``path``; an answer without it is one line."""
+    body = prometheus.get(path)
+    try:
+        return orjson.loads(body)["data"][key]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SourceError(
+            f"Prometheus at {prometheus.url} sent a {path} answer that is not {what} ({exc}); "
+            "check that sources.prometheus.url points at Prometheus itself"
+        ) from None
+
+
+def rule_intervals(groups: Sequence[dict]) -> dict[str, list[RuleInterval]]:
+    """The alerting rules of ``/api/v1/rules`` groups by name, each with its group's interval (as
+    Prometheus applies it: the group's own ``interval:``, else the global one). A group that does
+    not state it leaves its alerts on the configured interval."""
+    by_name: dict[str, list[RuleInterval]] = {}
+    for group in groups:
+        seconds = group.get("interval")
+        if not isinstance(seconds, int | float) or seconds <= 0:
+            continue
+        for rule in group.get("rules") or []:
+            if rule.get("type") == "alerting":
+                labels = {k: str(v) for k, v in (rule.get("labels") or {}).items()}
+                fixed = {k: v for k, v in labels.items() if "{{" not in v}
+                interval = RuleInterval(fixed, round(seconds * 1000))
+                by_name.setdefault(rule.get("name", ""), []).append(interval)
+    return by_name
 
 
 def rules_table(groups: Sequence[dict], snapshot_at: datetime) -> pa.Table:
