@@ -13,13 +13,18 @@ from typing import Any
 import orjson
 import pytest
 
-from obs_pipelines.config import AlertmanagerSourceConfig, PrometheusSourceConfig, load_config
+from obs_pipelines.config import (
+    AlertDerivationConfig,
+    AlertmanagerSourceConfig,
+    PrometheusSourceConfig,
+    load_config,
+)
 from obs_pipelines.errors import SourceError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.ingest import ingest_metrics_hours
 from obs_pipelines.operations.doctor import run_checks
 from obs_pipelines.sources.alertmanager import AlertmanagerAlerts
-from obs_pipelines.sources.alerts import PrometheusAlertRules
+from obs_pipelines.sources.alerts import PrometheusAlertFragments, PrometheusAlertRules
 from obs_pipelines.sources.prometheus import PrometheusSource
 from obs_pipelines.windows import TimeWindow
 from tests.history import HOUR_MS, START, START_MS
@@ -39,6 +44,7 @@ class Answer:
     content_type: str = "application/json"
     cut_at: int | None = None  # send this many bytes of the body, then close the connection
     length: bool = True  # send Content-Length (else the body ends when the connection closes)
+    status: int = 200
 
 
 def matrix(*series: tuple[dict[str, str], list[list[Any]]]) -> bytes:
@@ -81,7 +87,7 @@ def handler(answer_for: Callable[[str, dict[str, str]], Answer]) -> type[BaseHTT
 
         def _answer(self, form: dict[str, str]) -> None:
             answer = answer_for(urllib.parse.urlsplit(self.path).path, form)
-            self.send_response(200)
+            self.send_response(answer.status)
             self.send_header("Content-Type", answer.content_type)
             if answer.length:
                 self.send_header("Content-Length", str(len(answer.body)))
@@ -319,3 +325,28 @@ def test_doctor_fails_the_metrics_source_with_the_same_one_line(
     metrics = next(r for r in results if r.check == "source.metrics")
     assert not metrics.ok
     assert metrics.line() == f"FAIL  source.metrics         Prometheus at {url}{detail}"
+
+
+def test_alerts_from_a_server_without_the_rules_and_config_apis_follow_the_configured_interval(
+    fake_prometheus: Any,
+) -> None:
+    """Thanos Query answers 404 for /api/v1/status/config (and, without rulers, /api/v1/rules):
+    its alerts are derived as before either was read, not refused."""
+    alert = {"__name__": "ALERTS", "alertname": "ApiDown", "alertstate": "firing", "job": "api"}
+    firing = matrix((alert, [[at(0, s), "1"] for s in range(60, 661, 60)]))
+
+    def answer_for(path: str, form: dict[str, str]) -> Answer:
+        if path in ("/api/v1/status/config", "/api/v1/rules"):
+            return Answer(b"404 page not found\n", "text/plain", status=404)
+        return Answer(firing) if "time" in form else Answer(BUILDINFO)
+
+    url = fake_prometheus(answer_for)
+    config = PrometheusSourceConfig(url=url, selectors=["up"], retries=0, retry_backoff_seconds=0)
+    source = PrometheusAlertFragments(config, AlertDerivationConfig(evaluation_interval="1m"))
+    (table,) = source.read(TimeWindow(START, START.replace(hour=1)))
+
+    rows = table.to_pylist()
+    assert [
+        (r["alertname"], r["first_sample"].minute, r["samples"], r["evaluation_interval_ms"])
+        for r in rows
+    ] == [("ApiDown", 1, 11, 60_000)]

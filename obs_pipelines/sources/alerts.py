@@ -20,10 +20,10 @@ The samples come through :class:`PrometheusSource` (same connection, retries, sp
 errors as metrics ingest) with the ALERTS selector in place of the configured ones.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -36,9 +36,10 @@ from obs_pipelines.errors import SourceError
 from obs_pipelines.fingerprint import fingerprint
 from obs_pipelines.schemas import ALERT_FRAGMENTS, ALERT_RULES, LABELS
 from obs_pipelines.sources.base import MetricChunk
-from obs_pipelines.sources.prometheus import PrometheusSource
+from obs_pipelines.sources.prometheus import EndpointNotFound, PrometheusSource
 from obs_pipelines.windows import TimeWindow
 
+T = TypeVar("T")
 ALERTS_SELECTOR = 'ALERTS{alertstate=~"firing|pending"}'
 # Labels of the ALERTS series that are not the alert's own: the metric name and the state.
 _NOT_ALERT_LABELS = ("__name__", "alertstate")
@@ -280,8 +281,8 @@ class PrometheusAlertFragments:
         window of a run is derived with the same ones, for two requests per run."""
         if self._context is None:
             self._context = AlertContext(
-                rules=rule_intervals(fetch_rule_groups(self.prometheus)),
-                external_labels=fetch_external_labels(self.prometheus),
+                rules=rule_intervals(_if_served(fetch_rule_groups, self.prometheus, [])),
+                external_labels=_if_served(fetch_external_labels, self.prometheus, {}),
             )
         return self._context
 
@@ -305,6 +306,18 @@ class PrometheusAlertRules:
     def read(self, window: TimeWindow) -> Iterator[pa.Table]:
         moment = self.snapshot_at or window.end
         yield rules_table(fetch_rule_groups(self.prometheus), moment)
+
+
+def _if_served(
+    fetch: Callable[[PrometheusSource], T], prometheus: PrometheusSource, absent: T
+) -> T:
+    """``fetch(prometheus)``, or ``absent`` from a server without that API (Thanos Query has no
+    ``/api/v1/status/config``; its series carry the external labels already): the alerts then
+    follow the configured interval and their own labels, as before either was read."""
+    try:
+        return fetch(prometheus)
+    except EndpointNotFound:
+        return absent
 
 
 def fetch_rule_groups(prometheus: PrometheusSource) -> list[dict]:

@@ -52,6 +52,11 @@ class _TooManySamples(Exception):
     pass
 
 
+class EndpointNotFound(SourceError):
+    """The server has no such API path: Prometheus-compatible servers (Thanos Query, Mimir,
+    VictoriaMetrics) lack some of Prometheus's own, e.g. ``/api/v1/status/config``."""
+
+
 class PrometheusSource:
     name = "prometheus"
 
@@ -217,7 +222,7 @@ class PrometheusSource:
                 f"Prometheus refused the selector {selector} ({error}); fix sources.prometheus.selectors"
             )
         if response.status_code == 404:
-            raise SourceError(
+            raise EndpointNotFound(
                 f"{self.url}{path} was not found (HTTP 404); sources.prometheus.url must be the Prometheus base URL"
             )
         raise SourceError(
