@@ -9,8 +9,9 @@ receivers it was routed to. It keeps no history, so a snapshot describes the mom
   today's alerts: Alertmanager cannot say what was silenced last week. The firing history itself
   comes from Prometheus's ALERTS series (``alert_fragments``), which any hour can be rebuilt from.
 
-Rows join ``alert_fragments``/``alert_events`` on ``fingerprint``, which both sides compute from
-the alert's labels the same way (:mod:`obs_pipelines.fingerprint`).
+Rows join ``alert_fragments``/``alert_events`` on ``fingerprint``: Alertmanager's own, which the
+ALERTS side computes the same way (:mod:`obs_pipelines.fingerprint`) over the labels Alertmanager
+received, Prometheus's external labels included (:mod:`obs_pipelines.sources.alerts`).
 """
 
 from collections.abc import Callable, Iterator, Sequence
