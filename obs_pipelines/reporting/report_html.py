@@ -453,8 +453,10 @@ def _burn_rate_chart(
         [name],
     ).fetchall()
     alerts = con.execute(
-        """SELECT alertname, starts_at, effective_end FROM alert_firings
-           WHERE period = 'current' AND service = ? ORDER BY starts_at""",
+        """SELECT f.alertname, greatest(f.starts_at, p.period_start),
+                  least(f.effective_end, p.period_end)
+           FROM alert_firings AS f, report_period AS p
+           WHERE f.current_minutes > 0 AND f.service = ? ORDER BY f.starts_at""",
         [service],
     ).fetchall()
     height, top, lane, left, right = 220, 22, 26, 56, 16
