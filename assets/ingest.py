@@ -31,7 +31,13 @@ from obs_pipelines.datasets import DATASETS, SOURCE_PILLARS, Dataset, names
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import refresh_catalog
-from obs_pipelines.lake.ingest import TableIngestResult, ingest_table_hour, ingest_table_hours
+from obs_pipelines.lake.ingest import (
+    KEPT_METADATA,
+    TableIngestResult,
+    ingest_table_hour,
+    ingest_table_hours,
+    kept_warning,
+)
 from obs_pipelines.lake.quality import validate_partition, validate_partitions
 from obs_pipelines.sources import table_source
 from obs_pipelines.windows import TimeWindow, hour_window
@@ -83,13 +89,22 @@ def _hourly_ingest(spec: Dataset, partitions: PartitionsDefinition) -> AssetsDef
             f"{spec.name}: {len(results)} hours from {source.name}, "
             f"{sum(r.rows for r in results)} rows, {sum(r.bytes for r in results)} bytes"
         )
+        kept = kept_warning(spec.name, [(r.window, r.rows) for r in results if r.kept])
+        if kept:
+            context.log.warning(kept)
         checks = validate_partitions(spec.name, lake.read_hours(spec.name, span))
         for r in results:  # each hour's partition gets its own numbers, not the run's totals
             context.add_asset_metadata(
-                {"rows": r.rows, "bytes": r.bytes},
+                {"rows": r.rows, "bytes": r.bytes, **({"kept": True} if r.kept else {})},
                 partition_key=partition_key(r.window),
             )
-        yield MaterializeResult(metadata={"source": source.name, "run hours": len(results)})
+        yield MaterializeResult(
+            metadata={
+                "source": source.name,
+                "run hours": len(results),
+                **({KEPT_METADATA: kept} if kept else {}),
+            }
+        )
         yield expectations_result(spec.name, checks)
 
     return ingest

@@ -21,7 +21,12 @@ from assets.partitions import BACKFILL_POLICY, group_of, partition_key
 from assets.resources import ObsResource
 from obs_pipelines.datasets import DATASETS, names
 from obs_pipelines.lake import Lake
-from obs_pipelines.lake.ingest import MetricsIngestResult, ingest_metrics_hours
+from obs_pipelines.lake.ingest import (
+    KEPT_METADATA,
+    MetricsIngestResult,
+    ingest_metrics_hours,
+    metrics_kept_warnings,
+)
 from obs_pipelines.lake.quality import validate_partitions
 from obs_pipelines.sources import CombinedMetrics, metric_source
 from obs_pipelines.windows import TimeWindow
@@ -82,13 +87,16 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
             f"{len(results)} hours from {source.name}: {sum(r.series for r in results)} series-hours, "
             f"{sum(r.samples for r in results)} samples, {sum(r.bytes for r in results)} bytes"
         )
+        kept = metrics_kept_warnings(results)
+        for line in kept.values():
+            context.log.warning(line)
 
         def published_samples() -> Iterator[tuple[TimeWindow, pa.Table]]:
             """Each hour as published, read once for both the row count and the GX suite."""
             expected = {r.window: r for r in results}
             for hour, table in lake.read_hours("metric_samples", span):
                 result = expected[hour]
-                if table.num_rows != result.source_distinct:
+                if "metric_samples" not in result.kept and table.num_rows != result.source_distinct:
                     row_mismatches.append(
                         f"{hour}: published {table.num_rows}, the source returned "
                         f"{result.source_distinct} distinct of {result.source_samples}"
@@ -106,7 +114,9 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
                 _samples_metadata(r), asset_key="metric_samples", partition_key=key
             )
             context.add_asset_metadata(
-                {"series": r.series}, asset_key="metric_series", partition_key=key
+                {"series": r.series, **({"kept": True} if "metric_series" in r.kept else {})},
+                asset_key="metric_series",
+                partition_key=key,
             )
         yield MaterializeResult(
             asset_key="metric_samples",
@@ -114,9 +124,13 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
                 "source": source.name,
                 "run hours": len(results),
                 **{f"run samples from {name}": rows for name, rows in by_source.items()},
+                **_kept_metadata(kept, "metric_samples"),
             },
         )
-        yield MaterializeResult(asset_key="metric_series", metadata={"run hours": len(results)})
+        yield MaterializeResult(
+            asset_key="metric_series",
+            metadata={"run hours": len(results), **_kept_metadata(kept, "metric_series")},
+        )
         yield expectations_result("metric_samples", samples_checks)
         yield AssetCheckResult(
             asset_key="metric_samples",
@@ -138,8 +152,14 @@ def build_metric_ingest(partitions: PartitionsDefinition) -> object:
     return ingest_metrics
 
 
+def _kept_metadata(kept: dict[str, str], dataset: str) -> dict[str, object]:
+    return {KEPT_METADATA: kept[dataset]} if dataset in kept else {}
+
+
 def _samples_metadata(r: MetricsIngestResult) -> dict[str, object]:
-    """One hour's samples, for its partition."""
+    """One hour's samples, for its partition (of a kept hour: what the lake holds)."""
+    if "metric_samples" in r.kept:
+        return {"samples": r.samples, "series": r.series, "kept": True}
     return {
         "samples": r.samples,
         "series": r.series,

@@ -1,6 +1,7 @@
 """Launching runs from the command line: ``obs materialize``, ``slo recompute`` and ``demo``
 execute jobs in this process on the persistent Dagster instance, so the UI shows them, and report
-each run's outcome in one line (failed runs, failed asset checks, runs a killed ``obs`` left).
+each run's outcome in one line (failed runs, failed asset checks, runs a killed ``obs`` left),
+plus a warning line per dataset whose hours the source answered with nothing and the lake kept.
 """
 
 import os
@@ -99,6 +100,8 @@ def launch_runs(config_path: str, runs: list[Run]) -> list[str]:
                 line = f"run {result.run_id[:8]} ({run.what}) failed: {_failure_reason(result)}"
                 print(f"obs: error: {line}", file=sys.stderr)
                 failures.append(line)
+            for line in _kept_hours(result):  # what the run kept: a warning, not a failure
+                print(f"obs: warning: {line}", file=sys.stderr)
     return failures
 
 
@@ -145,6 +148,19 @@ def _failed_checks(result: object) -> list[str]:
         what = f"{check.asset_key.to_user_string()}.{check.check_name} failed"
         found.append(f"{what}: {first.lstrip('- ')}" if first else what)
     return found
+
+
+def _kept_hours(result: object) -> list[str]:
+    """The run's kept-hours warnings (:data:`KEPT_METADATA`), once per dataset: the run's
+    metadata is repeated on every partition it materialized."""
+    from obs_pipelines.lake.ingest import KEPT_METADATA
+
+    found: dict[str, None] = {}
+    for event in result.get_asset_materialization_events():  # type: ignore[attr-defined]
+        kept = event.materialization.metadata.get(KEPT_METADATA)
+        if kept is not None:
+            found[str(kept.value)] = None
+    return list(found)
 
 
 def _failure_reason(result: object) -> str:

@@ -14,12 +14,17 @@ identified by the rows' own time column, by the first and last hour a series was
 
 Which hours were written is read from the log's commit records, not from the data: an hour with
 no rows is written too (it is listed, and adds no file), and freshness must count it as present.
+Ingest adds its hours with ``keep_held``: an empty answer then leaves the rows the table holds
+for that hour as they are (no commit for it, the hour reported ``kept``), because a source that
+answers nothing for an hour it once had has forgotten it (retention, a deleted index), and the
+lake is what keeps what the sources forget.
 Each write's commit carries ``obs.operation = ingest``, ``obs.source`` and ``obs.hours``, a JSON
 list of the hours with their rows (commits of lakes written before batches carry ``obs.hour``
 and ``obs.rows`` for their one hour; both are read).
 """
 
 import contextlib
+import itertools
 import json
 import time
 import uuid
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -58,6 +64,9 @@ class WrittenHour:
     bytes: int
     written_at: datetime
     source: str | None = None
+    # Left as the table holds it (an empty answer added with ``keep_held``): ``rows`` are the
+    # rows it holds, and nothing was written.
+    kept: bool = False
 
 
 class DeltaTables:
@@ -265,6 +274,45 @@ class DeltaTables:
         )
         return int(pc.sum(actions.filter(mine)["size_bytes"]).as_py() or 0)
 
+    def held_rows(
+        self, found: Any, actions: pa.Table, dataset: str, hours: list[TimeWindow]
+    ) -> dict[datetime, int]:
+        """Rows the table (``found``, whose add ``actions`` are given) holds for each of
+        ``hours``, by hour start: from the log's row counts where an hour's files hold that hour
+        alone (hot hours), else from one read of the columns that place rows in hours, from the
+        files of the hour's day (a day compacted into files of many hours, whose statistics
+        cannot tell): still less than the rewrite of that day an overwrite would cost."""
+        layout = delta.layout(dataset)
+        counts, unknown = {}, []
+        for hour in hours:
+            held = _hour_actions(actions, layout, hour)
+            if held is not None and not held.num_rows:
+                counts[hour.start] = 0
+            elif held is None or held["num_records"].null_count:
+                unknown.append(hour)
+            else:
+                counts[hour.start] = int(pc.sum(held["num_records"]).as_py() or 0)
+        for _, of_day in itertools.groupby(unknown, key=lambda h: h.start.date()):
+            counts.update(self._count_in_day(found, layout, list(of_day)))
+        return counts
+
+    def _count_in_day(
+        self, found: Any, layout: TableLayout, hours: list[TimeWindow]
+    ) -> dict[datetime, int]:
+        """Rows of each of ``hours`` (of one day) in the day's files, by the rule of
+        :func:`_window_filter`, reading only the columns that bound a row's hours."""
+        start = hours[0].start.replace(hour=0)
+        day = TimeWindow(start, start + timedelta(days=1))
+        first, last = bound_columns(layout)
+        files = self._window_files(found, layout.dataset, day)
+        with delta.delta_errors(f"count the rows of {layout.dataset} {day}", self.config):
+            bounds = files.to_table(columns=list(dict.fromkeys([first, last])))
+        low, high = (_micros(bounds.column(c)) for c in (first, last))
+        return {
+            h.start: int(np.count_nonzero((low < h.end_ms * 1000) & (high >= h.start_ms * 1000)))
+            for h in hours
+        }
+
     def read_window(self, dataset: str, window: TimeWindow | None) -> pa.Table:
         """The rows of ``dataset`` placed in ``window`` (hour-aligned; None: every row), in the
         registry's types; ``metric_series`` returns each series seen in any of its hours."""
@@ -415,11 +463,17 @@ class _StagedHour:
     hour: TimeWindow
     rows: int
     notes: dict[str, str]
+    keep_held: bool = False  # with no rows: leave the rows the table holds for the hour
     path: str | None = None  # its data file, written but in no commit yet; None: no rows
     size: int = 0
     stats: str = ""
     table: pa.Table | None = None  # kept instead of a file for tables not partitioned by day
     writing: Future[tuple[str, int, str]] | None = None  # the file being written: path, size, stats
+
+
+# A commit's staged hours: committed with their files, left to a rewrite (their day shares files
+# with other hours), and kept as the table holds them (with its rows).
+_Outcome = tuple[list[_StagedHour], list[_StagedHour], list[tuple[_StagedHour, int]]]
 
 
 class HourBatch:
@@ -447,15 +501,25 @@ class HourBatch:
             if self._writer is not None:
                 self._writer.shutdown()
 
-    def add(self, hour: TimeWindow, table: pa.Table, *, sort: bool = True, **notes: str) -> int:
+    def add(
+        self,
+        hour: TimeWindow,
+        table: pa.Table,
+        *,
+        sort: bool = True,
+        keep_held: bool = False,
+        **notes: str,
+    ) -> int:
         """Stage ``hour``'s rows (the registry's columns; sorted by the dataset's keys unless
-        the caller already did); ``notes`` are recorded with the hour. Returns the rows."""
+        the caller already did); ``notes`` are recorded with the hour. With ``keep_held``, an
+        empty ``table`` does not replace rows the table holds for the hour: the commit leaves
+        them as they are and reports the hour ``kept``. Returns the rows."""
         layout = self.layout
         if sort and table.num_rows > 1:  # the registry's order (compaction sorts by the stored
             table = table.sort_by([(k, "ascending") for k in layout.sort_keys])  # signed ids)
         rows = self.tables._to_table(layout, hour, table)
         self._drop(hour)
-        staged = _StagedHour(hour, rows.num_rows, notes)
+        staged = _StagedHour(hour, rows.num_rows, notes, keep_held)
         if layout.partition_by != (DAY_COLUMN,):
             staged.table = rows
         elif rows.num_rows:
@@ -478,14 +542,16 @@ class HourBatch:
             item.path, item.size, item.stats = writing.result()
 
     def commit(self) -> list[WrittenHour]:
-        """Publish every staged hour; returns them in time order."""
+        """Publish every staged hour; returns them in time order, with the hours left as the
+        table holds them (``kept``)."""
         staged = sorted(self._staged.values(), key=lambda s: s.hour.start)
         if not staged:
             return []
         for item in staged:
             self._settle(item)
-        committed, shared = self._commit_files(staged)
+        committed, shared, kept = self._commit_files(staged)
         written = [self._written(s) for s in committed]
+        written += [self._kept(s, rows) for s, rows in kept]
         for item in shared:  # their old rows share files with other hours (a compacted day)
             written.append(self._rewrite(item))
         self._staged.clear()
@@ -496,21 +562,26 @@ class HourBatch:
         for hour in list(self._staged):
             self._drop(TimeWindow(hour, hour + timedelta(hours=1)))
 
-    def _commit_files(
-        self, staged: list[_StagedHour]
-    ) -> tuple[list[_StagedHour], list[_StagedHour]]:
+    def _commit_files(self, staged: list[_StagedHour]) -> _Outcome:
         """One commit of the staged files of every hour whose old rows sit in files of that
-        hour alone (removed by the same commit); returns those hours, and the others. A commit
-        that lost a race with another writer is retried on the newest version."""
+        hour alone (removed by the same commit); returns those hours, the others, and the
+        empty hours kept with the rows the table holds for them (decided on the version this
+        commit is made on). A commit that lost a race with another writer is retried on the
+        newest version."""
         from deltalake import CommitProperties
         from deltalake.transaction import AddAction, RemoveAction
 
-        def commit() -> tuple[list[_StagedHour], list[_StagedHour]]:
+        def commit() -> _Outcome:
             found = self._table()
             current = delta.add_actions(found)
             stamp = int(time.time() * 1000)
-            mine, shared, actions = [], [], []
+            empty = [s.hour for s in staged if s.keep_held and not s.rows]
+            held_rows = self.tables.held_rows(found, current, self.dataset, empty) if empty else {}
+            mine, shared, kept, actions = [], [], [], []
             for item in staged:
+                if held_rows.get(item.hour.start):
+                    kept.append((item, held_rows[item.hour.start]))
+                    continue
                 held = (
                     None if item.table is not None else _hour_files(current, self.layout, item.hour)
                 )
@@ -531,12 +602,12 @@ class HourBatch:
                         [DAY_COLUMN],
                         commit_properties=CommitProperties(custom_metadata=self._custom(mine)),
                     )
-            return mine, shared
+            return mine, shared, kept
 
-        mine, shared = _until_committed(commit)
-        for item in mine:
+        mine, shared, kept = _until_committed(commit)
+        for item in [*mine, *(k for k, _ in kept)]:
             del self._staged[item.hour.start]
-        return mine, shared
+        return mine, shared, kept
 
     def _table(self) -> Any:
         """The table at its newest version, created empty if it does not exist yet."""
@@ -580,6 +651,11 @@ class HourBatch:
     def _written(self, item: _StagedHour) -> WrittenHour:
         return WrittenHour(
             self.dataset, item.hour, item.rows, item.size, datetime.now(UTC), self.source
+        )
+
+    def _kept(self, item: _StagedHour, rows: int) -> WrittenHour:
+        return WrittenHour(
+            self.dataset, item.hour, rows, 0, datetime.now(UTC), self.source, kept=True
         )
 
     def _drop(self, hour: TimeWindow) -> None:
@@ -690,13 +766,23 @@ def _hour_files(
     """(path, bytes) of the files (of the table's add ``actions``) of the hour's day that hold
     rows of this hour only; None when a file holds rows of this hour and of others, or has no
     statistics to tell."""
-    if not actions.num_rows:
+    held = _hour_actions(actions, layout, hour)
+    if held is None:
+        return None
+    if not held.num_rows:
         return []
+    return list(zip(held["path"].to_pylist(), held["size_bytes"].to_pylist(), strict=True))
+
+
+def _hour_actions(actions: pa.Table, layout: TableLayout, hour: TimeWindow) -> pa.Table | None:
+    """The add ``actions`` of the files of the hour's day that hold rows of this hour only;
+    None when a file holds rows of this hour and of others, or has no statistics to tell."""
     first, last = bound_columns(layout)
     day = hour.start.strftime("%Y-%m-%d")
-    actions = actions.filter(pc.equal(actions[f"partition.{DAY_COLUMN}"], day))
+    if actions.num_rows:
+        actions = actions.filter(pc.equal(actions[f"partition.{DAY_COLUMN}"], day))
     if not actions.num_rows:
-        return []
+        return actions
     if f"min.{first}" not in actions.column_names or f"max.{last}" not in actions.column_names:
         return None
     kind = pa.timestamp("us", tz="UTC")
@@ -709,8 +795,7 @@ def _hour_files(
     overlaps = pc.and_(pc.less(low, end), pc.greater_equal(high, start))
     if pc.any(pc.and_(overlaps, pc.invert(inside))).as_py():
         return None
-    held = actions.filter(inside)
-    return list(zip(held["path"].to_pylist(), held["size_bytes"].to_pylist(), strict=True))
+    return actions.filter(inside)
 
 
 def bound_columns(layout: TableLayout) -> tuple[str, str]:
@@ -737,6 +822,12 @@ def hour_predicate(layout: TableLayout, hour: TimeWindow) -> str:
 
 def _hour_column(layout: TableLayout) -> str:
     return layout.day_of or SERIES_SEEN[0].name
+
+
+def _micros(column: pa.ChunkedArray) -> np.ndarray:
+    """A timestamp column as UTC microseconds."""
+    micros = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return np.asarray(micros.combine_chunks().to_numpy(zero_copy_only=False))
 
 
 def _literal(moment: datetime) -> str:

@@ -3,6 +3,12 @@
 Each hour is read whole, de-duplicated (a sample fetched twice through overlapping selectors is
 the same sample), sorted by (series_id, ts) and staged; a run's hours are then published with one
 atomic commit per dataset. A rerun of the same hours replaces them with identical content.
+
+An hour the source answers with no rows never replaces rows the lake holds for it (in any tier):
+a source forgets (Elasticsearch's and Jaeger's retention, Prometheus's, an index pattern that no
+longer matches), and the lake is what keeps what the sources forget. Such an hour is left as it
+is, reported ``kept`` with the rows it holds, and the run succeeds; :func:`kept_warning` is the
+line that reports it. An answer with rows still replaces the hour, so reruns stay idempotent.
 """
 
 from collections.abc import Iterator
@@ -18,7 +24,10 @@ from obs_pipelines.lake import Lake
 from obs_pipelines.lake.delta_tables import HourBatch
 from obs_pipelines.schemas import METRIC_SAMPLES, METRIC_SERIES
 from obs_pipelines.sources.base import MetricChunk, MetricSource, TableSource
-from obs_pipelines.windows import TimeWindow
+from obs_pipelines.windows import TimeWindow, minute_text
+
+# The key of the run's metadata that carries the kept hours' warning (the CLI prints it).
+KEPT_METADATA = "run kept hours"
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,9 @@ class MetricsIngestResult:
     bytes: int
     first_ts_ms: int | None
     last_ts_ms: int | None
+    # The datasets whose hour the source answered with nothing and the lake kept as it holds
+    # it (then ``samples`` or ``series`` count what the lake holds).
+    kept: tuple[str, ...] = ()
 
 
 def ingest_metrics_hour(lake: Lake, source: MetricSource, hour: TimeWindow) -> MetricsIngestResult:
@@ -62,9 +74,24 @@ def ingest_metrics_hours(
             series=series_written[s.window].rows,
             samples=samples_written[s.window].rows,
             bytes=series_written[s.window].bytes + samples_written[s.window].bytes,
+            kept=tuple(
+                w.dataset for w in (series_written[s.window], samples_written[s.window]) if w.kept
+            ),
         )
         for s in staged
     ]
+
+
+def metrics_kept_warnings(results: list[MetricsIngestResult]) -> dict[str, str]:
+    """The :func:`kept_warning` of each metrics dataset that kept hours of the run."""
+    found = {}
+    for name, counted in (("metric_series", "series"), ("metric_samples", "samples")):
+        line = kept_warning(
+            name, [(r.window, getattr(r, counted)) for r in results if name in r.kept]
+        )
+        if line:
+            found[name] = line
+    return found
 
 
 def _chunks_by_hour(
@@ -115,8 +142,8 @@ def _stage_metrics_hour(
         raise SourceError(
             f"{source.name} returned samples outside {hour}; this is a bug in the source, please report it"
         )
-    series_batch.add(hour, series)
-    samples_batch.add(hour, samples, sort=False, source_rows=str(source_samples))
+    series_batch.add(hour, series, keep_held=True)
+    samples_batch.add(hour, samples, sort=False, keep_held=True, source_rows=str(source_samples))
     return MetricsIngestResult(
         window=hour,
         series=series.num_rows,
@@ -178,13 +205,15 @@ class TableIngestResult:
     window: TimeWindow
     rows: int
     bytes: int
+    kept: bool = False  # the source returned nothing; ``rows`` are what the lake kept
 
 
 def ingest_table_hour(lake: Lake, source: TableSource, hour: TimeWindow) -> TableIngestResult:
     """Read ``hour`` of one dataset from ``source`` and replace its hourly partition.
 
     For snapshot datasets (rules, Alertmanager state) ``hour`` is the hour the snapshot is filed
-    under; a later snapshot in the same hour replaces the earlier one.
+    under; a later snapshot in the same hour replaces the earlier one, even an empty one (no rule
+    loaded, no alert active): a snapshot describes now, so its empty answer is the truth.
     """
     return ingest_table_hours(lake, source, [hour])[0]
 
@@ -193,7 +222,8 @@ def ingest_table_hours(
     lake: Lake, source: TableSource, hours: list[TimeWindow]
 ) -> list[TableIngestResult]:
     """Read each of ``hours`` of one dataset from ``source`` (one hour in memory at a time) and
-    replace them in one commit: a source failing at any hour publishes none of them."""
+    replace them in one commit: a source failing at any hour publishes none of them. An hourly
+    dataset's hour answered with no rows keeps what the lake holds (a snapshot's does not)."""
     registered = dataset(source.dataset)
     schema = registered.schema
     with lake.batch(source.dataset, source=source.name) as batch:
@@ -201,9 +231,28 @@ def ingest_table_hours(
             tables = [t.select(schema.names).cast(schema) for t in source.read(hour)]
             table = pa.concat_tables(tables) if tables else schema.empty_table()
             _refuse_rows_outside(source, registered.time_column, table, hour)
-            batch.add(hour, table)
+            batch.add(hour, table, keep_held=registered.cadence == "hourly")
         written = batch.commit()
-    return [TableIngestResult(source.dataset, w.window, w.rows, w.bytes) for w in written]
+    return [TableIngestResult(source.dataset, w.window, w.rows, w.bytes, w.kept) for w in written]
+
+
+def kept_warning(dataset: str, kept: list[tuple[TimeWindow, int]]) -> str | None:
+    """One line reporting the hours of ``dataset`` that were kept, each with the rows the lake
+    holds for it (None when none was): the run succeeded, but the source has forgotten them,
+    which its owner may want to know (a retention shorter than thought, a wrong index)."""
+    if not kept:
+        return None
+    rows = sum(n for _, n in kept)
+    first, last = kept[0][0].start, kept[-1][0].start
+    hours = (
+        minute_text(first)
+        if len(kept) == 1
+        else f"{len(kept)} hours from {minute_text(first)} to {minute_text(last)}"
+    )
+    return (
+        f"{dataset} {hours}: the source returned no rows; kept the {rows} rows the lake holds "
+        "(the source may have aged them out)"
+    )
 
 
 def _refuse_rows_outside(
