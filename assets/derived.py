@@ -120,6 +120,11 @@ def build_metric_derivations(partitions: PartitionsDefinition, config: ObsConfig
         selected = {key.to_user_string() for key in context.selected_asset_keys}
         datasets = tuple(d for d in DERIVED if d in selected)
         result = derive(obs.config, window, slo_names=config.slos or None, datasets=datasets)
+        if result.hours_without_data:
+            context.log.warning(
+                f"{result.hours_without_data} hours of {window} have neither raw samples nor "
+                "rollups left; their derived rows were kept as they are"
+            )
         lake = Lake(obs.config)
         sources = hour_sources(lake, window)  # the window's hours and the one before
         for dataset in datasets:
@@ -129,8 +134,11 @@ def build_metric_derivations(partitions: PartitionsDefinition, config: ObsConfig
                 for h in lake.tables.written_hours(dataset, window.start, window.end)
             }
             for hour in window.hours():
+                source = sources.get(hour.start)
                 context.add_asset_metadata(
-                    {"rows": written.get(hour.start, 0), "from": sources.get(hour.start) or "none"},
+                    {"rows": written.get(hour.start, 0), "from": source or "none"}
+                    if source
+                    else {"kept": True, "from": "none"},  # nothing to derive from: rows kept
                     asset_key=dataset,
                     partition_key=partition_key(hour),
                 )
@@ -168,6 +176,7 @@ def _metadata(result: DerivedResult, sources: dict[datetime, str | None]) -> dic
         "run hours by resolution (and the hour before)": MetadataValue.json(
             result.hours_by_resolution
         ),
+        "run hours kept (no raw samples nor rollups left)": result.hours_without_data,
     }
 
 

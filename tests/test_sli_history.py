@@ -404,3 +404,40 @@ def test_a_long_slo_list_is_derived_in_one_pass(tmp_path: Path) -> None:
 
     assert len(config.slos) == 12
     assert result.rows["sli_minutes"] == 12 * 120  # every SLO has events in every minute
+
+
+def test_derived_minutes_outlive_raw_samples_and_rollups_through_a_recompute(
+    tmp_path: Path,
+) -> None:
+    """Logs kept for 60 days keep the derived datasets that long; once metrics and their rollups
+    are gone after 3, recomputing an SLO has nothing to read and must not erase its minutes."""
+    short = {"hot": "1d", "warm": "2d", "cold": "3d"}
+    config = make_config(
+        tmp_path,
+        services=[{"name": "shop", "owner": "team"}],
+        slos=[RATIO_SLO],
+        lake={
+            "root": str(tmp_path / "lake"),
+            "catalog": str(tmp_path / "lake" / "obs.duckdb"),
+            "delete_delay": "0s",
+        },
+        retention={**RETENTION, "metrics": short, "metric_resolutions": {"5m": "3d", "1h": "3d"}},
+    )
+    series, total, bad = two_days_of_requests()
+    write_metrics(Lake(config), series)
+    days = TimeWindow(utc("2026-11-10T00:00:00Z"), utc("2026-11-12T00:00:00Z"))
+    derive(config, days)
+    before = sli_totals(config)
+    run_tiering(config, utc("2026-11-20T00:00:00Z"))  # metrics and rollups aged out
+    con = connect(config)
+    samples = con.execute("SELECT count(*) FROM metric_samples").fetchone()
+    rollups = con.execute("SELECT count(*) FROM metric_rollups").fetchone()
+    con.close()
+    assert (samples, rollups) == ((0,), (0,))
+
+    result = derive(config, days, slo_names=["availability"])
+
+    assert result.hours_without_data == 48
+    assert sli_totals(config) == before
+    assert sum(t for t, _ in before.values()) == total
+    assert sum(b for _, b in before.values()) == bad

@@ -75,6 +75,7 @@ class DerivedResult:
     rows: dict[str, int] = field(default_factory=dict)
     hours_by_resolution: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    hours_without_data: int = 0  # neither raw samples nor rollups: their derived rows were kept
 
 
 def derive(
@@ -85,7 +86,8 @@ def derive(
     datasets: tuple[str, ...] = DERIVED,
 ) -> DerivedResult:
     """Compute and publish the derived datasets of every hour of ``window``, from raw samples
-    where they exist and from rollups where they do not.
+    where they exist and from rollups where they do not; an hour with neither keeps the rows it
+    has (derived datasets outlive both).
 
     ``slo_names`` recomputes those SLOs only: each hour's other SLOs keep the rows they have.
     """
@@ -110,6 +112,11 @@ def derive(
     with contextlib.ExitStack() as stack:
         batches = {d: stack.enter_context(lake.batch(d)) for d in datasets}
         for hour, tables in deriver.hours():
+            if hours.sources[hour.start] is None:
+                # Neither raw samples nor rollups left: the derived rows are all the lake
+                # remembers of this hour, so they stay as they are (nothing to recompute from).
+                result.hours_without_data += 1
+                continue
             for dataset in datasets:
                 table = tables[dataset]
                 if dataset == "sli_minutes" and kept is not None:
