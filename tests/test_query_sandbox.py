@@ -561,6 +561,49 @@ def test_an_s3_lake_is_read_and_fenced(
     assert keys() == before
 
 
+def test_an_s3_lakes_credentials_cannot_be_read_from_sql(
+    write_config: Callable[..., Path],
+    s3_lake: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With credentials in AWS_* (the default lake.s3 variables), httpfs also copies them into
+    the session's s3_* settings: SQL that reads settings is refused, and those copies are
+    blanked (the lake's secret holds them, shown redacted), while the lake stays readable."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
+    s3 = {k: v for k, v in s3_lake["s3"].items() if not k.endswith("_env")}  # default: AWS_*
+    path = write_config(lake={**s3_lake, "s3": s3})
+    config = load_config(path)
+    write_hours(Lake(config), some_hours([day("2026-03-30")], (0,)))
+    build_catalog(config)
+
+    attempts = [
+        obs(path, sql)
+        for sql in (
+            "SELECT current_setting('s3_secret_access_key')",
+            "SELECT name, value FROM duckdb_settings()",
+            "SELECT * FROM pg_catalog.pg_settings",
+            "SET VARIABLE k = current_setting--x\n('s3_secret_access_key'); SELECT getvariable('k')",
+        )
+    ]
+    con = query.connect_sandboxed(config, query.sandbox(config))
+    try:
+        settings = dict(
+            con.execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name LIKE 's3_%'"
+            ).fetchall()
+        )
+        logs = con.execute("SELECT count(*) FROM log_records").fetchone()
+    finally:
+        con.close()
+
+    for done in attempts:
+        assert "shows the session's settings, credentials among them" in one_error_line(done)
+        assert "testing-secret" not in done.stdout + done.stderr
+    assert settings["s3_secret_access_key"] == settings["s3_access_key_id"] == ""
+    assert logs == (50,)
+
+
 def test_statements_are_checked_before_anything_runs() -> None:
     """The statement check alone: refusals name the statement and never need a lake."""
     with pytest.raises(ObsError, match=r"^COPY is not allowed"):

@@ -5,7 +5,8 @@ Two walls stand between the SQL and the lake or the machine:
 * DuckDB's own. Once the lake is attached (httpfs loaded, S3 secret made), the session may open
   only the lake's tier roots (``allowed_directories``: local folders or ``s3://`` prefixes)
   and no other file or URL, loads and installs no extension, and its configuration is
-  locked so SQL cannot undo any of it.
+  locked so SQL cannot undo any of it. The s3_* settings httpfs copied from AWS_* variables
+  are blanked: the lake's secret holds the credentials (and shows them redacted).
 * Ours. DuckDB lets a session write wherever it may read, and some functions go past its
   walls, so before anything runs every statement is inspected (``duckdb.extract_statements``
   and the tokenizer) and only reads pass: SELECT (and DESCRIBE, SHOW, SUMMARIZE, PIVOT, PRAGMAs
@@ -14,7 +15,7 @@ Two walls stand between the SQL and the lake or the machine:
   schema or comments, in subqueries, CTEs and lambdas alike) must be one obs query runs: a table
   function from a short list that reads no file, setting or log (the lake is read through the
   catalog's views: ``delta_scan`` would read Delta tables anywhere), DuckDB's built-in functions
-  and the catalog's macros but those that write files or run SQL from a string,
+  and the catalog's macros but those that write files, show settings or run SQL from a string,
   and no file named as a table. ``COPY ... TO`` passes only with ``--allow-write-to DIR``, into
   DIR (a folder outside the lake that DuckDB is then also allowed to open), with options that
   cannot name files elsewhere.
@@ -74,8 +75,8 @@ _LOCKDOWN = (
     "SET lock_configuration = true",
 )
 # Functions refused wherever they are called, whatever the spelling (case, quotes, schema,
-# comments): they write files or change the session despite the locked configuration, or run
-# SQL built from a string (which could name any of them).
+# comments): they write files or change the session despite the locked configuration, show its
+# settings (credentials among them), or run SQL built from a string (which could name any of them).
 _REFUSED_FUNCTIONS = {
     "enable_logging": "it writes a log wherever it is told",
     "disable_logging": "it changes the session's logging",
@@ -86,6 +87,8 @@ _REFUSED_FUNCTIONS = {
     "checkpoint": "it writes the database file",
     "force_checkpoint": "it writes the database file",
     "write_blob": "it writes files",
+    "current_setting": "it shows the session's settings, credentials among them",
+    "duckdb_settings": "it shows the session's settings, credentials among them",
     "query": "it runs SQL from a string, which obs query cannot inspect",
     "query_table": "it reads tables named in a string, which obs query cannot inspect",
     "json_execute_serialized_sql": "it runs SQL from a string, which obs query cannot inspect",
@@ -109,6 +112,7 @@ _TABLE_FUNCTIONS = frozenset(
 )  # fmt: skip
 # DuckDB's own views over refused table functions.
 _REFUSED_VIEWS = {
+    "pg_settings": "it shows the session's settings, credentials among them",
     "duckdb_logs": "it shows the session's logs",
 }
 # What may follow a PIVOT's ON column (and end it).
@@ -240,6 +244,7 @@ def connect_sandboxed(config: ObsConfig, box: Sandbox, sql: str = "") -> duckdb.
     datasets ``sql`` reaches are read at one version each (:mod:`obs_pipelines.lake.snapshot`)."""
     con = connect(config)
     try:
+        _blank_s3_credentials(con, config)
         pin_datasets(con, config, datasets_reached(con, sql))
         folders = [*box.readable, *([_folder(str(box.write_dir))] if box.write_dir else [])]
         con.execute(f"SET allowed_directories = [{', '.join(_quote(f) for f in folders)}]")
@@ -249,6 +254,21 @@ def connect_sandboxed(config: ObsConfig, box: Sandbox, sql: str = "") -> duckdb.
         con.close()
         raise
     return con
+
+
+def _blank_s3_credentials(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:
+    """Blank the s3_* settings that httpfs copied from the AWS_* environment and the lake's S3
+    secret now holds: SQL that read settings would show them, where the secret is redacted."""
+    if not config.lake_root.startswith("s3://"):
+        return
+    s3 = config.lake.s3
+    for setting, variable in (
+        ("s3_access_key_id", s3.access_key_id_env),
+        ("s3_secret_access_key", s3.secret_access_key_env),
+        ("s3_session_token", s3.session_token_env),
+    ):
+        if variable:  # in the secret (storage.S3Storage.duckdb_secret_sql)
+            con.execute(f"SET SESSION {setting} = ''")
 
 
 def report_window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
