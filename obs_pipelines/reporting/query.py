@@ -65,6 +65,7 @@ from obs_pipelines.windows import utc
 BATCH_ROWS = 100_000
 BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what any Unix filter reports when its reader went away
 TABLE_WIDTH = 200
+STAGED_NAME_CHARS = 40  # of the output's name in its staged file's name
 
 _LOCKDOWN = (
     "SET enable_external_access = false",
@@ -206,12 +207,25 @@ def output_file(box: Sandbox, output: str) -> Path:
 
 def output_target(output: str | Path, protected: Iterable[Path], example: str, hint: str) -> Path:
     """``--output`` as an absolute path, refused in one line if it resolves into a
-    ``protected`` path (``hint`` says where to write instead), is a folder, or lies under a
-    file; ``example`` names a file to suggest inside a folder.
+    ``protected`` path (``hint`` says where to write instead), is a folder, lies under a file,
+    or cannot be looked at (a name too long, a folder not searchable); ``example`` names a file
+    to suggest inside a folder.
 
     The path keeps its symlinks (``/dev/stdout`` stays itself: resolved, it names
     ``/proc/<pid>/fd/pipe:[...]``, which cannot be opened); the checks follow them."""
     path = Path(output).expanduser().absolute()
+    try:
+        _check_target(path, output, protected, example, hint)
+    except OSError as exc:
+        raise ObsError(f"--output {output}: {exc.strerror}; write to another path") from None
+    return path
+
+
+def _check_target(
+    path: Path, output: str | Path, protected: Iterable[Path], example: str, hint: str
+) -> None:
+    """The checks of :func:`output_target`, which turns the OSError of a path the system will
+    not look at into its one line."""
     resolved = path.resolve()
     for kept in protected:
         if resolved.is_relative_to(kept):
@@ -225,7 +239,6 @@ def output_target(output: str | Path, protected: Iterable[Path], example: str, h
         raise ObsError(
             f"--output {output}: {above} is a file, not a folder; write to a path outside it"
         )
-    return path
 
 
 def read_statements(sql: str, write_dir: Path | None = None) -> list[duckdb.Statement]:
@@ -747,7 +760,8 @@ def output_sink(output: Path | None) -> Iterator[_Sink]:
             yield handle
         return
     target = output.resolve()  # a symlink to a file keeps pointing at the new file
-    staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    # Beside the target, named after it, within the 255 bytes a file name may take.
+    staged = target.with_name(f".{target.name[:STAGED_NAME_CHARS]}.{uuid.uuid4().hex}.tmp")
     try:
         with _opened(staged, output) as handle:
             yield handle
