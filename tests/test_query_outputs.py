@@ -168,6 +168,19 @@ def test_output_with_a_long_but_valid_file_name_is_written(lake: Path, tmp_path:
     assert list(tmp_path.iterdir()) == [long_name]
 
 
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [(("query", "SELECT 1 AS x"), "result.csv"), (("report",), "reliability.html")],
+)
+def test_an_empty_output_is_one_line(lake: Path, command: tuple[str, ...], example: str) -> None:
+    done = obs(lake, *command, "-o", "")
+
+    assert one_error_line(done) == (
+        f"obs: error: --output is empty; name the file to write, e.g. --output {example}"
+    )
+    assert done.stdout == ""
+
+
 def test_report_never_writes_over_the_catalog_or_into_a_table(lake: Path) -> None:
     catalog = catalog_of(lake)
     before = catalog.read_bytes()

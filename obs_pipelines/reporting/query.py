@@ -206,13 +206,15 @@ def output_file(box: Sandbox, output: str) -> Path:
 
 
 def output_target(output: str | Path, protected: Iterable[Path], example: str, hint: str) -> Path:
-    """``--output`` as an absolute path, refused in one line if it resolves into a
+    """``--output`` as an absolute path, refused in one line if it is empty, resolves into a
     ``protected`` path (``hint`` says where to write instead), is a folder, lies under a file,
     or cannot be looked at (a name too long, a folder not searchable); ``example`` names a file
     to suggest inside a folder.
 
     The path keeps its symlinks (``/dev/stdout`` stays itself: resolved, it names
     ``/proc/<pid>/fd/pipe:[...]``, which cannot be opened); the checks follow them."""
+    if output == "":  # Path("") would be the current folder
+        raise ObsError(f"--output is empty; name the file to write, e.g. --output {example}")
     path = Path(output).expanduser().absolute()
     try:
         _check_target(path, output, protected, example, hint)
