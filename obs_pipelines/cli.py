@@ -300,7 +300,7 @@ def _query(args: argparse.Namespace) -> int:
     config = _config(args)
     start, end = query.report_window(args.start, args.end)
     box = query.sandbox(config, args.allow_write_to)
-    output = query.output_file(box, args.output) if args.output else None
+    output = query.output_file(box, args.output) if args.output is not None else None
     statements = query.read_statements(args.sql, box.write_dir)
     con = query.connect_sandboxed(config, box, args.sql)
     try:

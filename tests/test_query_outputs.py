@@ -139,6 +139,48 @@ def test_output_naming_a_folder_or_a_path_under_a_file_is_one_line(
     assert notes.read_text() == "notes\n"
 
 
+@pytest.mark.parametrize(
+    ("command", "suffix"), [(("query", "SELECT 1 AS x"), ".csv"), (("report",), ".html")]
+)
+def test_output_with_a_file_name_too_long_is_one_line(
+    lake: Path, tmp_path: Path, command: tuple[str, ...], suffix: str
+) -> None:
+    too_long = tmp_path / ("r" * 300 + suffix)
+
+    done = obs(lake, *command, "-o", str(too_long))
+
+    assert one_error_line(done) == (
+        f"obs: error: --output {too_long}: File name too long; write to another path"
+    )
+    assert done.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_with_a_long_but_valid_file_name_is_written(lake: Path, tmp_path: Path) -> None:
+    """A name of 250 characters is one the system takes; the result is staged beside it under
+    a shorter one."""
+    long_name = tmp_path / ("r" * 246 + ".csv")
+
+    done = obs(lake, "query", "SELECT 1 AS x", "--format", "csv", "-o", str(long_name))
+
+    assert done.returncode == 0, done.stderr
+    assert long_name.read_text() == '"x"\n1\n'
+    assert list(tmp_path.iterdir()) == [long_name]
+
+
+@pytest.mark.parametrize(
+    ("command", "example"),
+    [(("query", "SELECT 1 AS x"), "result.csv"), (("report",), "reliability.html")],
+)
+def test_an_empty_output_is_one_line(lake: Path, command: tuple[str, ...], example: str) -> None:
+    done = obs(lake, *command, "-o", "")
+
+    assert one_error_line(done) == (
+        f"obs: error: --output is empty; name the file to write, e.g. --output {example}"
+    )
+    assert done.stdout == ""
+
+
 def test_report_never_writes_over_the_catalog_or_into_a_table(lake: Path) -> None:
     catalog = catalog_of(lake)
     before = catalog.read_bytes()

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -30,6 +31,9 @@ pytestmark = pytest.mark.integration  # runs obs or duckdb in a subprocess: seco
 REPO = Path(__file__).resolve().parent.parent
 OBS = REPO / ".venv" / "bin" / "obs"
 HOUR = TimeWindow(utc("2026-11-18T14:00:00Z"), utc("2026-11-18T15:00:00Z"))
+READS_VIEWS_ONLY = (
+    "is not allowed in obs query, which reads the lake only through the catalog's views"
+)
 
 
 def obs(config: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -138,9 +142,10 @@ def test_the_session_itself_reads_only_the_lake_and_cannot_be_unlocked(
 @pytest.mark.parametrize(
     ("sql", "error"),
     [
-        ("SELECT * FROM read_text('/etc/passwd')", "query failed: Permission Error"),
-        ("SELECT * FROM glob('/root/**')", "query failed: Permission Error"),
-        ("SELECT * FROM read_csv('https://example.com/x.csv')", "query failed: Permission Error"),
+        ("SELECT * FROM read_text('/etc/passwd')", f"read_text() {READS_VIEWS_ONLY}"),
+        ("SELECT * FROM glob('/root/**')", f"glob() {READS_VIEWS_ONLY}"),
+        ("SELECT * FROM read_csv('https://example.com/x.csv')", f"read_csv() {READS_VIEWS_ONLY}"),
+        ("SELECT * FROM '/etc/hosts.csv'", "FROM '/etc/hosts.csv' reads a file"),
         ("ATTACH '{tmp}/other.duckdb' AS other", "ATTACH is not allowed in obs query"),
         ("LOAD httpfs", "LOAD is not allowed in obs query"),
         ("INSTALL spatial", "INSTALL is not allowed in obs query"),
@@ -174,6 +179,72 @@ def test_what_could_touch_the_machine_or_the_lake_fails_in_one_line(
     assert error in one_error_line(done)
     assert sorted(p for p in root.rglob("*") if p.name != "obs.duckdb") == before
     assert not (tmp_path / "other.duckdb").exists() and not (tmp_path / "export").exists()
+
+
+@pytest.mark.parametrize(
+    ("sql", "refused"),
+    [
+        (
+            "SELECT * FROM enable_profiling--x\n"
+            "(format := 'json', save_location := '{commit}'); SELECT 1",
+            "enable_profiling()",
+        ),
+        (
+            "SELECT * FROM enable_profiling/**/(format := 'json', save_location := '{commit}')",
+            "enable_profiling()",
+        ),
+        (
+            "SELECT * FROM enable_logging--x\n(storage = 'file', storage_path = '{tmp}/logs')",
+            "enable_logging()",
+        ),
+        ("SELECT * FROM \"query\"('SELECT 42')", "query()"),
+        ("SELECT * FROM system.main.QUERY\n  ('SELECT 42')", "query()"),
+        ("WITH t AS (SELECT * FROM query--x\n('SELECT 42')) SELECT * FROM t", "query()"),
+        ("SELECT (SELECT count(*) FROM query_table('pg_settings')) AS n", "query_table()"),
+        (
+            "SELECT list_transform(['{table}/part.parquet'], p -> write_blob(p, 'x'::BLOB))",
+            "write_blob()",
+        ),
+        ("PIVOT (SELECT * FROM query--x\n('SELECT 1 AS k, 2 AS v')) ON k USING sum(v)", "query()"),
+        ("SET VARIABLE n = (SELECT count(*) FROM query--x\n('SELECT 1'))", "query()"),
+        ("SELECT write_blob('{table}/part.parquet', 'x'::BLOB)", "write_blob()"),
+    ],
+)
+def test_a_refused_function_stays_refused_however_it_is_spelled(
+    lake: Path, tmp_path: Path, sql: str, refused: str
+) -> None:
+    """A comment between a function's name and its '(', quotes, case, a schema, or a call
+    nested in a CTE, subquery, lambda, PIVOT or variable: the function is what DuckDB parses,
+    and the table's commits and files stay as they were."""
+    commit = max((table_folder(lake) / "_delta_log").glob("*.json"))
+    before = table_state(lake)
+
+    done = obs(lake, sql.format(commit=commit, tmp=tmp_path, table=table_folder(lake)))
+
+    assert one_error_line(done).startswith(f"obs: error: {refused} is not allowed in obs query")
+    assert table_state(lake) == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_delta_tables_outside_the_lake_are_neither_read_nor_probed(
+    lake: Path, tmp_path: Path
+) -> None:
+    """delta_scan ignores the session's allowed folders: a copy of a table elsewhere would be
+    read, and its errors would tell a folder that exists from one that does not."""
+    elsewhere = tmp_path / "copy"
+    shutil.copytree(table_folder(lake), elsewhere)
+
+    copied = obs(lake, f"SELECT count(*) FROM delta_scan('{elsewhere}')")
+    absent = obs(lake, f"SELECT count(*) FROM delta_scan('{tmp_path / 'absent'}')")
+    existing = obs(lake, f"SELECT count(*) FROM delta_scan('{tmp_path}')")
+    through_the_view = obs(lake, "SELECT count(*) AS n FROM metric_samples", "--format", "csv")
+
+    assert one_error_line(copied) == (
+        f"obs: error: delta_scan() {READS_VIEWS_ONLY} (not files, settings or logs); "
+        "query the catalog's views instead (SHOW TABLES lists them)"
+    )
+    assert one_error_line(absent) == one_error_line(existing) == one_error_line(copied)
+    assert through_the_view.stdout == '"n"\n49440\n'
 
 
 def test_allow_write_to_lets_copy_write_inside_that_folder_only(lake: Path, tmp_path: Path) -> None:
@@ -484,10 +555,53 @@ def test_an_s3_lake_is_read_and_fenced(
     assert json.loads(files.stdout) == [{"files": 4, "prefixes": 1}]  # an hour, a file
     assert logs.returncode == 0, logs.stderr
     assert list(csv.DictReader(io.StringIO(logs.stdout))) == [{"n": "200", "days": "2"}]
-    assert "Permission Error" in one_error_line(outside_the_prefix)
+    assert f"glob() {READS_VIEWS_ONLY}" in one_error_line(outside_the_prefix)
     assert "COPY is not allowed" in one_error_line(onto_a_table)
     assert f"is outside {exports}" in one_error_line(onto_its_log)
     assert keys() == before
+
+
+def test_an_s3_lakes_credentials_cannot_be_read_from_sql(
+    write_config: Callable[..., Path],
+    s3_lake: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With credentials in AWS_* (the default lake.s3 variables), httpfs also copies them into
+    the session's s3_* settings: SQL that reads settings is refused, and those copies are
+    blanked (the lake's secret holds them, shown redacted), while the lake stays readable."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
+    s3 = {k: v for k, v in s3_lake["s3"].items() if not k.endswith("_env")}  # default: AWS_*
+    path = write_config(lake={**s3_lake, "s3": s3})
+    config = load_config(path)
+    write_hours(Lake(config), some_hours([day("2026-03-30")], (0,)))
+    build_catalog(config)
+
+    attempts = [
+        obs(path, sql)
+        for sql in (
+            "SELECT current_setting('s3_secret_access_key')",
+            "SELECT name, value FROM duckdb_settings()",
+            "SELECT * FROM pg_catalog.pg_settings",
+            "SET VARIABLE k = current_setting--x\n('s3_secret_access_key'); SELECT getvariable('k')",
+        )
+    ]
+    con = query.connect_sandboxed(config, query.sandbox(config))
+    try:
+        settings = dict(
+            con.execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name LIKE 's3_%'"
+            ).fetchall()
+        )
+        logs = con.execute("SELECT count(*) FROM log_records").fetchone()
+    finally:
+        con.close()
+
+    for done in attempts:
+        assert "shows the session's settings, credentials among them" in one_error_line(done)
+        assert "testing-secret" not in done.stdout + done.stderr
+    assert settings["s3_secret_access_key"] == settings["s3_access_key_id"] == ""
+    assert logs == (50,)
 
 
 def test_statements_are_checked_before_anything_runs() -> None:

@@ -5,14 +5,20 @@ Two walls stand between the SQL and the lake or the machine:
 * DuckDB's own. Once the lake is attached (httpfs loaded, S3 secret made), the session may open
   only the lake's tier roots (``allowed_directories``: local folders or ``s3://`` prefixes)
   and no other file or URL, loads and installs no extension, and its configuration is
-  locked so SQL cannot undo any of it.
-* Ours. DuckDB lets a session write wherever it may read, so before anything runs every
-  statement is inspected (``duckdb.extract_statements`` and the tokenizer) and only reads pass:
-  SELECT (and DESCRIBE, SHOW, SUMMARIZE, PIVOT, PRAGMAs that read), EXPLAIN of those, and
-  ``SET VARIABLE`` / ``RESET VARIABLE``. Functions that write files or run SQL from a string are
-  refused by name. ``COPY ... TO`` passes only with ``--allow-write-to DIR``, into DIR (a folder
-  outside the lake that DuckDB is then also allowed to open), with options that cannot name
-  files elsewhere.
+  locked so SQL cannot undo any of it. The s3_* settings httpfs copied from AWS_* variables
+  are blanked: the lake's secret holds the credentials (and shows them redacted).
+* Ours. DuckDB lets a session write wherever it may read, and some functions go past its
+  walls, so before anything runs every statement is inspected (``duckdb.extract_statements``
+  and the tokenizer) and only reads pass: SELECT (and DESCRIBE, SHOW, SUMMARIZE, PIVOT, PRAGMAs
+  that read), EXPLAIN of those, and ``SET VARIABLE`` / ``RESET VARIABLE``. In each, every
+  function and table as DuckDB parses them (``json_serialize_sql``: whatever the case, quotes,
+  schema or comments, in subqueries, CTEs and lambdas alike) must be one obs query runs: a table
+  function from a short list that reads no file, setting or log (the lake is read through the
+  catalog's views: ``delta_scan`` would read Delta tables anywhere), DuckDB's built-in functions
+  and the catalog's macros but those that write files, show settings or run SQL from a string,
+  and no file named as a table. ``COPY ... TO`` passes only with ``--allow-write-to DIR``, into
+  DIR (a folder outside the lake that DuckDB is then also allowed to open), with options that
+  cannot name files elsewhere.
 
 Statements run once each, in order. The last one's result is written here, not by DuckDB's
 COPY: streamed from Arrow batches to standard output (never reopened, so ``>>`` appends) or to
@@ -25,8 +31,8 @@ Unix filter. JSON has no infinity or NaN: they are written as the strings ``"Inf
 
 import base64
 import contextlib
+import functools
 import io
-import itertools
 import math
 import os
 import re
@@ -53,22 +59,25 @@ from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import connect
 from obs_pipelines.lake.snapshot import datasets_reached, pin_datasets
 from obs_pipelines.lake.storage import LocalStorage
-from obs_pipelines.reporting.reports import report_queries
+from obs_pipelines.reporting.reports import OVERLAP_SQL, POISSON_TAIL_SQL, report_queries
 from obs_pipelines.windows import utc
 
 BATCH_ROWS = 100_000
 BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what any Unix filter reports when its reader went away
 TABLE_WIDTH = 200
+STAGED_NAME_CHARS = 40  # of the output's name in its staged file's name
 
 _LOCKDOWN = (
     "SET enable_external_access = false",
+    "SET python_enable_replacements = false",  # FROM name reads no Python variable
     "SET autoinstall_known_extensions = false",
     "SET autoload_known_extensions = false",
     "SET allow_community_extensions = false",
     "SET lock_configuration = true",
 )
-# Table and scalar functions that write files or change the session despite the locked
-# configuration, or run SQL built from a string (which could name any of them).
+# Functions refused wherever they are called, whatever the spelling (case, quotes, schema,
+# comments): they write files or change the session despite the locked configuration, show its
+# settings (credentials among them), or run SQL built from a string (which could name any of them).
 _REFUSED_FUNCTIONS = {
     "enable_logging": "it writes a log wherever it is told",
     "disable_logging": "it changes the session's logging",
@@ -78,9 +87,40 @@ _REFUSED_FUNCTIONS = {
     "disable_profiling": "it changes the session's profiling",
     "checkpoint": "it writes the database file",
     "force_checkpoint": "it writes the database file",
+    "write_blob": "it writes files",
+    "current_setting": "it shows the session's settings, credentials among them",
+    "duckdb_settings": "it shows the session's settings, credentials among them",
     "query": "it runs SQL from a string, which obs query cannot inspect",
+    "query_table": "it reads tables named in a string, which obs query cannot inspect",
     "json_execute_serialized_sql": "it runs SQL from a string, which obs query cannot inspect",
+    "json_serialize_plan": "it plans SQL from a string (opening what it names) unchecked",
 }
+# The only table functions (FROM f(...)) obs query runs: they make rows or describe the catalog.
+# Every other one reads files (read_csv, glob, delta_scan, which also ignores the session's
+# allowed folders), the session's settings or logs, or SQL of its own: the lake is read through
+# the catalog's views.
+_TABLE_FUNCTIONS = frozenset(
+    {
+        "range", "generate_series", "unnest", "repeat", "repeat_row", "json_each", "json_tree",
+        "duckdb_columns", "duckdb_constraints", "duckdb_databases", "duckdb_dependencies",
+        "duckdb_extensions", "duckdb_functions", "duckdb_indexes", "duckdb_keywords",
+        "duckdb_optimizers", "duckdb_schemas", "duckdb_sequences", "duckdb_tables",
+        "duckdb_types", "duckdb_variables", "duckdb_views", "pragma_collations",
+        "pragma_database_size", "pragma_metadata_info", "pragma_platform", "pragma_show",
+        "pragma_storage_info", "pragma_table_info", "pragma_user_agent", "pragma_version",
+        "icu_calendar_names", "pg_timezone_names", "test_all_types",
+    }
+)  # fmt: skip
+# DuckDB's own views over refused table functions.
+_REFUSED_VIEWS = {
+    "pg_settings": "it shows the session's settings, credentials among them",
+    "duckdb_logs": "it shows the session's logs",
+}
+# What may follow a PIVOT's ON column (and end it).
+_PIVOT_COLUMN_ENDS = frozenset(
+    {"using", "group", "order", "limit", "offset", "union", "except", "intersect", ",", ";", ")"}
+)
+_VIEWS_HINT = "query the catalog's views instead (SHOW TABLES lists them)"
 # COPY options that write nowhere but the target (a file, or a folder of partitions).
 _COPY_OPTIONS = frozenset(
     {
@@ -166,13 +206,28 @@ def output_file(box: Sandbox, output: str) -> Path:
 
 
 def output_target(output: str | Path, protected: Iterable[Path], example: str, hint: str) -> Path:
-    """``--output`` as an absolute path, refused in one line if it resolves into a ``protected``
-    path (``hint`` says where to write instead), is a folder, or lies under a file; ``example``
-    names a file to suggest inside a folder.
+    """``--output`` as an absolute path, refused in one line if it is empty, resolves into a
+    ``protected`` path (``hint`` says where to write instead), is a folder, lies under a file,
+    or cannot be looked at (a name too long, a folder not searchable); ``example`` names a file
+    to suggest inside a folder.
 
     The path keeps its symlinks (``/dev/stdout`` stays itself: resolved, it names
     ``/proc/<pid>/fd/pipe:[...]``, which cannot be opened); the checks follow them."""
+    if output == "":  # Path("") would be the current folder
+        raise ObsError(f"--output is empty; name the file to write, e.g. --output {example}")
     path = Path(output).expanduser().absolute()
+    try:
+        _check_target(path, output, protected, example, hint)
+    except OSError as exc:
+        raise ObsError(f"--output {output}: {exc.strerror}; write to another path") from None
+    return path
+
+
+def _check_target(
+    path: Path, output: str | Path, protected: Iterable[Path], example: str, hint: str
+) -> None:
+    """The checks of :func:`output_target`, which turns the OSError of a path the system will
+    not look at into its one line."""
     resolved = path.resolve()
     for kept in protected:
         if resolved.is_relative_to(kept):
@@ -186,7 +241,6 @@ def output_target(output: str | Path, protected: Iterable[Path], example: str, h
         raise ObsError(
             f"--output {output}: {above} is a file, not a folder; write to a path outside it"
         )
-    return path
 
 
 def read_statements(sql: str, write_dir: Path | None = None) -> list[duckdb.Statement]:
@@ -205,6 +259,7 @@ def connect_sandboxed(config: ObsConfig, box: Sandbox, sql: str = "") -> duckdb.
     datasets ``sql`` reaches are read at one version each (:mod:`obs_pipelines.lake.snapshot`)."""
     con = connect(config)
     try:
+        _blank_s3_credentials(con, config)
         pin_datasets(con, config, datasets_reached(con, sql))
         folders = [*box.readable, *([_folder(str(box.write_dir))] if box.write_dir else [])]
         con.execute(f"SET allowed_directories = [{', '.join(_quote(f) for f in folders)}]")
@@ -214,6 +269,21 @@ def connect_sandboxed(config: ObsConfig, box: Sandbox, sql: str = "") -> duckdb.
         con.close()
         raise
     return con
+
+
+def _blank_s3_credentials(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> None:
+    """Blank the s3_* settings that httpfs copied from the AWS_* environment and the lake's S3
+    secret now holds: SQL that read settings would show them, where the secret is redacted."""
+    if not config.lake_root.startswith("s3://"):
+        return
+    s3 = config.lake.s3
+    for setting, variable in (
+        ("s3_access_key_id", s3.access_key_id_env),
+        ("s3_secret_access_key", s3.secret_access_key_env),
+        ("s3_session_token", s3.session_token_env),
+    ):
+        if variable:  # in the secret (storage.S3Storage.duckdb_secret_sql)
+            con.execute(f"SET SESSION {setting} = ''")
 
 
 def report_window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
@@ -346,7 +416,6 @@ def _split(sql: str) -> list[str]:
 def _checked(text: str, write_dir: Path | None) -> list[duckdb.Statement]:
     """``text``'s statements (one, or a PIVOT with the enum types it makes), or an ObsError."""
     tokens = _tokens(text)
-    _refuse_functions(tokens)
     try:
         statements = duckdb.extract_statements(text)
     except duckdb.Error as exc:
@@ -359,15 +428,15 @@ def _checked(text: str, write_dir: Path | None) -> list[duckdb.Statement]:
     )
     if made and not pivot_types:
         raise ObsError("cannot tell the statements of this SQL apart; end each one with ';'")
-    if main.query.strip():
-        _refuse_functions(_tokens(main.query))  # a PRAGMA comes back as the SELECT it runs
     kind = main.type
     if kind == duckdb.StatementType.SELECT:
+        _refuse_calls(main.query if main.query.strip() else text)  # a PRAGMA: the SELECT it runs
         return statements
     if kind == duckdb.StatementType.EXPLAIN:
         _checked(_explained(text, tokens), write_dir)
         return statements
     if kind == duckdb.StatementType.SET and _is_variable(tokens):
+        _refuse_calls(f"SELECT {_variable_value(text, tokens)}")
         return statements
     if kind == duckdb.StatementType.COPY and write_dir is not None:
         _check_copy(text, tokens, write_dir)
@@ -375,18 +444,163 @@ def _checked(text: str, write_dir: Path | None) -> list[duckdb.Statement]:
     raise ObsError(_refusal(kind, tokens))
 
 
-def _refuse_functions(tokens: list[_Token]) -> None:
-    for word, after in itertools.pairwise(tokens):
-        if word.kind == "word" and after.text == "(" and word.text in _REFUSED_FUNCTIONS:
-            raise ObsError(
-                f"{word.text}() is not allowed in obs query: {_REFUSED_FUNCTIONS[word.text]}; "
-                "leave it out (or use duckdb itself)"
+def _refuse_calls(sql: str) -> None:
+    """Refuse ``sql`` if it calls a function or reads a table obs query does not run, however
+    it is spelled (case, quotes, schema, comments) and wherever (subqueries, CTEs, lambdas,
+    macros' arguments): decided on DuckDB's own parse tree of it."""
+    tree = _parse_tree(sql)
+    if tree["error"]:  # a PIVOT taking its values from the data: several statements to DuckDB
+        tree = _parse_tree(_with_pivot_values(sql))
+    if tree["error"] and tree.get("error_type") == "parser":
+        raise ObsError(f"query failed: Parser Error: {tree['error_message']}")
+    if tree["error"]:
+        raise ObsError(
+            "obs query cannot check this PIVOT; list the values each column pivots on, "
+            "e.g. PIVOT metrics ON service IN ('api', 'web') USING count(*)"
+        )
+    for kind, name in _named(tree["statements"]):
+        _refuse_named(kind, name)
+
+
+def _parse_tree(sql: str) -> dict[str, Any]:
+    """DuckDB's parse of ``sql`` (``json_serialize_sql``): its statements, or why there are
+    none (a syntax error, or a statement other than a SELECT)."""
+    # No bound parameter: DuckDB's Python binding imports pandas (0.25 s) to bind the first one.
+    [(serialized,)] = (
+        _parser().cursor().execute(f"SELECT json_serialize_sql({_quote(sql)})").fetchall()
+    )
+    return orjson.loads(serialized)
+
+
+def _with_pivot_values(sql: str) -> str:
+    """``sql`` with ``IN (NULL)`` after each PIVOT column named without its values: the same
+    calls and tables (text is only added), in a form DuckDB parses as one SELECT, which a PIVOT
+    that takes its values from the data is not (it becomes enum types made from the data)."""
+    tokens = _tokens(sql)
+    depths = [0]
+    for token in tokens:
+        depths.append(
+            depths[-1] + {"(": 1, ")": -1}.get(token.text, 0) * (token.kind == "operator")
+        )
+    ends = []
+    for at, token in enumerate(tokens):
+        if token.kind == "word" and token.text in ("pivot", "pivot_wider"):
+            ends += _columns_without_values(tokens, depths, at)
+    for end in sorted(ends, reverse=True):
+        position = tokens[end].start if end < len(tokens) else len(sql)
+        sql = f"{sql[:position]}\nIN (NULL) {sql[position:]}"  # \n: ends a -- comment
+    return sql
+
+
+def _columns_without_values(tokens: list[_Token], depths: list[int], pivot: int) -> list[int]:
+    """Where (the index of the token after it) each ON column of the PIVOT at ``pivot`` that
+    lists no values ends; ``depths`` is each token's parenthesis depth."""
+    level, start, valued, found = depths[pivot], None, False, []
+    for at in range(pivot + 1, len(tokens) + 1):
+        word = tokens[at].text if at < len(tokens) and depths[at] == level else None
+        if start is None:
+            start = at if word == "on" else None
+        elif at == len(tokens) or word in _PIVOT_COLUMN_ENDS:
+            if at > start + 1 and not valued:
+                found.append(at)
+            if word != ",":
+                return found
+            start, valued = at, False
+        elif word == "in":
+            valued = True
+    return found
+
+
+def _named(node: Any, kind: str = "function") -> Iterator[tuple[str, str]]:
+    """(kind, name) of every function (``function`` or ``table function``) and every table or
+    view (``table``) a serialized parse tree names, at any depth."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _named(item)
+    elif isinstance(node, dict):
+        if "function_name" in node:
+            yield kind, node["function_name"]
+        if node.get("type") in ("BASE_TABLE", "SHOW_REF") and node.get("table_name"):
+            yield "table", node["table_name"]
+        table_function = node.get("type") == "TABLE_FUNCTION"
+        for key, value in node.items():
+            yield from _named(
+                value, "table function" if table_function and key == "function" else "function"
             )
+
+
+def _refuse_named(kind: str, name: str) -> None:
+    """Refuse a ``function``, ``table function`` or ``table`` (a table or view) ``name``, as
+    DuckDB parsed it, that obs query does not run."""
+    key = name.strip('"').replace('""', '"').lower()
+    if kind == "table":
+        if key in _REFUSED_VIEWS:
+            raise ObsError(
+                f"{key} is not allowed in obs query: {_REFUSED_VIEWS[key]}; {_VIEWS_HINT}"
+            )
+        if any(mark in key for mark in "/\\:."):
+            raise ObsError(
+                f"FROM '{name}' reads a file, and obs query reads the lake only through the "
+                f"catalog's views; {_VIEWS_HINT}"
+            )
+        return
+    if key in _REFUSED_FUNCTIONS:
+        raise ObsError(
+            f"{key}() is not allowed in obs query: {_REFUSED_FUNCTIONS[key]}; "
+            "leave it out (or use duckdb itself)"
+        )
+    if key in _TABLE_FUNCTIONS or (kind == "function" and key in _scalar_functions()):
+        return
+    if kind == "table function":
+        raise ObsError(
+            f"{key}() is not allowed in obs query, which reads the lake only through the "
+            f"catalog's views (not files, settings or logs); {_VIEWS_HINT}"
+        )
+    raise ObsError(
+        f"{key}() is not allowed in obs query, which runs DuckDB's built-in functions and "
+        "the catalog's macros only; check its name"
+    )
+
+
+@functools.cache
+def _parser() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that parses SQL for the checks and knows the functions the catalog's
+    sessions offer analysts: DuckDB's built-in ones and the catalog's macros. Functions that
+    the lake's extensions add (delta's write_blob, say) are not for SQL typed into obs query."""
+    con = duckdb.connect()
+    for macro in (*POISSON_TAIL_SQL, OVERLAP_SQL):
+        con.execute(macro)
+    return con
+
+
+@functools.cache
+def _scalar_functions() -> frozenset[str]:
+    """The scalar, aggregate and window functions and macros :func:`_parser` knows."""
+    rows = (
+        _parser()
+        .cursor()
+        .execute(
+            "SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
+            "WHERE function_type NOT IN ('table', 'table_macro', 'pragma')"
+        )
+        .fetchall()
+    )
+    return frozenset(name for (name,) in rows)
 
 
 def _is_variable(tokens: list[_Token]) -> bool:
     words = [t.text for t in tokens[:2] if t.kind == "word"]
     return len(words) == 2 and words[0] in ("set", "reset") and words[1] == "variable"
+
+
+def _variable_value(text: str, tokens: list[_Token]) -> str:
+    """The expression a SET VARIABLE assigns (NULL for a RESET VARIABLE, which assigns none)."""
+    if tokens[0].text == "reset":
+        return "NULL"
+    at = next((i for i in range(3, len(tokens)) if tokens[i].text in ("=", "to")), len(tokens))
+    if at + 1 >= len(tokens):
+        raise ObsError("SET VARIABLE needs a value; write SET VARIABLE name = expression")
+    return text[tokens[at + 1].start :]
 
 
 def _explained(text: str, tokens: list[_Token]) -> str:
@@ -402,8 +616,8 @@ def _explained(text: str, tokens: list[_Token]) -> str:
 
 
 def _check_copy(text: str, tokens: list[_Token], write_dir: Path) -> None:
-    """COPY (query) | name TO 'path' [options], with the query a read and the path in
-    ``write_dir``."""
+    """COPY (query) | name TO 'path' [options], with the query (or the table or view) a read,
+    the path in ``write_dir`` and the options ones that keep the files there."""
     at = 1
     if at < len(tokens) and tokens[at].text == "(":
         end = _closing(tokens, at)
@@ -411,12 +625,19 @@ def _check_copy(text: str, tokens: list[_Token], write_dir: Path) -> None:
         if _checked(inner, None)[-1].type != duckdb.StatementType.SELECT:
             raise ObsError(f"COPY ({inner.strip()[:40]}...) copies no query; COPY a SELECT")
         at = end + 1
+    elif at < len(tokens):
+        at = next(
+            (i for i in range(at, len(tokens)) if tokens[i].text in ("(", "to", "from")),
+            len(tokens),
+        )
+        name_end = tokens[at].start if at < len(tokens) else len(text)
+        _refuse_calls(f"SELECT * FROM {text[tokens[1].start : name_end]}")
     while at < len(tokens) and tokens[at].text not in ("to", "from"):
         at = _closing(tokens, at) + 1 if tokens[at].text == "(" else at + 1
     if at >= len(tokens) or tokens[at].text != "to":
         raise ObsError(
-            "COPY ... FROM is not allowed in obs query, which only reads; "
-            "read files in the --allow-write-to folder with read_csv or read_parquet instead"
+            "COPY ... FROM is not allowed in obs query, which only reads the lake; "
+            "load files with duckdb itself"
         )
     target = tokens[at + 1] if at + 1 < len(tokens) else None
     if target is None or target.kind != "string" or not target.text:
@@ -428,28 +649,42 @@ def _check_copy(text: str, tokens: list[_Token], write_dir: Path) -> None:
             f"COPY ... TO '{path}' is outside {write_dir}, the only folder --allow-write-to "
             f"lets COPY write to; copy into {write_dir}/ or pass another --allow-write-to"
         )
-    _check_copy_options(tokens[at + 2 :], write_dir)
+    _check_copy_options(text, tokens[at + 2 :], write_dir)
 
 
-def _check_copy_options(tokens: list[_Token], write_dir: Path) -> None:
+def _check_copy_options(text: str, tokens: list[_Token], write_dir: Path) -> None:
     """[WITH] (name value, ...), every name one that keeps the files under the target
-    (FILENAME_PATTERN or FILE_EXTENSION, say, could point them anywhere)."""
+    (FILENAME_PATTERN or FILE_EXTENSION, say, could point them anywhere), every value an
+    expression that calls nothing obs query refuses (DuckDB evaluates them: KV_METADATA)."""
     at = 1 if tokens and tokens[0].text == "with" else 0
     if at == len(tokens):
         return
     if tokens[at].text != "(" or _closing(tokens, at) != len(tokens) - 1:
         raise ObsError("write COPY options in parentheses, e.g. TO 'out/x.csv' (FORMAT csv)")
-    depth, previous = 0, ""
-    for token in tokens[at:]:
-        named = token.kind == "word" and depth == 1 and previous in ("(", ",")
-        if named and token.text not in _COPY_OPTIONS:
+    for name, value in _options(text, tokens[at:]):
+        if name.kind != "word" or name.text not in _COPY_OPTIONS:
             raise ObsError(
-                f"COPY option {token.text.upper()} is not allowed in obs query, which lets "
+                f"COPY option {name.text.upper()} is not allowed in obs query, which lets "
                 f"COPY write only under {write_dir}; leave it out"
             )
-        if token.kind == "operator":
-            depth += {"(": 1, ")": -1}.get(token.text, 0)
-        previous = token.text if token.kind == "operator" else ""
+        if value:
+            _refuse_calls(f"SELECT {value}")
+
+
+def _options(text: str, tokens: list[_Token]) -> Iterator[tuple[_Token, str]]:
+    """Each item of a parenthesized option list (``tokens`` from its '(' to its ')'): its
+    first token (the option's name) and the text of the rest (its value, '' if none)."""
+    depth, first = 0, 1
+    for index, token in enumerate(tokens):
+        if token.kind != "operator":
+            continue
+        ends = depth == 1 and token.text in (",", ")")
+        depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(token.text, 0)
+        if ends:
+            if index > first:
+                rest = tokens[first + 1 : index]
+                yield tokens[first], text[rest[0].start : token.start] if rest else ""
+            first = index + 1
 
 
 def _closing(tokens: list[_Token], at: int) -> int:
@@ -527,7 +762,8 @@ def output_sink(output: Path | None) -> Iterator[_Sink]:
             yield handle
         return
     target = output.resolve()  # a symlink to a file keeps pointing at the new file
-    staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    # Beside the target, named after it, within the 255 bytes a file name may take.
+    staged = target.with_name(f".{target.name[:STAGED_NAME_CHARS]}.{uuid.uuid4().hex}.tmp")
     try:
         with _opened(staged, output) as handle:
             yield handle
