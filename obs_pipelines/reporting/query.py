@@ -60,6 +60,7 @@ from obs_pipelines.lake.catalog import connect
 from obs_pipelines.lake.snapshot import datasets_reached, pin_datasets
 from obs_pipelines.lake.storage import LocalStorage
 from obs_pipelines.reporting.reports import OVERLAP_SQL, POISSON_TAIL_SQL, report_queries
+from obs_pipelines.sql_literal import sql_literal
 from obs_pipelines.windows import utc
 
 BATCH_ROWS = 100_000
@@ -262,7 +263,7 @@ def connect_sandboxed(config: ObsConfig, box: Sandbox, sql: str = "") -> duckdb.
         _blank_s3_credentials(con, config)
         pin_datasets(con, config, datasets_reached(con, sql))
         folders = [*box.readable, *([_folder(str(box.write_dir))] if box.write_dir else [])]
-        con.execute(f"SET allowed_directories = [{', '.join(_quote(f) for f in folders)}]")
+        con.execute(f"SET allowed_directories = [{', '.join(sql_literal(f) for f in folders)}]")
         for statement in _LOCKDOWN:
             con.execute(statement)
     except BaseException:
@@ -467,7 +468,7 @@ def _parse_tree(sql: str) -> dict[str, Any]:
     none (a syntax error, or a statement other than a SELECT)."""
     # No bound parameter: DuckDB's Python binding imports pandas (0.25 s) to bind the first one.
     [(serialized,)] = (
-        _parser().cursor().execute(f"SELECT json_serialize_sql({_quote(sql)})").fetchall()
+        _parser().cursor().execute(f"SELECT json_serialize_sql({sql_literal(sql)})").fetchall()
     )
     return orjson.loads(serialized)
 
@@ -715,10 +716,6 @@ def _failed(exc: BaseException) -> ObsError:
 
 def _folder(path: str) -> str:
     return path.rstrip("/") + "/"
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # Writing ---------------------------------------------------------------------------------------
