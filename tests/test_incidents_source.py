@@ -44,6 +44,7 @@ from tests.report_fixtures import (
     write_alerts,
     write_metrics,
 )
+from tests.test_cli import obs
 
 pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
 
@@ -331,7 +332,11 @@ YAML_TEXT = """postmortems:
 """
 
 
-@pytest.mark.parametrize(("name", "text"), [("pm.csv", CSV_TEXT), ("pm.yaml", YAML_TEXT)])
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("pm.csv", CSV_TEXT), ("pm.csv", "\ufeff" + CSV_TEXT), ("pm.yaml", YAML_TEXT)],
+    ids=["csv", "csv with Excel's byte order mark", "yaml"],
+)
 def test_postmortems_from_csv_and_yaml(tmp_path: Path, name: str, text: str) -> None:
     path = tmp_path / name
     path.write_text(text)
@@ -400,23 +405,49 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize(("name", "text", "error"), MALFORMED)
-def test_a_malformed_postmortems_file_is_refused_at_load_in_one_line(
-    tmp_path: Path, name: str, text: str, error: str
-) -> None:
-    (tmp_path / name).write_text(text)
+def postmortems_config(tmp_path: Path, name: str) -> Path:
+    """A config file whose one service is checkout and whose postmortems are ``name``."""
     config_file = tmp_path / "obs.yaml"
     config_file.write_text(
         "services: [{name: checkout, owner: team}]\n"
         f"sources: {{incidents: {{postmortems: {name}}}}}\n"
         f"lake: {{root: {tmp_path / 'lake'}}}\n"
     )
+    return config_file
+
+
+@pytest.mark.parametrize(("name", "text", "error"), MALFORMED)
+def test_a_malformed_postmortems_file_is_refused_at_load_in_one_line(
+    tmp_path: Path, name: str, text: str, error: str
+) -> None:
+    (tmp_path / name).write_text(text)
+    config_file = postmortems_config(tmp_path, name)
 
     with pytest.raises(ConfigError) as caught:
         load_config(config_file)
 
     assert str(caught.value) == f"{config_file}: {tmp_path / error}"
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"), [("pm.csv", CSV_TEXT, 3), ("pm.yaml", YAML_TEXT, 13)]
+)
+def test_a_postmortems_file_not_in_utf8_is_refused_at_load_naming_the_line(
+    tmp_path: Path, name: str, text: str, line: int
+) -> None:
+    # Saved as Latin-1 (Excel's plain "CSV"): "é" is the single byte 0xe9.
+    (tmp_path / name).write_bytes(text.replace("Refunds", "Remboursés").encode("latin-1"))
+    config_file = postmortems_config(tmp_path, name)
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file)
+    done = obs("--config", str(config_file), "query", "SELECT 1")
+
+    error = f"{tmp_path / name}: line {line}: byte 0xe9 is not UTF-8; save the file as UTF-8"
+    assert str(caught.value) == f"{config_file}: {error}"
+    assert done.returncode == 2
+    assert done.stderr == f"obs: error: {config_file}: {error}\n"
 
 
 def test_the_incidents_asset_exists_only_when_configured(tmp_path: Path) -> None:

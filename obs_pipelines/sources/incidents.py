@@ -2,11 +2,12 @@
 
 Two sources, either or both (``sources.incidents``):
 
-- **postmortems**, a CSV or YAML file: one incident per row with ``service``, ``started_at``,
-  ``detected_at``, ``resolved_at`` and optionally ``id``, ``title``, ``severity``. Times are ISO
-  8601 with a zone (``2026-11-10T11:00:00Z``); a time without one is refused, since a local time
-  read as UTC would shift every number. A row without ``id`` gets ``service@started_at``. Give a
-  PagerDuty incident's id to a postmortem and the postmortem's times replace PagerDuty's.
+- **postmortems**, a CSV or YAML file in UTF-8: one incident per row with ``service``,
+  ``started_at``, ``detected_at``, ``resolved_at`` and optionally ``id``, ``title``,
+  ``severity``. Times are ISO 8601 with a zone (``2026-11-10T11:00:00Z``); a time without one is
+  refused, since a local time read as UTC would shift every number. A row without ``id`` gets
+  ``service@started_at``. Give a PagerDuty incident's id to a postmortem and the postmortem's
+  times replace PagerDuty's.
 - **PagerDuty**, REST API v2 through the official ``pagerduty`` client: ``GET /incidents`` with
   classic pagination (offset, limit, more) over ``since``..now for every status, then
   ``GET /incidents/{id}/log_entries`` (overview) of each incident of a mapped service.
@@ -31,6 +32,7 @@ the one before it and a long incident is seen resolved, never left open forever.
 """
 
 import csv
+import io
 import ssl
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -94,25 +96,39 @@ def read_postmortems(path: Path, services: set[str] | None = None) -> list[dict[
     return records
 
 
+def _text(path: Path) -> str:
+    """The file's text, as UTF-8 with or without the byte order mark that Excel's "CSV UTF-8"
+    writes (else the first column would be named '\\ufeffid'). Another encoding is one line
+    naming the line of its first byte that is not UTF-8, not a decoding traceback."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: line {line}: byte 0x{exc.object[exc.start]:02x} is not UTF-8; save the "
+            "file as UTF-8"
+        ) from None
+
+
 def _csv_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        _check_keys(path, "line 1 (header)", header)
-        rows = []
-        for row in reader:
-            if None in row:
-                raise ConfigError(
-                    f"{path}: line {reader.line_num}: more values than columns; quote values "
-                    "holding commas"
-                )
-            rows.append((f"line {reader.line_num}", row))
+    reader = csv.DictReader(io.StringIO(_text(path), newline=""))
+    header = reader.fieldnames or []
+    _check_keys(path, "line 1 (header)", header)
+    rows = []
+    for row in reader:
+        if None in row:
+            raise ConfigError(
+                f"{path}: line {reader.line_num}: more values than columns; quote values "
+                "holding commas"
+            )
+        rows.append((f"line {reader.line_num}", row))
     return rows
 
 
 def _yaml_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     # BaseLoader keeps every value a string, so times are parsed (and refused) here, one way.
-    loader = yaml.BaseLoader(path.read_text(encoding="utf-8"))
+    loader = yaml.BaseLoader(_text(path))
     try:
         root = loader.get_single_node()
         if root is not None and isinstance(root, yaml.MappingNode):
