@@ -714,3 +714,76 @@ def test_a_firing_during_a_recorded_incident_the_slos_did_not_see_is_no_noise(
     )
     assert quality["None"]["noise_ratio"] == pytest.approx(1 / 3)
     assert noise == (pytest.approx(1 / 3),)
+
+
+PM_HEADER = "id,service,started_at,detected_at,resolved_at\n"
+PM_1 = "PM-1,checkout,2026-11-10T11:00:00Z,2026-11-10T11:06:00Z,2026-11-10T11:45:00Z\n"
+PM_2 = "PM-2,checkout,2026-11-10T14:30:00Z,2026-11-10T14:50:00Z,2026-11-10T15:10:00Z\n"
+
+
+def after_each_run(config: ObsConfig, files: list[str], sql: str) -> list[list[tuple[Any, ...]]]:
+    """``sql``'s rows over 2026-11-10 after each of hourly runs that find the postmortems file
+    holding each of ``files`` (rows after the header) in turn."""
+    build_catalog(config)  # its views read the newest version of each table when queried
+    answers = []
+    for hour, rows in enumerate(files, start=1):
+        (config.base_dir / "postmortems.csv").write_text(PM_HEADER + rows)
+        snapshot(config, datetime(2026, 11, 11, hour, 5, tzinfo=UTC))
+        con = report_connection(config, utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
+        answers.append(con.execute(sql).fetchall())
+        con.close()
+    return answers
+
+
+def test_postmortems_deleted_from_the_file_leave_the_reports_the_last_one_too(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "postmortems.csv").write_text(PM_HEADER)
+    config = make_config(
+        tmp_path,
+        services=[{"name": "checkout", "owner": "a"}],
+        sources={"incidents": {"postmortems": "postmortems.csv"}},
+    )
+
+    summaries = after_each_run(
+        config,
+        [PM_1 + PM_2, PM_2, ""],
+        "SELECT incidents, mttd_minutes, mttr_minutes FROM incident_summary "
+        "WHERE period = 'current' AND scope = 'all services'",
+    )
+
+    # By hand: (6 + 20) / 2 and (45 + 40) / 2; then PM-2 alone; then no incident at all.
+    assert summaries == [[(2, 13.0, 42.5)], [(1, 20.0, 40.0)], [(0, None, None)]]
+
+
+def test_an_emptied_postmortems_file_beside_pagerduty_leaves_pagerdutys_incidents_alone(
+    pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    (tmp_path / "postmortems.csv").write_text(PM_HEADER)
+    config = make_config(
+        tmp_path,
+        sources={
+            "incidents": {
+                "postmortems": "postmortems.csv",
+                "pagerduty": {
+                    "url": pagerduty.url,
+                    "token_env": TOKEN_ENV,
+                    "services": {"PCHK001": "checkout"},
+                    "tls": {"ca_file": certificate[0]},
+                },
+            }
+        },
+    )
+
+    incidents = after_each_run(
+        config,
+        [PM_1 + PM_2, ""],
+        "SELECT source, incident_id FROM incidents WHERE period = 'current' ORDER BY ALL",
+    )
+
+    pagerdutys = [("pagerduty", "Q1DDD"), ("pagerduty", "Q1EEE")]  # created on 2026-11-10
+    assert incidents == [
+        [*pagerdutys, ("postmortems", "PM-1"), ("postmortems", "PM-2")],
+        pagerdutys,
+    ]
