@@ -24,12 +24,16 @@ incident", "Pagination", "Authentication", "Errors"):
   ``id``, ``type``, ``summary``, ``created_at``, ``agent``, ``channel``, ``incident``, ``service``.
 
 Knobs for tests: ``fail_at`` makes the n-th request (1-based) answer 500 (PagerDuty's
-``{"error": {"message": "Internal Server Error", ...}}``), and ``requests`` records each path
-with its query.
+``{"error": {"message": "Internal Server Error", ...}}``); ``rate_limit_at`` holds the numbers
+of the requests answered ``429`` (PagerDuty's ``{"error": {"message": "Rate Limit Exceeded",
+"code": 2020}}``), with a ``Retry-After`` header when ``retry_after`` is set; ``trickle_at``
+those whose answer is sent 100 bytes every 0.2 s, as a stalling server or proxy does; and
+``requests`` records each path with its query.
 """
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -109,6 +113,9 @@ class FakePagerDuty:
         self.incidents = sorted(incidents, key=lambda i: i.created_at)
         self.token = token
         self.fail_at: int | None = None
+        self.rate_limit_at: Container[int] = ()
+        self.retry_after: str | None = None
+        self.trickle_at: Container[int] = ()
         self.requests: list[str] = []
         self.url = ""
         self._lock = threading.Lock()
@@ -242,6 +249,8 @@ class FakePagerDuty:
             return 406, _error("Not Acceptable", 2001, [f"Accept must be {ACCEPT}"])
         if self.fail_at is not None and number == self.fail_at:
             return 500, _error("Internal Server Error", 2000)
+        if number in self.rate_limit_at:
+            return 429, _error("Rate Limit Exceeded", 2020)
         if method != "GET":
             return 405, _error("Method Not Allowed", 2001)
         parts = urlsplit(target)
@@ -270,6 +279,7 @@ def _time(text: str) -> datetime:
 def _handler(api: FakePagerDuty) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body in two writes must not wait 40 ms
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -279,13 +289,27 @@ def _handler(api: FakePagerDuty) -> type[BaseHTTPRequestHandler]:
             if length:
                 self.rfile.read(length)
             status, body = api.handle(self.command, self.path, self.headers)
+            number = len(api.requests)
             payload = orjson.dumps(body)
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
-            self.send_header("X-Request-Id", f"req-{len(api.requests)}")
+            self.send_header("X-Request-Id", f"req-{number}")
+            if status == 429 and api.retry_after is not None:
+                self.send_header("Retry-After", api.retry_after)
             self.end_headers()
-            self.wfile.write(payload)
+            if number in api.trickle_at:
+                self._trickle(payload)
+            else:
+                self.wfile.write(payload)
+
+        def _trickle(self, payload: bytes) -> None:
+            try:
+                for start in range(0, len(payload), 100):
+                    self.wfile.write(payload[start : start + 100])
+                    time.sleep(0.2)
+            except OSError:  # the client gave up and shut the connection
+                self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_DELETE = _serve
 

@@ -262,6 +262,77 @@ def test_a_500_mid_pagination_writes_nothing_and_a_rerun_converges(
     assert con.execute("SELECT count(*) FROM incident_records").fetchone() == (12,)
 
 
+RATE_LIMIT_FIX = (
+    "nothing was written; the next run starts over; if other tools share the account's rate "
+    "limit, run them at other times, or raise sources.incidents.pagerduty.retries and timeout"
+)
+
+
+def test_pagerduty_rate_limiting_past_the_retries_is_one_line_and_a_rerun_converges(
+    pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    config = pd_config(
+        tmp_path, pagerduty.url, certificate[0], retries=2, retry_backoff_seconds=0.001
+    )
+    pagerduty.rate_limit_at = range(1, 13)  # a dozen requests in a row: a busy account
+
+    with pytest.raises(SourceError) as caught:
+        snapshot(config)
+
+    assert str(caught.value) == (
+        f"PagerDuty at {pagerduty.url} kept rate-limiting GET /incidents (429 Too Many "
+        f"Requests 3 times); {RATE_LIMIT_FIX}"
+    )
+    assert len(pagerduty.requests) == 3  # the first try and its 2 retries
+    assert Lake(config).hot_partitions("incident_records") == []
+
+    pagerduty.rate_limit_at = ()
+    assert snapshot(config) == 6
+
+
+def test_pagerduty_asking_to_wait_past_the_timeout_fails_at_once_and_a_shorter_wait_is_kept(
+    pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    config = pd_config(
+        tmp_path, pagerduty.url, certificate[0], timeout="5s", retry_backoff_seconds=0.001
+    )
+    pagerduty.rate_limit_at, pagerduty.retry_after = {1}, "120"
+
+    with pytest.raises(SourceError) as caught:
+        snapshot(config)
+
+    assert str(caught.value) == (
+        f"PagerDuty at {pagerduty.url} kept rate-limiting GET /incidents (429 Too Many "
+        "Requests 1 time, the next try due in 120s, past sources.incidents.pagerduty.timeout "
+        f"(5s)); {RATE_LIMIT_FIX}"
+    )
+    assert len(pagerduty.requests) == 1
+
+    pagerduty.rate_limit_at, pagerduty.retry_after = {2}, "1"  # the rerun's first request
+    assert snapshot(config) == 6
+    assert pagerduty.requests[1] == pagerduty.requests[2]  # asked again, after the wait
+
+
+def test_pagerduty_trickling_its_answer_fails_at_the_timeout_in_one_line(
+    pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    config = pd_config(tmp_path, pagerduty.url, certificate[0], timeout="1s", retries=0)
+    pagerduty.trickle_at = {1}  # every read gets a few bytes well within the timeout
+
+    with pytest.raises(SourceError) as caught:
+        snapshot(config)
+
+    assert str(caught.value) == (
+        f"PagerDuty at {pagerduty.url} did not answer GET /incidents within 1s "
+        "(sources.incidents.pagerduty.timeout: retries and their waits included); nothing was "
+        "written; check PagerDuty's status, or raise the timeout"
+    )
+    assert Lake(config).hot_partitions("incident_records") == []
+
+
 def test_an_incident_open_at_the_last_snapshot_is_read_again_after_it_leaves_since(
     pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
 ) -> None:
