@@ -8,9 +8,12 @@ Two sources, either or both (``sources.incidents``):
   refused, since a local time read as UTC would shift every number. A row without ``id`` gets
   ``service@started_at``. Give a PagerDuty incident's id to a postmortem and the postmortem's
   times replace PagerDuty's.
-- **PagerDuty**, REST API v2 through the official ``pagerduty`` client: ``GET /incidents`` with
-  classic pagination (offset, limit, more) over ``since``..now for every status, then
-  ``GET /incidents/{id}/log_entries`` (overview) of each incident of a mapped service.
+- **PagerDuty**, REST API v2 through the official ``pagerduty`` client: the mapped services'
+  ids (``GET /services?query=`` by name, else ``GET /services/{id}``), then ``GET /incidents`` of
+  those services only (``service_ids[]``), every status, created over ``since``..now, with
+  classic pagination (offset, limit, more), then ``GET /incidents/{id}/log_entries`` (overview)
+  of each. Classic pagination serves a query's first 10,000 results only: a span of ``since``
+  holding more (``total``) is halved until each part fits, never truncated.
 
 What a PagerDuty incident says, decided once here:
 
@@ -40,10 +43,11 @@ import socket
 import ssl
 import weakref
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx2
 import pagerduty
@@ -69,6 +73,9 @@ from obs_pipelines.windows import TimeWindow
 POSTMORTEM_COLUMNS = ("service", "started_at", "detected_at", "resolved_at")
 POSTMORTEM_OPTIONAL = ("id", "title", "severity")
 STATUSES = ("triggered", "acknowledged", "resolved")
+# PagerDuty's classic pagination serves a query's results up to offset + limit = 10,000, no
+# further ("Pagination", developer.pagerduty.com).
+PAGINATION_CAP = 10_000
 INTEGRATION_SUFFIX = "integration_reference"
 _EXAMPLE_TIME = "2026-11-10T11:00:00Z"
 
@@ -288,40 +295,16 @@ class PagerDutyIncidents:
         ``still_open`` (ids open in the previous snapshot) wherever they were created."""
         client = _BoundedClient(self.config)
         try:
-            params = {
-                "since": _iso(now - self.config.since),
-                "until": _iso(now),
-                "statuses": list(STATUSES),
-                "time_zone": "UTC",
-            }
-            listed = list(
-                client.iter_all("/incidents", params=params, page_size=self.config.page_size)
-            )
-            seen = {incident["id"] for incident in listed}
-            for incident_id in sorted(still_open - seen):
-                try:
-                    listed.append(
-                        client.rget(f"/incidents/{incident_id}", params={"time_zone": "UTC"})
-                    )
-                except pagerduty.HttpError as exc:
-                    if exc.response.status_code != 404:  # 404: deleted, or merged into another
-                        raise
-            incidents = [
-                (incident, ours)
+            ours = self._services(client)
+            end = now.astimezone(UTC).replace(microsecond=0)
+            start = (end - self.config.since).replace(microsecond=0)
+            listed = self._listing(client, sorted(ours), start, end)
+            listed += self._read_again(client, still_open - {i["id"] for i in listed})
+            return [
+                incident_record(incident, self._log(client, incident), ours[service])
                 for incident in listed
-                if (ours := self._our_service(incident)) is not None
+                if (service := (incident.get("service") or {}).get("id")) in ours
             ]
-            records = []
-            for incident, ours in incidents:
-                entries = list(
-                    client.iter_all(
-                        f"/incidents/{incident['id']}/log_entries",
-                        params={"time_zone": "UTC", "is_overview": "true"},
-                        page_size=self.config.page_size,
-                    )
-                )
-                records.append(incident_record(incident, entries, ours))
-            return records
         except _Unanswered as exc:
             raise SourceError(
                 f"PagerDuty at {self.url} {exc.problem}; nothing was written; {exc.fix}"
@@ -331,10 +314,110 @@ class PagerDutyIncidents:
         finally:
             client.close()
 
-    def _our_service(self, incident: dict[str, Any]) -> str | None:
-        service = incident.get("service") or {}
-        mapping = self.config.services
-        return mapping.get(service.get("id", "")) or mapping.get(service.get("summary", ""))
+    def _services(self, client: "_BoundedClient") -> dict[str, str]:
+        """PagerDuty's id of each mapped service -> our name. The listing asks for these ids
+        only (``service_ids[]``): other services' incidents would cost requests, and count
+        toward classic pagination's cap."""
+        ours: dict[str, str] = {}
+        for key, name in self.config.services.items():
+            ours.setdefault(self._service_id(client, key), name)
+        return ours
+
+    def _service_id(self, client: "_BoundedClient", key: str) -> str:
+        """The id of the service named ``key`` (``GET /services?query=``, any case: PagerDuty's
+        names are unique so), else of the service whose id it is (``GET /services/{id}``)."""
+        found = client.find("services", key)
+        if found is not None:
+            return str(found["id"])
+        try:
+            return str(client.rget(f"/services/{quote(key, safe='')}")["id"])
+        except pagerduty.HttpError as exc:
+            if exc.response.status_code != 404:
+                raise
+        raise SourceError(
+            f"PagerDuty at {self.url} has no service named {key!r} or with that id; nothing was "
+            "written; fix the key under sources.incidents.pagerduty.services"
+        )
+
+    def _listing(
+        self, client: "_BoundedClient", services: list[str], start: datetime, end: datetime
+    ) -> list[dict[str, Any]]:
+        """The incidents of ``services`` created in [start, end), oldest first. Classic
+        pagination serves a query's first ``PAGINATION_CAP`` results only, so a span holding
+        more is halved until each half fits; a span of one second still holding more fails in
+        one line, never truncated."""
+        spans, listed = [(start, end)], []
+        while spans:
+            since, until = spans.pop()
+            found = self._span(client, services, since, until)
+            if found is not None:
+                listed += found
+            elif until - since <= timedelta(seconds=1):
+                raise SourceError(
+                    f"PagerDuty at {self.url} holds more than {PAGINATION_CAP:,} incidents of "
+                    f"the mapped services created in the second from {_iso(since)}, more than "
+                    "its API lists; nothing was written; map fewer services under "
+                    "sources.incidents.pagerduty.services"
+                )
+            else:
+                middle = since + timedelta(seconds=(until - since).total_seconds() // 2)
+                spans += [(middle, until), (since, middle)]
+        return listed
+
+    def _span(
+        self, client: "_BoundedClient", services: list[str], start: datetime, end: datetime
+    ) -> list[dict[str, Any]] | None:
+        """The incidents of ``services`` created in [start, end), page by page; None when they
+        are more than classic pagination serves (``total`` says so on the first page, or a
+        page at the cap still has ``more``: incidents created meanwhile)."""
+        query = {
+            "since": _iso(start),
+            "until": _iso(end),
+            "service_ids": services,
+            "statuses": list(STATUSES),
+            "time_zone": "UTC",
+        }
+        found: list[dict[str, Any]] = []
+        while True:
+            page = client.jget(
+                "/incidents",
+                params={
+                    **query,
+                    "offset": len(found),
+                    "limit": min(self.config.page_size, PAGINATION_CAP - len(found)),
+                    "total": "false" if found else "true",
+                },
+            )
+            if (page.get("total") or 0) > PAGINATION_CAP:
+                return None
+            found += page["incidents"]
+            if not page["incidents"] or not page.get("more"):
+                return found
+            if len(found) >= PAGINATION_CAP:
+                return None
+
+    def _read_again(self, client: "_BoundedClient", ids: frozenset[str]) -> list[dict[str, Any]]:
+        """The incidents ``ids``, open in the previous snapshot and created before ``since``,
+        read by id; one PagerDuty no longer knows (deleted, or merged into another) is left
+        out."""
+        found = []
+        for incident_id in sorted(ids):
+            try:
+                found.append(client.rget(f"/incidents/{incident_id}", params={"time_zone": "UTC"}))
+            except pagerduty.HttpError as exc:
+                if exc.response.status_code != 404:
+                    raise
+        return found
+
+    def _log(self, client: "_BoundedClient", incident: dict[str, Any]) -> list[dict[str, Any]]:
+        """The incident's overview log entries (triggers, acknowledgements, resolutions)."""
+        return list(
+            client.iter_all(
+                f"/incidents/{incident['id']}/log_entries",
+                params={"time_zone": "UTC", "is_overview": "true"},
+                page_size=self.config.page_size,
+            )
+        )
 
     def _http_error(self, exc: Any) -> SourceError:
         response = exc.response
