@@ -7,7 +7,8 @@
 -- Records: each run of the incidents source stores a snapshot; an incident's current version is
 -- the newest one fetched, a postmortem's before PagerDuty's when they share an id (a postmortem
 -- names a PagerDuty incident by giving its id). Postmortems count from the newest snapshot that
--- read the file, so a row deleted from the file is gone at the next run.
+-- read the file, known by its commit (lake_partition_sources) even when it found no rows, so a
+-- row deleted from the file is gone at the next run, the last one too.
 --
 -- period                'current' or 'previous' (by the start)
 -- service               the service that was impacted
@@ -38,11 +39,23 @@
 WITH periods AS (
     SELECT * FROM report_periods
 ),
+postmortems_read AS (
+    -- The hour of the newest snapshot that read the postmortems file, from its commit: one that
+    -- found the file empty wrote no row, but its commit names the source all the same.
+    SELECT max(span_start) AS snapshot_hour
+    FROM lake_partition_sources
+    WHERE dataset = 'incident_records'
+      AND list_contains(string_split(source, ','), 'postmortems')
+),
 record_versions AS (
-    SELECT *
-    FROM incident_records
-    WHERE source <> 'postmortems'
-       OR fetched_at = (SELECT max(fetched_at) FROM incident_records WHERE source = 'postmortems')
+    SELECT r.*
+    FROM incident_records AS r
+    CROSS JOIN postmortems_read AS pm
+    WHERE r.source <> 'postmortems'
+       OR (r.fetched_at = (SELECT max(fetched_at) FROM incident_records
+                           WHERE source = 'postmortems')
+           -- and no later snapshot read the file (one whose commit the log still holds)
+           AND r.fetched_at >= coalesce(pm.snapshot_hour, r.fetched_at))
     QUALIFY row_number() OVER (
         PARTITION BY incident_id ORDER BY source = 'postmortems' DESC, fetched_at DESC
     ) = 1

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 import pytest
@@ -44,6 +45,7 @@ from tests.report_fixtures import (
     write_alerts,
     write_metrics,
 )
+from tests.test_cli import obs
 
 pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
 
@@ -151,6 +153,21 @@ def t(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+# The requests that find the mapped services' ids, before any listing: PCHK001 by name (no
+# service is named so) then by id, Payments by name.
+LOOKUPS = 3
+
+
+def query(request: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(request).query)
+
+
+def path(request: str) -> str:
+    """The request's path, with its ``query`` parameter only (the others are paging)."""
+    words = query(request).get("query")
+    return urlsplit(request).path + (f"?query={words[0]}" if words else "")
+
+
 # --- PagerDuty ---------------------------------------------------------------------------------
 
 
@@ -190,12 +207,20 @@ def test_pagerduty_incidents_across_pages_with_log_entries(
     assert record["external_service"] == "Checkout API (PCHK001)"
     assert record["fetched_at"] == datetime(2026, 11, 11, 0, 30)
 
-    # 7 incidents in pages of 3 (offsets 0, 3, 6), then each mapped incident's log, paged too.
-    listing = [r for r in pagerduty.requests if r.startswith("/incidents?")]
-    assert [r.split("offset=")[1] for r in listing] == ["0", "3", "6"]
-    assert "since=2026-10-12T00%3A30%3A00Z" in listing[0]
-    assert "until=2026-11-11T00%3A30%3A00Z" in listing[0]
-    assert "statuses%5B%5D=triggered" in listing[0] and "statuses%5B%5D=resolved" in listing[0]
+    # The mapped services' ids (PCHK001 is no service's name but an id; Payments a name), then
+    # their 6 incidents in pages of 3 (the 7th, of an unmapped service, is not asked for), then
+    # each one's log, paged too.
+    assert [path(r) for r in pagerduty.requests[:LOOKUPS]] == [
+        "/services?query=PCHK001",
+        "/services/PCHK001",
+        "/services?query=Payments",
+    ]
+    listing = [query(r) for r in pagerduty.requests if r.startswith("/incidents?")]
+    assert [q["offset"] for q in listing] == [["0"], ["3"]]
+    assert listing[0]["service_ids[]"] == ["PCHK001", "PPAY002"]
+    assert listing[0]["since"] == ["2026-10-12T00:30:00Z"]
+    assert listing[0]["until"] == ["2026-11-11T00:30:00Z"]
+    assert listing[0]["statuses[]"] == ["triggered", "acknowledged", "resolved"]
     logs = [r for r in pagerduty.requests if "/log_entries" in r]
     assert {r.split("/")[2] for r in logs} == {"Q1AAA", "Q1BBB", "Q1CCC", "Q1DDD", "Q1EEE", "Q2AAA"}
     assert sum("/incidents/Q1BBB/log_entries" in r for r in logs) == 2  # 5 entries, pages of 3
@@ -229,7 +254,7 @@ def test_a_500_mid_pagination_writes_nothing_and_a_rerun_converges(
     config = pd_config(tmp_path, pagerduty.url, certificate[0], retries=0)
     lake = Lake(config)
 
-    pagerduty.fail_at = 2  # the second page of /incidents
+    pagerduty.fail_at = LOOKUPS + 2  # the second page of /incidents
     with pytest.raises(SourceError, match=r"answered 500 to GET /incidents \(Internal Server"):
         snapshot(config)
     assert lake.hot_partitions("incident_records") == []
@@ -261,6 +286,177 @@ def test_a_500_mid_pagination_writes_nothing_and_a_rerun_converges(
     assert con.execute("SELECT count(*) FROM incident_records").fetchone() == (12,)
 
 
+def flood(count: int, service: tuple[str, str], first: str, every: timedelta) -> list[FakeIncident]:
+    """``count`` resolved incidents of ``service`` (id, name), one each ``every`` from
+    ``first``, each triggered by an integration."""
+    start = t(first)
+    created = [(start + n * every).strftime("%Y-%m-%dT%H:%M:%SZ") for n in range(count)]
+    return [
+        FakeIncident(f"QF{n:06d}", 1000 + n, "Disk full", *service, at,
+                     log=[FakeLogEntry("trigger_log_entry", at, INTEGRATION)])
+        for n, at in enumerate(created)
+    ]  # fmt: skip
+
+
+def test_other_services_incidents_do_not_crowd_ours_out_of_the_listing(
+    pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    config = pd_config(tmp_path, pagerduty.url, certificate[0], page_size=100)
+    # Another team's noisy service: 10,050 incidents before ours, past classic pagination's
+    # 10,000 results if the listing asked for every service's.
+    others = flood(
+        10_050, ("POTHER9", "Marketing site"), "2026-10-13T00:00:00Z", timedelta(minutes=2)
+    )
+    pagerduty.incidents = pagerduty.incidents + others
+
+    assert snapshot(config) == 6
+    assert {r["incident_id"] for r in published(config)} == {
+        "Q1AAA", "Q1BBB", "Q1CCC", "Q1DDD", "Q1EEE", "Q2AAA"
+    }  # fmt: skip
+    listing = [query(r) for r in pagerduty.requests if r.startswith("/incidents?")]
+    assert [q["service_ids[]"] for q in listing] == [["PCHK001", "PPAY002"]]
+
+
+def test_a_mapped_service_pagerduty_does_not_know_is_one_line(
+    pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    services = {"PCHK001": "checkout", "Paymnets": "payments"}
+    config = pd_config(tmp_path, pagerduty.url, certificate[0], services=services)
+
+    with pytest.raises(SourceError) as caught:
+        snapshot(config)
+
+    assert str(caught.value) == (
+        f"PagerDuty at {pagerduty.url} has no service named 'Paymnets' or with that id; nothing "
+        "was written; fix the key under sources.incidents.pagerduty.services"
+    )
+
+
+def test_more_incidents_than_pagination_serves_are_listed_in_halves_of_since(
+    pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    config = pd_config(
+        tmp_path, pagerduty.url, certificate[0], page_size=100, services={"PCHK001": "checkout"}
+    )
+    # A service paging once a minute for a week: 10,050 incidents within since (30 days).
+    pagerduty.incidents = flood(
+        10_050, ("PCHK001", "Checkout API"), "2026-11-01T00:00:00Z", timedelta(minutes=1)
+    )
+
+    assert snapshot(config) == 10_050
+    assert len({r["incident_id"] for r in published(config)}) == 10_050
+    spans = [
+        (q["since"][0], q["until"][0])
+        for r in pagerduty.requests
+        if r.startswith("/incidents?") and (q := query(r))["offset"] == ["0"]
+    ]
+    assert spans == [
+        ("2026-10-12T00:30:00Z", "2026-11-11T00:30:00Z"),  # total 10,050: halved
+        ("2026-10-12T00:30:00Z", "2026-10-27T00:30:00Z"),  # none
+        ("2026-10-27T00:30:00Z", "2026-11-11T00:30:00Z"),  # all 10,050: halved again
+        ("2026-10-27T00:30:00Z", "2026-11-03T12:30:00Z"),  # 3,630 (to 2026-11-03T12:29)
+        ("2026-11-03T12:30:00Z", "2026-11-11T00:30:00Z"),  # 6,420
+    ]
+
+
+def test_more_incidents_in_one_second_than_pagination_serves_is_one_line_not_a_truncation(
+    pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    config = pd_config(
+        tmp_path, pagerduty.url, certificate[0], page_size=100, services={"PCHK001": "checkout"}
+    )
+    pagerduty.incidents = flood(
+        10_001, ("PCHK001", "Checkout API"), "2026-11-10T12:00:00Z", timedelta(0)
+    )
+
+    with pytest.raises(SourceError) as caught:
+        snapshot(config)
+
+    assert str(caught.value) == (
+        f"PagerDuty at {pagerduty.url} holds more than 10,000 incidents of the mapped services "
+        "created in the second from 2026-11-10T12:00:00Z, more than its API lists; nothing was "
+        "written; map fewer services under sources.incidents.pagerduty.services"
+    )
+    assert not [r for r in pagerduty.requests if "/log_entries" in r]
+    assert Lake(config).hot_partitions("incident_records") == []
+
+
+RATE_LIMIT_FIX = (
+    "nothing was written; the next run starts over; if other tools share the account's rate "
+    "limit, run them at other times, or raise sources.incidents.pagerduty.retries and timeout"
+)
+
+
+def test_pagerduty_rate_limiting_past_the_retries_is_one_line_and_a_rerun_converges(
+    pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    config = pd_config(
+        tmp_path, pagerduty.url, certificate[0], retries=2, retry_backoff_seconds=0.001
+    )
+    pagerduty.rate_limit_at = range(LOOKUPS + 1, LOOKUPS + 13)  # a dozen /incidents in a row
+
+    with pytest.raises(SourceError) as caught:
+        snapshot(config)
+
+    assert str(caught.value) == (
+        f"PagerDuty at {pagerduty.url} kept rate-limiting GET /incidents (429 Too Many "
+        f"Requests 3 times); {RATE_LIMIT_FIX}"
+    )
+    assert len(pagerduty.requests) == LOOKUPS + 3  # the first try and its 2 retries
+    assert Lake(config).hot_partitions("incident_records") == []
+
+    pagerduty.rate_limit_at = ()
+    assert snapshot(config) == 6
+
+
+def test_pagerduty_asking_to_wait_past_the_timeout_fails_at_once_and_a_shorter_wait_is_kept(
+    pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    config = pd_config(
+        tmp_path, pagerduty.url, certificate[0], timeout="5s", retry_backoff_seconds=0.001
+    )
+    pagerduty.rate_limit_at, pagerduty.retry_after = {LOOKUPS + 1}, "120"
+
+    with pytest.raises(SourceError) as caught:
+        snapshot(config)
+
+    assert str(caught.value) == (
+        f"PagerDuty at {pagerduty.url} kept rate-limiting GET /incidents (429 Too Many "
+        "Requests 1 time, the next try due in 120s, past sources.incidents.pagerduty.timeout "
+        f"(5s)); {RATE_LIMIT_FIX}"
+    )
+    assert len(pagerduty.requests) == LOOKUPS + 1
+
+    rerun = len(pagerduty.requests) + LOOKUPS + 1  # the rerun's first /incidents
+    pagerduty.rate_limit_at, pagerduty.retry_after = {rerun}, "1"
+    assert snapshot(config) == 6
+    assert pagerduty.requests[rerun - 1] == pagerduty.requests[rerun]  # again, after the wait
+
+
+def test_pagerduty_trickling_its_answer_fails_at_the_timeout_in_one_line(
+    pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    config = pd_config(tmp_path, pagerduty.url, certificate[0], timeout="1s", retries=0)
+    pagerduty.trickle_at = {LOOKUPS + 1}  # each read gets a few bytes well within the timeout
+
+    with pytest.raises(SourceError) as caught:
+        snapshot(config)
+
+    assert str(caught.value) == (
+        f"PagerDuty at {pagerduty.url} did not answer GET /incidents within 1s "
+        "(sources.incidents.pagerduty.timeout: retries and their waits included); nothing was "
+        "written; check PagerDuty's status, or raise the timeout"
+    )
+    assert Lake(config).hot_partitions("incident_records") == []
+
+
 def test_an_incident_open_at_the_last_snapshot_is_read_again_after_it_leaves_since(
     pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
 ) -> None:
@@ -281,7 +477,7 @@ def test_an_incident_open_at_the_last_snapshot_is_read_again_after_it_leaves_sin
         "Q1DDD": ("resolved", datetime(2026, 11, 12, 8, 0)),
         "Q1EEE": ("acknowledged", None),
     }
-    fetched = sorted(r.split("?")[0] for r in pagerduty.requests if "/log_entries" not in r)
+    fetched = sorted(path(r) for r in pagerduty.requests[LOOKUPS:] if "/log_entries" not in r)
     assert fetched == ["/incidents", "/incidents/Q1DDD", "/incidents/Q1EEE"]
 
     # The next snapshot carries only Q1EEE forward; an id PagerDuty no longer knows is dropped.
@@ -331,7 +527,11 @@ YAML_TEXT = """postmortems:
 """
 
 
-@pytest.mark.parametrize(("name", "text"), [("pm.csv", CSV_TEXT), ("pm.yaml", YAML_TEXT)])
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("pm.csv", CSV_TEXT), ("pm.csv", "\ufeff" + CSV_TEXT), ("pm.yaml", YAML_TEXT)],
+    ids=["csv", "csv with Excel's byte order mark", "yaml"],
+)
 def test_postmortems_from_csv_and_yaml(tmp_path: Path, name: str, text: str) -> None:
     path = tmp_path / name
     path.write_text(text)
@@ -400,23 +600,49 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize(("name", "text", "error"), MALFORMED)
-def test_a_malformed_postmortems_file_is_refused_at_load_in_one_line(
-    tmp_path: Path, name: str, text: str, error: str
-) -> None:
-    (tmp_path / name).write_text(text)
+def postmortems_config(tmp_path: Path, name: str) -> Path:
+    """A config file whose one service is checkout and whose postmortems are ``name``."""
     config_file = tmp_path / "obs.yaml"
     config_file.write_text(
         "services: [{name: checkout, owner: team}]\n"
         f"sources: {{incidents: {{postmortems: {name}}}}}\n"
         f"lake: {{root: {tmp_path / 'lake'}}}\n"
     )
+    return config_file
+
+
+@pytest.mark.parametrize(("name", "text", "error"), MALFORMED)
+def test_a_malformed_postmortems_file_is_refused_at_load_in_one_line(
+    tmp_path: Path, name: str, text: str, error: str
+) -> None:
+    (tmp_path / name).write_text(text)
+    config_file = postmortems_config(tmp_path, name)
 
     with pytest.raises(ConfigError) as caught:
         load_config(config_file)
 
     assert str(caught.value) == f"{config_file}: {tmp_path / error}"
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"), [("pm.csv", CSV_TEXT, 3), ("pm.yaml", YAML_TEXT, 13)]
+)
+def test_a_postmortems_file_not_in_utf8_is_refused_at_load_naming_the_line(
+    tmp_path: Path, name: str, text: str, line: int
+) -> None:
+    # Saved as Latin-1 (Excel's plain "CSV"): "é" is the single byte 0xe9.
+    (tmp_path / name).write_bytes(text.replace("Refunds", "Remboursés").encode("latin-1"))
+    config_file = postmortems_config(tmp_path, name)
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(config_file)
+    done = obs("--config", str(config_file), "query", "SELECT 1")
+
+    error = f"{tmp_path / name}: line {line}: byte 0xe9 is not UTF-8; save the file as UTF-8"
+    assert str(caught.value) == f"{config_file}: {error}"
+    assert done.returncode == 2
+    assert done.stderr == f"obs: error: {config_file}: {error}\n"
 
 
 def test_the_incidents_asset_exists_only_when_configured(tmp_path: Path) -> None:
@@ -683,3 +909,76 @@ def test_a_firing_during_a_recorded_incident_the_slos_did_not_see_is_no_noise(
     )
     assert quality["None"]["noise_ratio"] == pytest.approx(1 / 3)
     assert noise == (pytest.approx(1 / 3),)
+
+
+PM_HEADER = "id,service,started_at,detected_at,resolved_at\n"
+PM_1 = "PM-1,checkout,2026-11-10T11:00:00Z,2026-11-10T11:06:00Z,2026-11-10T11:45:00Z\n"
+PM_2 = "PM-2,checkout,2026-11-10T14:30:00Z,2026-11-10T14:50:00Z,2026-11-10T15:10:00Z\n"
+
+
+def after_each_run(config: ObsConfig, files: list[str], sql: str) -> list[list[tuple[Any, ...]]]:
+    """``sql``'s rows over 2026-11-10 after each of hourly runs that find the postmortems file
+    holding each of ``files`` (rows after the header) in turn."""
+    build_catalog(config)  # its views read the newest version of each table when queried
+    answers = []
+    for hour, rows in enumerate(files, start=1):
+        (config.base_dir / "postmortems.csv").write_text(PM_HEADER + rows)
+        snapshot(config, datetime(2026, 11, 11, hour, 5, tzinfo=UTC))
+        con = report_connection(config, utc(f"{DAY}T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
+        answers.append(con.execute(sql).fetchall())
+        con.close()
+    return answers
+
+
+def test_postmortems_deleted_from_the_file_leave_the_reports_the_last_one_too(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "postmortems.csv").write_text(PM_HEADER)
+    config = make_config(
+        tmp_path,
+        services=[{"name": "checkout", "owner": "a"}],
+        sources={"incidents": {"postmortems": "postmortems.csv"}},
+    )
+
+    summaries = after_each_run(
+        config,
+        [PM_1 + PM_2, PM_2, ""],
+        "SELECT incidents, mttd_minutes, mttr_minutes FROM incident_summary "
+        "WHERE period = 'current' AND scope = 'all services'",
+    )
+
+    # By hand: (6 + 20) / 2 and (45 + 40) / 2; then PM-2 alone; then no incident at all.
+    assert summaries == [[(2, 13.0, 42.5)], [(1, 20.0, 40.0)], [(0, None, None)]]
+
+
+def test_an_emptied_postmortems_file_beside_pagerduty_leaves_pagerdutys_incidents_alone(
+    pagerduty: FakePagerDuty, certificate: tuple[str, str], tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    (tmp_path / "postmortems.csv").write_text(PM_HEADER)
+    config = make_config(
+        tmp_path,
+        sources={
+            "incidents": {
+                "postmortems": "postmortems.csv",
+                "pagerduty": {
+                    "url": pagerduty.url,
+                    "token_env": TOKEN_ENV,
+                    "services": {"PCHK001": "checkout"},
+                    "tls": {"ca_file": certificate[0]},
+                },
+            }
+        },
+    )
+
+    incidents = after_each_run(
+        config,
+        [PM_1 + PM_2, ""],
+        "SELECT source, incident_id FROM incidents WHERE period = 'current' ORDER BY ALL",
+    )
+
+    pagerdutys = [("pagerduty", "Q1DDD"), ("pagerduty", "Q1EEE")]  # created on 2026-11-10
+    assert incidents == [
+        [*pagerdutys, ("postmortems", "PM-1"), ("postmortems", "PM-2")],
+        pagerdutys,
+    ]

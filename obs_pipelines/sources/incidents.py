@@ -2,14 +2,18 @@
 
 Two sources, either or both (``sources.incidents``):
 
-- **postmortems**, a CSV or YAML file: one incident per row with ``service``, ``started_at``,
-  ``detected_at``, ``resolved_at`` and optionally ``id``, ``title``, ``severity``. Times are ISO
-  8601 with a zone (``2026-11-10T11:00:00Z``); a time without one is refused, since a local time
-  read as UTC would shift every number. A row without ``id`` gets ``service@started_at``. Give a
-  PagerDuty incident's id to a postmortem and the postmortem's times replace PagerDuty's.
-- **PagerDuty**, REST API v2 through the official ``pagerduty`` client: ``GET /incidents`` with
-  classic pagination (offset, limit, more) over ``since``..now for every status, then
-  ``GET /incidents/{id}/log_entries`` (overview) of each incident of a mapped service.
+- **postmortems**, a CSV or YAML file in UTF-8: one incident per row with ``service``,
+  ``started_at``, ``detected_at``, ``resolved_at`` and optionally ``id``, ``title``,
+  ``severity``. Times are ISO 8601 with a zone (``2026-11-10T11:00:00Z``); a time without one is
+  refused, since a local time read as UTC would shift every number. A row without ``id`` gets
+  ``service@started_at``. Give a PagerDuty incident's id to a postmortem and the postmortem's
+  times replace PagerDuty's.
+- **PagerDuty**, REST API v2 through the official ``pagerduty`` client: the mapped services'
+  ids (``GET /services?query=`` by name, else ``GET /services/{id}``), then ``GET /incidents`` of
+  those services only (``service_ids[]``), every status, created over ``since``..now, with
+  classic pagination (offset, limit, more), then ``GET /incidents/{id}/log_entries`` (overview)
+  of each. Classic pagination serves a query's first 10,000 results only: a span of ``since``
+  holding more (``total``) is halved until each part fits, never truncated.
 
 What a PagerDuty incident says, decided once here:
 
@@ -24,19 +28,29 @@ What a PagerDuty incident says, decided once here:
   ``last_status_change_at`` if the log has none).
 
 A run reads everything before it returns anything: a failure on any page raises one line and
-nothing is written, so the next run starts over and converges. An incident still open in the
-previous snapshot but created before ``since`` (a long incident, or a lake that skipped runs) is
-read again by id, ``GET /incidents/{id}``, so each snapshot holds every incident that was open in
-the one before it and a long incident is seen resolved, never left open forever.
+nothing is written, so the next run starts over and converges. Each request is done within
+``timeout``, retries and their waits included: a failed connection, a 429 or a transient 5xx is
+retried ``retries`` times, waiting ``retry_backoff_seconds`` doubling, or what ``Retry-After`` asks
+(a wait past the deadline fails at once). An incident still open in the previous snapshot but
+created before ``since`` (a long incident, or a lake that skipped runs) is read again by id,
+``GET /incidents/{id}``, so each snapshot holds every incident that was open in the one before it
+and a long incident is seen resolved, never left open forever.
 """
 
 import csv
+import io
+import socket
 import ssl
+import weakref
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx2
+import pagerduty
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
@@ -44,12 +58,24 @@ import yaml
 from obs_pipelines.config import IncidentsSourceConfig, ObsConfig, PagerDutySourceConfig, Tls
 from obs_pipelines.errors import ConfigError, SourceError
 from obs_pipelines.schemas import INCIDENT_RECORDS
-from obs_pipelines.sources.http import credential, scrub, server_words
+from obs_pipelines.sources.http import (
+    RETRY_ON_STATUS,
+    Deadline,
+    DeadlineExceeded,
+    credential,
+    current_deadline,
+    failure_reason,
+    scrub,
+    server_words,
+)
 from obs_pipelines.windows import TimeWindow
 
 POSTMORTEM_COLUMNS = ("service", "started_at", "detected_at", "resolved_at")
 POSTMORTEM_OPTIONAL = ("id", "title", "severity")
 STATUSES = ("triggered", "acknowledged", "resolved")
+# PagerDuty's classic pagination serves a query's results up to offset + limit = 10,000, no
+# further ("Pagination", developer.pagerduty.com).
+PAGINATION_CAP = 10_000
 INTEGRATION_SUFFIX = "integration_reference"
 _EXAMPLE_TIME = "2026-11-10T11:00:00Z"
 
@@ -94,25 +120,39 @@ def read_postmortems(path: Path, services: set[str] | None = None) -> list[dict[
     return records
 
 
+def _text(path: Path) -> str:
+    """The file's text, as UTF-8 with or without the byte order mark that Excel's "CSV UTF-8"
+    writes (else the first column would be named '\\ufeffid'). Another encoding is one line
+    naming the line of its first byte that is not UTF-8, not a decoding traceback."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: line {line}: byte 0x{exc.object[exc.start]:02x} is not UTF-8; save the "
+            "file as UTF-8"
+        ) from None
+
+
 def _csv_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        _check_keys(path, "line 1 (header)", header)
-        rows = []
-        for row in reader:
-            if None in row:
-                raise ConfigError(
-                    f"{path}: line {reader.line_num}: more values than columns; quote values "
-                    "holding commas"
-                )
-            rows.append((f"line {reader.line_num}", row))
+    reader = csv.DictReader(io.StringIO(_text(path), newline=""))
+    header = reader.fieldnames or []
+    _check_keys(path, "line 1 (header)", header)
+    rows = []
+    for row in reader:
+        if None in row:
+            raise ConfigError(
+                f"{path}: line {reader.line_num}: more values than columns; quote values "
+                "holding commas"
+            )
+        rows.append((f"line {reader.line_num}", row))
     return rows
 
 
 def _yaml_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     # BaseLoader keeps every value a string, so times are parsed (and refused) here, one way.
-    loader = yaml.BaseLoader(path.read_text(encoding="utf-8"))
+    loader = yaml.BaseLoader(_text(path))
     try:
         root = loader.get_single_node()
         if root is not None and isinstance(root, yaml.MappingNode):
@@ -253,76 +293,135 @@ class PagerDutyIncidents:
     ) -> list[dict[str, Any]]:
         """Every incident of a mapped service created within ``since``, and those of
         ``still_open`` (ids open in the previous snapshot) wherever they were created."""
-        import pagerduty
-
-        client = self._client()
-        path = "/incidents"
+        client = _BoundedClient(self.config)
         try:
-            params = {
-                "since": _iso(now - self.config.since),
-                "until": _iso(now),
-                "statuses": list(STATUSES),
-                "time_zone": "UTC",
-            }
-            listed = list(client.iter_all(path, params=params, page_size=self.config.page_size))
-            seen = {incident["id"] for incident in listed}
-            for incident_id in sorted(still_open - seen):
-                path = f"/incidents/{incident_id}"
-                try:
-                    listed.append(client.rget(path, params={"time_zone": "UTC"}))
-                except pagerduty.HttpError as exc:
-                    if exc.response.status_code != 404:  # 404: deleted, or merged into another
-                        raise
-            incidents = [
-                (incident, ours)
+            ours = self._services(client)
+            end = now.astimezone(UTC).replace(microsecond=0)
+            start = (end - self.config.since).replace(microsecond=0)
+            listed = self._listing(client, sorted(ours), start, end)
+            listed += self._read_again(client, still_open - {i["id"] for i in listed})
+            return [
+                incident_record(incident, self._log(client, incident), ours[service])
                 for incident in listed
-                if (ours := self._our_service(incident)) is not None
+                if (service := (incident.get("service") or {}).get("id")) in ours
             ]
-            records = []
-            for incident, ours in incidents:
-                path = f"/incidents/{incident['id']}/log_entries"
-                entries = list(
-                    client.iter_all(
-                        path,
-                        params={"time_zone": "UTC", "is_overview": "true"},
-                        page_size=self.config.page_size,
-                    )
-                )
-                records.append(incident_record(incident, entries, ours))
-            return records
-        except pagerduty.HttpError as exc:
-            raise self._http_error(exc, path) from None
-        except pagerduty.Error as exc:
-            reason = scrub(str(exc.__cause__ or exc)).splitlines()[0]
+        except _Unanswered as exc:
             raise SourceError(
-                f"PagerDuty at {self.url} could not be reached for GET {path} ({reason}); "
-                "nothing was written; check sources.incidents.pagerduty.url and tls"
+                f"PagerDuty at {self.url} {exc.problem}; nothing was written; {exc.fix}"
             ) from None
+        except pagerduty.HttpError as exc:
+            raise self._http_error(exc) from None
         finally:
             client.close()
 
-    def _client(self) -> Any:
-        import pagerduty
+    def _services(self, client: "_BoundedClient") -> dict[str, str]:
+        """PagerDuty's id of each mapped service -> our name. The listing asks for these ids
+        only (``service_ids[]``): other services' incidents would cost requests, and count
+        toward classic pagination's cap."""
+        ours: dict[str, str] = {}
+        for key, name in self.config.services.items():
+            ours.setdefault(self._service_id(client, key), name)
+        return ours
 
-        config = self.config
-        client = pagerduty.RestApiV2Client(
-            credential(config.token_env), base_url=config.url, verify=_ssl_context(config.tls)
+    def _service_id(self, client: "_BoundedClient", key: str) -> str:
+        """The id of the service named ``key`` (``GET /services?query=``, any case: PagerDuty's
+        names are unique so), else of the service whose id it is (``GET /services/{id}``)."""
+        found = client.find("services", key)
+        if found is not None:
+            return str(found["id"])
+        try:
+            return str(client.rget(f"/services/{quote(key, safe='')}")["id"])
+        except pagerduty.HttpError as exc:
+            if exc.response.status_code != 404:
+                raise
+        raise SourceError(
+            f"PagerDuty at {self.url} has no service named {key!r} or with that id; nothing was "
+            "written; fix the key under sources.incidents.pagerduty.services"
         )
-        client.timeout = config.timeout.total_seconds()
-        client.sleep_timer = config.retry_backoff_seconds
-        client.max_network_attempts = config.retries
-        if config.retries:
-            client.retry = {status: config.retries for status in (500, 502, 503, 504)}
-        return client
 
-    def _our_service(self, incident: dict[str, Any]) -> str | None:
-        service = incident.get("service") or {}
-        mapping = self.config.services
-        return mapping.get(service.get("id", "")) or mapping.get(service.get("summary", ""))
+    def _listing(
+        self, client: "_BoundedClient", services: list[str], start: datetime, end: datetime
+    ) -> list[dict[str, Any]]:
+        """The incidents of ``services`` created in [start, end), oldest first. Classic
+        pagination serves a query's first ``PAGINATION_CAP`` results only, so a span holding
+        more is halved until each half fits; a span of one second still holding more fails in
+        one line, never truncated."""
+        spans, listed = [(start, end)], []
+        while spans:
+            since, until = spans.pop()
+            found = self._span(client, services, since, until)
+            if found is not None:
+                listed += found
+            elif until - since <= timedelta(seconds=1):
+                raise SourceError(
+                    f"PagerDuty at {self.url} holds more than {PAGINATION_CAP:,} incidents of "
+                    f"the mapped services created in the second from {_iso(since)}, more than "
+                    "its API lists; nothing was written; map fewer services under "
+                    "sources.incidents.pagerduty.services"
+                )
+            else:
+                middle = since + timedelta(seconds=(until - since).total_seconds() // 2)
+                spans += [(middle, until), (since, middle)]
+        return listed
 
-    def _http_error(self, exc: Any, path: str) -> SourceError:
+    def _span(
+        self, client: "_BoundedClient", services: list[str], start: datetime, end: datetime
+    ) -> list[dict[str, Any]] | None:
+        """The incidents of ``services`` created in [start, end), page by page; None when they
+        are more than classic pagination serves (``total`` says so on the first page, or a
+        page at the cap still has ``more``: incidents created meanwhile)."""
+        query = {
+            "since": _iso(start),
+            "until": _iso(end),
+            "service_ids": services,
+            "statuses": list(STATUSES),
+            "time_zone": "UTC",
+        }
+        found: list[dict[str, Any]] = []
+        while True:
+            page = client.jget(
+                "/incidents",
+                params={
+                    **query,
+                    "offset": len(found),
+                    "limit": min(self.config.page_size, PAGINATION_CAP - len(found)),
+                    "total": "false" if found else "true",
+                },
+            )
+            if (page.get("total") or 0) > PAGINATION_CAP:
+                return None
+            found += page["incidents"]
+            if not page["incidents"] or not page.get("more"):
+                return found
+            if len(found) >= PAGINATION_CAP:
+                return None
+
+    def _read_again(self, client: "_BoundedClient", ids: frozenset[str]) -> list[dict[str, Any]]:
+        """The incidents ``ids``, open in the previous snapshot and created before ``since``,
+        read by id; one PagerDuty no longer knows (deleted, or merged into another) is left
+        out."""
+        found = []
+        for incident_id in sorted(ids):
+            try:
+                found.append(client.rget(f"/incidents/{incident_id}", params={"time_zone": "UTC"}))
+            except pagerduty.HttpError as exc:
+                if exc.response.status_code != 404:
+                    raise
+        return found
+
+    def _log(self, client: "_BoundedClient", incident: dict[str, Any]) -> list[dict[str, Any]]:
+        """The incident's overview log entries (triggers, acknowledgements, resolutions)."""
+        return list(
+            client.iter_all(
+                f"/incidents/{incident['id']}/log_entries",
+                params={"time_zone": "UTC", "is_overview": "true"},
+                page_size=self.config.page_size,
+            )
+        )
+
+    def _http_error(self, exc: Any) -> SourceError:
         response = exc.response
-        status = response.status_code
+        status, path = response.status_code, response.request.url.path
         try:
             message = response.json()["error"]["message"]
         except Exception:
@@ -338,6 +437,131 @@ class PagerDutyIncidents:
             f"PagerDuty at {self.url} answered {status} to GET {path} ({message}); nothing was "
             "written; the next run fetches every page again"
         )
+
+
+class _Unanswered(Exception):
+    """A request to PagerDuty left without a usable answer by its retries and deadline; its
+    one line is ``PagerDuty at <url> <problem>; nothing was written; <fix>``."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.problem, self.fix = problem, fix
+
+
+class _BoundedClient(pagerduty.RestApiV2Client):
+    """PagerDuty's official client, each of whose requests is done within ``timeout``, its
+    retries, their waits and its body included. On its own the client retries 429 without end,
+    each wait twice the last, and its timeout bounds each socket read only; here the retries
+    (``retries``, waits doubling from ``retry_backoff_seconds``, or what ``Retry-After`` asks)
+    are made below it, under a :class:`Deadline`, as the other sources' are."""
+
+    def __init__(self, config: PagerDutySourceConfig) -> None:
+        super().__init__(
+            credential(config.token_env), base_url=config.url, verify=_ssl_context(config.tls)
+        )
+        self.max_network_attempts = 0  # its own retries would sleep past the deadline
+        self.bounds = config
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+    def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
+        """``request`` until an answer that is not transient, all within the deadline."""
+        timeout = self.bounds.timeout.total_seconds()
+        try:
+            with Deadline(timeout) as deadline:
+                return self._retrying(request, deadline, **kwargs)
+        except DeadlineExceeded:
+            raise _Unanswered(
+                f"did not answer GET {request.url.path} within {timeout:g}s "
+                "(sources.incidents.pagerduty.timeout: retries and their waits included)",
+                "check PagerDuty's status, or raise the timeout",
+            ) from None
+
+    def _retrying(
+        self, request: httpx2.Request, deadline: Deadline, **kwargs: Any
+    ) -> httpx2.Response:
+        """Tries of ``request`` until one is answered with a status not in ``RETRY_ON_STATUS``,
+        or the retries are spent (the last answer returned, but a 429 raised)."""
+        retries = self.bounds.retries
+        for attempt in range(retries + 1):
+            backoff = self.bounds.retry_backoff_seconds * 2**attempt
+            try:
+                response = self._attempt(request, deadline, **kwargs)
+            except httpx2.TransportError as exc:
+                if attempt == retries:
+                    raise _Unanswered(
+                        f"could not be reached for GET {request.url.path} ({failure_reason(exc)})",
+                        "check sources.incidents.pagerduty.url and tls",
+                    ) from None
+                deadline.sleep(backoff)
+                continue
+            if response.status_code not in RETRY_ON_STATUS:
+                return response
+            asked = _retry_after(response)
+            wait = backoff if asked is None else asked
+            if response.status_code == 429 and attempt == retries:
+                raise _rate_limited(request.url.path, attempt + 1)
+            if response.status_code == 429 and wait >= deadline.remaining():
+                raise _rate_limited(request.url.path, attempt + 1, wait, deadline.seconds)
+            if attempt == retries:
+                return response
+            deadline.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _attempt(
+        self, request: httpx2.Request, deadline: Deadline, **kwargs: Any
+    ) -> httpx2.Response:
+        """One try of ``request``, its body read. Each socket wait ends by the deadline, and
+        the deadline shuts the connection's socket when it passes (a trickled answer too)."""
+        left = max(deadline.remaining(), 0.001)
+        request.extensions["timeout"] = dict.fromkeys(("connect", "read", "write", "pool"), left)
+        request.extensions["trace"] = self._trace
+        for sock in list(self._sockets):  # kept-alive connections, made by earlier requests
+            deadline.watch(sock)
+        return super().send(request, **kwargs)
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's trace hook: a new connection's socket (plain, then TLS) is watched by the
+        running request's deadline, and remembered for the requests that reuse it."""
+        if event.endswith(("connect_tcp.complete", "start_tls.complete")):
+            sock = info["return_value"].get_extra_info("socket")
+            self._sockets.add(sock)
+            deadline = current_deadline()
+            if deadline is not None:
+                deadline.watch(sock)
+
+
+def _retry_after(response: httpx2.Response) -> float | None:
+    """The seconds ``Retry-After`` asks to wait (a number, or an HTTP date); None without
+    one, or with one that is neither."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max((parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+def _rate_limited(
+    path: str, attempts: int, wait: float | None = None, timeout: float | None = None
+) -> _Unanswered:
+    """The one line for a request that PagerDuty answered 429 ``attempts`` times: the retries
+    are spent, or the next would come ``wait`` seconds on, past the ``timeout``."""
+    said = f"429 Too Many Requests {attempts} time{'' if attempts == 1 else 's'}"
+    if wait is not None:
+        said += (
+            f", the next try due in {wait:g}s, past sources.incidents.pagerduty.timeout "
+            f"({timeout:g}s)"
+        )
+    return _Unanswered(
+        f"kept rate-limiting GET {path} ({said})",
+        "the next run starts over; if other tools share the account's rate limit, run them at "
+        "other times, or raise sources.incidents.pagerduty.retries and timeout",
+    )
 
 
 def incident_record(
