@@ -8,6 +8,8 @@ shaped like the captures in ``wire-fixtures/elasticsearch/``:
   ``DELETE /_pit``, ``POST /_search`` (``pit``, ``sort`` with ``format``, ``search_after``,
   ``slice``, ``size``/``from`` capped at ``index.max_result_window``, ``track_total_hits``,
   ``query.range`` or ``bool.filter`` of ranges), ``POST /_bulk`` (NDJSON) to load documents.
+- ``_source`` is answered byte for byte as it was indexed, as Elasticsearch stores it: a lone
+  UTF-16 surrogate escape or an integer past 64 bits comes back unchanged.
 - ``X-Elastic-Product: Elasticsearch`` on every answer; the response media type echoes the
   ``compatible-with`` version asked for.
 - Version modes: an 8.x server refuses ``compatible-with=9`` with the ``media_type_header_exception``
@@ -26,6 +28,7 @@ shaped like the captures in ``wire-fixtures/elasticsearch/``:
 import base64
 import fnmatch
 import itertools
+import json
 import re
 import threading
 import time
@@ -197,6 +200,7 @@ class StoredDoc:
     source: dict[str, Any]
     shard: int  # shard number inside its index
     number: int  # document number inside its shard (Lucene doc id)
+    raw: bytes = b""  # _source as indexed, answered as is
     dates: dict[str, int | None] = field(default_factory=dict)  # parsed once, as a doc value
 
     def date(self, name: str) -> int | None:
@@ -420,9 +424,9 @@ class FakeElasticsearch:
                             400,
                         ),
                     )
-                source = orjson.loads(next(cursor))
+                raw = next(cursor)
                 doc_id = str(meta.get("_id") or f"auto-{len(self.ids)}")
-                items.append({op: self._index_doc(index, doc_id, source)})
+                items.append({op: self._index_doc(index, doc_id, raw)})
         return {
             "errors": any(
                 item_result["status"] >= 300 for i in items for item_result in i.values()
@@ -431,7 +435,11 @@ class FakeElasticsearch:
             "items": items,
         }
 
-    def _index_doc(self, index: str, doc_id: str, source: dict[str, Any]) -> dict[str, Any]:
+    def _index_doc(self, index: str, doc_id: str, raw: bytes) -> dict[str, Any]:
+        try:
+            source = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # what orjson refuses and Elasticsearch (Jackson) takes
+            source = json.loads(raw)
         shards = self.indices.setdefault(index, [[] for _ in range(SHARDS_PER_INDEX)])
         if (index, doc_id) in self.ids:
             return {
@@ -444,7 +452,7 @@ class FakeElasticsearch:
                 },
             }
         shard = zlib.crc32(doc_id.encode()) % SHARDS_PER_INDEX
-        doc = StoredDoc(index, doc_id, source, shard, len(shards[shard]))
+        doc = StoredDoc(index, doc_id, source, shard, len(shards[shard]), raw.strip())
         shards[shard].append(doc)
         self.ids[(index, doc_id)] = doc
         return {
@@ -624,7 +632,7 @@ class FakeElasticsearch:
                 "_index": doc.index,
                 "_id": doc.doc_id,
                 "_score": None,
-                "_source": doc.source,
+                "_source": orjson.Fragment(doc.raw),
                 "sort": self._sort_values(key, sort_spec),
             }
             for key, doc, _ in page

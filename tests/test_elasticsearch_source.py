@@ -33,7 +33,7 @@ START_NS = int(START.timestamp()) * 10**9
 END_NS = START_NS + 3600 * 10**9
 EPOCH = datetime(1970, 1, 1)
 
-Doc = tuple[str, str, dict[str, Any]]  # index, _id, _source
+Doc = tuple[str, str, dict[str, Any] | bytes]  # index, _id, _source (bytes: indexed as they are)
 
 
 # --- building documents and what the source must make of them -------------------------------
@@ -462,6 +462,36 @@ def test_a_custom_field_mapping_reads_its_own_names_and_keeps_the_rest_as_attrib
             "attributes": "{}",
         },
     ]
+
+
+# --- documents orjson alone would refuse, alter or not write --------------------------------------
+
+
+def raw_doc(doc_id: str, minute: int, extra: bytes) -> Doc:
+    """A document as a logger's shipper sends it, bytes indexed (and answered) as they are."""
+    source = b'{"@timestamp":"2026-11-01T10:%02d:00Z","message":"%s"%s}' % (
+        minute,
+        doc_id.encode(),
+        extra,
+    )
+    return "logs-app-2026.11.01", doc_id, source
+
+
+def attributes_by_id(cluster: FakeElasticsearch, **options: Any) -> dict[str, str]:
+    table = read_all(ElasticsearchLogs(config(cluster.url, **options)))
+    return dict(zip(table["doc_id"].to_pylist(), table["attributes"].to_pylist(), strict=True))
+
+
+def test_a_lone_surrogate_becomes_a_replacement_character_and_the_window_is_exported(
+    cluster_factory: Callable[..., FakeElasticsearch],
+) -> None:
+    docs = [raw_doc(f"d{n}", n, b"") for n in range(6)]
+    # A truncated emoji, as Node and Java loggers write it; an intact one stays as it is.
+    docs[3] = raw_doc("d3", 3, b',"note":"user said \\ud83d","ok":"\\ud83d\\ude00"')
+    cluster = cluster_factory(docs=docs)
+    attributes = attributes_by_id(cluster, page_size=4)
+    assert len(attributes) == 6
+    assert attributes["d3"] == '{"note":"user said \ufffd","ok":"\U0001f600"}'
 
 
 # --- Elasticsearch 8 and 9 -----------------------------------------------------------------------

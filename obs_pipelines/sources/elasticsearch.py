@@ -11,6 +11,9 @@ Timestamps come from the sort value, formatted by the server as ``strict_date_op
 in UTC: that is the indexed value the range query matched, whatever form ``_source`` used
 (ISO with an offset, nanoseconds, epoch millis).
 
+Pages are decoded by orjson; a page it refuses (a lone UTF-16 surrogate, which Elasticsearch keeps
+as sent) is decoded by Python's json instead, lone surrogates becoming U+FFFD.
+
 Server versions: the 9.x client rewrites ``application/json`` to ``application/vnd.elasticsearch+json;
 compatible-with=9``, which an 8.x cluster refuses. Headers that already name the vendor media type
 are left alone, but the typed API methods (``search``, ``open_point_in_time``...) pass their own
@@ -20,6 +23,7 @@ through ``Elasticsearch.perform_request`` with explicit ``compatible-with=<major
 8.x and 9.x clusters both accept.
 """
 
+import json
 import logging
 import re
 import threading
@@ -68,6 +72,7 @@ SUPPORTED_MAJORS = (8, 9)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ABSENT = object()
 _MAJOR_IN_REFUSAL = re.compile(r"must be either version (\d+)")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 T = TypeVar("T")
 
 
@@ -616,13 +621,46 @@ def _client(config: ElasticsearchSourceConfig) -> Elasticsearch:
         "retry_on_status": (),
         "retry_on_timeout": False,
         "connections_per_node": max(10, config.slices),
-        "serializer": OrjsonSerializer(),
+        "serializer": _Serializer(),
     }
     # Auth and TLS are read where every other HTTP client's are (sources/http.py).
     options.update(
         elasticsearch_options("sources.elasticsearch", config.url, config.auth, config.tls)
     )
     return Elasticsearch(config.url, **options)
+
+
+class _Serializer(OrjsonSerializer):
+    """orjson for every answer it reads; Python's json for those it refuses (see the module
+    docstring), so one odd document does not block its window forever."""
+
+    def loads(self, data: bytes) -> Any:
+        if data == b"":
+            return None
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # Python's json reads it, or says what is wrong
+        try:
+            return json.loads(data, object_pairs_hook=_without_lone_surrogates)
+        except (ValueError, RecursionError) as exc:
+            raise SerializationError(
+                f"Unable to deserialize as JSON: {data[:200]!r}", (exc,)
+            ) from None
+
+
+def _without_lone_surrogates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: the lone surrogates it keeps (Arrow cannot store them) become U+FFFD,
+    in keys and values; nested objects went through their own call."""
+    return {_surrogate_free(key): _surrogate_free(value) for key, value in pairs}
+
+
+def _surrogate_free(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)  # json joined every valid pair already
+    if isinstance(value, list):
+        return [_surrogate_free(item) for item in value]
+    return value
 
 
 class _DeadlineNode(Urllib3HttpNode):
