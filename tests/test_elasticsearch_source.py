@@ -494,6 +494,19 @@ def test_a_lone_surrogate_becomes_a_replacement_character_and_the_window_is_expo
     assert attributes["d3"] == '{"note":"user said \ufffd","ok":"\U0001f600"}'
 
 
+def test_a_document_nested_300_levels_deep_is_stored(
+    cluster_factory: Callable[..., FakeElasticsearch],
+) -> None:
+    nested = b'{"x":' * 300 + b"1" + b"}" * 300  # under an unindexed field, as Elasticsearch takes
+    docs = [raw_doc("d0", 0, b""), raw_doc("deep", 1, b',"payload":' + nested)]
+    cluster = cluster_factory(docs=docs)
+    assert attributes_by_id(cluster)["deep"] == '{"payload":' + nested.decode() + "}"
+    # Mapped to a column, the same value is stored as its JSON text.
+    table = read_all(ElasticsearchLogs(config(cluster.url, fields={"message": "payload"})))
+    messages = dict(zip(table["doc_id"].to_pylist(), table["message"].to_pylist(), strict=True))
+    assert messages == {"d0": None, "deep": nested.decode()}
+
+
 # --- Elasticsearch 8 and 9 -----------------------------------------------------------------------
 
 

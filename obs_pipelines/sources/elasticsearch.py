@@ -12,7 +12,8 @@ in UTC: that is the indexed value the range query matched, whatever form ``_sour
 (ISO with an offset, nanoseconds, epoch millis).
 
 Pages are decoded by orjson; a page it refuses (a lone UTF-16 surrogate, which Elasticsearch keeps
-as sent) is decoded by Python's json instead, lone surrogates becoming U+FFFD.
+as sent) is decoded by Python's json instead, lone surrogates becoming U+FFFD. Attributes are
+written by orjson, or by json for what orjson cannot write (nesting past its 255 levels).
 
 Server versions: the 9.x client rewrites ``application/json`` to ``application/vnd.elasticsearch+json;
 compatible-with=9``, which an 8.x cluster refuses. Headers that already name the vendor media type
@@ -26,6 +27,7 @@ through ``Elasticsearch.perform_request`` with explicit ``compatible-with=<major
 import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -530,21 +532,20 @@ def _page_table(hits: list[dict[str, Any]], fields: EsFieldMapping) -> pa.Table:
     index: list[str] = []
     doc_id: list[str] = []
     attributes: list[str] = []
-    dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS
     for hit in hits:
         source = hit.get("_source") or {}
         ts_values.append(hit["sort"][0])
         _pop_field(source, fields.timestamp)
-        service.append(_text(_pop_field(source, fields.service)))
-        raw_level = _text(_pop_field(source, fields.level))
+        service.append(_text(_pop_field(source, fields.service), hit))
+        raw_level = _text(_pop_field(source, fields.level), hit)
         level.append(raw_level.lower() if raw_level is not None else None)
-        message.append(_text(_pop_field(source, fields.message)))
-        trace_id.append(_text(_pop_field(source, fields.trace_id)))
-        span_id.append(_text(_pop_field(source, fields.span_id)))
-        host.append(_text(_pop_field(source, fields.host)))
+        message.append(_text(_pop_field(source, fields.message), hit))
+        trace_id.append(_text(_pop_field(source, fields.trace_id), hit))
+        span_id.append(_text(_pop_field(source, fields.span_id), hit))
+        host.append(_text(_pop_field(source, fields.host), hit))
         index.append(hit["_index"])
         doc_id.append(hit["_id"])
-        attributes.append(dumps(source, option=sort_keys).decode())
+        attributes.append(_json_text(source, hit))
     string = pa.string()
     return pa.table(
         [
@@ -581,18 +582,37 @@ def _pop_field(source: dict[str, Any], path: str) -> Any:
     return _ABSENT
 
 
-def _text(value: Any) -> str | None:
+def _text(value: Any, hit: dict[str, Any]) -> str | None:
+    """A mapped field as text: strings as they are, other values as JSON."""
     if value is _ABSENT or value is None:
         return None
     if isinstance(value, str):
         return value
     if isinstance(value, list) and len(value) == 1:
-        return _text(value[0])
+        return _text(value[0], hit)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return _json_text(value, hit)
+
+
+def _json_text(value: Any, hit: dict[str, Any]) -> str:
+    """Compact JSON with sorted keys: orjson's, or json's for what orjson refuses to write
+    (nesting past 255 levels), so such a document is stored, not a crash.
+    Only nesting past Python's recursion limit is refused, in one line naming the document."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except RecursionError:
+        raise SourceError(
+            f"Document {hit.get('_id')} of index {hit.get('_index')} nests too deep to store as "
+            f"JSON (past Python's recursion limit of {sys.getrecursionlimit()}); delete it or "
+            "reindex it flatter, then rerun"
+        ) from None
 
 
 def _timestamps(values: list[Any]) -> pa.Array:
