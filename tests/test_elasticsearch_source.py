@@ -507,6 +507,19 @@ def test_a_document_nested_300_levels_deep_is_stored(
     assert messages == {"d0": None, "deep": nested.decode()}
 
 
+def test_integers_beyond_64_bits_keep_their_digits(
+    cluster_factory: Callable[..., FakeElasticsearch],
+) -> None:
+    big = b',"order_id":123456789012345678901234567890,"low":-98765432109876543210987'
+    docs = [raw_doc("d0", 0, b',"n":18446744073709551615'), raw_doc("big", 1, big)]
+    cluster = cluster_factory(docs=docs)
+    attributes = attributes_by_id(cluster)
+    assert attributes["big"] == (
+        '{"low":-98765432109876543210987,"order_id":123456789012345678901234567890}'
+    )
+    assert attributes["d0"] == '{"n":18446744073709551615}'
+
+
 # --- Elasticsearch 8 and 9 -----------------------------------------------------------------------
 
 

@@ -11,9 +11,10 @@ Timestamps come from the sort value, formatted by the server as ``strict_date_op
 in UTC: that is the indexed value the range query matched, whatever form ``_source`` used
 (ISO with an offset, nanoseconds, epoch millis).
 
-Pages are decoded by orjson; a page it refuses (a lone UTF-16 surrogate, which Elasticsearch keeps
-as sent) is decoded by Python's json instead, lone surrogates becoming U+FFFD. Attributes are
-written by orjson, or by json for what orjson cannot write (nesting past its 255 levels).
+Pages are decoded by orjson; a page it refuses or would alter (a lone UTF-16 surrogate, which
+Elasticsearch keeps as sent; an integer past 64 bits, which it would turn into a float) is decoded
+by Python's json instead, lone surrogates becoming U+FFFD. Attributes are written by orjson, or by
+json for what orjson cannot write (those integers, nesting past its 255 levels).
 
 Server versions: the 9.x client rewrites ``application/json`` to ``application/vnd.elasticsearch+json;
 compatible-with=9``, which an 8.x cluster refuses. Headers that already name the vendor media type
@@ -74,6 +75,9 @@ SUPPORTED_MAJORS = (8, 9)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ABSENT = object()
 _MAJOR_IN_REFUSAL = re.compile(r"must be either version (\d+)")
+# A JSON integer of 20 digits or more may be past 64 bits, which orjson would read as a float (a
+# false match inside a string only costs the slower, equally exact decode).
+_LONG_INTEGER = re.compile(rb"[:,\[]\s*-?\d{20}")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 T = TypeVar("T")
 
@@ -599,7 +603,7 @@ def _text(value: Any, hit: dict[str, Any]) -> str | None:
 
 def _json_text(value: Any, hit: dict[str, Any]) -> str:
     """Compact JSON with sorted keys: orjson's, or json's for what orjson refuses to write
-    (nesting past 255 levels), so such a document is stored, not a crash.
+    (integers past 64 bits, nesting past 255 levels), so such a document is stored, not a crash.
     Only nesting past Python's recursion limit is refused, in one line naming the document."""
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
@@ -651,16 +655,17 @@ def _client(config: ElasticsearchSourceConfig) -> Elasticsearch:
 
 
 class _Serializer(OrjsonSerializer):
-    """orjson for every answer it reads; Python's json for those it refuses (see the module
-    docstring), so one odd document does not block its window forever."""
+    """orjson for every answer it reads faithfully; Python's json for those it refuses or would
+    alter (see the module docstring), so one odd document does not block its window forever."""
 
     def loads(self, data: bytes) -> Any:
         if data == b"":
             return None
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass  # Python's json reads it, or says what is wrong
+        if _LONG_INTEGER.search(data) is None:
+            try:
+                return orjson.loads(data)
+            except orjson.JSONDecodeError:
+                pass  # Python's json reads it, or says what is wrong
         try:
             return json.loads(data, object_pairs_hook=_without_lone_surrogates)
         except (ValueError, RecursionError) as exc:
