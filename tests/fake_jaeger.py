@@ -19,6 +19,9 @@ whose start lies in ``[min, max]``, both bounds inclusive, as Jaeger's stores do
 (``internal/storage/v2/memory/tenant.go`` ``validSpan``; Elasticsearch orders trace ids by start
 time, newest first). Modes: ``both`` (Jaeger <= v2.20), ``v3`` (v1 search removed, after v2.20),
 ``v1`` (before 1.25: no ``/api/v3``) and ``legacy`` (1.25-1.52: v1 plus the streaming v3).
+
+Misbehaviour around it, for the tests of what is not Jaeger's answer: an auth proxy's login page
+on some paths (``login_page_paths``).
 """
 
 import base64
@@ -48,6 +51,7 @@ RFC3339_NANO = re.compile(
 )
 GO_LAYOUT = "2006-01-02T15:04:05.999999999Z07:00"
 NOT_FOUND_PAGE = b"404 page not found\n"
+LOGIN_PAGE = b"<!doctype html><html><head><title>Sign in</title></head><body>Sign in</body></html>"
 DEFAULT_SEARCH_DEPTH = 100  # v2.19+ gateway default; v1 defaultQueryLimit is also 100
 V1_LOOKBACK_NS = 2 * 24 * 3600 * 10**9
 
@@ -84,6 +88,8 @@ class FakeJaeger:
         self.fail_status: int | None = None  # answer every request with this status
         # A storage that cannot serve a search answers 400 with its reason (Jaeger HEAD does).
         self.storage_refuses: str | None = None
+        # Paths an auth proxy in front answers with its login page (200, text/html).
+        self.login_page_paths: set[str] = set()
         self._lock = threading.Lock()
         self.traces: dict[str, list[FakeSpan]] = {}
         for span in spans:
@@ -147,6 +153,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.state.log(path, params)
         if self.state.fail_status is not None:
             self._error_text(self.state.fail_status, b"upstream unavailable\n")
+            return
+        if path in self.state.login_page_paths:
+            self._send(200, "text/html; charset=utf-8", LOGIN_PAGE)
             return
         mode = self.state.mode
         has_v3 = mode in ("both", "v3", "legacy")
@@ -298,9 +307,11 @@ class _Handler(BaseHTTPRequestHandler):
     # -- writing -----------------------------------------------------------------------------
 
     def _json(self, status: int, body: Any) -> None:
-        payload = _compact(body)
+        self._send(status, "application/json", _compact(body))
+
+    def _send(self, status: int, content_type: str, payload: bytes) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

@@ -478,6 +478,18 @@ def test_a_search_depth_beyond_the_storage_limit_names_the_key() -> None:
     assert "sources.jaeger.search_depth" in message
 
 
+def test_a_login_page_instead_of_a_v3_search_answer_is_one_line() -> None:
+    with fake_jaeger.serve(shop_traces(2), mode="v3") as jaeger:
+        jaeger.login_page_paths = {"/api/v3/traces"}  # an auth proxy whose session expired
+        message = one_line_error(source(jaeger.url))
+    assert message == (
+        f"Jaeger at {jaeger.url}/api/v3/traces answered with something that is not its JSON API "
+        "(text/html: '<!doctype html><html><head><title>Sign in</title></head><...'); "
+        "check sources.jaeger.url points at the Jaeger query server (not a proxy login page or "
+        "UI path)"
+    )
+
+
 # -- the fake against real responses -------------------------------------------------------
 
 

@@ -28,6 +28,9 @@ v3 scope and status message under the names Jaeger's v1 translation gives them
 tags) it follows Jaeger's translator: ``otel.status_code`` OK/ERROR, else ``error=true`` is an
 error. ``is_error`` is also true for an ``error=true`` or ``otel.status_code=ERROR`` tag beside an
 explicit status. Span events (v1 logs) and links are not exported.
+
+What is not Jaeger's answer is one line, never a traceback: a page that is not JSON (an auth
+proxy's login page).
 """
 
 import base64
@@ -55,6 +58,7 @@ from obs_pipelines.sources.http import (
     server_words,
     tls_failed,
 )
+from obs_pipelines.sources.prometheus_decode import not_json_api
 from obs_pipelines.windows import TimeWindow
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -233,6 +237,8 @@ class JaegerSpans:
                 f"Jaeger at {self.url} failed the search for service '{service}' ({server_words(str(exc))});"
                 " rerun once it is healthy"
             ) from None
+        except _NotJaeger:
+            raise self._not_json(response, "/api/v3/traces") from None
 
     def _search_v1(self, service: str, start_us: int, end_us: int) -> SearchResult:
         # v1 takes microseconds, inclusive; asking to `end` itself (rows at `end` are dropped
@@ -253,10 +259,7 @@ class JaegerSpans:
             self._raise_for(response, "/api/traces", service)
         body = _json_or_none(response)
         if not isinstance(body, dict):
-            raise SourceError(
-                f"Jaeger at {self.url} answered /api/traces with something that is not JSON;"
-                " check sources.jaeger.url points at the Jaeger query service"
-            )
+            raise self._not_json(response, "/api/traces")
         if body.get("errors"):
             raise SourceError(
                 f"Jaeger at {self.url} reported an error searching service '{service}'"
@@ -289,6 +292,16 @@ class JaegerSpans:
                 f"Jaeger at {self.url} is unreachable ({failure_reason(exc)}); check"
                 " sources.jaeger.url and that the query service is running"
             ) from None
+
+    def _not_json(self, response: requests.Response, path: str) -> SourceError:
+        """A 200 that is not Jaeger's JSON: an auth proxy's login page, or another server."""
+        kind = response.headers.get("Content-Type")
+        where = f"Jaeger at {self.url}{path}"
+        return SourceError(
+            not_json_api(where, "Jaeger query", "sources.jaeger", response.content, kind)
+            or f"{where} answered JSON that is not a Jaeger answer; check sources.jaeger.url"
+            " points at the Jaeger query service"
+        )
 
     def _too_slow(self, path: str) -> SourceError:
         return SourceError(
@@ -333,12 +346,18 @@ class _StreamError(Exception):
     """An ``{"error": ...}`` object inside a 200 answer (the old grpc-gateway stream)."""
 
 
+class _NotJaeger(Exception):
+    """An answer that is not what Jaeger sends; the message says what is off."""
+
+
 def decode_v3(body: bytes) -> SearchResult:
     """A v3 search answer: one ``{"result": ...}`` object, or (before 1.53) one per line."""
     messages = _v3_messages(body)
     trace_ids: set[str] = set()
     rows: list[SpanRow] = []
     for message in messages:
+        if not isinstance(message, dict):
+            raise _NotJaeger(f"a JSON {type(message).__name__} where a result object belongs")
         if isinstance(message.get("error"), dict):
             raise _StreamError(str(message["error"].get("message", message["error"]))[:300])
         for resource_spans in (message.get("result") or {}).get("resourceSpans") or []:
@@ -347,13 +366,19 @@ def decode_v3(body: bytes) -> SearchResult:
     return SearchResult(len(trace_ids), rows)
 
 
-def _v3_messages(body: bytes) -> list[dict[str, Any]]:
+def _v3_messages(body: bytes) -> list[Any]:
+    """The JSON values of a v3 answer: one, or one per line of the old stream; a line that does
+    not parse is not Jaeger's (``_NotJaeger``)."""
     if not body.strip():
         return []  # an empty search on the old grpc-gateway
     try:
         return [orjson.loads(body)]
     except orjson.JSONDecodeError:
+        pass
+    try:
         return [orjson.loads(line) for line in body.splitlines() if line.strip()]
+    except orjson.JSONDecodeError:
+        raise _NotJaeger("something that is not JSON") from None
 
 
 def _v3_resource_rows(resource_spans: dict[str, Any]) -> Iterator[SpanRow]:
