@@ -21,7 +21,8 @@ time, newest first). Modes: ``both`` (Jaeger <= v2.20), ``v3`` (v1 search remove
 ``v1`` (before 1.25: no ``/api/v3``) and ``legacy`` (1.25-1.52: v1 plus the streaming v3).
 
 Misbehaviour around it, for the tests of what is not Jaeger's answer: an auth proxy's login page
-on some paths (``login_page_paths``).
+on some paths (``login_page_paths``), and v1 spans edited away from Jaeger's model
+(``rewrite_v1_span``).
 """
 
 import base64
@@ -29,7 +30,7 @@ import calendar
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -90,6 +91,8 @@ class FakeJaeger:
         self.storage_refuses: str | None = None
         # Paths an auth proxy in front answers with its login page (200, text/html).
         self.login_page_paths: set[str] = set()
+        # Applied to every v1 span before it is sent (a server that is not quite Jaeger).
+        self.rewrite_v1_span: Callable[[dict[str, Any]], None] | None = None
         self._lock = threading.Lock()
         self.traces: dict[str, list[FakeSpan]] = {}
         for span in spans:
@@ -291,7 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._v1_error(400, self.state.storage_refuses)
             return
         traces = self.state.find(service, bounds[0], bounds[1], limit)
-        self._json(200, _envelope([v1_trace(t) for t in traces]))
+        self._json(200, _envelope([v1_trace(t, self.state.rewrite_v1_span) for t in traces]))
 
     def _v1_get(self, raw_id: str) -> None:
         spans = self.state.trace(raw_id)
@@ -427,8 +430,11 @@ def _legacy_id(hex_id: str) -> str:
 # -- rendering: v1 (Jaeger UI model) ---------------------------------------------------------
 
 
-def v1_trace(spans: list[FakeSpan]) -> dict[str, Any]:
-    """One ``data[]`` trace: spans with processIDs, processes p1..pN in order of first use."""
+def v1_trace(
+    spans: list[FakeSpan], rewrite: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """One ``data[]`` trace: spans with processIDs, processes p1..pN in order of first use;
+    ``rewrite`` edits each span (for a server that is not quite Jaeger)."""
     processes: dict[bytes, tuple[str, dict[str, Any]]] = {}
     out_spans = []
     for span in spans:
@@ -437,6 +443,8 @@ def v1_trace(spans: list[FakeSpan]) -> dict[str, Any]:
         if key not in processes:
             processes[key] = (f"p{len(processes) + 1}", process)
         out_spans.append(_v1_span(span, processes[key][0]))
+        if rewrite is not None:
+            rewrite(out_spans[-1])
     return {
         "traceID": v1_trace_id(spans[0].trace_id),
         "spans": out_spans,

@@ -490,6 +490,30 @@ def test_a_login_page_instead_of_a_v3_search_answer_is_one_line() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("rewrite", "what"),
+    [
+        (
+            lambda span: span.pop("startTime"),
+            'span 00000000000000a1 of trace a1b2c3d4e5f60718 without a "startTime"',
+        ),
+        (
+            lambda span: span["tags"][0].pop("key"),
+            'a tag without a "key" on span 00000000000000a1 of trace a1b2c3d4e5f60718',
+        ),
+    ],
+)
+def test_a_v1_span_that_is_not_jaegers_model_is_one_line_naming_it(rewrite: Any, what: str) -> None:
+    with fake_jaeger.serve(mapping_spans()[:1], mode="v1") as jaeger:
+        jaeger.rewrite_v1_span = rewrite
+        message = one_line_error(source(jaeger.url))
+    assert message == (
+        f"Jaeger at {jaeger.url} answered the search for service 'api' with what Jaeger never "
+        f"sends ({what}); check sources.jaeger.url points at the Jaeger query service itself, "
+        "not at something that rewrites its answers"
+    )
+
+
 # -- the fake against real responses -------------------------------------------------------
 
 

@@ -30,7 +30,8 @@ error. ``is_error`` is also true for an ``error=true`` or ``otel.status_code=ERR
 explicit status. Span events (v1 logs) and links are not exported.
 
 What is not Jaeger's answer is one line, never a traceback: a page that is not JSON (an auth
-proxy's login page).
+proxy's login page), a v1 span without the ``traceID``, ``spanID`` or ``startTime`` Jaeger always
+sends, or a tag without its ``key``.
 """
 
 import base64
@@ -265,7 +266,14 @@ class JaegerSpans:
                 f"Jaeger at {self.url} reported an error searching service '{service}'"
                 f" ({_v1_error_text(body)}); rerun once it is healthy"
             )
-        return decode_v1(body)
+        try:
+            return decode_v1(body)
+        except _NotJaeger as exc:
+            raise SourceError(
+                f"Jaeger at {self.url} answered the search for service '{service}' with what"
+                f" Jaeger never sends ({exc}); check sources.jaeger.url points at the Jaeger"
+                " query service itself, not at something that rewrites its answers"
+            ) from None
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -469,17 +477,22 @@ def decode_v1(body: dict[str, Any]) -> SearchResult:
 
 
 def _v1_row(span: dict[str, Any], process: dict[str, Any]) -> SpanRow:
-    trace_id = _hex_id(span.get("traceID"), 32)
-    tags = _v1_tags(span.get("tags"))
-    resource = _v1_tags(process.get("tags"))
+    named = f"span {span.get('spanID', '(no id)')} of trace {span.get('traceID', '(no id)')}"
+    trace_id = _hex_id(_v1_field(span, "traceID", named), 32)
+    span_id = _hex_id(_v1_field(span, "spanID", named), 16)
+    start = _v1_field(span, "startTime", named)
+    if isinstance(start, bool) or not str(start).isdigit():  # microseconds, a uint64
+        raise _NotJaeger(f'{named} with the "startTime" {server_words(repr(start), 40)}')
+    tags = _v1_tags(span.get("tags"), named)
+    resource = _v1_tags(process.get("tags"), f"the process of {named}")
     kind = str(tags.pop("span.kind", "")).lower()
     return _row(
         trace_id=trace_id,
-        span_id=_hex_id(span.get("spanID"), 16),
+        span_id=span_id,
         parent_span_id=_v1_parent(span.get("references") or [], trace_id),
         service=process.get("serviceName"),
         operation=span.get("operationName"),
-        start_us=int(span["startTime"]),
+        start_us=int(start),
         duration_us=int(span["duration"]) if span.get("duration") is not None else None,
         kind=kind if kind in V1_KINDS else "unspecified",
         status="unset",  # v1 carries status in tags only
@@ -501,8 +514,24 @@ def _v1_parent(references: list[dict[str, Any]], trace_id: str) -> str | None:
     return follows_from
 
 
-def _v1_tags(tags: list[dict[str, Any]] | None) -> dict[str, Any]:
-    return {tag["key"]: _v1_value(tag.get("type"), tag.get("value")) for tag in tags or []}
+def _v1_field(span: dict[str, Any], field: str, named: str) -> Any:
+    """A field Jaeger's v1 model always sends (no ``omitempty``): a span without it cannot be
+    placed (no start) or told apart (no id), and skipping it would hide a server that is not
+    Jaeger, so the answer is refused."""
+    value = span.get(field)
+    if value is None:
+        raise _NotJaeger(f'{named} without a "{field}"')
+    return value
+
+
+def _v1_tags(tags: list[dict[str, Any]] | None, named: str) -> dict[str, Any]:
+    """Typed v1 tags as plain values; a tag without its key has no name to be kept under."""
+    pairs = {}
+    for tag in tags or []:
+        if tag.get("key") is None:
+            raise _NotJaeger(f'a tag without a "key" on {named}')
+        pairs[tag["key"]] = _v1_value(tag.get("type"), tag.get("value"))
+    return pairs
 
 
 def _v1_value(kind: Any, value: Any) -> Any:
