@@ -20,7 +20,9 @@ shaped like the captures in ``wire-fixtures/elasticsearch/``:
   expires after its ``keep_alive`` unless a search extends it.
 - Failure injection (:meth:`FakeElasticsearch.fail_next_searches`): 503, 429, partial shard
   failures (200 with ``_shards.failed`` and the failed shard's hits missing), ``timed_out``,
-  expired PIT (the PIT is dropped and the search answers 404).
+  expired PIT (the PIT is dropped and the search answers 404), and answers cut short on the way
+  (the connection closed mid-body, or half a body with a Content-Length to match, as a proxy
+  may send).
 - Optional security: an API key or user/password; anything else gets the 401 a secured cluster
   sends.
 """
@@ -30,6 +32,7 @@ import fnmatch
 import itertools
 import json
 import re
+import socket
 import threading
 import time
 import zlib
@@ -220,9 +223,19 @@ class Pit:
 
 @dataclass
 class Fault:
-    kind: str  # "503", "429", "partial", "timed_out", "pit_expired"
+    kind: str  # "503", "429", "partial", "timed_out", "pit_expired", "reset", "truncated"
     remaining: int
     after: int  # searches still answered normally before this fault starts
+
+
+class _CutAnswer(Exception):
+    """A search answer to send cut short: ``how`` is "reset" or "truncated"."""
+
+    def __init__(self, how: str, answer: dict[str, Any], media_type: str) -> None:
+        super().__init__(how)
+        self.how = how
+        self.answer = answer
+        self.media_type = media_type
 
 
 class FakeElasticsearch:
@@ -255,8 +268,10 @@ class FakeElasticsearch:
     def fail_next_searches(self, kind: str, times: int = 1, after: int = 0) -> None:
         """After ``after`` normal PIT searches, the next ``times`` answer with fault ``kind``:
         "503", "429", "partial" (one shard fails, its hits are missing), "timed_out" (the
-        same hits missing, ``timed_out: true``) or
-        "pit_expired" (the PIT is dropped). Faults queue up in the order they are added."""
+        same hits missing, ``timed_out: true``),
+        "pit_expired" (the PIT is dropped), "reset" (the headers and half the body, then the
+        connection closes) or "truncated" (half the body, its Content-Length to match). Faults
+        queue up in the order they are added."""
         with self.lock:
             self.faults.append(Fault(kind, times, after))
 
@@ -306,7 +321,10 @@ class FakeElasticsearch:
             return status, answer, media_type
         if method in ("GET", "POST") and parts and parts[-1] == "_search":
             index = parts[0] if len(parts) == 2 else None
-            return 200, self._search(index, self._json(body), params), media_type
+            answer, cut = self._search(index, self._json(body), params)
+            if cut is not None:
+                raise _CutAnswer(cut, answer, media_type)
+            return 200, answer, media_type
         raise _HttpError(
             400 if method != "GET" else 405,
             {
@@ -526,7 +544,8 @@ class FakeElasticsearch:
 
     def _search(
         self, index: str | None, body: dict[str, Any], params: dict[str, str]
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], str | None]:
+        """The answer, and how to cut it short ("reset", "truncated") if a fault says so."""
         started = time.monotonic()
         pit_spec = body.get("pit")
         if pit_spec is None:
@@ -673,7 +692,7 @@ class FakeElasticsearch:
             value = len(ranked) if limit is None else min(len(ranked), limit)
             relation = "gte" if limit is not None and len(ranked) > limit else "eq"
             answer["hits"] = {"total": {"value": value, "relation": relation}, **answer["hits"]}
-        return answer
+        return answer, fault if fault in ("reset", "truncated") else None
 
     def _take_fault(self) -> str | None:
         while self.faults:
@@ -893,6 +912,9 @@ def _handler(cluster: FakeElasticsearch) -> type[BaseHTTPRequestHandler]:
             except _HttpError as exc:
                 status, answer, extra = exc.status, exc.body, exc.headers
                 media_type = "application/json"
+            except _CutAnswer as cut:
+                self._cut_short(cut)
+                return
             payload = b"" if answer is None or self.command == "HEAD" else orjson.dumps(answer)
             self.send_response(status)
             self.send_header("X-Elastic-Product", "Elasticsearch")
@@ -902,6 +924,22 @@ def _handler(cluster: FakeElasticsearch) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+
+        def _cut_short(self, cut: _CutAnswer) -> None:
+            """Half the answer: after headers promising all of it, then the connection closes
+            ("reset"), or with a Content-Length to match ("truncated")."""
+            payload = orjson.dumps(cut.answer)
+            half = payload[: len(payload) // 2]
+            self.send_response(200)
+            self.send_header("X-Elastic-Product", "Elasticsearch")
+            self.send_header("Content-Type", cut.media_type)
+            self.send_header("Content-Length", str(len(payload if cut.how == "reset" else half)))
+            self.end_headers()
+            self.wfile.write(half)
+            self.wfile.flush()
+            if cut.how == "reset":
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 

@@ -20,14 +20,15 @@ whose start lies in ``[min, max]``, both bounds inclusive, as Jaeger's stores do
 time, newest first). Modes: ``both`` (Jaeger <= v2.20), ``v3`` (v1 search removed, after v2.20),
 ``v1`` (before 1.25: no ``/api/v3``) and ``legacy`` (1.25-1.52: v1 plus the streaming v3).
 
-Misbehaviour around it, for the tests of what is not Jaeger's answer: an auth proxy's login page
-on some paths (``login_page_paths``), and v1 spans edited away from Jaeger's model
-(``rewrite_v1_span``).
+Misbehaviour around it, for the tests of what is not Jaeger's answer: search answers cut short
+(:meth:`FakeJaeger.cut_next_searches`), an auth proxy's login page on some paths
+(``login_page_paths``), and v1 spans edited away from Jaeger's model (``rewrite_v1_span``).
 """
 
 import base64
 import calendar
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -93,6 +94,7 @@ class FakeJaeger:
         self.login_page_paths: set[str] = set()
         # Applied to every v1 span before it is sent (a server that is not quite Jaeger).
         self.rewrite_v1_span: Callable[[dict[str, Any]], None] | None = None
+        self._cuts: list[str] = []
         self._lock = threading.Lock()
         self.traces: dict[str, list[FakeSpan]] = {}
         for span in spans:
@@ -127,6 +129,17 @@ class FakeJaeger:
 
     def searches(self) -> list[dict[str, str]]:
         return [p for path, p in self.requests if path in ("/api/v3/traces", "/api/traces")]
+
+    def cut_next_searches(self, how: str, times: int = 1) -> None:
+        """Cut the next ``times`` search answers (v1, or v3 as Jaeger v2 sends it) short, as a
+        network blip or a proxy does: "reset" sends the headers and half the body, then closes
+        the connection; "truncated" sends half the body with a Content-Length to match."""
+        with self._lock:
+            self._cuts += [how] * times
+
+    def take_cut(self) -> str | None:
+        with self._lock:
+            return self._cuts.pop(0) if self._cuts else None
 
 
 @contextmanager
@@ -241,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif not traces:
             self._v3_error(404, "No traces found")
         else:
-            self._json(200, {"result": v3_traces_data(traces, False)})
+            self._json(200, {"result": v3_traces_data(traces, False)}, self.state.take_cut())
 
     def _v3_get(self, raw_id: str) -> None:
         spans = self.state.trace(raw_id)
@@ -294,7 +307,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._v1_error(400, self.state.storage_refuses)
             return
         traces = self.state.find(service, bounds[0], bounds[1], limit)
-        self._json(200, _envelope([v1_trace(t, self.state.rewrite_v1_span) for t in traces]))
+        data = [v1_trace(t, self.state.rewrite_v1_span) for t in traces]
+        self._json(200, _envelope(data), self.state.take_cut())
 
     def _v1_get(self, raw_id: str) -> None:
         spans = self.state.trace(raw_id)
@@ -309,8 +323,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- writing -----------------------------------------------------------------------------
 
-    def _json(self, status: int, body: Any) -> None:
-        self._send(status, "application/json", _compact(body))
+    def _json(self, status: int, body: Any, cut: str | None = None) -> None:
+        """``body`` as JSON, or half of it when ``cut`` says how (see ``cut_next_searches``)."""
+        payload = _compact(body)
+        if cut is None:
+            self._send(status, "application/json", payload)
+            return
+        half = payload[: len(payload) // 2]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload if cut == "reset" else half)))
+        self.end_headers()
+        self.wfile.write(half)
+        self.wfile.flush()
+        if cut == "reset":
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
 
     def _send(self, status: int, content_type: str, payload: bytes) -> None:
         self.send_response(status)

@@ -304,7 +304,7 @@ def test_a_sliced_export_returns_the_same_rows_as_a_single_one(
 # --- failures: retried, or one clear line and nothing yielded ------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["503", "429", "partial", "timed_out"])
+@pytest.mark.parametrize("kind", ["503", "429", "partial", "timed_out", "reset", "truncated"])
 def test_a_failure_mid_export_is_retried_and_the_result_is_still_complete(
     kind: str, medium: tuple[FakeElasticsearch, list[dict[str, Any]]]
 ) -> None:
@@ -336,6 +336,8 @@ def test_an_expired_point_in_time_restarts_the_window_on_a_new_one(
         ("429", "lower sources.elasticsearch.slices"),
         ("partial", "failed on 1 of 4 shards"),
         ("pit_expired", "raise sources.elasticsearch.keep_alive"),
+        ("reset", "cut its answer short (the connection closed before the body was complete)"),
+        ("truncated", "cut its answer short (its JSON ends after"),
     ],
 )
 def test_a_persistent_failure_raises_one_line_and_yields_nothing(

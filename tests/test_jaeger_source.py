@@ -490,6 +490,40 @@ def test_a_login_page_instead_of_a_v3_search_answer_is_one_line() -> None:
     )
 
 
+@pytest.mark.parametrize("how", ["reset", "truncated"])
+@pytest.mark.parametrize("api", ["v3", "v1"])
+def test_a_search_answer_cut_short_is_retried_and_the_export_is_complete(
+    api: str, how: str
+) -> None:
+    spans = shop_traces(20)
+    with fake_jaeger.serve(spans) as jaeger:
+        jaeger.cut_next_searches(how, times=2)
+        table = read_all(source(jaeger.url, api=api, retries=2))
+        assert jaeger.take_cut() is None  # both cuts were served
+    keys = set(zip(table["trace_id"].to_pylist(), table["span_id"].to_pylist(), strict=True))
+    assert table.num_rows == 100 and keys == expected_keys(spans)
+
+
+@pytest.mark.parametrize(
+    ("how", "why"),
+    [
+        ("reset", "the connection closed before the body was complete"),
+        ("truncated", "its JSON ends after"),
+    ],
+)
+def test_a_search_answer_cut_short_every_time_is_one_line_saying_so(how: str, why: str) -> None:
+    with fake_jaeger.serve(shop_traces(2)) as jaeger:
+        jaeger.cut_next_searches(how, times=100)
+        message = one_line_error(source(jaeger.url, api="v3", retries=1))
+        searches = len(jaeger.searches())
+    assert message.startswith(f"Jaeger at {jaeger.url} cut its answer to /api/v3/traces short (")
+    assert why in message
+    assert message.endswith(
+        "still after 1 retry; check the query service's health and any proxy in between, then rerun"
+    )
+    assert searches == 2
+
+
 @pytest.mark.parametrize(
     ("rewrite", "what"),
     [

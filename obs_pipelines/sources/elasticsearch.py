@@ -11,7 +11,8 @@ Timestamps come from the sort value, formatted by the server as ``strict_date_op
 in UTC: that is the indexed value the range query matched, whatever form ``_source`` used
 (ISO with an offset, nanoseconds, epoch millis).
 
-Pages are decoded by orjson; a page it refuses or would alter (a lone UTF-16 surrogate, which
+Answers cut short (the connection closed mid-body, or JSON that ends early) are retried like shard
+failures. Pages are decoded by orjson; a page it refuses or would alter (a lone UTF-16 surrogate, which
 Elasticsearch keeps as sent; an integer past 64 bits, which it would turn into a float) is decoded
 by Python's json instead, lone surrogates becoming U+FFFD. Attributes are written by orjson, or by
 json for what orjson cannot write (those integers, nesting past its 255 levels).
@@ -60,7 +61,9 @@ from obs_pipelines.sources.http import (
     DeadlineExceeded,
     InFlight,
     ScrubbedLogs,
+    cut_mid_answer,
     elasticsearch_options,
+    json_cut_short,
     scrub,
     with_deadline,
 )
@@ -79,6 +82,7 @@ _MAJOR_IN_REFUSAL = re.compile(r"must be either version (\d+)")
 # false match inside a string only costs the slower, equally exact decode).
 _LONG_INTEGER = re.compile(rb"[:,\[]\s*-?\d{20}")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_CUT_SHORT_FIX = "check the cluster's health and any proxy in between, then rerun"
 T = TypeVar("T")
 
 
@@ -464,6 +468,13 @@ class ElasticsearchLogs:
                 f"TLS to Elasticsearch at {self.url} failed ({_one_line(exc.message)}); "
                 f"check {config}.tls"
             )
+        if isinstance(exc, _JsonCutShort):
+            return _Transient(f"cut its answer short ({exc.message})", _CUT_SHORT_FIX)
+        if isinstance(exc, TransportConnectionError) and cut_mid_answer(exc):
+            return _Transient(
+                "cut its answer short (the connection closed before the body was complete)",
+                _CUT_SHORT_FIX,
+            )
         if isinstance(exc, TransportConnectionError):
             return _Transient(
                 f"was unreachable ({_one_line(exc.message)})",
@@ -654,6 +665,11 @@ def _client(config: ElasticsearchSourceConfig) -> Elasticsearch:
     return Elasticsearch(config.url, **options)
 
 
+class _JsonCutShort(SerializationError):
+    """An answer whose JSON ends early although its framing looked whole: retried, as a
+    connection closed mid-body is."""
+
+
 class _Serializer(OrjsonSerializer):
     """orjson for every answer it reads faithfully; Python's json for those it refuses or would
     alter (see the module docstring), so one odd document does not block its window forever."""
@@ -669,6 +685,8 @@ class _Serializer(OrjsonSerializer):
         try:
             return json.loads(data, object_pairs_hook=_without_lone_surrogates)
         except (ValueError, RecursionError) as exc:
+            if json_cut_short(data):
+                raise _JsonCutShort(f"its JSON ends after {len(data)} bytes", (exc,)) from None
             raise SerializationError(
                 f"Unable to deserialize as JSON: {data[:200]!r}", (exc,)
             ) from None

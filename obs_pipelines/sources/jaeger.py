@@ -31,16 +31,18 @@ explicit status. Span events (v1 logs) and links are not exported.
 
 What is not Jaeger's answer is one line, never a traceback: a page that is not JSON (an auth
 proxy's login page), a v1 span without the ``traceID``, ``spanID`` or ``startTime`` Jaeger always
-sends, or a tag without its ``key``.
+sends, or a tag without its ``key``. An answer cut short (the connection closed mid-body, or JSON
+that ends early) is retried with backoff, as the session retries failures before the headers.
 """
 
 import base64
 import binascii
 import math
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -52,8 +54,10 @@ from obs_pipelines.schemas import SPANS
 from obs_pipelines.sources.http import (
     DeadlineExceeded,
     bounded_request,
+    cut_mid_answer,
     failure_reason,
     http_session,
+    json_cut_short,
     retry_policy,
     scrub,
     server_words,
@@ -61,6 +65,8 @@ from obs_pipelines.sources.http import (
 )
 from obs_pipelines.sources.prometheus_decode import not_json_api
 from obs_pipelines.windows import TimeWindow
+
+T = TypeVar("T")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -147,8 +153,7 @@ class JaegerSpans:
     def _discover_services(self) -> list[str]:
         """The services Jaeger knows, settling ``api: auto`` on the way (one request or two)."""
         if self.api in (None, "v3"):
-            response = self._get("/api/v3/services", {})
-            body = _json_or_none(response)
+            response, body = self._get("/api/v3/services", {}, _with_json)
             if response.status_code == 200 and isinstance(body, dict):
                 self.api = "v3"
                 return [str(s) for s in body.get("services") or []]
@@ -162,8 +167,7 @@ class JaegerSpans:
                 self._raise_for(response, "/api/v3/services")
             elif response.status_code not in (200, 404):
                 self._raise_for(response, "/api/v3/services")
-        response = self._get("/api/services", {})
-        body = _json_or_none(response)
+        response, body = self._get("/api/services", {}, _with_json)
         if response.status_code == 200 and isinstance(body, dict) and "data" in body:
             self.api = "v1"
             return [str(s) for s in body.get("data") or []]
@@ -220,7 +224,9 @@ class JaegerSpans:
             "query.num_traces": str(self.config.search_depth),
             "query.search_depth": str(self.config.search_depth),
         }
-        response = self._get("/api/v3/traces", params)
+        return self._get("/api/v3/traces", params, lambda answer: self._v3_result(answer, service))
+
+    def _v3_result(self, response: requests.Response, service: str) -> SearchResult:
         if response.status_code == 404:
             body = _json_or_none(response)
             if isinstance(body, dict) and isinstance(body.get("error"), dict):
@@ -250,7 +256,9 @@ class JaegerSpans:
             "end": str(end_us),
             "limit": str(self.config.search_depth),
         }
-        response = self._get("/api/traces", params)
+        return self._get("/api/traces", params, lambda answer: self._v1_result(answer, service))
+
+    def _v1_result(self, response: requests.Response, service: str) -> SearchResult:
         if response.status_code == 404:
             raise SourceError(
                 f"Jaeger at {self.url} has no v1 search API (HTTP 404 on /api/traces; Jaeger"
@@ -258,7 +266,7 @@ class JaegerSpans:
             )
         if response.status_code != 200:
             self._raise_for(response, "/api/traces", service)
-        body = _json_or_none(response)
+        body = _json_of(response)
         if not isinstance(body, dict):
             raise self._not_json(response, "/api/traces")
         if body.get("errors"):
@@ -277,7 +285,25 @@ class JaegerSpans:
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, str]) -> requests.Response:
+    def _get(self, path: str, params: dict[str, str], read: Callable[[requests.Response], T]) -> T:
+        """GET ``path`` and ``read`` the answer. The session retries failures before the
+        headers; an answer cut short after them (the connection closed mid-body, or a 200 whose
+        JSON ends early) is retried here with the same backoff, then is one line."""
+        retries = self.config.retries
+        for attempt in range(retries + 1):
+            try:
+                return read(self._request(path, params))
+            except _CutShort as cut:
+                if attempt == retries:
+                    raise SourceError(
+                        f"Jaeger at {self.url} cut its answer to {path} short ({cut}), still"
+                        f" after {retries} {'retry' if retries == 1 else 'retries'}; check the"
+                        " query service's health and any proxy in between, then rerun"
+                    ) from None
+                time.sleep(self.config.retry_backoff_seconds * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _request(self, path: str, params: dict[str, str]) -> requests.Response:
         self.requests_made += 1
         seconds = self.config.timeout.total_seconds()
         try:
@@ -294,6 +320,8 @@ class JaegerSpans:
                 f" {self.config.retries} retries; check the server's health, then rerun"
             ) from None
         except requests.exceptions.RequestException as exc:
+            if cut_mid_answer(exc):
+                raise _CutShort("the connection closed before the body was complete") from None
             if "timed out" in str(exc).lower():
                 raise self._too_slow(path) from None
             raise SourceError(
@@ -354,6 +382,10 @@ class _StreamError(Exception):
     """An ``{"error": ...}`` object inside a 200 answer (the old grpc-gateway stream)."""
 
 
+class _CutShort(Exception):
+    """An answer that ended before its body was complete; the request is retried."""
+
+
 class _NotJaeger(Exception):
     """An answer that is not what Jaeger sends; the message says what is off."""
 
@@ -375,18 +407,24 @@ def decode_v3(body: bytes) -> SearchResult:
 
 
 def _v3_messages(body: bytes) -> list[Any]:
-    """The JSON values of a v3 answer: one, or one per line of the old stream; a line that does
-    not parse is not Jaeger's (``_NotJaeger``)."""
+    """The JSON values of a v3 answer: one, or one per line of the old stream. Only the last can
+    end early (``_CutShort``); any other that does not parse is not Jaeger's (``_NotJaeger``)."""
     if not body.strip():
         return []  # an empty search on the old grpc-gateway
     try:
         return [orjson.loads(body)]
     except orjson.JSONDecodeError:
         pass
-    try:
-        return [orjson.loads(line) for line in body.splitlines() if line.strip()]
-    except orjson.JSONDecodeError:
-        raise _NotJaeger("something that is not JSON") from None
+    lines = [line for line in body.splitlines() if line.strip()]
+    messages = []
+    for number, line in enumerate(lines, 1):
+        try:
+            messages.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            if number == len(lines) and json_cut_short(line):
+                raise _CutShort(f"its JSON ends after {len(body)} bytes") from None
+            raise _NotJaeger("something that is not JSON") from None
+    return messages
 
 
 def _v3_resource_rows(resource_spans: dict[str, Any]) -> Iterator[SpanRow]:
@@ -685,6 +723,20 @@ def _json_or_none(response: requests.Response) -> Any:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
         return None
+
+
+def _json_of(response: requests.Response) -> Any:
+    """The answer's JSON, None when it is not JSON; a 200 whose JSON ends early is an answer
+    cut short, to be retried."""
+    body = _json_or_none(response)
+    if body is None and response.status_code == 200 and json_cut_short(response.content):
+        raise _CutShort(f"its JSON ends after {len(response.content)} bytes")
+    return body
+
+
+def _with_json(response: requests.Response) -> tuple[requests.Response, Any]:
+    """The answer and its JSON, for discovery, which judges both together."""
+    return response, _json_of(response)
 
 
 def _server_message(response: requests.Response) -> str:
