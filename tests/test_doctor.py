@@ -1,5 +1,6 @@
 """``obs doctor`` checks: a healthy simulator deployment passes every line; an unreachable
-Prometheus, a missing catalog or a missing DAGSTER_HOME fail with what to do about it."""
+Prometheus, a missing catalog or a missing DAGSTER_HOME fail with what to do about it; the trace
+source is judged as ingest would read it (a fake Jaeger)."""
 
 import shutil
 from collections.abc import Callable
@@ -17,7 +18,8 @@ from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.operations.doctor import CheckResult, format_report, run_checks
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import hour_window
-from tests import ops_servers
+from tests import fake_jaeger, ops_servers
+from tests.fake_jaeger import FakeSpan
 from tests.servers import free_port
 
 pytestmark = pytest.mark.integration  # checks against a real Alertmanager and Prometheus
@@ -238,3 +240,37 @@ def test_missing_catalog_and_dagster_home_say_what_to_do(
 
     assert not results["catalog"].ok and "run `obs catalog`" in results["catalog"].line()
     assert not results["dagster.home"].ok and "mkdir -p" in results["dagster.home"].line()
+
+
+def _source_line(results: list[CheckResult], check: str) -> str:
+    return next(r for r in results if r.check == check).line()
+
+
+def test_a_jaeger_before_125_passes_with_api_auto_as_ingest_reads_it(
+    write_config: Callable[..., Path], dagster_home: Path
+) -> None:
+    span = FakeSpan(
+        trace_id="a" * 32, span_id="b" * 16, service="api", name="GET /", start_ns=1, end_ns=2
+    )
+    with fake_jaeger.serve([span], mode="v1") as jaeger:
+        config = load_config(
+            write_config(sources={"traces": "jaeger", "jaeger": {"url": jaeger.url}})
+        )
+        line = _source_line(run_checks(config, dagster_home=str(dagster_home)), "source.traces")
+    assert line == f"ok    source.traces          Jaeger at {jaeger.url} (v1 API); 1 services"
+
+
+def test_a_login_page_in_front_of_jaeger_fails_with_what_came_back(
+    write_config: Callable[..., Path], dagster_home: Path
+) -> None:
+    with fake_jaeger.serve([], mode="both") as jaeger:
+        jaeger.login_page_paths = {"/api/v3/services", "/api/services"}
+        config = load_config(
+            write_config(sources={"traces": "jaeger", "jaeger": {"url": jaeger.url}})
+        )
+        line = _source_line(run_checks(config, dagster_home=str(dagster_home)), "source.traces")
+    assert line.startswith(
+        f"FAIL  source.traces          Jaeger at {jaeger.url}/api/services answered with something "
+        "that is not its JSON API (text/html: '<!doctype html>"
+    )
+    assert line.endswith("(not a proxy login page or UI path)")

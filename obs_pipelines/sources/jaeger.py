@@ -150,9 +150,16 @@ class JaegerSpans:
 
     # -- discovery -------------------------------------------------------------------------
 
+    def probe(self) -> list[str]:
+        """The services Jaeger lists, asked as :meth:`read` asks (settling ``api: auto``), so
+        ``obs doctor`` passes exactly the servers ingest can read."""
+        return self._discover_services()
+
     def _discover_services(self) -> list[str]:
         """The services Jaeger knows, settling ``api: auto`` on the way (one request or two)."""
         if self.api in (None, "v3"):
+            # Jaeger before 1.25 answers an unknown path 404, or with its UI's page when it
+            # serves the UI: either way, auto then tries the v1 API.
             response, body = self._get("/api/v3/services", {}, _with_json)
             if response.status_code == 200 and isinstance(body, dict):
                 self.api = "v3"
@@ -171,6 +178,8 @@ class JaegerSpans:
         if response.status_code == 200 and isinstance(body, dict) and "data" in body:
             self.api = "v1"
             return [str(s) for s in body.get("data") or []]
+        if response.status_code == 200 and self.api != "v1":
+            raise self._not_json(response, "/api/services")
         if response.status_code in (200, 404):
             if self.api == "v1":
                 raise SourceError(
