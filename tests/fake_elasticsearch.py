@@ -7,7 +7,8 @@ shaped like the captures in ``wire-fixtures/elasticsearch/``:
 - ``GET /`` cluster info (version number per mode), ``POST /{index}/_pit?keep_alive=``,
   ``DELETE /_pit``, ``POST /_search`` (``pit``, ``sort`` with ``format``, ``search_after``,
   ``slice``, ``size``/``from`` capped at ``index.max_result_window``, ``track_total_hits``,
-  ``query.range`` or ``bool.filter`` of ranges), ``POST /_bulk`` (NDJSON) to load documents.
+  ``query.range`` or ``bool.filter`` of ranges), ``GET|POST /{index}/_count``, ``POST /_bulk``
+  (NDJSON) to load documents.
 - ``_source`` is answered byte for byte as it was indexed, as Elasticsearch stores it: a lone
   UTF-16 surrogate escape or an integer past 64 bits comes back unchanged.
 - ``X-Elastic-Product: Elasticsearch`` on every answer; the response media type echoes the
@@ -16,6 +17,9 @@ shaped like the captures in ``wire-fixtures/elasticsearch/``:
   an 8.x cluster sends; a 9.x server accepts 8 and 9.
 - Index patterns with ``*`` over several indices; each index has shards, and ``_shard_doc`` is
   ``(shard ordinal in the PIT << 32) | doc number in the shard``, as Elasticsearch encodes it.
+  A pattern that matches no index is no error (``allow_no_indices`` defaults to true for
+  wildcards): a PIT opens on 0 shards and ``_count`` answers 0 over 0 shards; a missing concrete
+  index is a 404 ``index_not_found_exception``.
 - A PIT is a snapshot: documents bulk-loaded after it opened are not visible through it; it
   expires after its ``keep_alive`` unless a search extends it.
 - Failure injection (:meth:`FakeElasticsearch.fail_next_searches`): 503, 429, partial shard
@@ -325,6 +329,8 @@ class FakeElasticsearch:
             if cut is not None:
                 raise _CutAnswer(cut, answer, media_type)
             return 200, answer, media_type
+        if method in ("GET", "POST") and len(parts) == 2 and parts[1] == "_count":
+            return 200, self._count(parts[0], self._json(body)), media_type
         raise _HttpError(
             400 if method != "GET" else 405,
             {
@@ -529,6 +535,24 @@ class FakeElasticsearch:
         total = len(shards)
         return {
             "id": pit_id,
+            "_shards": {"total": total, "successful": total, "skipped": 0, "failed": 0},
+        }
+
+    def _count(self, expression: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``_count``: the documents of the matching indices in the query's ranges."""
+        ranges = [_range_bounds(clause) for clause in _ranges(body.get("query"))]
+        with self.lock:
+            names = self._matching_indices(expression)
+            count = sum(
+                1
+                for name in names
+                for shard in self.indices[name]
+                for doc in shard
+                if all(_in_range(doc, clause) for clause in ranges)
+            )
+        total = len(names) * SHARDS_PER_INDEX
+        return {
+            "count": count,
             "_shards": {"total": total, "successful": total, "skipped": 0, "failed": 0},
         }
 

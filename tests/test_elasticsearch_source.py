@@ -369,6 +369,21 @@ def test_the_point_in_time_is_closed_after_success(
     assert cluster.open_pits == 0
 
 
+def test_an_index_pattern_that_matches_no_index_is_refused_in_one_line(
+    cluster_factory: Callable[..., FakeElasticsearch],
+) -> None:
+    cluster = cluster_factory()  # logs-app-* and logs-web-*: "log-*" is a typo
+    source = ElasticsearchLogs(config(cluster.url, index="log-*"))
+    with pytest.raises(SourceError) as failure:
+        read_all(source)
+    assert str(failure.value) == (
+        f"Elasticsearch at {cluster.url} has no index matching log-* (the point in time opened "
+        "on 0 shards); fix sources.elasticsearch.index"
+    )
+    assert cluster.searches == 0
+    assert cluster.open_pits == 0
+
+
 def test_an_unreachable_cluster_is_one_clear_line(unused_url: str) -> None:
     source = ElasticsearchLogs(config(unused_url, retries=1))
     with pytest.raises(SourceError, match=r"unreachable .* check sources\.elasticsearch\.url"):

@@ -5,6 +5,7 @@ against the real responses in ``/work/shared/wire-fixtures`` at the end of this 
 """
 
 import json
+import logging
 import random
 from datetime import UTC, datetime
 from pathlib import Path
@@ -546,6 +547,18 @@ def test_a_v1_span_that_is_not_jaegers_model_is_one_line_naming_it(rewrite: Any,
         f"sends ({what}); check sources.jaeger.url points at the Jaeger query service itself, "
         "not at something that rewrites its answers"
     )
+
+
+def test_a_jaeger_listing_no_services_exports_nothing_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with fake_jaeger.serve([], mode="v1") as jaeger, caplog.at_level(logging.WARNING):
+        table = read_all(source(jaeger.url))
+    assert table.num_rows == 0
+    assert [r.getMessage() for r in caplog.records if r.name == "obs_pipelines.sources.jaeger"] == [
+        f"Jaeger at {jaeger.url} lists no services, so {WINDOW} has no spans; if it should, "
+        "check that sources.jaeger.url is the Jaeger that receives the traces"
+    ]
 
 
 # -- the fake against real responses -------------------------------------------------------

@@ -376,12 +376,17 @@ def _elasticsearch(check: str, config: ObsConfig, timeout: float) -> CheckResult
     )
     version = info.get("version", {}).get("number", "?")
     counted = _get(session, f"{section.url}/{section.index}/_count", "Elasticsearch", key, timeout)
-    documents = _json(counted, "Elasticsearch", key, section.url).get("count", 0)
-    return CheckResult(
-        check,
-        True,
-        f"Elasticsearch {version} at {scrub(section.url)}; {documents} documents in {section.index}",
-    )
+    answer = _json(counted, "Elasticsearch", key, section.url)
+    where = f"Elasticsearch {version} at {scrub(section.url)}"
+    if (answer.get("_shards") or {}).get("total") == 0:  # a pattern matching nothing: 200, 0
+        return CheckResult(
+            check,
+            False,
+            f"{where}; no index matches {section.index} (0 shards), so ingest refuses it",
+            f"fix {key}.index",
+        )
+    documents = answer.get("count", 0)
+    return CheckResult(check, True, f"{where}; {documents} documents in {section.index}")
 
 
 def _jaeger(check: str, config: ObsConfig, timeout: float) -> CheckResult:
@@ -393,9 +398,17 @@ def _jaeger(check: str, config: ObsConfig, timeout: float) -> CheckResult:
     quick = {"retries": 0, "timeout": timedelta(seconds=timeout)}
     source = JaegerSpans(section.model_copy(update=quick))
     services = source.probe()
-    return CheckResult(
-        check, True, f"Jaeger at {source.url} ({source.api} API); {len(services)} services"
-    )
+    where = f"Jaeger at {source.url} ({source.api} API)"
+    if not services:
+        return CheckResult(
+            check,
+            True,
+            f"{where}; 0 services, so ingest finds no spans",
+            "a new Jaeger lists none until its first trace; otherwise check sources.jaeger.url "
+            "is the Jaeger that receives the traces",
+            warn=True,
+        )
+    return CheckResult(check, True, f"{where}; {len(services)} services")
 
 
 def _alertmanager(check: str, config: ObsConfig, timeout: float) -> CheckResult:

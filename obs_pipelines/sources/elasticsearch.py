@@ -11,11 +11,15 @@ Timestamps come from the sort value, formatted by the server as ``strict_date_op
 in UTC: that is the indexed value the range query matched, whatever form ``_source`` used
 (ISO with an offset, nanoseconds, epoch millis).
 
+An index pattern that matches no index is refused: Elasticsearch opens a point in time on it all
+the same (``allow_no_indices`` defaults to true for wildcards) and it would read as a window
+without logs.
+
 Answers cut short (the connection closed mid-body, or JSON that ends early) are retried like shard
-failures. Pages are decoded by orjson; a page it refuses or would alter (a lone UTF-16 surrogate, which
-Elasticsearch keeps as sent; an integer past 64 bits, which it would turn into a float) is decoded
-by Python's json instead, lone surrogates becoming U+FFFD. Attributes are written by orjson, or by
-json for what orjson cannot write (those integers, nesting past its 255 levels).
+failures. Pages are decoded by orjson; a page it refuses or would alter (a lone UTF-16 surrogate,
+which Elasticsearch keeps as sent; an integer past 64 bits, which it would turn into a float) is
+decoded by Python's json instead, lone surrogates becoming U+FFFD. Attributes are written by orjson,
+or by json for what orjson cannot write (those integers, nesting past its 255 levels).
 
 Server versions: the 9.x client rewrites ``application/json`` to ``application/vnd.elasticsearch+json;
 compatible-with=9``, which an 8.x cluster refuses. Headers that already name the vendor media type
@@ -319,6 +323,9 @@ class ElasticsearchLogs:
                 what="open a point in time",
             )
             shards = answer.get("_shards") or {}
+            if shards.get("total") == 0:
+                self._close_pits([answer["id"]], major)
+                raise self._no_index("the point in time opened on 0 shards")
             if shards.get("failed"):
                 self._close_pits([answer["id"]], major)
                 raise _Transient(
@@ -454,6 +461,14 @@ class ElasticsearchLogs:
                     time.sleep(delay)
         raise AssertionError("unreachable")
 
+    def _no_index(self, reason: str) -> SourceError:
+        """A pattern that matches nothing (a typo, a renamed data stream) would read as a window
+        without logs: refused, as a missing concrete index is."""
+        return SourceError(
+            f"Elasticsearch at {self.url} has no index matching {self.config.index} "
+            f"({reason}); fix sources.elasticsearch.index"
+        )
+
     def _translate(self, exc: Exception, what: str, major: int) -> Exception:
         """Our exception for a client exception: transient, PIT expiry, or a one-line SourceError."""
         config = "sources.elasticsearch"
@@ -522,10 +537,7 @@ class ElasticsearchLogs:
                 f"grant the user of {config}.auth the read privilege on {self.config.index}"
             )
         if status == 404 and kind == "index_not_found_exception":
-            return SourceError(
-                f"Elasticsearch at {self.url} has no index matching {self.config.index} "
-                f"({reason}); fix {config}.index"
-            )
+            return self._no_index(reason)
         return SourceError(
             f"Elasticsearch at {self.url} refused the request to {what} (HTTP {status}, "
             f"{kind}: {reason}); check {config}.index and {config}.fields.timestamp"

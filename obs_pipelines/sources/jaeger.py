@@ -33,10 +33,13 @@ What is not Jaeger's answer is one line, never a traceback: a page that is not J
 proxy's login page), a v1 span without the ``traceID``, ``spanID`` or ``startTime`` Jaeger always
 sends, or a tag without its ``key``. An answer cut short (the connection closed mid-body, or JSON
 that ends early) is retried with backoff, as the session retries failures before the headers.
+A Jaeger that lists no services (a new one, or not the one receiving the traces) exports nothing,
+with a warning: ``obs doctor`` warns about it too.
 """
 
 import base64
 import binascii
+import logging
 import math
 import re
 import time
@@ -66,6 +69,7 @@ from obs_pipelines.sources.http import (
 from obs_pipelines.sources.prometheus_decode import not_json_api
 from obs_pipelines.windows import TimeWindow
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -128,6 +132,14 @@ class JaegerSpans:
     def read(self, window: TimeWindow) -> Iterator[pa.Table]:
         """Every span starting in ``[window.start, window.end)``, once; no table if there is none."""
         discovered = self._discover_services()
+        if not discovered and not self.config.services:
+            # A new Jaeger lists none until its first trace: not refused, but not silent either.
+            log.warning(
+                "Jaeger at %s lists no services, so %s has no spans; if it should, check that "
+                "sources.jaeger.url is the Jaeger that receives the traces",
+                self.url,
+                window,
+            )
         services = sorted(self.config.services or discovered)
         keep_services = set(self.config.services) if self.config.services else None
         start_us, end_us = _micros(window.start), _micros(window.end)
