@@ -7,18 +7,26 @@ shaped like the captures in ``wire-fixtures/elasticsearch/``:
 - ``GET /`` cluster info (version number per mode), ``POST /{index}/_pit?keep_alive=``,
   ``DELETE /_pit``, ``POST /_search`` (``pit``, ``sort`` with ``format``, ``search_after``,
   ``slice``, ``size``/``from`` capped at ``index.max_result_window``, ``track_total_hits``,
-  ``query.range`` or ``bool.filter`` of ranges), ``POST /_bulk`` (NDJSON) to load documents.
+  ``query.range`` or ``bool.filter`` of ranges), ``GET|POST /{index}/_count``, ``POST /_bulk``
+  (NDJSON) to load documents.
+- ``_source`` is answered byte for byte as it was indexed, as Elasticsearch stores it: a lone
+  UTF-16 surrogate escape or an integer past 64 bits comes back unchanged.
 - ``X-Elastic-Product: Elasticsearch`` on every answer; the response media type echoes the
   ``compatible-with`` version asked for.
 - Version modes: an 8.x server refuses ``compatible-with=9`` with the ``media_type_header_exception``
   an 8.x cluster sends; a 9.x server accepts 8 and 9.
 - Index patterns with ``*`` over several indices; each index has shards, and ``_shard_doc`` is
   ``(shard ordinal in the PIT << 32) | doc number in the shard``, as Elasticsearch encodes it.
+  A pattern that matches no index is no error (``allow_no_indices`` defaults to true for
+  wildcards): a PIT opens on 0 shards and ``_count`` answers 0 over 0 shards; a missing concrete
+  index is a 404 ``index_not_found_exception``.
 - A PIT is a snapshot: documents bulk-loaded after it opened are not visible through it; it
   expires after its ``keep_alive`` unless a search extends it.
 - Failure injection (:meth:`FakeElasticsearch.fail_next_searches`): 503, 429, partial shard
   failures (200 with ``_shards.failed`` and the failed shard's hits missing), ``timed_out``,
-  expired PIT (the PIT is dropped and the search answers 404).
+  expired PIT (the PIT is dropped and the search answers 404), and answers cut short on the way
+  (the connection closed mid-body, or half a body with a Content-Length to match, as a proxy
+  may send).
 - Optional security: an API key or user/password; anything else gets the 401 a secured cluster
   sends.
 """
@@ -26,7 +34,9 @@ shaped like the captures in ``wire-fixtures/elasticsearch/``:
 import base64
 import fnmatch
 import itertools
+import json
 import re
+import socket
 import threading
 import time
 import zlib
@@ -197,6 +207,7 @@ class StoredDoc:
     source: dict[str, Any]
     shard: int  # shard number inside its index
     number: int  # document number inside its shard (Lucene doc id)
+    raw: bytes = b""  # _source as indexed, answered as is
     dates: dict[str, int | None] = field(default_factory=dict)  # parsed once, as a doc value
 
     def date(self, name: str) -> int | None:
@@ -216,9 +227,19 @@ class Pit:
 
 @dataclass
 class Fault:
-    kind: str  # "503", "429", "partial", "timed_out", "pit_expired"
+    kind: str  # "503", "429", "partial", "timed_out", "pit_expired", "reset", "truncated"
     remaining: int
     after: int  # searches still answered normally before this fault starts
+
+
+class _CutAnswer(Exception):
+    """A search answer to send cut short: ``how`` is "reset" or "truncated"."""
+
+    def __init__(self, how: str, answer: dict[str, Any], media_type: str) -> None:
+        super().__init__(how)
+        self.how = how
+        self.answer = answer
+        self.media_type = media_type
 
 
 class FakeElasticsearch:
@@ -251,8 +272,10 @@ class FakeElasticsearch:
     def fail_next_searches(self, kind: str, times: int = 1, after: int = 0) -> None:
         """After ``after`` normal PIT searches, the next ``times`` answer with fault ``kind``:
         "503", "429", "partial" (one shard fails, its hits are missing), "timed_out" (the
-        same hits missing, ``timed_out: true``) or
-        "pit_expired" (the PIT is dropped). Faults queue up in the order they are added."""
+        same hits missing, ``timed_out: true``),
+        "pit_expired" (the PIT is dropped), "reset" (the headers and half the body, then the
+        connection closes) or "truncated" (half the body, its Content-Length to match). Faults
+        queue up in the order they are added."""
         with self.lock:
             self.faults.append(Fault(kind, times, after))
 
@@ -302,7 +325,12 @@ class FakeElasticsearch:
             return status, answer, media_type
         if method in ("GET", "POST") and parts and parts[-1] == "_search":
             index = parts[0] if len(parts) == 2 else None
-            return 200, self._search(index, self._json(body), params), media_type
+            answer, cut = self._search(index, self._json(body), params)
+            if cut is not None:
+                raise _CutAnswer(cut, answer, media_type)
+            return 200, answer, media_type
+        if method in ("GET", "POST") and len(parts) == 2 and parts[1] == "_count":
+            return 200, self._count(parts[0], self._json(body)), media_type
         raise _HttpError(
             400 if method != "GET" else 405,
             {
@@ -420,9 +448,9 @@ class FakeElasticsearch:
                             400,
                         ),
                     )
-                source = orjson.loads(next(cursor))
+                raw = next(cursor)
                 doc_id = str(meta.get("_id") or f"auto-{len(self.ids)}")
-                items.append({op: self._index_doc(index, doc_id, source)})
+                items.append({op: self._index_doc(index, doc_id, raw)})
         return {
             "errors": any(
                 item_result["status"] >= 300 for i in items for item_result in i.values()
@@ -431,7 +459,11 @@ class FakeElasticsearch:
             "items": items,
         }
 
-    def _index_doc(self, index: str, doc_id: str, source: dict[str, Any]) -> dict[str, Any]:
+    def _index_doc(self, index: str, doc_id: str, raw: bytes) -> dict[str, Any]:
+        try:
+            source = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # what orjson refuses and Elasticsearch (Jackson) takes
+            source = json.loads(raw)
         shards = self.indices.setdefault(index, [[] for _ in range(SHARDS_PER_INDEX)])
         if (index, doc_id) in self.ids:
             return {
@@ -444,7 +476,7 @@ class FakeElasticsearch:
                 },
             }
         shard = zlib.crc32(doc_id.encode()) % SHARDS_PER_INDEX
-        doc = StoredDoc(index, doc_id, source, shard, len(shards[shard]))
+        doc = StoredDoc(index, doc_id, source, shard, len(shards[shard]), raw.strip())
         shards[shard].append(doc)
         self.ids[(index, doc_id)] = doc
         return {
@@ -506,6 +538,24 @@ class FakeElasticsearch:
             "_shards": {"total": total, "successful": total, "skipped": 0, "failed": 0},
         }
 
+    def _count(self, expression: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``_count``: the documents of the matching indices in the query's ranges."""
+        ranges = [_range_bounds(clause) for clause in _ranges(body.get("query"))]
+        with self.lock:
+            names = self._matching_indices(expression)
+            count = sum(
+                1
+                for name in names
+                for shard in self.indices[name]
+                for doc in shard
+                if all(_in_range(doc, clause) for clause in ranges)
+            )
+        total = len(names) * SHARDS_PER_INDEX
+        return {
+            "count": count,
+            "_shards": {"total": total, "successful": total, "skipped": 0, "failed": 0},
+        }
+
     def _close_pit(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self.lock:
             pit = self.pits.pop(str(body.get("id")), None)
@@ -518,7 +568,8 @@ class FakeElasticsearch:
 
     def _search(
         self, index: str | None, body: dict[str, Any], params: dict[str, str]
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], str | None]:
+        """The answer, and how to cut it short ("reset", "truncated") if a fault says so."""
         started = time.monotonic()
         pit_spec = body.get("pit")
         if pit_spec is None:
@@ -624,7 +675,7 @@ class FakeElasticsearch:
                 "_index": doc.index,
                 "_id": doc.doc_id,
                 "_score": None,
-                "_source": doc.source,
+                "_source": orjson.Fragment(doc.raw),
                 "sort": self._sort_values(key, sort_spec),
             }
             for key, doc, _ in page
@@ -665,7 +716,7 @@ class FakeElasticsearch:
             value = len(ranked) if limit is None else min(len(ranked), limit)
             relation = "gte" if limit is not None and len(ranked) > limit else "eq"
             answer["hits"] = {"total": {"value": value, "relation": relation}, **answer["hits"]}
-        return answer
+        return answer, fault if fault in ("reset", "truncated") else None
 
     def _take_fault(self) -> str | None:
         while self.faults:
@@ -885,6 +936,9 @@ def _handler(cluster: FakeElasticsearch) -> type[BaseHTTPRequestHandler]:
             except _HttpError as exc:
                 status, answer, extra = exc.status, exc.body, exc.headers
                 media_type = "application/json"
+            except _CutAnswer as cut:
+                self._cut_short(cut)
+                return
             payload = b"" if answer is None or self.command == "HEAD" else orjson.dumps(answer)
             self.send_response(status)
             self.send_header("X-Elastic-Product", "Elasticsearch")
@@ -894,6 +948,22 @@ def _handler(cluster: FakeElasticsearch) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+
+        def _cut_short(self, cut: _CutAnswer) -> None:
+            """Half the answer: after headers promising all of it, then the connection closes
+            ("reset"), or with a Content-Length to match ("truncated")."""
+            payload = orjson.dumps(cut.answer)
+            half = payload[: len(payload) // 2]
+            self.send_response(200)
+            self.send_header("X-Elastic-Product", "Elasticsearch")
+            self.send_header("Content-Type", cut.media_type)
+            self.send_header("Content-Length", str(len(payload if cut.how == "reset" else half)))
+            self.end_headers()
+            self.wfile.write(half)
+            self.wfile.flush()
+            if cut.how == "reset":
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 

@@ -19,14 +19,19 @@ whose start lies in ``[min, max]``, both bounds inclusive, as Jaeger's stores do
 (``internal/storage/v2/memory/tenant.go`` ``validSpan``; Elasticsearch orders trace ids by start
 time, newest first). Modes: ``both`` (Jaeger <= v2.20), ``v3`` (v1 search removed, after v2.20),
 ``v1`` (before 1.25: no ``/api/v3``) and ``legacy`` (1.25-1.52: v1 plus the streaming v3).
+
+Misbehaviour around it, for the tests of what is not Jaeger's answer: search answers cut short
+(:meth:`FakeJaeger.cut_next_searches`), an auth proxy's login page on some paths
+(``login_page_paths``), and v1 spans edited away from Jaeger's model (``rewrite_v1_span``).
 """
 
 import base64
 import calendar
 import re
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -48,6 +53,7 @@ RFC3339_NANO = re.compile(
 )
 GO_LAYOUT = "2006-01-02T15:04:05.999999999Z07:00"
 NOT_FOUND_PAGE = b"404 page not found\n"
+LOGIN_PAGE = b"<!doctype html><html><head><title>Sign in</title></head><body>Sign in</body></html>"
 DEFAULT_SEARCH_DEPTH = 100  # v2.19+ gateway default; v1 defaultQueryLimit is also 100
 V1_LOOKBACK_NS = 2 * 24 * 3600 * 10**9
 
@@ -84,6 +90,11 @@ class FakeJaeger:
         self.fail_status: int | None = None  # answer every request with this status
         # A storage that cannot serve a search answers 400 with its reason (Jaeger HEAD does).
         self.storage_refuses: str | None = None
+        # Paths an auth proxy in front answers with its login page (200, text/html).
+        self.login_page_paths: set[str] = set()
+        # Applied to every v1 span before it is sent (a server that is not quite Jaeger).
+        self.rewrite_v1_span: Callable[[dict[str, Any]], None] | None = None
+        self._cuts: list[str] = []
         self._lock = threading.Lock()
         self.traces: dict[str, list[FakeSpan]] = {}
         for span in spans:
@@ -119,6 +130,17 @@ class FakeJaeger:
     def searches(self) -> list[dict[str, str]]:
         return [p for path, p in self.requests if path in ("/api/v3/traces", "/api/traces")]
 
+    def cut_next_searches(self, how: str, times: int = 1) -> None:
+        """Cut the next ``times`` search answers (v1, or v3 as Jaeger v2 sends it) short, as a
+        network blip or a proxy does: "reset" sends the headers and half the body, then closes
+        the connection; "truncated" sends half the body with a Content-Length to match."""
+        with self._lock:
+            self._cuts += [how] * times
+
+    def take_cut(self) -> str | None:
+        with self._lock:
+            return self._cuts.pop(0) if self._cuts else None
+
 
 @contextmanager
 def serve(
@@ -147,6 +169,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.state.log(path, params)
         if self.state.fail_status is not None:
             self._error_text(self.state.fail_status, b"upstream unavailable\n")
+            return
+        if path in self.state.login_page_paths:
+            self._send(200, "text/html; charset=utf-8", LOGIN_PAGE)
             return
         mode = self.state.mode
         has_v3 = mode in ("both", "v3", "legacy")
@@ -229,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif not traces:
             self._v3_error(404, "No traces found")
         else:
-            self._json(200, {"result": v3_traces_data(traces, False)})
+            self._json(200, {"result": v3_traces_data(traces, False)}, self.state.take_cut())
 
     def _v3_get(self, raw_id: str) -> None:
         spans = self.state.trace(raw_id)
@@ -282,7 +307,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._v1_error(400, self.state.storage_refuses)
             return
         traces = self.state.find(service, bounds[0], bounds[1], limit)
-        self._json(200, _envelope([v1_trace(t) for t in traces]))
+        data = [v1_trace(t, self.state.rewrite_v1_span) for t in traces]
+        self._json(200, _envelope(data), self.state.take_cut())
 
     def _v1_get(self, raw_id: str) -> None:
         spans = self.state.trace(raw_id)
@@ -297,10 +323,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- writing -----------------------------------------------------------------------------
 
-    def _json(self, status: int, body: Any) -> None:
+    def _json(self, status: int, body: Any, cut: str | None = None) -> None:
+        """``body`` as JSON, or half of it when ``cut`` says how (see ``cut_next_searches``)."""
         payload = _compact(body)
+        if cut is None:
+            self._send(status, "application/json", payload)
+            return
+        half = payload[: len(payload) // 2]
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload if cut == "reset" else half)))
+        self.end_headers()
+        self.wfile.write(half)
+        self.wfile.flush()
+        if cut == "reset":
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+
+    def _send(self, status: int, content_type: str, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -416,8 +458,11 @@ def _legacy_id(hex_id: str) -> str:
 # -- rendering: v1 (Jaeger UI model) ---------------------------------------------------------
 
 
-def v1_trace(spans: list[FakeSpan]) -> dict[str, Any]:
-    """One ``data[]`` trace: spans with processIDs, processes p1..pN in order of first use."""
+def v1_trace(
+    spans: list[FakeSpan], rewrite: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """One ``data[]`` trace: spans with processIDs, processes p1..pN in order of first use;
+    ``rewrite`` edits each span (for a server that is not quite Jaeger)."""
     processes: dict[bytes, tuple[str, dict[str, Any]]] = {}
     out_spans = []
     for span in spans:
@@ -426,6 +471,8 @@ def v1_trace(spans: list[FakeSpan]) -> dict[str, Any]:
         if key not in processes:
             processes[key] = (f"p{len(processes) + 1}", process)
         out_spans.append(_v1_span(span, processes[key][0]))
+        if rewrite is not None:
+            rewrite(out_spans[-1])
     return {
         "traceID": v1_trace_id(spans[0].trace_id),
         "spans": out_spans,

@@ -1,5 +1,6 @@
 """``obs doctor`` checks: a healthy simulator deployment passes every line; an unreachable
-Prometheus, a missing catalog or a missing DAGSTER_HOME fail with what to do about it."""
+Prometheus, a missing catalog or a missing DAGSTER_HOME fail with what to do about it; the log
+and trace sources are judged as ingest would read them (fakes of Elasticsearch and Jaeger)."""
 
 import shutil
 from collections.abc import Callable
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from elasticsearch import Elasticsearch
 
 from obs_pipelines.config import load_config
 from obs_pipelines.lake import Lake
@@ -17,7 +19,9 @@ from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.operations.doctor import CheckResult, format_report, run_checks
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import hour_window
-from tests import ops_servers
+from tests import fake_jaeger, ops_servers
+from tests.fake_elasticsearch import FakeElasticsearch, serve
+from tests.fake_jaeger import FakeSpan
 from tests.servers import free_port
 
 pytestmark = pytest.mark.integration  # checks against a real Alertmanager and Prometheus
@@ -238,3 +242,80 @@ def test_missing_catalog_and_dagster_home_say_what_to_do(
 
     assert not results["catalog"].ok and "run `obs catalog`" in results["catalog"].line()
     assert not results["dagster.home"].ok and "mkdir -p" in results["dagster.home"].line()
+
+
+def _source_line(results: list[CheckResult], check: str) -> str:
+    return next(r for r in results if r.check == check).line()
+
+
+def test_an_elasticsearch_index_pattern_matching_nothing_fails_while_a_matching_one_passes(
+    write_config: Callable[..., Path], dagster_home: Path
+) -> None:
+    with serve(FakeElasticsearch(major=9)) as cluster:
+        client = Elasticsearch(cluster.url)
+        client.bulk(
+            operations=[{"index": {"_index": "logs-app-2026.01.01", "_id": "1"}}, {"m": "x"}],
+            refresh=True,
+        )
+        lines = {}
+        for index in ("log-*", "logs-*"):
+            sources = {
+                "logs": "elasticsearch",
+                "elasticsearch": {"url": cluster.url, "index": index},
+            }
+            config = load_config(write_config(sources=sources))
+            lines[index] = _source_line(
+                run_checks(config, dagster_home=str(dagster_home)), "source.logs"
+            )
+    assert lines["log-*"] == (
+        f"FAIL  source.logs            Elasticsearch 9.1.0 at {cluster.url}; no index matches log-* "
+        "(0 shards), so ingest refuses it -> fix sources.elasticsearch.index"
+    )
+    assert lines["logs-*"] == (
+        f"ok    source.logs            Elasticsearch 9.1.0 at {cluster.url}; 1 documents in logs-*"
+    )
+
+
+def test_a_jaeger_before_125_passes_with_api_auto_as_ingest_reads_it(
+    write_config: Callable[..., Path], dagster_home: Path
+) -> None:
+    span = FakeSpan(
+        trace_id="a" * 32, span_id="b" * 16, service="api", name="GET /", start_ns=1, end_ns=2
+    )
+    with fake_jaeger.serve([span], mode="v1") as jaeger:
+        config = load_config(
+            write_config(sources={"traces": "jaeger", "jaeger": {"url": jaeger.url}})
+        )
+        line = _source_line(run_checks(config, dagster_home=str(dagster_home)), "source.traces")
+    assert line == f"ok    source.traces          Jaeger at {jaeger.url} (v1 API); 1 services"
+
+
+def test_a_jaeger_listing_no_services_warns(
+    write_config: Callable[..., Path], dagster_home: Path
+) -> None:
+    with fake_jaeger.serve([], mode="v3") as jaeger:
+        config = load_config(
+            write_config(sources={"traces": "jaeger", "jaeger": {"url": jaeger.url}})
+        )
+        results = run_checks(config, dagster_home=str(dagster_home))
+    assert _source_line(results, "source.traces") == (
+        f"warn  source.traces          Jaeger at {jaeger.url} (v3 API); 0 services, so ingest "
+        "finds no spans -> a new Jaeger lists none until its first trace; otherwise check "
+        "sources.jaeger.url is the Jaeger that receives the traces"
+    )
+
+
+def test_a_login_page_in_front_of_jaeger_fails_with_what_came_back(
+    write_config: Callable[..., Path], dagster_home: Path
+) -> None:
+    with fake_jaeger.serve([], mode="both") as jaeger:
+        jaeger.login_page_paths = {"/api/v3/services", "/api/services"}
+        config = load_config(
+            write_config(sources={"traces": "jaeger", "jaeger": {"url": jaeger.url}})
+        )
+        line = _source_line(run_checks(config, dagster_home=str(dagster_home)), "source.traces")
+    assert line.startswith(
+        f"FAIL  source.traces          Jaeger at {jaeger.url}/api/services answered with something "
+        "that is not its JSON API (text/html: '<!doctype html>"
+    )
+    assert line.endswith("(not a proxy login page or UI path)")

@@ -33,7 +33,7 @@ START_NS = int(START.timestamp()) * 10**9
 END_NS = START_NS + 3600 * 10**9
 EPOCH = datetime(1970, 1, 1)
 
-Doc = tuple[str, str, dict[str, Any]]  # index, _id, _source
+Doc = tuple[str, str, dict[str, Any] | bytes]  # index, _id, _source (bytes: indexed as they are)
 
 
 # --- building documents and what the source must make of them -------------------------------
@@ -304,7 +304,7 @@ def test_a_sliced_export_returns_the_same_rows_as_a_single_one(
 # --- failures: retried, or one clear line and nothing yielded ------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["503", "429", "partial", "timed_out"])
+@pytest.mark.parametrize("kind", ["503", "429", "partial", "timed_out", "reset", "truncated"])
 def test_a_failure_mid_export_is_retried_and_the_result_is_still_complete(
     kind: str, medium: tuple[FakeElasticsearch, list[dict[str, Any]]]
 ) -> None:
@@ -336,6 +336,8 @@ def test_an_expired_point_in_time_restarts_the_window_on_a_new_one(
         ("429", "lower sources.elasticsearch.slices"),
         ("partial", "failed on 1 of 4 shards"),
         ("pit_expired", "raise sources.elasticsearch.keep_alive"),
+        ("reset", "cut its answer short (the connection closed before the body was complete)"),
+        ("truncated", "cut its answer short (its JSON ends after"),
     ],
 )
 def test_a_persistent_failure_raises_one_line_and_yields_nothing(
@@ -364,6 +366,21 @@ def test_the_point_in_time_is_closed_after_success(
     assert rows(table) == sorted(expected, key=lambda r: (r["index"], r["doc_id"]))
     assert cluster.pits_opened == 1
     assert cluster.pits_closed == 1
+    assert cluster.open_pits == 0
+
+
+def test_an_index_pattern_that_matches_no_index_is_refused_in_one_line(
+    cluster_factory: Callable[..., FakeElasticsearch],
+) -> None:
+    cluster = cluster_factory()  # logs-app-* and logs-web-*: "log-*" is a typo
+    source = ElasticsearchLogs(config(cluster.url, index="log-*"))
+    with pytest.raises(SourceError) as failure:
+        read_all(source)
+    assert str(failure.value) == (
+        f"Elasticsearch at {cluster.url} has no index matching log-* (the point in time opened "
+        "on 0 shards); fix sources.elasticsearch.index"
+    )
+    assert cluster.searches == 0
     assert cluster.open_pits == 0
 
 
@@ -462,6 +479,62 @@ def test_a_custom_field_mapping_reads_its_own_names_and_keeps_the_rest_as_attrib
             "attributes": "{}",
         },
     ]
+
+
+# --- documents orjson alone would refuse, alter or not write --------------------------------------
+
+
+def raw_doc(doc_id: str, minute: int, extra: bytes) -> Doc:
+    """A document as a logger's shipper sends it, bytes indexed (and answered) as they are."""
+    source = b'{"@timestamp":"2026-11-01T10:%02d:00Z","message":"%s"%s}' % (
+        minute,
+        doc_id.encode(),
+        extra,
+    )
+    return "logs-app-2026.11.01", doc_id, source
+
+
+def attributes_by_id(cluster: FakeElasticsearch, **options: Any) -> dict[str, str]:
+    table = read_all(ElasticsearchLogs(config(cluster.url, **options)))
+    return dict(zip(table["doc_id"].to_pylist(), table["attributes"].to_pylist(), strict=True))
+
+
+def test_a_lone_surrogate_becomes_a_replacement_character_and_the_window_is_exported(
+    cluster_factory: Callable[..., FakeElasticsearch],
+) -> None:
+    docs = [raw_doc(f"d{n}", n, b"") for n in range(6)]
+    # A truncated emoji, as Node and Java loggers write it; an intact one stays as it is.
+    docs[3] = raw_doc("d3", 3, b',"note":"user said \\ud83d","ok":"\\ud83d\\ude00"')
+    cluster = cluster_factory(docs=docs)
+    attributes = attributes_by_id(cluster, page_size=4)
+    assert len(attributes) == 6
+    assert attributes["d3"] == '{"note":"user said \ufffd","ok":"\U0001f600"}'
+
+
+def test_a_document_nested_300_levels_deep_is_stored(
+    cluster_factory: Callable[..., FakeElasticsearch],
+) -> None:
+    nested = b'{"x":' * 300 + b"1" + b"}" * 300  # under an unindexed field, as Elasticsearch takes
+    docs = [raw_doc("d0", 0, b""), raw_doc("deep", 1, b',"payload":' + nested)]
+    cluster = cluster_factory(docs=docs)
+    assert attributes_by_id(cluster)["deep"] == '{"payload":' + nested.decode() + "}"
+    # Mapped to a column, the same value is stored as its JSON text.
+    table = read_all(ElasticsearchLogs(config(cluster.url, fields={"message": "payload"})))
+    messages = dict(zip(table["doc_id"].to_pylist(), table["message"].to_pylist(), strict=True))
+    assert messages == {"d0": None, "deep": nested.decode()}
+
+
+def test_integers_beyond_64_bits_keep_their_digits(
+    cluster_factory: Callable[..., FakeElasticsearch],
+) -> None:
+    big = b',"order_id":123456789012345678901234567890,"low":-98765432109876543210987'
+    docs = [raw_doc("d0", 0, b',"n":18446744073709551615'), raw_doc("big", 1, big)]
+    cluster = cluster_factory(docs=docs)
+    attributes = attributes_by_id(cluster)
+    assert attributes["big"] == (
+        '{"low":-98765432109876543210987,"order_id":123456789012345678901234567890}'
+    )
+    assert attributes["d0"] == '{"n":18446744073709551615}'
 
 
 # --- Elasticsearch 8 and 9 -----------------------------------------------------------------------

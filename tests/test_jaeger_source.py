@@ -5,6 +5,7 @@ against the real responses in ``/work/shared/wire-fixtures`` at the end of this 
 """
 
 import json
+import logging
 import random
 from datetime import UTC, datetime
 from pathlib import Path
@@ -476,6 +477,88 @@ def test_a_search_depth_beyond_the_storage_limit_names_the_key() -> None:
         message = one_line_error(source(jaeger.url, search_depth=80))
     assert "search depth must be greater than 0" in message
     assert "sources.jaeger.search_depth" in message
+
+
+def test_a_login_page_instead_of_a_v3_search_answer_is_one_line() -> None:
+    with fake_jaeger.serve(shop_traces(2), mode="v3") as jaeger:
+        jaeger.login_page_paths = {"/api/v3/traces"}  # an auth proxy whose session expired
+        message = one_line_error(source(jaeger.url))
+    assert message == (
+        f"Jaeger at {jaeger.url}/api/v3/traces answered with something that is not its JSON API "
+        "(text/html: '<!doctype html><html><head><title>Sign in</title></head><...'); "
+        "check sources.jaeger.url points at the Jaeger query server (not a proxy login page or "
+        "UI path)"
+    )
+
+
+@pytest.mark.parametrize("how", ["reset", "truncated"])
+@pytest.mark.parametrize("api", ["v3", "v1"])
+def test_a_search_answer_cut_short_is_retried_and_the_export_is_complete(
+    api: str, how: str
+) -> None:
+    spans = shop_traces(20)
+    with fake_jaeger.serve(spans) as jaeger:
+        jaeger.cut_next_searches(how, times=2)
+        table = read_all(source(jaeger.url, api=api, retries=2))
+        assert jaeger.take_cut() is None  # both cuts were served
+    keys = set(zip(table["trace_id"].to_pylist(), table["span_id"].to_pylist(), strict=True))
+    assert table.num_rows == 100 and keys == expected_keys(spans)
+
+
+@pytest.mark.parametrize(
+    ("how", "why"),
+    [
+        ("reset", "the connection closed before the body was complete"),
+        ("truncated", "its JSON ends after"),
+    ],
+)
+def test_a_search_answer_cut_short_every_time_is_one_line_saying_so(how: str, why: str) -> None:
+    with fake_jaeger.serve(shop_traces(2)) as jaeger:
+        jaeger.cut_next_searches(how, times=100)
+        message = one_line_error(source(jaeger.url, api="v3", retries=1))
+        searches = len(jaeger.searches())
+    assert message.startswith(f"Jaeger at {jaeger.url} cut its answer to /api/v3/traces short (")
+    assert why in message
+    assert message.endswith(
+        "still after 1 retry; check the query service's health and any proxy in between, then rerun"
+    )
+    assert searches == 2
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "what"),
+    [
+        (
+            lambda span: span.pop("startTime"),
+            'span 00000000000000a1 of trace a1b2c3d4e5f60718 without a "startTime"',
+        ),
+        (
+            lambda span: span["tags"][0].pop("key"),
+            'a tag without a "key" on span 00000000000000a1 of trace a1b2c3d4e5f60718',
+        ),
+    ],
+)
+def test_a_v1_span_that_is_not_jaegers_model_is_one_line_naming_it(rewrite: Any, what: str) -> None:
+    with fake_jaeger.serve(mapping_spans()[:1], mode="v1") as jaeger:
+        jaeger.rewrite_v1_span = rewrite
+        message = one_line_error(source(jaeger.url))
+    assert message == (
+        f"Jaeger at {jaeger.url} answered the search for service 'api' with what Jaeger never "
+        f"sends ({what}); check sources.jaeger.url points at the Jaeger query service itself, "
+        "not at something that rewrites its answers"
+    )
+
+
+def test_a_jaeger_listing_no_services_exports_nothing_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with fake_jaeger.serve([], mode="v1") as jaeger, caplog.at_level(logging.WARNING):
+        table = read_all(source(jaeger.url))
+    assert table.num_rows == 0
+    assert [r.getMessage() for r in caplog.records if r.name == "obs_pipelines.sources.jaeger"] == [
+        f"Jaeger at {jaeger.url} lists no services, so {WINDOW} has no spans; if it should, "
+        "check that sources.jaeger.url is the Jaeger that receives the traces"
+    ]
 
 
 # -- the fake against real responses -------------------------------------------------------

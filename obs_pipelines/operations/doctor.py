@@ -27,7 +27,6 @@ from obs_pipelines.config import (
     SOURCE_PILLARS,
     AlertmanagerSourceConfig,
     ElasticsearchSourceConfig,
-    JaegerSourceConfig,
     ObsConfig,
     PrometheusSourceConfig,
 )
@@ -163,10 +162,7 @@ def _source_checks(config: ObsConfig, timeout: float) -> list[CheckResult]:
 
 def _session(
     key: str,
-    section: PrometheusSourceConfig
-    | ElasticsearchSourceConfig
-    | JaegerSourceConfig
-    | AlertmanagerSourceConfig,
+    section: PrometheusSourceConfig | ElasticsearchSourceConfig | AlertmanagerSourceConfig,
 ) -> requests.Session:
     """The section's HTTP client (credentials, TLS incl. client certificates), as its source
     makes it, but without retries: the doctor answers fast."""
@@ -380,24 +376,39 @@ def _elasticsearch(check: str, config: ObsConfig, timeout: float) -> CheckResult
     )
     version = info.get("version", {}).get("number", "?")
     counted = _get(session, f"{section.url}/{section.index}/_count", "Elasticsearch", key, timeout)
-    documents = _json(counted, "Elasticsearch", key, section.url).get("count", 0)
-    return CheckResult(
-        check,
-        True,
-        f"Elasticsearch {version} at {scrub(section.url)}; {documents} documents in {section.index}",
-    )
+    answer = _json(counted, "Elasticsearch", key, section.url)
+    where = f"Elasticsearch {version} at {scrub(section.url)}"
+    if (answer.get("_shards") or {}).get("total") == 0:  # a pattern matching nothing: 200, 0
+        return CheckResult(
+            check,
+            False,
+            f"{where}; no index matches {section.index} (0 shards), so ingest refuses it",
+            f"fix {key}.index",
+        )
+    documents = answer.get("count", 0)
+    return CheckResult(check, True, f"{where}; {documents} documents in {section.index}")
 
 
 def _jaeger(check: str, config: ObsConfig, timeout: float) -> CheckResult:
+    """The services Jaeger lists, asked by the source itself, so ``api: auto`` settles as ingest
+    settles it (a Jaeger before 1.25 serves only the v1 API)."""
+    from obs_pipelines.sources.jaeger import JaegerSpans
+
     section = _required(config.sources.jaeger, "sources.jaeger")
-    session = _session("sources.jaeger", section)
-    path = "/api/services" if section.api == "v1" else "/api/v3/services"
-    key = "sources.jaeger"
-    body = _json(
-        _get(session, f"{section.url}{path}", "Jaeger", key, timeout), "Jaeger", key, section.url
-    )
-    services = body.get("services") or body.get("data") or []
-    return CheckResult(check, True, f"Jaeger at {scrub(section.url)}; {len(services)} services")
+    quick = {"retries": 0, "timeout": timedelta(seconds=timeout)}
+    source = JaegerSpans(section.model_copy(update=quick))
+    services = source.probe()
+    where = f"Jaeger at {source.url} ({source.api} API)"
+    if not services:
+        return CheckResult(
+            check,
+            True,
+            f"{where}; 0 services, so ingest finds no spans",
+            "a new Jaeger lists none until its first trace; otherwise check sources.jaeger.url "
+            "is the Jaeger that receives the traces",
+            warn=True,
+        )
+    return CheckResult(check, True, f"{where}; {len(services)} services")
 
 
 def _alertmanager(check: str, config: ObsConfig, timeout: float) -> CheckResult:

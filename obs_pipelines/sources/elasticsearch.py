@@ -11,6 +11,16 @@ Timestamps come from the sort value, formatted by the server as ``strict_date_op
 in UTC: that is the indexed value the range query matched, whatever form ``_source`` used
 (ISO with an offset, nanoseconds, epoch millis).
 
+An index pattern that matches no index is refused: Elasticsearch opens a point in time on it all
+the same (``allow_no_indices`` defaults to true for wildcards) and it would read as a window
+without logs.
+
+Answers cut short (the connection closed mid-body, or JSON that ends early) are retried like shard
+failures. Pages are decoded by orjson; a page it refuses or would alter (a lone UTF-16 surrogate,
+which Elasticsearch keeps as sent; an integer past 64 bits, which it would turn into a float) is
+decoded by Python's json instead, lone surrogates becoming U+FFFD. Attributes are written by orjson,
+or by json for what orjson cannot write (those integers, nesting past its 255 levels).
+
 Server versions: the 9.x client rewrites ``application/json`` to ``application/vnd.elasticsearch+json;
 compatible-with=9``, which an 8.x cluster refuses. Headers that already name the vendor media type
 are left alone, but the typed API methods (``search``, ``open_point_in_time``...) pass their own
@@ -20,8 +30,10 @@ through ``Elasticsearch.perform_request`` with explicit ``compatible-with=<major
 8.x and 9.x clusters both accept.
 """
 
+import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,7 +65,9 @@ from obs_pipelines.sources.http import (
     DeadlineExceeded,
     InFlight,
     ScrubbedLogs,
+    cut_mid_answer,
     elasticsearch_options,
+    json_cut_short,
     scrub,
     with_deadline,
 )
@@ -68,6 +82,11 @@ SUPPORTED_MAJORS = (8, 9)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ABSENT = object()
 _MAJOR_IN_REFUSAL = re.compile(r"must be either version (\d+)")
+# A JSON integer of 20 digits or more may be past 64 bits, which orjson would read as a float (a
+# false match inside a string only costs the slower, equally exact decode).
+_LONG_INTEGER = re.compile(rb"[:,\[]\s*-?\d{20}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_CUT_SHORT_FIX = "check the cluster's health and any proxy in between, then rerun"
 T = TypeVar("T")
 
 
@@ -304,6 +323,9 @@ class ElasticsearchLogs:
                 what="open a point in time",
             )
             shards = answer.get("_shards") or {}
+            if shards.get("total") == 0:
+                self._close_pits([answer["id"]], major)
+                raise self._no_index("the point in time opened on 0 shards")
             if shards.get("failed"):
                 self._close_pits([answer["id"]], major)
                 raise _Transient(
@@ -439,6 +461,14 @@ class ElasticsearchLogs:
                     time.sleep(delay)
         raise AssertionError("unreachable")
 
+    def _no_index(self, reason: str) -> SourceError:
+        """A pattern that matches nothing (a typo, a renamed data stream) would read as a window
+        without logs: refused, as a missing concrete index is."""
+        return SourceError(
+            f"Elasticsearch at {self.url} has no index matching {self.config.index} "
+            f"({reason}); fix sources.elasticsearch.index"
+        )
+
     def _translate(self, exc: Exception, what: str, major: int) -> Exception:
         """Our exception for a client exception: transient, PIT expiry, or a one-line SourceError."""
         config = "sources.elasticsearch"
@@ -452,6 +482,13 @@ class ElasticsearchLogs:
             return SourceError(
                 f"TLS to Elasticsearch at {self.url} failed ({_one_line(exc.message)}); "
                 f"check {config}.tls"
+            )
+        if isinstance(exc, _JsonCutShort):
+            return _Transient(f"cut its answer short ({exc.message})", _CUT_SHORT_FIX)
+        if isinstance(exc, TransportConnectionError) and cut_mid_answer(exc):
+            return _Transient(
+                "cut its answer short (the connection closed before the body was complete)",
+                _CUT_SHORT_FIX,
             )
         if isinstance(exc, TransportConnectionError):
             return _Transient(
@@ -500,10 +537,7 @@ class ElasticsearchLogs:
                 f"grant the user of {config}.auth the read privilege on {self.config.index}"
             )
         if status == 404 and kind == "index_not_found_exception":
-            return SourceError(
-                f"Elasticsearch at {self.url} has no index matching {self.config.index} "
-                f"({reason}); fix {config}.index"
-            )
+            return self._no_index(reason)
         return SourceError(
             f"Elasticsearch at {self.url} refused the request to {what} (HTTP {status}, "
             f"{kind}: {reason}); check {config}.index and {config}.fields.timestamp"
@@ -525,21 +559,20 @@ def _page_table(hits: list[dict[str, Any]], fields: EsFieldMapping) -> pa.Table:
     index: list[str] = []
     doc_id: list[str] = []
     attributes: list[str] = []
-    dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS
     for hit in hits:
         source = hit.get("_source") or {}
         ts_values.append(hit["sort"][0])
         _pop_field(source, fields.timestamp)
-        service.append(_text(_pop_field(source, fields.service)))
-        raw_level = _text(_pop_field(source, fields.level))
+        service.append(_text(_pop_field(source, fields.service), hit))
+        raw_level = _text(_pop_field(source, fields.level), hit)
         level.append(raw_level.lower() if raw_level is not None else None)
-        message.append(_text(_pop_field(source, fields.message)))
-        trace_id.append(_text(_pop_field(source, fields.trace_id)))
-        span_id.append(_text(_pop_field(source, fields.span_id)))
-        host.append(_text(_pop_field(source, fields.host)))
+        message.append(_text(_pop_field(source, fields.message), hit))
+        trace_id.append(_text(_pop_field(source, fields.trace_id), hit))
+        span_id.append(_text(_pop_field(source, fields.span_id), hit))
+        host.append(_text(_pop_field(source, fields.host), hit))
         index.append(hit["_index"])
         doc_id.append(hit["_id"])
-        attributes.append(dumps(source, option=sort_keys).decode())
+        attributes.append(_json_text(source, hit))
     string = pa.string()
     return pa.table(
         [
@@ -576,18 +609,37 @@ def _pop_field(source: dict[str, Any], path: str) -> Any:
     return _ABSENT
 
 
-def _text(value: Any) -> str | None:
+def _text(value: Any, hit: dict[str, Any]) -> str | None:
+    """A mapped field as text: strings as they are, other values as JSON."""
     if value is _ABSENT or value is None:
         return None
     if isinstance(value, str):
         return value
     if isinstance(value, list) and len(value) == 1:
-        return _text(value[0])
+        return _text(value[0], hit)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return _json_text(value, hit)
+
+
+def _json_text(value: Any, hit: dict[str, Any]) -> str:
+    """Compact JSON with sorted keys: orjson's, or json's for what orjson refuses to write
+    (integers past 64 bits, nesting past 255 levels), so such a document is stored, not a crash.
+    Only nesting past Python's recursion limit is refused, in one line naming the document."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except RecursionError:
+        raise SourceError(
+            f"Document {hit.get('_id')} of index {hit.get('_index')} nests too deep to store as "
+            f"JSON (past Python's recursion limit of {sys.getrecursionlimit()}); delete it or "
+            "reindex it flatter, then rerun"
+        ) from None
 
 
 def _timestamps(values: list[Any]) -> pa.Array:
@@ -616,13 +668,54 @@ def _client(config: ElasticsearchSourceConfig) -> Elasticsearch:
         "retry_on_status": (),
         "retry_on_timeout": False,
         "connections_per_node": max(10, config.slices),
-        "serializer": OrjsonSerializer(),
+        "serializer": _Serializer(),
     }
     # Auth and TLS are read where every other HTTP client's are (sources/http.py).
     options.update(
         elasticsearch_options("sources.elasticsearch", config.url, config.auth, config.tls)
     )
     return Elasticsearch(config.url, **options)
+
+
+class _JsonCutShort(SerializationError):
+    """An answer whose JSON ends early although its framing looked whole: retried, as a
+    connection closed mid-body is."""
+
+
+class _Serializer(OrjsonSerializer):
+    """orjson for every answer it reads faithfully; Python's json for those it refuses or would
+    alter (see the module docstring), so one odd document does not block its window forever."""
+
+    def loads(self, data: bytes) -> Any:
+        if data == b"":
+            return None
+        if _LONG_INTEGER.search(data) is None:
+            try:
+                return orjson.loads(data)
+            except orjson.JSONDecodeError:
+                pass  # Python's json reads it, or says what is wrong
+        try:
+            return json.loads(data, object_pairs_hook=_without_lone_surrogates)
+        except (ValueError, RecursionError) as exc:
+            if json_cut_short(data):
+                raise _JsonCutShort(f"its JSON ends after {len(data)} bytes", (exc,)) from None
+            raise SerializationError(
+                f"Unable to deserialize as JSON: {data[:200]!r}", (exc,)
+            ) from None
+
+
+def _without_lone_surrogates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: the lone surrogates it keeps (Arrow cannot store them) become U+FFFD,
+    in keys and values; nested objects went through their own call."""
+    return {_surrogate_free(key): _surrogate_free(value) for key, value in pairs}
+
+
+def _surrogate_free(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)  # json joined every valid pair already
+    if isinstance(value, list):
+        return [_surrogate_free(item) for item in value]
+    return value
 
 
 class _DeadlineNode(Urllib3HttpNode):

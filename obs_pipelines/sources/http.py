@@ -15,13 +15,20 @@ its options from :func:`elasticsearch_options`): the one place that reads a sect
 
 Secrets read through :func:`credential` are remembered, and :func:`scrub` masks them, and the
 userinfo of any URL, in text about to go into an error message.
+
+An answer cut short is worth a retry, but :func:`retry_policy` only covers failures before the
+response headers: :func:`cut_mid_answer` and :func:`json_cut_short` tell the sources which
+failures past them were a cut (the connection closed mid-body, or JSON that ends early), so they
+retry those themselves instead of blaming the URL.
 """
 
 import base64
 import contextlib
 import functools
 import heapq
+import http.client
 import itertools
+import json
 import logging
 import re
 import socket
@@ -36,6 +43,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ProtocolError
 from urllib3.util.retry import Retry
 
 from obs_pipelines.config import EsAuth, HttpAuth, Tls, secret
@@ -467,6 +475,45 @@ def bounded_request(
     :class:`DeadlineExceeded`); the session must use a :class:`DeadlineAdapter`."""
     with Deadline(timeout):
         return session.request(method, url, timeout=timeout, **kwargs)
+
+
+# --- answers cut short ----------------------------------------------------------------------
+
+
+def cut_mid_answer(exc: BaseException) -> bool:
+    """Whether ``exc`` (from requests, urllib3 or elastic_transport, which wrap each other) means
+    the connection closed after the answer's headers, before its body was complete: urllib3's
+    "Connection broken" (an IncompleteRead, a reset), not a server that could not be reached."""
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while pending:
+        error = pending.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, requests.exceptions.ChunkedEncodingError | http.client.IncompleteRead):
+            return True
+        if isinstance(error, ProtocolError) and str(error).startswith("Connection broken"):
+            return True
+        linked = (error.__cause__, error.__context__, *getattr(error, "errors", ()), *error.args)
+        pending += [e for e in linked if isinstance(e, BaseException)]
+    return False
+
+
+def json_cut_short(body: bytes) -> bool:
+    """Whether ``body`` is JSON that ends early (the rest of it never came, though the framing
+    looked whole), rather than something that is not JSON at all: it parses up to its very end,
+    or ends inside a string. Python's json judges, as it reads what orjson refuses (lone UTF-16
+    surrogates, integers past 64 bits)."""
+    if not body.strip():
+        return False
+    try:
+        json.loads(body)
+    except json.JSONDecodeError as exc:
+        return exc.msg.startswith("Unterminated string") or exc.pos >= len(exc.doc.rstrip())
+    except (ValueError, RecursionError):  # not UTF-8, or nested too deep to judge
+        return False
+    return False
 
 
 # --- text fit to print ---------------------------------------------------------------------

@@ -28,15 +28,24 @@ v3 scope and status message under the names Jaeger's v1 translation gives them
 tags) it follows Jaeger's translator: ``otel.status_code`` OK/ERROR, else ``error=true`` is an
 error. ``is_error`` is also true for an ``error=true`` or ``otel.status_code=ERROR`` tag beside an
 explicit status. Span events (v1 logs) and links are not exported.
+
+What is not Jaeger's answer is one line, never a traceback: a page that is not JSON (an auth
+proxy's login page), a v1 span without the ``traceID``, ``spanID`` or ``startTime`` Jaeger always
+sends, or a tag without its ``key``. An answer cut short (the connection closed mid-body, or JSON
+that ends early) is retried with backoff, as the session retries failures before the headers.
+A Jaeger that lists no services (a new one, or not the one receiving the traces) exports nothing,
+with a warning: ``obs doctor`` warns about it too.
 """
 
 import base64
 import binascii
+import logging
 import math
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import orjson
 import pyarrow as pa
@@ -48,14 +57,20 @@ from obs_pipelines.schemas import SPANS
 from obs_pipelines.sources.http import (
     DeadlineExceeded,
     bounded_request,
+    cut_mid_answer,
     failure_reason,
     http_session,
+    json_cut_short,
     retry_policy,
     scrub,
     server_words,
     tls_failed,
 )
+from obs_pipelines.sources.prometheus_decode import not_json_api
 from obs_pipelines.windows import TimeWindow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -117,6 +132,14 @@ class JaegerSpans:
     def read(self, window: TimeWindow) -> Iterator[pa.Table]:
         """Every span starting in ``[window.start, window.end)``, once; no table if there is none."""
         discovered = self._discover_services()
+        if not discovered and not self.config.services:
+            # A new Jaeger lists none until its first trace: not refused, but not silent either.
+            log.warning(
+                "Jaeger at %s lists no services, so %s has no spans; if it should, check that "
+                "sources.jaeger.url is the Jaeger that receives the traces",
+                self.url,
+                window,
+            )
         services = sorted(self.config.services or discovered)
         keep_services = set(self.config.services) if self.config.services else None
         start_us, end_us = _micros(window.start), _micros(window.end)
@@ -139,11 +162,17 @@ class JaegerSpans:
 
     # -- discovery -------------------------------------------------------------------------
 
+    def probe(self) -> list[str]:
+        """The services Jaeger lists, asked as :meth:`read` asks (settling ``api: auto``), so
+        ``obs doctor`` passes exactly the servers ingest can read."""
+        return self._discover_services()
+
     def _discover_services(self) -> list[str]:
         """The services Jaeger knows, settling ``api: auto`` on the way (one request or two)."""
         if self.api in (None, "v3"):
-            response = self._get("/api/v3/services", {})
-            body = _json_or_none(response)
+            # Jaeger before 1.25 answers an unknown path 404, or with its UI's page when it
+            # serves the UI: either way, auto then tries the v1 API.
+            response, body = self._get("/api/v3/services", {}, _with_json)
             if response.status_code == 200 and isinstance(body, dict):
                 self.api = "v3"
                 return [str(s) for s in body.get("services") or []]
@@ -157,11 +186,12 @@ class JaegerSpans:
                 self._raise_for(response, "/api/v3/services")
             elif response.status_code not in (200, 404):
                 self._raise_for(response, "/api/v3/services")
-        response = self._get("/api/services", {})
-        body = _json_or_none(response)
+        response, body = self._get("/api/services", {}, _with_json)
         if response.status_code == 200 and isinstance(body, dict) and "data" in body:
             self.api = "v1"
             return [str(s) for s in body.get("data") or []]
+        if response.status_code == 200 and self.api != "v1":
+            raise self._not_json(response, "/api/services")
         if response.status_code in (200, 404):
             if self.api == "v1":
                 raise SourceError(
@@ -215,7 +245,9 @@ class JaegerSpans:
             "query.num_traces": str(self.config.search_depth),
             "query.search_depth": str(self.config.search_depth),
         }
-        response = self._get("/api/v3/traces", params)
+        return self._get("/api/v3/traces", params, lambda answer: self._v3_result(answer, service))
+
+    def _v3_result(self, response: requests.Response, service: str) -> SearchResult:
         if response.status_code == 404:
             body = _json_or_none(response)
             if isinstance(body, dict) and isinstance(body.get("error"), dict):
@@ -233,6 +265,8 @@ class JaegerSpans:
                 f"Jaeger at {self.url} failed the search for service '{service}' ({server_words(str(exc))});"
                 " rerun once it is healthy"
             ) from None
+        except _NotJaeger:
+            raise self._not_json(response, "/api/v3/traces") from None
 
     def _search_v1(self, service: str, start_us: int, end_us: int) -> SearchResult:
         # v1 takes microseconds, inclusive; asking to `end` itself (rows at `end` are dropped
@@ -243,7 +277,9 @@ class JaegerSpans:
             "end": str(end_us),
             "limit": str(self.config.search_depth),
         }
-        response = self._get("/api/traces", params)
+        return self._get("/api/traces", params, lambda answer: self._v1_result(answer, service))
+
+    def _v1_result(self, response: requests.Response, service: str) -> SearchResult:
         if response.status_code == 404:
             raise SourceError(
                 f"Jaeger at {self.url} has no v1 search API (HTTP 404 on /api/traces; Jaeger"
@@ -251,22 +287,44 @@ class JaegerSpans:
             )
         if response.status_code != 200:
             self._raise_for(response, "/api/traces", service)
-        body = _json_or_none(response)
+        body = _json_of(response)
         if not isinstance(body, dict):
-            raise SourceError(
-                f"Jaeger at {self.url} answered /api/traces with something that is not JSON;"
-                " check sources.jaeger.url points at the Jaeger query service"
-            )
+            raise self._not_json(response, "/api/traces")
         if body.get("errors"):
             raise SourceError(
                 f"Jaeger at {self.url} reported an error searching service '{service}'"
                 f" ({_v1_error_text(body)}); rerun once it is healthy"
             )
-        return decode_v1(body)
+        try:
+            return decode_v1(body)
+        except _NotJaeger as exc:
+            raise SourceError(
+                f"Jaeger at {self.url} answered the search for service '{service}' with what"
+                f" Jaeger never sends ({exc}); check sources.jaeger.url points at the Jaeger"
+                " query service itself, not at something that rewrites its answers"
+            ) from None
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, str]) -> requests.Response:
+    def _get(self, path: str, params: dict[str, str], read: Callable[[requests.Response], T]) -> T:
+        """GET ``path`` and ``read`` the answer. The session retries failures before the
+        headers; an answer cut short after them (the connection closed mid-body, or a 200 whose
+        JSON ends early) is retried here with the same backoff, then is one line."""
+        retries = self.config.retries
+        for attempt in range(retries + 1):
+            try:
+                return read(self._request(path, params))
+            except _CutShort as cut:
+                if attempt == retries:
+                    raise SourceError(
+                        f"Jaeger at {self.url} cut its answer to {path} short ({cut}), still"
+                        f" after {retries} {'retry' if retries == 1 else 'retries'}; check the"
+                        " query service's health and any proxy in between, then rerun"
+                    ) from None
+                time.sleep(self.config.retry_backoff_seconds * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _request(self, path: str, params: dict[str, str]) -> requests.Response:
         self.requests_made += 1
         seconds = self.config.timeout.total_seconds()
         try:
@@ -283,12 +341,24 @@ class JaegerSpans:
                 f" {self.config.retries} retries; check the server's health, then rerun"
             ) from None
         except requests.exceptions.RequestException as exc:
+            if cut_mid_answer(exc):
+                raise _CutShort("the connection closed before the body was complete") from None
             if "timed out" in str(exc).lower():
                 raise self._too_slow(path) from None
             raise SourceError(
                 f"Jaeger at {self.url} is unreachable ({failure_reason(exc)}); check"
                 " sources.jaeger.url and that the query service is running"
             ) from None
+
+    def _not_json(self, response: requests.Response, path: str) -> SourceError:
+        """A 200 that is not Jaeger's JSON: an auth proxy's login page, or another server."""
+        kind = response.headers.get("Content-Type")
+        where = f"Jaeger at {self.url}{path}"
+        return SourceError(
+            not_json_api(where, "Jaeger query", "sources.jaeger", response.content, kind)
+            or f"{where} answered JSON that is not a Jaeger answer; check sources.jaeger.url"
+            " points at the Jaeger query service"
+        )
 
     def _too_slow(self, path: str) -> SourceError:
         return SourceError(
@@ -333,12 +403,22 @@ class _StreamError(Exception):
     """An ``{"error": ...}`` object inside a 200 answer (the old grpc-gateway stream)."""
 
 
+class _CutShort(Exception):
+    """An answer that ended before its body was complete; the request is retried."""
+
+
+class _NotJaeger(Exception):
+    """An answer that is not what Jaeger sends; the message says what is off."""
+
+
 def decode_v3(body: bytes) -> SearchResult:
     """A v3 search answer: one ``{"result": ...}`` object, or (before 1.53) one per line."""
     messages = _v3_messages(body)
     trace_ids: set[str] = set()
     rows: list[SpanRow] = []
     for message in messages:
+        if not isinstance(message, dict):
+            raise _NotJaeger(f"a JSON {type(message).__name__} where a result object belongs")
         if isinstance(message.get("error"), dict):
             raise _StreamError(str(message["error"].get("message", message["error"]))[:300])
         for resource_spans in (message.get("result") or {}).get("resourceSpans") or []:
@@ -347,13 +427,25 @@ def decode_v3(body: bytes) -> SearchResult:
     return SearchResult(len(trace_ids), rows)
 
 
-def _v3_messages(body: bytes) -> list[dict[str, Any]]:
+def _v3_messages(body: bytes) -> list[Any]:
+    """The JSON values of a v3 answer: one, or one per line of the old stream. Only the last can
+    end early (``_CutShort``); any other that does not parse is not Jaeger's (``_NotJaeger``)."""
     if not body.strip():
         return []  # an empty search on the old grpc-gateway
     try:
         return [orjson.loads(body)]
     except orjson.JSONDecodeError:
-        return [orjson.loads(line) for line in body.splitlines() if line.strip()]
+        pass
+    lines = [line for line in body.splitlines() if line.strip()]
+    messages = []
+    for number, line in enumerate(lines, 1):
+        try:
+            messages.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            if number == len(lines) and json_cut_short(line):
+                raise _CutShort(f"its JSON ends after {len(body)} bytes") from None
+            raise _NotJaeger("something that is not JSON") from None
+    return messages
 
 
 def _v3_resource_rows(resource_spans: dict[str, Any]) -> Iterator[SpanRow]:
@@ -444,17 +536,22 @@ def decode_v1(body: dict[str, Any]) -> SearchResult:
 
 
 def _v1_row(span: dict[str, Any], process: dict[str, Any]) -> SpanRow:
-    trace_id = _hex_id(span.get("traceID"), 32)
-    tags = _v1_tags(span.get("tags"))
-    resource = _v1_tags(process.get("tags"))
+    named = f"span {span.get('spanID', '(no id)')} of trace {span.get('traceID', '(no id)')}"
+    trace_id = _hex_id(_v1_field(span, "traceID", named), 32)
+    span_id = _hex_id(_v1_field(span, "spanID", named), 16)
+    start = _v1_field(span, "startTime", named)
+    if isinstance(start, bool) or not str(start).isdigit():  # microseconds, a uint64
+        raise _NotJaeger(f'{named} with the "startTime" {server_words(repr(start), 40)}')
+    tags = _v1_tags(span.get("tags"), named)
+    resource = _v1_tags(process.get("tags"), f"the process of {named}")
     kind = str(tags.pop("span.kind", "")).lower()
     return _row(
         trace_id=trace_id,
-        span_id=_hex_id(span.get("spanID"), 16),
+        span_id=span_id,
         parent_span_id=_v1_parent(span.get("references") or [], trace_id),
         service=process.get("serviceName"),
         operation=span.get("operationName"),
-        start_us=int(span["startTime"]),
+        start_us=int(start),
         duration_us=int(span["duration"]) if span.get("duration") is not None else None,
         kind=kind if kind in V1_KINDS else "unspecified",
         status="unset",  # v1 carries status in tags only
@@ -476,8 +573,24 @@ def _v1_parent(references: list[dict[str, Any]], trace_id: str) -> str | None:
     return follows_from
 
 
-def _v1_tags(tags: list[dict[str, Any]] | None) -> dict[str, Any]:
-    return {tag["key"]: _v1_value(tag.get("type"), tag.get("value")) for tag in tags or []}
+def _v1_field(span: dict[str, Any], field: str, named: str) -> Any:
+    """A field Jaeger's v1 model always sends (no ``omitempty``): a span without it cannot be
+    placed (no start) or told apart (no id), and skipping it would hide a server that is not
+    Jaeger, so the answer is refused."""
+    value = span.get(field)
+    if value is None:
+        raise _NotJaeger(f'{named} without a "{field}"')
+    return value
+
+
+def _v1_tags(tags: list[dict[str, Any]] | None, named: str) -> dict[str, Any]:
+    """Typed v1 tags as plain values; a tag without its key has no name to be kept under."""
+    pairs = {}
+    for tag in tags or []:
+        if tag.get("key") is None:
+            raise _NotJaeger(f'a tag without a "key" on {named}')
+        pairs[tag["key"]] = _v1_value(tag.get("type"), tag.get("value"))
+    return pairs
 
 
 def _v1_value(kind: Any, value: Any) -> Any:
@@ -631,6 +744,20 @@ def _json_or_none(response: requests.Response) -> Any:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError:
         return None
+
+
+def _json_of(response: requests.Response) -> Any:
+    """The answer's JSON, None when it is not JSON; a 200 whose JSON ends early is an answer
+    cut short, to be retried."""
+    body = _json_or_none(response)
+    if body is None and response.status_code == 200 and json_cut_short(response.content):
+        raise _CutShort(f"its JSON ends after {len(response.content)} bytes")
+    return body
+
+
+def _with_json(response: requests.Response) -> tuple[requests.Response, Any]:
+    """The answer and its JSON, for discovery, which judges both together."""
+    return response, _json_of(response)
 
 
 def _server_message(response: requests.Response) -> str:
