@@ -7,7 +7,7 @@
 -- Records: each run of the incidents source stores a snapshot; an incident's current version is
 -- the newest one fetched, a postmortem's before PagerDuty's when they share an id (a postmortem
 -- names a PagerDuty incident by giving its id). Postmortems count from the newest snapshot that
--- read the file, known by its commit (lake_partition_sources) even when it found no rows, so a
+-- read the file, known by its commit (incident_record_sources) even when it found no rows, so a
 -- row deleted from the file is gone at the next run, the last one too.
 --
 -- period                'current' or 'previous' (by the start)
@@ -43,9 +43,8 @@ postmortems_read AS (
     -- The hour of the newest snapshot that read the postmortems file, from its commit: one that
     -- found the file empty wrote no row, but its commit names the source all the same.
     SELECT max(span_start) AS snapshot_hour
-    FROM lake_partition_sources
-    WHERE dataset = 'incident_records'
-      AND list_contains(string_split(source, ','), 'postmortems')
+    FROM incident_record_sources
+    WHERE list_contains(string_split(source, ','), 'postmortems')
 ),
 record_versions AS (
     SELECT r.*

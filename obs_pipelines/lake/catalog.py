@@ -45,7 +45,7 @@ _METRICS_VIEW = """CREATE OR REPLACE VIEW metrics AS
 
 
 # The views that read the lake itself; reports read only these and each other.
-LAKE_VIEWS = (*ALL, "metrics", "lake_partition_sources")
+LAKE_VIEWS = (*ALL, "metrics", "lake_partition_sources", "incident_record_sources")
 
 
 def build_catalog(config: ObsConfig) -> Path:
@@ -59,6 +59,12 @@ def build_catalog(config: ObsConfig) -> Path:
         _create_dataset_views(con, config)
         delta_catalog.create_partitions_table(con, config, opened)
         con.execute(delta_catalog.partition_sources_view(config))
+        # incidents.sql reads the snapshots that read the postmortems file (one table's commits).
+        con.execute(
+            delta_catalog.partition_sources_view(
+                config, "incident_record_sources", ("incident_records",)
+            )
+        )
         con.execute(
             "CREATE TABLE catalog_info AS "
             "SELECT ? AS lake_root, now() AS built_at, ? AS definition",
