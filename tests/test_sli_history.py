@@ -175,7 +175,7 @@ def two_days_of_requests() -> tuple[list[MetricSeries], int, int]:
     return series, sum(ok[1:]) + sum(errors[1:]), sum(errors[1:])
 
 
-def aged_config(tmp_path: Path, slo: dict[str, Any]) -> Any:
+def aged_config(tmp_path: Path, slo: dict[str, Any], **retention: Any) -> Any:
     return make_config(
         tmp_path,
         services=[{"name": "shop", "owner": "team"}],
@@ -185,7 +185,7 @@ def aged_config(tmp_path: Path, slo: dict[str, Any]) -> Any:
             "catalog": str(tmp_path / "lake" / "obs.duckdb"),
             "delete_delay": "0s",
         },
-        retention=RETENTION,
+        retention={**RETENTION, **retention},
     )
 
 
@@ -412,16 +412,8 @@ def test_derived_minutes_outlive_raw_samples_and_rollups_through_a_recompute(
     """Logs kept for 60 days keep the derived datasets that long; once metrics and their rollups
     are gone after 3, recomputing an SLO has nothing to read and must not erase its minutes."""
     short = {"hot": "1d", "warm": "2d", "cold": "3d"}
-    config = make_config(
-        tmp_path,
-        services=[{"name": "shop", "owner": "team"}],
-        slos=[RATIO_SLO],
-        lake={
-            "root": str(tmp_path / "lake"),
-            "catalog": str(tmp_path / "lake" / "obs.duckdb"),
-            "delete_delay": "0s",
-        },
-        retention={**RETENTION, "metrics": short, "metric_resolutions": {"5m": "3d", "1h": "3d"}},
+    config = aged_config(
+        tmp_path, RATIO_SLO, metrics=short, metric_resolutions={"5m": "3d", "1h": "3d"}
     )
     series, total, bad = two_days_of_requests()
     write_metrics(Lake(config), series)
