@@ -4,6 +4,7 @@ Jaeger cannot run here; ``tests/fake_jaeger.py`` answers as it does, and is itse
 against the real responses in ``/work/shared/wire-fixtures`` at the end of this file.
 """
 
+import dataclasses
 import json
 import logging
 import random
@@ -546,6 +547,28 @@ def test_a_v1_span_that_is_not_jaegers_model_is_one_line_naming_it(rewrite: Any,
         f"Jaeger at {jaeger.url} answered the search for service 'api' with what Jaeger never "
         f"sends ({what}); check sources.jaeger.url points at the Jaeger query service itself, "
         "not at something that rewrites its answers"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        ({"start_ns": 0}, 'span 00000000000000a2 of trace {trace} without a "startTimeUnixNano"'),
+        ({"span_id": ""}, 'span (no id) of trace {trace} without a "spanId"'),
+    ],
+)
+def test_a_v3_span_without_an_id_or_a_start_is_one_line_naming_it(
+    change: dict[str, Any], what: str
+) -> None:
+    """OTLP never sends these empty: a zero start used to drop the span without a word."""
+    root, child, *rest = mapping_spans()
+    with fake_jaeger.serve([root, dataclasses.replace(child, **change), *rest]) as jaeger:
+        message = one_line_error(source(jaeger.url, api="v3"))
+    trace = root.trace_id
+    assert message == (
+        f"Jaeger at {jaeger.url} answered the search for service 'api' with what Jaeger never "
+        f"sends ({what.format(trace=trace)}); check sources.jaeger.url points at the Jaeger query "
+        "service itself, not at something that rewrites its answers"
     )
 
 

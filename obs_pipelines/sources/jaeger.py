@@ -265,6 +265,8 @@ class JaegerSpans:
                 f"Jaeger at {self.url} failed the search for service '{service}' ({server_words(str(exc))});"
                 " rerun once it is healthy"
             ) from None
+        except _NotJaegersModel as exc:
+            raise self._not_jaegers_model(service, exc) from None
         except _NotJaeger:
             raise self._not_json(response, "/api/v3/traces") from None
 
@@ -298,11 +300,14 @@ class JaegerSpans:
         try:
             return decode_v1(body)
         except _NotJaeger as exc:
-            raise SourceError(
-                f"Jaeger at {self.url} answered the search for service '{service}' with what"
-                f" Jaeger never sends ({exc}); check sources.jaeger.url points at the Jaeger"
-                " query service itself, not at something that rewrites its answers"
-            ) from None
+            raise self._not_jaegers_model(service, exc) from None
+
+    def _not_jaegers_model(self, service: str, exc: Exception) -> SourceError:
+        return SourceError(
+            f"Jaeger at {self.url} answered the search for service '{service}' with what"
+            f" Jaeger never sends ({exc}); check sources.jaeger.url points at the Jaeger"
+            " query service itself, not at something that rewrites its answers"
+        )
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -411,6 +416,10 @@ class _NotJaeger(Exception):
     """An answer that is not what Jaeger sends; the message says what is off."""
 
 
+class _NotJaegersModel(_NotJaeger):
+    """JSON of the right shape holding a span Jaeger's model never has (no id, no start)."""
+
+
 def decode_v3(body: bytes) -> SearchResult:
     """A v3 search answer: one ``{"result": ...}`` object, or (before 1.53) one per line."""
     messages = _v3_messages(body)
@@ -469,7 +478,13 @@ def _v3_row(
     status = span.get("status") or {}
     if status.get("message"):
         attributes["otel.status_description"] = status["message"]
-    start_ns = int(span.get("startTimeUnixNano") or 0)
+    named = f"span {span.get('spanId') or '(no id)'} of trace {span.get('traceId') or '(no id)'}"
+    for field in ("traceId", "spanId", "startTimeUnixNano"):
+        # OTLP requires them, and never zero: a span without one cannot be kept or placed in an
+        # hour (a zero start used to drop the span unseen, a zero trace id to merge traces).
+        if not str(span.get(field) or "").strip("0="):
+            raise _NotJaegersModel(f'{named} without a "{field}"')
+    start_ns = int(span["startTimeUnixNano"])
     end_ns = int(span.get("endTimeUnixNano") or 0)
     return _row(
         trace_id=_hex_id(span.get("traceId"), 32),
@@ -541,7 +556,7 @@ def _v1_row(span: dict[str, Any], process: dict[str, Any]) -> SpanRow:
     span_id = _hex_id(_v1_field(span, "spanID", named), 16)
     start = _v1_field(span, "startTime", named)
     if isinstance(start, bool) or not str(start).isdigit():  # microseconds, a uint64
-        raise _NotJaeger(f'{named} with the "startTime" {server_words(repr(start), 40)}')
+        raise _NotJaegersModel(f'{named} with the "startTime" {server_words(repr(start), 40)}')
     tags = _v1_tags(span.get("tags"), named)
     resource = _v1_tags(process.get("tags"), f"the process of {named}")
     kind = str(tags.pop("span.kind", "")).lower()
@@ -579,7 +594,7 @@ def _v1_field(span: dict[str, Any], field: str, named: str) -> Any:
     Jaeger, so the answer is refused."""
     value = span.get(field)
     if value is None:
-        raise _NotJaeger(f'{named} without a "{field}"')
+        raise _NotJaegersModel(f'{named} without a "{field}"')
     return value
 
 
@@ -588,7 +603,7 @@ def _v1_tags(tags: list[dict[str, Any]] | None, named: str) -> dict[str, Any]:
     pairs = {}
     for tag in tags or []:
         if tag.get("key") is None:
-            raise _NotJaeger(f'a tag without a "key" on {named}')
+            raise _NotJaegersModel(f'a tag without a "key" on {named}')
         pairs[tag["key"]] = _v1_value(tag.get("type"), tag.get("value"))
     return pairs
 
