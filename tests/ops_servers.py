@@ -68,11 +68,18 @@ def _webhook_config(webhook_url: str | None) -> str:
 
 @contextmanager
 def pushgateway(workdir: Path) -> Iterator[str]:
-    """A real Prometheus Pushgateway; yields its base URL."""
+    """A real Prometheus Pushgateway; yields its base URL. Its metrics persist in ``workdir``:
+    Debian's build defaults to one file in /var/lib/prometheus, which every gateway of every
+    test would load and save (one test's pushes showing up in another's)."""
     binary = require("prometheus-pushgateway", "prometheus-pushgateway")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    with serving_http([binary, f"--web.listen-address=127.0.0.1:{port}"], port) as url:
+    command = [
+        binary,
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--persistence.file={workdir / 'pushgateway.data'}",
+    ]
+    with serving_http(command, port) as url:
         yield url
 
 
