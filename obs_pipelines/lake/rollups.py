@@ -106,10 +106,11 @@ def sequential_sums(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) ->
     ordered_starts, ordered_lengths = starts[order], lengths[order]
     sums = values[ordered_starts].copy()
     active = ordered_lengths.size
-    for j in range(1, int(ordered_lengths[0]) if ordered_lengths.size else 0):
-        while active and ordered_lengths[active - 1] <= j:
-            active -= 1
-        sums[:active] += values[ordered_starts[:active] + j]
+    with np.errstate(invalid="ignore", over="ignore"):  # +Inf + -Inf is NaN, as in SQL's sum
+        for j in range(1, int(ordered_lengths[0]) if ordered_lengths.size else 0):
+            while active and ordered_lengths[active - 1] <= j:
+                active -= 1
+            sums[:active] += values[ordered_starts[:active] + j]
     result = np.empty_like(sums)
     result[order] = sums
     return result
