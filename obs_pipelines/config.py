@@ -1214,6 +1214,12 @@ class OperationsConfig(Strict):
     )
     max_repair_runs_per_tick: int = Field(default=24, ge=1, le=500)
     gap_lookback: PositiveDuration = timedelta(hours=48)
+    reread_after: PositiveDuration | None = Field(
+        default=timedelta(hours=6),
+        description="Ingest each hour of logs and spans again this long after it closed, for "
+        "what their sources received late (log shippers catching up, spans queued in a "
+        "collector); null: never.",
+    )
     source_lag: list[SourceLagRuleConfig] = []
     pushgateway: PushgatewayConfig | None = None
 

@@ -47,6 +47,7 @@ from sensors.schedules import (
     asset_job,
     hourly_ingest_schedule,
     reports_schedule,
+    reread_schedule,
     snapshot_schedule,
     tiering_schedule,
 )
@@ -63,6 +64,8 @@ SNAPSHOT_ASSETS = tuple(spec.name for spec in SNAPSHOT_DATASETS)
 DERIVED_ASSETS = names(cadence="derived")
 CATALOG = AssetSelection.assets("lake_catalog")
 SLO_RECOMPUTE_JOB = "slo_recompute_job"
+# Pillars whose sources take data late (shippers, collectors): their hours are ingested again.
+LATE_PILLARS = ("logs", "traces")
 
 
 def build_definitions(config_path: str) -> Definitions:
@@ -145,6 +148,18 @@ def build_definitions(config_path: str) -> Definitions:
         "Compute the reliability reports and write the HTML scorecard.",
     )
     repair_jobs = _repair_jobs(metrics, hourly_specs)
+    if operations.reread_after is not None:  # late logs and spans: each hour ingested again
+        extra_schedules += [
+            reread_schedule(
+                repair_jobs[spec.name],
+                spec.name,
+                after=operations.reread_after,
+                first_hour=config.ingest.start,
+                minute_of_hour=operations.ingest_minute,
+            )
+            for spec in hourly_specs
+            if spec.pillar in LATE_PILLARS
+        ]
     return Definitions(
         assets=with_freshness(assets, config.freshness),
         jobs=[

@@ -6,13 +6,16 @@
 * reports, daily: after tiering, so they read the day in its final place;
 * snapshots (alert rules, Alertmanager state), hourly at the ingest minute: each run records the
   source's state under the hour it runs in, a rerun within the hour replacing it, so one run an
-  hour keeps one snapshot per hour, the finest the lake holds.
+  hour keeps one snapshot per hour, the finest the lake holds;
+* late data, hourly: logs and spans of the hour that closed ``operations.reread_after`` ago are
+  ingested again, so what their sources received after the first run reaches the lake.
 
 The factories take the jobs (or the assets to build them from), so the composition root passes
 each family as its assets appear.
 """
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from dagster import (
@@ -23,13 +26,16 @@ from dagster import (
     RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
+    SkipReason,
     build_schedule_from_partitioned_job,
     define_asset_job,
     schedule,
 )
 
+from assets.partitions import PARTITION_KEY_FORMAT
 from obs_pipelines.config import DEFAULT_OPERATIONS
 from obs_pipelines.datasets import names
+from obs_pipelines.durations import format_duration
 
 AssetsLike = Iterable[AssetsDefinition | str | AssetKey]
 
@@ -173,6 +179,48 @@ def snapshot_schedule(
         return RunRequest(asset_selection=keys, asset_check_keys=checks)
 
     return _snapshots
+
+
+def reread_schedule(
+    job: AssetJob,
+    dataset: str,
+    *,
+    after: timedelta,
+    first_hour: datetime,
+    minute_of_hour: int = DEFAULT_OPERATIONS.ingest_minute,
+    default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
+) -> ScheduleDefinition:
+    """Hourly, ``minute_of_hour`` past the hour: ``job`` (the dataset's re-ingest) for the hour
+    that closed ``after`` before the tick. The first run took what the source held minutes after
+    the hour; this one takes what arrived since. It replaces the hour with what the source holds
+    now, never with nothing (ingest keeps an hour the source answers empty), and each hour is
+    requested once (run key)."""
+    _check_minute(minute_of_hour)
+
+    @schedule(
+        name=f"reread_{dataset}_hourly",
+        job=job,
+        cron_schedule=f"{minute_of_hour} * * * *",
+        execution_timezone="UTC",
+        default_status=default_status,
+        description=f"Ingest {dataset} again {format_duration(after)} after each hour closed, "
+        "for what its source received late.",
+    )
+    def _reread(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+        end = (context.scheduled_execution_time.astimezone(UTC) - after).replace(
+            minute=0, second=0, microsecond=0
+        )
+        start = end - timedelta(hours=1)
+        if start < first_hour:
+            return SkipReason(f"{start:%Y-%m-%d %H:%M} UTC is before ingest.start")
+        key = start.strftime(PARTITION_KEY_FORMAT)
+        return RunRequest(
+            run_key=f"reread:{dataset}:{key}",
+            partition_key=key,
+            tags={"obs/reread": format_duration(after)},
+        )
+
+    return _reread
 
 
 def _check_minute(minute: int) -> None:

@@ -2,6 +2,7 @@
 snapshot schedule takes only its own assets."""
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster import (
@@ -29,7 +30,7 @@ def scheduled_assets(defs: Definitions) -> set[AssetKey]:
     for schedule in schedules(defs).values():
         job = defs.resolve_job_def(schedule.job_name)
         selected = set(job.asset_layer.selected_asset_keys)
-        request = _request(schedule)
+        request = _request(schedule, job.partitions_def is not None)
         if request is not None and request.asset_selection is not None:
             assert set(request.asset_selection) <= selected
             selected = set(request.asset_selection)
@@ -37,9 +38,9 @@ def scheduled_assets(defs: Definitions) -> set[AssetKey]:
     return found
 
 
-def _request(schedule: ScheduleDefinition) -> RunRequest | None:
+def _request(schedule: ScheduleDefinition, partitioned: bool = False) -> RunRequest | None:
     """The run request of an unpartitioned schedule's tick (partitioned ones run their whole job)."""
-    if schedule.job.partitions_def is not None:
+    if partitioned or schedule.job.partitions_def is not None:
         return None
     with DagsterInstance.ephemeral() as instance:
         data = schedule.evaluate_tick(build_schedule_context(instance=instance))
@@ -111,3 +112,44 @@ def test_a_scheduled_snapshot_run_materializes_both_snapshots(
 
     assert ran.success
     assert {m.asset_key for m in ran.get_asset_materialization_events()} == SNAPSHOTS
+
+
+def test_logs_and_spans_are_ingested_again_after_reread_after_for_what_arrived_late(
+    write_config: Callable[..., Path],
+) -> None:
+    """At 12:07 with reread_after 6h, the hour 05:00-06:00 (closed 6 h 7 min ago) is requested
+    again, once; metrics, whose scrapes do not arrive late, are not."""
+    defs = build_definitions(
+        str(write_config(operations={"ingest_minute": 7, "reread_after": "6h"}))
+    )
+    rereads = {n: s for n, s in schedules(defs).items() if n.startswith("reread_")}
+    assert sorted(rereads) == ["reread_log_records_hourly", "reread_spans_hourly"]
+
+    logs = rereads["reread_log_records_hourly"]
+    assert (logs.job_name, logs.cron_schedule) == ("repair_log_records_job", "7 * * * *")
+    with DagsterInstance.ephemeral() as instance:
+        tick = datetime(2026, 11, 18, 12, 7, tzinfo=UTC)
+        repository = defs.get_repository_def()
+        (request,) = logs.evaluate_tick(
+            build_schedule_context(
+                instance=instance, scheduled_execution_time=tick, repository_def=repository
+            )
+        ).run_requests
+        early = logs.evaluate_tick(
+            build_schedule_context(
+                instance=instance,
+                scheduled_execution_time=datetime(2026, 1, 1, 5, 7, tzinfo=UTC),
+                repository_def=repository,
+            )
+        )
+    assert (request.partition_key, request.run_key) == (
+        "2026-11-18-05:00",
+        "reread:log_records:2026-11-18-05:00",
+    )
+    assert not early.run_requests and "before ingest.start" in (early.skip_message or "")
+
+
+def test_no_reread_when_reread_after_is_null(write_config: Callable[..., Path]) -> None:
+    defs = build_definitions(str(write_config(operations={"reread_after": None})))
+
+    assert not [n for n in schedules(defs) if n.startswith("reread_")]
