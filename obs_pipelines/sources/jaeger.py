@@ -480,9 +480,10 @@ def _v3_row(
         attributes["otel.status_description"] = status["message"]
     named = f"span {span.get('spanId') or '(no id)'} of trace {span.get('traceId') or '(no id)'}"
     for field in ("traceId", "spanId", "startTimeUnixNano"):
-        # OTLP requires them, and never zero: a span without one cannot be kept or placed in an
-        # hour (a zero start used to drop the span unseen, a zero trace id to merge traces).
-        if not str(span.get(field) or "").strip("0="):
+        # OTLP requires them (JSON leaves a zero out): a span without one cannot be kept or placed
+        # in an hour (a missing start used to drop the span unseen, a missing trace id to merge
+        # traces under id 0).
+        if not str(span.get(field) or "").strip("0" if field == "startTimeUnixNano" else ""):
             raise _NotJaegersModel(f'{named} without a "{field}"')
     start_ns = int(span["startTimeUnixNano"])
     end_ns = int(span.get("endTimeUnixNano") or 0)
