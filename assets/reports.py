@@ -18,7 +18,7 @@ from assets.resources import ObsResource
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.reporting.report_export import push_reports
 from obs_pipelines.reporting.report_html import findings, scorecard_rows, write_report
-from obs_pipelines.reporting.reports import pin_reports, report_connection
+from obs_pipelines.reporting.reports import default_start, pin_reports, report_connection
 
 # The report reads the catalog (its views and report SQL), which ingest and tiering rebuild.
 DEFAULT_DEPS = ("lake_catalog",)
@@ -47,7 +47,7 @@ def build_report_assets(
         coverage over the report period ending with this day, as one self-contained HTML file."""
         config = obs.config
         end = context.partition_time_window.end.astimezone(UTC)
-        start = end - config.reports.period
+        start = default_start(config, end)
         con = report_connection(config, start, end)
         try:
             pin_reports(con)

@@ -25,7 +25,7 @@ from obs_pipelines.config import (
 from obs_pipelines.durations import parse_duration
 from obs_pipelines.errors import ConfigError, ObsError
 from obs_pipelines.launch import Run, ingest_runs, launch_runs
-from obs_pipelines.windows import TimeWindow, floor_hour, minute_text, utc
+from obs_pipelines.windows import OutOfRange, TimeWindow, floor_hour, minute_text, utc
 
 if TYPE_CHECKING:
     import duckdb
@@ -463,7 +463,9 @@ def _moment(text: str) -> datetime:
     """An option's time: ISO 8601, UTC unless it names its offset."""
     try:
         return utc(text)
-    except (ValueError, OverflowError):
+    except OutOfRange as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO 8601 time; write e.g. 2026-11-01 or 2026-11-01T00:00:00Z (UTC)"
         ) from None

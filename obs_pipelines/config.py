@@ -30,6 +30,7 @@ from obs_pipelines.durations import format_duration, parse_duration
 from obs_pipelines.errors import ConfigError, LakeError
 from obs_pipelines.redact import redact_url
 from obs_pipelines.selectors import parse_selector
+from obs_pipelines.windows import as_utc
 
 DEFAULT_CONFIG_PATH = "obs.yaml"
 CONFIG_ENV_VAR = "OBS_CONFIG"
@@ -112,7 +113,7 @@ def _to_utc(value: Any) -> datetime:
                 f"{value!r} is not an ISO 8601 time; write one such as 2026-01-01T00:00:00Z"
             ) from None
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
     raise ValueError("expected an ISO 8601 time such as 2026-01-01T00:00:00Z")
 
 
@@ -1400,6 +1401,10 @@ def _read_yaml(path: Path, seen: tuple[Path, ...]) -> tuple[Any, Origins]:
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(
             redact_url(f"{path}: {problem}{where}; fix the YAML syntax there")
+        ) from None
+    except (ValueError, OverflowError) as exc:  # YAML reads an unquoted date as a date
+        raise ConfigError(
+            f"{path}: a date or time that does not exist ({exc}); fix it (e.g. 2027-02-28)"
         ) from None
     if raw is None:
         raise ConfigError(f"{path}: the file is empty; start from the obs.yaml in the repository")

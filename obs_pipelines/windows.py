@@ -58,10 +58,27 @@ def hour_window(moment: datetime) -> TimeWindow:
     return TimeWindow(start, start + HOUR)
 
 
+class OutOfRange(ValueError):
+    """A valid ISO 8601 time that is not one once in UTC (year 1 at +01:00, say)."""
+
+
 def utc(text: str) -> datetime:
     """Parse ISO 8601 (``Z`` allowed); naive times are taken as UTC."""
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")), text)
+
+
+def as_utc(moment: datetime, written: object = None) -> datetime:
+    """``moment`` in UTC (naive: taken as UTC); :class:`OutOfRange` naming ``written`` (default:
+    the time) when UTC has no such time."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise OutOfRange(
+            f"{written or moment.isoformat()!r} falls outside the years 1-9999 in UTC; "
+            "write a time within them"
+        ) from None
 
 
 def minute_text(moment: datetime) -> str:

@@ -39,12 +39,12 @@ SELECT
     a.starts_at,
     a.ends_at,
     coalesce(a.ends_at, greatest(p.period_end, a.starts_at))                   AS effective_end,
-    greatest(epoch(least(effective_end, p.previous_end))
-             - epoch(greatest(a.starts_at, p.previous_start)), 0) / 60.0       AS previous_minutes,
-    greatest(epoch(least(effective_end, p.period_end))
-             - epoch(greatest(a.starts_at, p.period_start)), 0) / 60.0         AS current_minutes,
+    greatest(epoch_us(least(effective_end, p.previous_end))
+             - epoch_us(greatest(a.starts_at, p.previous_start)), 0) / 60e6    AS previous_minutes,
+    greatest(epoch_us(least(effective_end, p.period_end))
+             - epoch_us(greatest(a.starts_at, p.period_start)), 0) / 60e6      AS current_minutes,
     previous_minutes + current_minutes                                         AS firing_minutes,
-    coalesce(epoch(a.ends_at) - epoch(a.starts_at) < s.transient_alert_seconds, false)
+    coalesce(epoch_us(a.ends_at) - epoch_us(a.starts_at) < s.transient_alert_seconds * 1e6, false)
                                                                                AS transient
 FROM alert_events AS a, period AS p, report_settings AS s
 WHERE a.starts_at < p.period_end AND coalesce(a.ends_at > p.previous_start, true)

@@ -28,8 +28,8 @@ SELECT
     f.effective_end,
     e.started_at                                                       AS episode_started_at,
     e.ended_at                                                         AS episode_ended_at,
-    greatest(epoch(f.starts_at) - epoch(e.started_at), 0) / 60.0       AS detection_minutes,
-    (epoch(f.effective_end) - epoch(e.ended_at)) / 60.0                AS reset_minutes
+    greatest(epoch_us(f.starts_at) - epoch_us(e.started_at), 0) / 60e6 AS detection_minutes,
+    (epoch_us(f.effective_end) - epoch_us(e.ended_at)) / 60e6          AS reset_minutes
 FROM alert_firings AS f
 JOIN impact_episodes AS e ON e.service = f.service
 CROSS JOIN report_settings AS s

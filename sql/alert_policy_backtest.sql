@@ -72,8 +72,9 @@ policy_vs_alerts AS (
 policy_overlap AS (
     SELECT e.slo_name, e.policy_name, e.started_at,
            sum(greatest(
-               epoch(least(a.span_end, e.ended_at)) - epoch(greatest(a.span_start, e.started_at)), 0
-           )) / 60.0 AS alert_overlap_minutes
+               epoch_us(least(a.span_end, e.ended_at))
+               - epoch_us(greatest(a.span_start, e.started_at)), 0
+           )) / 60e6 AS alert_overlap_minutes
     FROM burn_episodes AS e
     JOIN alert_spans AS a ON a.service = e.service
     GROUP BY ALL
@@ -104,8 +105,8 @@ SELECT
     p.alert_ended_at,
     coalesce(p.alertnames, [])                                               AS alertnames,
     coalesce(o.alert_overlap_minutes, 0)                                     AS alert_overlap_minutes,
-    (epoch(p.alert_started_at) - epoch(p.policy_started_at)) / 60.0          AS lead_minutes,
-    (epoch(p.alert_ended_at) - epoch(p.policy_ended_at)) / 60.0              AS end_lag_minutes
+    (epoch_us(p.alert_started_at) - epoch_us(p.policy_started_at)) / 60e6    AS lead_minutes,
+    (epoch_us(p.alert_ended_at) - epoch_us(p.policy_ended_at)) / 60e6        AS end_lag_minutes
 FROM policy_vs_alerts AS p
 LEFT JOIN policy_overlap AS o
     ON o.slo_name = p.slo_name AND o.policy_name = p.policy_name AND o.started_at = p.policy_started_at

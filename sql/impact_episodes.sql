@@ -310,7 +310,7 @@ SELECT
     e.service || '@' || strftime(e.started_at, '%Y-%m-%dT%H:%MZ')            AS episode_id,
     e.started_at,
     e.ended_at,
-    (epoch(e.ended_at) - epoch(e.started_at)) / 60.0                           AS duration_minutes,
+    (epoch_us(e.ended_at) - epoch_us(e.started_at)) / 60e6                     AS duration_minutes,
     e.impacted_minutes,
     e.slo_names,
     e.peak_burn_rate,

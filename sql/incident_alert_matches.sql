@@ -30,8 +30,8 @@ SELECT
     f.effective_end,
     i.started_at                                                       AS incident_started_at,
     i.effective_end                                                    AS incident_effective_end,
-    greatest(epoch(f.starts_at) - epoch(i.started_at), 0) / 60.0       AS detection_minutes,
-    (epoch(f.effective_end) - epoch(i.effective_end)) / 60.0           AS reset_minutes
+    greatest(epoch_us(f.starts_at) - epoch_us(i.started_at), 0) / 60e6 AS detection_minutes,
+    (epoch_us(f.effective_end) - epoch_us(i.effective_end)) / 60e6     AS reset_minutes
 FROM alert_firings AS f
 JOIN incidents AS i ON i.service = f.service
 CROSS JOIN report_settings AS s

@@ -96,9 +96,9 @@ record_rows AS (
         r.resolved_at,
         r.effective_end,
         CASE WHEN r.detected_at IS NOT NULL  -- greatest() would skip the NULL and give 0
-             THEN greatest(epoch(r.detected_at) - epoch(r.started_at), 0) / 60.0
+             THEN greatest(epoch_us(r.detected_at) - epoch_us(r.started_at), 0) / 60e6
         END                                                           AS time_to_detect_minutes,
-        (epoch(r.resolved_at) - epoch(r.started_at)) / 60.0           AS time_to_resolve_minutes,
+        (epoch_us(r.resolved_at) - epoch_us(r.started_at)) / 60e6     AS time_to_resolve_minutes,
         r.detected_at IS NOT NULL                                     AS detected,
         a.incident_id IS NOT NULL                                     AS alert_detected,
         CAST(NULL AS DOUBLE)                                          AS peak_burn_rate,

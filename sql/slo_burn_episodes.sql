@@ -72,7 +72,7 @@ SELECT
     e.burn_rate_threshold,
     e.started_at,
     e.ended_at,
-    (epoch(e.ended_at) - epoch(e.started_at)) / 60.0 AS duration_minutes,
+    (epoch_us(e.ended_at) - epoch_us(e.started_at)) / 60e6 AS duration_minutes,
     e.evaluations,
     e.peak_long_burn_rate,
     e.peak_short_burn_rate,

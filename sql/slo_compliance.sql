@@ -69,7 +69,7 @@ window_events AS (
 ),
 measured AS (
     SELECT e.*, d.service, d.sli_type, d.slo_target, d.error_budget_target,
-           (epoch(e.window_end) - epoch(e.window_start)) / 60.0 AS window_minutes,
+           (epoch_us(e.window_end) - epoch_us(e.window_start)) / 60e6 AS window_minutes,
            CASE WHEN e.events_count > 0 THEN e.good_events_count / e.events_count END AS sli_measurement
     FROM window_events AS e
     JOIN slo_definitions AS d USING (slo_name)

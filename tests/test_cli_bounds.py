@@ -14,6 +14,7 @@ from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.reporting.derived import derive
+from obs_pipelines.reporting.reports import default_start, report_connection
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow, utc
 from tests.test_config_refusals import read_only
@@ -238,3 +239,53 @@ def test_tier_tells_compacted_files_from_files_retention_deleted(
     assert expired.startswith("tiering as of 2026-11-30 00:00Z: ")
     assert not expired.endswith("; 0 files deleted by retention")
     assert _samples(path) == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "--from", "0001-01-01T00:00:00+01:00"],
+        ["query", "--to", "9999-12-31T23:59:59-01:00", "SELECT 1"],
+    ],
+)
+def test_a_time_outside_utcs_years_is_one_line(
+    lake_with_an_hour: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Valid ISO 8601 that UTC cannot hold: said so, not called unreadable, no traceback."""
+    line = _refusal(capsys, "--config", str(lake_with_an_hour), *argv)
+    assert "falls outside the years 1-9999 in UTC; write a time within them" in line
+
+
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [
+        ("0001-01-01T00:00:00+01:00", "falls outside the years 1-9999 in UTC"),
+        ("2027-02-29T00:00:00Z", "a date or time that does not exist (day is out of range"),
+    ],
+)
+def test_a_config_time_that_cannot_be_is_one_line(
+    tmp_path: Path, start: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unquoted, YAML itself builds the date; either way the config is refused in one line."""
+    path = tmp_path / "obs.yaml"
+    path.write_text(f"ingest:\n  start: {start}\n")
+    line = _refusal(capsys, "--config", str(path), "check-config")
+    assert message in line
+
+
+def test_the_default_report_period_starts_no_earlier_than_ingest_start(
+    write_config: Callable[..., Path],
+) -> None:
+    """A lake younger than one period: its default period is the lake's life, not days before
+    it (which `--from` refuses), so the scorecard's label and daily shares hold no phantom days."""
+    path = write_config(ingest={"start": "2026-11-18T10:00:00Z"})
+    config = load_config(path)
+    ingest_metrics_hour(Lake(config), metric_source(config), HOUR)
+    derive(config, HOUR)
+    build_catalog(config)
+    con = report_connection(config)
+    period = con.execute("SELECT period_start, period_end FROM report_period").fetchone()
+    con.close()
+
+    assert [f"{t:%Y-%m-%d %H:%M}" for t in period] == ["2026-11-18 10:00", "2026-11-18 15:00"]
+    assert default_start(config, utc("2026-11-18T15:00:00Z")) == utc("2026-11-18T10:00:00Z")

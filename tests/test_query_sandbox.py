@@ -36,12 +36,15 @@ READS_VIEWS_ONLY = (
 )
 
 
-def obs(config: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def obs(
+    config: Path, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "obs_pipelines.cli", "--config", str(config), "query", *args],
         capture_output=True,
         text=True,
         cwd=cwd or REPO,
+        env={**os.environ, **(env or {})},
         timeout=300,
     )
 
@@ -402,6 +405,21 @@ def test_a_set_variable_moves_the_window_past_the_pinned_default_end(lake: Path)
 
     assert moved.returncode == 0, moved.stderr
     assert moved.stdout.splitlines()[1:] == WEEK
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_a_window_of_absolute_instants_is_the_same_in_every_machine_time_zone(
+    lake: Path, zone: str
+) -> None:
+    """The lake's times are UTC; the machine's zone must not move a period given with one."""
+    week = (
+        "SET VARIABLE report_start = TIMESTAMPTZ '2026-11-01 05:30:00+05:30';\n"
+        "SET VARIABLE report_end = TIMESTAMPTZ '2026-11-07 19:00:00-05:00';\n"
+    )
+    done = obs(lake, week + PERIOD, "--format", "csv", env={"TZ": zone})
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == WEEK
 
 
 @pytest.mark.parametrize(

@@ -484,6 +484,7 @@ def undetected(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
         "id,service,started_at,detected_at,resolved_at\n"
         f"PM-1,checkout,{DAY}T11:00:00Z,{DAY}T11:10:00Z,{DAY}T11:40:00Z\n"
         f"PM-2,checkout,{DAY}T13:00:00Z,,{DAY}T13:20:00Z\n"
+        f"PM-3,checkout,{DAY}T14:00:00Z,{DAY}T14:01:18.21Z,{DAY}T14:10:00Z\n"
     )
     config = make_config(
         root,
@@ -496,7 +497,7 @@ def undetected(tmp_path_factory: pytest.TempPathFactory) -> ObsConfig:
     return config
 
 
-def test_an_undetected_incident_has_no_time_to_detect_and_stays_out_of_mttd(
+def test_an_undetected_incident_has_no_time_to_detect_and_detection_times_are_exact(
     undetected: ObsConfig,
 ) -> None:
     con = report_connection(undetected, *PERIOD)
@@ -508,6 +509,12 @@ def test_an_undetected_incident_has_no_time_to_detect_and_stays_out_of_mttd(
     )[0]
     con.close()
 
-    assert [tuple(i.values()) for i in incidents] == [("PM-1", True, 10.0), ("PM-2", False, None)]
-    assert (summary["detected"], summary["undetected"], summary["mttd_minutes"]) == (1, 1, 10.0)
-    assert summary["mttr_minutes"] == 30.0
+    # 78.21 s is 1.3035 min exactly (to the double), not 1.3035000006357829 from epoch seconds.
+    assert [tuple(i.values()) for i in incidents] == [
+        ("PM-1", True, 10.0),
+        ("PM-2", False, None),
+        ("PM-3", True, 1.3035),
+    ]
+    assert (summary["detected"], summary["undetected"]) == (2, 1)
+    assert summary["mttd_minutes"] == pytest.approx((10 + 1.3035) / 2, rel=1e-15)
+    assert summary["mttr_minutes"] == pytest.approx((40 + 20 + 10) / 3, rel=1e-15)

@@ -24,6 +24,9 @@ def connect(config: ObsConfig, read_only: bool = True) -> duckdb.DuckDBPyConnect
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as exc:
         raise LakeError(_unopenable(path, exc)) from None
+    # The lake's times are naive UTC; a time with a zone converts through the session's zone,
+    # which is the machine's unless set: a report period must not move with the machine.
+    con.execute("SET TimeZone = 'UTC'")
     lake = Lake(config)
     built_for = catalog_lake_root(con)
     if built_for is not None and built_for != lake_identity(lake):

@@ -61,7 +61,7 @@ from obs_pipelines.lake.snapshot import datasets_reached, pin_datasets
 from obs_pipelines.lake.storage import LocalStorage
 from obs_pipelines.reporting.reports import OVERLAP_SQL, POISSON_TAIL_SQL, report_queries
 from obs_pipelines.sql_literal import sql_literal
-from obs_pipelines.windows import utc
+from obs_pipelines.windows import OutOfRange, utc
 
 BATCH_ROWS = 100_000
 BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what any Unix filter reports when its reader went away
@@ -293,6 +293,8 @@ def report_window(start: str | None, end: str | None) -> tuple[datetime | None, 
     for option, text in (("--from", start), ("--to", end)):
         try:
             moments.append(utc(text) if text else None)
+        except OutOfRange as exc:
+            raise ObsError(f"{option} {exc}") from None
         except ValueError:
             raise ObsError(
                 f"{option} {text!r} is not an ISO 8601 time; write e.g. 2026-11-01 or "

@@ -341,10 +341,12 @@ def report_period_sql(config: ObsConfig, reports: ReportsConfig | None = None) -
     reports = reports or config.reports
     period = _minutes(reports.period)
     reach = _minutes(lookback(config, reports))
+    first = f"TIMESTAMP '{config.ingest.start:%Y-%m-%d %H:%M:%S}'"
     return f"""-- report_period: the window reports describe, the one before it (for the scorecard's change),
 -- and the horizon they read from (reaching back by the longest SLO or burn-rate window).
 -- Default: the last {format_duration(reports.period)} ending at the end of the newest hour holding
--- metric data (raw samples or rollups, from the derived datasets). Another period: SET VARIABLE report_start = TIMESTAMP '...' (and report_end).
+-- metric data (raw samples or rollups, from the derived datasets), starting no earlier than
+-- ingest.start. Another period: SET VARIABLE report_start = TIMESTAMP '...' (and report_end).
 -- With report_end set, the datasets are not read at all (reports read this view many times).
 WITH newest AS (
     SELECT date_trunc('hour', greatest(
@@ -356,15 +358,22 @@ WITH newest AS (
 bounds AS (
     SELECT
         coalesce(
-            getvariable('report_end')::TIMESTAMP,
+            {_utc_variable("report_end")},
             data_end,
             date_trunc('hour', make_timestamp(epoch_us(now())))
         ) AS period_end,
-        getvariable('report_start')::TIMESTAMP AS chosen_start
+        {_utc_variable("report_start")} AS chosen_start
     FROM newest
 ),
 starts AS (
-    SELECT coalesce(chosen_start, period_end - INTERVAL {period} MINUTE) AS period_start, period_end
+    -- A default start before ingest.start (a lake younger than one period) is ingest.start:
+    -- the period holds no time the lake could hold no data for.
+    SELECT coalesce(
+               chosen_start,
+               CASE WHEN period_end - INTERVAL {period} MINUTE < {first} AND {first} < period_end
+                    THEN {first} ELSE period_end - INTERVAL {period} MINUTE END
+           ) AS period_start,
+           period_end
     FROM bounds
 )
 SELECT
@@ -374,6 +383,23 @@ SELECT
     period_start                                                            AS previous_end,
     period_start - (period_end - period_start) - INTERVAL {reach} MINUTE    AS horizon_start
 FROM starts"""
+
+
+def default_start(config: ObsConfig, end: datetime) -> datetime:
+    """The start of the report period ending at ``end``: one period before it, or ingest.start
+    when that lies inside (as ``report_period`` chooses it)."""
+    start = end - config.reports.period
+    return config.ingest.start if start < config.ingest.start < end else start
+
+
+def _utc_variable(name: str) -> str:
+    """The variable ``name`` as a naive UTC TIMESTAMP: a TIMESTAMPTZ converted by its instant,
+    never through the session's time zone (a DuckDB client's is the machine's)."""
+    value = f"getvariable('{name}')"
+    return (
+        f"CASE WHEN typeof({value}) = 'TIMESTAMP WITH TIME ZONE' "
+        f"THEN make_timestamp(epoch_us({value}::TIMESTAMPTZ)) ELSE {value}::TIMESTAMP END"
+    )
 
 
 def _create_config_tables(

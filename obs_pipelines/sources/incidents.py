@@ -68,7 +68,7 @@ from obs_pipelines.sources.http import (
     scrub,
     server_words,
 )
-from obs_pipelines.windows import TimeWindow
+from obs_pipelines.windows import OutOfRange, TimeWindow, as_utc
 
 POSTMORTEM_COLUMNS = ("service", "started_at", "detected_at", "resolved_at")
 POSTMORTEM_OPTIONAL = ("id", "title", "severity")
@@ -257,7 +257,10 @@ def _time(path: Path, where: str, key: str, value: str | None) -> datetime | Non
             f"{path}: {where}: {key} {value!r} has no time zone; write it in UTC as "
             f"{moment:%Y-%m-%dT%H:%M:%S}Z or with its offset (+02:00)"
         )
-    return moment.astimezone(UTC)
+    try:
+        return as_utc(moment, value)
+    except OutOfRange as exc:
+        raise ConfigError(f"{path}: {where}: {key} {exc}") from None
 
 
 def check_incident_config(config: ObsConfig) -> None:
