@@ -132,6 +132,38 @@ def test_lake_gap_is_requested_once_and_breach_raised_then_resolved(
     assert all(a["endsAt"] and not a["endsAt"].startswith("0001") for a in resolved)
 
 
+def test_a_new_deployment_pages_only_once_its_first_hour_is_due(
+    write_config: Callable[..., Path], webhook_alertmanager: str
+) -> None:
+    current = floor_hour(datetime.now(UTC))
+    sensor = build_lake_freshness_sensor({d: metrics_ingest_job for d in METRIC_DATASETS})
+    am = Alertmanager(webhook_alertmanager)
+
+    def tick(start: datetime):
+        config_path = write_config(
+            ingest={"start": start.isoformat()},
+            freshness={"metric_samples": "2h", "metric_series": "2h"},
+            sources={"alertmanager": {"url": webhook_alertmanager}},
+        )
+        result = _tick(sensor, config_path, None, DagsterInstance.ephemeral())
+        return result, am.active(
+            {"obs_check": "lake_freshness", "obs_lake": str(config_path.parent / "lake")}
+        )
+
+    # Ingest starts this hour, or in two days: the empty lake is not late, nothing is posted.
+    for start in (current, current + timedelta(days=2)):
+        result, active = tick(start)
+        assert result.run_requests == [] and active == []
+        assert result.skip_reason.skip_message.startswith("0 of 2 datasets stale")
+
+    # Ingest started 3 h ago: its first hour ended 2 h ago, so it is due, requested and paged.
+    result, active = tick(current - 3 * HOUR)
+    assert [r.partition_key for r in result.run_requests] == [
+        f"{current - 3 * HOUR:%Y-%m-%d-%H:%M}"
+    ]
+    assert sorted(a["labels"]["dataset"] for a in active) == sorted(METRIC_DATASETS)
+
+
 def test_two_lakes_sharing_an_alertmanager_only_resolve_their_own_alerts(
     write_config: Callable[..., Path], webhook_alertmanager: str, tmp_path: Path
 ) -> None:

@@ -49,7 +49,12 @@ UNKNOWN_ALERTNAME = "ObsFreshnessUnknown"
 
 @dataclass(frozen=True)
 class DatasetFreshness:
-    """Freshness of one dataset at ``evaluated_at``."""
+    """Freshness of one dataset at ``evaluated_at``.
+
+    An hour is due ``max_lag`` after it ends (its scheduled run had that long), and the dataset
+    is stale once the hour after its newest partition is due and absent: the same rule that
+    makes an hour *missing*, so the hour that makes a dataset stale is requested in that tick.
+    """
 
     dataset: str
     max_lag: timedelta
@@ -57,30 +62,41 @@ class DatasetFreshness:
     newest_end: datetime | None  # end of the newest published hourly partition
     partitions: int
     missing: tuple[TimeWindow, ...]  # hours due by now (within the look-back) with no partition
+    earliest: datetime  # ingest.start: no hour before it is expected
 
     @property
     def lag(self) -> timedelta | None:
         return None if self.newest_end is None else self.evaluated_at - self.newest_end
 
     @property
-    def breached(self) -> bool:
-        return self.newest_end is None or self.evaluated_at - self.newest_end > self.max_lag
+    def next_hour(self) -> datetime:
+        """Start of the first hour the lake should hold next: the one after the newest
+        partition, or ``earliest`` when there is none yet (or only hours before it)."""
+        return max(self.newest_end or self.earliest, self.earliest)
 
     @property
     def stale_since(self) -> datetime:
-        """When the breach began: the newest partition's end plus the allowed lag."""
-        base = self.newest_end or (self.evaluated_at - self.max_lag)
-        return base + self.max_lag
+        """When :attr:`next_hour` is due, so the dataset stale if it is still absent."""
+        return self.next_hour + HOUR + self.max_lag
+
+    @property
+    def breached(self) -> bool:
+        return self.evaluated_at >= self.stale_since
 
     def describe(self) -> str:
-        if self.newest_end is None:
-            return f"{self.dataset}: no partition in the lake (max lag {format_duration(self.max_lag)})"
-        lag = format_duration(timedelta(seconds=int(self.lag.total_seconds())))  # type: ignore[union-attr]
         state = "STALE" if self.breached else "fresh"
+        due = (
+            f"the {self.next_hour:%Y-%m-%d %H:%M}Z hour {'was' if self.breached else 'is'} due by "
+            f"{self.stale_since:%Y-%m-%d %H:%M}Z (max lag {format_duration(self.max_lag)} after "
+            "an hour ends)"
+        )
         gaps = f", {len(self.missing)} hours missing" if self.missing else ""
+        if self.newest_end is None:
+            return f"{self.dataset}: {state}, no partition in the lake; {due}{gaps}"
+        lag = format_duration(timedelta(seconds=int(self.lag.total_seconds())))  # type: ignore[union-attr]
         return (
             f"{self.dataset}: {state}, newest partition ends {self.newest_end:%Y-%m-%d %H:%M}Z, "
-            f"lag {lag} (max {format_duration(self.max_lag)}){gaps}"
+            f"lag {lag}; {due}{gaps}"
         )
 
     def alert(self, runbook: str, severity: str = "warning") -> Alert:
@@ -149,7 +165,9 @@ def lake_freshness(
             for start in _hour_starts(first, last_due_end)
             if start not in present
         )
-        results.append(DatasetFreshness(dataset, allowed, now, newest_end, len(listed), missing))
+        results.append(
+            DatasetFreshness(dataset, allowed, now, newest_end, len(listed), missing, earliest)
+        )
     return results
 
 
