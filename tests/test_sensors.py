@@ -164,6 +164,46 @@ def test_a_new_deployment_pages_only_once_its_first_hour_is_due(
     assert sorted(a["labels"]["dataset"] for a in active) == sorted(METRIC_DATASETS)
 
 
+def test_the_hour_that_makes_a_dataset_stale_is_requested_and_the_alert_says_so(
+    write_config: Callable[..., Path], webhook_alertmanager: str
+) -> None:
+    current = floor_hour(datetime.now(UTC))
+    config_path = write_config(
+        ingest={"start": (current - 4 * HOUR).isoformat()},
+        freshness={"metric_samples": "2h", "metric_series": "2h"},
+        sources={"alertmanager": {"url": webhook_alertmanager}},
+    )
+    lake = Lake(load_config(config_path))
+    # metric_samples ends 2 h ago and more (its next hour is due in the next hour): fresh.
+    # metric_series lacks the hour that ended 2 h ago, whose run failed: stale.
+    for hour in _hours(current - 4 * HOUR, 2):
+        lake.write_hot("metric_samples", hour, SCHEMAS["metric_samples"].empty_table())
+    lake.write_hot(
+        "metric_series", _hours(current - 4 * HOUR, 1)[0], SCHEMAS["metric_series"].empty_table()
+    )
+    sensor = build_lake_freshness_sensor({d: metrics_ingest_job for d in METRIC_DATASETS})
+    instance = DagsterInstance.ephemeral()
+    scope = {"obs_check": "lake_freshness", "obs_lake": str(config_path.parent / "lake")}
+
+    def description() -> str:
+        [stale] = Alertmanager(webhook_alertmanager).active(scope)
+        assert stale["labels"]["dataset"] == "metric_series"
+        return stale["annotations"]["description"]
+
+    first = _tick(sensor, config_path, None, instance)
+
+    assert [r.partition_key for r in first.run_requests] == [f"{current - 3 * HOUR:%Y-%m-%d-%H:%M}"]
+    assert (
+        "requested 1 run of metrics_ingest_job for its missing hours in this tick" in description()
+    )
+
+    second = _tick(sensor, config_path, first.cursor, instance)
+
+    assert second.run_requests == []
+    assert "requested 0 runs of metrics_ingest_job" in description()
+    assert "1 missing hour requested in earlier ticks" in description()
+
+
 def test_two_lakes_sharing_an_alertmanager_only_resolve_their_own_alerts(
     write_config: Callable[..., Path], webhook_alertmanager: str, tmp_path: Path
 ) -> None:

@@ -99,7 +99,8 @@ class DatasetFreshness:
             f"lag {lag}; {due}{gaps}"
         )
 
-    def alert(self, runbook: str, severity: str = "warning") -> Alert:
+    def alert(self, runbook: str, repair: str, severity: str = "warning") -> Alert:
+        """The stale alert; ``repair`` says what this tick did about it (:func:`repair_note`)."""
         summary = f"Lake dataset {self.dataset} is stale"
         return Alert(
             labels={
@@ -111,10 +112,7 @@ class DatasetFreshness:
             },
             annotations={
                 "summary": summary,
-                "description": (
-                    f"{self.describe()}. The freshness sensor requested runs for the missing "
-                    "hours; check the ingest runs in the Dagster UI and the source they read."
-                ),
+                "description": f"{self.describe()}. {repair}.",
                 "runbook": runbook,
             },
             starts_at=self.stale_since,
@@ -262,7 +260,7 @@ def plan_gap_runs(
     for (job, start), datasets in sorted(
         missing.items(), key=lambda item: item[0][1], reverse=True
     ):
-        key = f"{job}|{start:%Y-%m-%dT%H}"
+        key = _ledger_key(job, start)
         attempt, requested_at = ledger.requested.get(key, (0, 0.0))
         due = attempt == 0 or now.timestamp() - requested_at >= retry_after.total_seconds()
         if due and len(planned) < limit:
@@ -274,6 +272,51 @@ def plan_gap_runs(
         if attempt:
             kept[key] = (attempt, requested_at)
     return planned, RequestLedger(kept)
+
+
+def repair_note(
+    result: DatasetFreshness, job: str | None, planned: Sequence[PlannedRun], ledger: RequestLedger
+) -> str:
+    """What this tick did about ``result``'s missing hours, for its alert: the on-call decides
+    from it whether repair runs are on their way, so it says only what was done, and why not.
+
+    ``planned`` and ``ledger`` are what :func:`plan_gap_runs` returned in the same tick."""
+    if job is None:
+        return "No run was requested: the freshness sensor has no job that writes this dataset"
+    if not result.missing:
+        return (
+            "No run was requested: the hours it lacks are older than the sensor's look-back or "
+            "the dataset's retention; backfill them from the Dagster UI"
+        )
+    now = {run.hour.start for run in planned if run.job == job and result.dataset in run.datasets}
+    earlier = [
+        h
+        for h in result.missing
+        if h.start not in now and _ledger_key(job, h.start) in ledger.requested
+    ]
+    held = len(result.missing) - len(now) - len(earlier)
+    parts = [
+        f"The freshness sensor requested {_counted(len(now), 'run')} of {job} for its missing "
+        "hours in this tick"
+    ]
+    if earlier:
+        parts.append(
+            f"{_counted(len(earlier), 'missing hour')} requested in earlier ticks "
+            "(retried while missing)"
+        )
+    if held:
+        parts.append(f"{_counted(held, 'missing hour')} past this tick's run limit (next ticks)")
+    parts.append("check the ingest runs in the Dagster UI and the source they read")
+    return "; ".join(parts)
+
+
+def _ledger_key(job: str, start: datetime) -> str:
+    """The ledger's key for one hourly partition of one job."""
+    return f"{job}|{start:%Y-%m-%dT%H}"
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 # --- source freshness -----------------------------------------------------------------------
