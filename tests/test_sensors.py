@@ -14,7 +14,9 @@ from assets.partitions import hourly_partitions
 from assets.resources import ObsResource
 from obs_pipelines.config import SourceLagRuleConfig, load_config
 from obs_pipelines.datasets import SCHEMAS
+from obs_pipelines.durations import format_duration
 from obs_pipelines.lake import Lake
+from obs_pipelines.operations.freshness import lake_freshness_from_config
 from obs_pipelines.operations.notify import Alertmanager
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
 from sensors.freshness import (
@@ -202,6 +204,26 @@ def test_the_hour_that_makes_a_dataset_stale_is_requested_and_the_alert_says_so(
     assert second.run_requests == []
     assert "requested 0 runs of metrics_ingest_job" in description()
     assert "1 missing hour requested in earlier ticks" in description()
+
+
+def test_a_lake_ahead_of_the_sensors_clock_shows_a_negative_lag(
+    write_config: Callable[..., Path],
+) -> None:
+    current = floor_hour(datetime.now(UTC))
+    config = load_config(
+        write_config(
+            ingest={"start": (current - HOUR).isoformat()}, freshness={"metric_samples": "2h"}
+        )
+    )
+    # The ingesting host's clock runs 3 h ahead of the sensor's: hours up to current+3h exist.
+    for hour in _hours(current - HOUR, 4):
+        Lake(config).write_hot("metric_samples", hour, SCHEMAS["metric_samples"].empty_table())
+
+    [result] = lake_freshness_from_config(config, current)
+
+    assert not result.breached and result.missing == ()
+    assert ", lag -3h, 3h ahead of the sensor's clock" in result.describe()
+    assert [format_duration(timedelta(minutes=m)) for m in (-90, -1, 0)] == ["-1h30m", "-1m", "0s"]
 
 
 def test_two_lakes_sharing_an_alertmanager_only_resolve_their_own_alerts(

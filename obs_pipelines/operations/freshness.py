@@ -93,10 +93,15 @@ class DatasetFreshness:
         gaps = f", {len(self.missing)} hours missing" if self.missing else ""
         if self.newest_end is None:
             return f"{self.dataset}: {state}, no partition in the lake; {due}{gaps}"
-        lag = format_duration(timedelta(seconds=int(self.lag.total_seconds())))  # type: ignore[union-attr]
+        lag = timedelta(seconds=int(self.lag.total_seconds()))  # type: ignore[union-attr]
+        ahead = (
+            f", {format_duration(-lag)} ahead of the sensor's clock (check the hosts' clocks)"
+            if lag < timedelta(0)
+            else ""
+        )
         return (
             f"{self.dataset}: {state}, newest partition ends {self.newest_end:%Y-%m-%d %H:%M}Z, "
-            f"lag {lag}; {due}{gaps}"
+            f"lag {format_duration(lag)}{ahead}; {due}{gaps}"
         )
 
     def alert(self, runbook: str, repair: str, severity: str = "warning") -> Alert:
