@@ -27,10 +27,13 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(delta: timedelta) -> str:
-    """The shortest exact Prometheus-style spelling of ``delta`` (whole milliseconds)."""
+    """The shortest exact Prometheus-style spelling of ``delta`` (whole milliseconds); a
+    negative one is a minus sign before its magnitude (``-3h``, not divmod's ``-1d21h``)."""
     ms = round(delta.total_seconds() * 1000)
     if ms == 0:
         return "0s"
+    if ms < 0:
+        return "-" + format_duration(-delta)
     parts = []
     for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
         count, ms = divmod(ms, size)

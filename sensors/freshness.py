@@ -36,6 +36,7 @@ from obs_pipelines.operations.freshness import (
     lake_freshness_from_config,
     lake_scope,
     plan_gap_runs,
+    repair_note,
     source_freshness,
     utc_now,
 )
@@ -115,9 +116,11 @@ def build_lake_freshness_sensor(
         for result in results:
             context.log.info(result.describe())
         breaches = [r for r in results if r.breached]
-        _reconcile_alerts(
-            context, config, [r.alert(runbook) for r in breaches], "lake_freshness", now
-        )
+        alerts = [
+            r.alert(runbook, repair_note(r, job_for_dataset.get(r.dataset), planned, ledger))
+            for r in breaches
+        ]
+        _reconcile_alerts(context, config, alerts, "lake_freshness", now)
         run_requests = [
             RunRequest(
                 run_key=run.run_key,

@@ -14,7 +14,9 @@ from assets.partitions import hourly_partitions
 from assets.resources import ObsResource
 from obs_pipelines.config import SourceLagRuleConfig, load_config
 from obs_pipelines.datasets import SCHEMAS
+from obs_pipelines.durations import format_duration
 from obs_pipelines.lake import Lake
+from obs_pipelines.operations.freshness import lake_freshness_from_config
 from obs_pipelines.operations.notify import Alertmanager
 from obs_pipelines.windows import HOUR, TimeWindow, floor_hour
 from sensors.freshness import (
@@ -130,6 +132,98 @@ def test_lake_gap_is_requested_once_and_breach_raised_then_resolved(
     )
     resolved = [a for body in webhook[1] for a in body["alerts"] if a["status"] == "resolved"]
     assert all(a["endsAt"] and not a["endsAt"].startswith("0001") for a in resolved)
+
+
+def test_a_new_deployment_pages_only_once_its_first_hour_is_due(
+    write_config: Callable[..., Path], webhook_alertmanager: str
+) -> None:
+    current = floor_hour(datetime.now(UTC))
+    sensor = build_lake_freshness_sensor({d: metrics_ingest_job for d in METRIC_DATASETS})
+    am = Alertmanager(webhook_alertmanager)
+
+    def tick(start: datetime):
+        config_path = write_config(
+            ingest={"start": start.isoformat()},
+            freshness={"metric_samples": "2h", "metric_series": "2h"},
+            sources={"alertmanager": {"url": webhook_alertmanager}},
+        )
+        result = _tick(sensor, config_path, None, DagsterInstance.ephemeral())
+        return result, am.active(
+            {"obs_check": "lake_freshness", "obs_lake": str(config_path.parent / "lake")}
+        )
+
+    # Ingest starts this hour, or in two days: the empty lake is not late, nothing is posted.
+    for start in (current, current + timedelta(days=2)):
+        result, active = tick(start)
+        assert result.run_requests == [] and active == []
+        assert result.skip_reason.skip_message.startswith("0 of 2 datasets stale")
+
+    # Ingest started 3 h ago: its first hour ended 2 h ago, so it is due, requested and paged.
+    result, active = tick(current - 3 * HOUR)
+    assert [r.partition_key for r in result.run_requests] == [
+        f"{current - 3 * HOUR:%Y-%m-%d-%H:%M}"
+    ]
+    assert sorted(a["labels"]["dataset"] for a in active) == sorted(METRIC_DATASETS)
+
+
+def test_the_hour_that_makes_a_dataset_stale_is_requested_and_the_alert_says_so(
+    write_config: Callable[..., Path], webhook_alertmanager: str
+) -> None:
+    current = floor_hour(datetime.now(UTC))
+    config_path = write_config(
+        ingest={"start": (current - 4 * HOUR).isoformat()},
+        freshness={"metric_samples": "2h", "metric_series": "2h"},
+        sources={"alertmanager": {"url": webhook_alertmanager}},
+    )
+    lake = Lake(load_config(config_path))
+    # metric_samples ends 2 h ago and more (its next hour is due in the next hour): fresh.
+    # metric_series lacks the hour that ended 2 h ago, whose run failed: stale.
+    for hour in _hours(current - 4 * HOUR, 2):
+        lake.write_hot("metric_samples", hour, SCHEMAS["metric_samples"].empty_table())
+    lake.write_hot(
+        "metric_series", _hours(current - 4 * HOUR, 1)[0], SCHEMAS["metric_series"].empty_table()
+    )
+    sensor = build_lake_freshness_sensor({d: metrics_ingest_job for d in METRIC_DATASETS})
+    instance = DagsterInstance.ephemeral()
+    scope = {"obs_check": "lake_freshness", "obs_lake": str(config_path.parent / "lake")}
+
+    def description() -> str:
+        [stale] = Alertmanager(webhook_alertmanager).active(scope)
+        assert stale["labels"]["dataset"] == "metric_series"
+        return stale["annotations"]["description"]
+
+    first = _tick(sensor, config_path, None, instance)
+
+    assert [r.partition_key for r in first.run_requests] == [f"{current - 3 * HOUR:%Y-%m-%d-%H:%M}"]
+    assert (
+        "requested 1 run of metrics_ingest_job for its missing hours in this tick" in description()
+    )
+
+    second = _tick(sensor, config_path, first.cursor, instance)
+
+    assert second.run_requests == []
+    assert "requested 0 runs of metrics_ingest_job" in description()
+    assert "1 missing hour requested in earlier ticks" in description()
+
+
+def test_a_lake_ahead_of_the_sensors_clock_shows_a_negative_lag(
+    write_config: Callable[..., Path],
+) -> None:
+    current = floor_hour(datetime.now(UTC))
+    config = load_config(
+        write_config(
+            ingest={"start": (current - HOUR).isoformat()}, freshness={"metric_samples": "2h"}
+        )
+    )
+    # The ingesting host's clock runs 3 h ahead of the sensor's: hours up to current+3h exist.
+    for hour in _hours(current - HOUR, 4):
+        Lake(config).write_hot("metric_samples", hour, SCHEMAS["metric_samples"].empty_table())
+
+    [result] = lake_freshness_from_config(config, current)
+
+    assert not result.breached and result.missing == ()
+    assert ", lag -3h, 3h ahead of the sensor's clock" in result.describe()
+    assert [format_duration(timedelta(minutes=m)) for m in (-90, -1, 0)] == ["-1h30m", "-1m", "0s"]
 
 
 def test_two_lakes_sharing_an_alertmanager_only_resolve_their_own_alerts(

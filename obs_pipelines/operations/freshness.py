@@ -49,7 +49,12 @@ UNKNOWN_ALERTNAME = "ObsFreshnessUnknown"
 
 @dataclass(frozen=True)
 class DatasetFreshness:
-    """Freshness of one dataset at ``evaluated_at``."""
+    """Freshness of one dataset at ``evaluated_at``.
+
+    An hour is due ``max_lag`` after it ends (its scheduled run had that long), and the dataset
+    is stale once the hour after its newest partition is due and absent: the same rule that
+    makes an hour *missing*, so the hour that makes a dataset stale is requested in that tick.
+    """
 
     dataset: str
     max_lag: timedelta
@@ -57,33 +62,50 @@ class DatasetFreshness:
     newest_end: datetime | None  # end of the newest published hourly partition
     partitions: int
     missing: tuple[TimeWindow, ...]  # hours due by now (within the look-back) with no partition
+    earliest: datetime  # ingest.start: no hour before it is expected
 
     @property
     def lag(self) -> timedelta | None:
         return None if self.newest_end is None else self.evaluated_at - self.newest_end
 
     @property
-    def breached(self) -> bool:
-        return self.newest_end is None or self.evaluated_at - self.newest_end > self.max_lag
+    def next_hour(self) -> datetime:
+        """Start of the first hour the lake should hold next: the one after the newest
+        partition, or ``earliest`` when there is none yet (or only hours before it)."""
+        return max(self.newest_end or self.earliest, self.earliest)
 
     @property
     def stale_since(self) -> datetime:
-        """When the breach began: the newest partition's end plus the allowed lag."""
-        base = self.newest_end or (self.evaluated_at - self.max_lag)
-        return base + self.max_lag
+        """When :attr:`next_hour` is due, so the dataset stale if it is still absent."""
+        return self.next_hour + HOUR + self.max_lag
+
+    @property
+    def breached(self) -> bool:
+        return self.evaluated_at >= self.stale_since
 
     def describe(self) -> str:
-        if self.newest_end is None:
-            return f"{self.dataset}: no partition in the lake (max lag {format_duration(self.max_lag)})"
-        lag = format_duration(timedelta(seconds=int(self.lag.total_seconds())))  # type: ignore[union-attr]
         state = "STALE" if self.breached else "fresh"
+        due = (
+            f"the {self.next_hour:%Y-%m-%d %H:%M}Z hour {'was' if self.breached else 'is'} due by "
+            f"{self.stale_since:%Y-%m-%d %H:%M}Z (max lag {format_duration(self.max_lag)} after "
+            "an hour ends)"
+        )
         gaps = f", {len(self.missing)} hours missing" if self.missing else ""
+        if self.newest_end is None:
+            return f"{self.dataset}: {state}, no partition in the lake; {due}{gaps}"
+        lag = timedelta(seconds=int(self.lag.total_seconds()))  # type: ignore[union-attr]
+        ahead = (
+            f", {format_duration(-lag)} ahead of the sensor's clock (check the hosts' clocks)"
+            if lag < timedelta(0)
+            else ""
+        )
         return (
             f"{self.dataset}: {state}, newest partition ends {self.newest_end:%Y-%m-%d %H:%M}Z, "
-            f"lag {lag} (max {format_duration(self.max_lag)}){gaps}"
+            f"lag {format_duration(lag)}{ahead}; {due}{gaps}"
         )
 
-    def alert(self, runbook: str, severity: str = "warning") -> Alert:
+    def alert(self, runbook: str, repair: str, severity: str = "warning") -> Alert:
+        """The stale alert; ``repair`` says what this tick did about it (:func:`repair_note`)."""
         summary = f"Lake dataset {self.dataset} is stale"
         return Alert(
             labels={
@@ -95,10 +117,7 @@ class DatasetFreshness:
             },
             annotations={
                 "summary": summary,
-                "description": (
-                    f"{self.describe()}. The freshness sensor requested runs for the missing "
-                    "hours; check the ingest runs in the Dagster UI and the source they read."
-                ),
+                "description": f"{self.describe()}. {repair}.",
                 "runbook": runbook,
             },
             starts_at=self.stale_since,
@@ -149,7 +168,9 @@ def lake_freshness(
             for start in _hour_starts(first, last_due_end)
             if start not in present
         )
-        results.append(DatasetFreshness(dataset, allowed, now, newest_end, len(listed), missing))
+        results.append(
+            DatasetFreshness(dataset, allowed, now, newest_end, len(listed), missing, earliest)
+        )
     return results
 
 
@@ -244,7 +265,7 @@ def plan_gap_runs(
     for (job, start), datasets in sorted(
         missing.items(), key=lambda item: item[0][1], reverse=True
     ):
-        key = f"{job}|{start:%Y-%m-%dT%H}"
+        key = _ledger_key(job, start)
         attempt, requested_at = ledger.requested.get(key, (0, 0.0))
         due = attempt == 0 or now.timestamp() - requested_at >= retry_after.total_seconds()
         if due and len(planned) < limit:
@@ -256,6 +277,51 @@ def plan_gap_runs(
         if attempt:
             kept[key] = (attempt, requested_at)
     return planned, RequestLedger(kept)
+
+
+def repair_note(
+    result: DatasetFreshness, job: str | None, planned: Sequence[PlannedRun], ledger: RequestLedger
+) -> str:
+    """What this tick did about ``result``'s missing hours, for its alert: the on-call decides
+    from it whether repair runs are on their way, so it says only what was done, and why not.
+
+    ``planned`` and ``ledger`` are what :func:`plan_gap_runs` returned in the same tick."""
+    if job is None:
+        return "No run was requested: the freshness sensor has no job that writes this dataset"
+    if not result.missing:
+        return (
+            "No run was requested: the hours it lacks are older than the sensor's look-back or "
+            "the dataset's retention; backfill them from the Dagster UI"
+        )
+    now = {run.hour.start for run in planned if run.job == job and result.dataset in run.datasets}
+    earlier = [
+        h
+        for h in result.missing
+        if h.start not in now and _ledger_key(job, h.start) in ledger.requested
+    ]
+    held = len(result.missing) - len(now) - len(earlier)
+    parts = [
+        f"The freshness sensor requested {_counted(len(now), 'run')} of {job} for its missing "
+        "hours in this tick"
+    ]
+    if earlier:
+        parts.append(
+            f"{_counted(len(earlier), 'missing hour')} requested in earlier ticks "
+            "(retried while missing)"
+        )
+    if held:
+        parts.append(f"{_counted(held, 'missing hour')} past this tick's run limit (next ticks)")
+    parts.append("check the ingest runs in the Dagster UI and the source they read")
+    return "; ".join(parts)
+
+
+def _ledger_key(job: str, start: datetime) -> str:
+    """The ledger's key for one hourly partition of one job."""
+    return f"{job}|{start:%Y-%m-%dT%H}"
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 # --- source freshness -----------------------------------------------------------------------
