@@ -55,7 +55,7 @@ def _to_duration(value: Any) -> timedelta:
 
 def _shown(value: Any) -> str:
     if isinstance(value, timedelta):
-        return "-" + format_duration(-value) if value < timedelta(0) else format_duration(value)
+        return format_duration(value)
     return repr(value)
 
 
