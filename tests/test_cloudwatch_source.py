@@ -21,6 +21,7 @@ from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.operations.doctor import CheckResult, run_checks
+from obs_pipelines.reporting.derived import derive
 from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.sources import CombinedMetrics, metric_source
 from obs_pipelines.sources.cloudwatch import CloudWatchSource, metric_name
@@ -491,6 +492,124 @@ def test_a_failing_backend_fails_the_hour_before_anything_is_written(
     assert isinstance(source, CombinedMetrics) and proxy.log.calls  # CloudWatch answered first
     assert Lake(config).read_hot("metric_samples", hour) is None
     assert Lake(config).read_hot("metric_series", hour) is None
+
+
+# --- pages that misbehave (scripted by the proxy) ----------------------------------------------
+
+SCRIPTED = [
+    {"namespace": ALB, "metric_name": name, "dimensions": {"LoadBalancer": LBS[0]},
+     "statistic": "Sum", "service": "shop"}
+    for name in ("RequestCount", "HTTPCode_Target_5XX_Count")
+]  # fmt: skip
+START_S = START_MS // 1000
+
+
+def result(query_id: str, points: list[tuple[int, float]], status: str = "Complete") -> dict:
+    """One query's part of a page: (minute of the hour, value) datapoints, as on the wire."""
+    return {
+        "Id": query_id,
+        "Label": query_id,
+        "Timestamps": [START_S + minute * 60 for minute, _ in points],
+        "Values": [value for _, value in points],
+        "StatusCode": status,
+    }
+
+
+def scripted_hour(url: str, folder: Path, **overrides: Any) -> Any:
+    """The first hour ingested from the scripted proxy, SLOS on the two queries of SCRIPTED."""
+    section = cloudwatch_section(url, queries=SCRIPTED, discover=[], **overrides)
+    path = _write(
+        folder,
+        sources={"metrics": "cloudwatch", "cloudwatch": section},
+        services=[{"name": "shop", "owner": "team"}],
+        slos=SLOS,
+    )
+    config = load_config(path)
+    hour = TimeWindow(START, START + timedelta(hours=1))
+    return path, hour, lambda: ingest_metrics_hour(Lake(config), metric_source(config), hour)
+
+
+def slo_events(config: Any) -> tuple[float, float]:
+    """The SLO's bad and total events of the day, as the report shows them."""
+    day = TimeWindow(START, START + timedelta(days=1))
+    derive(config, day)
+    build_catalog(config)
+    con = report_connection(config, day.start, day.end)
+    row = con.execute(
+        """SELECT bad_events_count, events_count FROM slo_compliance
+           WHERE slo_name = 'shop_alb_availability' AND scope = 'day'"""
+    ).fetchone()
+    con.close()
+    return row[0], row[1]
+
+
+@pytest.mark.parametrize(
+    "pages",
+    [
+        # page 2 repeats 00:01 of page 1
+        [[(0, 100.0), (1, 100.0)], [(1, 100.0), (2, 100.0)]],
+        # one page, newest first
+        [[(2, 100.0), (1, 100.0), (0, 100.0)]],
+    ],
+    ids=["repeated-across-pages", "out-of-order"],
+)
+def test_repeated_or_unordered_datapoints_count_once_in_the_counter_and_the_slo(
+    cloudwatch: tuple[str, CloudWatchProxy], tmp_path: Path, pages: list[list[tuple[int, float]]]
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+
+    def answer(ids: list[str], number: int) -> dict[str, Any]:
+        last = number == len(pages) - 1
+        bad = [(0, 1.0)] if number == 0 else []
+        out = {
+            "MetricDataResults": [
+                result(ids[0], pages[number], "Complete" if last else "PartialData"),
+                result(ids[1], bad),
+            ]
+        }
+        return out if last else {**out, "NextToken": "more"}
+
+    proxy.faults.pages = answer
+    path, _, ingest = scripted_hour(url, tmp_path)
+
+    ingest()
+
+    config = load_config(path)
+    build_catalog(config)
+    found = lake_series(path)
+    counter = next(
+        v for k, v in found.items() if k[0] == "aws_applicationelb_request_count_sum_total"
+    )
+    exact = next(v for k, v in found.items() if k[0] == "aws_applicationelb_request_count_sum")
+    assert exact == [(START_MS + m * 60_000, 100.0) for m in range(3)]
+    assert counter == [(START_MS, 0.0)] + [
+        (START_MS + m * 60_000 - 1, m * 100.0) for m in (1, 2, 3)
+    ]
+    assert slo_events(config) == (1.0, 300.0)
+
+
+def test_one_timestamp_with_two_values_fails_the_hour_in_one_line(
+    cloudwatch: tuple[str, CloudWatchProxy], tmp_path: Path
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    proxy.faults.pages = lambda ids, number: {
+        "MetricDataResults": [
+            result(ids[0], [(0, 100.0), (1, 100.0), (1, 120.0)]),
+            result(ids[1], []),
+        ]
+    }
+    path, hour, ingest = scripted_hour(url, tmp_path)
+
+    with pytest.raises(SourceError) as error:
+        ingest()
+
+    assert str(error.value) == (
+        f"CloudWatch returned two values for {ALB} RequestCount{{LoadBalancer={LBS[0]}}} Sum at "
+        f"2026-11-10T00:01:00+00:00 (100 and 120) for {hour}; rerun the hour"
+    )
+    assert Lake(load_config(path)).read_hot("metric_samples", hour) is None
 
 
 # --- identity and config ----------------------------------------------------------------------

@@ -125,6 +125,11 @@ class MetricQuery:
     service: str | None
     counter: bool
 
+    def __str__(self) -> str:
+        """How messages name the query: ``AWS/ELB RequestCount{LoadBalancer=lb} Sum``."""
+        dimensions = ",".join(f"{n}={v}" for n, v in self.dimensions)
+        return f"{self.namespace} {self.metric_name}{{{dimensions}}} {self.statistic}"
+
     @property
     def key(self) -> tuple[str, str, tuple[tuple[str, str], ...], str]:
         return (self.namespace, self.metric_name, self.dimensions, self.statistic)
@@ -422,7 +427,7 @@ def _chunk(
         t = pa.array(stamps, pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy()
         v = np.asarray(numbers, np.float64)
         keep = (t >= window.start_ms) & (t < window.end_ms)
-        t, v = t[keep], v[keep]
+        t, v = _in_order(series.queries[row], t[keep], v[keep], window)
         if not t.size:
             continue
         present.append(row)
@@ -452,3 +457,25 @@ def _chunk(
         ]
     )
     return MetricChunk(series=described, samples=samples)
+
+
+def _in_order(
+    query: MetricQuery, t: np.ndarray, v: np.ndarray, window: TimeWindow
+) -> tuple[np.ndarray, np.ndarray]:
+    """The datapoints of one series by timestamp, each once: pages may repeat a datapoint or
+    answer out of order, and the counter view's running sum must count each period once and
+    never decrease. The same timestamp with two values is a contradiction, not a repeat."""
+    order = np.argsort(t, kind="stable")
+    t, v = t[order], v[order]
+    repeat = np.flatnonzero(t[1:] == t[:-1])
+    before, after = v[repeat], v[repeat + 1]
+    differs = (before != after) & ~(np.isnan(before) & np.isnan(after))
+    if differs.any():
+        at = repeat[np.argmax(differs)]
+        when = pa.scalar(int(t[at]), pa.timestamp("ms", tz="UTC")).as_py().isoformat()
+        raise SourceError(
+            f"CloudWatch returned two values for {query} at {when} ({v[at]:g} and "
+            f"{v[at + 1]:g}) for {window}; rerun the hour"
+        )
+    unique = np.r_[True, t[1:] != t[:-1]]
+    return t[unique], v[unique]
