@@ -612,6 +612,98 @@ def test_one_timestamp_with_two_values_fails_the_hour_in_one_line(
     assert Lake(load_config(path)).read_hot("metric_samples", hour) is None
 
 
+REQUESTS = f"{ALB} RequestCount{{LoadBalancer={LBS[0]}}} Sum"
+ERRORS = f"{ALB} HTTPCode_Target_5XX_Count{{LoadBalancer={LBS[0]}}} Sum"
+
+
+def flip(ids: list[str], number: int) -> dict[str, Any]:
+    """Page 1 fails the requests query, page 2 calls it Complete."""
+    if number == 0:
+        failed = {
+            **result(ids[0], [(0, 5.0)], "InternalError"),
+            "Messages": [{"Code": "InternalError", "Value": "partial failure"}],
+        }
+        return {"MetricDataResults": [failed, result(ids[1], [])], "NextToken": "more"}
+    return {"MetricDataResults": [result(ids[0], [(1, 5.0)]), result(ids[1], [])]}
+
+
+@pytest.mark.parametrize(
+    ("pages", "problem"),
+    [
+        (
+            lambda ids, number: {"MetricDataResults": [result(ids[0], [(0, 5.0)])]},
+            f"never answered {ERRORS} for {{hour}}; rerun the hour",
+        ),
+        (
+            flip,
+            f"answered InternalError for {REQUESTS} for {{hour}} (partial failure); rerun the "
+            "hour, and if it persists check that query in sources.cloudwatch",
+        ),
+    ],
+    ids=["query-never-answered", "error-then-complete"],
+)
+def test_a_query_missing_or_failed_on_any_page_fails_the_hour_in_one_line(
+    cloudwatch: tuple[str, CloudWatchProxy],
+    tmp_path: Path,
+    pages: Callable[[list[str], int], dict[str, Any]],
+    problem: str,
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    proxy.faults.pages = pages
+    path, hour, ingest = scripted_hour(url, tmp_path)
+
+    with pytest.raises(SourceError) as error:
+        ingest()
+
+    assert str(error.value) == f"CloudWatch at {url} " + problem.replace("{hour}", str(hour))
+    assert Lake(load_config(path)).read_hot("metric_samples", hour) is None
+
+
+def test_max_datapoints_exceeded_fails_the_hour_even_when_complete(
+    cloudwatch: tuple[str, CloudWatchProxy], tmp_path: Path
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    cut = [{"Code": "MaxDatapointsExceeded", "Value": "Too many datapoints requested"}]
+    proxy.faults.pages = lambda ids, number: {
+        "MetricDataResults": [{**result(ids[0], [(0, 5.0)]), "Messages": cut}, result(ids[1], [])]
+    }
+    path, hour, ingest = scripted_hour(url, tmp_path)
+
+    with pytest.raises(SourceError) as error:
+        ingest()
+
+    assert str(error.value) == (
+        f"CloudWatch at {url} cut {REQUESTS} for {hour} (MaxDatapointsExceeded: Too many "
+        "datapoints requested); lower sources.cloudwatch.queries_per_call, use a coarser period, "
+        "or raise max_datapoints (at most 100800), then rerun"
+    )
+    assert Lake(load_config(path)).read_hot("metric_samples", hour) is None
+
+
+def test_other_messages_are_warnings_and_the_hour_is_published(
+    cloudwatch: tuple[str, CloudWatchProxy], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    note = [{"Code": "ArithmeticError", "Value": "division by zero in one period"}]
+    proxy.faults.pages = lambda ids, number: {
+        "MetricDataResults": [{**result(ids[0], [(0, 5.0)]), "Messages": note}, result(ids[1], [])],
+        "Messages": [{"Code": "MaxQueryTimeRangeExceed", "Value": "range too long"}],
+    }
+    _, hour, ingest = scripted_hour(url, tmp_path)
+
+    published = ingest()
+
+    assert published.samples == 3  # the datapoint and its counter view's 0 and 5
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"CloudWatch at {url} said about the answer for {hour}: MaxQueryTimeRangeExceed: range too long",
+        f"CloudWatch at {url} said about {REQUESTS} for {hour}: ArithmeticError: division by zero in one period",
+    ]
+
+
 # --- identity and config ----------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ count (the hour's 0 reads as a counter reset), so ``ratio`` SLIs work on CloudWa
 ``total: aws_applicationelb_request_count_sum_total{...}``.
 """
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -97,6 +98,8 @@ _BAD_CREDENTIALS = {
 _NOT_ALLOWED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 _CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError)
 _MAX_BACKOFF_SECONDS = 30.0
+
+log = logging.getLogger(__name__)
 
 
 def metric_name(namespace: str, name: str, statistic: str) -> str:
@@ -269,10 +272,14 @@ class CloudWatchSource:
     def _fetch(
         self, queries: list[MetricQuery], window: TimeWindow
     ) -> tuple[list[list[Any]], list[list[float]]]:
-        """Every page of one GetMetricData call: per query, its timestamps and values."""
+        """Every page of one GetMetricData call: per query, its timestamps and values. Each query
+        sent must come back, with no error status on any page and Complete on the last one, or
+        the hour would be published without it."""
         timestamps: list[list[Any]] = [[] for _ in queries]
         values: list[list[float]] = [[] for _ in queries]
-        status: dict[int, tuple[str, list[Any]]] = {}
+        status: list[str | None] = [None] * len(queries)
+        notes: dict[tuple[str, str], str] = {}  # (code, words) -> what it was said about
+        sent = {f"q{i}": i for i in range(len(queries))}
         params: dict[str, Any] = {
             "MetricDataQueries": [q.request(f"q{i}") for i, q in enumerate(queries)],
             "StartTime": window.start,
@@ -283,11 +290,27 @@ class CloudWatchSource:
         tokens: set[str] = set()
         while True:
             page = self._call("get_metric_data", "GetMetricData", params)
+            self._heed(page.get("Messages") or [], "the answer", window, notes)
             for result in page.get("MetricDataResults", []):
-                index = int(result["Id"][1:])
+                index = sent.get(str(result.get("Id")))
+                if index is None:
+                    raise SourceError(
+                        f"CloudWatch at {self.where} answered query Id "
+                        f"'{server_words(str(result.get('Id')), 40)}', which was never sent, for "
+                        f"{window}; rerun the hour"
+                    )
+                query = queries[index]
+                code = str(result.get("StatusCode", "Complete"))
+                self._heed(result.get("Messages") or [], str(query), window, notes)
+                if code not in ("Complete", "PartialData"):
+                    raise SourceError(
+                        f"CloudWatch at {self.where} answered {code} for {query} for {window} "
+                        f"({_said(result.get('Messages') or [], code)}); rerun the hour, and if it "
+                        "persists check that query in sources.cloudwatch"
+                    )
                 timestamps[index] += result.get("Timestamps", [])
                 values[index] += result.get("Values", [])
-                status[index] = (result.get("StatusCode", "Complete"), result.get("Messages", []))
+                status[index] = code
             token = page.get("NextToken")
             if not token:
                 break
@@ -298,15 +321,45 @@ class CloudWatchSource:
                 )
             tokens.add(token)
             params = {**params, "NextToken": token}
-        for index, (code, messages) in status.items():
-            if code != "Complete":
-                query = queries[index]
-                words = server_words("; ".join(str(m.get("Value", m)) for m in messages) or code)
+        for (code, words), about in notes.items():
+            log.warning(
+                "CloudWatch at %s said about %s for %s: %s",
+                self.where,
+                about,
+                window,
+                words or code,
+            )
+        for query, code in zip(queries, status, strict=True):
+            if code is None:
                 raise SourceError(
-                    f"CloudWatch left {query.namespace}/{query.metric_name} {query.statistic} "
-                    f"{code} for {window} with no page left to read ({words}); rerun the hour"
+                    f"CloudWatch at {self.where} never answered {query} for {window}; rerun the hour"
+                )
+            if code != "Complete":
+                raise SourceError(
+                    f"CloudWatch left {query} {code} for {window} with no page left to read; "
+                    "rerun the hour"
                 )
         return timestamps, values
+
+    def _heed(
+        self,
+        messages: list[dict[str, Any]],
+        about: str,
+        window: TimeWindow,
+        notes: dict[tuple[str, str], str],
+    ) -> None:
+        """Messages come with Complete answers too: MaxDatapointsExceeded means datapoints were
+        cut, so it fails the hour; any other is noted once, to be logged as a warning."""
+        for message in messages:
+            code = str(message.get("Code", ""))
+            words = server_words(f"{code}: {message.get('Value', '')}".strip(": "))
+            if code == "MaxDatapointsExceeded":
+                raise SourceError(
+                    f"CloudWatch at {self.where} cut {about} for {window} ({words}); lower "
+                    "sources.cloudwatch.queries_per_call, use a coarser period, or raise "
+                    "max_datapoints (at most 100800), then rerun"
+                )
+            notes.setdefault((code, words), about)
 
     def _call(self, method: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """One API call, retried with exponential backoff while it is throttled or fails on
@@ -377,6 +430,11 @@ class CloudWatchSource:
             f"CloudWatch at {self.where} refused {operation} ({code}: {words}); check "
             "sources.cloudwatch.queries and discover"
         )
+
+
+def _said(messages: list[dict[str, Any]], code: str) -> str:
+    """What the service said with a status, for a message: its own words, else the status."""
+    return server_words("; ".join(str(m.get("Value", m)) for m in messages) or code)
 
 
 def _series_of(queries: list[MetricQuery], region: str) -> _Series:
