@@ -704,6 +704,30 @@ def test_other_messages_are_warnings_and_the_hour_is_published(
     ]
 
 
+def test_fresh_tokens_forever_fail_the_hour_at_the_timeout_in_one_line(
+    cloudwatch: tuple[str, CloudWatchProxy], tmp_path: Path
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    proxy.faults.pages = lambda ids, number: {
+        "MetricDataResults": [result(i, [], "PartialData") for i in ids],
+        "NextToken": "more",
+    }
+    path, hour, ingest = scripted_hour(url, tmp_path, timeout="1s")
+
+    with pytest.raises(SourceError) as error:
+        ingest()
+
+    pages = len(proxy.log.calls)
+    assert pages > 1
+    assert str(error.value) == (
+        f"CloudWatch at {url} did not finish GetMetricData for {hour} within "
+        f"sources.cloudwatch.timeout (1s; {pages} pages read); raise timeout or lower "
+        "queries_per_call, then rerun"
+    )
+    assert Lake(load_config(path)).read_hot("metric_samples", hour) is None
+
+
 # --- identity and config ----------------------------------------------------------------------
 
 

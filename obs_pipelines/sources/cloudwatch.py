@@ -65,7 +65,7 @@ from obs_pipelines.config import (
 from obs_pipelines.errors import SourceError
 from obs_pipelines.schemas import METRIC_SAMPLES
 from obs_pipelines.sources.base import MetricChunk
-from obs_pipelines.sources.http import scrub, server_words
+from obs_pipelines.sources.http import Deadline, DeadlineExceeded, scrub, server_words
 from obs_pipelines.sources.series import series_table
 from obs_pipelines.windows import TimeWindow
 
@@ -287,9 +287,7 @@ class CloudWatchSource:
             "ScanBy": "TimestampAscending",
             "MaxDatapoints": self.config.max_datapoints,
         }
-        tokens: set[str] = set()
-        while True:
-            page = self._call("get_metric_data", "GetMetricData", params)
+        for page in self._pages(params, window):
             self._heed(page.get("Messages") or [], "the answer", window, notes)
             for result in page.get("MetricDataResults", []):
                 index = sent.get(str(result.get("Id")))
@@ -311,16 +309,6 @@ class CloudWatchSource:
                 timestamps[index] += result.get("Timestamps", [])
                 values[index] += result.get("Values", [])
                 status[index] = code
-            token = page.get("NextToken")
-            if not token:
-                break
-            if token in tokens:
-                raise SourceError(
-                    f"CloudWatch at {self.where} returned the same NextToken twice for {window}; "
-                    "rerun the hour"
-                )
-            tokens.add(token)
-            params = {**params, "NextToken": token}
         for (code, words), about in notes.items():
             log.warning(
                 "CloudWatch at %s said about %s for %s: %s",
@@ -340,6 +328,35 @@ class CloudWatchSource:
                     "rerun the hour"
                 )
         return timestamps, values
+
+    def _pages(self, params: dict[str, Any], window: TimeWindow) -> Iterator[dict[str, Any]]:
+        """The pages of one GetMetricData call, every NextToken followed. The whole conversation,
+        retries and their waits included, must end within ``timeout``: a server handing out
+        fresh tokens forever would otherwise hang the hour."""
+        seconds = self.config.timeout.total_seconds()
+        deadline = Deadline(seconds)
+        tokens: set[str] = set()
+        try:
+            while True:
+                deadline.check()
+                page = self._call("get_metric_data", "GetMetricData", params, deadline)
+                yield page
+                token = page.get("NextToken")
+                if not token:
+                    return
+                if token in tokens:
+                    raise SourceError(
+                        f"CloudWatch at {self.where} returned the same NextToken twice for "
+                        f"{window}; rerun the hour"
+                    )
+                tokens.add(token)
+                params = {**params, "NextToken": token}
+        except DeadlineExceeded:
+            raise SourceError(
+                f"CloudWatch at {self.where} did not finish GetMetricData for {window} within "
+                f"sources.cloudwatch.timeout ({seconds:g}s; {len(tokens)} pages read); raise "
+                "timeout or lower queries_per_call, then rerun"
+            ) from None
 
     def _heed(
         self,
@@ -361,15 +378,26 @@ class CloudWatchSource:
                 )
             notes.setdefault((code, words), about)
 
-    def _call(self, method: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        operation: str,
+        params: dict[str, Any],
+        deadline: Deadline | None = None,
+    ) -> dict[str, Any]:
         """One API call, retried with exponential backoff while it is throttled or fails on
-        the AWS side or on the way there; anything else is one line naming the fix."""
+        the AWS side or on the way there; anything else is one line naming the fix. A wait that
+        would outlast ``deadline`` raises :class:`DeadlineExceeded` instead of sleeping."""
         reason = ""
         for attempt in range(self.config.retries + 1):
             if attempt:
                 self.retried += 1
-                backoff = self.config.retry_backoff_seconds * 2 ** (attempt - 1)
-                self._sleep(min(backoff, _MAX_BACKOFF_SECONDS))
+                backoff = min(
+                    self.config.retry_backoff_seconds * 2 ** (attempt - 1), _MAX_BACKOFF_SECONDS
+                )
+                if deadline is not None and backoff >= deadline.remaining():
+                    raise DeadlineExceeded(f"not done within {deadline.seconds:g}s")
+                self._sleep(backoff)
             self.requests_made[operation] += 1
             try:
                 return dict(getattr(self._client, method)(**params))
