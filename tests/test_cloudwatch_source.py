@@ -5,6 +5,7 @@ moto aggregates them per period. A wire-faithful proxy in front of moto (tests/c
 pages answers at MaxDatapoints (moto does not) and throttles on demand.
 """
 
+import json
 import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -374,6 +375,48 @@ def test_throttling_that_outlasts_the_retries_fails_the_hour_and_writes_nothing(
     )
     assert "\n" not in str(error.value)
     assert Lake(config).read_hot("metric_samples", hour) is None
+
+
+def test_http_429_from_a_proxy_is_throttling_retried_then_the_hour_is_complete(
+    cloudwatch: tuple[str, CloudWatchProxy],
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    proxy.faults.answers = [(429, {"Content-Type": "text/plain"}, b"Too Many Requests")] * 2
+    config = parse_config(
+        {"sources": {"metrics": "cloudwatch", "cloudwatch": cloudwatch_section(url)}}
+    ).sources.cloudwatch
+    slept: list[float] = []
+    source = CloudWatchSource(config, sleep=slept.append)
+    hour = TimeWindow(START, START + timedelta(hours=1))
+
+    rows = sum(chunk.samples.num_rows for chunk in source.read_metrics(hour))
+
+    assert slept == [0.01, 0.02] and not proxy.faults.answers
+    assert rows == sum(len(v) for v in expected(START_MS, START_MS + HOUR_MS).values())
+
+
+def test_an_expired_signature_says_to_check_the_clock(
+    cloudwatch: tuple[str, CloudWatchProxy],
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    said = "Signature expired: 20261110T000000Z is now earlier than 20261110T001000Z"
+    body = json.dumps({"__type": "InvalidSignatureException", "message": said}).encode()
+    proxy.faults.answers = [(400, {"Content-Type": "application/x-amz-json-1.0"}, body)]
+    config = parse_config(
+        {"sources": {"metrics": "cloudwatch", "cloudwatch": cloudwatch_section(url)}}
+    )
+    hour = TimeWindow(START, START + timedelta(hours=1))
+
+    with pytest.raises(SourceError) as error:
+        list(metric_source(config).read_metrics(hour))
+
+    assert str(error.value) == (
+        f"CloudWatch at {url} refused the request's signature (InvalidSignatureException: {said}); "
+        "check this machine's clock (AWS refuses a signature more than 5 minutes off: sync it "
+        "with NTP), then the AWS credentials of the standard AWS chain"
+    )
 
 
 def test_refused_credentials_and_an_unreachable_endpoint_are_one_line_each(

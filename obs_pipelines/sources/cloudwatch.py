@@ -7,12 +7,14 @@ data in the last two weeks, so an older backfill needs explicit queries.
 
 How: ``GetMetricData`` for the hour ``[start, end)``, up to ``queries_per_call`` (at most 500)
 queries a call, ``ScanBy=TimestampAscending``; every ``NextToken`` is followed until each result
-is ``Complete`` (``PartialData`` means more pages). Throttling, 5xx answers and connection
-failures are retried with exponential backoff (``retries``, ``retry_backoff_seconds``), then fail
-the hour in one line; nothing is written for an hour unless every call answered. Credentials come
-from the standard AWS chain (boto3's default session), never from the config. Each datapoint is one
-sample: its timestamp (the start of its period, in ms) and value (float64), exactly as CloudWatch
-returned them.
+is ``Complete`` (``PartialData`` means more pages), all pages of a call within ``timeout``. Every
+query sent must come back; an error status on any page, or ``MaxDatapointsExceeded`` in
+``Messages``, fails the hour (other messages are warnings). Throttling (HTTP 429 too), 5xx answers
+and connection failures are retried with exponential backoff (``retries``,
+``retry_backoff_seconds``), then fail the hour in one line; nothing is written for an hour unless
+every call answered. Credentials come from the standard AWS chain (boto3's default session), never
+from the config. Each datapoint is one sample: its timestamp (the start of its period, in ms) and
+value (float64), exactly as CloudWatch returned them, once each and in time order.
 
 Series identity (the metric names of YACE, the CloudWatch exporter most Prometheus users know,
 plus labels that make a collision with a Prometheus series impossible):
@@ -95,6 +97,8 @@ _BAD_CREDENTIALS = {
     "ExpiredTokenException",
     "AuthFailure",
 }
+# A signature refused as expired or too far off: a skewed clock, or else the credentials.
+_SIGNATURE_REFUSED = {"InvalidSignatureException", "RequestExpired", "RequestTimeTooSkewed"}
 _NOT_ALLOWED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 _CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError)
 _MAX_BACKOFF_SECONDS = 30.0
@@ -405,8 +409,8 @@ class CloudWatchSource:
                 error = exc.response.get("Error", {})
                 code = str(error.get("Code", ""))
                 status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-                if code in _THROTTLED:
-                    reason = f"throttled: {code}"
+                if code in _THROTTLED or status == 429:  # 429: a proxy or VPC endpoint's limit
+                    reason = f"throttled: {code if code in _THROTTLED else 'HTTP 429'}"
                     continue
                 if status >= 500 or code in _TRANSIENT:
                     reason = f"{code or 'HTTP ' + str(status)}"
@@ -448,6 +452,12 @@ class CloudWatchSource:
                 f"CloudWatch at {self.where} refused the AWS credentials ({code}); check the "
                 "credentials of the standard AWS chain (AWS_ACCESS_KEY_ID, AWS_PROFILE or the "
                 "role) are valid, not expired, and for this account"
+            )
+        if code in _SIGNATURE_REFUSED:
+            return SourceError(
+                f"CloudWatch at {self.where} refused the request's signature ({code}: {words}); "
+                "check this machine's clock (AWS refuses a signature more than 5 minutes off: "
+                "sync it with NTP), then the AWS credentials of the standard AWS chain"
             )
         if code in _NOT_ALLOWED:
             return SourceError(
