@@ -5,13 +5,16 @@ throttles. The proxy adds what the real service does on the wire (AWS JSON 1.0, 
 to CloudWatch): it pages each answer at the request's ``MaxDatapoints`` with ``NextToken`` and
 ``StatusCode: PartialData``, and it can answer with the documented throttling error
 (HTTP 400, ``x-amzn-query-error: Throttling;Sender``) or refuse the credentials, a given number of
-times before forwarding again. Everything else goes to moto untouched.
+times before forwarding again. What moto cannot be made to do (pages that repeat, reorder or drop
+datapoints, error statuses and messages, endless paging, raw HTTP errors) the test scripts:
+``Faults.pages`` answers GetMetricData itself, ``Faults.answers`` sends raw HTTP answers. Everything
+else goes to moto untouched.
 """
 
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -38,6 +41,11 @@ class ProxyLog:
 class Faults:
     throttle: int = 0  # answer the next N GetMetricData calls with ThrottlingException
     refuse_credentials: int = 0  # answer the next N calls with UnrecognizedClientException
+    # GetMetricData answered by the test: (the query Ids sent, the page number from 0) -> the
+    # answer; a NextToken in it is the next page's. Timestamps are epoch seconds, as on the wire.
+    pages: Callable[[list[str], int], dict[str, Any]] | None = None
+    # Raw HTTP answers (status, headers, body) for the next GetMetricData calls, in order.
+    answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
 
 
 class CloudWatchProxy:
@@ -77,6 +85,10 @@ class CloudWatchProxy:
         request = json.loads(body)
         with self._lock:
             self.log.calls.append(dict(request))
+            if self.faults.answers:
+                return self.faults.answers.pop(0)
+        if self.faults.pages is not None:
+            return self._scripted(request)
         token = request.pop("NextToken", None)
         limit = int(request.pop("MaxDatapoints", 100_800))
         key = json.dumps(request, sort_keys=True)
@@ -95,6 +107,19 @@ class CloudWatchProxy:
         out: dict[str, Any] = {"MetricDataResults": page, "Messages": []}
         if more:
             out["NextToken"] = f"page:{offset + limit}:{uuid.uuid4().hex}"
+            with self._lock:
+                self.log.pages_partial += 1
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(out).encode()
+
+    def _scripted(self, request: dict[str, Any]) -> tuple[int, dict, bytes]:
+        """The test's answer to this page of the conversation."""
+        token = request.get("NextToken")
+        number = int(token.split(":")[1]) if token else 0
+        ids = [q["Id"] for q in request["MetricDataQueries"]]
+        assert self.faults.pages is not None
+        out = self.faults.pages(ids, number)
+        if "NextToken" in out:
+            out = {**out, "NextToken": f"page:{number + 1}:{uuid.uuid4().hex}"}
             with self._lock:
                 self.log.pages_partial += 1
         return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(out).encode()

@@ -5,6 +5,7 @@ moto aggregates them per period. A wire-faithful proxy in front of moto (tests/c
 pages answers at MaxDatapoints (moto does not) and throttles on demand.
 """
 
+import json
 import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.operations.doctor import CheckResult, run_checks
+from obs_pipelines.reporting.derived import derive
 from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.sources import CombinedMetrics, metric_source
 from obs_pipelines.sources.cloudwatch import CloudWatchSource, metric_name
@@ -375,6 +377,48 @@ def test_throttling_that_outlasts_the_retries_fails_the_hour_and_writes_nothing(
     assert Lake(config).read_hot("metric_samples", hour) is None
 
 
+def test_http_429_from_a_proxy_is_throttling_retried_then_the_hour_is_complete(
+    cloudwatch: tuple[str, CloudWatchProxy],
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    proxy.faults.answers = [(429, {"Content-Type": "text/plain"}, b"Too Many Requests")] * 2
+    config = parse_config(
+        {"sources": {"metrics": "cloudwatch", "cloudwatch": cloudwatch_section(url)}}
+    ).sources.cloudwatch
+    slept: list[float] = []
+    source = CloudWatchSource(config, sleep=slept.append)
+    hour = TimeWindow(START, START + timedelta(hours=1))
+
+    rows = sum(chunk.samples.num_rows for chunk in source.read_metrics(hour))
+
+    assert slept == [0.01, 0.02] and not proxy.faults.answers
+    assert rows == sum(len(v) for v in expected(START_MS, START_MS + HOUR_MS).values())
+
+
+def test_an_expired_signature_says_to_check_the_clock(
+    cloudwatch: tuple[str, CloudWatchProxy],
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    said = "Signature expired: 20261110T000000Z is now earlier than 20261110T001000Z"
+    body = json.dumps({"__type": "InvalidSignatureException", "message": said}).encode()
+    proxy.faults.answers = [(400, {"Content-Type": "application/x-amz-json-1.0"}, body)]
+    config = parse_config(
+        {"sources": {"metrics": "cloudwatch", "cloudwatch": cloudwatch_section(url)}}
+    )
+    hour = TimeWindow(START, START + timedelta(hours=1))
+
+    with pytest.raises(SourceError) as error:
+        list(metric_source(config).read_metrics(hour))
+
+    assert str(error.value) == (
+        f"CloudWatch at {url} refused the request's signature (InvalidSignatureException: {said}); "
+        "check this machine's clock (AWS refuses a signature more than 5 minutes off: sync it "
+        "with NTP), then the AWS credentials of the standard AWS chain"
+    )
+
+
 def test_refused_credentials_and_an_unreachable_endpoint_are_one_line_each(
     cloudwatch: tuple[str, CloudWatchProxy], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -491,6 +535,240 @@ def test_a_failing_backend_fails_the_hour_before_anything_is_written(
     assert isinstance(source, CombinedMetrics) and proxy.log.calls  # CloudWatch answered first
     assert Lake(config).read_hot("metric_samples", hour) is None
     assert Lake(config).read_hot("metric_series", hour) is None
+
+
+# --- pages that misbehave (scripted by the proxy) ----------------------------------------------
+
+SCRIPTED = [
+    {"namespace": ALB, "metric_name": name, "dimensions": {"LoadBalancer": LBS[0]},
+     "statistic": "Sum", "service": "shop"}
+    for name in ("RequestCount", "HTTPCode_Target_5XX_Count")
+]  # fmt: skip
+START_S = START_MS // 1000
+
+
+def result(query_id: str, points: list[tuple[int, float]], status: str = "Complete") -> dict:
+    """One query's part of a page: (minute of the hour, value) datapoints, as on the wire."""
+    return {
+        "Id": query_id,
+        "Label": query_id,
+        "Timestamps": [START_S + minute * 60 for minute, _ in points],
+        "Values": [value for _, value in points],
+        "StatusCode": status,
+    }
+
+
+def scripted_hour(url: str, folder: Path, **overrides: Any) -> Any:
+    """The first hour ingested from the scripted proxy, SLOS on the two queries of SCRIPTED."""
+    section = cloudwatch_section(url, queries=SCRIPTED, discover=[], **overrides)
+    path = _write(
+        folder,
+        sources={"metrics": "cloudwatch", "cloudwatch": section},
+        services=[{"name": "shop", "owner": "team"}],
+        slos=SLOS,
+    )
+    config = load_config(path)
+    hour = TimeWindow(START, START + timedelta(hours=1))
+    return path, hour, lambda: ingest_metrics_hour(Lake(config), metric_source(config), hour)
+
+
+def slo_events(config: Any) -> tuple[float, float]:
+    """The SLO's bad and total events of the day, as the report shows them."""
+    day = TimeWindow(START, START + timedelta(days=1))
+    derive(config, day)
+    build_catalog(config)
+    con = report_connection(config, day.start, day.end)
+    row = con.execute(
+        """SELECT bad_events_count, events_count FROM slo_compliance
+           WHERE slo_name = 'shop_alb_availability' AND scope = 'day'"""
+    ).fetchone()
+    con.close()
+    return row[0], row[1]
+
+
+@pytest.mark.parametrize(
+    "pages",
+    [
+        # page 2 repeats 00:01 of page 1
+        [[(0, 100.0), (1, 100.0)], [(1, 100.0), (2, 100.0)]],
+        # one page, newest first
+        [[(2, 100.0), (1, 100.0), (0, 100.0)]],
+    ],
+    ids=["repeated-across-pages", "out-of-order"],
+)
+def test_repeated_or_unordered_datapoints_count_once_in_the_counter_and_the_slo(
+    cloudwatch: tuple[str, CloudWatchProxy], tmp_path: Path, pages: list[list[tuple[int, float]]]
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+
+    def answer(ids: list[str], number: int) -> dict[str, Any]:
+        last = number == len(pages) - 1
+        bad = [(0, 1.0)] if number == 0 else []
+        out = {
+            "MetricDataResults": [
+                result(ids[0], pages[number], "Complete" if last else "PartialData"),
+                result(ids[1], bad),
+            ]
+        }
+        return out if last else {**out, "NextToken": "more"}
+
+    proxy.faults.pages = answer
+    path, _, ingest = scripted_hour(url, tmp_path)
+
+    ingest()
+
+    config = load_config(path)
+    build_catalog(config)
+    found = lake_series(path)
+    counter = next(
+        v for k, v in found.items() if k[0] == "aws_applicationelb_request_count_sum_total"
+    )
+    exact = next(v for k, v in found.items() if k[0] == "aws_applicationelb_request_count_sum")
+    assert exact == [(START_MS + m * 60_000, 100.0) for m in range(3)]
+    assert counter == [(START_MS, 0.0)] + [
+        (START_MS + m * 60_000 - 1, m * 100.0) for m in (1, 2, 3)
+    ]
+    assert slo_events(config) == (1.0, 300.0)
+
+
+def test_one_timestamp_with_two_values_fails_the_hour_in_one_line(
+    cloudwatch: tuple[str, CloudWatchProxy], tmp_path: Path
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    proxy.faults.pages = lambda ids, number: {
+        "MetricDataResults": [
+            result(ids[0], [(0, 100.0), (1, 100.0), (1, 120.0)]),
+            result(ids[1], []),
+        ]
+    }
+    path, hour, ingest = scripted_hour(url, tmp_path)
+
+    with pytest.raises(SourceError) as error:
+        ingest()
+
+    assert str(error.value) == (
+        f"CloudWatch returned two values for {ALB} RequestCount{{LoadBalancer={LBS[0]}}} Sum at "
+        f"2026-11-10T00:01:00+00:00 (100 and 120) for {hour}; rerun the hour"
+    )
+    assert Lake(load_config(path)).read_hot("metric_samples", hour) is None
+
+
+REQUESTS = f"{ALB} RequestCount{{LoadBalancer={LBS[0]}}} Sum"
+ERRORS = f"{ALB} HTTPCode_Target_5XX_Count{{LoadBalancer={LBS[0]}}} Sum"
+
+
+def flip(ids: list[str], number: int) -> dict[str, Any]:
+    """Page 1 fails the requests query, page 2 calls it Complete."""
+    if number == 0:
+        failed = {
+            **result(ids[0], [(0, 5.0)], "InternalError"),
+            "Messages": [{"Code": "InternalError", "Value": "partial failure"}],
+        }
+        return {"MetricDataResults": [failed, result(ids[1], [])], "NextToken": "more"}
+    return {"MetricDataResults": [result(ids[0], [(1, 5.0)]), result(ids[1], [])]}
+
+
+@pytest.mark.parametrize(
+    ("pages", "problem"),
+    [
+        (
+            lambda ids, number: {"MetricDataResults": [result(ids[0], [(0, 5.0)])]},
+            f"never answered {ERRORS} for {{hour}}; rerun the hour",
+        ),
+        (
+            flip,
+            f"answered InternalError for {REQUESTS} for {{hour}} (partial failure); rerun the "
+            "hour, and if it persists check that query in sources.cloudwatch",
+        ),
+    ],
+    ids=["query-never-answered", "error-then-complete"],
+)
+def test_a_query_missing_or_failed_on_any_page_fails_the_hour_in_one_line(
+    cloudwatch: tuple[str, CloudWatchProxy],
+    tmp_path: Path,
+    pages: Callable[[list[str], int], dict[str, Any]],
+    problem: str,
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    proxy.faults.pages = pages
+    path, hour, ingest = scripted_hour(url, tmp_path)
+
+    with pytest.raises(SourceError) as error:
+        ingest()
+
+    assert str(error.value) == f"CloudWatch at {url} " + problem.replace("{hour}", str(hour))
+    assert Lake(load_config(path)).read_hot("metric_samples", hour) is None
+
+
+def test_max_datapoints_exceeded_fails_the_hour_even_when_complete(
+    cloudwatch: tuple[str, CloudWatchProxy], tmp_path: Path
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    cut = [{"Code": "MaxDatapointsExceeded", "Value": "Too many datapoints requested"}]
+    proxy.faults.pages = lambda ids, number: {
+        "MetricDataResults": [{**result(ids[0], [(0, 5.0)]), "Messages": cut}, result(ids[1], [])]
+    }
+    path, hour, ingest = scripted_hour(url, tmp_path)
+
+    with pytest.raises(SourceError) as error:
+        ingest()
+
+    assert str(error.value) == (
+        f"CloudWatch at {url} cut {REQUESTS} for {hour} (MaxDatapointsExceeded: Too many "
+        "datapoints requested); lower sources.cloudwatch.queries_per_call, use a coarser period, "
+        "or raise max_datapoints (at most 100800), then rerun"
+    )
+    assert Lake(load_config(path)).read_hot("metric_samples", hour) is None
+
+
+def test_other_messages_are_warnings_and_the_hour_is_published(
+    cloudwatch: tuple[str, CloudWatchProxy], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    note = [{"Code": "ArithmeticError", "Value": "division by zero in one period"}]
+    proxy.faults.pages = lambda ids, number: {
+        "MetricDataResults": [{**result(ids[0], [(0, 5.0)]), "Messages": note}, result(ids[1], [])],
+        "Messages": [{"Code": "MaxQueryTimeRangeExceed", "Value": "range too long"}],
+    }
+    _, hour, ingest = scripted_hour(url, tmp_path)
+
+    published = ingest()
+
+    assert published.samples == 3  # the datapoint and its counter view's 0 and 5
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"CloudWatch at {url} said about the answer for {hour}: MaxQueryTimeRangeExceed: range too long",
+        f"CloudWatch at {url} said about {REQUESTS} for {hour}: ArithmeticError: division by zero in one period",
+    ]
+
+
+def test_fresh_tokens_forever_fail_the_hour_at_the_timeout_in_one_line(
+    cloudwatch: tuple[str, CloudWatchProxy], tmp_path: Path
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    proxy.faults.pages = lambda ids, number: {
+        "MetricDataResults": [result(i, [], "PartialData") for i in ids],
+        "NextToken": "more",
+    }
+    path, hour, ingest = scripted_hour(url, tmp_path, timeout="1s")
+
+    with pytest.raises(SourceError) as error:
+        ingest()
+
+    pages = len(proxy.log.calls)
+    assert pages > 1
+    assert str(error.value) == (
+        f"CloudWatch at {url} did not finish GetMetricData for {hour} within "
+        f"sources.cloudwatch.timeout (1s; {pages} pages read); raise timeout or lower "
+        "queries_per_call, then rerun"
+    )
+    assert Lake(load_config(path)).read_hot("metric_samples", hour) is None
 
 
 # --- identity and config ----------------------------------------------------------------------

@@ -7,12 +7,14 @@ data in the last two weeks, so an older backfill needs explicit queries.
 
 How: ``GetMetricData`` for the hour ``[start, end)``, up to ``queries_per_call`` (at most 500)
 queries a call, ``ScanBy=TimestampAscending``; every ``NextToken`` is followed until each result
-is ``Complete`` (``PartialData`` means more pages). Throttling, 5xx answers and connection
-failures are retried with exponential backoff (``retries``, ``retry_backoff_seconds``), then fail
-the hour in one line; nothing is written for an hour unless every call answered. Credentials come
-from the standard AWS chain (boto3's default session), never from the config. Each datapoint is one
-sample: its timestamp (the start of its period, in ms) and value (float64), exactly as CloudWatch
-returned them.
+is ``Complete`` (``PartialData`` means more pages), all pages of a call within ``timeout``. Every
+query sent must come back; an error status on any page, or ``MaxDatapointsExceeded`` in
+``Messages``, fails the hour (other messages are warnings). Throttling (HTTP 429 too), 5xx answers
+and connection failures are retried with exponential backoff (``retries``,
+``retry_backoff_seconds``), then fail the hour in one line; nothing is written for an hour unless
+every call answered. Credentials come from the standard AWS chain (boto3's default session), never
+from the config. Each datapoint is one sample: its timestamp (the start of its period, in ms) and
+value (float64), exactly as CloudWatch returned them, once each and in time order.
 
 Series identity (the metric names of YACE, the CloudWatch exporter most Prometheus users know,
 plus labels that make a collision with a Prometheus series impossible):
@@ -35,6 +37,7 @@ count (the hour's 0 reads as a counter reset), so ``ratio`` SLIs work on CloudWa
 ``total: aws_applicationelb_request_count_sum_total{...}``.
 """
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -64,7 +67,7 @@ from obs_pipelines.config import (
 from obs_pipelines.errors import SourceError
 from obs_pipelines.schemas import METRIC_SAMPLES
 from obs_pipelines.sources.base import MetricChunk
-from obs_pipelines.sources.http import scrub, server_words
+from obs_pipelines.sources.http import Deadline, DeadlineExceeded, scrub, server_words
 from obs_pipelines.sources.series import series_table
 from obs_pipelines.windows import TimeWindow
 
@@ -94,9 +97,13 @@ _BAD_CREDENTIALS = {
     "ExpiredTokenException",
     "AuthFailure",
 }
+# A signature refused as expired or too far off: a skewed clock, or else the credentials.
+_SIGNATURE_REFUSED = {"InvalidSignatureException", "RequestExpired", "RequestTimeTooSkewed"}
 _NOT_ALLOWED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 _CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError)
 _MAX_BACKOFF_SECONDS = 30.0
+
+log = logging.getLogger(__name__)
 
 
 def metric_name(namespace: str, name: str, statistic: str) -> str:
@@ -124,6 +131,11 @@ class MetricQuery:
     period_s: int
     service: str | None
     counter: bool
+
+    def __str__(self) -> str:
+        """How messages name the query: ``AWS/ELB RequestCount{LoadBalancer=lb} Sum``."""
+        dimensions = ",".join(f"{n}={v}" for n, v in self.dimensions)
+        return f"{self.namespace} {self.metric_name}{{{dimensions}}} {self.statistic}"
 
     @property
     def key(self) -> tuple[str, str, tuple[tuple[str, str], ...], str]:
@@ -264,10 +276,14 @@ class CloudWatchSource:
     def _fetch(
         self, queries: list[MetricQuery], window: TimeWindow
     ) -> tuple[list[list[Any]], list[list[float]]]:
-        """Every page of one GetMetricData call: per query, its timestamps and values."""
+        """Every page of one GetMetricData call: per query, its timestamps and values. Each query
+        sent must come back, with no error status on any page and Complete on the last one, or
+        the hour would be published without it."""
         timestamps: list[list[Any]] = [[] for _ in queries]
         values: list[list[float]] = [[] for _ in queries]
-        status: dict[int, tuple[str, list[Any]]] = {}
+        status: list[str | None] = [None] * len(queries)
+        notes: dict[tuple[str, str], str] = {}  # (code, words) -> what it was said about
+        sent = {f"q{i}": i for i in range(len(queries))}
         params: dict[str, Any] = {
             "MetricDataQueries": [q.request(f"q{i}") for i, q in enumerate(queries)],
             "StartTime": window.start,
@@ -275,43 +291,117 @@ class CloudWatchSource:
             "ScanBy": "TimestampAscending",
             "MaxDatapoints": self.config.max_datapoints,
         }
-        tokens: set[str] = set()
-        while True:
-            page = self._call("get_metric_data", "GetMetricData", params)
+        for page in self._pages(params, window):
+            self._heed(page.get("Messages") or [], "the answer", window, notes)
             for result in page.get("MetricDataResults", []):
-                index = int(result["Id"][1:])
+                index = sent.get(str(result.get("Id")))
+                if index is None:
+                    raise SourceError(
+                        f"CloudWatch at {self.where} answered query Id "
+                        f"'{server_words(str(result.get('Id')), 40)}', which was never sent, for "
+                        f"{window}; rerun the hour"
+                    )
+                query = queries[index]
+                code = str(result.get("StatusCode", "Complete"))
+                self._heed(result.get("Messages") or [], str(query), window, notes)
+                if code not in ("Complete", "PartialData"):
+                    raise SourceError(
+                        f"CloudWatch at {self.where} answered {code} for {query} for {window} "
+                        f"({_said(result.get('Messages') or [], code)}); rerun the hour, and if it "
+                        "persists check that query in sources.cloudwatch"
+                    )
                 timestamps[index] += result.get("Timestamps", [])
                 values[index] += result.get("Values", [])
-                status[index] = (result.get("StatusCode", "Complete"), result.get("Messages", []))
-            token = page.get("NextToken")
-            if not token:
-                break
-            if token in tokens:
+                status[index] = code
+        for (code, words), about in notes.items():
+            log.warning(
+                "CloudWatch at %s said about %s for %s: %s",
+                self.where,
+                about,
+                window,
+                words or code,
+            )
+        for query, code in zip(queries, status, strict=True):
+            if code is None:
                 raise SourceError(
-                    f"CloudWatch at {self.where} returned the same NextToken twice for {window}; "
-                    "rerun the hour"
+                    f"CloudWatch at {self.where} never answered {query} for {window}; rerun the hour"
                 )
-            tokens.add(token)
-            params = {**params, "NextToken": token}
-        for index, (code, messages) in status.items():
             if code != "Complete":
-                query = queries[index]
-                words = server_words("; ".join(str(m.get("Value", m)) for m in messages) or code)
                 raise SourceError(
-                    f"CloudWatch left {query.namespace}/{query.metric_name} {query.statistic} "
-                    f"{code} for {window} with no page left to read ({words}); rerun the hour"
+                    f"CloudWatch left {query} {code} for {window} with no page left to read; "
+                    "rerun the hour"
                 )
         return timestamps, values
 
-    def _call(self, method: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _pages(self, params: dict[str, Any], window: TimeWindow) -> Iterator[dict[str, Any]]:
+        """The pages of one GetMetricData call, every NextToken followed. The whole conversation,
+        retries and their waits included, must end within ``timeout``: a server handing out
+        fresh tokens forever would otherwise hang the hour."""
+        seconds = self.config.timeout.total_seconds()
+        deadline = Deadline(seconds)
+        tokens: set[str] = set()
+        try:
+            while True:
+                deadline.check()
+                page = self._call("get_metric_data", "GetMetricData", params, deadline)
+                yield page
+                token = page.get("NextToken")
+                if not token:
+                    return
+                if token in tokens:
+                    raise SourceError(
+                        f"CloudWatch at {self.where} returned the same NextToken twice for "
+                        f"{window}; rerun the hour"
+                    )
+                tokens.add(token)
+                params = {**params, "NextToken": token}
+        except DeadlineExceeded:
+            raise SourceError(
+                f"CloudWatch at {self.where} did not finish GetMetricData for {window} within "
+                f"sources.cloudwatch.timeout ({seconds:g}s; {len(tokens)} pages read); raise "
+                "timeout or lower queries_per_call, then rerun"
+            ) from None
+
+    def _heed(
+        self,
+        messages: list[dict[str, Any]],
+        about: str,
+        window: TimeWindow,
+        notes: dict[tuple[str, str], str],
+    ) -> None:
+        """Messages come with Complete answers too: MaxDatapointsExceeded means datapoints were
+        cut, so it fails the hour; any other is noted once, to be logged as a warning."""
+        for message in messages:
+            code = str(message.get("Code", ""))
+            words = server_words(f"{code}: {message.get('Value', '')}".strip(": "))
+            if code == "MaxDatapointsExceeded":
+                raise SourceError(
+                    f"CloudWatch at {self.where} cut {about} for {window} ({words}); lower "
+                    "sources.cloudwatch.queries_per_call, use a coarser period, or raise "
+                    "max_datapoints (at most 100800), then rerun"
+                )
+            notes.setdefault((code, words), about)
+
+    def _call(
+        self,
+        method: str,
+        operation: str,
+        params: dict[str, Any],
+        deadline: Deadline | None = None,
+    ) -> dict[str, Any]:
         """One API call, retried with exponential backoff while it is throttled or fails on
-        the AWS side or on the way there; anything else is one line naming the fix."""
+        the AWS side or on the way there; anything else is one line naming the fix. A wait that
+        would outlast ``deadline`` raises :class:`DeadlineExceeded` instead of sleeping."""
         reason = ""
         for attempt in range(self.config.retries + 1):
             if attempt:
                 self.retried += 1
-                backoff = self.config.retry_backoff_seconds * 2 ** (attempt - 1)
-                self._sleep(min(backoff, _MAX_BACKOFF_SECONDS))
+                backoff = min(
+                    self.config.retry_backoff_seconds * 2 ** (attempt - 1), _MAX_BACKOFF_SECONDS
+                )
+                if deadline is not None and backoff >= deadline.remaining():
+                    raise DeadlineExceeded(f"not done within {deadline.seconds:g}s")
+                self._sleep(backoff)
             self.requests_made[operation] += 1
             try:
                 return dict(getattr(self._client, method)(**params))
@@ -319,8 +409,8 @@ class CloudWatchSource:
                 error = exc.response.get("Error", {})
                 code = str(error.get("Code", ""))
                 status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-                if code in _THROTTLED:
-                    reason = f"throttled: {code}"
+                if code in _THROTTLED or status == 429:  # 429: a proxy or VPC endpoint's limit
+                    reason = f"throttled: {code if code in _THROTTLED else 'HTTP 429'}"
                     continue
                 if status >= 500 or code in _TRANSIENT:
                     reason = f"{code or 'HTTP ' + str(status)}"
@@ -363,6 +453,12 @@ class CloudWatchSource:
                 "credentials of the standard AWS chain (AWS_ACCESS_KEY_ID, AWS_PROFILE or the "
                 "role) are valid, not expired, and for this account"
             )
+        if code in _SIGNATURE_REFUSED:
+            return SourceError(
+                f"CloudWatch at {self.where} refused the request's signature ({code}: {words}); "
+                "check this machine's clock (AWS refuses a signature more than 5 minutes off: "
+                "sync it with NTP), then the AWS credentials of the standard AWS chain"
+            )
         if code in _NOT_ALLOWED:
             return SourceError(
                 f"the AWS credentials may not call {operation} ({code}: {words}); allow "
@@ -372,6 +468,11 @@ class CloudWatchSource:
             f"CloudWatch at {self.where} refused {operation} ({code}: {words}); check "
             "sources.cloudwatch.queries and discover"
         )
+
+
+def _said(messages: list[dict[str, Any]], code: str) -> str:
+    """What the service said with a status, for a message: its own words, else the status."""
+    return server_words("; ".join(str(m.get("Value", m)) for m in messages) or code)
 
 
 def _series_of(queries: list[MetricQuery], region: str) -> _Series:
@@ -422,7 +523,7 @@ def _chunk(
         t = pa.array(stamps, pa.timestamp("ms", tz="UTC")).cast(pa.int64()).to_numpy()
         v = np.asarray(numbers, np.float64)
         keep = (t >= window.start_ms) & (t < window.end_ms)
-        t, v = t[keep], v[keep]
+        t, v = _in_order(series.queries[row], t[keep], v[keep], window)
         if not t.size:
             continue
         present.append(row)
@@ -452,3 +553,25 @@ def _chunk(
         ]
     )
     return MetricChunk(series=described, samples=samples)
+
+
+def _in_order(
+    query: MetricQuery, t: np.ndarray, v: np.ndarray, window: TimeWindow
+) -> tuple[np.ndarray, np.ndarray]:
+    """The datapoints of one series by timestamp, each once: pages may repeat a datapoint or
+    answer out of order, and the counter view's running sum must count each period once and
+    never decrease. The same timestamp with two values is a contradiction, not a repeat."""
+    order = np.argsort(t, kind="stable")
+    t, v = t[order], v[order]
+    repeat = np.flatnonzero(t[1:] == t[:-1])
+    before, after = v[repeat], v[repeat + 1]
+    differs = (before != after) & ~(np.isnan(before) & np.isnan(after))
+    if differs.any():
+        at = repeat[np.argmax(differs)]
+        when = pa.scalar(int(t[at]), pa.timestamp("ms", tz="UTC")).as_py().isoformat()
+        raise SourceError(
+            f"CloudWatch returned two values for {query} at {when} ({v[at]:g} and "
+            f"{v[at + 1]:g}) for {window}; rerun the hour"
+        )
+    unique = np.r_[True, t[1:] != t[:-1]]
+    return t[unique], v[unique]
