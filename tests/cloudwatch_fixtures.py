@@ -25,6 +25,8 @@ import requests
 from tests.servers import serving_in_process
 
 GET_METRIC_DATA = "GraniteServiceVersion20100801.GetMetricData"
+LIST_METRICS = "GraniteServiceVersion20100801.ListMetrics"
+JSON_1_0 = "application/x-amz-json-1.0"
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Faults:
     pages: Callable[[list[str], int], dict[str, Any]] | None = None
     # Raw HTTP answers (status, headers, body) for the next GetMetricData calls, in order.
     answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
+    # ListMetrics answered by the test with this page, every time (no forwarding to moto).
+    list_page: dict[str, Any] | None = None
 
 
 class CloudWatchProxy:
@@ -80,6 +84,10 @@ class CloudWatchProxy:
                     "Rate exceeded",
                     "Throttling;Sender",
                 )
+        if target == LIST_METRICS and self.faults.list_page is not None:
+            with self._lock:
+                self.log.calls.append(json.loads(body))
+            return 200, {"Content-Type": JSON_1_0}, json.dumps(self.faults.list_page).encode()
         if target != GET_METRIC_DATA:
             return self._forward(headers, body)
         request = json.loads(body)
@@ -109,7 +117,7 @@ class CloudWatchProxy:
             out["NextToken"] = f"page:{offset + limit}:{uuid.uuid4().hex}"
             with self._lock:
                 self.log.pages_partial += 1
-        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(out).encode()
+        return 200, {"Content-Type": JSON_1_0}, json.dumps(out).encode()
 
     def _scripted(self, request: dict[str, Any]) -> tuple[int, dict, bytes]:
         """The test's answer to this page of the conversation."""
@@ -122,7 +130,7 @@ class CloudWatchProxy:
             out = {**out, "NextToken": f"page:{number + 1}:{uuid.uuid4().hex}"}
             with self._lock:
                 self.log.pages_partial += 1
-        return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps(out).encode()
+        return 200, {"Content-Type": JSON_1_0}, json.dumps(out).encode()
 
     def _forward(self, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
         response = requests.post(self.upstream + "/", data=body, headers=headers, timeout=60)
@@ -158,7 +166,7 @@ def _page(
 
 def _error(status: int, kind: str, message: str, query_error: str) -> tuple[int, dict, bytes]:
     headers = {
-        "Content-Type": "application/x-amz-json-1.0",
+        "Content-Type": JSON_1_0,
         "x-amzn-query-error": query_error,
         "x-amzn-RequestId": str(uuid.uuid4()),
     }

@@ -560,7 +560,7 @@ def result(query_id: str, points: list[tuple[int, float]], status: str = "Comple
 
 def scripted_hour(url: str, folder: Path, **overrides: Any) -> Any:
     """The first hour ingested from the scripted proxy, SLOS on the two queries of SCRIPTED."""
-    section = cloudwatch_section(url, queries=SCRIPTED, discover=[], **overrides)
+    section = cloudwatch_section(url, **{"queries": SCRIPTED, "discover": [], **overrides})
     path = _write(
         folder,
         sources={"metrics": "cloudwatch", "cloudwatch": section},
@@ -883,3 +883,22 @@ def test_the_metrics_pillar_takes_one_backend_or_a_list_of_real_ones() -> None:
     )
     with pytest.raises(ConfigError, match="add one with its region and queries"):
         parse_config({"sources": {"metrics": "cloudwatch"}})
+
+
+def test_list_metrics_handing_back_a_token_it_gave_is_one_line_not_an_endless_listing(
+    cloudwatch: tuple[str, CloudWatchProxy], tmp_path: Path
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    proxy.faults.list_page = {"Metrics": [], "NextToken": "the-same-token"}
+    path, _, ingest = scripted_hour(url, tmp_path, discover=DISCOVER)
+
+    with pytest.raises(SourceError) as caught:
+        ingest()
+
+    assert str(caught.value) == (
+        f"CloudWatch at {url} returned the same NextToken twice listing AWS/EC2 (ListMetrics, "
+        "after 1 pages); rerun the hour"
+    )
+    assert len(proxy.log.calls) == 2  # the first page and the one repeating its token
+    assert not list(Path(load_config(path).lake_root).rglob("*.parquet"))

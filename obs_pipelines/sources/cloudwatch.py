@@ -263,6 +263,7 @@ class CloudWatchSource:
                 {"Name": n} if v is None else {"Name": n, "Value": v}
                 for n, v in rule.dimensions.items()
             ]
+        tokens: set[str] = set()
         while True:
             page = self._call("list_metrics", "ListMetrics", params)
             for metric in page.get("Metrics", []):
@@ -271,6 +272,12 @@ class CloudWatchSource:
             token = page.get("NextToken")
             if not token:
                 return
+            if token in tokens:  # a server handing back a token it gave would page forever
+                raise SourceError(
+                    f"CloudWatch at {self.where} returned the same NextToken twice listing "
+                    f"{rule.namespace} (ListMetrics, after {len(tokens)} pages); rerun the hour"
+                )
+            tokens.add(token)
             params = {**params, "NextToken": token}
 
     def _fetch(
