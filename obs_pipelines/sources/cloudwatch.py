@@ -263,19 +263,40 @@ class CloudWatchSource:
                 {"Name": n} if v is None else {"Name": n, "Value": v}
                 for n, v in rule.dimensions.items()
             ]
-        tokens: set[str] = set()
-        while True:
-            page = self._call("list_metrics", "ListMetrics", params)
+        listing = self._followed(
+            "list_metrics",
+            "ListMetrics",
+            params,
+            lambda pages: f"listing {rule.namespace} (ListMetrics, after {pages} pages)",
+        )
+        for page in listing:
             for metric in page.get("Metrics", []):
                 dimensions = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
                 yield _resolved(rule, metric["MetricName"], dimensions)
+
+    def _followed(
+        self,
+        method: str,
+        operation: str,
+        params: dict[str, Any],
+        about: Callable[[int], str],
+        deadline: Deadline | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The pages of one ``operation`` call, every NextToken followed; a token handed back a
+        second time (which would page forever) is one line, ``about`` the pages read so far."""
+        tokens: set[str] = set()
+        while True:
+            if deadline is not None:
+                deadline.check()
+            page = self._call(method, operation, params, deadline)
+            yield page
             token = page.get("NextToken")
             if not token:
                 return
-            if token in tokens:  # a server handing back a token it gave would page forever
+            if token in tokens:
                 raise SourceError(
-                    f"CloudWatch at {self.where} returned the same NextToken twice listing "
-                    f"{rule.namespace} (ListMetrics, after {len(tokens)} pages); rerun the hour"
+                    f"CloudWatch at {self.where} returned the same NextToken twice "
+                    f"{about(len(tokens))}; rerun the hour"
                 )
             tokens.add(token)
             params = {**params, "NextToken": token}
@@ -346,26 +367,17 @@ class CloudWatchSource:
         fresh tokens forever would otherwise hang the hour."""
         seconds = self.config.timeout.total_seconds()
         deadline = Deadline(seconds)
-        tokens: set[str] = set()
+        read = 0
         try:
-            while True:
-                deadline.check()
-                page = self._call("get_metric_data", "GetMetricData", params, deadline)
+            for page in self._followed(
+                "get_metric_data", "GetMetricData", params, lambda _: f"for {window}", deadline
+            ):
                 yield page
-                token = page.get("NextToken")
-                if not token:
-                    return
-                if token in tokens:
-                    raise SourceError(
-                        f"CloudWatch at {self.where} returned the same NextToken twice for "
-                        f"{window}; rerun the hour"
-                    )
-                tokens.add(token)
-                params = {**params, "NextToken": token}
+                read += 1
         except DeadlineExceeded:
             raise SourceError(
                 f"CloudWatch at {self.where} did not finish GetMetricData for {window} within "
-                f"sources.cloudwatch.timeout ({seconds:g}s; {len(tokens)} pages read); raise "
+                f"sources.cloudwatch.timeout ({seconds:g}s; {read} pages read); raise "
                 "timeout or lower queries_per_call, then rerun"
             ) from None
 
