@@ -18,7 +18,7 @@ from assets.resources import ObsResource
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.reporting.report_export import push_reports
 from obs_pipelines.reporting.report_html import findings, scorecard_rows, write_report
-from obs_pipelines.reporting.reports import default_start, pin_reports, report_connection
+from obs_pipelines.reporting.reports import pin_reports, report_connection
 
 # The report reads the catalog (its views and report SQL), which ingest and tiering rebuild.
 DEFAULT_DEPS = ("lake_catalog",)
@@ -47,9 +47,9 @@ def build_report_assets(
         coverage over the report period ending with this day, as one self-contained HTML file."""
         config = obs.config
         end = context.partition_time_window.end.astimezone(UTC)
-        start = default_start(config, end)
-        con = report_connection(config, start, end)
+        con = report_connection(config, None, end)  # report_period chooses the start
         try:
+            (start,) = con.execute("SELECT period_start FROM report_period").fetchone()
             pin_reports(con)
             path = write_report(con, config, report_path(config, end))
             rows = scorecard_rows(con)

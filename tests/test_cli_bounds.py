@@ -14,7 +14,7 @@ from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.reporting.derived import derive
-from obs_pipelines.reporting.reports import default_start, report_connection
+from obs_pipelines.reporting.reports import report_connection
 from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow, utc
 from tests.test_config_refusals import read_only
@@ -283,9 +283,11 @@ def test_the_default_report_period_starts_no_earlier_than_ingest_start(
     ingest_metrics_hour(Lake(config), metric_source(config), HOUR)
     derive(config, HOUR)
     build_catalog(config)
-    con = report_connection(config)
-    period = con.execute("SELECT period_start, period_end FROM report_period").fetchone()
-    con.close()
+    periods = []
+    for end in (None, utc("2026-11-18T15:00:00Z")):  # the default end; the daily asset's end
+        con = report_connection(config, None, end)
+        periods.append(con.execute("SELECT period_start, period_end FROM report_period").fetchone())
+        con.close()
 
-    assert [f"{t:%Y-%m-%d %H:%M}" for t in period] == ["2026-11-18 10:00", "2026-11-18 15:00"]
-    assert default_start(config, utc("2026-11-18T15:00:00Z")) == utc("2026-11-18T10:00:00Z")
+    for period in periods:
+        assert [f"{t:%Y-%m-%d %H:%M}" for t in period] == ["2026-11-18 10:00", "2026-11-18 15:00"]

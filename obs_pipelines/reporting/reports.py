@@ -385,13 +385,6 @@ SELECT
 FROM starts"""
 
 
-def default_start(config: ObsConfig, end: datetime) -> datetime:
-    """The start of the report period ending at ``end``: one period before it, or ingest.start
-    when that lies inside (as ``report_period`` chooses it)."""
-    start = end - config.reports.period
-    return config.ingest.start if start < config.ingest.start < end else start
-
-
 def _utc_variable(name: str) -> str:
     """The variable ``name`` as a naive UTC TIMESTAMP: a TIMESTAMPTZ converted by its instant,
     never through the session's time zone (a DuckDB client's is the machine's)."""
