@@ -68,7 +68,7 @@ from obs_pipelines.sources.http import (
     scrub,
     server_words,
 )
-from obs_pipelines.windows import OutOfRange, TimeWindow, as_utc
+from obs_pipelines.windows import OutOfRange, TimeWindow, as_utc, utc
 
 POSTMORTEM_COLUMNS = ("service", "started_at", "detected_at", "resolved_at")
 POSTMORTEM_OPTIONAL = ("id", "title", "severity")
@@ -574,12 +574,12 @@ def incident_record(
 
     def first(kind: str) -> dict[str, Any] | None:
         found = [e for e in entries if e.get("type") == kind]
-        return min(found, key=lambda e: _parse(e["created_at"])) if found else None
+        return min(found, key=lambda e: utc(e["created_at"])) if found else None
 
-    created = _parse(incident["created_at"])
+    created = utc(incident["created_at"])
     trigger = first("trigger_log_entry")
     acknowledge = first("acknowledge_log_entry")
-    acknowledged = _parse(acknowledge["created_at"]) if acknowledge else None
+    acknowledged = utc(acknowledge["created_at"]) if acknowledge else None
     agent = str(((trigger or {}).get("agent") or {}).get("type", ""))
     if agent.endswith(INTEGRATION_SUFFIX):
         detected, detection = created, "integration trigger"
@@ -587,11 +587,9 @@ def incident_record(
         detected, detection = acknowledged, "first acknowledge" if acknowledged else None
     resolved = None
     if incident.get("status") == "resolved":
-        resolves = [
-            _parse(e["created_at"]) for e in entries if e.get("type") == "resolve_log_entry"
-        ]
+        resolves = [utc(e["created_at"]) for e in entries if e.get("type") == "resolve_log_entry"]
         fallback = incident.get("resolved_at") or incident.get("last_status_change_at")
-        resolved = max(resolves) if resolves else (_parse(fallback) if fallback else None)
+        resolved = max(resolves) if resolves else (utc(fallback) if fallback else None)
     theirs = incident.get("service") or {}
     return {
         "source": "pagerduty",
@@ -615,10 +613,6 @@ def _ssl_context(tls: Tls) -> ssl.SSLContext | bool:
     if not tls.verify:
         return False
     return ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _iso(moment: datetime) -> str:
