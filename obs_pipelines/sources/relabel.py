@@ -7,17 +7,18 @@ replacement ``$1``, action ``replace``), fully anchored regexes, and Go's ``rege
 ``$1``/``${1}``/``${name}``. The few behaviours that changed between Prometheus releases are a
 :class:`Dialect` chosen from the running version.
 
-Regexes are RE2 (Go) syntax; Python's ``re`` differs in places (``$`` before a final newline,
-Unicode ``\\d``/``\\w``/``\\s``, POSIX classes, ``(?U)``, ``{,n}``...), so each one is translated
-token by token into a Python pattern with Go's meaning. Constructs with no faithful translation
-(``\\p{...}`` Unicode classes, ``\\C``) are refused in one line instead of guessed.
+Regexes are RE2 syntax, and Go's ``regexp`` is a port of RE2, so they run on RE2 itself
+(``google-re2``) with the pattern Prometheus builds: Go's meaning without any translation.
 """
 
 import hashlib
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import re2
 
 from obs_pipelines.errors import SourceError
 
@@ -29,19 +30,13 @@ ACTIONS = frozenset(
 )  # fmt: skip
 DEFAULT_REGEX = "(.*)"
 _LEGACY_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-# Go's ASCII-only Perl classes and POSIX classes (regexp/syntax perl_groups.go), as the body of
-# a Python character class.
-_WORD = "0-9A-Za-z_"
-_PERL_CLASSES = {"d": "0-9", "s": r"\t\n\f\r ", "w": _WORD}
-_POSIX_CLASSES = {
-    "alnum": "0-9A-Za-z", "alpha": "A-Za-z", "ascii": r"\x00-\x7f", "blank": r"\t ",
-    "cntrl": r"\x00-\x1f\x7f", "digit": "0-9", "graph": "!-~", "lower": "a-z", "print": " -~",
-    "punct": r"!-/:-@\[-`{-~", "space": r"\t\n\v\f\r ", "upper": "A-Z", "word": _WORD,
-    "xdigit": "0-9A-Fa-f",
-}  # fmt: skip
-_SIMPLE_ESCAPES = {"a": 7, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11}
-_ANY = "(?s:.)"
-_MAX_REPEAT = 1000
+_NAMED_GROUP = re.compile(r"\(\?P?<(\w+)>")
+# RE2's defaults are Go's syntax (Perl classes, \b, non-greedy, one-line ^ $). Memory: Go bounds a
+# compiled regexp at 128 MiB (regexp/syntax maxSize); RE2's default 8 MiB refuses \pL{500}, which
+# Go compiles. RE2's UTF-8 byte programs outgrow Go's rune ones, so the very largest still fail.
+_OPTIONS = re2.Options()
+_OPTIONS.max_mem = 128 << 20
+_OPTIONS.log_errors = False
 
 
 @dataclass(frozen=True)
@@ -70,32 +65,36 @@ class Dialect:
 
 
 class Unreproducible(ValueError):
-    """A regex construct Prometheus accepts that Python's ``re`` cannot be made to mean."""
+    """A regex RE2 cannot compile (Prometheus, running Go's port of it, did)."""
 
 
 @dataclass(frozen=True)
 class GoRegex:
-    """A relabel regex: fully anchored like Prometheus's, matched with Go's meaning."""
+    """A relabel regex, anchored as Prometheus anchors it and matched by RE2."""
 
     source: str
-    compiled: re.Pattern[str]
+    compiled: Any  # re2's compiled pattern (the package has no type hints)
     group_names: tuple[str | None, ...]  # index 0 is the whole match
 
     @classmethod
     def compile(cls, source: str, dot_all: bool) -> "GoRegex":
-        """Translate and compile ``source``; :class:`Unreproducible` says why it cannot be."""
-        translator = _Translator(source, dot_all)
-        pattern = translator.translate()
+        """``source`` as Prometheus's ``NewRegexp`` builds it (``^(?:...)$``, ``^(?s:...)$`` since
+        3.0); :class:`Unreproducible` gives RE2's reason when it cannot be compiled. The source
+        is wrapped, not parsed: ``a)|(b`` gives ``^(?:a)|(b)$``, as in Prometheus."""
+        anchored = f"^(?{'s' if dot_all else ''}:{source})$"
         try:
-            compiled = re.compile(pattern)
-        except (re.error, OverflowError, RecursionError) as exc:
-            raise Unreproducible(f"Python cannot compile its translation ({exc})") from None
-        return cls(source, compiled, tuple(translator.names))
+            compiled = re2.compile(anchored, _OPTIONS)
+        except re2.error as exc:
+            raise Unreproducible(f"RE2 cannot compile it ({_one_line(exc)})") from None
+        return cls(source, compiled, _group_names(anchored, compiled))
 
-    def fullmatch(self, text: str) -> re.Match[str] | None:
-        return self.compiled.fullmatch(text)
+    def search(self, text: str) -> Any:
+        """The leftmost-first match in ``text`` (re2's match object) or None, as Go's
+        ``MatchString``/``FindStringSubmatchIndex``: a search, which only differs from a full
+        match when the source undoes the anchoring (``a)|(b``)."""
+        return self.compiled.search(text)
 
-    def expand(self, template: str, match: re.Match[str]) -> str:
+    def expand(self, template: str, match: Any) -> str:
         """``template`` with ``$n``, ``${n}``, ``$name``, ``${name}`` replaced by the groups of
         ``match`` and ``$$`` by ``$``, exactly as Go's ``Regexp.ExpandString``: a reference to a
         group that does not exist or did not take part is empty, a malformed one stays as is."""
@@ -117,7 +116,7 @@ class GoRegex:
         out.append(rest)
         return "".join(out)
 
-    def _group(self, match: re.Match[str], name: str, number: int) -> str:
+    def _group(self, match: Any, name: str, number: int) -> str:
         """The text of group ``number`` (if >= 0), else of the first group called ``name`` that
         took part in ``match``; empty when there is none."""
         if number >= 0:
@@ -128,6 +127,36 @@ class GoRegex:
             if group_name == name and match.start(index) >= 0:
                 return match.group(index)
         return ""
+
+
+def _group_names(anchored: str, compiled: Any) -> tuple[str | None, ...]:
+    """Each group's name by index. re2 reports only the leftmost group of a name, and Go's Expand
+    takes the first group of the name that took part, so when a name is written twice a copy of
+    the pattern with a distinct name in each ``(?P<name>`` (real or in a literal) tells which
+    index each real one has."""
+    names: list[str | None] = [None] * (compiled.groups + 1)
+    for name, index in compiled.groupindex.items():
+        names[index] = name
+    written = _NAMED_GROUP.findall(anchored)
+    if len(set(written)) == len(written):
+        return tuple(names)
+    stem, counter = "_" * (max(map(len, written)) + 1), itertools.count()
+    distinct = _NAMED_GROUP.sub(lambda _: f"(?P<{stem}{next(counter)}>", anchored)
+    try:  # every stem+k is longer than any name written, so it is nobody's name
+        probe = re2.compile(distinct, _OPTIONS)
+    except re2.error:
+        return tuple(names)
+    for unique, index in probe.groupindex.items():
+        if unique.startswith(stem):
+            names[index] = written[int(unique[len(stem) :])]
+    return tuple(names)
+
+
+def _one_line(exc: Exception) -> str:
+    """RE2's message (bytes, quoting the pattern, which may hold newlines) as one line of text."""
+    message = exc.args[0] if exc.args else ""
+    text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _reference(text: str) -> tuple[str, int, str] | None:
@@ -150,241 +179,6 @@ def _reference(text: str) -> tuple[str, int, str] | None:
     if name[0] == "0" and len(name) > 1:
         number = -1
     return name, number, body[end + braced :]
-
-
-class _Translator:
-    """One pass over a Go regex, writing a Python pattern with the same meaning. Go's flags
-    (``i``, ``m``, ``s``, ``U``) are tracked here and applied to each atom as it is written, so
-    the pattern needs no Python flags (which cannot change mid-pattern the way Go's can)."""
-
-    def __init__(self, source: str, dot_all: bool) -> None:
-        self.text = source
-        self.pos = 0
-        self.out: list[str] = []
-        self.flags = frozenset("s") if dot_all else frozenset()
-        self.saved: list[frozenset[str]] = []
-        self.names: list[str | None] = [None]
-
-    def translate(self) -> str:
-        while self.pos < len(self.text):
-            self._step()
-        if self.saved:
-            raise Unreproducible("it has a ( without its )")
-        return "".join(self.out)
-
-    def _step(self) -> None:
-        char = self.text[self.pos]
-        self.pos += 1
-        if char == "(":
-            self._open()
-        elif char == ")":
-            if not self.saved:
-                raise Unreproducible("it has a ) without its (")
-            self.flags = self.saved.pop()
-            self.out.append(")")
-        elif char == "|":
-            self.out.append("|")
-        elif char == "^":
-            self.out.append(r"(?m:^)" if "m" in self.flags else r"(?:\A)")
-        elif char == "$":
-            self.out.append(r"(?m:$)" if "m" in self.flags else r"(?:\Z)")
-        elif char == ".":
-            self.out.append(_ANY if "s" in self.flags else r"[^\n]")
-        elif char == "[":
-            self.out.append(self._class())
-        elif char in "*+?":
-            self._quantifier(char)
-        elif char == "{" and (repeat := self._repeat()) is not None:
-            self._quantifier(repeat)
-        elif char == "\\":
-            self._escape()
-        else:
-            self._literal(ord(char))
-
-    def _open(self) -> None:
-        """A group: capturing, named (``(?P<n>``, ``(?<n>``), or flags (``(?i)``, ``(?i:``)."""
-        self.saved.append(self.flags)
-        if not self.text.startswith("?", self.pos):
-            self.names.append(None)
-            self.out.append("(")
-            return
-        self.pos += 1
-        for opener in ("P<", "<"):
-            if self.text.startswith(opener, self.pos):
-                close = self.text.find(">", self.pos)
-                if close < 0:
-                    raise Unreproducible("it has an unterminated group name")
-                self.names.append(self.text[self.pos + len(opener) : close])
-                self.pos = close + 1
-                self.out.append("(")
-                return
-        flags, negate = set(self.flags), False
-        while self.pos < len(self.text) and self.text[self.pos] not in ":)":
-            flag = self.text[self.pos]
-            self.pos += 1
-            if flag == "-":
-                negate = True
-            elif flag in "imsU":
-                (flags.discard if negate else flags.add)(flag)
-            else:
-                raise Unreproducible(f"it has the group flag {flag!r}")
-        if self.pos >= len(self.text):
-            raise Unreproducible("it has an unterminated (? group")
-        end = self.text[self.pos]
-        self.pos += 1
-        if end == ")":  # (?i): the flags hold until the enclosing group ends
-            self.saved.pop()
-            self.flags = frozenset(flags)
-        else:
-            self.flags = frozenset(flags)
-            self.out.append("(?:")
-
-    def _quantifier(self, quantifier: str) -> None:
-        """``quantifier`` for the last atom, lazy when ``?`` follows it, the other way round under
-        Go's ``U`` flag."""
-        lazy = self.text.startswith("?", self.pos)
-        self.pos += lazy
-        self.out.append(quantifier + ("?" if lazy != ("U" in self.flags) else ""))
-
-    def _repeat(self) -> str | None:
-        """``{n}``, ``{n,}`` or ``{n,m}`` after a ``{``; None when it is not one (Go then reads
-        the ``{`` as a literal, where Python would read ``{,m}`` as a repeat)."""
-        found = re.match(r"(\d+)(,(\d*))?\}", self.text[self.pos :])
-        if found is None:
-            return None
-        low, high = int(found[1]), found[3]
-        if low > _MAX_REPEAT or (high and not low <= int(high) <= _MAX_REPEAT):
-            raise Unreproducible("it has a repeat count above 1000 or out of order")
-        self.pos += found.end()
-        return "{" + found[0]
-
-    def _escape(self) -> None:
-        """An escape outside a class: assertions, ``\\Q...\\E``, classes, or one character."""
-        code = self.text[self.pos : self.pos + 1]
-        assertions = {"A": r"(?:\A)", "z": r"(?:\Z)", "b": _boundary(True), "B": _boundary(False)}
-        if code in assertions:
-            self.pos += 1
-            self.out.append(assertions[code])
-        elif code == "Q":
-            end = self.text.find(r"\E", self.pos + 1)
-            literal = self.text[self.pos + 1 :] if end < 0 else self.text[self.pos + 1 : end]
-            self.pos = len(self.text) if end < 0 else end + 2
-            for char in literal:
-                self._literal(ord(char))
-        elif (item := self._class_escape()) is not None:
-            self.out.append(self._fold(_union([item], negated=False)))
-        else:
-            self._literal(self._char_escape())
-
-    def _literal(self, code: int) -> None:
-        self.out.append(self._fold(re.escape(chr(code))))
-
-    def _fold(self, atom: str) -> str:
-        return f"(?i:{atom})" if "i" in self.flags else atom
-
-    def _class(self) -> str:
-        """A bracketed class, as the union of its positive part and each negated item
-        (``\\D``, ``[:^alpha:]``), or the complement of that union when it starts with ``^``."""
-        negated = self.text.startswith("^", self.pos)
-        self.pos += negated
-        items: list[tuple[bool, str]] = []
-        first = True
-        while first or not self.text.startswith("]", self.pos):
-            if self.pos >= len(self.text):
-                raise Unreproducible("it has an unterminated [")
-            first = False
-            if (posix := re.match(r"\[:(\^?)([a-z]+):\]", self.text[self.pos :])) is not None:
-                if posix[2] not in _POSIX_CLASSES:
-                    raise Unreproducible(f"it has an unknown class [:{posix[2]}:]")
-                items.append((bool(posix[1]), _POSIX_CLASSES[posix[2]]))
-                self.pos += posix.end()
-                continue
-            if self.text.startswith("\\", self.pos):
-                self.pos += 1
-                if (item := self._class_escape()) is not None:
-                    items.append(item)
-                    continue
-                self.pos -= 1
-            low = high = self._class_member()
-            if self.text.startswith("-", self.pos) and self.text[self.pos + 1 :][:1] not in "]":
-                self.pos += 1
-                high = self._class_member()
-                if high < low:
-                    raise Unreproducible("it has a class range out of order")
-            body = _class_char(low) + (f"-{_class_char(high)}" if high != low else "")
-            items.append((False, body))
-        self.pos += 1
-        return self._fold(_union(items, negated))
-
-    def _class_member(self) -> int:
-        """One character of a class: escaped or as it is."""
-        if self.text.startswith("\\", self.pos):
-            self.pos += 1
-            return self._char_escape()
-        self.pos += 1
-        return ord(self.text[self.pos - 1])
-
-    def _class_escape(self) -> tuple[bool, str] | None:
-        """``\\d \\D \\s \\S \\w \\W`` as (negated, class body), consumed; None for any other
-        escape, which is left unread. ``\\p``/``\\P`` Unicode classes are refused."""
-        code = self.text[self.pos : self.pos + 1]
-        if code.lower() in _PERL_CLASSES:
-            self.pos += 1
-            return code.isupper(), _PERL_CLASSES[code.lower()]
-        if code in ("p", "P"):
-            raise Unreproducible(r"Unicode classes (\p, \P) have no faithful Python translation")
-        return None
-
-    def _char_escape(self) -> int:
-        """The character of an escape after its backslash (Go's ``parseEscape``): octal, ``\\x``
-        hex, C escapes, or escaped punctuation."""
-        if self.pos >= len(self.text):
-            raise Unreproducible("it ends with a lone backslash")
-        code = self.text[self.pos]
-        self.pos += 1
-        if code in "01234567":
-            digits = re.match(r"[0-7]{0,2}", self.text[self.pos :])[0]  # type: ignore[index]
-            if code != "0" and not digits:
-                raise Unreproducible(r"it has a backreference (\1-\9), which RE2 refuses")
-            self.pos += len(digits)
-            return int(code + digits, 8)
-        if code == "x":
-            found = re.match(r"\{([0-9A-Fa-f]{1,8})\}|([0-9A-Fa-f]{2})", self.text[self.pos :])
-            if found is None or int(found[1] or found[2], 16) > 0x10FFFF:
-                raise Unreproducible(r"it has a malformed \x escape")
-            self.pos += found.end()
-            return int(found[1] or found[2], 16)
-        if code in _SIMPLE_ESCAPES:
-            return _SIMPLE_ESCAPES[code]
-        if code.isascii() and not (code.isalnum() or code == "_"):
-            return ord(code)
-        raise Unreproducible(f"it has the escape \\{code}")
-
-
-def _class_char(code: int) -> str:
-    """One character inside a Python class, escaped so no character can mean anything else."""
-    char = chr(code)
-    return char if char.isascii() and char.isalnum() else f"\\U{code:08x}"
-
-
-def _union(items: Sequence[tuple[bool, str]], negated: bool) -> str:
-    """One character from the union of class ``items`` (negated, body), or from its complement."""
-    positive = "".join(body for is_negated, body in items if not is_negated)
-    parts = ([f"[{positive}]"] if positive else []) + [
-        f"[^{body}]" for is_negated, body in items if is_negated
-    ]
-    if negated:
-        return f"(?:(?!{'|'.join(parts)}){_ANY})" if parts else _ANY
-    return f"(?:{'|'.join(parts)})" if parts else "(?!)"
-
-
-def _boundary(at: bool) -> str:
-    """Go's ASCII word boundary ``\\b`` (or its negation ``\\B``)."""
-    word, other = f"(?<=[{_WORD}])", f"(?<![{_WORD}])"
-    ahead, not_ahead = f"(?=[{_WORD}])", f"(?![{_WORD}])"
-    if at:
-        return f"(?:{word}{not_ahead}|{other}{ahead})"
-    return f"(?:{word}{ahead}|{other}{not_ahead})"
 
 
 @dataclass(frozen=True)
@@ -438,7 +232,7 @@ class RelabelRule:
         value = self.separator.join(labels.get(n, "") for n in self.source_labels)
         action = self.action
         if action in ("keep", "drop"):
-            return (self.regex.fullmatch(value) is not None) == (action == "keep")
+            return (self.regex.search(value) is not None) == (action == "keep")
         if action in ("keepequal", "dropequal"):
             return (labels.get(self.target_label, "") == value) == (action == "keepequal")
         if action == "replace":
@@ -453,7 +247,7 @@ class RelabelRule:
         return True
 
     def _replace(self, labels: dict[str, str], value: str) -> None:
-        match = self.regex.fullmatch(value)
+        match = self.regex.search(value)
         if match is None:
             return
         target = self.regex.expand(self.target_label, match)
@@ -468,7 +262,7 @@ class RelabelRule:
     def _by_name(self, labels: dict[str, str]) -> None:
         """labelmap, labeldrop, labelkeep: over the label names as they were before this rule."""
         for name, value in sorted(labels.items()):
-            match = self.regex.fullmatch(name)
+            match = self.regex.search(name)
             if self.action == "labelmap":
                 if match is not None:
                     _set(labels, self.regex.expand(self.replacement, match), value)
