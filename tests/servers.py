@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -250,26 +250,32 @@ def prometheus(
     evaluation_interval: str | None = None,
     rule_files: Iterable[str | Path] = (),
     scrape_configs: Sequence[dict[str, Any]] = (),
+    config: Mapping[str, Any] | None = None,
 ) -> Iterator[str]:
     """Run a real Prometheus over ``data_dir``; yields its base URL.
 
     ``rule_files`` (globs allowed) are loaded and evaluated every ``evaluation_interval``;
-    ``scrape_configs`` are Prometheus' own ``scrape_configs`` entries."""
+    ``scrape_configs`` are Prometheus' own ``scrape_configs`` entries; ``config`` adds further
+    top-level sections of prometheus.yml (``alerting``...), its ``global`` keys to the others."""
     binary = require("prometheus", "prometheus")
-    settings: dict[str, Any] = {"global": {"scrape_interval": scrape_interval}}
+    config = dict(config or {})
+    settings: dict[str, Any] = {
+        "global": {"scrape_interval": scrape_interval, **config.pop("global", {})},
+        **config,
+    }
     if evaluation_interval is not None:
         settings["global"]["evaluation_interval"] = evaluation_interval
     if rule_files := [str(path) for path in rule_files]:
         settings["rule_files"] = rule_files
     if scrape_configs:
         settings["scrape_configs"] = list(scrape_configs)
-    config = data_dir.parent / f"{data_dir.name}-prometheus.yml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    config_file = data_dir.parent / f"{data_dir.name}-prometheus.yml"
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(yaml.safe_dump(settings, sort_keys=False))
     port = free_port()
     command = [
         binary,
-        f"--config.file={config}",
+        f"--config.file={config_file}",
         f"--storage.tsdb.path={data_dir}",
         "--storage.tsdb.retention.time=3650d",
         f"--web.listen-address=127.0.0.1:{port}",

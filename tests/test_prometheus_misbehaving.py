@@ -350,3 +350,35 @@ def test_alerts_from_a_server_without_the_rules_and_config_apis_follow_the_confi
         (r["alertname"], r["first_sample"].minute, r["samples"], r["evaluation_interval_ms"])
         for r in rows
     ] == [("ApiDown", 1, 11, 60_000)]
+
+
+def test_alert_relabelling_obs_cannot_reproduce_is_one_line_naming_the_rule(
+    fake_prometheus: Any,
+) -> None:
+    """A newer Prometheus's relabel action (here a made-up one) would give alerts labels obs
+    cannot compute: refused in one line naming the rule, and nothing else of the configuration
+    (the Alertmanager's credentials) is repeated."""
+    settings = (
+        "global:\n  external_labels: {cluster: prod}\n"
+        "alerting:\n  alert_relabel_configs:\n"
+        "  - {regex: replica, action: labeldrop}\n"
+        "  - {source_labels: [team], target_label: owner, action: labelswap}\n"
+        "  alertmanagers:\n  - basic_auth: {username: ops, password: hunter2}\n"
+    )
+    config = orjson.dumps({"status": "success", "data": {"yaml": settings}})
+    rules = b'{"status":"success","data":{"groups":[]}}'
+    answers = {"/api/v1/status/config": config, "/api/v1/rules": rules}
+    url = fake_prometheus(lambda path, form: Answer(answers.get(path, BUILDINFO)))
+    config_ = PrometheusSourceConfig(url=url, selectors=["up"], retries=0, retry_backoff_seconds=0)
+    source = PrometheusAlertFragments(config_, AlertDerivationConfig(evaluation_interval="1m"))
+
+    with pytest.raises(SourceError) as raised:
+        list(source.read(TimeWindow(START, START.replace(hour=1))))
+
+    assert str(raised.value) == (
+        f"Prometheus at {url}: alerting.alert_relabel_configs[1] has the relabel action "
+        "'labelswap', which obs cannot reproduce (it knows drop, dropequal, hashmod, keep, "
+        "keepequal, labeldrop, labelkeep, labelmap, lowercase, replace, uppercase); obs applies "
+        "Prometheus's alert relabelling to name alerts as Alertmanager does; change that rule "
+        "or report this"
+    )

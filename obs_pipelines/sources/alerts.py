@@ -13,8 +13,11 @@ Rule groups may set their own ``interval:``, so each alert's evaluation interval
 group's, from Prometheus's ``/api/v1/rules``; only alerts that no listed rule produces fall back to
 ``sources.alert_derivation.evaluation_interval``. An alert's fingerprint is Alertmanager's: over its
 labels plus Prometheus's ``external_labels`` (``/api/v1/status/config``), which Prometheus adds to
-the alerts it sends but not to the ALERTS series; ``labels`` stay the ALERTS ones. Both are read
-once per source, i.e. once per run.
+the alerts it sends but not to the ALERTS series, then relabelled by its ``alert_relabel_configs``
+(:mod:`obs_pipelines.sources.relabel`) as its notifier does; ``labels`` stay the ALERTS ones. An
+alert the relabelling drops reaches no Alertmanager: it keeps the fingerprint of its labels plus
+the external labels, so it is still counted, as one alert of its own. All of it is read once per
+source, i.e. once per run.
 
 The samples come through :class:`PrometheusSource` (same connection, retries, splitting and
 errors as metrics ingest) with the ALERTS selector in place of the configured ones.
@@ -37,6 +40,7 @@ from obs_pipelines.fingerprint import fingerprint
 from obs_pipelines.schemas import ALERT_FRAGMENTS, ALERT_RULES, LABELS
 from obs_pipelines.sources.base import MetricChunk
 from obs_pipelines.sources.prometheus import EndpointNotFound, PrometheusSource
+from obs_pipelines.sources.relabel import AlertRelabelling, Dialect, parse_rules
 from obs_pipelines.windows import TimeWindow
 
 T = TypeVar("T")
@@ -73,12 +77,14 @@ class AlertContext:
     """What Prometheus knows of its alerts beyond the ALERTS series.
 
     ``rules``: the alerting rules by name, each with its group's evaluation interval.
-    ``external_labels``: what Prometheus adds to every alert it sends to Alertmanager. Both empty
-    (the simulator's case): every alert follows the configured interval and its own labels.
+    ``external_labels``: what Prometheus adds to every alert it sends to Alertmanager;
+    ``relabelling``: what it then does to the alert's labels. All empty (the simulator's case):
+    every alert follows the configured interval and its own labels.
     """
 
     rules: Mapping[str, Sequence[RuleInterval]] = field(default_factory=dict)
     external_labels: Mapping[str, str] = field(default_factory=dict)
+    relabelling: AlertRelabelling = field(default_factory=AlertRelabelling)
 
     def interval_ms(self, alert: Mapping[str, str]) -> int | None:
         """The evaluation interval of the group whose rule produces ``alert``, None when no listed
@@ -94,8 +100,12 @@ class AlertContext:
 
     def fingerprint(self, alert: Mapping[str, str]) -> str:
         """Alertmanager's fingerprint of ``alert``: over its labels plus the external labels it
-        does not set itself, as Prometheus's notifier adds them."""
-        return fingerprint({**self.external_labels, **alert})
+        does not set itself, relabelled, as Prometheus's notifier sends it. One the relabelling
+        drops is named by its labels before relabelling: no Alertmanager row can join it, and
+        it stays apart from every other alert."""
+        labels = {**self.external_labels, **alert}
+        sent = self.relabelling.sent(labels)
+        return fingerprint(labels if sent is None else sent)
 
 
 NO_CONTEXT = AlertContext()
@@ -277,12 +287,15 @@ class PrometheusAlertFragments:
         )
 
     def context(self) -> AlertContext:
-        """Prometheus's rules and external labels, read for the first window and kept: every
-        window of a run is derived with the same ones, for two requests per run."""
+        """Prometheus's rules, external labels and alert relabelling, read for the first window
+        and kept: every window of a run is derived with the same ones, for two requests per run
+        (three when there is relabelling: its meaning depends on the version)."""
         if self._context is None:
+            settings = _if_served(fetch_config, self.prometheus, {})
             self._context = AlertContext(
                 rules=rule_intervals(_if_served(fetch_rule_groups, self.prometheus, [])),
-                external_labels=_if_served(fetch_external_labels, self.prometheus, {}),
+                external_labels=external_labels(settings, self.prometheus),
+                relabelling=alert_relabelling(settings, self.prometheus),
             )
         return self._context
 
@@ -325,20 +338,65 @@ def fetch_rule_groups(prometheus: PrometheusSource) -> list[dict]:
     return _api_data(prometheus, "/api/v1/rules", "groups", "rules JSON")
 
 
-def fetch_external_labels(prometheus: PrometheusSource) -> dict[str, str]:
-    """``global.external_labels`` of the configuration Prometheus runs (``/api/v1/status/config``).
-    Only that key is read: the rest of the file is not repeated anywhere, even in an error."""
+def fetch_config(prometheus: PrometheusSource) -> dict:
+    """The configuration Prometheus runs (``/api/v1/status/config``), parsed. Only the keys
+    about alerts are read from it: the rest is not repeated anywhere, even in an error."""
     text = _api_data(prometheus, "/api/v1/status/config", "yaml", "its configuration")
     try:
         settings = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        raise _unreadable(prometheus, "global.external_labels") from None
+    if not isinstance(settings, dict):
+        raise _unreadable(prometheus, "global.external_labels")
+    return settings
+
+
+def external_labels(settings: Mapping, prometheus: PrometheusSource) -> dict[str, str]:
+    """``global.external_labels`` of Prometheus's configuration ``settings``."""
+    try:
         labels = (settings.get("global") or {}).get("external_labels") or {}
         return {str(k): str(v) for k, v in labels.items() if v is not None and str(v)}
-    except (yaml.YAMLError, AttributeError, TypeError):
-        raise SourceError(
-            f"Prometheus at {prometheus.url} sent a /api/v1/status/config answer whose "
-            "configuration is not YAML with a readable global.external_labels; check that "
-            "sources.prometheus.url points at Prometheus itself"
-        ) from None
+    except (AttributeError, TypeError):
+        raise _unreadable(prometheus, "global.external_labels") from None
+
+
+def alert_relabelling(settings: Mapping, prometheus: PrometheusSource) -> AlertRelabelling:
+    """``alerting.alert_relabel_configs`` and each ``alerting.alertmanagers`` entry's own, of
+    Prometheus's configuration ``settings``. Only when there are some is the version read
+    (``/api/v1/status/buildinfo``): a few details of relabelling changed between releases."""
+    try:
+        alerting = settings.get("alerting") or {}
+        common = alerting.get("alert_relabel_configs")
+        own = [m.get("alert_relabel_configs") for m in alerting.get("alertmanagers") or []]
+        scheme = (settings.get("global") or {}).get("metric_name_validation_scheme")
+    except (AttributeError, TypeError):
+        raise _unreadable(prometheus, "alerting") from None
+    if not common and not any(own):
+        return AlertRelabelling()
+    dialect = Dialect.of(str(_if_served(fetch_version, prometheus, "")), scheme)
+    origin = f"Prometheus at {prometheus.url}"
+    where = f"{origin}: alerting.alertmanagers"
+    return AlertRelabelling(
+        common=parse_rules(common, f"{origin}: alerting.alert_relabel_configs", dialect),
+        per_alertmanager=tuple(
+            parse_rules(rules, f"{where}[{i}].alert_relabel_configs", dialect)
+            for i, rules in enumerate(own)
+        ),
+        origin=origin,
+    )
+
+
+def fetch_version(prometheus: PrometheusSource) -> str:
+    """The version Prometheus runs (``/api/v1/status/buildinfo``)."""
+    return _api_data(prometheus, "/api/v1/status/buildinfo", "version", "its build information")
+
+
+def _unreadable(prometheus: PrometheusSource, key: str) -> SourceError:
+    return SourceError(
+        f"Prometheus at {prometheus.url} sent a /api/v1/status/config answer whose "
+        f"configuration is not YAML with a readable {key}; check that "
+        "sources.prometheus.url points at Prometheus itself"
+    )
 
 
 def _api_data(prometheus: PrometheusSource, path: str, key: str, what: str) -> Any:
