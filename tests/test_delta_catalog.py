@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from obs_pipelines import datasets as registry
-from obs_pipelines.config import ObsConfig, load_config, parse_config
+from obs_pipelines.config import ObsConfig, load_config
 from obs_pipelines.lake import Lake, delta
 from obs_pipelines.lake.catalog import build_catalog, connect, lake_connection
 from obs_pipelines.lake.checksum import Checksum, table_checksum
@@ -25,7 +25,7 @@ from obs_pipelines.lake.tiering import run_tiering
 from obs_pipelines.windows import TimeWindow, utc
 from tests import legacy_fixture
 from tests.test_reports_simulated import PERIOD, REPO, STRETCHES, simulate
-from tests.tiering_data import RETENTION, log_hour, tiered_config
+from tests.tiering_data import log_hour, tiered_config
 
 pytestmark = pytest.mark.integration  # migrates, simulates and catalogs whole lakes
 
@@ -318,42 +318,3 @@ def test_an_hour_rewritten_by_another_source_is_current_from_its_newest_commit(
     assert {r[4] for r in rows} == {"hot"}
     assert all(Path(r[5]).parent.name == "_delta_log" and Path(r[5]).is_file() for r in rows)
     assert log_lines == (100,)  # the rewritten hour counts once
-
-
-def test_the_legacy_lake_on_s3_migrates_and_reads_the_same_through_the_catalog(
-    s3_lake: dict[str, Any], s3_client: Any, s3_bucket: str, tmp_path: Path
-) -> None:
-    legacy = legacy_fixture.extract(tmp_path / "legacy")
-    assert len(legacy_fixture.upload(legacy, s3_client, s3_bucket, "obs")) > 100
-    config = parse_config({"lake": {**s3_lake, "delete_delay": "0s"}, "retention": RETENTION})
-    migrate(config)
-    build_catalog(config)
-
-    con = connect(config)
-    try:
-        for name in ("metric_samples", "metric_series", "log_records", "metric_rollups"):
-            assert legacy_checksum(con, name) == legacy_fixture.expected()[name], name
-    finally:
-        con.close()
-    # an hour ingested into the tables: its source, and every file listed with its rows
-    hour = TimeWindow(utc("2026-04-03T05:00:00Z"), utc("2026-04-03T06:00:00Z"))
-    Lake(config).write_hot("log_records", hour, log_hour(hour), source="simulator")
-    build_catalog(config)
-    con = connect(config)
-    try:
-        assert con.execute(
-            'SELECT dataset, source, "current", "partition" FROM lake_partition_sources'
-        ).fetchall() == [("log_records", "simulator", True, "dt=2026-04-03")]
-        listed = con.execute(
-            "SELECT dataset, sum(row_count), bool_and(starts_with(file, 's3://')) "
-            "FROM lake_partitions GROUP BY ALL"
-        ).fetchall()
-        assert {d for d, _, _ in listed} >= {"log_records", "metric_samples", "metric_rollups"}
-        for dataset, rows, on_s3 in listed:
-            held = con.execute(f"SELECT count(*) FROM {delta.scan(config, dataset)}").fetchone()
-            assert on_s3 and (rows,) == held, dataset
-        assert con.execute("SELECT count(*) FROM log_records").fetchone() == (
-            legacy_fixture.expected()["log_records"].rows + 50,
-        )
-    finally:
-        con.close()

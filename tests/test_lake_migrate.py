@@ -23,7 +23,7 @@ from obs_pipelines.cli import main
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake, delta
-from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.catalog import build_catalog, connect
 from obs_pipelines.lake.checksum import Checksum, table_checksum
 from obs_pipelines.lake.ingest import ingest_metrics_hour
 from obs_pipelines.lake.legacy import current_files, legacy_connection
@@ -33,6 +33,7 @@ from obs_pipelines.sources import metric_source
 from obs_pipelines.windows import TimeWindow, utc
 from tests import legacy_fixture
 from tests.legacy_fixture import WRITTEN, expected, forget_day, legacy_config
+from tests.tiering_data import log_hour
 
 pytestmark = pytest.mark.integration  # converts whole lakes, some of them on S3
 
@@ -360,6 +361,7 @@ def test_a_lake_on_s3_converts_and_reads_the_same_everywhere(
     assert keys("delta/metric_samples/_delta_log/")
     assert keys("") - keys("delta/") == uploaded  # the legacy layout was only read
     assert_reads_as_expected(config)
+    assert_an_hour_ingested_since_is_listed_on_s3(config)
 
     unreachable = {**s3_lake, "s3": {**s3_lake["s3"], "endpoint_url": "http://127.0.0.1:9"}}
     down = legacy_config(tmp_path, **unreachable)
@@ -368,6 +370,32 @@ def test_a_lake_on_s3_converts_and_reads_the_same_everywhere(
     assert "\n" not in str(refused.value)
     assert "testing-secret" not in str(refused.value)
     assert "testing-key" not in str(refused.value)
+
+
+def assert_an_hour_ingested_since_is_listed_on_s3(config: ObsConfig) -> None:
+    """An hour ingested into the migrated tables: its source, every file listed with its rows
+    (all on S3), and the catalog's view holding the migrated rows and the new ones."""
+    hour = TimeWindow(utc("2026-04-03T05:00:00Z"), utc("2026-04-03T06:00:00Z"))
+    Lake(config).write_hot("log_records", hour, log_hour(hour), source="simulator")
+    build_catalog(config)
+    con = connect(config)
+    try:
+        assert con.execute(
+            'SELECT dataset, source, "current", "partition" FROM lake_partition_sources'
+        ).fetchall() == [("log_records", "simulator", True, "dt=2026-04-03")]
+        listed = con.execute(
+            "SELECT dataset, sum(row_count), bool_and(starts_with(file, 's3://')) "
+            "FROM lake_partitions GROUP BY ALL"
+        ).fetchall()
+        assert {d for d, _, _ in listed} >= {"log_records", "metric_samples", "metric_rollups"}
+        for dataset, rows, on_s3 in listed:
+            held = con.execute(f"SELECT count(*) FROM {delta.scan(config, dataset)}").fetchone()
+            assert on_s3 and (rows,) == held, dataset
+        assert con.execute("SELECT count(*) FROM log_records").fetchone() == (
+            EXPECTED["log_records"].rows + 50,
+        )
+    finally:
+        con.close()
 
 
 def test_cli_prints_a_line_per_dataset_and_refuses_unknown_names(
