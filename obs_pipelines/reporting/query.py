@@ -61,7 +61,6 @@ from obs_pipelines.lake.snapshot import datasets_reached, pin_datasets
 from obs_pipelines.lake.storage import LocalStorage
 from obs_pipelines.reporting.reports import OVERLAP_SQL, POISSON_TAIL_SQL, report_queries
 from obs_pipelines.sql_literal import sql_literal
-from obs_pipelines.windows import OutOfRange, utc
 
 BATCH_ROWS = 100_000
 BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what any Unix filter reports when its reader went away
@@ -285,25 +284,6 @@ def _blank_s3_credentials(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> 
     ):
         if variable:  # in the secret (storage.S3Storage.duckdb_secret_sql)
             con.execute(f"SET SESSION {setting} = ''")
-
-
-def report_window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
-    """``--from``/``--to`` as UTC times, refused in one line if unreadable or out of order."""
-    moments: list[datetime | None] = []
-    for option, text in (("--from", start), ("--to", end)):
-        try:
-            moments.append(utc(text) if text else None)
-        except OutOfRange as exc:
-            raise ObsError(f"{option} {exc}") from None
-        except ValueError:
-            raise ObsError(
-                f"{option} {text!r} is not an ISO 8601 time; write e.g. 2026-11-01 or "
-                "2026-11-01T00:00:00Z (UTC)"
-            ) from None
-    first, last = moments
-    if first is not None and last is not None and first >= last:
-        raise ObsError(f"--from {start} is not before --to {end}; swap them or widen the window")
-    return first, last
 
 
 def set_report_window(
