@@ -24,6 +24,7 @@ from types import ModuleType
 import duckdb
 
 OLD_COMMIT = "1e12974"
+COMMAND = (sys.executable, "-m", "bench.query_output_bench")
 WORK = Path(__file__).resolve().parent / "work" / "query_output"
 METRICS_LIKE = """
 SELECT 'http_requests_total' AS metric,
@@ -90,8 +91,7 @@ def main() -> None:
     for fmt in args.formats.split(","):
         for which in ("old", "new"):
             done = subprocess.run(
-                [sys.executable, "-m", "bench.query_output_bench", "--rows", str(args.rows)]
-                + ["--one", which, fmt],
+                [*COMMAND, "--rows", str(args.rows), "--one", which, fmt],
                 capture_output=True,
                 text=True,
                 check=True,

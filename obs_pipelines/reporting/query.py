@@ -1049,7 +1049,7 @@ def _in_python_years(array: pa.Array, kind: pa.DataType) -> pa.Array:
     bounds = pc.min_max(values)
     low, high = bounds["min"], bounds["max"]
     if low.is_valid and (pc.less(low, first).as_py() or pc.greater(high, last).as_py()):
-        raise pa.ArrowInvalid("a date or timestamp in it lies outside the years 1-9999 (infinity?)")
+        raise pa.ArrowInvalid("a date or timestamp lies outside the years 1-9999 (infinity?)")
     return values
 
 
