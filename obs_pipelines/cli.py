@@ -298,7 +298,7 @@ def _query(args: argparse.Namespace) -> int:
     from obs_pipelines.reporting import query
 
     config = _config(args)
-    start, end = query.report_window(args.start, args.end)
+    start, end = _query_window(args.start, args.end)
     box = query.sandbox(config, args.allow_write_to)
     output = query.output_file(box, args.output) if args.output is not None else None
     statements = query.read_statements(args.sql, box.write_dir)
@@ -349,8 +349,7 @@ def _check_report_bounds(config: ObsConfig, start: datetime | None, end: datetim
     """Refuse, before any work, a period the lake cannot hold: one starting before
     ``ingest.start`` or ending in the future is a typo (year 1, 9999), not a report, and its
     scorecard would read as 0 % coverage or 100 % uptime of nothing."""
-    if start is not None and end is not None and start >= end:
-        raise ObsError(f"--from {minute_text(start)} is not before --to {minute_text(end)}")
+    _check_order(start, end)
     if start is not None and start < config.ingest.start:
         raise ObsError(
             f"--from {minute_text(start)} is before ingest.start "
@@ -460,15 +459,50 @@ def _duration(text: str) -> timedelta:
 
 
 def _moment(text: str) -> datetime:
-    """An option's time: ISO 8601, UTC unless it names its offset."""
+    """An option's time (argparse's type): ISO 8601, UTC unless it names its offset."""
+    try:
+        return _time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _time(text: str) -> datetime:
+    """``text`` as a UTC time, or a ValueError whose message says why it is none and how to
+    write one; every option that takes a time (argparse's or ``obs query``'s) is read here."""
     try:
         return utc(text)
-    except OutOfRange as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    except OutOfRange:
+        raise
     except ValueError:
-        raise argparse.ArgumentTypeError(
+        raise ValueError(
             f"{text!r} is not an ISO 8601 time; write e.g. 2026-11-01 or 2026-11-01T00:00:00Z (UTC)"
         ) from None
+
+
+def _query_window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
+    """``obs query --from/--to`` as UTC times, refused in one line naming the option. Read here
+    rather than by argparse, which would print its usage above the line."""
+    moments: list[datetime | None] = []
+    for option, text in (("--from", start), ("--to", end)):
+        try:
+            moments.append(_time(text) if text else None)
+        except ValueError as exc:
+            raise ObsError(f"{option} {exc}") from None
+    first, last = moments
+    _check_order(first, last, (start, end))
+    return first, last
+
+
+def _check_order(
+    start: datetime | None,
+    end: datetime | None,
+    written: tuple[str | None, str | None] = (None, None),
+) -> None:
+    """Refuse a ``--from`` at or after ``--to``: an empty period. Each time is shown as
+    ``written`` (as the user typed it) or else to the minute."""
+    if start is not None and end is not None and start >= end:
+        first, last = written[0] or minute_text(start), written[1] or minute_text(end)
+        raise ObsError(f"--from {first} is not before --to {last}; swap them or widen the window")
 
 
 def _count(text: str) -> int:

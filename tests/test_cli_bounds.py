@@ -291,3 +291,30 @@ def test_the_default_report_period_starts_no_earlier_than_ingest_start(
 
     for period in periods:
         assert [f"{t:%Y-%m-%d %H:%M}" for t in period] == ["2026-11-18 10:00", "2026-11-18 15:00"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "times"),
+    [
+        (["report"], "--from 2026-11-19 00:00Z is not before --to 2026-11-18 00:00Z"),
+        (["query", "SELECT 1"], "--from 2026-11-19 is not before --to 2026-11-18"),
+    ],
+)
+def test_a_reversed_window_says_how_to_fix_it_in_report_and_query_alike(
+    lake_with_an_hour: Path, argv: list[str], times: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One check for both: each shows the times (the report to the minute, the query as
+    typed) and the same way out."""
+    command, rest = argv[0], argv[1:]
+    line = _refusal(
+        capsys,
+        "--config",
+        str(lake_with_an_hour),
+        command,
+        "--from",
+        "2026-11-19",
+        "--to",
+        "2026-11-18",
+        *rest,
+    )
+    assert line == f"obs: error: {times}; swap them or widen the window"

@@ -279,3 +279,62 @@ def test_infinities_and_nan_survive_json_as_the_strings_json_tools_use(lake: Pat
     assert as_csv.stdout.splitlines()[1] == (
         'inf,-inf,nan,1.5,,"[""NaN"",2.0]","{""a"":""Infinity""}","{""k"":""-Infinity""}"'
     )
+
+
+def test_a_nested_date_outside_pythons_years_is_one_line_and_24_00_is_written(
+    lake: Path,
+) -> None:
+    """DuckDB's infinity (or year 10000) in a list used to end in an OverflowError traceback,
+    and TIME '24:00:00' in one was written as 00:00:00, the start of the day."""
+    infinite = obs(lake, "query", "SELECT [DATE 'infinity'] AS d", "--format", "csv")
+    late = obs(lake, "query", "SELECT {'t': TIMESTAMP '10000-01-01'} AS s", "--format", "json")
+    day_end = obs(
+        lake, "query", "SELECT [TIME '24:00:00', TIME '00:00:00'] AS t", "--format", "csv"
+    )
+
+    expected = (
+        "obs: error: cannot write the result as {}: a date or timestamp lies outside the years "
+        "1-9999 (infinity?); cast that column to another type (e.g. col::VARCHAR)"
+    )
+    assert one_error_line(infinite) == expected.format("csv")
+    assert one_error_line(late) == expected.format("json")
+    assert infinite.stdout == ""  # nothing of the batch that failed
+    assert day_end.returncode == 0, day_end.stderr
+    assert day_end.stdout == '"t"\n"[""24:00:00"",""00:00:00""]"\n'
+
+
+def test_csv_and_json_of_every_kind_of_value_keep_their_bytes(lake: Path) -> None:
+    """The texts lists, structs and maps are written as (built over whole columns) are those
+    orjson wrote for each value: exponents, escapes, nulls, times, intervals, decimals."""
+    sql = (
+        "SELECT MAP {'k\"1': 'a,b\"c' || chr(10) || chr(1) || '\\é'} AS m, "
+        "[1e-5, 1.5e-7, 1e16, 1e15, 0.0, 0.1::FLOAT, NULL] AS f, "
+        "{'ts': TIMESTAMP '2026-11-18 14:00:00.25', 'd': DATE '0001-01-01', 'n': NULL, "
+        "'z': TIMESTAMPTZ '2026-11-18 14:00:00+00', 't': TIME '01:02:03'} AS s, "
+        "[INTERVAL 90 MINUTE, INTERVAL '1 month 2 days -1.5 seconds', INTERVAL 0 DAY] AS i, "
+        "INTERVAL '3 days' AS top, [1.50, -0.05]::DECIMAL(9,2)[] AS dec, "
+        "MAP {2.5::DOUBLE: true} AS fk, NULL::INT[] AS missing, 'x\"y' AS plain"
+    )
+
+    as_csv = obs(lake, "query", sql, "--format", "csv")
+    as_json = obs(lake, "query", sql, "--format", "json")
+
+    assert as_csv.returncode == 0, as_csv.stderr
+    assert as_csv.stdout == (
+        '"m","f","s","i","top","dec","fk","missing","plain"\n'
+        '"{""k\\""1"":""a,b\\""c\\n\\u0001\\\\é""}",'
+        '"[0.00001,1.5e-7,1e+16,1000000000000000.0,0.0,0.10000000149011612,null]",'
+        '"{""ts"":""2026-11-18T14:00:00.250000"",""d"":""0001-01-01"",""n"":null,'
+        '""z"":""2026-11-18T14:00:00+00:00"",""t"":""01:02:03""}",'
+        '"[""PT5400S"",""P1M2DT-1.5S"",""PT0S""]","P3D","[1.50,-0.05]","{""2.5"":true}",,'
+        '"x""y"\n'
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    assert as_json.stdout == (
+        '[\n{"m":{"k\\"1":"a,b\\"c\\n\\u0001\\\\é"},'
+        '"f":[0.00001,1.5e-7,1e+16,1000000000000000.0,0.0,0.10000000149011612,null],'
+        '"s":{"ts":"2026-11-18T14:00:00.250000","d":"0001-01-01","n":null,'
+        '"z":"2026-11-18T14:00:00+00:00","t":"01:02:03"},'
+        '"i":["PT5400S","P1M2DT-1.5S","PT0S"],"top":"P3D","dec":[1.50,-0.05],'
+        '"fk":{"2.5":true},"missing":null,"plain":"x\\"y"}\n]\n'
+    )

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,7 +62,6 @@ from obs_pipelines.lake.snapshot import datasets_reached, pin_datasets
 from obs_pipelines.lake.storage import LocalStorage
 from obs_pipelines.reporting.reports import OVERLAP_SQL, POISSON_TAIL_SQL, report_queries
 from obs_pipelines.sql_literal import sql_literal
-from obs_pipelines.windows import OutOfRange, utc
 
 BATCH_ROWS = 100_000
 BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what any Unix filter reports when its reader went away
@@ -156,6 +156,19 @@ _READ_ONLY_HINT = (
     "use a CTE (WITH name AS (...)) or SET VARIABLE instead of tables, and duckdb itself "
     "to change a database"
 )
+# str(Decimal) writes a value with more decimal places in exponent notation (0E-7, 1E-7).
+_PLAIN_DECIMAL_SCALE = 6
+_UTC_ZONES = frozenset({"UTC", "Etc/UTC", "+00:00"})
+_FIRST_PRINTABLE = 0x20  # JSON strings escape the characters below it
+_NAMED_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+_ESCAPES = (
+    ("\\", "\\\\"),  # first: the escapes below add backslashes
+    ('"', '\\"'),
+    *((chr(code), _NAMED_ESCAPES.get(chr(code), f"\\u{code:04x}")) for code in range(32)),
+)
+_PYTHON_YEARS = (datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999))
+_DAY_MICROSECONDS = 86_400_000_000
+_INTERVAL = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanos", "<i8")])
 _WORD = re.compile(r'"(?:[^"]|"")*"|[^\s"\'(),;.\[\]{}:]+')
 _STRING = re.compile(r"'(?:[^']|'')*'")
 
@@ -285,25 +298,6 @@ def _blank_s3_credentials(con: duckdb.DuckDBPyConnection, config: ObsConfig) -> 
     ):
         if variable:  # in the secret (storage.S3Storage.duckdb_secret_sql)
             con.execute(f"SET SESSION {setting} = ''")
-
-
-def report_window(start: str | None, end: str | None) -> tuple[datetime | None, datetime | None]:
-    """``--from``/``--to`` as UTC times, refused in one line if unreadable or out of order."""
-    moments: list[datetime | None] = []
-    for option, text in (("--from", start), ("--to", end)):
-        try:
-            moments.append(utc(text) if text else None)
-        except OutOfRange as exc:
-            raise ObsError(f"{option} {exc}") from None
-        except ValueError:
-            raise ObsError(
-                f"{option} {text!r} is not an ISO 8601 time; write e.g. 2026-11-01 or "
-                "2026-11-01T00:00:00Z (UTC)"
-            ) from None
-    first, last = moments
-    if first is not None and last is not None and first >= last:
-        raise ObsError(f"--from {start} is not before --to {end}; swap them or widen the window")
-    return first, last
 
 
 def set_report_window(
@@ -824,8 +818,10 @@ def _csv(batch: pa.RecordBatch, header: bool) -> bytes:
     JSON output writes them), intervals in ISO 8601. A float column itself keeps Arrow's
     ``inf``, ``-inf`` and ``nan``, which CSV readers parse back."""
     columns = [
-        pa.array([_cell(v) for v in _json_values(column)], pa.string())
-        if pa.types.is_nested(column.type) or pa.types.is_interval(column.type)
+        _interval_texts(column)
+        if pa.types.is_interval(column.type)
+        else _json_texts(column)
+        if pa.types.is_nested(column.type)
         else column
         for column in batch.columns
     ]
@@ -838,34 +834,264 @@ def _csv(batch: pa.RecordBatch, header: bool) -> bytes:
     return out.getvalue().to_pybytes()
 
 
-def _cell(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, pa.MonthDayNano):
-        return _duration(value.months, value.days, value.nanoseconds)
-    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 def _write_json(batches: Iterator[pa.RecordBatch], schema: pa.Schema, sink: _Sink) -> None:
-    """A JSON array of one object per row, written a batch at a time."""
+    """A JSON array of one object per row, written a batch at a time: each row's text is
+    preceded by ``,\\n`` (the very first by ``\\n`` alone)."""
     sink.write(b"[")
     first = True
     for batch in batches:
-        rows = batch.to_pylist(maps_as_pydicts="lossy")
-        for name, column in zip(batch.schema.names, batch.columns, strict=True):
-            if _has_non_finite(column):  # orjson would write null
-                for row in rows:
-                    row[name] = _finite_json(row[name])
-        if rows:
-            sink.write(b"\n" if first else b",\n")
-            sink.write(
-                b",\n".join(
-                    orjson.dumps(r, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
-                    for r in rows
-                )
-            )
+        if batch.num_rows:
+            rows = _concatenated(pc.binary_join_element_wise(",\n", _json_rows(batch), ""))
+            sink.write(rows[1:] if first else rows)
             first = False
     sink.write(b"]\n" if first else b"\n]\n")
+
+
+def _json_rows(batch: pa.RecordBatch) -> pa.Array:
+    """Each row of ``batch`` as the JSON object a dict of it would be: a name given to several
+    columns keeps its first place and its last column's value."""
+    last = {name: index for index, name in enumerate(batch.schema.names)}
+    parts: list[pa.Array | str] = []
+    for place, (name, index) in enumerate(last.items()):
+        key = orjson.dumps(name).decode()
+        value = pc.fill_null(_json_texts(batch.column(index)), "null")
+        parts += [f"{'{' if place == 0 else ','}{key}:", value]
+    return pc.binary_join_element_wise(*parts, "}", "")
+
+
+def _concatenated(texts: pa.Array) -> bytes:
+    """The bytes of every value of a string array, one after the other, read off its buffers."""
+    offsets = np.frombuffer(texts.buffers()[1], np.int32)[
+        texts.offset : texts.offset + len(texts) + 1
+    ]
+    return texts.buffers()[2].slice(offsets[0], offsets[-1] - offsets[0]).to_pybytes()
+
+
+def _json_texts(column: pa.Array) -> pa.Array:
+    """Each value of ``column`` as the JSON text orjson writes for it as Python (null where the
+    value is null; "null" inside lists, structs and maps), with infinities and NaN as the
+    strings JSON output uses: computed over whole arrays for the types DuckDB results hold,
+    and value by value only for the rare others (blobs, durations, nanoseconds, unions...)."""
+    if not _columnar(column.type):
+        return pa.array([_dumped(v) for v in _json_values(column)], pa.string())
+    return _rendered(column)
+
+
+def _dumped(value: Any) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _columnar(kind: pa.DataType) -> bool:
+    """Whether :func:`_rendered` writes ``kind`` byte for byte as orjson writes it as Python."""
+    if pa.types.is_dictionary(kind):
+        return _columnar(kind.value_type)
+    if pa.types.is_map(kind):
+        return _columnar_key(kind.key_type) and _columnar(kind.item_type)
+    if _is_list(kind):
+        return _columnar(kind.value_type)
+    if pa.types.is_struct(kind):
+        names = [field.name for field in kind]
+        return len(set(names)) == len(names) and all(_columnar(field.type) for field in kind)
+    return _columnar_key(kind) or (
+        pa.types.is_null(kind)
+        or (pa.types.is_decimal(kind) and kind.scale <= _PLAIN_DECIMAL_SCALE)
+        or (pa.types.is_time64(kind) and kind.unit == "us")
+        or pa.types.is_interval(kind)
+    )
+
+
+def _columnar_key(kind: pa.DataType) -> bool:
+    """Scalar types :func:`_rendered` writes, and a map's keys may have (orjson's
+    OPT_NON_STR_KEYS writes them as strings)."""
+    return (
+        pa.types.is_boolean(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_float32(kind)
+        or pa.types.is_float64(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_date32(kind)
+        or (
+            pa.types.is_timestamp(kind)
+            and kind.unit != "ns"
+            and (kind.tz is None or kind.tz in _UTC_ZONES)
+        )
+    )
+
+
+def _is_list(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+    )
+
+
+def _rendered(array: pa.Array) -> pa.Array:
+    """``array``'s values as JSON texts (a type :func:`_columnar` accepts), null where null."""
+    kind = array.type
+    if isinstance(array, pa.DictionaryArray):
+        return _rendered(array.dictionary_decode())
+    if pa.types.is_null(kind):
+        return pa.nulls(len(array), pa.string())
+    if pa.types.is_boolean(kind):
+        return pc.if_else(array, "true", "false")
+    if pa.types.is_integer(kind) or pa.types.is_decimal(kind):  # str(Decimal) up to 6 places
+        return array.cast(pa.string())
+    if pa.types.is_floating(kind):
+        return _float_texts(array)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _quoted(array.cast(pa.string()))
+    if pa.types.is_date32(kind):
+        return _quoted(_in_python_years(array, pa.date32()).cast(pa.string()))
+    if pa.types.is_timestamp(kind):
+        return _quoted(_timestamp_texts(array))
+    if pa.types.is_time64(kind):  # 24:00:00, which DuckDB allows and Python does not
+        day_end = pc.equal(array.cast(pa.int64()), _DAY_MICROSECONDS)
+        return _quoted(
+            pc.if_else(day_end, "24:00:00", _without_zero_fraction(array.cast(pa.string())))
+        )
+    if pa.types.is_interval(kind):
+        return _quoted(_interval_texts(array))
+    if pa.types.is_map(kind):
+        keys = _rendered(array.keys)
+        if not (pa.types.is_string(kind.key_type) or pa.types.is_large_string(kind.key_type)):
+            keys = pc.if_else(pc.starts_with(keys, '"'), keys, _quoted(keys))
+        pairs = pc.binary_join_element_wise(keys, pc.fill_null(_rendered(array.items), "null"), ":")
+        return _enclosed(array, pairs, "{", "}")
+    if _is_list(kind):
+        return _enclosed(array, pc.fill_null(_rendered(_list_values(array)), "null"), "[", "]")
+    parts: list[pa.Array | str] = []
+    for place, field in enumerate(kind):
+        key = orjson.dumps(field.name).decode()
+        value = pc.fill_null(_rendered(array.field(place)), "null")
+        parts += [f"{'{' if place == 0 else ','}{key}:", value]
+    if not parts:
+        return pc.if_else(array.is_null(), pa.scalar(None, pa.string()), "{}")
+    texts = pc.binary_join_element_wise(*parts, "}", "")
+    return pc.if_else(array.is_null(), pa.scalar(None, pa.string()), texts)
+
+
+def _list_values(array: pa.Array) -> pa.Array:
+    """The child values a list (or map) array's offsets index; a fixed-size list's, sliced."""
+    if isinstance(array, pa.FixedSizeListArray):
+        size = array.type.list_size
+        return array.values.slice(array.offset * size, len(array) * size)
+    return array.values
+
+
+def _enclosed(array: pa.Array, items: pa.Array, opening: str, closing: str) -> pa.Array:
+    """Each list (or map) of ``array`` as its ``items`` texts joined by commas, enclosed."""
+    if isinstance(array, pa.FixedSizeListArray):
+        offsets = pa.array(np.arange(len(array) + 1, dtype=np.int32) * array.type.list_size)
+    else:
+        offsets = array.offsets
+    build = pa.LargeListArray if pa.types.is_large_list(array.type) else pa.ListArray
+    lists = build.from_arrays(offsets, items, mask=array.is_null())
+    return pc.binary_join_element_wise(opening, pc.binary_join(lists, ","), closing, "")
+
+
+def _quoted(texts: pa.Array) -> pa.Array:
+    """Each text as a JSON string, escaped as orjson escapes: quote, backslash and the control
+    characters (\\b \\t \\n \\f \\r by name, the rest as \\u00XX)."""
+    data = texts.buffers()[2]
+    bytes_ = np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8)
+    if ((bytes_ < _FIRST_PRINTABLE) | (bytes_ == ord('"')) | (bytes_ == ord("\\"))).any():
+        for char, escape in _ESCAPES:
+            if pc.any(pc.match_substring(texts, char)).as_py():
+                texts = pc.replace_substring(texts, char, escape)
+    return pc.binary_join_element_wise('"', texts, '"', "")
+
+
+def _float_texts(array: pa.Array) -> pa.Array:
+    """Floats as orjson writes them: the shortest text that reads back (DuckDB's, which is
+    Python's repr) with orjson's exponents (``1e-7``, not ``1e-07``; ``0.00001``, not
+    ``1e-05``); infinities and NaN as the strings ``"Infinity"``, ``"-Infinity"``, ``"NaN"``."""
+    values = array.cast(pa.float64())  # a FLOAT reads back in Python as this double
+    texts = (
+        _text_connection()
+        .from_arrow(pa.table({"v": values}))
+        .select("CAST(v AS VARCHAR)")
+        .to_arrow_table()
+        .column(0)
+        .combine_chunks()
+    )
+    texts = pc.replace_substring_regex(texts, r"e-0(\d)$", r"e-\1")
+    texts = pc.replace_substring_regex(texts, r"^(-?)(\d)\.?(\d*)e-5$", r"\10.0000\2\3")
+    named = pc.if_else(
+        pc.is_nan(values), '"NaN"', pc.if_else(pc.greater(values, 0), '"Infinity"', '"-Infinity"')
+    )
+    return pc.if_else(pc.is_finite(values), texts, named)
+
+
+@functools.cache
+def _text_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB of our own (never the analyst's session), for text Arrow lacks."""
+    return duckdb.connect(":memory:")
+
+
+def _timestamp_texts(array: pa.Array) -> pa.Array:
+    """Timestamps as Python's isoformat: microseconds only when not zero, UTC as +00:00."""
+    naive = _in_python_years(array, pa.timestamp(array.type.unit)).cast(pa.timestamp("us"))
+    texts = pc.strftime(naive, "%Y-%m-%dT%H:%M:%S")
+    texts = _without_zero_fraction(texts)
+    if array.type.tz is None:
+        return texts
+    return pc.binary_join_element_wise(texts, "+00:00", "")
+
+
+def _in_python_years(array: pa.Array, kind: pa.DataType) -> pa.Array:
+    """``array`` as ``kind`` (its zone dropped: only UTC comes here), refused with an Arrow error
+    (one line from :func:`run`) if a value lies outside the years 1-9999 that JSON output has
+    always written (DuckDB's infinity, say), rather than written as Arrow's placeholder."""
+    values = array.cast(kind)
+    first, last = (pa.scalar(moment, kind) for moment in _PYTHON_YEARS)
+    bounds = pc.min_max(values)
+    low, high = bounds["min"], bounds["max"]
+    if low.is_valid and (pc.less(low, first).as_py() or pc.greater(high, last).as_py()):
+        raise pa.ArrowInvalid("a date or timestamp lies outside the years 1-9999 (infinity?)")
+    return values
+
+
+def _without_zero_fraction(texts: pa.Array) -> pa.Array:
+    return pc.replace_substring_regex(texts, r"\.000000$", "")
+
+
+def _interval_texts(array: pa.Array) -> pa.Array:
+    """Intervals in ISO 8601 as :func:`_duration` writes them (``P1M2DT3.5S``, ``PT0S``), read
+    off the array's buffer of (months int32, days int32, nanoseconds int64)."""
+    fields = np.frombuffer(array.buffers()[1], _INTERVAL, len(array) + array.offset)
+    fields = fields[array.offset :]
+    months, days, nanos = (pa.array(fields[name]) for name in ("months", "days", "nanos"))
+    whole, fraction = np.divmod(np.abs(fields["nanos"]), 10**9)
+    digits = pc.utf8_rtrim(pc.utf8_lpad(pa.array(fraction).cast(pa.string()), 9, "0"), "0")
+    seconds = pc.binary_join_element_wise(
+        pc.if_else(pc.less(nanos, 0), "-", ""),
+        pa.array(whole).cast(pa.string()),
+        pc.if_else(
+            pc.equal(pa.array(fraction), 0), "", pc.binary_join_element_wise(".", digits, "")
+        ),
+        "",
+    )
+    bare = pc.and_(pc.equal(months, 0), pc.equal(days, 0))
+    texts = pc.binary_join_element_wise(
+        "P",
+        _unit(months, "M"),
+        _unit(days, "D"),
+        pc.if_else(
+            pc.or_(pc.not_equal(nanos, 0), bare),
+            pc.binary_join_element_wise("T", seconds, "S", ""),
+            "",
+        ),
+        "",
+    )
+    return pc.if_else(array.is_null(), pa.scalar(None, pa.string()), texts)
+
+
+def _unit(counts: pa.Array, unit: str) -> pa.Array:
+    """``<count><unit>`` where the count is not zero, else nothing."""
+    written = pc.binary_join_element_wise(counts.cast(pa.string()), unit, "")
+    return pc.if_else(pc.equal(counts, 0), "", written)
 
 
 def _json_values(column: pa.Array) -> list[Any]:
