@@ -46,8 +46,11 @@
 -- 4. Episodes. Impacted minutes of all the service's SLOs at most `impact_merge_gap_minutes`
 --    apart form one episode.
 -- Regions start at most a day before the previous period (as slo_burn_rates does), so episodes
--- crossing its start are whole unless their windows reach further back. Windows are sums over the
--- gapless minute grid, computed as differences of running totals, for the impact windows alone.
+-- crossing its start are whole unless their windows reach further back. The windows are
+-- slo_burn_rates' (running totals over the gapless minute grid), so a report session that pins it
+-- computes them once for both reports; only the minutes of regions are read again, one by one.
+-- Sums of `allowed` (not whole numbers) are compensated (fsum): they do not depend on the order
+-- rows reach them in, so a report gives the same last digits in every session.
 --
 -- period            'current' or 'previous' (by the episode's start)
 -- service           the service whose SLOs were burning
@@ -72,76 +75,21 @@ windows AS (
            row_number() OVER (ORDER BY window_minutes) AS layer
     FROM impact_windows
 ),
-data_span AS (
-    SELECT min(minute) AS first_minute, max(minute) AS last_minute FROM slo_events
-),
-bounds AS (
-    -- The minutes read: from a day before the previous period, less the longest window, to the
-    -- period end; windows are evaluated from a day before the previous period. Minutes before the
-    -- first event or after the last window holding one are left out: no window there holds an
-    -- event, and a period far wider than the data would otherwise fill memory with empty minutes.
-    SELECT greatest(p.previous_start - INTERVAL 1 DAY
-                      - to_minutes((SELECT max(window_minutes) FROM windows)),
-                    s.first_minute) AS grid_start,
-           p.previous_start - INTERVAL 1 DAY AS evaluated_from,
-           least(p.period_end,
-                 s.last_minute + to_minutes(1 + (SELECT max(window_minutes) FROM windows)))
-               AS period_end
-    FROM period AS p, data_span AS s
-),
-grid AS (
-    -- Every minute of every SLO: minutes without data count zero events.
-    SELECT d.slo_name, d.slo_number, d.service, d.error_budget_target,
-           unnest(generate_series(b.grid_start, b.period_end - INTERVAL 1 MINUTE, INTERVAL 1 MINUTE))
-               AS minute
-    FROM (SELECT *, row_number() OVER (ORDER BY slo_name) AS slo_number FROM slo_definitions) AS d,
-         bounds AS b
-),
-running_totals AS MATERIALIZED (
-    -- Events from the grid's start through the end of each minute; minutes numbered from 0 so
-    -- that a window's start is found by arithmetic.
-    SELECT g.slo_name, g.slo_number, g.service, g.error_budget_target, g.minute,
-           (epoch_us(g.minute) - epoch_us(b.grid_start)) // 60000000 AS minute_number,
-           coalesce(e.bad_events, 0) AS bad,
-           coalesce(e.total_events, 0) AS total,
-           sum(coalesce(e.bad_events, 0)) OVER through_minute AS bad_through,
-           sum(coalesce(e.total_events, 0)) OVER through_minute AS total_through
-    FROM grid AS g
-    CROSS JOIN bounds AS b
-    LEFT JOIN slo_events AS e ON e.slo_name = g.slo_name AND e.minute = g.minute
-    WINDOW through_minute AS (PARTITION BY g.slo_number ORDER BY g.minute ROWS UNBOUNDED PRECEDING)
-),
-minutes AS MATERIALIZED (
-    -- Per SLO and minute, from a day before the previous period: bad events and the bad events
-    -- the objective allows.
-    SELECT r.slo_name, r.service, r.minute, r.bad, r.total * r.error_budget_target AS allowed
-    FROM running_totals AS r, bounds AS b
-    WHERE r.minute >= b.evaluated_from
-),
-window_events AS (
-    -- The window of each length ending at every minute from a day before the previous period:
-    -- events through its last minute less events through the minute before its first.
-    SELECT now_.slo_name, now_.service, now_.error_budget_target, now_.minute,
-           w.window_minutes, w.burn_rate_threshold, w.layer,
-           now_.bad_through - coalesce(before.bad_through, 0) AS bad_events,
-           now_.total_through - coalesce(before.total_through, 0) AS total_events
-    FROM running_totals AS now_
-    JOIN bounds AS b ON now_.minute >= b.evaluated_from
-    CROSS JOIN windows AS w
-    LEFT JOIN running_totals AS before
-        ON before.slo_number = now_.slo_number
-       AND before.minute_number = now_.minute_number - w.window_minutes
-),
 burning_windows AS MATERIALIZED (
-    -- The two cheap tests first: the Poisson tail is computed only for windows that pass them.
-    SELECT r.*
-    FROM window_events AS r, settings AS s
+    -- The window of each impact length ending at every minute from a day before the previous
+    -- period; the two cheap tests first: the Poisson tail is computed only for windows that pass.
+    SELECT r.slo_name, r.service, r.evaluated_at, r.bad_events, r.total_events,
+           d.error_budget_target, w.window_minutes, w.burn_rate_threshold, w.layer
+    FROM slo_burn_rates AS r
+    JOIN windows AS w USING (window_minutes)
+    JOIN slo_definitions AS d USING (slo_name)
+    CROSS JOIN settings AS s
     WHERE r.total_events > 0
       AND r.bad_events >= s.impact_min_bad_events
-      AND r.bad_events >= r.burn_rate_threshold * r.total_events * r.error_budget_target
+      AND r.bad_events >= w.burn_rate_threshold * r.total_events * d.error_budget_target
 ),
 significant_windows AS (
-    SELECT r.slo_name, r.service, r.minute + INTERVAL 1 MINUTE AS evaluated_at,
+    SELECT r.slo_name, r.service, r.evaluated_at, r.error_budget_target,
            r.window_minutes, r.burn_rate_threshold, r.layer
     FROM burning_windows AS r, settings AS s
     WHERE poisson_upper_tail(r.bad_events, r.total_events * r.error_budget_target)
@@ -150,7 +98,7 @@ significant_windows AS (
 regions AS (
     -- Windows of one length that overlap, chained: a window opens a new region when it starts
     -- after the previous one ended.
-    SELECT slo_name, service, window_minutes, burn_rate_threshold, layer,
+    SELECT slo_name, service, error_budget_target, window_minutes, burn_rate_threshold, layer,
            min(evaluated_at) - to_minutes(window_minutes) AS region_start,
            max(evaluated_at) AS region_end
     FROM (
@@ -163,13 +111,30 @@ regions AS (
             FROM significant_windows
         )
     )
-    GROUP BY slo_name, service, window_minutes, burn_rate_threshold, layer, region_number
+    GROUP BY slo_name, service, error_budget_target, window_minutes, burn_rate_threshold, layer,
+             region_number
+),
+minutes AS MATERIALIZED (
+    -- Every minute of the regions (minutes without data count zero events), from a day before the
+    -- previous period: bad events and the bad events the objective allows. Regions of one SLO
+    -- overlap across window lengths, hence DISTINCT.
+    SELECT DISTINCT g.slo_name, g.minute,
+           coalesce(e.bad_events, 0) AS bad,
+           coalesce(e.total_events, 0) * g.error_budget_target AS allowed
+    FROM (
+        SELECT r.slo_name, r.error_budget_target,
+               unnest(generate_series(
+                   greatest(r.region_start, p.previous_start - INTERVAL 1 DAY),
+                   r.region_end - INTERVAL 1 MINUTE, INTERVAL 1 MINUTE)) AS minute
+        FROM regions AS r, period AS p
+    ) AS g
+    LEFT JOIN slo_events AS e ON e.slo_name = g.slo_name AND e.minute = g.minute
 ),
 region_minutes AS (
     SELECT g.slo_name, g.service, g.window_minutes, g.burn_rate_threshold, g.layer, g.region_start,
            m.minute, m.bad, m.allowed,
            greatest(
-               sum(m.bad) OVER whole_region / nullif(sum(m.allowed) OVER whole_region, 0),
+               fsum(m.bad) OVER whole_region / nullif(fsum(m.allowed) OVER whole_region, 0),
                g.burn_rate_threshold
            ) AS rate
     FROM regions AS g
@@ -208,17 +173,17 @@ stretch_bounds AS (
     GROUP BY slo_name, service, window_minutes, burn_rate_threshold, layer, region_start, excursion
 ),
 significant_stretches AS MATERIALIZED (
-    SELECT b.*, sum(m.bad) / sum(m.allowed) AS burn_rate,
-           poisson_upper_tail(sum(m.bad), sum(m.allowed)) AS p_value
+    SELECT b.*, fsum(m.bad) / fsum(m.allowed) AS burn_rate,
+           poisson_upper_tail(fsum(m.bad), fsum(m.allowed)) AS p_value
     FROM stretch_bounds AS b
     JOIN minutes AS m
       ON m.slo_name = b.slo_name AND m.minute >= b.started_at AND m.minute <= b.last_minute
     CROSS JOIN settings AS s
     GROUP BY ALL
-    HAVING sum(m.allowed) > 0
-       AND sum(m.bad) >= any_value(s.impact_min_bad_events)
-       AND sum(m.bad) >= b.burn_rate_threshold * sum(m.allowed)
-       AND poisson_upper_tail(sum(m.bad), sum(m.allowed)) < any_value(s.impact_significance)
+    HAVING fsum(m.allowed) > 0
+       AND fsum(m.bad) >= any_value(s.impact_min_bad_events)
+       AND fsum(m.bad) >= b.burn_rate_threshold * fsum(m.allowed)
+       AND poisson_upper_tail(fsum(m.bad), fsum(m.allowed)) < any_value(s.impact_significance)
 ),
 stretch_minutes AS MATERIALIZED (
     SELECT t.slo_name, t.service, t.layer, t.window_minutes, t.burn_rate_threshold, t.started_at,
@@ -252,8 +217,8 @@ impacted AS (
     SELECT p.*
     FROM (
         SELECT *,
-               sum(bad) OVER piece AS piece_bad,
-               sum(allowed) OVER piece AS piece_allowed,
+               fsum(bad) OVER piece AS piece_bad,
+               fsum(allowed) OVER piece AS piece_allowed,
                min(minute) OVER piece AS piece_start,
                max(minute) OVER piece AS piece_end
         FROM pieces
