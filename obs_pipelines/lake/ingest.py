@@ -11,9 +11,12 @@ is, reported ``kept`` with the rows it holds, and the run succeeds; :func:`kept_
 line that reports it. An answer with rows still replaces the hour, so reruns stay idempotent.
 """
 
-from collections.abc import Iterable, Iterator
+import ctypes
+import ctypes.util
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
@@ -132,8 +135,27 @@ def _array(column: pa.ChunkedArray, kind: pa.DataType) -> np.ndarray:
 def _joined(parts: list[np.ndarray], kind: type[np.generic]) -> np.ndarray:
     """``parts`` as one array; the list is emptied, so each part is freed once joined."""
     whole = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, kind)
+    joined = len(parts) > 1
     parts.clear()
+    if joined:
+        _return_freed_memory()
     return whole
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (None elsewhere: musl, macOS)."""
+    found = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(found), "malloc_trim", None) if found else None
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap's free pages back to the system. The chunks' columns (each under glibc's
+    threshold for memory of its own) were freed into the heap once joined, and glibc keeps such
+    pages: the process would count the hour twice while it is sorted (measured in bench/)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _chunks_by_hour(
