@@ -8,20 +8,21 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from obs_pipelines.config import ObsConfig, parse_config
 from obs_pipelines.datasets import dataset
-from obs_pipelines.errors import LakeError
-from obs_pipelines.lake import Lake, delta
+from obs_pipelines.errors import LakeError, SourceError
+from obs_pipelines.lake import Lake, delta, delta_tables
 from obs_pipelines.lake.catalog import (
     connect,
     refresh_catalog,
@@ -648,3 +649,35 @@ def test_report_and_query_sessions_read_one_version_of_each_table_while_commits_
     assert {"sli_minutes", "up_minutes", "series_inventory", "alert_fragments"} <= set(
         reached["SELECT * FROM scorecard"]
     )
+
+
+def test_an_hour_streamed_in_parts_is_written_group_by_group_and_a_failure_leaves_no_file(
+    config: ObsConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delta_tables, "GROUP_BYTES", 1)  # every part is a row group of its own
+    lake = Lake(config)
+    folder = Path(delta.table_uri(config, "log_records"))
+    rows = log_hour(hour(1))
+    parts = [rows.slice(i, 10) for i in range(0, rows.num_rows, 10)]
+
+    with lake.batch("log_records", source="test") as batch:
+        assert batch.add_parts(hour(1), iter(parts), keep_held=True) == rows.num_rows
+        batch.commit()
+    (path,) = folder.rglob("*.parquet")
+    assert pq.ParquetFile(path).metadata.num_row_groups == len(parts)
+    back = lake.read_hot("log_records", hour(1))
+    assert back is not None
+    assert back.sort_by("ts").equals(rows.sort_by("ts"))
+
+    def failing() -> Iterator[pa.Table]:
+        yield from parts[:3]
+        raise SourceError("the source failed part-way through the hour")
+
+    with (
+        pytest.raises(SourceError, match="part-way"),
+        lake.batch("log_records", source="test") as batch,
+    ):
+        batch.add_parts(hour(1), failing(), keep_held=True)
+    assert list(folder.rglob("*.parquet")) == [path]  # the half-written file was deleted
+    again = lake.read_hot("log_records", hour(1))
+    assert again is not None and again.sort_by("ts").equals(back.sort_by("ts"))

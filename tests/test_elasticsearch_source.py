@@ -14,11 +14,14 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from elasticsearch import BadRequestError, Elasticsearch
 
-from obs_pipelines.config import ElasticsearchSourceConfig
+from obs_pipelines.config import ElasticsearchSourceConfig, parse_config
 from obs_pipelines.errors import SourceError
+from obs_pipelines.lake import Lake, delta_tables
+from obs_pipelines.lake.ingest import ingest_table_hour
 from obs_pipelines.schemas import LOG_RECORDS
 from obs_pipelines.sources.elasticsearch import ElasticsearchLogs
 from obs_pipelines.windows import TimeWindow
@@ -666,3 +669,44 @@ def test_an_8x_test_server_refuses_the_9x_client_as_8x_clusters_do(
         },
         "status": 400,
     }
+
+
+# --- ingest into the lake: bounded memory -------------------------------------------------------
+
+
+def test_an_hour_is_ingested_exactly_while_arrow_holds_a_fraction_of_it(
+    big: tuple[FakeElasticsearch, list[dict[str, Any]]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Row groups of 512 KiB stand in for the 64 MiB of a real hour's: the hour is ~20 of them.
+    monkeypatch.setattr(delta_tables, "GROUP_BYTES", 1 << 19, raising=False)
+    cluster, expected = big
+    lake_config = parse_config(
+        {"lake": {"root": str(tmp_path / "lake"), "catalog": str(tmp_path / "obs.duckdb")}}
+    )
+    lake = Lake(lake_config)
+    source = ElasticsearchLogs(config(cluster.url, page_size=1000, slices=2))
+    # Every Arrow allocation of the ingest (pages, groups, sorts, the Parquet writer) is counted.
+    counted = pa.proxy_memory_pool(pa.default_memory_pool())
+    before = pa.default_memory_pool()
+    pa.set_memory_pool(counted)
+    try:
+        written = ingest_table_hour(lake, source, WINDOW)
+    finally:
+        pa.set_memory_pool(before)
+
+    stored = lake.tables.read_window("log_records", WINDOW)
+    assert written.rows == len(expected)
+    assert rows(stored) == expected
+    assert counted.bytes_allocated() == 0  # nothing of the hour is left held
+    # The old ingest held every page, then a filtered copy and a sorted one: twice the hour at
+    # least. Streamed, the peak is a row group and a page or two.
+    assert counted.max_memory() < stored.nbytes / 2
+    (path,) = lake.tables.latest("log_records").file_uris()
+    groups = pq.ParquetFile(path).metadata.num_row_groups
+    assert groups > 4
+    for number in range(groups):  # each row group is sorted by the dataset's keys (nulls last)
+        group = pq.ParquetFile(path).read_row_group(number, columns=["service", "ts", "doc_id"])
+        keys = list(zip(*(group[c].to_pylist() for c in group.column_names), strict=True))
+        assert keys == sorted(keys, key=lambda k: (k[0] is None, k[0] or "", k[1], k[2]))

@@ -3,6 +3,7 @@
 import http.server
 import struct
 import threading
+import tracemalloc
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,11 +12,12 @@ from typing import Any
 import duckdb
 import pytest
 
-from obs_pipelines.config import load_config
+from obs_pipelines.config import PrometheusSourceConfig, load_config
 from obs_pipelines.errors import SourceError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import connect
 from obs_pipelines.lake.ingest import ingest_metrics_hour, ingest_metrics_hours
+from obs_pipelines.sources import prometheus_decode
 from obs_pipelines.sources.prometheus import PrometheusSource
 from obs_pipelines.windows import TimeWindow
 from tests import servers
@@ -283,3 +285,34 @@ def test_a_prometheus_answering_503_is_retried_then_fails_cleanly(
         if Path(config.lake_root).exists()
         else True
     )
+
+
+def test_a_large_answer_is_decoded_holding_its_body_and_columns_not_copies_of_its_text(
+    prometheus_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Runs of 4 KiB of values' text stand in for the 16 MiB of an answer of millions of samples.
+    monkeypatch.setattr(prometheus_decode, "_GROUP_BYTES", 1 << 12, raising=False)
+    source = PrometheusSource(PrometheusSourceConfig(url=prometheus_url, selectors=SELECTORS))
+    hour = TimeWindow(START, START + timedelta(hours=1))
+    body = bytes(source._query_range_vector('{job="fleet"}', hour))
+    every = sum(len(v) for v in expected_samples(START_MS, START_MS + HOUR_MS).values())
+
+    prometheus_decode.decode_matrix(body)  # what a first call loads, once per process
+    tracemalloc.start()
+    try:
+        decoded = prometheus_decode.decode_matrix(body)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    fleet = {
+        key: v
+        for key, v in expected_samples(START_MS, START_MS + HOUR_MS).items()
+        if ("job", "fleet") in key[1]
+    }
+    assert 0 < decoded.samples == sum(len(v) for v in fleet.values()) < every
+    assert sorted(decoded.ts_ms.tolist()) == sorted(t for v in fleet.values() for t, _ in v)
+    columns = decoded.ts_ms.nbytes + decoded.values.nbytes
+    # The old decode rewrote the whole text at once: a joined copy and a translated one (twice
+    # the body) beside the columns. In runs, the text held at once is a run's.
+    assert peak - columns < len(body) / 4

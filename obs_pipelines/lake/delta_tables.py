@@ -28,7 +28,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +52,8 @@ INGEST = "ingest"
 T = TypeVar("T")
 COMMIT_ATTEMPTS = 4
 _HISTORY_PAGE = 64
+# A streamed hour's row groups (HourBatch.add_parts): about this many bytes of Arrow rows each.
+GROUP_BYTES = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -173,9 +175,14 @@ class DeltaTables:
             (written,) = batch.commit()
         return written
 
-    def _write_file(self, layout: TableLayout, hour: TimeWindow, rows: pa.Table) -> tuple[str, int]:
-        """One new data file of the hour's rows (partition column left out, as Delta stores
-        it); returns its path in the table and its size."""
+    def _write_file(
+        self, layout: TableLayout, hour: TimeWindow, groups: Iterable[pa.Table]
+    ) -> tuple[str | None, int, str]:
+        """One new data file of the hour's rows, given as ``groups`` of the registry's rows
+        (each at most ``ROWS_PER_GROUP``), each converted and written as a row group as it
+        comes, so only one group is ever held in the Delta table's types; returns its path in
+        the table (None when no group had rows: no file), its size and its statistics. A file
+        left unfinished (a failure in the writer or in whatever yields the groups) is deleted."""
         import pyarrow.parquet as pq
 
         path = (
@@ -183,17 +190,42 @@ class DeltaTables:
         )
         fs = delta.table_filesystem(self.config, layout.dataset)
         samples = dataset_of(layout.dataset).codec == "samples"
-        with delta.delta_errors(f"write {layout.dataset} {hour}", self.config):
-            with fs.open_output_stream(path) as sink:
-                pq.write_table(
-                    rows,
-                    sink,
-                    compression="zstd",
-                    compression_level=self.config.lake.hot.zstd_level or DEFAULT_ZSTD_LEVELS["hot"],
-                    use_dictionary=["series_id"] if samples else True,
-                    write_statistics=True,
-                )
-            return path, fs.get_file_info(path).size
+        where = f"write {layout.dataset} {hour}"
+        stats: list[str] = []
+        with contextlib.ExitStack() as open_file:
+            writer, opened = None, False
+            try:
+                for group in groups:
+                    if not group.num_rows:
+                        continue
+                    stored = self._to_table(layout, hour, group).drop_columns([DAY_COLUMN])
+                    with delta.delta_errors(where, self.config):
+                        if writer is None:
+                            sink = open_file.enter_context(fs.open_output_stream(path))
+                            opened = True
+                            writer = pq.ParquetWriter(
+                                sink,
+                                stored.schema,
+                                compression="zstd",
+                                compression_level=self.config.lake.hot.zstd_level
+                                or DEFAULT_ZSTD_LEVELS["hot"],
+                                use_dictionary=["series_id"] if samples else True,
+                                write_statistics=True,
+                            )
+                            open_file.callback(writer.close)
+                        writer.write_table(stored, row_group_size=delta.ROWS_PER_GROUP)
+                    stats.append(delta.file_stats(stored))
+                if writer is None:
+                    return None, 0, ""
+                with delta.delta_errors(where, self.config):
+                    open_file.close()
+                    return path, fs.get_file_info(path).size, _merged_stats(stats)
+            except BaseException:
+                if opened:
+                    with contextlib.suppress(Exception):
+                        open_file.close()
+                    self._delete_file(layout.dataset, path)
+                raise
 
     def _delete_file(self, dataset: str, path: str) -> None:
         """A file written for a commit that failed: in no log, so no reader ever saw it."""
@@ -517,23 +549,55 @@ class HourBatch:
         layout = self.layout
         if sort and table.num_rows > 1:  # the registry's order (compaction sorts by the stored
             table = table.sort_by([(k, "ascending") for k in layout.sort_keys])  # signed ids)
-        rows = self.tables._to_table(layout, hour, table)
+        registered = dataset_of(self.dataset).schema
+        table = table.select(registered.names).cast(registered)  # refused here, not when written
         self._drop(hour)
-        staged = _StagedHour(hour, rows.num_rows, notes, keep_held)
+        staged = _StagedHour(hour, table.num_rows, notes, keep_held)
         if layout.partition_by != (DAY_COLUMN,):
-            staged.table = rows
-        elif rows.num_rows:
-            if not self._created:  # the files go in the table's folder
-                self._created = self._table() is not None
+            staged.table = self.tables._to_table(layout, hour, table)
+        elif table.num_rows:
+            self._prepare_folder()
             if self._writer is None:  # writing (compression) overlaps the caller's next read
                 self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hour-file")
-            staged.writing = self._writer.submit(self._write, hour, rows.drop_columns([DAY_COLUMN]))
+            staged.writing = self._writer.submit(self._write, hour, _row_groups(table))
         self._staged[hour.start] = staged
-        return rows.num_rows
+        return table.num_rows
 
-    def _write(self, hour: TimeWindow, stored: pa.Table) -> tuple[str, int, str]:
-        path, size = self.tables._write_file(self.layout, hour, stored)
-        return path, size, delta.file_stats(stored)
+    def add_parts(
+        self, hour: TimeWindow, parts: Iterable[pa.Table], *, keep_held: bool = False, **notes: str
+    ) -> int:
+        """Stage ``hour``'s rows as they arrive in ``parts`` (a source's pages), as :meth:`add`
+        does, without ever holding the hour: parts are gathered into groups of up to
+        ``GROUP_BYTES`` (and ``ROWS_PER_GROUP`` rows), each sorted by the dataset's keys and
+        written as a row group of the hour's file while the next parts are read. The file is
+        then sorted within each group (an hour that fits in one group, as it is whole). A
+        failure while the parts are read deletes what was written of the file and is raised."""
+        if self.layout.partition_by != (DAY_COLUMN,):  # staged as a table anyway
+            tables = list(parts)
+            schema = dataset_of(self.dataset).schema
+            return self.add(hour, pa.concat_tables(tables) if tables else schema.empty_table())
+        self._drop(hour)
+        self._prepare_folder()
+        staged = _StagedHour(hour, 0, notes, keep_held)
+        counted = _Counted(self._sorted_groups(parts))
+        staged.path, staged.size, staged.stats = self._write(hour, counted)
+        staged.rows = counted.rows
+        self._staged[hour.start] = staged
+        return staged.rows
+
+    def _sorted_groups(self, parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        """``parts`` gathered into groups of at most ``GROUP_BYTES`` or ``ROWS_PER_GROUP`` rows,
+        each sorted by the dataset's keys."""
+        keys = [(k, "ascending") for k in self.layout.sort_keys]
+        for group in _gathered(parts):
+            yield group.sort_by(keys) if group.num_rows > 1 else group
+
+    def _prepare_folder(self) -> None:
+        if not self._created:  # the files go in the table's folder
+            self._created = self._table() is not None
+
+    def _write(self, hour: TimeWindow, groups: Iterable[pa.Table]) -> tuple[str | None, int, str]:
+        return self.tables._write_file(self.layout, hour, groups)
 
     def _settle(self, item: _StagedHour) -> None:
         """Wait for the hour's file to be written (its error, if any, is raised here)."""
@@ -666,6 +730,56 @@ class HourBatch:
             self._settle(item)
         if item.path is not None:
             self.tables._delete_file(self.dataset, item.path)
+
+
+def _row_groups(table: pa.Table) -> Iterator[pa.Table]:
+    """``table`` in slices of ``ROWS_PER_GROUP`` rows (views, no copy): the row groups
+    ``pq.write_table`` makes, converted to the table's types one at a time."""
+    for offset in range(0, table.num_rows, delta.ROWS_PER_GROUP):
+        yield table.slice(offset, delta.ROWS_PER_GROUP)
+
+
+def _gathered(parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """``parts`` joined into groups of about ``GROUP_BYTES`` (at most ``ROWS_PER_GROUP``
+    rows): row groups big enough to compress and skip well, small enough to hold one."""
+    held: list[pa.Table] = []
+    rows = size = 0
+    for part in parts:
+        held.append(part)
+        rows, size = rows + part.num_rows, size + part.nbytes
+        if size >= GROUP_BYTES or rows >= delta.ROWS_PER_GROUP:
+            yield pa.concat_tables(held)
+            held, rows, size = [], 0, 0
+    if rows:
+        yield pa.concat_tables(held)
+
+
+class _Counted:
+    """The tables of ``tables`` passed through, their rows counted in ``rows``."""
+
+    def __init__(self, tables: Iterable[pa.Table]) -> None:
+        self._tables, self.rows = tables, 0
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        for table in self._tables:
+            self.rows += table.num_rows
+            yield table
+
+
+def _merged_stats(groups: list[str]) -> str:
+    """The add action's statistics of a file from those of its row groups
+    (:func:`delta.file_stats` of each): rows and null counts add up, bounds widen."""
+    merged: dict[str, Any] = {"numRecords": 0, "minValues": {}, "maxValues": {}, "nullCount": {}}
+    for text in groups:
+        group = json.loads(text)
+        merged["numRecords"] += group["numRecords"]
+        for name, count in group["nullCount"].items():
+            merged["nullCount"][name] = merged["nullCount"].get(name, 0) + count
+        for key, pick in (("minValues", min), ("maxValues", max)):
+            for name, value in group[key].items():  # same-format UTC texts order as times
+                held = merged[key].get(name)
+                merged[key][name] = value if held is None else pick(held, value)
+    return json.dumps(merged)
 
 
 def _until_committed(commit: Callable[[], T]) -> T:

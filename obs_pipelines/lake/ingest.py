@@ -11,9 +11,12 @@ is, reported ``kept`` with the rows it holds, and the run succeeds; :func:`kept_
 line that reports it. An answer with rows still replaces the hour, so reruns stay idempotent.
 """
 
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+import ctypes
+import ctypes.util
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
@@ -64,8 +67,8 @@ def ingest_metrics_hours(
         lake.batch("metric_series", source=source.name) as series,
         lake.batch("metric_samples", source=source.name) as samples,
     ):
-        for hour, chunks in _chunks_by_hour(source, hours):
-            staged.append(_stage_metrics_hour(series, samples, source, hour, chunks))
+        for hour, got in _chunks_by_hour(source, hours):
+            staged.append(_stage_metrics_hour(series, samples, source, hour, got))
         series_written = {w.window: w for w in series.commit()}
         samples_written = {w.window: w for w in samples.commit()}
     return [
@@ -94,26 +97,87 @@ def metrics_kept_warnings(results: list[MetricsIngestResult]) -> dict[str, str]:
     return found
 
 
+@dataclass
+class _HourSamples:
+    """One hour's chunks as they arrive: their series tables, and their samples as arrays over
+    the chunks' own buffers, column by column, so that each column of the hour can be joined
+    and its parts released before the next (a chunk kept whole would hold all three)."""
+
+    series: list[pa.Table] = field(default_factory=list)
+    ids: list[np.ndarray] = field(default_factory=list)
+    ts: list[np.ndarray] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, chunks: Iterable[MetricChunk]) -> "_HourSamples":
+        """The samples of ``chunks`` (no chunk outlives this call: only its columns do)."""
+        got = cls()
+        for chunk in chunks:
+            got.add(chunk)
+        return got
+
+    def add(self, chunk: MetricChunk) -> None:
+        samples = chunk.samples
+        self.series.append(chunk.series)
+        self.ids.append(_array(samples.column("series_id"), pa.uint64()))
+        self.ts.append(_array(samples.column("ts").cast(pa.timestamp("ms")), pa.int64()))
+        self.values.append(_array(samples.column("value"), pa.float64()))
+
+
+def _array(column: pa.ChunkedArray, kind: pa.DataType) -> np.ndarray:
+    """A column of non-null numbers as one numpy array (no copy for one chunk of that type:
+    ``combine_chunks`` would copy even that)."""
+    column = column.cast(kind)
+    whole = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    return whole.to_numpy(zero_copy_only=False)
+
+
+def _joined(parts: list[np.ndarray], kind: type[np.generic]) -> np.ndarray:
+    """``parts`` as one array; the list is emptied, so each part is freed once joined."""
+    whole = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, kind)
+    joined = len(parts) > 1
+    parts.clear()
+    if joined:
+        _return_freed_memory()
+    return whole
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (None elsewhere: musl, macOS)."""
+    found = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(found), "malloc_trim", None) if found else None
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap's free pages back to the system. The chunks' columns (each under glibc's
+    threshold for memory of its own) were freed into the heap once joined, and glibc keeps such
+    pages: the process would count the hour twice while it is sorted (measured in bench/)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def _chunks_by_hour(
     source: MetricSource, hours: list[TimeWindow]
-) -> Iterator[tuple[TimeWindow, list[MetricChunk]]]:
-    """Each of ``hours`` with its chunks, in order. A source that reads across hours
+) -> Iterator[tuple[TimeWindow, _HourSamples]]:
+    """Each of ``hours`` with its samples, in order. A source that reads across hours
     (``read_metrics_hours``: Prometheus) already has the next hour's requests on the server
     while the caller stores this one."""
     across = getattr(source, "read_metrics_hours", None)
     if across is None:
         for hour in hours:
-            yield hour, list(source.read_metrics(hour))
+            yield hour, _HourSamples.of(source.read_metrics(hour))
         return
-    chunks: dict[datetime, list[MetricChunk]] = {hour.start: [] for hour in hours}
+    held: dict[datetime, _HourSamples] = {hour.start: _HourSamples() for hour in hours}
     for window, chunk in across(hours):
         if chunk is None:  # the window's last answer came
-            yield window, chunks.pop(window.start)
+            yield window, held.pop(window.start)
         else:
-            chunks[window.start].append(chunk)
+            held[window.start].add(chunk)
     for hour in hours:  # a window the source had nothing to ask for
-        if hour.start in chunks:
-            yield hour, chunks.pop(hour.start)
+        if hour.start in held:
+            yield hour, held.pop(hour.start)
 
 
 def _stage_metrics_hour(
@@ -121,27 +185,39 @@ def _stage_metrics_hour(
     samples_batch: HourBatch,
     source: MetricSource,
     hour: TimeWindow,
-    chunks: list[MetricChunk],
+    got: _HourSamples,
 ) -> MetricsIngestResult:
-    """One hour's chunks de-duplicated and sorted, and staged in both batches (the rows and
-    bytes published are set once the batches commit)."""
+    """One hour's samples de-duplicated and sorted, and staged in both batches (the rows and
+    bytes published are set once the batches commit). The hour's columns are held about once:
+    each is joined from its chunks and then replaced by its sorted self, one at a time."""
     series = _unique_series(
-        pa.concat_tables([c.series for c in chunks], promote_options="none")
-        if chunks
+        pa.concat_tables(got.series, promote_options="none")
+        if got.series
         else METRIC_SERIES.empty_table()
     )
-    samples = (
-        pa.concat_tables([c.samples for c in chunks]) if chunks else METRIC_SAMPLES.empty_table()
-    )
-    returned = samples
-    source_samples = returned.num_rows
-    samples = _drop_repeated_samples(_sorted_by_series_and_time(returned))
-    dropped = samples.num_rows < source_samples
-    ts = samples.column("ts").cast(pa.int64()).to_numpy()
+    ids, ts = _joined(got.ids, np.uint64), _joined(got.ts, np.int64)
+    source_samples = ids.size
+    order = _series_time_order(ids, ts)
+    ids = ids[order]  # each column is replaced by its sorted self, one at a time
+    ts = ts[order]
+    if not _in_series_time_order(ids, ts):  # runs overlapped: a full sort of those
+        again = np.lexsort((ts, ids))
+        ids, ts, order = ids[again], ts[again], order[again]
+        del again
+    values = _joined(got.values, np.float64)[order]
+    del order
+    first = _first_of_each_sample(ids, ts)
+    distinct = source_samples if first is None else _distinct_samples(ids, ts)
+    if first is not None:
+        ids, ts, values = ids[first], ts[first], values[first]
     if ts.size and (ts.min() < hour.start_ms or ts.max() >= hour.end_ms):
         raise SourceError(
             f"{source.name} returned samples outside {hour}; this is a bug in the source, please report it"
         )
+    samples = pa.table(
+        [pa.array(ids), pa.array(ts.view("datetime64[ms]")), pa.array(values)],
+        schema=METRIC_SAMPLES,
+    )
     series_batch.add(hour, series, keep_held=True)
     samples_batch.add(hour, samples, sort=False, keep_held=True, source_rows=str(source_samples))
     return MetricsIngestResult(
@@ -149,7 +225,7 @@ def _stage_metrics_hour(
         series=series.num_rows,
         samples=samples.num_rows,
         source_samples=source_samples,
-        source_distinct=_distinct_samples(returned) if dropped else source_samples,
+        source_distinct=distinct,
         duplicates_dropped=source_samples - samples.num_rows,
         bytes=0,
         first_ts_ms=int(ts.min()) if ts.size else None,
@@ -157,11 +233,13 @@ def _stage_metrics_hour(
     )
 
 
-def _distinct_samples(samples: pa.Table) -> int:
-    """Distinct (series_id, ts) by hashing, independently of the sort-based de-duplication.
-    Counted only when that dropped something: a hash of every sample costs about as much as
-    the sort, and when nothing was dropped every sample returned must be published."""
-    return samples.group_by(["series_id", "ts"]).aggregate([]).num_rows
+def _distinct_samples(ids: np.ndarray, ts: np.ndarray) -> int:
+    """Distinct (series_id, ts) by hashing, independently of the de-duplication of neighbours
+    (the samples are a permutation of those returned: the same set). Counted only when that
+    dropped something: a hash of every sample costs about as much as the sort, and when
+    nothing was dropped every sample returned must be published."""
+    keys = pa.table({"series_id": ids, "ts": ts})
+    return keys.group_by(["series_id", "ts"]).aggregate([]).num_rows
 
 
 def _unique_series(series: pa.Table) -> pa.Table:
@@ -170,33 +248,33 @@ def _unique_series(series: pa.Table) -> pa.Table:
     return series.take(pa.array(np.sort(first)))
 
 
-def _sorted_by_series_and_time(samples: pa.Table) -> pa.Table:
-    """Sort by (series_id, ts) by ordering whole runs: sources return each series' samples in
-    time order, so only the runs need sorting (3x faster than a row sort). Overlapping runs (the
-    same series fetched twice) fall back to a full sort."""
-    if samples.num_rows < 2:
-        return samples
-    ids = samples.column("series_id").to_numpy()
-    ts = samples.column("ts").cast(pa.int64()).to_numpy()
+def _series_time_order(ids: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The permutation ordering samples by (series_id, ts) by ordering whole runs: sources
+    return each series' samples in time order, so only the runs need sorting (3x faster than a
+    row sort). Overlapping runs (the same series fetched twice) leave it out of order: the
+    caller checks (:func:`_in_series_time_order`) and falls back to a full sort."""
+    if ids.size < 2:
+        return np.arange(ids.size)
     starts = np.flatnonzero(np.r_[True, (ids[1:] != ids[:-1]) | (ts[1:] <= ts[:-1])])
     lengths = np.diff(np.r_[starts, ids.size])
-    order = np.lexsort((ts[starts], ids[starts]))
-    offsets = np.r_[0, np.cumsum(lengths[order])[:-1]]
-    index = np.repeat(starts[order] - offsets, lengths[order]) + np.arange(ids.size)
-    ids, ts = ids[index], ts[index]
-    if np.any((ids[1:] < ids[:-1]) | ((ids[1:] == ids[:-1]) & (ts[1:] < ts[:-1]))):
-        return samples.sort_by([("series_id", "ascending"), ("ts", "ascending")])
-    return samples.take(pa.array(index))
+    runs = np.lexsort((ts[starts], ids[starts]))
+    offsets = np.r_[0, np.cumsum(lengths[runs])[:-1]]
+    index = np.repeat(starts[runs] - offsets, lengths[runs])
+    index += np.arange(ids.size)
+    return index
 
 
-def _drop_repeated_samples(samples: pa.Table) -> pa.Table:
-    if samples.num_rows < 2:
-        return samples
-    ids = samples.column("series_id").to_numpy()
-    ts = samples.column("ts").cast(pa.int64()).to_numpy()
-    repeated = np.zeros(ids.size, dtype=bool)
-    repeated[1:] = (ids[1:] == ids[:-1]) & (ts[1:] == ts[:-1])
-    return samples.filter(pa.array(~repeated)) if repeated.any() else samples
+def _in_series_time_order(ids: np.ndarray, ts: np.ndarray) -> bool:
+    return not np.any((ids[1:] < ids[:-1]) | ((ids[1:] == ids[:-1]) & (ts[1:] < ts[:-1])))
+
+
+def _first_of_each_sample(ids: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
+    """Of samples sorted by (series_id, ts), the mask keeping the first of each (series, time),
+    or None when no sample repeats (a sample fetched twice is stored once)."""
+    repeated = (ids[1:] == ids[:-1]) & (ts[1:] == ts[:-1])
+    if not repeated.any():
+        return None
+    return np.r_[True, ~repeated]
 
 
 @dataclass(frozen=True)
@@ -221,17 +299,15 @@ def ingest_table_hour(lake: Lake, source: TableSource, hour: TimeWindow) -> Tabl
 def ingest_table_hours(
     lake: Lake, source: TableSource, hours: list[TimeWindow]
 ) -> list[TableIngestResult]:
-    """Read each of ``hours`` of one dataset from ``source`` (one hour in memory at a time) and
-    replace them in one commit: a source failing at any hour publishes none of them. An hourly
+    """Read each of ``hours`` of one dataset from ``source`` and replace them in one commit: a
+    source failing at any hour publishes none of them. The tables a source yields are written
+    to the hour's file as they come (memory holds a row group, not the hour). An hourly
     dataset's hour answered with no rows keeps what the lake holds (a snapshot's does not)."""
     registered = dataset(source.dataset)
-    schema = registered.schema
     with lake.batch(source.dataset, source=source.name) as batch:
         for hour in hours:
-            tables = [t.select(schema.names).cast(schema) for t in source.read(hour)]
-            table = pa.concat_tables(tables) if tables else schema.empty_table()
-            _refuse_rows_outside(source, registered.time_column, table, hour)
-            batch.add(hour, table, keep_held=registered.cadence == "hourly")
+            parts = _checked_parts(source, registered.schema, registered.time_column, hour)
+            batch.add_parts(hour, parts, keep_held=registered.cadence == "hourly")
         written = batch.commit()
     return [TableIngestResult(source.dataset, w.window, w.rows, w.bytes, w.kept) for w in written]
 
@@ -253,6 +329,17 @@ def kept_warning(dataset: str, kept: list[tuple[TimeWindow, int]]) -> str | None
         f"{dataset} {hours}: the source returned no rows; kept the {rows} rows the lake holds "
         "(the source may have aged them out)"
     )
+
+
+def _checked_parts(
+    source: TableSource, schema: pa.Schema, time_column: str | None, hour: TimeWindow
+) -> Iterator[pa.Table]:
+    """The tables ``source`` yields for ``hour``, in the registry's columns, each checked to
+    hold rows of that hour only."""
+    for part in source.read(hour):
+        table = part.select(schema.names).cast(schema)
+        _refuse_rows_outside(source, time_column, table, hour)
+        yield table
 
 
 def _refuse_rows_outside(

@@ -4,8 +4,9 @@ A window is exported through a point in time (PIT) with ``search_after`` pages s
 timestamp plus the ``_shard_doc`` tiebreaker: from/size stops at ``index.max_result_window``
 (10,000), and a PIT keeps the view fixed while we page, so every document is seen exactly once.
 With ``slices > 1`` the same PIT is read by parallel sliced searches. Every page of every slice
-is accumulated before anything is yielded; a failure part-way raises ``SourceError`` and yields
-nothing, and an expired PIT restarts the window on a fresh one. The PIT is closed in every case.
+is accumulated before anything is yielded (on local disk, so memory holds a page, not the
+window); a failure part-way raises ``SourceError`` and yields nothing, and an expired PIT restarts
+the window on a fresh one. The PIT is closed in every case.
 
 Timestamps come from the sort value, formatted by the server as ``strict_date_optional_time_nanos``
 in UTC: that is the indexed value the range query matched, whatever form ``_source`` used
@@ -34,13 +35,15 @@ import json
 import logging
 import re
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 from urllib.parse import quote
 
 import orjson
@@ -86,6 +89,7 @@ _MAJOR_IN_REFUSAL = re.compile(r"must be either version (\d+)")
 # false match inside a string only costs the slower, equally exact decode).
 _LONG_INTEGER = re.compile(rb"[:,\[]\s*-?\d{20}")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_SPOOL_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 _CUT_SHORT_FIX = "check the cluster's health and any proxy in between, then rerun"
 T = TypeVar("T")
 
@@ -107,9 +111,58 @@ class _Cancelled(Exception):
     """Another slice failed; this one stops without finishing."""
 
 
+class _Spool:
+    """A slice's pages held on local disk until the window is whole (an anonymous temporary
+    file, gone with the process; Arrow IPC, lz4): the window stays all or nothing and restarts
+    on a fresh point in time, while memory holds one page, not the window."""
+
+    def __init__(self, window: TimeWindow) -> None:
+        self._window = window
+        self._file: IO[bytes] | None = None
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+
+    def add(self, table: pa.Table) -> None:
+        with self._disk_errors():
+            if self._writer is None:
+                self._file = tempfile.TemporaryFile(prefix="obs-es-")  # noqa: SIM115 (closed by close())
+                self._writer = pa.ipc.new_stream(self._file, LOG_RECORDS, options=_SPOOL_OPTIONS)
+            self._writer.write_table(table)
+
+    def tables(self) -> Iterator[pa.Table]:
+        """The pages held, in the order they came, one at a time."""
+        if self._writer is None or self._file is None:
+            return
+        with self._disk_errors():
+            self._writer.close()
+            self._file.seek(0)
+            reader = pa.ipc.open_stream(self._file)
+        while True:
+            with self._disk_errors():
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+            yield pa.Table.from_batches([batch])
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    @contextmanager
+    def _disk_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise SourceError(
+                f"could not hold the documents of {self._window} on local disk while exporting "
+                f"them ({exc.strerror or exc}); free space in {tempfile.gettempdir()} or point "
+                "TMPDIR at a disk with room for an hour of logs"
+            ) from None
+
+
 @dataclass
 class _SliceResult:
-    tables: list[pa.Table] = field(default_factory=list)
+    spool: _Spool
     rows: int = 0
     expected: int | None = None  # hits.total of the first page (exact: track_total_hits)
     pit_id: str = ""
@@ -131,14 +184,19 @@ class ElasticsearchLogs:
         self._client = _client(config)
 
     def read(self, window: TimeWindow) -> Iterator[pa.Table]:
-        """Every document whose timestamp is in ``[window.start, window.end)``, as one table."""
-        table = self._export(window)
-        if table.num_rows:
-            yield table
+        """Every document whose timestamp is in ``[window.start, window.end)``, a table per
+        page, yielded once the whole window is exported (held on local disk until then)."""
+        spools = self._export(window)
+        try:
+            for spool in spools:
+                yield from spool.tables()
+        finally:
+            for spool in spools:
+                spool.close()
 
     # --- window export ---
 
-    def _export(self, window: TimeWindow) -> pa.Table:
+    def _export(self, window: TimeWindow) -> list[_Spool]:
         major = self.server_major()
         restarts = self.config.retries
         for attempt in range(restarts + 1):
@@ -163,36 +221,32 @@ class ElasticsearchLogs:
             f"{window} was exported ({restarts + 1} attempts); raise sources.elasticsearch.keep_alive"
         )
 
-    def _export_on_pit(self, window: TimeWindow, major: int, pit_ids: list[str]) -> pa.Table:
+    def _export_on_pit(self, window: TimeWindow, major: int, pit_ids: list[str]) -> list[_Spool]:
         slices = self.config.slices
         cancel = threading.Event()
-        results = [_SliceResult(pit_id=pit_ids[0]) for _ in range(slices)]
+        results = [_SliceResult(_Spool(window), pit_id=pit_ids[0]) for _ in range(slices)]
         try:
-            if slices == 1:
-                self._export_slice(window, major, None, results[0], cancel)
-            else:
-                self._export_slices_in_parallel(window, major, results, cancel)
-        finally:
-            # The PIT id may change between answers; whatever was last seen must be closed too.
-            pit_ids += list(dict.fromkeys(r.pit_id for r in results if r.pit_id not in pit_ids))
-        for number, result in enumerate(results):
-            if result.expected is not None and result.rows != result.expected:
-                where = f" slice {number}" if slices > 1 else ""
-                raise SourceError(
-                    f"Elasticsearch at {self.url} announced {result.expected} documents in "
-                    f"{window}{where} but returned {result.rows}; rerun, and if it persists "
-                    "set sources.elasticsearch.slices to 1"
-                )
-        tables = [table for result in results for table in result.tables]
-        if not tables:
-            return LOG_RECORDS.empty_table()
-        table = pa.concat_tables(tables)
-        ts = table.column("ts")
-        inside = pc.and_(
-            pc.greater_equal(ts, pa.scalar(_micros(window.start), pa.timestamp("us"))),
-            pc.less(ts, pa.scalar(_micros(window.end), pa.timestamp("us"))),
-        )
-        return table.filter(inside)
+            try:
+                if slices == 1:
+                    self._export_slice(window, major, None, results[0], cancel)
+                else:
+                    self._export_slices_in_parallel(window, major, results, cancel)
+            finally:
+                # The PIT id may change between answers; whatever was last seen must be closed.
+                pit_ids += list(dict.fromkeys(r.pit_id for r in results if r.pit_id not in pit_ids))
+            for number, result in enumerate(results):
+                if result.expected is not None and result.rows != result.expected:
+                    where = f" slice {number}" if slices > 1 else ""
+                    raise SourceError(
+                        f"Elasticsearch at {self.url} announced {result.expected} documents in "
+                        f"{window}{where} but returned {result.rows}; rerun, and if it persists "
+                        "set sources.elasticsearch.slices to 1"
+                    )
+        except BaseException:
+            for result in results:
+                result.spool.close()
+            raise
+        return [result.spool for result in results]
 
     def _export_slices_in_parallel(
         self,
@@ -275,7 +329,7 @@ class ElasticsearchLogs:
                     result.expected = int(total["value"])
             result.pit_id = answer.get("pit_id") or result.pit_id
             if hits:
-                result.tables.append(_page_table(hits, self.config.fields))
+                result.spool.add(_inside(_page_table(hits, self.config.fields), window))
                 result.rows += len(hits)
             if len(hits) < size:
                 return
@@ -589,6 +643,16 @@ def _page_table(hits: list[dict[str, Any]], fields: EsFieldMapping) -> pa.Table:
         ],
         schema=LOG_RECORDS,
     )
+
+
+def _inside(table: pa.Table, window: TimeWindow) -> pa.Table:
+    """The rows of ``table`` whose time is in ``window``."""
+    ts = table.column("ts")
+    inside = pc.and_(
+        pc.greater_equal(ts, pa.scalar(_micros(window.start), pa.timestamp("us"))),
+        pc.less(ts, pa.scalar(_micros(window.end), pa.timestamp("us"))),
+    )
+    return table.filter(inside)
 
 
 def _pop_field(source: dict[str, Any], path: str) -> Any:

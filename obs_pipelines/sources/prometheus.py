@@ -110,7 +110,7 @@ class PrometheusSource:
         with ThreadPoolExecutor(
             max_workers=REQUESTS_IN_FLIGHT, thread_name_prefix="prometheus"
         ) as pool:
-            in_flight: deque[tuple[TimeWindow, str, TimeWindow, Future[bytes]]] = deque()
+            in_flight: deque[tuple[TimeWindow, str, TimeWindow, Future[bytearray]]] = deque()
             try:
                 while pending or in_flight:
                     while pending and len(in_flight) < REQUESTS_IN_FLIGHT:
@@ -131,7 +131,11 @@ class PrometheusSource:
                         pending.extendleft(reversed([(window, selector, h) for h in halves]))
                         left[window.start] += 1
                         continue
-                    yield window, _chunk(decode_matrix(body, self.where), piece)
+                    del answer  # the future holds the body too; neither outlives its decoding
+                    chunk = _chunk(decode_matrix(body, self.where), piece)
+                    del body
+                    yield window, chunk
+                    del chunk  # held by the caller as long as it needs it, not by this frame
                     left[window.start] -= 1
                     if not left[window.start]:
                         yield window, None
@@ -150,23 +154,23 @@ class PrometheusSource:
         middle = piece.start + timedelta(milliseconds=(piece.end_ms - piece.start_ms) // 2)
         return TimeWindow(piece.start, middle), TimeWindow(middle, piece.end)
 
-    def _query_range_vector(self, selector: str, piece: TimeWindow) -> bytes:
+    def _query_range_vector(self, selector: str, piece: TimeWindow) -> bytearray:
         # Evaluate at end - 1 ms over the whole width, then keep [start, end) exactly: this is
         # right whether range selectors are closed at the left (Prometheus 2) or open (3).
         width_ms = piece.end_ms - piece.start_ms
         form = {"query": f"{selector}[{width_ms}ms]", "time": f"{(piece.end_ms - 1) / 1000:.3f}"}
         return self._post("/api/v1/query", form, selector)
 
-    def get(self, path: str) -> bytes:
+    def get(self, path: str) -> bytes | bytearray:
         """GET an API path (e.g. ``/api/v1/rules``) with this source's auth, TLS and retries."""
         return self._request("GET", path, None, None)
 
-    def _post(self, path: str, form: dict[str, str], selector: str) -> bytes:
+    def _post(self, path: str, form: dict[str, str], selector: str) -> bytearray:
         return self._request("POST", path, form, selector)
 
     def _request(
         self, method: str, path: str, form: dict[str, str] | None, selector: str | None
-    ) -> bytes:
+    ) -> bytearray:
         with self._count_lock:
             self.requests_made += 1
         seconds = self.config.timeout.total_seconds()
@@ -180,8 +184,7 @@ class PrometheusSource:
                     stream=True,
                 )
                 if response.status_code == 200:
-                    # Large reads: requests' default 10 KiB chunks cost more CPU than the decode.
-                    body = b"".join(response.iter_content(1 << 20))
+                    body = _body(response)
                     kind = response.headers.get("Content-Type")
                     problem = not_json_api(
                         self.where, "Prometheus", "sources.prometheus", body, kind
@@ -237,22 +240,31 @@ class PrometheusSource:
         )
 
 
+def _body(response: requests.Response) -> bytearray:
+    """The answer's body, read in 1 MiB pieces (requests' default 10 KiB costs more CPU than
+    the decode) into one buffer that grows in place: joining the pieces would hold it twice."""
+    body = bytearray()
+    for piece in response.iter_content(1 << 20):
+        body += piece
+    return body
+
+
 def _chunk(decoded: DecodedMatrix, window: TimeWindow) -> MetricChunk:
+    """The decoded answer's samples in ``window`` (pieces are asked for closed at both ends),
+    its columns used as they are when every sample is in it."""
     series, ids = series_table(decoded.label_sets)
-    per_sample_series = np.repeat(np.arange(len(ids)), decoded.counts)
-    keep = (decoded.ts_ms >= window.start_ms) & (decoded.ts_ms < window.end_ms)
+    id_column = np.repeat(np.asarray(ids, dtype=np.uint64), decoded.counts)
+    ts, values = decoded.ts_ms, decoded.values
+    keep = (ts >= window.start_ms) & (ts < window.end_ms)
     if not keep.all():
-        per_sample_series = per_sample_series[keep]
-        present = np.bincount(per_sample_series, minlength=len(ids)) > 0
-        series = series.filter(pa.array(present))
-    id_column = (
-        np.asarray(ids, dtype=np.uint64)[per_sample_series] if ids else np.empty(0, np.uint64)
-    )
+        per_sample_series = np.repeat(np.arange(len(ids)), decoded.counts)[keep]
+        series = series.filter(pa.array(np.bincount(per_sample_series, minlength=len(ids)) > 0))
+        id_column, ts, values = id_column[keep], ts[keep], values[keep]
     samples = pa.table(
         [
             pa.array(id_column, pa.uint64()),
-            pa.array(decoded.ts_ms[keep], pa.int64()).cast(pa.timestamp("ms")),
-            pa.array(decoded.values[keep], pa.float64()),
+            pa.array(ts, pa.int64()).cast(pa.timestamp("ms")),
+            pa.array(values, pa.float64()),
         ],
         schema=METRIC_SAMPLES,
     )

@@ -12,6 +12,7 @@ shape, a value that is no number), reported as one line naming the server and th
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,8 @@ _METRIC = b'{"metric":'
 _VALUES = b',"values":['
 _VALUES_END = b'"]]'
 _CLOSE_TO_NEWLINE = bytes.maketrans(b"]", b"\n")
+# The values' text rewritten and parsed at a time (a body holds many such runs).
+_GROUP_BYTES = 1 << 24
 _CSV_READ = pacsv.ReadOptions(column_names=["_", "t", "v"], block_size=1 << 24)
 _CSV_PARSE = pacsv.ParseOptions(delimiter=",", quote_char=False)
 _CSV_CONVERT = pacsv.ConvertOptions(
@@ -58,7 +61,7 @@ class DecodedMatrix:
         return int(self.ts_ms.size)
 
 
-def decode_matrix(body: bytes, where: str = "Prometheus") -> DecodedMatrix:
+def decode_matrix(body: bytes | bytearray, where: str = "Prometheus") -> DecodedMatrix:
     """Decode a successful ``/api/v1/query`` response whose result is a range vector; anything
     else (HTML, an error, another shape, a body cut short, a value that is no number) is one
     :class:`SourceError` naming ``where`` (e.g. ``Prometheus at <url>``)."""
@@ -75,7 +78,7 @@ def decode_matrix(body: bytes, where: str = "Prometheus") -> DecodedMatrix:
 
 
 def not_json_api(
-    source: str, server: str, key: str, body: bytes, content_type: str | None
+    source: str, server: str, key: str, body: bytes | bytearray, content_type: str | None
 ) -> str | None:
     """The message for an answer that is not JSON at all (a proxy's login page, a UI path's
     HTML), with its content type and first characters; None for a body that opens a JSON
@@ -117,7 +120,7 @@ def api_data(body: bytes, content_type: str | None, where: str) -> dict[str, Any
     return _data(_parse(body, where), where)
 
 
-def _parse(body: bytes, where: str) -> Any:
+def _parse(body: bytes | bytearray, where: str) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -153,7 +156,7 @@ def _matrix_result(envelope: Any, where: str) -> list[Any]:
     return result
 
 
-def _check_envelope(body: bytes, where: str) -> None:
+def _check_envelope(body: bytes | bytearray, where: str) -> None:
     problem = not_json_api(where, "Prometheus", _KEY, body, None)
     if problem:
         raise SourceError(problem)
@@ -164,7 +167,7 @@ def _check_envelope(body: bytes, where: str) -> None:
         )
 
 
-def _decode_fast(body: bytes, where: str) -> DecodedMatrix | None:
+def _decode_fast(body: bytes | bytearray, where: str) -> DecodedMatrix | None:
     """Cut each series' ``values`` out of the body; what is left (envelope and label sets) is
     parsed as JSON in one go, which checks the answer's whole shape, end included."""
     regions: list[memoryview] = []
@@ -198,22 +201,45 @@ def _decode_fast(body: bytes, where: str) -> DecodedMatrix | None:
     total = sum(counts)
     if total == 0:
         return _empty(label_sets)
-    # `[t,"v"],[t,"v"]` of every series -> `,t,v\n,t,v\n` in one pass (a leading empty column).
-    csv_text = b",".join([b"", *regions]).translate(_CLOSE_TO_NEWLINE, b'["')
-    table = pacsv.read_csv(
-        pa.py_buffer(csv_text),
-        read_options=_CSV_READ,
-        parse_options=_CSV_PARSE,
-        convert_options=_CSV_CONVERT,
-    )
-    if table.num_rows != total:
+    ts_ms, values = np.empty(total, np.int64), np.empty(total, np.float64)
+    done = 0
+    for group in _region_groups(regions):
+        # `[t,"v"],[t,"v"]` of each series -> `,t,v\n,t,v\n` in one pass (a leading empty column).
+        csv_text = b",".join([b"", *group]).translate(_CLOSE_TO_NEWLINE, b'["')
+        table = pacsv.read_csv(
+            pa.py_buffer(csv_text),
+            read_options=_CSV_READ,
+            parse_options=_CSV_PARSE,
+            convert_options=_CSV_CONVERT,
+        )
+        if done + table.num_rows > total:
+            return None
+        ts_ms[done : done + table.num_rows] = _seconds_to_ms(table.column("t").to_numpy())
+        values[done : done + table.num_rows] = table.column("v").to_numpy()
+        done += table.num_rows
+    if done != total:
         return None
     return DecodedMatrix(
         label_sets=label_sets,
         counts=np.asarray(counts, dtype=np.int64),
-        ts_ms=_seconds_to_ms(table.column("t").to_numpy()),
-        values=table.column("v").to_numpy().copy(),
+        ts_ms=ts_ms,
+        values=values,
     )
+
+
+def _region_groups(regions: list[memoryview]) -> Iterator[list[memoryview]]:
+    """``regions`` in runs of about ``_GROUP_BYTES``: each run's text is rewritten and parsed
+    apart, so a large answer costs its body and its columns, not three copies of its text."""
+    group: list[memoryview] = []
+    size = 0
+    for region in regions:
+        group.append(region)
+        size += len(region)
+        if size >= _GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
 
 
 def _label_sets(label_sets: list[Any]) -> bool:
@@ -224,7 +250,7 @@ def _label_sets(label_sets: list[Any]) -> bool:
         return False
 
 
-def _decode_slow(body: bytes, where: str) -> DecodedMatrix:
+def _decode_slow(body: bytes | bytearray, where: str) -> DecodedMatrix:
     result = _matrix_result(_parse(body, where), where)
     try:
         label_sets = [series["metric"] for series in result]
