@@ -17,7 +17,8 @@
 --      that unlikely from an SLI failing at exactly the budget rate. The catalog macro
 --      poisson_upper_tail computes it (obs_pipelines/reporting/reports.py: the incomplete gamma series,
 --      exact to rounding wherever a window can pass the burn-rate test, never smaller than the
---      true tail). Poisson, not binomial: the same for budgets of a few percent or less, and
+--      true tail; poisson_upper_tail_below decides most windows by Chernoff's bound alone and
+--      sums the series only for the rest). Poisson, not binomial: the same for budgets of a few percent or less, and
 --      conservative (a larger tail) for larger ones; counts need not be whole numbers. Windows
 --      are tested every minute and overlap, hence the small default (1e-5): a low-traffic
 --      service failing at exactly its budget rate for 10 days rarely makes a false episode.
@@ -92,8 +93,9 @@ significant_windows AS (
     SELECT r.slo_name, r.service, r.evaluated_at, r.error_budget_target,
            r.window_minutes, r.burn_rate_threshold, r.layer
     FROM burning_windows AS r, settings AS s
-    WHERE poisson_upper_tail(r.bad_events, r.total_events * r.error_budget_target)
-          < s.impact_significance
+    WHERE poisson_upper_tail_below(
+        r.bad_events, r.total_events * r.error_budget_target, s.impact_significance
+    )
 ),
 regions AS (
     -- Windows of one length that overlap, chained: a window opens a new region when it starts

@@ -19,14 +19,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pytest
+from scipy.special import gammainc
 
 from obs_pipelines.config import ImpactWindowConfig, ObsConfig, ReportsConfig, parse_config
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
-from obs_pipelines.reporting.reports import report_connection
+from obs_pipelines.reporting.reports import POISSON_TAIL_SQL, report_connection
 from obs_pipelines.windows import utc
 from tests.report_fixtures import MINUTE_MS, MetricSeries, make_config, ms, write_metrics
 
@@ -260,3 +262,34 @@ def test_the_impact_settings_reach_the_sql_and_bad_ones_are_refused(config: ObsC
         ReportsConfig(impact_significance=0)
     with pytest.raises(ValueError, match=r"burn_rate\n.*greater than 1"):
         ReportsConfig(impact_windows=[{"window": timedelta(hours=1), "burn_rate": 0.5}])
+
+
+def test_the_poisson_tail_macros_never_understate_the_tail_and_decide_as_it_does() -> None:
+    """poisson_upper_tail against the regularized incomplete gamma function (P(X >= k) for
+    X ~ Poisson(mean), k any real number), and poisson_upper_tail_below, which decides most
+    windows by Chernoff's bound, against the tail's own decision, including thresholds a hair
+    on either side of the tail."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    mean = 10 ** rng.uniform(-3, 3.5, n)
+    k = np.where(rng.random(n) < 0.5, np.ceil(mean * rng.uniform(0.5, 30, n)), mean * 3.7)
+    exact = gammainc(k, mean)
+    alpha = np.concatenate(
+        [10 ** rng.uniform(-300, -0.5, n), exact * (1 + 1e-9), exact * (1 - 1e-9)]
+    )
+    con = duckdb.connect()
+    for macro in POISSON_TAIL_SQL:
+        con.execute(macro)
+    con.register("given", {"k": np.tile(k, 3), "mean": np.tile(mean, 3), "alpha": alpha})
+    found = con.execute(
+        """SELECT poisson_upper_tail(k, mean) AS tail,
+                  poisson_upper_tail_below(k, mean, alpha) AS below, alpha
+           FROM given WHERE alpha > 0"""
+    ).fetchnumpy()
+    tail, below = found["tail"], found["below"]
+    kept = alpha > 0  # a significance of 0 is refused with the config
+    truth, clearly_above = np.tile(exact, 3)[kept], np.tile(k >= 1.5 * mean, 3)[kept]
+    assert np.all(tail >= truth * (1 - 1e-10))  # to rounding (lgamma of thousands)
+    assert np.allclose(tail[clearly_above], truth[clearly_above], rtol=1e-5, atol=1e-300)
+    assert np.array_equal(below, tail < found["alpha"])
+    assert 0 < below.sum() < below.size

@@ -214,6 +214,16 @@ CREATE OR REPLACE MACRO poisson_upper_tail(k, mean) AS
             + exp(32 * ln(mean) - lgamma(k + 33) + lgamma(k + 1)) * (k + 33) / (k + 33 - mean)
         ))
     END""",
+    """-- poisson_upper_tail_below(k, mean, alpha): whether P(X >= k) < alpha for X ~ Poisson(mean),
+-- as poisson_upper_tail(k, mean) < alpha decides it. Chernoff's bound, exp(k - mean) x
+-- (mean / k)^k for k above the mean, is never below the tail (nor below poisson_upper_tail, which
+-- is the tail to rounding there), so when the bound is below alpha the tail is too, and the series
+-- is summed only for the rest: most windows of a real failure are decided by the bound alone.
+CREATE OR REPLACE MACRO poisson_upper_tail_below(k, mean, alpha) AS
+    CASE
+        WHEN k > mean AND mean > 0 AND k - mean + k * ln(mean / k) < ln(alpha) THEN true
+        ELSE poisson_upper_tail(k, mean) < alpha
+    END""",
     """-- poisson_lower_tail(k, mean): P(X <= k) for X ~ Poisson(mean) (k rounded down to a whole
 -- number). pmf(k) x sum_i k(k-1)...(k-i+1) / mean^i, 32 terms plus a geometric bound on the rest:
 -- exact to rounding when k is clearly below the mean, never smaller than the true value, and 1
