@@ -50,8 +50,8 @@
 -- crossing its start are whole unless their windows reach further back. The windows are
 -- slo_burn_rates' (running totals over the gapless minute grid), so a report session that pins it
 -- computes them once for both reports; only the minutes of regions are read again, one by one.
--- Sums of `allowed` (not whole numbers) are compensated (fsum): they do not depend on the order
--- rows reach them in, so a report gives the same last digits in every session.
+-- Events are summed before they are multiplied by the error budget: sums of whole numbers do not
+-- depend on the order rows reach them in, so a report gives the same last digits every time.
 --
 -- period            'current' or 'previous' (by the episode's start)
 -- service           the service whose SLOs were burning
@@ -122,6 +122,7 @@ minutes AS MATERIALIZED (
     -- overlap across window lengths, hence DISTINCT.
     SELECT DISTINCT g.slo_name, g.minute,
            coalesce(e.bad_events, 0) AS bad,
+           coalesce(e.total_events, 0) AS total,
            coalesce(e.total_events, 0) * g.error_budget_target AS allowed
     FROM (
         SELECT r.slo_name, r.error_budget_target,
@@ -133,10 +134,11 @@ minutes AS MATERIALIZED (
     LEFT JOIN slo_events AS e ON e.slo_name = g.slo_name AND e.minute = g.minute
 ),
 region_minutes AS (
-    SELECT g.slo_name, g.service, g.window_minutes, g.burn_rate_threshold, g.layer, g.region_start,
-           m.minute, m.bad, m.allowed,
+    SELECT g.slo_name, g.service, g.error_budget_target, g.window_minutes, g.burn_rate_threshold,
+           g.layer, g.region_start, m.minute, m.bad, m.allowed,
            greatest(
-               fsum(m.bad) OVER whole_region / nullif(fsum(m.allowed) OVER whole_region, 0),
+               sum(m.bad) OVER whole_region
+                   / nullif(sum(m.total) OVER whole_region * g.error_budget_target, 0),
                g.burn_rate_threshold
            ) AS rate
     FROM regions AS g
@@ -160,7 +162,7 @@ cusum AS (
 ),
 stretch_bounds AS (
     -- Each excursion above zero, from its first minute to its (first) peak.
-    SELECT slo_name, service, window_minutes, burn_rate_threshold, layer,
+    SELECT slo_name, service, error_budget_target, window_minutes, burn_rate_threshold, layer,
            min(minute) AS started_at,
            arg_max(minute, [level, -epoch(minute)]) AS last_minute
     FROM (
@@ -172,24 +174,28 @@ stretch_bounds AS (
         FROM cusum
     )
     WHERE level > 0
-    GROUP BY slo_name, service, window_minutes, burn_rate_threshold, layer, region_start, excursion
+    GROUP BY slo_name, service, error_budget_target, window_minutes, burn_rate_threshold, layer,
+             region_start, excursion
 ),
 significant_stretches AS MATERIALIZED (
-    SELECT b.*, fsum(m.bad) / fsum(m.allowed) AS burn_rate,
-           poisson_upper_tail(fsum(m.bad), fsum(m.allowed)) AS p_value
-    FROM stretch_bounds AS b
-    JOIN minutes AS m
-      ON m.slo_name = b.slo_name AND m.minute >= b.started_at AND m.minute <= b.last_minute
-    CROSS JOIN settings AS s
-    GROUP BY ALL
-    HAVING fsum(m.allowed) > 0
-       AND fsum(m.bad) >= any_value(s.impact_min_bad_events)
-       AND fsum(m.bad) >= b.burn_rate_threshold * fsum(m.allowed)
-       AND poisson_upper_tail(fsum(m.bad), fsum(m.allowed)) < any_value(s.impact_significance)
+    SELECT t.*, t.bad / t.allowed AS burn_rate, poisson_upper_tail(t.bad, t.allowed) AS p_value
+    FROM (
+        SELECT b.*, sum(m.bad) AS bad,
+               sum(m.total) * any_value(b.error_budget_target) AS allowed
+        FROM stretch_bounds AS b
+        JOIN minutes AS m
+          ON m.slo_name = b.slo_name AND m.minute >= b.started_at AND m.minute <= b.last_minute
+        GROUP BY ALL
+    ) AS t, settings AS s
+    WHERE t.allowed > 0
+      AND t.bad >= s.impact_min_bad_events
+      AND t.bad >= t.burn_rate_threshold * t.allowed
+      AND poisson_upper_tail(t.bad, t.allowed) < s.impact_significance
 ),
 stretch_minutes AS MATERIALIZED (
-    SELECT t.slo_name, t.service, t.layer, t.window_minutes, t.burn_rate_threshold, t.started_at,
-           t.burn_rate, t.p_value, m.minute, m.bad, m.allowed
+    SELECT t.slo_name, t.service, t.error_budget_target, t.layer, t.window_minutes,
+           t.burn_rate_threshold, t.started_at, t.burn_rate, t.p_value,
+           m.minute, m.bad, m.total, m.allowed
     FROM significant_stretches AS t
     JOIN minutes AS m
       ON m.slo_name = t.slo_name AND m.minute >= t.started_at AND m.minute <= t.last_minute
@@ -219,8 +225,8 @@ impacted AS (
     SELECT p.*
     FROM (
         SELECT *,
-               fsum(bad) OVER piece AS piece_bad,
-               fsum(allowed) OVER piece AS piece_allowed,
+               sum(bad) OVER piece AS piece_bad,
+               sum(total) OVER piece * error_budget_target AS piece_allowed,
                min(minute) OVER piece AS piece_start,
                max(minute) OVER piece AS piece_end
         FROM pieces

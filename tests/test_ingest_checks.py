@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from dagster import AssetCheckEvaluation, DagsterInstance, materialize
@@ -114,12 +115,15 @@ def test_a_deduplication_that_drops_a_genuine_sample_fails_the_check(
 ) -> None:
     # What the check compared before (rows read back against source - dropped) cannot see this:
     # the count of dropped rows comes from the same faulty step.
-    drop = obs_pipelines.lake.ingest._drop_repeated_samples
-    monkeypatch.setattr(
-        obs_pipelines.lake.ingest,
-        "_drop_repeated_samples",
-        lambda samples: drop(samples).slice(1),
-    )
+    first_of_each = obs_pipelines.lake.ingest._first_of_each_sample
+
+    def drops_one_more(ids: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        keep = first_of_each(ids, ts)
+        keep = np.ones(ids.size, dtype=bool) if keep is None else keep.copy()
+        keep[np.flatnonzero(keep)[0]] = False
+        return keep
+
+    monkeypatch.setattr(obs_pipelines.lake.ingest, "_first_of_each_sample", drops_one_more)
 
     check = rows_check(write_config(), monkeypatch)
 

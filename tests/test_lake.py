@@ -98,18 +98,18 @@ def test_a_failure_mid_write_leaves_the_previous_hour_intact(
     Lake(config).write_hot("metric_samples", HOUR, samples(500, 1.0))
     before = logged_files(config)
 
-    def half_written(table: pa.Table, where: Any, **_: Any) -> None:
-        writer = pq.ParquetWriter(where, table.schema)  # a row group out, never the footer
-        writer.write_table(table.slice(0, table.num_rows // 2))
-        writer.is_open = False  # not even when collected
-        raise OSError("No space left on device")
+    write_row_group = pq.ParquetWriter.write_table
+
+    def half_written(writer: pq.ParquetWriter, table: pa.Table, *args: Any, **kw: Any) -> None:
+        write_row_group(writer, table.slice(0, table.num_rows // 2), *args, **kw)
+        raise OSError("No space left on device")  # half the rows out, then the disk is full
 
     def refused(*_: Any, **__: Any) -> None:
         raise OSError("connection reset by peer")
 
     with pytest.MonkeyPatch.context() as patch, pytest.raises(LakeError) as error:
         if fails == "file":  # the storage gives out with the new file half written
-            patch.setattr(pq, "write_table", half_written)
+            patch.setattr(pq.ParquetWriter, "write_table", half_written)
         else:  # the file is written, the commit that would publish it fails
             patch.setattr(DeltaTable, "create_write_transaction", refused)
         Lake(config).write_hot("metric_samples", HOUR, samples(1000, 2.0))
