@@ -74,3 +74,23 @@ def test_strings_escape_what_json_escapes_and_nothing_else() -> None:
     column = pa.array([texts], pa.list_(pa.string()))
 
     assert query._json_texts(column).to_pylist() == value_by_value(column)
+
+
+def test_dates_and_times_python_holds_are_written_as_orjson_writes_them() -> None:
+    rng = np.random.default_rng(3)
+    us = rng.integers(-62_135_596_800_000_000, 253_402_300_799_000_000, 20_000)
+    arrays = [
+        pa.array(us, pa.int64()).cast(pa.timestamp("us")),
+        pa.array(us // 1000, pa.int64()).cast(pa.timestamp("ms")),
+        pa.array(us // 1_000_000, pa.int64()).cast(pa.timestamp("s")),
+        pa.array(us, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        pa.array(us // 86_400_000_000, pa.int32()).cast(pa.date32()),
+        pa.array(rng.integers(0, 86_400_000_000, us.size), pa.int64()).cast(pa.time64("us")),
+    ]
+    for column in arrays[:-1]:
+        nested = pa.ListArray.from_arrays(pa.array([0, 2, 2, len(column)]), column)
+        for values in (column, nested):
+            assert query._json_texts(values).to_pylist() == value_by_value(values), column.type
+    # orjson 3.13 writes time(19, 16, 23, 40437) as "19:16:23.40437": times are ISO 8601's.
+    times = arrays[-1]
+    assert query._json_texts(times).to_pylist() == [f'"{t.isoformat()}"' for t in times.to_pylist()]
