@@ -167,7 +167,7 @@ stretch_bounds AS (
            arg_max(minute, [level, -epoch(minute)]) AS last_minute
     FROM (
         SELECT *,
-               count(*) FILTER (WHERE level = 0) OVER (
+               sum(CASE WHEN level = 0 THEN 1 ELSE 0 END) OVER (
                    PARTITION BY slo_name, layer, region_start ORDER BY minute
                    ROWS UNBOUNDED PRECEDING
                ) AS excursion
@@ -207,7 +207,7 @@ pieces AS (
     SELECT *,
            min(minute) FILTER (WHERE covered) OVER stretch AS first_covered,
            max(minute) FILTER (WHERE covered) OVER stretch AS last_covered,
-           count(*) FILTER (WHERE covered) OVER (
+           sum(CASE WHEN covered THEN 1 ELSE 0 END) OVER (
                PARTITION BY slo_name, layer, started_at ORDER BY minute ROWS UNBOUNDED PRECEDING
            ) AS piece_number
     FROM (
