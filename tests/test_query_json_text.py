@@ -5,6 +5,7 @@ Python, which is how they were built before (and still are for the rare types le
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from obs_pipelines.reporting import query
@@ -40,7 +41,7 @@ def python_holds(name: str) -> bool:
 COMPARABLE = [
     name
     for name in ALL_TYPES.column_names
-    if name not in ("time", "time_tz") and python_holds(name)
+    if name not in ("time", "time_ns", "time_tz") and python_holds(name)
 ]
 
 
@@ -93,4 +94,7 @@ def test_dates_and_times_python_holds_are_written_as_orjson_writes_them() -> Non
             assert query._json_texts(values).to_pylist() == value_by_value(values), column.type
     # orjson 3.13 writes time(19, 16, 23, 40437) as "19:16:23.40437": times are ISO 8601's.
     times = arrays[-1]
-    assert query._json_texts(times).to_pylist() == [f'"{t.isoformat()}"' for t in times.to_pylist()]
+    in_nanoseconds = pa.array(pc.multiply(times.cast(pa.int64()), 1000)).cast(pa.time64("ns"))
+    for column in (times, in_nanoseconds):
+        expected = [f'"{t.isoformat()}"' for t in times.to_pylist()]
+        assert query._json_texts(column).to_pylist() == expected, column.type

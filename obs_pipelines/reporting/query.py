@@ -897,7 +897,7 @@ def _columnar(kind: pa.DataType) -> bool:
     return _columnar_key(kind) or (
         pa.types.is_null(kind)
         or (pa.types.is_decimal(kind) and kind.scale <= _PLAIN_DECIMAL_SCALE)
-        or (pa.types.is_time64(kind) and kind.unit == "us")
+        or pa.types.is_time64(kind)
         or pa.types.is_interval(kind)
     )
 
@@ -947,6 +947,7 @@ def _rendered(array: pa.Array) -> pa.Array:
     if pa.types.is_timestamp(kind):
         return _quoted(_timestamp_texts(array))
     if pa.types.is_time64(kind):  # 24:00:00, which DuckDB allows and Python does not
+        array = array.cast(pa.time64("us"), safe=False)  # nanoseconds as Python held them
         day_end = pc.equal(array.cast(pa.int64()), _DAY_MICROSECONDS)
         return _quoted(
             pc.if_else(day_end, "24:00:00", _without_zero_fraction(array.cast(pa.string())))
