@@ -851,11 +851,16 @@ def _json_rows(batch: pa.RecordBatch) -> pa.Array:
     """Each row of ``batch`` as the JSON object a dict of it would be: a name given to several
     columns keeps its first place and its last column's value."""
     last = {name: index for index, name in enumerate(batch.schema.names)}
+    return _object_texts([(name, _json_texts(batch.column(i))) for name, i in last.items()])
+
+
+def _object_texts(members: list[tuple[str, pa.Array]]) -> pa.Array:
+    """A JSON object per row of ``members`` (at least one: each name with its values' JSON
+    texts, a null written as ``null``), the members in the order given."""
     parts: list[pa.Array | str] = []
-    for place, (name, index) in enumerate(last.items()):
+    for place, (name, texts) in enumerate(members):
         key = orjson.dumps(name).decode()
-        value = pc.fill_null(_json_texts(batch.column(index)), "null")
-        parts += [f"{'{' if place == 0 else ','}{key}:", value]
+        parts += [f"{'{' if place == 0 else ','}{key}:", pc.fill_null(texts, "null")]
     return pc.binary_join_element_wise(*parts, "}", "")
 
 
@@ -962,14 +967,11 @@ def _rendered(array: pa.Array) -> pa.Array:
         return _enclosed(array, pairs, "{", "}")
     if _is_list(kind):
         return _enclosed(array, pc.fill_null(_rendered(_list_values(array)), "null"), "[", "]")
-    parts: list[pa.Array | str] = []
-    for place, field in enumerate(kind):
-        key = orjson.dumps(field.name).decode()
-        value = pc.fill_null(_rendered(array.field(place)), "null")
-        parts += [f"{'{' if place == 0 else ','}{key}:", value]
-    if not parts:
-        return pc.if_else(array.is_null(), pa.scalar(None, pa.string()), "{}")
-    texts = pc.binary_join_element_wise(*parts, "}", "")
+    texts = (
+        _object_texts([(f.name, _rendered(array.field(i))) for i, f in enumerate(kind)])
+        if kind.num_fields
+        else "{}"
+    )
     return pc.if_else(array.is_null(), pa.scalar(None, pa.string()), texts)
 
 
