@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -331,19 +330,15 @@ class DeltaTables:
     def _count_in_day(
         self, found: Any, layout: TableLayout, hours: list[TimeWindow]
     ) -> dict[datetime, int]:
-        """Rows of each of ``hours`` (of one day) in the day's files, by the rule of
-        :func:`_window_filter`, reading only the columns that bound a row's hours."""
+        """Rows of each of ``hours`` (of one day) in the day's files, by :func:`_window_filter`
+        (the rule every read places rows by), reading only the columns that bound a row's hours."""
         start = hours[0].start.replace(hour=0)
         day = TimeWindow(start, start + timedelta(days=1))
         first, last = bound_columns(layout)
         files = self._window_files(found, layout.dataset, day)
         with delta.delta_errors(f"count the rows of {layout.dataset} {day}", self.config):
             bounds = files.to_table(columns=list(dict.fromkeys([first, last])))
-        low, high = (_micros(bounds.column(c)) for c in (first, last))
-        return {
-            h.start: int(np.count_nonzero((low < h.end_ms * 1000) & (high >= h.start_ms * 1000)))
-            for h in hours
-        }
+        return {h.start: bounds.filter(_window_filter(layout, h)).num_rows for h in hours}
 
     def read_window(self, dataset: str, window: TimeWindow | None) -> pa.Table:
         """The rows of ``dataset`` placed in ``window`` (hour-aligned; None: every row), in the
@@ -936,12 +931,6 @@ def hour_predicate(layout: TableLayout, hour: TimeWindow) -> str:
 
 def _hour_column(layout: TableLayout) -> str:
     return layout.day_of or SERIES_SEEN[0].name
-
-
-def _micros(column: pa.ChunkedArray) -> np.ndarray:
-    """A timestamp column as UTC microseconds."""
-    micros = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-    return np.asarray(micros.combine_chunks().to_numpy(zero_copy_only=False))
 
 
 def _literal(moment: datetime) -> str:
