@@ -178,19 +178,22 @@ stretch_bounds AS (
              region_start, excursion
 ),
 significant_stretches AS MATERIALIZED (
-    SELECT t.*, t.bad / t.allowed AS burn_rate, poisson_upper_tail(t.bad, t.allowed) AS p_value
+    SELECT t.*, t.bad / t.allowed AS burn_rate
     FROM (
-        SELECT b.*, sum(m.bad) AS bad,
-               sum(m.total) * any_value(b.error_budget_target) AS allowed
-        FROM stretch_bounds AS b
-        JOIN minutes AS m
-          ON m.slo_name = b.slo_name AND m.minute >= b.started_at AND m.minute <= b.last_minute
-        GROUP BY ALL
+        SELECT c.*, poisson_upper_tail(c.bad, c.allowed) AS p_value
+        FROM (
+            SELECT b.*, sum(m.bad) AS bad,
+                   sum(m.total) * any_value(b.error_budget_target) AS allowed
+            FROM stretch_bounds AS b
+            JOIN minutes AS m
+              ON m.slo_name = b.slo_name AND m.minute >= b.started_at AND m.minute <= b.last_minute
+            GROUP BY ALL
+        ) AS c
     ) AS t, settings AS s
     WHERE t.allowed > 0
       AND t.bad >= s.impact_min_bad_events
       AND t.bad >= t.burn_rate_threshold * t.allowed
-      AND poisson_upper_tail(t.bad, t.allowed) < s.impact_significance
+      AND t.p_value < s.impact_significance
 ),
 stretch_minutes AS MATERIALIZED (
     SELECT t.slo_name, t.service, t.error_budget_target, t.layer, t.window_minutes,
