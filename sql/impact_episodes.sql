@@ -131,7 +131,7 @@ minutes AS MATERIALIZED (
                    r.region_end - INTERVAL 1 MINUTE, INTERVAL 1 MINUTE)) AS minute
         FROM regions AS r, period AS p
     ) AS g
-    LEFT JOIN slo_events AS e ON e.slo_name = g.slo_name AND e.minute = g.minute
+    LEFT JOIN report_slo_events AS e ON e.slo_name = g.slo_name AND e.minute = g.minute
 ),
 region_minutes AS (
     SELECT g.slo_name, g.service, g.error_budget_target, g.window_minutes, g.burn_rate_threshold,

@@ -20,9 +20,11 @@ WITH period AS (
     SELECT * FROM report_period
 ),
 burn AS MATERIALIZED (
+    -- Only windows burning faster than the lowest threshold can fire: a few percent of them.
     SELECT * FROM slo_burn_rates
     WHERE window_minutes IN (SELECT long_window_minutes FROM alert_policy
                              UNION SELECT short_window_minutes FROM alert_policy)
+      AND burn_rate > (SELECT min(burn_rate_threshold) FROM alert_policy)
 ),
 firing_evaluations AS (
     SELECT long_.slo_name, long_.service, a.policy_name, a.severity,

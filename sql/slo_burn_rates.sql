@@ -31,7 +31,7 @@ evaluation_windows AS (
     SELECT 1
 ),
 data_span AS (
-    SELECT min(minute) AS first_minute, max(minute) AS last_minute FROM slo_events
+    SELECT min(minute) AS first_minute, max(minute) AS last_minute FROM report_slo_events
 ),
 bounds AS (
     -- The grid runs from a day before the previous period, less the longest window, to the period
@@ -60,7 +60,7 @@ events AS (
     SELECT s.slo_number,
            (epoch_us(e.minute) - epoch_us(b.grid_start)) // 60000000 AS minute_number,
            e.good_events, e.bad_events, e.total_events
-    FROM slo_events AS e
+    FROM report_slo_events AS e
     JOIN slos AS s USING (slo_name)
     CROSS JOIN bounds AS b
     WHERE e.minute >= b.grid_start AND e.minute < b.period_end

@@ -63,7 +63,7 @@ window_events AS (
                 WHEN bool_or(e.resolution = '5m') THEN '5m'
                 WHEN count(e.minute) > 0 THEN 'raw' END AS resolution
     FROM measured_windows AS w
-    LEFT JOIN slo_events AS e
+    LEFT JOIN report_slo_events AS e
         ON e.slo_name = w.slo_name AND e.minute >= w.window_start AND e.minute < w.window_end
     GROUP BY ALL
 ),

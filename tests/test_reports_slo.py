@@ -323,6 +323,43 @@ def test_a_period_far_wider_than_the_data_evaluates_only_minutes_whose_windows_h
     assert all(r[3] > 0 for r in wide_rates)
 
 
+def test_reports_read_only_the_horizon_and_get_the_same_numbers_as_from_all_of_slo_events(
+    lake_dir: Path,
+) -> None:
+    """A report session pins report_slo_events, the report horizon of slo_events, not the whole
+    history (which grows with the lake). A one-day period whose horizon starts in the middle of
+    the data: the 3-day burn-rate windows at its start still see every event they saw when the
+    reports read all of slo_events (the horizon reaches a day plus the longest burn-rate window
+    before the previous period, not just the longest window)."""
+    config = make_config(lake_dir, services=SERVICES, slos=SLOS)
+    build_catalog(config)
+    views = ("slo_burn_rates", "impact_episodes", "slo_compliance", "slo_burn_episodes")
+    results = []
+    for horizon_only in (True, False):
+        con = report_connection(config, utc("2026-11-15T02:00:00Z"), utc("2026-11-16T02:00:00Z"))
+        if not horizon_only:
+            con.execute("CREATE TEMP VIEW report_slo_events AS SELECT * FROM slo_events")
+        results.append(
+            {v: con.execute(f"SELECT * FROM {v} ORDER BY ALL").fetchall() for v in views}
+        )
+        if horizon_only:
+            horizon = con.execute("SELECT horizon_start FROM report_period").fetchone()[0]
+            pinned = con.execute("SELECT count(*), min(minute) FROM report_slo_events").fetchone()
+            whole = con.execute(
+                "SELECT count(*), count(*) FILTER (WHERE minute >= ?) FROM slo_events", [horizon]
+            ).fetchone()
+        con.close()
+
+    assert results[0] == results[1]
+    assert horizon.isoformat() == f"{DAY}T02:00:00"
+    assert pinned == (whole[1], horizon) and 0 < whole[1] < whole[0]
+    # The test reaches the edge: 3-day windows starting within the two hours of data after it.
+    starts = {
+        r[2] - timedelta(days=3) for r in results[0]["slo_burn_rates"] if r[3] == 4320 and r[6]
+    }
+    assert starts and horizon <= min(starts) and max(starts) < horizon + timedelta(hours=2)
+
+
 def test_budget_boundaries_are_decided_by_the_counts_not_by_rounding(tmp_path: Path) -> None:
     """An SLI exactly at its objective has spent exactly its budget (0 left, not -8.9e-16) and
     one at half its budget is a warning (consumed 0.5, not 0.4999999999999968)."""

@@ -375,7 +375,7 @@ def _burn_down_chart(con: duckdb.DuckDBPyConnection, slo: tuple[Any, ...]) -> st
         """WITH hourly AS (
                SELECT date_trunc('hour', minute) AS hour, sum(bad_events) AS bad,
                       sum(total_events) AS total
-               FROM slo_events WHERE slo_name = ? GROUP BY 1
+               FROM report_slo_events WHERE slo_name = ? GROUP BY 1
            ),
            ends AS (
                SELECT unnest(generate_series(period_start + INTERVAL 1 HOUR, period_end,

@@ -160,6 +160,7 @@ def publish(
             f"CREATE OR REPLACE VIEW report_period AS\n{report_period_sql(config, reports)}"
         )
         con.execute(f"CREATE OR REPLACE VIEW slo_events AS\n{SLO_EVENTS_SQL}")
+        con.execute(f"CREATE OR REPLACE VIEW report_slo_events AS\n{REPORT_SLO_EVENTS_SQL}")
         for macro in (*POISSON_TAIL_SQL, OVERLAP_SQL):
             con.execute(macro)
         create_report_views(con)
@@ -267,6 +268,14 @@ SELECT m.slo_name, m.minute, m.good_events, m.bad_events, m.total_events, m.unce
 FROM sli_minutes AS m
 JOIN slo_definitions AS d ON d.slo_name = m.slo_name AND d.slo_version = m.slo_version"""
 
+REPORT_SLO_EVENTS_SQL = """-- report_slo_events: the rows of slo_events the reports read, from the report horizon to the
+-- period end (report_period): whatever the history's length, a report session reads and pins
+-- only these.
+SELECT e.*
+FROM slo_events AS e
+WHERE e.minute >= (SELECT horizon_start FROM report_period)
+  AND e.minute < (SELECT period_end FROM report_period)"""
+
 
 def create_report_views(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> None:
     """Publish every ``sql/*.sql`` report as a view, dependencies first (whatever their names).
@@ -339,12 +348,13 @@ def _minutes(delta: timedelta) -> int:
 
 
 def lookback(config: ObsConfig, reports: ReportsConfig | None = None) -> timedelta:
-    """How far before the previous period the reports read: the longest window they evaluate."""
+    """How far before the previous period the reports read: the longest SLO window (rolling
+    compliance), or a day more than the longest burn-rate or impact window (burn rates are
+    evaluated from a day before the previous period, each over the window before it)."""
     reports = reports or config.reports
-    windows = [slo.window for slo in config.slos]
-    windows += [w.long_window for w in reports.resolved_burn_rate_policy]
-    windows += [w.window for w in reports.impact_windows] + [timedelta(days=1)]
-    return max(windows)
+    burn_windows = [w.long_window for w in reports.resolved_burn_rate_policy]
+    burn_windows += [w.window for w in reports.impact_windows] + [timedelta(minutes=1)]
+    return max([slo.window for slo in config.slos] + [timedelta(days=1) + max(burn_windows)])
 
 
 def report_period_sql(config: ObsConfig, reports: ReportsConfig | None = None) -> str:
@@ -353,7 +363,8 @@ def report_period_sql(config: ObsConfig, reports: ReportsConfig | None = None) -
     reach = _minutes(lookback(config, reports))
     first = f"TIMESTAMP '{config.ingest.start:%Y-%m-%d %H:%M:%S}'"
     return f"""-- report_period: the window reports describe, the one before it (for the scorecard's change),
--- and the horizon they read from (reaching back by the longest SLO or burn-rate window).
+-- and the horizon they read from (reaching back by the longest SLO window, or a day more than the
+-- longest burn-rate or impact window).
 -- Default: the last {format_duration(reports.period)} ending at the end of the newest hour holding
 -- metric data (raw samples or rollups, from the derived datasets), starting no earlier than
 -- ingest.start. Another period: SET VARIABLE report_start = TIMESTAMP '...' (and report_end).
@@ -625,7 +636,7 @@ def period_of(con: duckdb.DuckDBPyConnection) -> ReportWindow:
 PINNED_REPORTS = (
     "report_period",
     "report_periods",
-    "slo_events",
+    "report_slo_events",
     "slo_burn_rates",
     "impact_episodes",
     "alert_firings",
