@@ -96,6 +96,9 @@ samples_by_period AS MATERIALIZED (
            i.series_id
     FROM series_inventory AS i, period AS p
     WHERE i.last_ts >= p.previous_start AND i.first_ts < p.period_end
+      -- dt, the UTC day of the row's hour, keeps the scan to the period's day partitions
+      AND i.dt >= (SELECT strftime(previous_start - INTERVAL 1 HOUR, '%Y-%m-%d') FROM report_period)
+      AND i.dt <= (SELECT strftime(period_end, '%Y-%m-%d') FROM report_period)
 ),
 logs_by_period AS MATERIALIZED (
     -- Services with log records per period; NULL stands for records naming no service.
@@ -103,6 +106,8 @@ logs_by_period AS MATERIALIZED (
            l.service
     FROM log_records AS l, period AS p
     WHERE l.ts >= p.previous_start AND l.ts < p.period_end
+      AND l.dt >= (SELECT strftime(previous_start, '%Y-%m-%d') FROM report_period)
+      AND l.dt <= (SELECT strftime(period_end, '%Y-%m-%d') FROM report_period)
 ),
 spans_by_period AS MATERIALIZED (
     -- Services with spans per period; NULL stands for spans naming no service.
@@ -111,6 +116,8 @@ spans_by_period AS MATERIALIZED (
            t.service
     FROM spans AS t, period AS p
     WHERE t.start_ts >= p.previous_start AND t.start_ts < p.period_end
+      AND t.dt >= (SELECT strftime(previous_start, '%Y-%m-%d') FROM report_period)
+      AND t.dt <= (SELECT strftime(period_end, '%Y-%m-%d') FROM report_period)
 ),
 period_data AS (
     -- The periods that hold data (see the header): a period without any has unknown coverage.

@@ -47,6 +47,9 @@ uptime AS (
           WHERE list_contains(s.uptime_tiers, c.tier)
       )
       AND u.minute >= p.previous_start AND u.minute < p.period_end
+      -- dt, the row's UTC day, keeps the scan to the period's day partitions
+      AND u.dt >= (SELECT strftime(previous_start, '%Y-%m-%d') FROM report_period)
+      AND u.dt <= (SELECT strftime(period_end, '%Y-%m-%d') FROM report_period)
     GROUP BY 1
 ),
 measured AS (

@@ -19,6 +19,9 @@ horizon_spans AS (
     SELECT s.*
     FROM spans AS s, period AS p
     WHERE s.start_ts >= p.previous_start AND s.start_ts < p.period_end
+      -- dt, the row's UTC day, keeps the scan to the period's day partitions
+      AND s.dt >= (SELECT strftime(previous_start, '%Y-%m-%d') FROM report_period)
+      AND s.dt <= (SELECT strftime(period_end, '%Y-%m-%d') FROM report_period)
 ),
 parent_child_calls AS (
     SELECT parent.service AS caller, child.service AS callee, child.start_ts,

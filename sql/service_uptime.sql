@@ -28,6 +28,9 @@ measured AS (
     FROM up_minutes AS u
     CROSS JOIN period AS p
     WHERE u.minute >= p.previous_start AND u.minute < p.period_end
+      -- dt, the row's UTC day, keeps the scan to the period's day partitions
+      AND u.dt >= (SELECT strftime(previous_start, '%Y-%m-%d') FROM report_period)
+      AND u.dt <= (SELECT strftime(period_end, '%Y-%m-%d') FROM report_period)
     GROUP BY ALL
 ),
 catalog_rows AS (

@@ -13,7 +13,7 @@ from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.reporting.derived import derive
-from obs_pipelines.reporting.reports import report_connection
+from obs_pipelines.reporting.reports import pin_reports, report_connection, report_queries
 from obs_pipelines.windows import TimeWindow, utc
 from tests.report_fixtures import HOUR_MS, SCRAPE_MS, MetricSeries, make_config, ms, write_metrics
 
@@ -358,6 +358,52 @@ def test_reports_read_only_the_horizon_and_get_the_same_numbers_as_from_all_of_s
         r[2] - timedelta(days=3) for r in results[0]["slo_burn_rates"] if r[3] == 4320 and r[6]
     }
     assert starts and horizon <= min(starts) and max(starts) < horizon + timedelta(hours=2)
+
+
+def test_a_report_reads_only_the_days_of_its_horizon_however_long_the_history(
+    tmp_path: Path, truth: Truth
+) -> None:
+    """Reports must not slow down as history grows: a week's reports read the days of their
+    horizon, not every day the lake holds. Proof: once an old day's data files are gone from
+    storage (any read of them now fails), every report of a recent week, pinned as `obs report`
+    pins them, gives the same rows. metric_inventory, the lake's whole inventory, is the one
+    report that reads every day by definition."""
+    config = make_config(tmp_path, services=SERVICES, slos=SLOS)
+    lake = Lake(config)
+    old = timedelta(days=40).total_seconds() * 1000
+    up = MetricSeries("up", {"service": "shop", "job": "shop"}, [(t, 1.0) for t in scrapes(0)])
+    series = [*truth.series(), up]
+    write_metrics(lake, series)
+    write_metrics(
+        lake,
+        [MetricSeries(s.metric, s.labels, [(t - old, v) for t, v in s.samples]) for s in series],
+    )
+    build_catalog(config)
+    names = [name for name in report_queries() if name != "metric_inventory"]
+
+    def reports() -> dict[str, list[tuple[Any, ...]]]:
+        con = report_connection(config, utc("2026-11-04T00:00:00Z"), utc("2026-11-11T00:00:00Z"))
+        pin_reports(con)
+        rows = {
+            name: con.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall() for name in names
+        }
+        con.close()
+        return rows
+
+    before = reports()
+    old_day = [f for f in (tmp_path / "lake").rglob("*.parquet") if "/dt=2026-10-01/" in str(f)]
+    datasets = {f.relative_to(tmp_path / "lake" / "delta").parts[0] for f in old_day}
+    assert datasets >= {"metric_samples", "sli_minutes", "up_minutes", "series_inventory"}
+    for f in old_day:
+        if "metric_series" not in f.parts:  # metric_series is one row per series, whole history
+            f.unlink()
+
+    assert reports() == before
+    assert any(before[name] for name in ("slo_compliance", "service_uptime", "coverage"))
+    con = duckdb.connect(config.catalog_path, read_only=True)
+    with pytest.raises(duckdb.Error):
+        con.execute("SELECT count(*) FROM sli_minutes").fetchall()
+    con.close()
 
 
 def test_budget_boundaries_are_decided_by_the_counts_not_by_rounding(tmp_path: Path) -> None:

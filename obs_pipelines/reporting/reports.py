@@ -263,18 +263,21 @@ SLO_EVENTS_SQL = """-- slo_events: per SLO and UTC minute, the SLI's good, bad a
 -- definition count: after an SLO changes, `obs slo recompute --slo NAME` recomputes its history.
 -- resolution: raw, or the rollup (5m, 1h) the minute came from once raw samples aged out;
 -- uncertain_events: threshold SLIs from rollups, samples of buckets partly within the bounds.
-SELECT m.slo_name, m.minute, m.good_events, m.bad_events, m.total_events, m.uncertain_events,
+"""
+_CURRENT_SLO_MINUTES = """SELECT m.slo_name, m.minute, m.good_events, m.bad_events, m.total_events, m.uncertain_events,
        m.resolution
 FROM sli_minutes AS m
 JOIN slo_definitions AS d ON d.slo_name = m.slo_name AND d.slo_version = m.slo_version"""
+SLO_EVENTS_SQL += _CURRENT_SLO_MINUTES
 
-REPORT_SLO_EVENTS_SQL = """-- report_slo_events: the rows of slo_events the reports read, from the report horizon to the
+REPORT_SLO_EVENTS_SQL = f"""-- report_slo_events: the rows of slo_events the reports read, from the report horizon to the
 -- period end (report_period): whatever the history's length, a report session reads and pins
--- only these.
-SELECT e.*
-FROM slo_events AS e
-WHERE e.minute >= (SELECT horizon_start FROM report_period)
-  AND e.minute < (SELECT period_end FROM report_period)"""
+-- only these (dt, the row's UTC day, keeps the scan to the horizon's day partitions).
+{_CURRENT_SLO_MINUTES}
+WHERE m.minute >= (SELECT horizon_start FROM report_period)
+  AND m.minute < (SELECT period_end FROM report_period)
+  AND m.dt >= (SELECT strftime(horizon_start, '%Y-%m-%d') FROM report_period)
+  AND m.dt <= (SELECT strftime(period_end, '%Y-%m-%d') FROM report_period)"""
 
 
 def create_report_views(con: duckdb.DuckDBPyConnection, sql_dir: Path = SQL_DIR) -> None:
