@@ -16,8 +16,9 @@
 --
 -- Evaluations run on a gapless minute grid (minutes without data count zero events), and the
 -- windows near the start of the horizon are partial (they see only the data the horizon holds).
--- There are no rows before the first minute with events, nor once every window is past the last
--- one: those windows hold no events, and a period far wider than the data would fill memory.
+-- There are no rows before the first minute with events of the report horizon (report_slo_events),
+-- nor once every window is past the last one: those windows hold no events, and a period far wider
+-- than the data would fill memory.
 WITH period AS (
     SELECT * FROM report_period
 ),

@@ -233,13 +233,16 @@ def test_a_report_over_a_data_file_gone_is_one_line_and_writes_no_html(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "obs.yaml"
-    path.write_text(yaml.safe_dump(tiered_settings(tmp_path, RETENTION)))
+    settings = tiered_settings(tmp_path, RETENTION)
+    path.write_text(yaml.safe_dump({**settings, "ingest": {"start": "2026-03-01T00:00:00Z"}}))
     config = tiered_config(tmp_path, RETENTION)
     ingest(config, some_hours(DAYS[:1], (4, 5)))
     gone = break_file(config, "log_records", "deleted")
     html = tmp_path / "report.html"
 
-    code = cli.main(["--config", str(path), "report", "-o", str(html)])
+    # A period holding the file's hour: reports read only the days of their period.
+    period = ["--from", "2026-03-30", "--to", "2026-03-31"]
+    code = cli.main(["--config", str(path), "report", *period, "-o", str(html)])
 
     (line,) = capsys.readouterr().err.splitlines()
     assert code == 2
