@@ -296,9 +296,12 @@ def _query(args: argparse.Namespace) -> int:
     """Check the SQL, run it once in the sandboxed session, write the last result; a reader
     that closes the pipe early (``| head``) ends it quietly with 141."""
     from obs_pipelines.reporting import query
+    from obs_pipelines.reporting.reports import newest_data_end
 
     config = _config(args)
     start, end = _query_window(args.start, args.end)
+    if end is None and query.reads_reports(args.sql):
+        end = newest_data_end(config)  # from the logs, before the session pins the datasets
     box = query.sandbox(config, args.allow_write_to)
     output = query.output_file(box, args.output) if args.output is not None else None
     statements = query.read_statements(args.sql, box.write_dir)

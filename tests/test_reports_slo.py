@@ -1,5 +1,6 @@
 """SLIs computed in DuckDB equal the exact event counts of hand-built data, resets included."""
 
+import json
 import math
 import random
 from datetime import timedelta
@@ -12,8 +13,14 @@ import pytest
 from obs_pipelines.errors import ConfigError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
+from obs_pipelines.lake.delta import table_uri
 from obs_pipelines.reporting.derived import derive
-from obs_pipelines.reporting.reports import pin_reports, report_connection, report_queries
+from obs_pipelines.reporting.reports import (
+    newest_data_end,
+    pin_reports,
+    report_connection,
+    report_queries,
+)
 from obs_pipelines.windows import TimeWindow, utc
 from tests.report_fixtures import HOUR_MS, SCRAPE_MS, MetricSeries, make_config, ms, write_metrics
 
@@ -364,9 +371,10 @@ def test_a_report_reads_only_the_days_of_its_horizon_however_long_the_history(
     tmp_path: Path, truth: Truth
 ) -> None:
     """Reports must not slow down as history grows: a week's reports read the days of their
-    horizon, not every day the lake holds. Proof: once an old day's data files are gone from
-    storage (any read of them now fails), every report of a recent week, pinned as `obs report`
-    pins them, gives the same rows. metric_inventory, the lake's whole inventory, is the one
+    horizon, not every day the lake holds, and the default period's end is found in the newest
+    day. Proof: once an old day's data files are gone from storage (any read of them now fails),
+    every report of a recent week, pinned as `obs report` pins them, gives the same rows, and
+    the default period is the same. metric_inventory, the lake's whole inventory, is the one
     report that reads every day by definition."""
     config = make_config(tmp_path, services=SERVICES, slos=SLOS)
     lake = Lake(config)
@@ -390,19 +398,55 @@ def test_a_report_reads_only_the_days_of_its_horizon_however_long_the_history(
         con.close()
         return rows
 
-    before = reports()
+    def default_period() -> tuple[Any, ...]:
+        con = report_connection(config)  # the default end: the newest hour with data
+        period = con.execute("SELECT * FROM report_period").fetchone()
+        con.close()
+        return period
+
+    before, default_before = reports(), default_period()
     old_day = [f for f in (tmp_path / "lake").rglob("*.parquet") if "/dt=2026-10-01/" in str(f)]
     datasets = {f.relative_to(tmp_path / "lake" / "delta").parts[0] for f in old_day}
     assert datasets >= {"metric_samples", "sli_minutes", "up_minutes", "series_inventory"}
+    found_by_sql = duckdb.connect(config.catalog_path, read_only=True)
+    assert found_by_sql.execute("SELECT * FROM report_period").fetchone() == default_before
+    found_by_sql.close()
+    assert default_before[1].isoformat() == f"{DAY}T04:00:00"
     for f in old_day:
         if "metric_series" not in f.parts:  # metric_series is one row per series, whole history
             f.unlink()
 
     assert reports() == before
+    assert default_period() == default_before
     assert any(before[name] for name in ("slo_compliance", "service_uptime", "coverage"))
     con = duckdb.connect(config.catalog_path, read_only=True)
     with pytest.raises(duckdb.Error):
         con.execute("SELECT count(*) FROM sli_minutes").fetchall()
+    con.close()
+
+
+def test_without_file_statistics_the_default_end_is_found_by_reading_the_data(
+    tmp_path: Path, truth: Truth
+) -> None:
+    """Delta's per-file statistics are optional: when a writer left them out, the default period
+    end cannot come from the log, and report_period's scan finds the same end."""
+    config = make_config(tmp_path, services=SERVICES, slos=SLOS)
+    write_metrics(Lake(config), truth.series())
+    build_catalog(config)
+    from_log = newest_data_end(config)
+    assert from_log is not None and from_log.isoformat() == f"{DAY}T04:00:00+00:00"
+
+    for commit in Path(table_uri(config, "sli_minutes"), "_delta_log").glob("*.json"):
+        actions = [json.loads(line) for line in commit.read_text().splitlines()]
+        for action in actions:
+            action.get("add", {}).pop("stats", None)
+        commit.write_text("".join(json.dumps(action) + "\n" for action in actions))
+
+    assert newest_data_end(config) is None
+    con = report_connection(config)
+    assert con.execute("SELECT period_end FROM report_period").fetchone()[0] == from_log.replace(
+        tzinfo=None
+    )
     con.close()
 
 

@@ -306,9 +306,11 @@ def set_report_window(
     """Set ``report_start``/``report_end``, which the report views (``report_period``) read,
     as ``obs report --from/--to`` does; a bound not given keeps its default.
 
-    When ``sql`` reads a report, a default end (the newest data) is found once and pinned, as
-    ``report_connection`` does: each report reads ``report_period`` many times, and each read
-    would scan the derived datasets. A query of datasets alone does not pay for that scan."""
+    When ``sql`` reads a report and no end is given, the default end (the newest data) is found
+    once and pinned, as ``report_connection`` does: each report reads ``report_period`` many
+    times, and each read would scan the derived datasets. ``obs query`` passes the end
+    ``reports.newest_data_end`` finds in the tables' logs instead, which reads no data file. A
+    query of datasets alone does not pay for either."""
     for name, moment in (("report_start", start), ("report_end", end)):
         if moment is not None:
             naive = moment.astimezone(UTC).replace(tzinfo=None)  # the lake's timestamps are UTC

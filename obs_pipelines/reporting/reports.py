@@ -18,7 +18,7 @@ import importlib.resources
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib.resources.abc import Traversable
 from operator import attrgetter
 from pathlib import Path
@@ -26,11 +26,15 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from obs_pipelines.config import LatencySli, ObsConfig, RatioSli, ReportsConfig, ThresholdSli
 from obs_pipelines.durations import format_duration
 from obs_pipelines.errors import LakeError
 from obs_pipelines.lake.attach import connect
+from obs_pipelines.lake.delta import add_actions as delta_add_actions
+from obs_pipelines.lake.delta import delta_errors
+from obs_pipelines.lake.delta_tables import DeltaTables
 from obs_pipelines.lake.snapshot import pin_datasets
 from obs_pipelines.reporting.slo import check_latency_buckets, slo_version
 from obs_pipelines.sources.rule_files import create_configured_rules_table
@@ -596,12 +600,14 @@ def report_connection(
     """A read-only catalog connection whose reports describe ``[start, end)`` (UTC).
 
     Either bound may be None: the end defaults to the newest data, the start to one period
-    before the end. The default end is found once, here, and set as ``report_end``: every
-    report reads ``report_period`` many times, and each read would otherwise scan the derived
-    datasets for their newest minute (the session's period stays put as data arrives, as a
-    pinned report's does). The session reads one version of each dataset
+    before the end. The default end is found once, here, from the tables' logs
+    (:func:`newest_data_end`), and set as ``report_end``: every report reads ``report_period``
+    many times, and each read would otherwise scan the derived datasets for their newest minute
+    (the session's period stays put as data arrives, as a pinned report's does). The session reads one version of each dataset
     (:mod:`obs_pipelines.lake.snapshot`): each table's log is read once, not at every reference.
     """
+    # Before the datasets are pinned: their versions hold at least the data it saw.
+    end = end or newest_data_end(config)
     con = connect(config, read_only=True)
     try:
         pin_datasets(con, config)
@@ -617,9 +623,38 @@ def report_connection(
     return con
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    from datetime import UTC
+# report_period's default end: the end of the newest hour of these derived datasets' times.
+NEWEST_DATA = (("series_inventory", "last_ts"), ("sli_minutes", "minute"), ("up_minutes", "minute"))
 
+
+def newest_data_end(config: ObsConfig) -> datetime | None:
+    """report_period's default end, the end of the newest hour holding metric data (UTC),
+    from the tables' logs: each data file's add action holds its maximum, so no data file is
+    read, where report_period's SQL scans every file (4.9 s at a year of hourly files).
+
+    None when the tables hold no rows, or a file has no statistics: report_period then finds it.
+    """
+    tables = DeltaTables(config)
+    newest: list[datetime] = []
+    for dataset, column in NEWEST_DATA:
+        found = tables.open(dataset)
+        if found is None:
+            continue
+        with delta_errors(f"read the log of {dataset}", config):
+            actions = delta_add_actions(found)
+        if actions.num_rows == 0:
+            continue
+        stat = f"max.{column}"
+        if stat not in actions.column_names or actions.column(stat).null_count:
+            return None
+        newest.append(pc.max(actions.column(stat)).as_py())
+    if not newest:
+        return None
+    latest = max(_naive_utc(moment) for moment in newest)  # stored times are UTC
+    return latest.replace(minute=0, second=0, microsecond=0, tzinfo=UTC) + timedelta(hours=1)
+
+
+def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
