@@ -371,8 +371,8 @@ def test_a_report_reads_only_the_days_of_its_horizon_however_long_the_history(
     tmp_path: Path, truth: Truth
 ) -> None:
     """Reports must not slow down as history grows: a week's reports read the days of their
-    horizon, not every day the lake holds, and the default period's end is found in the newest
-    day. Proof: once an old day's data files are gone from storage (any read of them now fails),
+    horizon, not every day the lake holds, and the default period's end comes from the tables'
+    logs. Proof: once an old day's data files are gone from storage (any read of them now fails),
     every report of a recent week, pinned as `obs report` pins them, gives the same rows, and
     the default period is the same. metric_inventory, the lake's whole inventory, is the one
     report that reads every day by definition."""

@@ -603,8 +603,9 @@ def report_connection(
     before the end. The default end is found once, here, from the tables' logs
     (:func:`newest_data_end`), and set as ``report_end``: every report reads ``report_period``
     many times, and each read would otherwise scan the derived datasets for their newest minute
-    (the session's period stays put as data arrives, as a pinned report's does). The session reads one version of each dataset
-    (:mod:`obs_pipelines.lake.snapshot`): each table's log is read once, not at every reference.
+    (the session's period stays put as data arrives, as a pinned report's does). The session
+    reads one version of each dataset (:mod:`obs_pipelines.lake.snapshot`): each table's log is
+    read once, not at every reference.
     """
     # Before the datasets are pinned: their versions hold at least the data it saw.
     end = end or newest_data_end(config)
@@ -630,7 +631,7 @@ NEWEST_DATA = (("series_inventory", "last_ts"), ("sli_minutes", "minute"), ("up_
 def newest_data_end(config: ObsConfig) -> datetime | None:
     """report_period's default end, the end of the newest hour holding metric data (UTC),
     from the tables' logs: each data file's add action holds its maximum, so no data file is
-    read, where report_period's SQL scans every file (4.9 s at a year of hourly files).
+    read, where report_period's SQL scans every file (about 5 s at a year of hourly files).
 
     None when the tables hold no rows, or a file has no statistics: report_period then finds it.
     """
