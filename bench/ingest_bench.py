@@ -506,18 +506,27 @@ LABELS = {
 }
 
 
-def run_child(method: str, spec: dict[str, Any]) -> dict[str, Any]:
+def child_result(
+    module_args: list[str], what: str, timeout_s: float, stdin: str | None = None
+) -> dict[str, Any]:
+    """Run ``python -m <module_args>`` from the repo root in its own process (so its peak RSS
+    is its own) and return the JSON object on its last line of output."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.ingest_bench", "--child", method],
-        input=json.dumps(spec),
+        [sys.executable, "-m", *module_args],
+        input=stdin,
         capture_output=True,
         text=True,
         cwd=REPO,
-        timeout=CHILD_TIMEOUT_S,
+        timeout=timeout_s,
     )
     if done.returncode != 0:
-        raise SystemExit(f"{method} failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_child(method: str, spec: dict[str, Any]) -> dict[str, Any]:
+    args = ["bench.ingest_bench", "--child", method]
+    return child_result(args, method, CHILD_TIMEOUT_S, json.dumps(spec))
 
 
 def child_main(method: str) -> None:

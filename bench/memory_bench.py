@@ -36,6 +36,7 @@ from bench.ingest_bench import (
     START,
     WORK,
     backfill,
+    child_result,
     current_rss_mb,
     peak_rss_mb,
     write_history,
@@ -141,16 +142,8 @@ def child_main(kind: str, url: str, lake: str) -> None:
 
 def run_child(kind: str, url: str, lake: Path) -> dict[str, object]:
     shutil.rmtree(lake, ignore_errors=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.memory_bench", "--child", kind, url, str(lake)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=CHILD_TIMEOUT_S,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"{kind} ingest failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    args = ["bench.memory_bench", "--child", kind, url, str(lake)]
+    return child_result(args, f"{kind} ingest", CHILD_TIMEOUT_S)
 
 
 def prometheus_tsdb(series: int) -> tuple[Path, int]:
