@@ -364,11 +364,21 @@ def lookback(config: ObsConfig, reports: ReportsConfig | None = None) -> timedel
     return max([slo.window for slo in config.slos] + [timedelta(days=1) + max(burn_windows)])
 
 
+# report_period's default end: the end of the newest hour of these derived datasets' times
+# (its SQL, and newest_data_end from the tables' logs).
+NEWEST_DATA = (("series_inventory", "last_ts"), ("sli_minutes", "minute"), ("up_minutes", "minute"))
+
+
 def report_period_sql(config: ObsConfig, reports: ReportsConfig | None = None) -> str:
     reports = reports or config.reports
     period = _minutes(reports.period)
     reach = _minutes(lookback(config, reports))
     first = f"TIMESTAMP '{config.ingest.start:%Y-%m-%d %H:%M:%S}'"
+    newest = ",\n".join(
+        f"               (SELECT max({column}) FROM {dataset} "
+        "WHERE getvariable('report_end') IS NULL)"
+        for dataset, column in NEWEST_DATA
+    )
     return f"""-- report_period: the window reports describe, the one before it (for the scorecard's change),
 -- and the horizon they read from (reaching back by the longest SLO window, or a day more than the
 -- longest burn-rate or impact window).
@@ -378,9 +388,7 @@ def report_period_sql(config: ObsConfig, reports: ReportsConfig | None = None) -
 -- With report_end set, the datasets are not read at all (reports read this view many times).
 WITH newest AS (
     SELECT date_trunc('hour', greatest(
-               (SELECT max(last_ts) FROM series_inventory WHERE getvariable('report_end') IS NULL),
-               (SELECT max(minute) FROM sli_minutes WHERE getvariable('report_end') IS NULL),
-               (SELECT max(minute) FROM up_minutes WHERE getvariable('report_end') IS NULL)
+{newest}
            )) + INTERVAL 1 HOUR AS data_end
 ),
 bounds AS (
@@ -622,10 +630,6 @@ def report_connection(
         con.close()
         raise
     return con
-
-
-# report_period's default end: the end of the newest hour of these derived datasets' times.
-NEWEST_DATA = (("series_inventory", "last_ts"), ("sli_minutes", "minute"), ("up_minutes", "minute"))
 
 
 def newest_data_end(config: ObsConfig) -> datetime | None:
