@@ -504,6 +504,7 @@ class CloudWatchSourceConfig(Strict):
     # GetMetricData takes at most 500 queries a call and pages at MaxDatapoints (100,800).
     queries_per_call: int = Field(default=500, ge=1, le=500)
     max_datapoints: int = Field(default=100_800, ge=1, le=100_800)
+    # Bounds each GetMetricData call and each discover rule's listing, every page and retry.
     timeout: PositiveDuration = timedelta(seconds=60)
     # Throttling, 5xx answers and connection failures are retried with exponential backoff.
     retries: int = Field(default=5, ge=0, le=20)

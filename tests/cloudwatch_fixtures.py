@@ -48,8 +48,9 @@ class Faults:
     pages: Callable[[list[str], int], dict[str, Any]] | None = None
     # Raw HTTP answers (status, headers, body) for the next GetMetricData calls, in order.
     answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
-    # ListMetrics answered by the test with this page, every time (no forwarding to moto).
-    list_page: dict[str, Any] | None = None
+    # ListMetrics answered by the test (no forwarding to moto): this page every time, or the
+    # page a function of the page number from 0 returns.
+    list_page: dict[str, Any] | Callable[[int], dict[str, Any]] | None = None
 
 
 class CloudWatchProxy:
@@ -86,8 +87,11 @@ class CloudWatchProxy:
                 )
         if target == LIST_METRICS and self.faults.list_page is not None:
             with self._lock:
+                number = len(self.log.calls)
                 self.log.calls.append(json.loads(body))
-            return 200, {"Content-Type": JSON_1_0}, json.dumps(self.faults.list_page).encode()
+            page = self.faults.list_page
+            page = page(number) if callable(page) else page
+            return 200, {"Content-Type": JSON_1_0}, json.dumps(page).encode()
         if target != GET_METRIC_DATA:
             return self._forward(headers, body)
         request = json.loads(body)

@@ -902,3 +902,25 @@ def test_list_metrics_handing_back_a_token_it_gave_is_one_line_not_an_endless_li
     )
     assert len(proxy.log.calls) == 2  # the first page and the one repeating its token
     assert not list(Path(load_config(path).lake_root).rglob("*.parquet"))
+
+
+def test_list_metrics_handing_out_fresh_tokens_forever_fails_at_the_timeout_in_one_line(
+    cloudwatch: tuple[str, CloudWatchProxy], tmp_path: Path
+) -> None:
+    url, proxy = cloudwatch
+    proxy.reset()
+    proxy.faults.list_page = lambda number: {"Metrics": [], "NextToken": f"token-{number}"}
+    path, _, ingest = scripted_hour(url, tmp_path, discover=DISCOVER, timeout="1s")
+
+    with pytest.raises(SourceError) as caught:
+        ingest()
+
+    pages = len(proxy.log.calls)
+    assert pages > 2
+    assert [call.get("NextToken") for call in proxy.log.calls[:3]] == [None, "token-0", "token-1"]
+    assert str(caught.value) == (
+        f"CloudWatch at {url} did not finish listing AWS/EC2 (ListMetrics) within "
+        f"sources.cloudwatch.timeout (1s; {pages} pages read); raise timeout or narrow the "
+        "discover rule with metric_name or dimensions, then rerun"
+    )
+    assert not list(Path(load_config(path).lake_root).rglob("*.parquet"))

@@ -1,9 +1,10 @@
 """Metrics from Amazon CloudWatch, into the same ``metric_series`` / ``metric_samples`` as Prometheus.
 
 What is read: every query of ``sources.cloudwatch.queries``, and every metric ListMetrics finds
-for a rule of ``sources.cloudwatch.discover`` (paginated; the first rule that names a metric,
-dimensions and statistic decides its period and service). ListMetrics only knows metrics that had
-data in the last two weeks, so an older backfill needs explicit queries.
+for a rule of ``sources.cloudwatch.discover`` (paginated, all pages of a rule within ``timeout``;
+the first rule that names a metric, dimensions and statistic decides its period and service).
+ListMetrics only knows metrics that had data in the last two weeks, so an older backfill needs
+explicit queries.
 
 How: ``GetMetricData`` for the hour ``[start, end)``, up to ``queries_per_call`` (at most 500)
 queries a call, ``ScanBy=TimestampAscending``; every ``NextToken`` is followed until each result
@@ -263,11 +264,13 @@ class CloudWatchSource:
                 {"Name": n} if v is None else {"Name": n, "Value": v}
                 for n, v in rule.dimensions.items()
             ]
-        listing = self._followed(
+        listing = self._within_timeout(
             "list_metrics",
             "ListMetrics",
             params,
             lambda pages: f"listing {rule.namespace} (ListMetrics, after {pages} pages)",
+            f"listing {rule.namespace} (ListMetrics)",
+            "raise timeout or narrow the discover rule with metric_name or dimensions",
         )
         for page in listing:
             for metric in page.get("Metrics", []):
@@ -362,23 +365,39 @@ class CloudWatchSource:
         return timestamps, values
 
     def _pages(self, params: dict[str, Any], window: TimeWindow) -> Iterator[dict[str, Any]]:
-        """The pages of one GetMetricData call, every NextToken followed. The whole conversation,
+        """The pages of one GetMetricData call, every NextToken followed."""
+        return self._within_timeout(
+            "get_metric_data",
+            "GetMetricData",
+            params,
+            lambda _: f"for {window}",
+            f"GetMetricData for {window}",
+            "raise timeout or lower queries_per_call",
+        )
+
+    def _within_timeout(
+        self,
+        method: str,
+        operation: str,
+        params: dict[str, Any],
+        about: Callable[[int], str],
+        doing: str,
+        fix: str,
+    ) -> Iterator[dict[str, Any]]:
+        """The pages of one ``operation`` call, every NextToken followed. The whole conversation,
         retries and their waits included, must end within ``timeout``: a server handing out
         fresh tokens forever would otherwise hang the hour."""
         seconds = self.config.timeout.total_seconds()
         deadline = Deadline(seconds)
         read = 0
         try:
-            for page in self._followed(
-                "get_metric_data", "GetMetricData", params, lambda _: f"for {window}", deadline
-            ):
+            for page in self._followed(method, operation, params, about, deadline):
                 yield page
                 read += 1
         except DeadlineExceeded:
             raise SourceError(
-                f"CloudWatch at {self.where} did not finish GetMetricData for {window} within "
-                f"sources.cloudwatch.timeout ({seconds:g}s; {read} pages read); raise "
-                "timeout or lower queries_per_call, then rerun"
+                f"CloudWatch at {self.where} did not finish {doing} within "
+                f"sources.cloudwatch.timeout ({seconds:g}s; {read} pages read); {fix}, then rerun"
             ) from None
 
     def _heed(
