@@ -168,6 +168,12 @@ def test_tier_is_the_age_class_of_the_datasets_retention(tmp_path: Path) -> None
 
 def scanned_files(con: duckdb.DuckDBPyConnection, sql: str, profile: Path) -> tuple[str, str]:
     """("Scanning Files", "Total Files Read") of the query's Delta scan, from DuckDB's profile."""
+    (scan,) = delta_scans(con, sql, profile)
+    return scan
+
+
+def delta_scans(con: duckdb.DuckDBPyConnection, sql: str, profile: Path) -> list[tuple[str, str]]:
+    """("Scanning Files", "Total Files Read") of each Delta scan of the query, in plan order."""
     con.execute("PRAGMA enable_profiling = 'json'")
     con.execute(f"PRAGMA profiling_output = '{profile}'")
     con.execute(sql).fetchall()
@@ -177,8 +183,10 @@ def scanned_files(con: duckdb.DuckDBPyConnection, sql: str, profile: Path) -> tu
         found = [node["extra_info"]] if "Scanning Files" in node.get("extra_info", {}) else []
         return found + [s for child in node.get("children", []) for s in scans(child)]
 
-    (info,) = scans(json.loads(profile.read_text()))
-    return info["Scanning Files"], info["Total Files Read"]
+    return [
+        (info["Scanning Files"], info["Total Files Read"])
+        for info in scans(json.loads(profile.read_text()))
+    ]
 
 
 def test_a_one_day_query_on_dt_reads_only_that_days_files(
@@ -197,7 +205,8 @@ def test_a_one_day_query_on_dt_reads_only_that_days_files(
             [f"dt={day}"],
         ).fetchone()
         assert total is not None and one is not None and total[0] > one[0] > 0
-        assert scanned_files(con, sql, tmp_path / "profile.json") == (
+        profile = tmp_path / "profile.json"
+        assert scanned_files(con, sql, profile) == (
             f"{one[0]}/{total[0]}",
             str(one[0]),
         )
@@ -206,6 +215,10 @@ def test_a_one_day_query_on_dt_reads_only_that_days_files(
             f"WHERE ts >= '{day}' AND ts < TIMESTAMP '{day}' + INTERVAL 1 DAY"
         ).fetchone()
         assert con.execute(sql).fetchone() == by_time and by_time[0] > 0
+        # `metrics` carries the sample's dt: a day of it reads that day's samples only
+        joined = f"SELECT count(*), min(ts), max(ts) FROM metrics WHERE dt = '{day}'"
+        assert f"{one[0]}/{total[0]}" in [read for read, _ in delta_scans(con, joined, profile)]
+        assert con.execute(joined).fetchone() == by_time
     finally:
         con.close()
 

@@ -39,8 +39,10 @@ _BUILD_SUFFIX = ".tmp"
 DUCKDB_MAGIC = b"DUCK"
 DUCKDB_MAGIC_START, DUCKDB_MAGIC_END = 8, 12
 ABANDONED_BUILD_AGE = timedelta(hours=1)
+# Samples with their series' labels; ``dt`` (the sample's UTC day) is what prunes files.
 _METRICS_VIEW = """CREATE OR REPLACE VIEW metrics AS
-           SELECT s.metric, s.labels, s.service, s.job, s.instance, x.series_id, x.ts, x.value
+           SELECT s.metric, s.labels, s.service, s.job, s.instance, x.series_id, x.ts, x.value,
+                  x.dt
            FROM metric_samples x JOIN metric_series s USING (series_id)"""
 
 
