@@ -48,8 +48,9 @@
 --    apart form one episode.
 -- Regions start at most a day before the previous period (as slo_burn_rates does), so episodes
 -- crossing its start are whole unless their windows reach further back. The windows are
--- slo_burn_rates' (running totals over the gapless minute grid), so a report session that pins it
--- computes them once for both reports; only the minutes of regions are read again, one by one.
+-- slo_burn_rates' (running totals over the gapless minute grid), through slo_burning_windows,
+-- which a report session pins once for this report and slo_burn_episodes; only the minutes of
+-- regions are read again, one by one.
 -- Events are summed before they are multiplied by the error budget: sums of whole numbers do not
 -- depend on the order rows reach them in, so a report gives the same last digits every time.
 --
@@ -81,7 +82,7 @@ burning_windows AS MATERIALIZED (
     -- period; the two cheap tests first: the Poisson tail is computed only for windows that pass.
     SELECT r.slo_name, r.service, r.evaluated_at, r.bad_events, r.total_events,
            d.error_budget_target, w.window_minutes, w.burn_rate_threshold, w.layer
-    FROM slo_burn_rates AS r
+    FROM slo_burning_windows AS r
     JOIN windows AS w USING (window_minutes)
     JOIN slo_definitions AS d USING (slo_name)
     CROSS JOIN settings AS s

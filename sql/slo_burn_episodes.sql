@@ -21,7 +21,7 @@ WITH period AS (
 ),
 burn AS MATERIALIZED (
     -- Only windows burning faster than the lowest threshold can fire: a few percent of them.
-    SELECT * FROM slo_burn_rates
+    SELECT * FROM slo_burning_windows
     WHERE window_minutes IN (SELECT long_window_minutes FROM alert_policy
                              UNION SELECT short_window_minutes FROM alert_policy)
       AND burn_rate > (SELECT min(burn_rate_threshold) FROM alert_policy)

@@ -16,6 +16,7 @@ from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.lake.delta import table_uri
 from obs_pipelines.reporting.derived import derive
 from obs_pipelines.reporting.reports import (
+    PINNED_REPORTS,
     newest_data_end,
     pin_reports,
     report_connection,
@@ -365,6 +366,46 @@ def test_reports_read_only_the_horizon_and_get_the_same_numbers_as_from_all_of_s
         r[2] - timedelta(days=3) for r in results[0]["slo_burn_rates"] if r[3] == 4320 and r[6]
     }
     assert starts and horizon <= min(starts) and max(starts) < horizon + timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    "reports",
+    [
+        {},
+        # impact windows of lengths the alert policy has not, with floors above and below its own
+        {"impact_windows": [{"window": "10m", "burn_rate": 4}, {"window": "3h", "burn_rate": 1.2}]},
+    ],
+)
+def test_episodes_from_the_burning_windows_alone_are_those_from_every_window(
+    lake_dir: Path, reports: dict[str, Any]
+) -> None:
+    """A report session keeps slo_burning_windows, not every window of slo_burn_rates (a quarter's
+    report of 150 SLOs held 155 M windows, 19 GB). The burn-rate and impact episodes computed from
+    them must be those computed from every window: no window either report could pass is left
+    out. A period with both kinds of episode, compared with the reports reading slo_burn_rates."""
+    config = make_config(lake_dir, services=SERVICES, slos=SLOS, reports=reports)
+    build_catalog(config)
+    views = ("slo_burn_episodes", "impact_episodes", "incidents", "scorecard")
+    results = []
+    for burning_only in (True, False):
+        con = report_connection(config, utc(f"{DAY}T00:00:00Z"), utc(f"{DAY}T06:00:00Z"))
+        pinned = PINNED_REPORTS
+        if not burning_only:
+            con.execute("CREATE TEMP VIEW slo_burning_windows AS SELECT * FROM slo_burn_rates")
+            pinned = tuple(name for name in pinned if name != "slo_burning_windows")
+        pin_reports(con, pinned)
+        results.append(
+            {v: con.execute(f"SELECT * FROM {v} ORDER BY ALL").fetchall() for v in views}
+        )
+        kept, every = con.execute(
+            "SELECT (SELECT count(*) FROM slo_burning_windows), (SELECT count(*) FROM slo_burn_rates)"
+        ).fetchone()
+        con.close()
+        if burning_only:
+            assert 0 < kept < every
+
+    assert results[0] == results[1]
+    assert results[0]["slo_burn_episodes"] and results[0]["impact_episodes"]
 
 
 def test_a_report_reads_only_the_days_of_its_horizon_however_long_the_history(

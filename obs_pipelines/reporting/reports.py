@@ -439,6 +439,7 @@ def _create_config_tables(
         "slo_definitions": _slo_table(config),
         "alert_policy": _policy_table(reports),
         "impact_windows": _impact_windows_table(reports),
+        "burn_rate_windows": _burn_rate_windows_table(reports),
         "report_settings": _settings_table(reports),
         "scorecard_targets": _targets_table(reports),
     }
@@ -553,6 +554,17 @@ def _impact_windows_table(reports: ReportsConfig) -> pa.Table:
             "burn_rate_threshold": pa.array(reports.impact_burn_rates, pa.float64()),
         }
     )
+
+
+def _burn_rate_windows_table(reports: ReportsConfig) -> pa.Table:
+    """The window lengths slo_burn_rates evaluates: the alert policy's long and short windows,
+    the impact windows, and 1 minute."""
+    policy = reports.resolved_burn_rate_policy
+    lengths = {1, *(_minutes(w.window) for w in reports.impact_windows)}
+    lengths |= {_minutes(p.long_window) for p in policy} | {
+        _minutes(p.short_window) for p in policy
+    }
+    return pa.table({"window_minutes": pa.array(sorted(lengths), pa.int64())})
 
 
 def _settings_table(reports: ReportsConfig) -> pa.Table:
@@ -680,7 +692,8 @@ PINNED_REPORTS = (
     "report_period",
     "report_periods",
     "report_slo_events",
-    "slo_burn_rates",
+    "slo_running_totals",
+    "slo_burning_windows",
     "impact_episodes",
     "alert_firings",
     "alert_impact_matches",
