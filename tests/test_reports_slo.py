@@ -584,3 +584,53 @@ def test_an_increase_across_a_scrape_gap_of_hours_counts_the_same_however_ingest
     ).fetchall()
     con.close()
     assert found == [(10.0, 110.0)]
+
+
+def test_rolling_windows_across_days_count_exactly_the_minutes_between_their_bounds(
+    tmp_path: Path, truth: Truth
+) -> None:
+    """slo_compliance sums a window's whole days from per-day totals and only the minutes of its
+    first and last day one by one. Windows of 3 days ending at 03:30 start and end inside a day
+    with whole days between: each window's counts, minutes with events, uncertain events and
+    resolution are those of the minutes of slo_events in [window_start, window_end)."""
+    slos = [{**slo, "window": "3d"} for slo in SLOS]
+    config = make_config(tmp_path, services=SERVICES, slos=slos)
+    lake = Lake(config)
+    day_ms = timedelta(days=1).total_seconds() * 1000
+    for days_before in (3, 2, 1, 0):
+        write_metrics(
+            lake,
+            [
+                MetricSeries(
+                    s.metric, s.labels, [(t - days_before * day_ms, v) for t, v in s.samples]
+                )
+                for s in truth.series()
+            ],
+        )
+    build_catalog(config)
+    con = report_connection(config, utc("2026-11-08T01:30:00Z"), utc(f"{DAY}T03:30:00Z"))
+    pin_reports(con)
+    rows = con.execute(
+        """SELECT c.slo_name, c.scope, c.window_start, c.window_end, c.good_events_count,
+                  c.bad_events_count, c.events_count, c.data_coverage, c.uncertain_events_count,
+                  c.resolution,
+                  coalesce(sum(e.good_events), 0), coalesce(sum(e.bad_events), 0),
+                  coalesce(sum(e.total_events), 0),
+                  count(e.minute) FILTER (WHERE e.total_events > 0) / any_value(c.window_minutes),
+                  coalesce(sum(e.uncertain_events), 0),
+                  CASE WHEN count(e.minute) > 0 THEN 'raw' END
+           FROM slo_compliance AS c
+           LEFT JOIN slo_events AS e
+               ON e.slo_name = c.slo_name AND e.minute >= c.window_start
+              AND e.minute < c.window_end
+           GROUP BY ALL ORDER BY ALL"""
+    ).fetchall()
+    con.close()
+
+    rolling = [r for r in rows if r[1] == "rolling"]
+    assert len(rolling) == 3 * 3  # three SLOs, windows ending 11-09, 11-10 and 11-10 03:30
+    crossing = [r for r in rolling if r[2].date() < r[3].date() - timedelta(days=1)]
+    assert crossing and any(r[2].hour or r[2].minute for r in crossing)
+    for row in rows:
+        assert row[4:10] == row[10:16], row[:4]
+    assert any(r[6] > 0 for r in crossing)

@@ -224,7 +224,7 @@ def _document(con: duckdb.DuckDBPyConnection) -> str:
         "SELECT slo_name, service, slo_target, window_minutes FROM slo_definitions ORDER BY slo_name"
     ).fetchall()
     no_data = no_data_note(con)
-    hourly_rates = _hourly_burn_rates(con)
+    one_hour_rates = _one_hour_burn_rates(con)
     sections = [
         _section("Scorecard", _scorecard_table(scorecard_rows(con))),
         _section("Top findings", _list(findings(con)) or "<p>Nothing stands out.</p>"),
@@ -238,7 +238,7 @@ def _document(con: duckdb.DuckDBPyConnection) -> str:
             "<p>1-hour burn rate (log scale); shaded: SLO-impact episodes of the service; "
             "violet bars: the service's alerts that actually fired.</p>"
             + "".join(
-                _burn_rate_chart(con, slo, hourly_rates.get(slo[0], []), period_start, period_end)
+                _burn_rate_chart(con, slo, one_hour_rates.get(slo[0], []), period_start, period_end)
                 for slo in slos
             ),
         ),
@@ -437,9 +437,9 @@ def _burn_down_chart(con: duckdb.DuckDBPyConnection, slo: tuple[Any, ...]) -> st
     )
 
 
-def _hourly_burn_rates(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[datetime, Any]]]:
+def _one_hour_burn_rates(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[datetime, Any]]]:
     """Every SLO's 1-hour burn rate over the period, the highest of each 5 minutes, in one query:
-    slo_burn_rates is computed when read (a session keeps only its running totals)."""
+    a session does not keep slo_burn_rates, so each read computes it."""
     rates: dict[str, list[tuple[datetime, Any]]] = {}
     for name, at, rate in con.execute(
         """SELECT slo_name, time_bucket(INTERVAL 5 MINUTE, evaluated_at - INTERVAL 1 MINUTE) AS at,
