@@ -73,28 +73,23 @@ window_days AS (
            date_trunc('day', window_end - INTERVAL 1 MICROSECOND) AS last_day
     FROM measured_windows
 ),
+window_edges AS (
+    -- A window's first and last day (one when they are the same): the days it may not cover whole.
+    SELECT DISTINCT slo_name, scope, window_start, window_end, unnest([first_day, last_day]) AS day
+    FROM window_days
+),
 window_parts AS (
-    -- A window's events in three disjoint parts: the minutes of its first day, the minutes of
-    -- its last day (when another), and the whole days between them.
+    -- A window's events in disjoint parts: the minutes of its first and last day, one by one,
+    -- and the whole days between them.
     SELECT w.slo_name, w.scope, w.window_start, w.window_end,
            e.good_events, e.bad_events, e.total_events,
            CASE WHEN e.total_events > 0 THEN 1 ELSE 0 END AS minutes_with_events,
            1 AS minutes, e.uncertain_events,
            e.resolution = '1h' AS from_1h, e.resolution = '5m' AS from_5m
-    FROM window_days AS w
+    FROM window_edges AS w
     JOIN report_slo_events AS e
-        ON e.slo_name = w.slo_name AND date_trunc('day', e.minute) = w.first_day
+        ON e.slo_name = w.slo_name AND date_trunc('day', e.minute) = w.day
     WHERE e.minute >= w.window_start AND e.minute < w.window_end
-    UNION ALL
-    SELECT w.slo_name, w.scope, w.window_start, w.window_end,
-           e.good_events, e.bad_events, e.total_events,
-           CASE WHEN e.total_events > 0 THEN 1 ELSE 0 END,
-           1, e.uncertain_events,
-           e.resolution = '1h', e.resolution = '5m'
-    FROM window_days AS w
-    JOIN report_slo_events AS e
-        ON e.slo_name = w.slo_name AND date_trunc('day', e.minute) = w.last_day
-    WHERE w.last_day > w.first_day AND e.minute < w.window_end
     UNION ALL
     SELECT w.slo_name, w.scope, w.window_start, w.window_end,
            d.good_events, d.bad_events, d.total_events, d.minutes_with_events,
