@@ -1,9 +1,9 @@
 -- slo_burning_windows: the windows of slo_burn_rates that burn fast enough for a report to test
 -- them. Of the alert policy's window lengths, those burning faster than the policy's lowest
 -- threshold (slo_burn_episodes' candidates); of the impact windows' lengths, those holding at
--- least the bad events the lowest impact threshold needs (impact_episodes' candidates). Usually
--- a few percent of all windows: a report session keeps these rather than every window of every
--- minute (155 M windows for a quarter's report of 150 SLOs).
+-- least the bad events the lowest impact threshold needs (impact_episodes' candidates). About
+-- 7 % of all windows on the bench's history: a report session keeps these rather than every
+-- window of every minute (155 M windows for a quarter's report of 150 SLOs).
 --
 -- Columns: as slo_burn_rates.
 WITH floors AS (

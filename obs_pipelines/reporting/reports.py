@@ -559,12 +559,12 @@ def _impact_windows_table(reports: ReportsConfig) -> pa.Table:
 def _burn_rate_windows_table(reports: ReportsConfig) -> pa.Table:
     """The window lengths slo_burn_rates evaluates: the alert policy's long and short windows,
     the impact windows, and 1 minute."""
-    policy = reports.resolved_burn_rate_policy
-    lengths = {1, *(_minutes(w.window) for w in reports.impact_windows)}
-    lengths |= {_minutes(p.long_window) for p in policy} | {
-        _minutes(p.short_window) for p in policy
-    }
-    return pa.table({"window_minutes": pa.array(sorted(lengths), pa.int64())})
+    windows = [w.window for w in reports.impact_windows]
+    windows += [
+        w for p in reports.resolved_burn_rate_policy for w in (p.long_window, p.short_window)
+    ]
+    lengths = sorted({1, *(_minutes(w) for w in windows)})
+    return pa.table({"window_minutes": pa.array(lengths, pa.int64())})
 
 
 def _settings_table(reports: ReportsConfig) -> pa.Table:
