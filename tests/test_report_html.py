@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,7 +23,12 @@ from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.lake.ingest import ingest_metrics_hour, ingest_table_hour
 from obs_pipelines.reporting.derived import derive
-from obs_pipelines.reporting.report_html import findings, render_report, scorecard_text
+from obs_pipelines.reporting.report_html import (
+    chart_step,
+    findings,
+    render_report,
+    scorecard_text,
+)
 from obs_pipelines.reporting.reports import pin_reports, report_connection
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.sources.incidents import incident_source
@@ -316,3 +322,42 @@ def test_incidents_still_open_or_not_yet_detected_are_reported_as_such(tmp_path:
         "Undetected incident on checkout at 2026-11-10 11:00 UTC (ongoing, no alert)",
         "Undetected incident on payments at 2026-11-10 12:00 UTC (30 min of SLO impact, no alert)",
     ]
+
+
+def burn_lines(page: str) -> dict[str, int]:
+    """Points of each burn-rate chart's line, by SLO (charts without a line left out)."""
+    drawn = {}
+    for chart in page.split('data-chart="burn-rate"')[1:]:
+        svg = chart.split("</svg>")[0]
+        slo = re.search(r'data-slo="([^"]+)"', svg)
+        line = re.search(r'class="burn-line" d="([^"]*)"', svg)
+        if slo and line:
+            drawn[slo.group(1)] = len(re.findall(r"[ML]", line.group(1)))
+    return drawn
+
+
+def test_a_long_periods_burn_rate_charts_draw_one_point_per_longer_bucket(
+    config: ObsConfig, tmp_path: Path
+) -> None:
+    """A week's chart has a point per 5 minutes; a longer period's buckets grow with it (the
+    highest rate of each), so that no chart holds more than a week's points: a quarter's report
+    of 150 SLOs was a 56 MB file. 157 days: 115-minute buckets."""
+    start = utc("2026-06-01T00:00:00Z")
+    assert chart_step(START, END) == timedelta(minutes=5)
+    assert chart_step(start, END) == timedelta(minutes=115)
+
+    page = render_report(config, start, END, tmp_path / "report.html").read_text()
+    con = report_connection(config, start, END)
+    buckets = """SELECT slo_name,
+                        count(DISTINCT time_bucket(to_minutes(?), evaluated_at - INTERVAL 1 MINUTE))
+                 FROM slo_burn_rates
+                 WHERE window_minutes = 60 AND burn_rate IS NOT NULL
+                   AND evaluated_at > (SELECT period_start FROM report_period)
+                   AND evaluated_at <= (SELECT period_end FROM report_period)
+                 GROUP BY 1"""
+    coarse = dict(con.execute(buckets, [115]).fetchall())
+    fine = dict(con.execute(buckets, [5]).fetchall())
+    con.close()
+
+    assert burn_lines(page) == coarse and coarse
+    assert all(fine[slo] > 10 * points for slo, points in coarse.items())

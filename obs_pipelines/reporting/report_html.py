@@ -24,6 +24,10 @@ from obs_pipelines.reporting.query import output_sink, output_target
 from obs_pipelines.reporting.reports import pin_reports, report_connection
 
 WIDTH = 860
+# A burn-rate chart's points: a week of 5-minute buckets. Longer periods take longer buckets (the
+# highest rate of each), so a quarter's report is not 56 MB of SVG.
+CHART_POINTS = 7 * 24 * 12
+CHART_STEP = timedelta(minutes=5)
 PALETTE = {
     "ink": "#1f2933",
     "muted": "#7b8794",
@@ -224,7 +228,8 @@ def _document(con: duckdb.DuckDBPyConnection) -> str:
         "SELECT slo_name, service, slo_target, window_minutes FROM slo_definitions ORDER BY slo_name"
     ).fetchall()
     no_data = no_data_note(con)
-    one_hour_rates = _one_hour_burn_rates(con)
+    step = chart_step(period_start, period_end)
+    one_hour_rates = _one_hour_burn_rates(con, step)
     sections = [
         _section("Scorecard", _scorecard_table(scorecard_rows(con))),
         _section("Top findings", _list(findings(con)) or "<p>Nothing stands out.</p>"),
@@ -238,7 +243,9 @@ def _document(con: duckdb.DuckDBPyConnection) -> str:
             "<p>1-hour burn rate (log scale); shaded: SLO-impact episodes of the service; "
             "violet bars: the service's alerts that actually fired.</p>"
             + "".join(
-                _burn_rate_chart(con, slo, one_hour_rates.get(slo[0], []), period_start, period_end)
+                _burn_rate_chart(
+                    con, slo, one_hour_rates.get(slo[0], []), step, period_start, period_end
+                )
                 for slo in slos
             ),
         ),
@@ -437,18 +444,28 @@ def _burn_down_chart(con: duckdb.DuckDBPyConnection, slo: tuple[Any, ...]) -> st
     )
 
 
-def _one_hour_burn_rates(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[datetime, Any]]]:
-    """Every SLO's 1-hour burn rate over the period, the highest of each 5 minutes, in one query:
+def chart_step(start: datetime, end: datetime) -> timedelta:
+    """The bucket of a burn-rate chart over ``[start, end)``: 5 minutes, or the period over
+    ``CHART_POINTS`` rounded up to whole 5 minutes."""
+    steps = math.ceil((end - start) / CHART_POINTS / CHART_STEP)
+    return CHART_STEP * max(1, steps)
+
+
+def _one_hour_burn_rates(
+    con: duckdb.DuckDBPyConnection, step: timedelta
+) -> dict[str, list[tuple[datetime, Any]]]:
+    """Every SLO's 1-hour burn rate over the period, the highest of each ``step``, in one query:
     a session does not keep slo_burn_rates, so each read computes it."""
     rates: dict[str, list[tuple[datetime, Any]]] = {}
     for name, at, rate in con.execute(
-        """SELECT slo_name, time_bucket(INTERVAL 5 MINUTE, evaluated_at - INTERVAL 1 MINUTE) AS at,
+        """SELECT slo_name, time_bucket(to_minutes(?), evaluated_at - INTERVAL 1 MINUTE) AS at,
                   max(burn_rate) AS burn_rate
            FROM slo_burn_rates
            WHERE window_minutes = 60
              AND evaluated_at > (SELECT period_start FROM report_period)
              AND evaluated_at <= (SELECT period_end FROM report_period)
-           GROUP BY 1, 2 ORDER BY 1, 2"""
+           GROUP BY 1, 2 ORDER BY 1, 2""",
+        [step // timedelta(minutes=1)],
     ).fetchall():
         rates.setdefault(name, []).append((at, rate))
     return rates
@@ -458,6 +475,7 @@ def _burn_rate_chart(
     con: duckdb.DuckDBPyConnection,
     slo: tuple[Any, ...],
     rates: list[tuple[datetime, Any]],
+    step: timedelta,
     start: datetime,
     end: datetime,
 ) -> str:
@@ -504,7 +522,7 @@ def _burn_rate_chart(
     known = [(at, rate) for at, rate in rates if rate is not None]
     path = _path(
         [(x(at), y(rate)) for at, rate in known],
-        _gaps([at for at, _ in known], timedelta(minutes=5)),
+        _gaps([at for at, _ in known], step),
     )
     line = (
         f'<path class="burn-line" d="{path}" fill="none" stroke="{PALETTE["line"]}" stroke-width="1.5"/>'
