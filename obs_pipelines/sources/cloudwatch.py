@@ -264,7 +264,7 @@ class CloudWatchSource:
                 {"Name": n} if v is None else {"Name": n, "Value": v}
                 for n, v in rule.dimensions.items()
             ]
-        listing = self._within_timeout(
+        listing = self._followed(
             "list_metrics",
             "ListMetrics",
             params,
@@ -276,33 +276,6 @@ class CloudWatchSource:
             for metric in page.get("Metrics", []):
                 dimensions = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
                 yield _resolved(rule, metric["MetricName"], dimensions)
-
-    def _followed(
-        self,
-        method: str,
-        operation: str,
-        params: dict[str, Any],
-        about: Callable[[int], str],
-        deadline: Deadline | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """The pages of one ``operation`` call, every NextToken followed; a token handed back a
-        second time (which would page forever) is one line, ``about`` the pages read so far."""
-        tokens: set[str] = set()
-        while True:
-            if deadline is not None:
-                deadline.check()
-            page = self._call(method, operation, params, deadline)
-            yield page
-            token = page.get("NextToken")
-            if not token:
-                return
-            if token in tokens:
-                raise SourceError(
-                    f"CloudWatch at {self.where} returned the same NextToken twice "
-                    f"{about(len(tokens))}; rerun the hour"
-                )
-            tokens.add(token)
-            params = {**params, "NextToken": token}
 
     def _fetch(
         self, queries: list[MetricQuery], window: TimeWindow
@@ -366,7 +339,7 @@ class CloudWatchSource:
 
     def _pages(self, params: dict[str, Any], window: TimeWindow) -> Iterator[dict[str, Any]]:
         """The pages of one GetMetricData call, every NextToken followed."""
-        return self._within_timeout(
+        return self._followed(
             "get_metric_data",
             "GetMetricData",
             params,
@@ -375,7 +348,7 @@ class CloudWatchSource:
             "raise timeout or lower queries_per_call",
         )
 
-    def _within_timeout(
+    def _followed(
         self,
         method: str,
         operation: str,
@@ -386,14 +359,28 @@ class CloudWatchSource:
     ) -> Iterator[dict[str, Any]]:
         """The pages of one ``operation`` call, every NextToken followed. The whole conversation,
         retries and their waits included, must end within ``timeout``: a server handing out
-        fresh tokens forever would otherwise hang the hour."""
+        fresh tokens forever would otherwise hang the hour (``doing`` and ``fix`` name it). A
+        token handed back a second time is one line at once, ``about`` the pages read so far."""
         seconds = self.config.timeout.total_seconds()
         deadline = Deadline(seconds)
+        tokens: set[str] = set()
         read = 0
         try:
-            for page in self._followed(method, operation, params, about, deadline):
+            while True:
+                deadline.check()
+                page = self._call(method, operation, params, deadline)
                 yield page
                 read += 1
+                token = page.get("NextToken")
+                if not token:
+                    return
+                if token in tokens:
+                    raise SourceError(
+                        f"CloudWatch at {self.where} returned the same NextToken twice "
+                        f"{about(len(tokens))}; rerun the hour"
+                    )
+                tokens.add(token)
+                params = {**params, "NextToken": token}
         except DeadlineExceeded:
             raise SourceError(
                 f"CloudWatch at {self.where} did not finish {doing} within "
