@@ -20,10 +20,7 @@
 -- nor once every window is past the last one: those windows hold no events, and a period far wider
 -- than the data would fill memory. Each window is the difference of two of slo_running_totals'
 -- totals: the totals through its last minute less the totals through the minute before its first.
-WITH slos AS (
-    SELECT *, row_number() OVER (ORDER BY slo_name) AS slo_number FROM slo_definitions
-),
-windowed AS (
+WITH windowed AS (
     SELECT now_.slo_number, now_.through AS evaluated_at, w.window_minutes,
            now_.good_through - coalesce(before.good_through, 0) AS good_events,
            now_.bad_through - coalesce(before.bad_through, 0) AS bad_events,
@@ -40,4 +37,4 @@ SELECT s.slo_name, s.service, w.evaluated_at, w.window_minutes,
        CASE WHEN w.total_events > 0
             THEN w.bad_events / w.total_events / s.error_budget_target END AS burn_rate
 FROM windowed AS w
-JOIN slos AS s USING (slo_number)
+JOIN slo_definitions AS s USING (slo_number)

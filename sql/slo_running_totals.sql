@@ -4,7 +4,7 @@
 -- minute before its first), so a report session keeps this table and computes the windows it
 -- needs from it, instead of keeping every window of every minute.
 --
--- slo_number       the SLO's place in slo_definitions ordered by slo_name (1, 2, ...)
+-- slo_number       the SLO's number in slo_definitions (1, 2, ... by slo_name)
 -- minute_number    minutes since the grid's start (0, 1, ...)
 -- through          the end of the minute (its start + 1 minute)
 -- evaluated        true from a day before the previous report period on: the minutes
@@ -31,22 +31,19 @@ bounds AS (
                AS grid_end
     FROM period AS p, data_span AS s
 ),
-slos AS (
-    SELECT slo_name, row_number() OVER (ORDER BY slo_name) AS slo_number FROM slo_definitions
-),
 minute_grid AS (
     -- Minutes are numbered from the grid's start, so that a window's start is found by arithmetic.
     SELECT s.slo_number,
            unnest(range((epoch_us(b.grid_end) - epoch_us(b.grid_start)) // 60000000))
                AS minute_number
-    FROM slos AS s, bounds AS b
+    FROM slo_definitions AS s, bounds AS b
 ),
 events AS (
     SELECT s.slo_number,
            (epoch_us(e.minute) - epoch_us(b.grid_start)) // 60000000 AS minute_number,
            e.good_events, e.bad_events, e.total_events
     FROM report_slo_events AS e
-    JOIN slos AS s USING (slo_name)
+    JOIN slo_definitions AS s USING (slo_name)
     CROSS JOIN bounds AS b
     WHERE e.minute >= b.grid_start AND e.minute < b.grid_end
 )

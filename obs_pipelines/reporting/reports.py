@@ -493,11 +493,15 @@ def _slo_table(config: ObsConfig) -> pa.Table:
             "gauge_min",
             "gauge_max",
             "slo_version",
+            "slo_number",
         )
     }
+    # slo_number: the SLO's place by name, the key slo_running_totals and slo_burn_rates join on.
+    numbers = {name: n for n, name in enumerate(sorted(s.name for s in config.slos), start=1)}
     for slo in config.slos:
         sli = slo.sli
         rows["slo_version"].append(slo_version(slo))
+        rows["slo_number"].append(numbers[slo.name])
         rows["slo_name"].append(slo.name)
         rows["service"].append(slo.service)
         rows["description"].append(slo.description)
@@ -526,6 +530,7 @@ def _slo_table(config: ObsConfig) -> pa.Table:
         "threshold_seconds": pa.float64(),
         "gauge_min": pa.float64(),
         "gauge_max": pa.float64(),
+        "slo_number": pa.int64(),
     }
     return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in rows.items()})
 
