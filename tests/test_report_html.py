@@ -135,7 +135,7 @@ def rendered(report: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 class Marks(HTMLParser):
-    """Every SVG chart in a DOM and the classes of the marks drawn in it."""
+    """Every SVG chart in a DOM, the classes of the marks drawn in it and their paths' data."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -146,10 +146,12 @@ class Marks(HTMLParser):
         attributes = dict(attrs)
         if tag == "svg":
             self.inside = True
-            self.charts.append({"attrs": attributes, "marks": []})
+            self.charts.append({"attrs": attributes, "marks": [], "paths": {}})
         elif self.inside:
             for cls in (attributes.get("class") or "").split():
                 self.charts[-1]["marks"].append(f"{tag}.{cls}")  # type: ignore[union-attr]
+                if tag == "path":
+                    self.charts[-1]["paths"][cls] = attributes.get("d") or ""  # type: ignore[index]
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "svg":
@@ -326,14 +328,11 @@ def test_incidents_still_open_or_not_yet_detected_are_reported_as_such(tmp_path:
 
 def burn_lines(page: str) -> dict[str, int]:
     """Points of each burn-rate chart's line, by SLO (charts without a line left out)."""
-    drawn = {}
-    for chart in page.split('data-chart="burn-rate"')[1:]:
-        svg = chart.split("</svg>")[0]
-        slo = re.search(r'data-slo="([^"]+)"', svg)
-        line = re.search(r'class="burn-line" d="([^"]*)"', svg)
-        if slo and line:
-            drawn[slo.group(1)] = len(re.findall(r"[ML]", line.group(1)))
-    return drawn
+    return {
+        chart["attrs"]["data-slo"]: len(re.findall(r"[ML]", chart["paths"]["burn-line"]))  # type: ignore[index]
+        for chart in charts(page, "burn-rate")
+        if "burn-line" in chart["paths"]  # type: ignore[operator]
+    }
 
 
 def test_a_long_periods_burn_rate_charts_draw_one_point_per_longer_bucket(
