@@ -293,3 +293,19 @@ def test_the_poisson_tail_macros_never_understate_the_tail_and_decide_as_it_does
     assert np.allclose(tail[clearly_above], truth[clearly_above], rtol=1e-5, atol=1e-300)
     assert np.array_equal(below, tail < found["alpha"])
     assert 0 < below.sum() < below.size
+
+
+def test_a_sharp_failures_burn_rate_is_that_of_its_own_minutes(
+    episodes: dict[str, list[dict[str, Any]]],
+) -> None:
+    """The spike is one stretch: its burn rate is its minutes' bad events over the events its
+    budget allows, as the generated traffic has them."""
+    [episode] = episodes["payments"]
+    good, bad = (np.diff([0.0] + [value for _, value in s.samples]) for s in payments())
+    first, end = minute_of(episode["started_at"]), minute_of(episode["ended_at"])
+    errors = bad[first:end].sum()
+
+    assert episode["window_minutes"] == [5]
+    assert episode["peak_burn_rate"] == pytest.approx(
+        errors / ((errors + good[first:end].sum()) * BUDGET), rel=1e-12
+    )
