@@ -11,8 +11,9 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from itertools import accumulate
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from obs_pipelines.reporting.derived import derive
 from obs_pipelines.reporting.report_html import (
     chart_step,
     findings,
+    hourly_bad_shares,
     render_report,
     scorecard_text,
 )
@@ -33,7 +35,14 @@ from obs_pipelines.reporting.reports import pin_reports, report_connection
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.sources.incidents import incident_source
 from obs_pipelines.windows import TimeWindow, hour_window, utc
-from tests.report_fixtures import SCRAPE_MS, MetricSeries, make_config, ms, write_metrics
+from tests.report_fixtures import (
+    MINUTE_MS,
+    SCRAPE_MS,
+    MetricSeries,
+    make_config,
+    ms,
+    write_metrics,
+)
 
 pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
 
@@ -360,3 +369,76 @@ def test_a_long_periods_burn_rate_charts_draw_one_point_per_longer_bucket(
 
     assert burn_lines(page) == coarse and coarse
     assert all(fine[slo] > 10 * points for slo, points in coarse.items())
+
+
+def test_each_burn_down_point_is_the_bad_share_of_its_windows_clock_hours(
+    tmp_path: Path,
+) -> None:
+    """A 2-hour SLO over 8 hours of known requests: the point at each hour ``at`` of the period
+    (an unaligned one too) is the bad share of the clock hours ``h`` with ``at - 2h <= h < at``
+    (of their minutes before the period's end)."""
+    config = make_config(
+        tmp_path,
+        services=[{"name": "api", "owner": "team"}],
+        slos=[
+            {
+                "name": "api_availability",
+                "service": "api",
+                "objective": 0.99,
+                "window": "2h",
+                "sli": {
+                    "type": "ratio",
+                    "bad": 'requests_total{service="api",code="500"}',
+                    "total": 'requests_total{service="api"}',
+                },
+            }
+        ],
+    )
+    first = ms("2026-11-04T08:00:00Z") // MINUTE_MS
+    minutes = range(first, first + 8 * 60)
+    bad = {m: (m * 7) % 5 for m in minutes}  # minute m's events land in minute m (scraped at :30)
+    good = {m: 40 + (m * 3) % 11 for m in minutes}
+    write_metrics(
+        Lake(config),
+        [
+            MetricSeries(
+                "requests_total",
+                {"service": "api", "code": code},
+                [
+                    (m * MINUTE_MS + 30_000, float(total))
+                    for m, total in zip(
+                        minutes, accumulate(events[m] for m in minutes), strict=True
+                    )
+                ],
+            )
+            for code, events in (("200", good), ("500", bad))
+        ],
+    )
+    derive(config, TimeWindow(utc("2026-11-04T08:00:00Z"), utc("2026-11-04T16:00:00Z")))
+    build_catalog(config)
+
+    for start, end in (
+        ("2026-11-04T11:00:00Z", "2026-11-04T16:00:00Z"),
+        ("2026-11-04T11:17:00Z", "2026-11-04T15:43:00Z"),
+    ):
+        con = report_connection(config, utc(start), utc(end))
+        try:
+            [(name, points)] = hourly_bad_shares(con).items()
+        finally:
+            con.close()
+        expected = []
+        at = utc(start) + timedelta(hours=1)
+        while at <= utc(end):
+            hours = [  # the report's events end with its period
+                m
+                for m in minutes
+                if at - timedelta(hours=2) <= datetime.fromtimestamp(m // 60 * 3600, UTC) < at
+                and m * MINUTE_MS < ms(end)
+            ]
+            errors = sum(bad[m] for m in hours)
+            expected.append(
+                (at.replace(tzinfo=None), errors / (errors + sum(good[m] for m in hours)))
+            )
+            at += timedelta(hours=1)
+        assert name == "api_availability"
+        assert points == expected

@@ -230,13 +230,14 @@ def _document(con: duckdb.DuckDBPyConnection) -> str:
     no_data = no_data_note(con)
     step = chart_step(period_start, period_end)
     one_hour_rates = _one_hour_burn_rates(con, step)
+    budget_shares = hourly_bad_shares(con)
     sections = [
         _section("Scorecard", _scorecard_table(scorecard_rows(con))),
         _section("Top findings", _list(findings(con)) or "<p>Nothing stands out.</p>"),
         _section(
             "Error budget burn-down",
             "<p>Error budget left over each SLO's own window, hour by hour.</p>"
-            + "".join(_burn_down_chart(con, slo) for slo in slos),
+            + "".join(_burn_down_chart(slo, budget_shares.get(slo[0], [])) for slo in slos),
         ),
         _section(
             "Burn rate, impact and alerts",
@@ -380,25 +381,47 @@ def _svg(chart: str, height: int, body: str, **data: str) -> str:
     )
 
 
-def _burn_down_chart(con: duckdb.DuckDBPyConnection, slo: tuple[Any, ...]) -> str:
-    name, service, target, window_minutes = slo
-    points = con.execute(
+def hourly_bad_shares(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[datetime, Any]]]:
+    """Every SLO's share of bad events over its own window, hour by hour through the period
+    (None: no events), in one query: the window ending at each hour ``at`` sums the clock hours
+    ``h`` with ``at - window <= h < at``, as the difference of two running totals."""
+    shares: dict[str, list[tuple[datetime, Any]]] = {}
+    for name, at, share in con.execute(
         """WITH hourly AS (
-               SELECT date_trunc('hour', minute) AS hour, sum(bad_events) AS bad,
-                      sum(total_events) AS total
-               FROM report_slo_events WHERE slo_name = ? GROUP BY 1
+               SELECT slo_name, date_trunc('hour', minute) AS hour,
+                      sum(bad_events) AS bad, sum(total_events) AS total
+               FROM report_slo_events GROUP BY ALL
+           ),
+           through AS (
+               SELECT slo_name, hour, sum(bad) OVER w AS bad_through,
+                      sum(total) OVER w AS total_through
+               FROM hourly
+               WINDOW w AS (PARTITION BY slo_name ORDER BY hour ROWS UNBOUNDED PRECEDING)
            ),
            ends AS (
-               SELECT unnest(generate_series(period_start + INTERVAL 1 HOUR, period_end,
-                                             INTERVAL 1 HOUR)) AS at
-               FROM report_period
+               SELECT d.slo_name, e.at,
+                      date_trunc('hour', e.at - INTERVAL 1 MICROSECOND) AS last_hour,
+                      date_trunc('hour', e.at - to_minutes(d.window_minutes)
+                                         - INTERVAL 1 MICROSECOND) AS hour_before
+               FROM slo_definitions AS d,
+                    (SELECT unnest(generate_series(period_start + INTERVAL 1 HOUR, period_end,
+                                                   INTERVAL 1 HOUR)) AS at
+                     FROM report_period) AS e
            )
-           SELECT e.at, sum(h.bad) / nullif(sum(h.total), 0) AS bad_share
+           SELECT e.slo_name, e.at,
+                  (coalesce(l.bad_through, 0) - coalesce(b.bad_through, 0))
+                      / nullif(coalesce(l.total_through, 0) - coalesce(b.total_through, 0), 0)
            FROM ends AS e
-           LEFT JOIN hourly AS h ON h.hour >= e.at - to_minutes(?) AND h.hour < e.at
-           GROUP BY e.at ORDER BY e.at""",
-        [name, window_minutes],
-    ).fetchall()
+           ASOF LEFT JOIN through AS l ON l.slo_name = e.slo_name AND l.hour <= e.last_hour
+           ASOF LEFT JOIN through AS b ON b.slo_name = e.slo_name AND b.hour <= e.hour_before
+           ORDER BY e.slo_name, e.at"""
+    ).fetchall():
+        shares.setdefault(name, []).append((at, share))
+    return shares
+
+
+def _burn_down_chart(slo: tuple[Any, ...], points: list[tuple[datetime, Any]]) -> str:
+    name, service, target, _ = slo
     budget = 1 - target
     series = [(at, None if share is None else 1 - share / budget) for at, share in points]
     height, top, bottom, left, right = 180, 24, 30, 56, 16
