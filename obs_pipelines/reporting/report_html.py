@@ -231,6 +231,7 @@ def _document(con: duckdb.DuckDBPyConnection) -> str:
     step = chart_step(period_start, period_end)
     one_hour_rates = _one_hour_burn_rates(con, step)
     budget_shares = hourly_bad_shares(con)
+    marks = ChartMarks.read(con)
     sections = [
         _section("Scorecard", _scorecard_table(scorecard_rows(con))),
         _section("Top findings", _list(findings(con)) or "<p>Nothing stands out.</p>"),
@@ -245,7 +246,7 @@ def _document(con: duckdb.DuckDBPyConnection) -> str:
             "violet bars: the service's alerts that actually fired.</p>"
             + "".join(
                 _burn_rate_chart(
-                    con, slo, one_hour_rates.get(slo[0], []), step, period_start, period_end
+                    marks, slo, one_hour_rates.get(slo[0], []), step, period_start, period_end
                 )
                 for slo in slos
             ),
@@ -494,8 +495,35 @@ def _one_hour_burn_rates(
     return rates
 
 
+@dataclass(frozen=True)
+class ChartMarks:
+    """What the burn-rate charts shade, read once for every SLO: the current period's impact
+    episodes by SLO, and its alert firings (clipped to the period) by service, in time order."""
+
+    episodes: dict[str, list[tuple[datetime, datetime]]]
+    alerts: dict[str, list[tuple[str, datetime, datetime]]]
+
+    @classmethod
+    def read(cls, con: duckdb.DuckDBPyConnection) -> "ChartMarks":
+        episodes: dict[str, list[tuple[datetime, datetime]]] = {}
+        for name, started, ended in con.execute(
+            """SELECT unnest(slo_names) AS slo_name, started_at, ended_at FROM impact_episodes
+               WHERE period = 'current' ORDER BY started_at, slo_name"""
+        ).fetchall():
+            episodes.setdefault(name, []).append((started, ended))
+        alerts: dict[str, list[tuple[str, datetime, datetime]]] = {}
+        for service, alert, started, ended in con.execute(
+            """SELECT f.service, f.alertname, greatest(f.starts_at, p.period_start),
+                      least(f.effective_end, p.period_end)
+               FROM alert_firings AS f, report_period AS p
+               WHERE f.current_minutes > 0 ORDER BY f.starts_at, f.alertname"""
+        ).fetchall():
+            alerts.setdefault(service, []).append((alert, started, ended))
+        return cls(episodes, alerts)
+
+
 def _burn_rate_chart(
-    con: duckdb.DuckDBPyConnection,
+    marks: ChartMarks,
     slo: tuple[Any, ...],
     rates: list[tuple[datetime, Any]],
     step: timedelta,
@@ -503,18 +531,8 @@ def _burn_rate_chart(
     end: datetime,
 ) -> str:
     name, service, _, _ = slo
-    episodes = con.execute(
-        """SELECT started_at, ended_at FROM impact_episodes
-           WHERE period = 'current' AND list_contains(slo_names, ?) ORDER BY started_at""",
-        [name],
-    ).fetchall()
-    alerts = con.execute(
-        """SELECT f.alertname, greatest(f.starts_at, p.period_start),
-                  least(f.effective_end, p.period_end)
-           FROM alert_firings AS f, report_period AS p
-           WHERE f.current_minutes > 0 AND f.service = ? ORDER BY f.starts_at""",
-        [service],
-    ).fetchall()
+    episodes = marks.episodes.get(name, [])
+    alerts = marks.alerts.get(service, [])
     height, top, lane, left, right = 220, 22, 26, 56, 16
     plot_bottom = height - lane - 26
     x = _time_axis(start, end, left, WIDTH - right)
