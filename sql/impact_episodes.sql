@@ -50,8 +50,7 @@
 -- crossing its start are whole unless their windows reach further back. The windows are
 -- slo_burn_rates' (running totals over the gapless minute grid), through slo_burning_windows,
 -- which a report session pins once for this report and slo_burn_episodes; only the minutes of
--- regions are read again, one by one, and the events of a region or a stretch are their running
--- totals at its two ends (minutes_through), not a sum over its minutes.
+-- regions are read again, one by one.
 -- Events are summed before they are multiplied by the error budget: sums of whole numbers do not
 -- depend on the order rows reach them in, so a report gives the same last digits every time.
 --
@@ -135,45 +134,18 @@ minutes AS MATERIALIZED (
     ) AS g
     LEFT JOIN report_slo_events AS e ON e.slo_name = g.slo_name AND e.minute = g.minute
 ),
-minutes_through AS MATERIALIZED (
-    -- Each SLO's events before and through each of its region minutes: the events of a run of
-    -- minutes are those through its last minute less those before its first.
-    SELECT slo_name, minute, bad_through - bad AS bad_before, total_through - total AS total_before,
-           bad_through, total_through
-    FROM (
-        SELECT *, sum(bad) OVER through_minute AS bad_through,
-               sum(total) OVER through_minute AS total_through
-        FROM minutes
-        WINDOW through_minute AS (PARTITION BY slo_name ORDER BY minute ROWS UNBOUNDED PRECEDING)
-    )
-),
-region_starts AS MATERIALIZED (
-    -- (Each end is looked up on its own: joined at once, the two lookups could meet first.)
-    SELECT r.*, m.bad_before, m.total_before
-    FROM regions AS r
-    CROSS JOIN period AS p
-    JOIN minutes_through AS m
-      ON m.slo_name = r.slo_name
-     AND m.minute = greatest(r.region_start, p.previous_start - INTERVAL 1 DAY)
-),
-region_rates AS (
-    -- Each region's burn rate (at least its window's threshold), over the minutes it reads.
-    SELECT r.* EXCLUDE (bad_before, total_before),
-           greatest(
-               (m.bad_through - r.bad_before)
-                   / nullif((m.total_through - r.total_before) * r.error_budget_target, 0),
-               r.burn_rate_threshold
-           ) AS rate
-    FROM region_starts AS r
-    JOIN minutes_through AS m
-      ON m.slo_name = r.slo_name AND m.minute = r.region_end - INTERVAL 1 MINUTE
-),
 region_minutes AS (
     SELECT g.slo_name, g.service, g.error_budget_target, g.window_minutes, g.burn_rate_threshold,
-           g.layer, g.region_start, g.rate, m.minute, m.bad, m.allowed
-    FROM region_rates AS g
+           g.layer, g.region_start, m.minute, m.bad, m.allowed,
+           greatest(
+               sum(m.bad) OVER whole_region
+                   / nullif(sum(m.total) OVER whole_region * g.error_budget_target, 0),
+               g.burn_rate_threshold
+           ) AS rate
+    FROM regions AS g
     JOIN minutes AS m
       ON m.slo_name = g.slo_name AND m.minute >= g.region_start AND m.minute < g.region_end
+    WINDOW whole_region AS (PARTITION BY g.slo_name, g.layer, g.region_start)
 ),
 cusum AS (
     -- Page's CUSUM, max(0, previous + llr), is the running llr sum less its running minimum (or 0).
@@ -206,21 +178,17 @@ stretch_bounds AS (
     GROUP BY slo_name, service, error_budget_target, window_minutes, burn_rate_threshold, layer,
              region_start, excursion
 ),
-stretch_starts AS MATERIALIZED (
-    SELECT b.*, m.bad_before, m.total_before
-    FROM stretch_bounds AS b
-    JOIN minutes_through AS m ON m.slo_name = b.slo_name AND m.minute = b.started_at
-),
 significant_stretches AS MATERIALIZED (
     SELECT t.*, t.bad / t.allowed AS burn_rate
     FROM (
         SELECT c.*, poisson_upper_tail(c.bad, c.allowed) AS p_value
         FROM (
-            SELECT b.* EXCLUDE (bad_before, total_before),
-                   m.bad_through - b.bad_before AS bad,
-                   (m.total_through - b.total_before) * b.error_budget_target AS allowed
-            FROM stretch_starts AS b
-            JOIN minutes_through AS m ON m.slo_name = b.slo_name AND m.minute = b.last_minute
+            SELECT b.*, sum(m.bad) AS bad,
+                   sum(m.total) * any_value(b.error_budget_target) AS allowed
+            FROM stretch_bounds AS b
+            JOIN minutes AS m
+              ON m.slo_name = b.slo_name AND m.minute >= b.started_at AND m.minute <= b.last_minute
+            GROUP BY ALL
         ) AS c
     ) AS t, settings AS s
     WHERE t.allowed > 0
