@@ -385,7 +385,8 @@ def _svg(chart: str, height: int, body: str, **data: str) -> str:
 def hourly_bad_shares(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[datetime, Any]]]:
     """Every SLO's share of bad events over its own window, hour by hour through the period
     (None: no events), in one query: the window ending at each hour ``at`` sums the clock hours
-    ``h`` with ``at - window <= h < at``, as the difference of two running totals."""
+    ``h`` with ``at - window <= h < at`` of the session's events (which end with the period), as
+    the difference of two hourly running totals."""
     shares: dict[str, list[tuple[datetime, Any]]] = {}
     for name, at, share in con.execute(
         """WITH hourly AS (
