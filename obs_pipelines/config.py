@@ -754,6 +754,21 @@ class LakeConfig(Strict):
     # days) is vacuumed this long after, so a reader that opened an older version of the table
     # just before can still read it. 0s vacuums in the same run.
     delete_delay: Duration = timedelta(minutes=5)
+    # DuckDB's memory limit in sessions over the catalog (obs query, obs report, the report
+    # asset): past it DuckDB spills to <catalog>.tmp. None: DuckDB's own, 80% of the RAM.
+    query_memory_limit: str | None = None
+
+    @field_validator("query_memory_limit")
+    @classmethod
+    def _memory_size(cls, limit: str | None) -> str | None:
+        if limit is not None and not re.fullmatch(
+            r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", limit.strip()
+        ):
+            raise ValueError(
+                f"{limit!r} is not a size DuckDB takes; write a number and a unit, such as 8GB "
+                "or 512MiB"
+            )
+        return limit
 
     @model_validator(mode="before")
     @classmethod

@@ -99,6 +99,11 @@ BAD_CONFIGS = [
         {"ingest": {"start": "2026-11-01T00:30:00Z"}},
         "config: ingest.start: 2026-11-01T00:30:00+00:00 is not on the hour; partitions are hourly",
     ),
+    (
+        {"lake": {"query_memory_limit": "lots"}},
+        "config: lake.query_memory_limit: 'lots' is not a size DuckDB takes; write a number and "
+        "a unit, such as 8GB or 512MiB",
+    ),
 ]
 
 

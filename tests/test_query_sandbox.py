@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 import pytest
+import yaml
 from deltalake import DeltaTable
 
 from obs_pipelines.config import load_config
@@ -651,3 +652,17 @@ def test_only_sql_that_reads_a_report_pins_the_default_report_end(sql: str, read
     from obs_pipelines.reporting.query import reads_reports
 
     assert reads_reports(sql) is reads
+
+
+def test_a_query_past_the_memory_limit_fails_in_one_line_naming_it(tmp_path: Path) -> None:
+    config_path = one_hour_lake(tmp_path, HOUR)
+    raw = yaml.safe_load(config_path.read_text())
+    raw["lake"]["query_memory_limit"] = "8MB"
+    config_path.write_text(yaml.safe_dump(raw))
+    build_catalog(load_config(config_path))
+
+    done = obs(config_path, "SELECT list(i ORDER BY i DESC) FROM range(20000000) AS t(i)")
+
+    line = one_error_line(done)
+    assert line.startswith("obs: error: query failed: Out of Memory Error")
+    assert line.endswith("; raise lake.query_memory_limit")

@@ -17,13 +17,15 @@ from dagster import DagsterInstance, DailyPartitionsDefinition, materialize
 from assets.reports import build_report_assets
 from assets.resources import ObsResource
 from obs_pipelines.config import ObsConfig, load_config
+from obs_pipelines.errors import LakeError
 from obs_pipelines.lake import Lake
 from obs_pipelines.lake.catalog import build_catalog
 from obs_pipelines.lake.ingest import ingest_metrics_hour, ingest_table_hour
 from obs_pipelines.reporting.derived import derive
-from obs_pipelines.reporting.reports import report_connection
+from obs_pipelines.reporting.reports import pin_reports, report_connection
 from obs_pipelines.sources import metric_source, table_source
 from obs_pipelines.windows import TimeWindow, utc
+from tests.report_fixtures import every_report
 
 pytestmark = pytest.mark.integration  # builds catalogs with every report: seconds per test
 
@@ -192,3 +194,44 @@ def test_the_daily_report_asset_writes_the_html_and_reports_the_scorecard(
         "Undetected incident on waardhaven-api at 2026-11-07 03:00 UTC"
         in metadata["top findings"].value
     )
+
+
+def limited(config_path: Path, limit: str) -> ObsConfig:
+    config = load_config(config_path)
+    return config.model_copy(
+        update={"lake": config.lake.model_copy(update={"query_memory_limit": limit})}
+    )
+
+
+def test_a_memory_limited_session_reports_the_same_rows(config_path: Path) -> None:
+    """``lake.query_memory_limit`` reaches DuckDB, and the reports under it are the same (one
+    session at a time: sessions of one process share the catalog's DuckDB instance)."""
+    found = []
+    for config in (load_config(config_path), limited(config_path, "256MB")):
+        con = report_connection(config, *PERIOD)
+        try:
+            limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+            found.append((limit, every_report(con)))
+        finally:
+            con.close()
+    [(default, reports), (capped, capped_reports)] = found
+
+    assert capped == "244.1 MiB" and default != capped
+    assert capped_reports == reports
+    assert sum(len(rows) for rows in reports.values()) > 1000
+
+
+def test_a_report_out_of_memory_fails_in_one_line_naming_the_limit(config_path: Path) -> None:
+    con = report_connection(limited(config_path, "8MB"), *PERIOD)
+    try:
+        with pytest.raises(LakeError) as error:
+            pin_reports(con)
+    finally:
+        con.close()
+
+    assert str(error.value).startswith("computing ")
+    assert (
+        "needs more memory than DuckDB may use here (7.6 MiB); raise lake.query_memory_limit"
+        in str(error.value)
+    )
+    assert "\n" not in str(error.value)

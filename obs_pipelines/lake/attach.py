@@ -27,6 +27,8 @@ def connect(config: ObsConfig, read_only: bool = True) -> duckdb.DuckDBPyConnect
     # The lake's times are naive UTC; a time with a zone converts through the session's zone,
     # which is the machine's unless set: a report period must not move with the machine.
     con.execute("SET TimeZone = 'UTC'")
+    if config.lake.query_memory_limit is not None:
+        con.execute("SET memory_limit = ?", [config.lake.query_memory_limit])
     lake = Lake(config)
     built_for = catalog_lake_root(con)
     if built_for is not None and built_for != lake_identity(lake):

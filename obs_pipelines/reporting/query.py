@@ -709,7 +709,8 @@ def _refusal(kind: duckdb.StatementType, tokens: list[_Token]) -> str:
 
 def _failed(exc: BaseException) -> ObsError:
     lines = str(exc).strip().splitlines()
-    return ObsError(f"query failed: {lines[0] if lines else type(exc).__name__}")
+    hint = "; raise lake.query_memory_limit" if isinstance(exc, duckdb.OutOfMemoryException) else ""
+    return ObsError(f"query failed: {lines[0] if lines else type(exc).__name__}{hint}")
 
 
 def _folder(path: str) -> str:

@@ -718,8 +718,16 @@ def pin_reports(con: duckdb.DuckDBPyConnection, names: tuple[str, ...] = PINNED_
 
     The period is frozen too, so set it (:func:`report_connection`) before pinning.
     """
-    database = con.execute("SELECT current_database()").fetchone()[0]
+    database, limit = con.execute(
+        "SELECT current_database(), current_setting('memory_limit')"
+    ).fetchone()
     for name in names:
-        con.execute(
-            f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM "{database}".main.{name}'
-        )
+        try:
+            con.execute(
+                f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM "{database}".main.{name}'
+            )
+        except duckdb.OutOfMemoryException:
+            raise LakeError(
+                f"computing {name} needs more memory than DuckDB may use here ({limit}); raise "
+                "lake.query_memory_limit (unset: 80% of the RAM) or report a shorter period"
+            ) from None
