@@ -761,14 +761,14 @@ class LakeConfig(Strict):
     @field_validator("query_memory_limit")
     @classmethod
     def _memory_size(cls, limit: str | None) -> str | None:
-        if limit is not None and not re.fullmatch(
-            r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", limit.strip()
-        ):
+        if limit is None:
+            return None
+        if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", limit.strip()):
             raise ValueError(
                 f"{limit!r} is not a size DuckDB takes; write a number and a unit, such as 8GB "
                 "or 512MiB"
             )
-        return limit
+        return limit.strip()
 
     @model_validator(mode="before")
     @classmethod
