@@ -387,8 +387,7 @@ def hourly_bad_shares(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[da
     (None: no events), in one query: the window ending at each hour ``at`` sums the clock hours
     ``h`` with ``at - window <= h < at`` of the session's events (which end with the period), as
     the difference of two hourly running totals."""
-    shares: dict[str, list[tuple[datetime, Any]]] = {}
-    for name, at, share in con.execute(
+    rows = con.execute(
         """WITH hourly AS (
                SELECT slo_name, date_trunc('hour', minute) AS hour,
                       sum(bad_events) AS bad, sum(total_events) AS total
@@ -417,9 +416,8 @@ def hourly_bad_shares(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[da
            ASOF LEFT JOIN through AS l ON l.slo_name = e.slo_name AND l.hour <= e.last_hour
            ASOF LEFT JOIN through AS b ON b.slo_name = e.slo_name AND b.hour <= e.hour_before
            ORDER BY e.slo_name, e.at"""
-    ).fetchall():
-        shares.setdefault(name, []).append((at, share))
-    return shares
+    ).fetchall()
+    return _grouped(rows)
 
 
 def _burn_down_chart(slo: tuple[Any, ...], points: list[tuple[datetime, Any]]) -> str:
@@ -481,8 +479,7 @@ def _one_hour_burn_rates(
 ) -> dict[str, list[tuple[datetime, Any]]]:
     """Every SLO's 1-hour burn rate over the period, the highest of each ``step``, in one query:
     a session does not keep slo_burn_rates, so each read computes it."""
-    rates: dict[str, list[tuple[datetime, Any]]] = {}
-    for name, at, rate in con.execute(
+    rows = con.execute(
         """SELECT slo_name, time_bucket(to_minutes(?), evaluated_at - INTERVAL 1 MINUTE) AS at,
                   max(burn_rate) AS burn_rate
            FROM slo_burn_rates
@@ -491,9 +488,8 @@ def _one_hour_burn_rates(
              AND evaluated_at <= (SELECT period_end FROM report_period)
            GROUP BY 1, 2 ORDER BY 1, 2""",
         [step // timedelta(minutes=1)],
-    ).fetchall():
-        rates.setdefault(name, []).append((at, rate))
-    return rates
+    ).fetchall()
+    return _grouped(rows)
 
 
 @dataclass(frozen=True)
@@ -506,21 +502,25 @@ class ChartMarks:
 
     @classmethod
     def read(cls, con: duckdb.DuckDBPyConnection) -> "ChartMarks":
-        episodes: dict[str, list[tuple[datetime, datetime]]] = {}
-        for name, started, ended in con.execute(
+        episodes = con.execute(
             """SELECT unnest(slo_names) AS slo_name, started_at, ended_at FROM impact_episodes
                WHERE period = 'current' ORDER BY started_at, slo_name"""
-        ).fetchall():
-            episodes.setdefault(name, []).append((started, ended))
-        alerts: dict[str, list[tuple[str, datetime, datetime]]] = {}
-        for service, alert, started, ended in con.execute(
+        ).fetchall()
+        alerts = con.execute(
             """SELECT f.service, f.alertname, greatest(f.starts_at, p.period_start),
                       least(f.effective_end, p.period_end)
                FROM alert_firings AS f, report_period AS p
                WHERE f.current_minutes > 0 ORDER BY f.starts_at, f.alertname"""
-        ).fetchall():
-            alerts.setdefault(service, []).append((alert, started, ended))
-        return cls(episodes, alerts)
+        ).fetchall()
+        return cls(_grouped(episodes), _grouped(alerts))
+
+
+def _grouped(rows: list[tuple[Any, ...]]) -> dict[Any, list[tuple[Any, ...]]]:
+    """Query rows by their first column, each the rest of its row, in the rows' order."""
+    grouped: dict[Any, list[tuple[Any, ...]]] = {}
+    for key, *rest in rows:
+        grouped.setdefault(key, []).append(tuple(rest))
+    return grouped
 
 
 def _burn_rate_chart(
