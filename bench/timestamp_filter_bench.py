@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from obs_pipelines.lake.attach import load_packaged_extension
+from obs_pipelines.sql_literal import sql_literal
 
 DAY_US = 86_400_000_000
 START_US = int(np.datetime64("2026-01-01T00:00:00", "us").astype(np.int64))
@@ -57,10 +58,11 @@ def main() -> None:
         load_packaged_extension(con, "duckdb_extension_delta", "delta")
         con.execute(
             "CREATE VIEW zoned AS SELECT series_id, make_timestamp(epoch_us(ts)) AS ts, value, dt "
-            f"FROM delta_scan('{root / 'zoned'}')"
+            f"FROM delta_scan({sql_literal(str(root / 'zoned'))})"
         )
         con.execute(
-            f"CREATE VIEW ntz AS SELECT series_id, ts, value, dt FROM delta_scan('{root / 'ntz'}')"
+            "CREATE VIEW ntz AS SELECT series_id, ts, value, dt "
+            f"FROM delta_scan({sql_literal(str(root / 'ntz'))})"
         )
         last = np.datetime64(START_US + (args.days - 2) * DAY_US, "us")
         hour = last + np.timedelta64(12, "h")
