@@ -137,14 +137,17 @@ period_data AS (
     FROM alert_rules AS r, report_periods AS p
     WHERE r.snapshot_at > p.starts_at AND r.snapshot_at <= p.ends_at
 ),
-presence AS (
-    SELECT DISTINCT s.period, m.service, 'metrics' AS pillar
+series_by_period AS MATERIALIZED (
+    -- The period's series with their service and metric: metric_series collapses the whole
+    -- table's rows per series, so it is read once for both pillars below.
+    SELECT s.period, m.service, m.metric
     FROM samples_by_period AS s JOIN metric_series AS m USING (series_id)
     WHERE m.service IS NOT NULL
+),
+presence AS (
+    SELECT DISTINCT period, service, 'metrics' AS pillar FROM series_by_period
     UNION
-    SELECT DISTINCT s.period, m.service, 'up'
-    FROM samples_by_period AS s JOIN metric_series AS m USING (series_id)
-    WHERE m.service IS NOT NULL AND m.metric = 'up'
+    SELECT DISTINCT period, service, 'up' FROM series_by_period WHERE metric = 'up'
     UNION
     SELECT period, service, 'logs' FROM logs_by_period WHERE service IS NOT NULL
     UNION
