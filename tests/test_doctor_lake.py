@@ -63,10 +63,16 @@ def test_a_stale_last_checkpoint_is_named_with_its_fix_and_views_point_at_it(
         "their tables do not open (metric_samples): fix what lake.tables says first; "
         "`obs catalog` cannot bind them either"
     )
+    # It reads every table's log: it points at the table instead of repeating DuckDB's error.
+    assert checks["lake.sources"].line() == (
+        "skip  lake.sources           not run: it reads every table's log, and 1 do not open "
+        "(metric_samples); fix what lake.tables says first"
+    )
 
     (log / "_last_checkpoint").unlink()  # the fix, as given
     checks = by_check(run_checks(config, dagster_home=None))
     assert checks["lake.tables"].ok and checks["catalog"].ok
+    assert checks["lake.sources"].ok and not checks["lake.sources"].skipped
     assert Lake(config).tables.read_window("metric_samples", None).num_rows == 150
 
 

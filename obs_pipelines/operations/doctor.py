@@ -768,7 +768,7 @@ def _catalog_checks(config: ObsConfig, broken_tables: set[str] | None = None) ->
         ]
     return [
         _guard("catalog", lambda: _catalog_views(config, broken_tables or set())),
-        _guard("lake.sources", lambda: _lake_sources(config)),
+        _guard("lake.sources", lambda: _lake_sources(config, broken_tables or set())),
     ]
 
 
@@ -780,14 +780,23 @@ _S3_READ_THREADS = 16
 _RECORDED_AS = {"alertmanager_alerts": {"prometheus": "alertmanager"}}
 
 
-def _lake_sources(config: ObsConfig) -> CheckResult:
+def _lake_sources(config: ObsConfig, broken_tables: set[str]) -> CheckResult:
     """Whether the lake holds data from sources the config does not use (simulated data in a
     lake fed by real servers, or any data of a pillar set to ``none``): such partitions count in
-    the reports. Reads each file's recorded source (``lake_partition_sources``)."""
+    the reports. Reads each file's recorded source (``lake_partition_sources``), that is every
+    table's commits, so a table whose log does not open (``broken_tables``) leaves it unread."""
     import duckdb
 
     from obs_pipelines.lake.catalog import connect
 
+    if broken_tables:
+        return CheckResult(
+            "lake.sources",
+            True,
+            f"not run: it reads every table's log, and {len(broken_tables)} do not open "
+            f"({', '.join(sorted(broken_tables))}); fix what lake.tables says first",
+            skipped=True,
+        )
     con = connect(config, read_only=True)
     try:
         if config.lake_root.startswith("s3://"):
