@@ -20,6 +20,7 @@ import duckdb
 from obs_pipelines.config import ObsConfig
 from obs_pipelines.errors import ObsError
 from obs_pipelines.lake.delta import delta_root
+from obs_pipelines.reporting.chart_axes import time_ticks, value_ticks
 from obs_pipelines.reporting.query import output_sink, output_target
 from obs_pipelines.reporting.reports import pin_reports, report_connection
 
@@ -426,7 +427,8 @@ def _burn_down_chart(slo: tuple[Any, ...], points: list[tuple[datetime, Any]]) -
     series = [(at, None if share is None else 1 - share / budget) for at, share in points]
     height, top, bottom, left, right = 180, 24, 30, 56, 16
     values = [v for _, v in series if v is not None]
-    low = min([0.0, *values])
+    ticks = value_ticks(min([0.0, *values]), 1.0)
+    low = ticks[0]  # the lowest gridline is the plot's bottom edge, clear of the time labels
     span_y = 1 - low or 1
     x = _time_axis(
         series[0][0] if series else datetime(1970, 1, 1),
@@ -444,9 +446,9 @@ def _burn_down_chart(slo: tuple[Any, ...], points: list[tuple[datetime, Any]]) -
     )
     grid = "".join(
         f'<line x1="{left}" x2="{WIDTH - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
-        f'stroke="{PALETTE["grid"]}"/><text x="{left - 6}" y="{y(v) + 4:.1f}" '
+        f'stroke="{PALETTE["grid"]}"/><text class="y-label" x="{left - 6}" y="{y(v) + 4:.1f}" '
         f'text-anchor="end">{v * 100:.0f}%</text>'
-        for v in _ticks(low, 1.0)
+        for v in ticks
     )
     zero = (
         f'<line class="zero" x1="{left}" x2="{WIDTH - right}" y1="{y(0):.1f}" y2="{y(0):.1f}" '
@@ -461,7 +463,7 @@ def _burn_down_chart(slo: tuple[Any, ...], points: list[tuple[datetime, Any]]) -
     return _svg(
         "burn-down",
         height,
-        title + grid + zero + line + _time_labels(series, x, height - 10),
+        title + grid + zero + line + _time_labels(series, x, height - 10, left, WIDTH - right),
         slo=name,
         points=str(len(values)),
     )
@@ -558,7 +560,7 @@ def _burn_rate_chart(
     grid = "".join(
         f'<line x1="{left}" x2="{WIDTH - right}" y1="{y(r):.1f}" y2="{y(r):.1f}" '
         f'stroke="{PALETTE["warn"] if r in (1, 14.4) else PALETTE["grid"]}"/>'
-        f'<text x="{left - 6}" y="{y(r) + 4:.1f}" text-anchor="end">{r:g}x</text>'
+        f'<text class="y-label" x="{left - 6}" y="{y(r) + 4:.1f}" text-anchor="end">{r:g}x</text>'
         for r in (0.1, 1, 14.4, 100, 1000)
     )
     known = [(at, rate) for at, rate in rates if rate is not None]
@@ -573,7 +575,7 @@ def _burn_rate_chart(
     )
     title = f'<text x="{left}" y="14" font-weight="600">{_e(name)}: 1h burn rate</text>'
     lane_label = f'<text x="{left - 6}" y="{plot_bottom + 20}" text-anchor="end">alerts</text>'
-    ticks = _time_labels([(start, None), (end, None)], x, height - 6, count=8)
+    ticks = _time_labels([(start, None), (end, None)], x, height - 6, left, WIDTH - right, count=8)
     return _svg(
         "burn-rate",
         height,
@@ -688,27 +690,27 @@ def _time_axis(start: datetime, end: datetime, x0: float, x1: float) -> Any:
 
 
 def _time_labels(
-    series: Sequence[tuple[datetime, Any]], x: Any, baseline: float, count: int = 7
+    series: Sequence[tuple[datetime, Any]],
+    x: Any,
+    baseline: float,
+    left: float,
+    right: float,
+    count: int = 7,
 ) -> str:
+    """Labels at round moments of the series' span (:func:`time_ticks`); one near an edge of
+    the plot (``left``, ``right``) is aligned to it rather than centred past it."""
     if not series:
         return ""
-    first, last = series[0][0], series[-1][0]
-    step = (last - first) / max(count - 1, 1)
-    moments = [first + step * i for i in range(count)] if step > timedelta(0) else [first]
-    return "".join(
-        f'<text x="{x(m):.1f}" y="{baseline}" text-anchor="middle" fill="{PALETTE["muted"]}">'
-        f"{m:%m-%d %H:%M}</text>"
-        for m in moments
-    )
-
-
-def _ticks(low: float, high: float) -> list[float]:
-    """At most about six round ticks from ``low`` to ``high``."""
-    raw = (high - low) / 5 or 0.25
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    first = math.floor(low / step) * step
-    return [first + step * i for i in range(int((high - first) / step) + 1)]
+    moments, fmt = time_ticks(series[0][0], series[-1][0], count)
+    labels = []
+    for moment in moments:
+        at = x(moment)
+        anchor = "start" if at - left < 30 else "end" if right - at < 30 else "middle"
+        labels.append(
+            f'<text class="x-label" x="{at:.1f}" y="{baseline}" text-anchor="{anchor}" '
+            f'fill="{PALETTE["muted"]}">{moment.strftime(fmt)}</text>'
+        )
+    return "".join(labels)
 
 
 def _path(points: list[tuple[float, float]], breaks: set[int] | None = None) -> str:
