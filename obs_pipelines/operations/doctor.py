@@ -468,10 +468,8 @@ _LAKE_DEPENDENT = ("lake.writable", "lake.tables", "lake.file_layout", "lake.lif
 _REACH_TIMEOUT_SECONDS = 5.0
 
 
-def _not_run(check: str) -> CheckResult:
-    return CheckResult(
-        check, True, "not run: the lake is unreachable (lake.reachable)", skipped=True
-    )
+def _not_run(check: str, why: str = "the lake is unreachable (lake.reachable)") -> CheckResult:
+    return CheckResult(check, True, f"not run: {why}", skipped=True)
 
 
 def _lake_checks(config: ObsConfig) -> list[CheckResult]:
@@ -790,12 +788,10 @@ def _lake_sources(config: ObsConfig, broken_tables: set[str]) -> CheckResult:
     from obs_pipelines.lake.catalog import connect
 
     if broken_tables:
-        return CheckResult(
+        return _not_run(
             "lake.sources",
-            True,
-            f"not run: it reads every table's log, and {len(broken_tables)} do not open "
+            f"it reads every table's log, and {len(broken_tables)} do not open "
             f"({', '.join(sorted(broken_tables))}); fix what lake.tables says first",
-            skipped=True,
         )
     con = connect(config, read_only=True)
     try:
