@@ -67,29 +67,33 @@ def suite(config: ObsConfig) -> None:
     con = report_connection(config)
     print(f"{'open, pin the default end':28s} {time.perf_counter() - wall:7.2f}", flush=True)
     database = con.execute("SELECT current_database()").fetchone()[0]
-    for name in PINNED_REPORTS:
+
+    def timed(label: str, create: str, table: str) -> None:
+        """Run ``create`` (which makes ``table``) and print its wall and CPU seconds and rows."""
         step, step_cpu = time.perf_counter(), time.process_time()
-        con.execute(
-            f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM "{database}".main.{name}'
-        )
-        rows = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+        con.execute(create)
+        rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         print(
-            f"{name:28s} {time.perf_counter() - step:7.2f} cpu {time.process_time() - step_cpu:7.2f}"
+            f"{label:28s} {time.perf_counter() - step:7.2f} cpu {time.process_time() - step_cpu:7.2f}"
             f"  {rows:,} rows",
             flush=True,
+        )
+
+    for name in PINNED_REPORTS:
+        timed(
+            name,
+            f'CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM "{database}".main.{name}',
+            name,
         )
     others = time.perf_counter()
     for name in report_queries():
         if name not in PINNED_REPORTS:
-            step, step_cpu = time.perf_counter(), time.process_time()
-            con.execute(f"CREATE TEMP TABLE bench_result AS SELECT * FROM {name}")
-            rows = con.execute("SELECT count(*) FROM bench_result").fetchone()[0]
-            con.execute("DROP TABLE bench_result")
-            print(
-                f"  {name:26s} {time.perf_counter() - step:7.2f} cpu {time.process_time() - step_cpu:7.2f}"
-                f"  {rows:,} rows",
-                flush=True,
+            timed(
+                f"  {name}",
+                f"CREATE TEMP TABLE bench_result AS SELECT * FROM {name}",
+                "bench_result",
             )
+            con.execute("DROP TABLE bench_result")
     print(f"{'every other view':28s} {time.perf_counter() - others:7.2f}")
     con.close()
     print(f"{'total':28s} {time.perf_counter() - wall:7.2f} cpu {time.process_time() - cpu:7.2f}")
